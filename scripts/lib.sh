@@ -1,0 +1,171 @@
+# shellcheck shell=bash
+# Shared helpers for the ringmcp test scripts. Source it, don't run it:
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# Provides:
+#   REPO_ROOT, CACHE_DIR            absolute paths (repo root, <root>/.cache)
+#   log / warn / die                messages on stderr, prefixed with the script name
+#   on_exit CMD...                  register a cleanup command (run LIFO by one EXIT trap)
+#   make_tmpdir VAR                 mktemp -d, removed on exit, path stored in VAR
+#   free_port                       print a currently-free TCP port on 127.0.0.1
+#   http_status URL                 print the HTTP status code of GET URL (000 on error)
+#   wait_http_ok URL TIMEOUT [PID]  poll until GET URL answers 200; fail early if PID dies
+#   ringmcp_bin                     print the server binary (RINGMCP_BIN or target/release/ringmcp)
+#   start_server LOG ARGS...        start the server on a free port (sets SERVER_PORT,
+#                                   SERVER_PID, SERVER_URL), wait for /healthz, stop on exit
+#   stop_server                     stop it now (idempotent)
+#   stamp_matches DIR KEY / write_stamp DIR KEY
+#                                   idempotent-install markers keyed on pinned versions
+
+if [[ -n "${_RINGMCP_LIB_SH:-}" ]]; then return 0; fi
+_RINGMCP_LIB_SH=1
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+CACHE_DIR="$REPO_ROOT/.cache"
+_LIB_PROG="$(basename "${0:-lib.sh}")"
+
+log()  { printf '[%s] %s\n' "$_LIB_PROG" "$*" >&2; }
+warn() { printf '[%s] WARNING: %s\n' "$_LIB_PROG" "$*" >&2; }
+die()  { printf '[%s] ERROR: %s\n' "$_LIB_PROG" "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- cleanup
+_CLEANUPS=()
+_run_cleanups() {
+    local rc=$? i
+    set +e
+    for (( i=${#_CLEANUPS[@]}-1; i>=0; i-- )); do
+        eval "${_CLEANUPS[i]}"
+    done
+    _CLEANUPS=()
+    return "$rc"
+}
+trap _run_cleanups EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# on_exit CMD... : the words are shell-quoted and eval'd at exit.
+on_exit() { _CLEANUPS+=("$(printf '%q ' "$@")"); }
+
+make_tmpdir() {
+    local __var=$1 __d
+    __d="$(mktemp -d "${TMPDIR:-/tmp}/ringmcp-test.XXXXXX")"
+    on_exit rm -rf "$__d"
+    printf -v "$__var" '%s' "$__d"
+}
+
+# ---------------------------------------------------------------- network
+free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+http_status() {
+    local url=$1
+    if command -v curl >/dev/null 2>&1; then
+        curl -s -o /dev/null -m 2 -w '%{http_code}' "$url" 2>/dev/null || true
+    else
+        python3 - "$url" <<'PY' 2>/dev/null || printf '000'
+import sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+        print(r.status, end="")
+except urllib.error.HTTPError as e:
+    print(e.code, end="")
+except Exception:
+    print("000", end="")
+PY
+    fi
+}
+
+# wait_http_ok URL TIMEOUT_SECONDS [PID]
+wait_http_ok() {
+    local url=$1 timeout=$2 pid=${3:-} code deadline
+    deadline=$(( SECONDS + timeout ))
+    while (( SECONDS < deadline )); do
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            return 2
+        fi
+        code="$(http_status "$url")"
+        [[ "$code" == 200 ]] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- server
+ringmcp_bin() {
+    local bin="${RINGMCP_BIN:-$REPO_ROOT/target/release/ringmcp}"
+    [[ -x "$bin" ]] || die "server binary not found or not executable: $bin (build it with 'cargo build --release' or set RINGMCP_BIN)"
+    printf '%s' "$bin"
+}
+
+SERVER_PID=""
+SERVER_PORT=""
+SERVER_URL=""
+
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    local pid=$SERVER_PID i
+    SERVER_PID=""
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
+        for (( i=0; i<50; i++ )); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            warn "server pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# start_server LOGFILE EXTRA_ARGS...
+# Runs: <bin> --bind 127.0.0.1:<free port> EXTRA_ARGS...   (stdout+stderr -> LOGFILE)
+# Waits up to SERVER_START_TIMEOUT (default 30) seconds for GET /healthz == 200.
+# Retries on a new port if the process dies during startup (port race).
+start_server() {
+    local logfile=$1; shift
+    local bin attempt rc
+    bin="$(ringmcp_bin)"
+    [[ -z "$SERVER_PID" ]] || die "start_server: a server is already running (pid $SERVER_PID)"
+    on_exit stop_server
+    for attempt in 1 2 3; do
+        SERVER_PORT="$(free_port)"
+        SERVER_URL="http://127.0.0.1:$SERVER_PORT"
+        log "starting: $bin --bind 127.0.0.1:$SERVER_PORT $* (log: $logfile)"
+        "$bin" --bind "127.0.0.1:$SERVER_PORT" "$@" >"$logfile" 2>&1 </dev/null &
+        SERVER_PID=$!
+        rc=0
+        wait_http_ok "$SERVER_URL/healthz" "${SERVER_START_TIMEOUT:-30}" "$SERVER_PID" || rc=$?
+        if (( rc == 0 )); then
+            log "server up (pid $SERVER_PID, $SERVER_URL)"
+            return 0
+        fi
+        if (( rc == 2 )); then
+            wait "$SERVER_PID" 2>/dev/null || true
+            SERVER_PID=""
+            warn "server exited during startup (attempt $attempt); last log lines:"
+            tail -n 20 "$logfile" >&2 || true
+            continue
+        fi
+        warn "server did not answer 200 on $SERVER_URL/healthz within ${SERVER_START_TIMEOUT:-30} s; last log lines:"
+        tail -n 20 "$logfile" >&2 || true
+        stop_server
+        return 1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- install stamps
+# A stamp file holds the exact pin set an install was made from; a changed pin
+# (or a half-finished install, which never writes the stamp) triggers a reinstall.
+stamp_matches() { [[ -f "$1/.installed" ]] && [[ "$(cat "$1/.installed")" == "$2" ]]; }
+write_stamp()   { printf '%s' "$2" >"$1/.installed"; }

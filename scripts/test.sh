@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The single test command: release build, tests, clippy, Autobahn|Testsuite, MCP conformance.
+# Prints one PASS/FAIL/SKIP line per stage and exits non-zero if any gating stage failed.
+# Later stages still run after a failure (except those that need the release binary), so a
+# single run shows everything that is broken. Works from any cwd.
+#
+# Env:
+#   RINGMCP_SKIP_CONFORMANCE=1      skip the MCP conformance stage
+#   RINGMCP_CONFORMANCE_REQUIRED=1  make conformance failures fail the run (default: reported
+#                                   as "FAIL (optional)" but not gating; conformance.sh --optional)
+#   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stage (local quick runs only)
+#   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh (e.g. '1.*,2.*')
+# Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+if [[ "${CI:-}" == true ]]; then export CARGO_TERM_PROGRESS_WHEN=never; fi
+
+RESULTS=()
+failed=0
+T_START=$SECONDS
+
+# stage NAME CMD... : run CMD, record PASS/FAIL with its duration; returns CMD's status.
+stage() {
+    local name=$1; shift
+    local t0=$SECONDS rc=0
+    printf '\n==> [%s] %s\n' "$name" "$*" >&2
+    "$@" </dev/null || rc=$?
+    if (( rc == 0 )); then
+        RESULTS+=("PASS  $name ($(( SECONDS - t0 )) s)")
+    else
+        RESULTS+=("FAIL  $name (exit $rc, $(( SECONDS - t0 )) s)")
+        failed=1
+    fi
+    return "$rc"
+}
+skip() { RESULTS+=("SKIP  $1: $2"); printf '\n==> [%s] SKIP: %s\n' "$1" "$2" >&2; }
+
+summary() {
+    local rc=$?
+    echo
+    echo "======================== ringmcp test summary ========================"
+    if (( ${#RESULTS[@]} )); then printf '%s\n' "${RESULTS[@]}"; fi
+    echo "total time: $(( SECONDS - T_START )) s"
+    if (( failed || rc != 0 )); then echo "RESULT: FAIL"; else echo "RESULT: PASS"; fi
+}
+on_exit summary
+
+build_ok=1
+stage build  cargo build --release --workspace --all-targets || build_ok=0
+stage test   cargo test --release --workspace || true
+
+if cargo clippy --version >/dev/null 2>&1; then
+    stage clippy cargo clippy --workspace --all-targets -- -D warnings || true
+else
+    skip clippy "cargo clippy is not installed (rustup component add clippy)"
+fi
+
+if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then
+    skip autobahn "RINGMCP_SKIP_AUTOBAHN is set"
+elif (( ! build_ok )); then
+    skip autobahn "release build failed"; failed=1
+else
+    stage autobahn scripts/autobahn.sh || true
+fi
+
+if [[ -n "${RINGMCP_SKIP_CONFORMANCE:-}" ]]; then
+    skip conformance "RINGMCP_SKIP_CONFORMANCE is set"
+elif (( ! build_ok )); then
+    skip conformance "release build failed"; failed=1
+elif [[ "${RINGMCP_CONFORMANCE_REQUIRED:-0}" == 1 ]]; then
+    stage conformance scripts/conformance.sh || true
+else
+    make_tmpdir STATUS_DIR
+    t0=$SECONDS
+    printf '\n==> [conformance] scripts/conformance.sh --optional\n' >&2
+    CONFORMANCE_STATUS_FILE="$STATUS_DIR/status" scripts/conformance.sh --optional </dev/null || true
+    st="$(cat "$STATUS_DIR/status" 2>/dev/null || echo FAIL)"
+    if [[ "$st" == PASS ]]; then
+        RESULTS+=("PASS  conformance ($(( SECONDS - t0 )) s)")
+    else
+        RESULTS+=("FAIL  conformance (optional, not gating; set RINGMCP_CONFORMANCE_REQUIRED=1 to gate) ($(( SECONDS - t0 )) s)")
+    fi
+fi
+
+exit "$failed"

@@ -1,0 +1,171 @@
+//! Server configuration: one struct, parsed from the command line by the
+//! binary and built with [`Config::default`] plus field edits by library users.
+
+use crate::proto::http1;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything the server can be told. Every limit has a default and a flag.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "ringmcp",
+    version,
+    about = "Thread-per-core io_uring MCP server: WebSocket and Streamable HTTP with resumable SSE",
+    long_about = "ringmcp serves MCP (JSON-RPC 2.0) over WebSocket at /mcp (subprotocol `mcp`), \
+                  liveness at /healthz and, with --echo, a raw WebSocket echo at /echo. \
+                  It runs one io_uring executor per core, each with its own SO_REUSEPORT listener.\n\n\
+                  Logging goes through RUST_LOG (default: warn)."
+)]
+pub struct Config {
+    /// Address to listen on. Binding anything but a loopback address is an explicit choice.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Number of shards (one executor pinned per core). 0 means one per online CPU.
+    #[arg(long, default_value_t = 0)]
+    pub shards: usize,
+
+    /// Serve a raw WebSocket echo (text and binary) at /echo, for Autobahn|Testsuite and raw benchmarks.
+    #[arg(long)]
+    pub echo: bool,
+
+    /// Largest WebSocket message accepted, in bytes, after reassembly of fragments (larger: close 1009).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Largest HTTP request head (request line and headers), in bytes (larger: 431).
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub max_head_bytes: usize,
+
+    /// Most HTTP header lines in one request, at most 128 (more: 431).
+    #[arg(long, default_value_t = 64)]
+    pub max_headers: usize,
+
+    /// Longest HTTP request-target, in bytes (longer: 414).
+    #[arg(long, default_value_t = 8 * 1024)]
+    pub max_uri_bytes: usize,
+
+    /// Largest HTTP request body, in bytes (larger: 413).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Time allowed for a request head (and body) to arrive once its first byte has, in milliseconds (slowloris guard; then 408).
+    #[arg(long, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// How long a keep-alive HTTP connection may sit idle between requests, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub http_idle_timeout_secs: u64,
+
+    /// Time allowed for a fragmented or partially received WebSocket message to complete, in milliseconds (then close 1008).
+    #[arg(long, default_value_t = 30_000)]
+    pub fragment_timeout_ms: u64,
+
+    /// A WebSocket silent for this long is sent a ping, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub ws_ping_interval_secs: u64,
+
+    /// A WebSocket that stays silent this long after our ping is closed with 1001, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub ws_pong_timeout_secs: u64,
+
+    /// After sending or receiving a Close frame, how long to wait for the peer before dropping TCP, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub close_timeout_ms: u64,
+
+    /// Open connections per shard; past it new connections get 503 and are closed, existing ones are unaffected.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_connections_per_shard: usize,
+
+    /// On SIGTERM/SIGINT, how long in-flight work may take before the shard exits, in milliseconds. A second signal exits at once.
+    #[arg(long, default_value_t = 5_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Browser origins allowed to connect (repeatable). Requests without Origin always pass;
+    /// by default only localhost origins (http/https on localhost, 127.0.0.1, [::1], any port) are allowed.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse_from(["ringmcp"])
+    }
+}
+
+impl Config {
+    /// The shard count to run: the flag, or one per online CPU.
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// The HTTP parsing limits.
+    pub fn http_limits(&self) -> http1::Limits {
+        http1::Limits {
+            max_head_bytes: self.max_head_bytes,
+            max_headers: self.max_headers.min(http1::HEADER_SLOTS),
+            max_uri_bytes: self.max_uri_bytes,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+
+    /// Header read timeout.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// Idle time allowed between keep-alive requests.
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_idle_timeout_secs)
+    }
+
+    /// Completion timeout for an open WebSocket message.
+    pub fn fragment_timeout(&self) -> Duration {
+        Duration::from_millis(self.fragment_timeout_ms)
+    }
+
+    /// Silence before the server pings.
+    pub fn ws_ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ws_ping_interval_secs)
+    }
+
+    /// Silence after a ping before the connection is dropped.
+    pub fn ws_pong_timeout(&self) -> Duration {
+        Duration::from_secs(self.ws_pong_timeout_secs)
+    }
+
+    /// Bounded wait for the peer during the close handshake.
+    pub fn close_timeout(&self) -> Duration {
+        Duration::from_millis(self.close_timeout_ms)
+    }
+
+    /// Grace period for draining on shutdown.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.bind, "127.0.0.1:8080".parse().unwrap());
+        assert!(!c.echo);
+        assert_eq!(c.max_message_bytes, 16 * 1024 * 1024);
+        assert!(c.shard_count() >= 1);
+    }
+
+    #[test]
+    fn header_count_is_clamped_to_the_parser_slots() {
+        let c = Config::parse_from(["ringmcp", "--max-headers", "1000"]);
+        assert_eq!(c.http_limits().max_headers, http1::HEADER_SLOTS);
+    }
+}

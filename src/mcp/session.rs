@@ -1,0 +1,164 @@
+//! Per-session MCP state, owned by one shard and never shared across threads.
+
+use crate::proto::jsonrpc::Id;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+/// Shared handle to one session's state; borrows never span an `.await`.
+pub type SessionRef = Rc<RefCell<SessionState>>;
+
+/// Log message severity, in increasing order (RFC 5424 levels, as MCP uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Detailed debugging information.
+    Debug,
+    /// General informational messages.
+    Info,
+    /// Normal but significant events.
+    Notice,
+    /// Warning conditions.
+    Warning,
+    /// Error conditions.
+    Error,
+    /// Critical conditions.
+    Critical,
+    /// Action must be taken immediately.
+    Alert,
+    /// System is unusable.
+    Emergency,
+}
+
+/// Lifecycle and bookkeeping for one MCP session (one WebSocket connection,
+/// or one `Mcp-Session-Id` on Streamable HTTP).
+#[derive(Default)]
+pub struct SessionState {
+    protocol_version: Option<&'static str>,
+    initialized_notification: bool,
+    client_info: Option<Value>,
+    client_capabilities: Option<Value>,
+    log_level: Option<LogLevel>,
+    in_flight: HashMap<Id, Rc<RequestSignal>>,
+}
+
+impl SessionState {
+    /// A fresh, uninitialized session behind a shareable handle.
+    pub fn new_ref() -> SessionRef {
+        Rc::new(RefCell::new(SessionState::default()))
+    }
+
+    /// The negotiated version; `Some` once `initialize` has been answered.
+    pub fn protocol_version(&self) -> Option<&'static str> {
+        self.protocol_version
+    }
+
+    /// Whether the client has sent `notifications/initialized`.
+    pub fn initialized_notification_received(&self) -> bool {
+        self.initialized_notification
+    }
+
+    /// The `clientInfo` the client sent in `initialize`, if any.
+    pub fn client_info(&self) -> Option<&Value> {
+        self.client_info.as_ref()
+    }
+
+    /// The `capabilities` the client sent in `initialize`, if any.
+    pub fn client_capabilities(&self) -> Option<&Value> {
+        self.client_capabilities.as_ref()
+    }
+
+    /// The minimum level set by `logging/setLevel`, if the client set one.
+    pub fn log_level(&self) -> Option<LogLevel> {
+        self.log_level
+    }
+
+    /// Number of client requests currently being handled.
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub(crate) fn set_initialized(
+        &mut self,
+        version: &'static str,
+        client_info: Option<Value>,
+        client_capabilities: Option<Value>,
+    ) {
+        self.protocol_version = Some(version);
+        self.client_info = client_info;
+        self.client_capabilities = client_capabilities;
+    }
+
+    pub(crate) fn mark_initialized_notification(&mut self) {
+        self.initialized_notification = true;
+    }
+
+    pub(crate) fn set_log_level(&mut self, level: LogLevel) {
+        self.log_level = Some(level);
+    }
+
+    /// Registers an in-flight request; false if the id is already in flight.
+    pub(crate) fn begin_request(&mut self, id: Id, signal: Rc<RequestSignal>) -> bool {
+        match self.in_flight.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(signal);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn end_request(&mut self, id: &Id) {
+        self.in_flight.remove(id);
+    }
+
+    pub(crate) fn request_signal(&self, id: &Id) -> Option<Rc<RequestSignal>> {
+        self.in_flight.get(id).cloned()
+    }
+}
+
+/// Cancellation and completion flags of one in-flight request.
+#[derive(Default)]
+pub(crate) struct RequestSignal {
+    cancelled: Cell<bool>,
+    finished: Cell<bool>,
+    // One waiter: the dispatcher racing the handler against cancellation.
+    waker: Cell<Option<Waker>>,
+}
+
+impl RequestSignal {
+    pub(crate) fn cancel(&self) {
+        self.cancelled.set(true);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.get()
+    }
+
+    pub(crate) fn finish(&self) {
+        self.finished.set(true);
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.get()
+    }
+
+    /// Completes once `cancel` has been called.
+    pub(crate) fn cancelled(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.cancelled.get() {
+                Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+    }
+}

@@ -1,0 +1,260 @@
+//! Tool definitions, results, errors, and the context a tool handler runs in.
+
+use crate::mcp::peer::Peer;
+use crate::mcp::session::{LogLevel, RequestSignal, SessionRef};
+use crate::proto::jsonrpc::{self, Id};
+use futures_lite::future::BoxedLocal;
+use serde::Serialize;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+
+/// A tool as listed by `tools/list`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tool {
+    name: String,
+    description: String,
+    input_schema: Value,
+}
+
+impl Tool {
+    /// Describes a tool; `input_schema` must be a JSON Schema object.
+    ///
+    /// Spec (tools): "inputSchema ... MUST be a valid JSON Schema object (not `null`)".
+    pub fn new(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        input_schema: Value,
+    ) -> Self {
+        Tool {
+            name: name.into(),
+            description: description.into(),
+            input_schema,
+        }
+    }
+
+    /// The tool's unique name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// One item of a tool result's `content` array.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Content {
+    /// Plain text.
+    Text {
+        /// The text.
+        text: String,
+    },
+}
+
+/// The result of `tools/call`: content plus whether the tool itself failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolResult {
+    content: Vec<Content>,
+    #[serde(rename = "isError")]
+    is_error: bool,
+}
+
+impl ToolResult {
+    /// A successful result with the given content items.
+    pub fn new(content: Vec<Content>) -> Self {
+        ToolResult {
+            content,
+            is_error: false,
+        }
+    }
+
+    /// A successful result holding one text item.
+    pub fn text(text: impl Into<String>) -> Self {
+        ToolResult::new(vec![Content::Text { text: text.into() }])
+    }
+
+    /// A tool execution failure the model can read and react to.
+    ///
+    /// Spec (tools): "Tool Execution Errors: Reported in tool results with
+    /// `isError: true`".
+    pub fn error(text: impl Into<String>) -> Self {
+        ToolResult {
+            content: vec![Content::Text { text: text.into() }],
+            is_error: true,
+        }
+    }
+}
+
+/// A handler failure that becomes a JSON-RPC error instead of a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolError {
+    /// The arguments do not fit the tool (-32602).
+    InvalidParams(String),
+    /// The server failed (-32603).
+    Internal(String),
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ToolError::InvalidParams(m) => write!(f, "invalid params: {m}"),
+            ToolError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+impl From<ToolError> for jsonrpc::Error {
+    fn from(e: ToolError) -> Self {
+        match e {
+            ToolError::InvalidParams(m) => jsonrpc::Error::InvalidParams(Cow::Owned(m)),
+            ToolError::Internal(m) => jsonrpc::Error::Internal(Cow::Owned(m)),
+        }
+    }
+}
+
+/// What a tool handler returns: a future that may be `!Send`.
+pub type ToolFuture = BoxedLocal<Result<ToolResult, ToolError>>;
+
+/// A type-erased handler; `Send + Sync` so one registry serves every shard.
+pub(crate) type ToolHandler = Box<dyn Fn(ToolContext, Value) -> ToolFuture + Send + Sync>;
+
+struct CallState {
+    request_id: Id,
+    progress_token: Option<Id>,
+    peer: Rc<dyn Peer>,
+    session: SessionRef,
+    signal: Rc<RequestSignal>,
+    last_progress: Cell<Option<f64>>,
+}
+
+/// What a tool handler can do besides computing its result: report
+/// progress, log to the client, and check for cancellation.
+#[derive(Clone)]
+pub struct ToolContext {
+    call: Rc<CallState>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProgressParams<'a> {
+    progress_token: &'a Id,
+    progress: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LogParams<'a, T: ?Sized> {
+    level: LogLevel,
+    data: &'a T,
+}
+
+impl ToolContext {
+    pub(crate) fn new(
+        request_id: Id,
+        progress_token: Option<Id>,
+        peer: Rc<dyn Peer>,
+        session: SessionRef,
+        signal: Rc<RequestSignal>,
+    ) -> Self {
+        ToolContext {
+            call: Rc::new(CallState {
+                request_id,
+                progress_token,
+                peer,
+                session,
+                signal,
+                last_progress: Cell::new(None),
+            }),
+        }
+    }
+
+    /// The id of the `tools/call` request being served.
+    pub fn request_id(&self) -> &Id {
+        &self.call.request_id
+    }
+
+    /// Whether the client cancelled this request.
+    ///
+    /// The dispatcher stops polling a cancelled handler at its next await, so
+    /// this is for handlers doing long synchronous stretches.
+    pub fn is_cancelled(&self) -> bool {
+        self.call.signal.is_cancelled()
+    }
+
+    /// Sends `notifications/progress`; returns whether it was sent.
+    ///
+    /// Nothing is sent when the client gave no `progressToken`, when the
+    /// request is cancelled or finished, or when `progress` is not finite or
+    /// does not exceed the last value sent.
+    pub fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) -> bool {
+        let call = &self.call;
+        // Spec (progress): "Progress notifications MUST only reference tokens
+        // that: Were provided in an active request; Are associated with an
+        // in-progress operation".
+        let Some(token) = &call.progress_token else {
+            return false;
+        };
+        if call.signal.is_finished() || call.signal.is_cancelled() {
+            return false;
+        }
+        // Spec (progress): "The `progress` value MUST increase with each
+        // notification, even if the total is unknown."
+        if !progress.is_finite()
+            || call
+                .last_progress
+                .get()
+                .is_some_and(|last| progress <= last)
+        {
+            return false;
+        }
+        let params = ProgressParams {
+            progress_token: token,
+            progress,
+            total: total.filter(|t| t.is_finite()),
+            message,
+        };
+        let mut out = Vec::new();
+        if let Err(e) =
+            jsonrpc::write_notification(&mut out, "notifications/progress", Some(&params))
+        {
+            log::warn!("progress notification not serializable: {e}");
+            return false;
+        }
+        call.last_progress.set(Some(progress));
+        call.peer.send(out, Some(&call.request_id));
+        true
+    }
+
+    /// Sends `notifications/message` with `data` at `level`; returns whether
+    /// it was sent (it is dropped below the level set by `logging/setLevel`).
+    pub fn log<T: Serialize + ?Sized>(&self, level: LogLevel, data: &T) -> bool {
+        let call = &self.call;
+        let min = match call.session.try_borrow() {
+            Ok(session) => session.log_level(),
+            Err(_) => None,
+        };
+        // Spec (logging): "If no `logging/setLevel` request has been sent from
+        // the client, the server MAY decide which messages to send
+        // automatically." We send everything until a level is set.
+        if min.is_some_and(|min| level < min) || call.signal.is_finished() {
+            return false;
+        }
+        let mut out = Vec::new();
+        let params = LogParams { level, data };
+        if let Err(e) =
+            jsonrpc::write_notification(&mut out, "notifications/message", Some(&params))
+        {
+            log::warn!("log notification not serializable: {e}");
+            return false;
+        }
+        call.peer.send(out, Some(&call.request_id));
+        true
+    }
+}

@@ -1,0 +1,57 @@
+//! MCP protocol revisions this server speaks, and version negotiation.
+
+/// Supported protocol revisions, newest first.
+pub const SUPPORTED: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The newest supported revision, offered when the client asks for an unknown one.
+pub const LATEST: &str = SUPPORTED[0];
+
+/// Picks the version to answer `initialize` with.
+///
+/// Spec (lifecycle): "If the server supports the requested protocol version,
+/// it MUST respond with the same version. Otherwise, the server MUST respond
+/// with another protocol version it supports. This SHOULD be the latest
+/// version supported by the server."
+pub fn negotiate(requested: &str) -> &'static str {
+    SUPPORTED
+        .iter()
+        .copied()
+        .find(|v| *v == requested)
+        .unwrap_or(LATEST)
+}
+
+/// Whether JSON-RPC batches are allowed under `version`.
+///
+/// Batching was added in 2025-03-26 and removed again in 2025-06-18.
+pub fn allows_batches(version: &str) -> bool {
+    version == "2025-03-26"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_supported_version_is_echoed() {
+        for v in SUPPORTED {
+            assert_eq!(negotiate(v), v);
+        }
+    }
+
+    #[test]
+    fn unknown_versions_get_latest() {
+        for v in ["", "1.0.0", "2099-01-01", "2025-11-25 "] {
+            assert_eq!(negotiate(v), LATEST);
+        }
+        assert_eq!(LATEST, "2025-11-25");
+    }
+
+    #[test]
+    fn only_2025_03_26_allows_batches() {
+        let allowed: Vec<_> = SUPPORTED
+            .into_iter()
+            .filter(|v| allows_batches(v))
+            .collect();
+        assert_eq!(allowed, ["2025-03-26"]);
+    }
+}

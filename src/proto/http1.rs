@@ -1,0 +1,801 @@
+//! HTTP/1.1 request heads (RFC 9112) parsed with httparse, request body
+//! framing, and response writing. Sans-IO: bytes in, decisions out.
+
+use super::Status;
+use std::fmt;
+use std::ops::Range;
+
+/// The most header lines a head may carry, whatever the configured limit says:
+/// httparse needs a fixed array to parse into, and it lives on the stack.
+pub const HEADER_SLOTS: usize = 128;
+
+/// Size limits applied while parsing a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes from the start of the request line to the blank line that ends the head.
+    pub max_head_bytes: usize,
+    /// Header lines (clamped to [`HEADER_SLOTS`]).
+    pub max_headers: usize,
+    /// Bytes of the request-target.
+    pub max_uri_bytes: usize,
+    /// Bytes of the request body (after chunked decoding).
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 16 * 1024,
+            max_headers: 64,
+            max_uri_bytes: 8 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Request methods the server routes on; anything else is kept as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Patch,
+    Other,
+}
+
+impl Method {
+    fn from_token(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "PATCH" => Method::Patch,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// How the request body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// One broken rule of HTTP/1.1 request parsing; [`HttpError::status`] maps it to the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// The head grew past `max_head_bytes` before its end was seen.
+    HeadTooLarge,
+    /// More header lines than `max_headers`.
+    TooManyHeaders,
+    /// The request-target is longer than `max_uri_bytes`.
+    UriTooLong,
+    /// The declared or decoded body is longer than `max_body_bytes`.
+    BodyTooLarge,
+    /// httparse rejected the syntax of the head.
+    Malformed(httparse::Error),
+    /// HTTP/1.1 request without exactly one valid Host header.
+    BadHost,
+    /// Content-Length that is not a number, or several that disagree.
+    BadContentLength,
+    /// Both Transfer-Encoding and Content-Length.
+    AmbiguousFraming,
+    /// A transfer coding other than a final `chunked`.
+    UnsupportedTransferCoding,
+    /// A chunked body whose framing is broken.
+    BadChunk,
+}
+
+impl HttpError {
+    /// The one place a parse error becomes an HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            HttpError::HeadTooLarge | HttpError::TooManyHeaders => 431,
+            HttpError::UriTooLong => 414,
+            HttpError::BodyTooLarge => 413,
+            HttpError::UnsupportedTransferCoding => 501,
+            HttpError::Malformed(_)
+            | HttpError::BadHost
+            | HttpError::BadContentLength
+            | HttpError::AmbiguousFraming
+            | HttpError::BadChunk => 400,
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            HttpError::HeadTooLarge => "request header section too large",
+            HttpError::TooManyHeaders => "too many header fields",
+            HttpError::UriTooLong => "request-target too long",
+            HttpError::BodyTooLarge => "request body too large",
+            HttpError::Malformed(e) => return write!(f, "malformed request: {e}"),
+            HttpError::BadHost => "missing, repeated or invalid Host header",
+            HttpError::BadContentLength => "invalid Content-Length",
+            HttpError::AmbiguousFraming => "both Transfer-Encoding and Content-Length",
+            HttpError::UnsupportedTransferCoding => "unsupported transfer coding",
+            HttpError::BadChunk => "malformed chunked body",
+        };
+        f.write_str(text)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// A parsed request head that owns its bytes, so it can outlive the read buffer.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    raw: Box<[u8]>,
+    method: Method,
+    method_token: Range<u32>,
+    target: Range<u32>,
+    minor_version: u8,
+    headers: Vec<(Range<u32>, Range<u32>)>,
+    framing: BodyFraming,
+}
+
+impl RequestHead {
+    /// Parses a request head from the start of `buf`.
+    ///
+    /// `Partial` means the blank line ending the head has not arrived yet and
+    /// the head is still within limits; nothing is consumed.
+    pub fn parse(buf: &[u8], limits: &Limits) -> Result<Status<RequestHead>, HttpError> {
+        let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+        let max_headers = limits.max_headers.clamp(1, HEADER_SLOTS);
+        let mut req = httparse::Request::new(&mut slots[..max_headers]);
+        let head_len = match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                return partial_within_limits(buf, limits).map(|()| Status::Partial)
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
+            Err(e) => return Err(HttpError::Malformed(e)),
+        };
+        if head_len > limits.max_head_bytes {
+            return Err(HttpError::HeadTooLarge);
+        }
+        let (Some(method), Some(path), Some(minor_version)) = (req.method, req.path, req.version)
+        else {
+            return Err(HttpError::Malformed(httparse::Error::Token));
+        };
+        if path.len() > limits.max_uri_bytes {
+            return Err(HttpError::UriTooLong);
+        }
+        let base = buf.as_ptr() as usize;
+        let span = |s: &[u8]| -> Range<u32> {
+            // Every slice httparse hands back points into `buf`.
+            let start = s.as_ptr() as usize - base;
+            start as u32..(start + s.len()) as u32
+        };
+        let headers = req
+            .headers
+            .iter()
+            .map(|h| (span(h.name.as_bytes()), span(h.value)))
+            .collect();
+        let mut head = RequestHead {
+            raw: buf[..head_len].into(),
+            method: Method::from_token(method),
+            method_token: span(method.as_bytes()),
+            target: span(path.as_bytes()),
+            minor_version,
+            headers,
+            framing: BodyFraming::Empty,
+        };
+        head.check_host()?;
+        head.framing = head.body_framing(limits)?;
+        Ok(Status::Complete(head, head_len))
+    }
+
+    fn text(&self, range: &Range<u32>) -> &[u8] {
+        &self.raw[range.start as usize..range.end as usize]
+    }
+
+    /// The request method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The method token as sent (for `Other`).
+    pub fn method_token(&self) -> &str {
+        // httparse only accepts token characters, which are ASCII.
+        std::str::from_utf8(self.text(&self.method_token)).unwrap_or("")
+    }
+
+    /// The request-target as sent: path plus optional query.
+    pub fn target(&self) -> &str {
+        // httparse only accepts visible ASCII in the request-target.
+        std::str::from_utf8(self.text(&self.target)).unwrap_or("")
+    }
+
+    /// The path part of the target.
+    pub fn path(&self) -> &str {
+        let target = self.target();
+        target.split_once('?').map_or(target, |(path, _)| path)
+    }
+
+    /// The query part of the target, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.target().split_once('?').map(|(_, query)| query)
+    }
+
+    /// The value of one query parameter (no percent-decoding: the ids we route on are visible ASCII).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query()?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub fn minor_version(&self) -> u8 {
+        self.minor_version
+    }
+
+    /// Every value of the header `name` (case-insensitive), in order.
+    pub fn header_values<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| self.text(n).eq_ignore_ascii_case(name.as_bytes()))
+            .map(move |(_, v)| self.text(v))
+    }
+
+    /// The first value of the header `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.header_values(name).next()
+    }
+
+    /// The first value of the header `name`, if it is UTF-8 (trimmed).
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::trim)
+    }
+
+    /// Whether any value of a comma-separated header lists `token` (case-insensitive).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.header_values(name)
+            .flat_map(|v| v.split(|&b| b == b','))
+            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    /// Number of header lines.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// How the body is delimited.
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
+    }
+
+    /// Whether the client asked to keep the connection open after this exchange.
+    pub fn keep_alive(&self) -> bool {
+        // RFC 9112 §9.3: "If the "close" connection option is present, the connection will not persist
+        // after the current response; else, if the received protocol is HTTP/1.1 (or later), the
+        // connection will persist after the current response; else, if the received protocol is
+        // HTTP/1.0, the "keep-alive" connection option is present, ... the connection will persist".
+        if self.has_token("connection", "close") {
+            return false;
+        }
+        self.minor_version >= 1 || self.has_token("connection", "keep-alive")
+    }
+
+    fn check_host(&self) -> Result<(), HttpError> {
+        // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
+        // request message that lacks a Host header field and to any request message that contains
+        // more than one Host header field line or a Host header field with an invalid field value."
+        let mut hosts = self.header_values("host");
+        match (hosts.next(), hosts.next()) {
+            (None, _) if self.minor_version == 0 => Ok(()),
+            (Some(host), None) if host.iter().all(|&b| b.is_ascii_graphic()) => Ok(()),
+            _ => Err(HttpError::BadHost),
+        }
+    }
+
+    fn body_framing(&self, limits: &Limits) -> Result<BodyFraming, HttpError> {
+        let has_transfer_encoding = self.header("transfer-encoding").is_some();
+        let mut lengths = self.header_values("content-length");
+        let length = lengths.next();
+        if has_transfer_encoding {
+            // RFC 9112 §6.1: "A server MAY reject a request that contains both Content-Length and
+            // Transfer-Encoding or process such a request in accordance with the Transfer-Encoding
+            // alone. Regardless, the server MUST close the connection after responding".
+            if length.is_some() {
+                return Err(HttpError::AmbiguousFraming);
+            }
+            // "If any transfer coding other than chunked is applied to a request's content, the
+            // sender MUST apply chunked as the final transfer coding" — and we implement no other.
+            let codings: Vec<&[u8]> = self
+                .header_values("transfer-encoding")
+                .flat_map(|v| v.split(|&b| b == b','))
+                .map(<[u8]>::trim_ascii)
+                .collect();
+            return match codings.as_slice() {
+                [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
+                _ => Err(HttpError::UnsupportedTransferCoding),
+            };
+        }
+        let Some(first) = length else {
+            return Ok(BodyFraming::Empty);
+        };
+        let n = parse_content_length(first)?;
+        // RFC 9110 §8.6: a list of identical values may be accepted; differing values are invalid.
+        for other in lengths {
+            if parse_content_length(other)? != n {
+                return Err(HttpError::BadContentLength);
+            }
+        }
+        if n > limits.max_body_bytes as u64 {
+            return Err(HttpError::BodyTooLarge);
+        }
+        Ok(if n == 0 {
+            BodyFraming::Empty
+        } else {
+            BodyFraming::Length(n)
+        })
+    }
+}
+
+fn parse_content_length(value: &[u8]) -> Result<u64, HttpError> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return Err(HttpError::BadContentLength);
+    }
+    Ok(value
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// A head that is still incomplete is only worth waiting for while it fits the limits.
+fn partial_within_limits(buf: &[u8], limits: &Limits) -> Result<(), HttpError> {
+    let request_line_done = buf.contains(&b'\n');
+    // The target starts after "METHOD " and ends at the next space; while the request line is
+    // open, everything past the method may still be target.
+    if !request_line_done && buf.len() > limits.max_uri_bytes + 16 {
+        return Err(HttpError::UriTooLong);
+    }
+    if buf.len() > limits.max_head_bytes {
+        return Err(if request_line_done {
+            HttpError::HeadTooLarge
+        } else {
+            HttpError::UriTooLong
+        });
+    }
+    Ok(())
+}
+
+/// Incremental decoder of a `Transfer-Encoding: chunked` body (RFC 9112 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkedDecoder {
+    state: ChunkState,
+    total: u64,
+    max: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+/// How far a line-oriented part of the chunked framing goes; chunk-size lines
+/// with extensions and trailer lines are both bounded by this.
+const MAX_CHUNK_LINE: usize = 4096;
+
+impl ChunkedDecoder {
+    /// A decoder that fails with 413 once the decoded body passes `max_body_bytes`.
+    pub fn new(max_body_bytes: usize) -> Self {
+        ChunkedDecoder {
+            state: ChunkState::Size,
+            total: 0,
+            max: max_body_bytes as u64,
+        }
+    }
+
+    /// True once the last chunk and trailers were read.
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Decodes from `input`, appending body bytes to `body`; returns bytes consumed.
+    /// Returns fewer than `input.len()` only when it needs more input or is done.
+    pub fn decode(&mut self, input: &[u8], body: &mut Vec<u8>) -> Result<usize, HttpError> {
+        let mut at = 0;
+        loop {
+            let rest = &input[at..];
+            match self.state {
+                ChunkState::Done => return Ok(at),
+                ChunkState::Size => {
+                    let Some(line) = take_line(rest)? else {
+                        return Ok(at);
+                    };
+                    at += line.len() + 2;
+                    let size_part = line.split(|&b| b == b';').next().unwrap_or(b"");
+                    let size = parse_chunk_size(size_part.trim_ascii())?;
+                    self.total = self.total.saturating_add(size);
+                    if self.total > self.max {
+                        return Err(HttpError::BodyTooLarge);
+                    }
+                    self.state = if size == 0 {
+                        ChunkState::Trailers
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(left) => {
+                    if rest.is_empty() {
+                        return Ok(at);
+                    }
+                    let take = rest.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    body.extend_from_slice(&rest[..take]);
+                    at += take;
+                    let left = left - take as u64;
+                    self.state = if left == 0 {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left)
+                    };
+                }
+                ChunkState::DataEnd => {
+                    if rest.len() < 2 {
+                        return Ok(at);
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(HttpError::BadChunk);
+                    }
+                    at += 2;
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailers => {
+                    let Some(line) = take_line(rest)? else {
+                        return Ok(at);
+                    };
+                    at += line.len() + 2;
+                    if line.is_empty() {
+                        self.state = ChunkState::Done;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A CRLF-terminated line at the start of `input`, without its CRLF.
+fn take_line(input: &[u8]) -> Result<Option<&[u8]>, HttpError> {
+    match input.windows(2).position(|w| w == b"\r\n") {
+        Some(end) if end <= MAX_CHUNK_LINE => Ok(Some(&input[..end])),
+        Some(_) => Err(HttpError::BadChunk),
+        None if input.len() > MAX_CHUNK_LINE => Err(HttpError::BadChunk),
+        None => Ok(None),
+    }
+}
+
+fn parse_chunk_size(hex: &[u8]) -> Result<u64, HttpError> {
+    if hex.is_empty() || hex.len() > 15 {
+        return Err(HttpError::BadChunk);
+    }
+    hex.iter().try_fold(0u64, |n, &c| {
+        let digit = (c as char).to_digit(16).ok_or(HttpError::BadChunk)?;
+        Ok(n * 16 + u64::from(digit))
+    })
+}
+
+/// The reason phrase for the statuses this server sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        421 => "Misdirected Request",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// How the response body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseBody {
+    /// `Content-Length: n` follows the head.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`, for streams of unknown length (SSE).
+    Chunked,
+    /// No body and no length header (101, 204).
+    None,
+}
+
+/// Appends a response head: status line, the given headers, framing, and the blank line.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: ResponseBody,
+    keep_alive: bool,
+) {
+    use std::io::Write;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason(status));
+    for (name, value) in headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    match body {
+        ResponseBody::Length(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        ResponseBody::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        ResponseBody::None => {}
+    }
+    if !keep_alive && status != 101 {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a whole response with a body.
+pub fn write_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    keep_alive: bool,
+) {
+    write_head(
+        out,
+        status,
+        headers,
+        ResponseBody::Length(body.len()),
+        keep_alive,
+    );
+    out.extend_from_slice(body);
+}
+
+/// Appends one chunk of a chunked body (an empty `data` is skipped: it would end the body).
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    use std::io::Write;
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the last chunk, ending a chunked body.
+pub fn write_last_chunk(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"0\r\n\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::testutil::at_every_split;
+
+    fn limits() -> Limits {
+        Limits {
+            max_head_bytes: 1024,
+            max_headers: 8,
+            max_uri_bytes: 64,
+            max_body_bytes: 100,
+        }
+    }
+
+    /// Feeds `input` chunk by chunk as a read loop would and returns the first outcome.
+    fn parse_chunks(
+        chunks: &[&[u8]],
+        limits: &Limits,
+    ) -> Result<Option<(RequestHead, usize)>, HttpError> {
+        let mut buf = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            if let Status::Complete(head, used) = RequestHead::parse(&buf, limits)? {
+                return Ok(Some((head, used)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn parse_all(input: &[u8]) -> Result<RequestHead, HttpError> {
+        let mut outcome = None;
+        at_every_split(input, |chunks| {
+            let got = parse_chunks(chunks, &limits()).map(|r| r.map(|(h, _)| h));
+            if let Some(prev) = &outcome {
+                let same = match (prev, &got) {
+                    (Ok(Some(a)), Ok(Some(b))) => {
+                        let (a, b): (&RequestHead, &RequestHead) = (a, b);
+                        a.target() == b.target() && a.header_count() == b.header_count()
+                    }
+                    (Err(a), Err(b)) => a == b,
+                    _ => false,
+                };
+                assert!(same, "outcome depends on the split: {prev:?} vs {got:?}");
+            }
+            outcome = Some(got);
+        });
+        outcome.unwrap().map(|h| h.expect("complete head"))
+    }
+
+    #[test]
+    fn parses_a_keep_alive_get() {
+        let head = parse_all(b"GET /mcp?sessionId=ab HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n").unwrap();
+        assert_eq!(head.method(), Method::Get);
+        assert_eq!(head.path(), "/mcp");
+        assert_eq!(head.query_param("sessionId"), Some("ab"));
+        assert!(head.has_token("connection", "upgrade"));
+        assert!(head.keep_alive());
+        assert_eq!(head.framing(), BodyFraming::Empty);
+        assert_eq!(head.header_str("HOST"), Some("x"));
+    }
+
+    #[test]
+    fn partial_head_consumes_nothing() {
+        let status = RequestHead::parse(b"GET / HTTP/1.1\r\nHost: x\r\n", &limits()).unwrap();
+        assert!(matches!(status, Status::Partial));
+    }
+
+    #[test]
+    fn consumed_length_stops_at_the_blank_line() {
+        let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\n";
+        let (_, used) = RequestHead::parse(req, &limits())
+            .unwrap()
+            .complete()
+            .unwrap();
+        assert_eq!(&req[used..], b"GET /next HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn connection_close_and_http10() {
+        let head = parse_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        assert!(!head.keep_alive());
+        let head = parse_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        assert!(!head.keep_alive());
+        let head = parse_all(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+        assert!(head.keep_alive());
+    }
+
+    #[test]
+    fn limits_map_to_their_statuses() {
+        let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100));
+        assert_eq!(parse_all(long_uri.as_bytes()).unwrap_err().status(), 414);
+        let unterminated_uri = format!("GET /{}", "a".repeat(200));
+        let err = RequestHead::parse(unterminated_uri.as_bytes(), &limits()).unwrap_err();
+        assert_eq!(err.status(), 414);
+        let many = format!("GET / HTTP/1.1\r\nHost: x\r\n{}\r\n", "A: b\r\n".repeat(9));
+        assert_eq!(parse_all(many.as_bytes()).unwrap_err().status(), 431);
+        let big = format!("GET / HTTP/1.1\r\nHost: x\r\nA: {}\r\n", "b".repeat(1100));
+        let err = RequestHead::parse(big.as_bytes(), &limits()).unwrap_err();
+        assert_eq!(err.status(), 431);
+        let body = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n";
+        assert_eq!(parse_all(body).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(
+            parse_all(b"GET / HTTP/1.1\r\n\r\n").unwrap_err(),
+            HttpError::BadHost
+        );
+        let twice = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+        assert_eq!(parse_all(twice).unwrap_err(), HttpError::BadHost);
+    }
+
+    #[test]
+    fn body_framing_rules() {
+        let h = parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert_eq!(h.framing(), BodyFraming::Length(5));
+        let h =
+            parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        assert_eq!(h.framing(), BodyFraming::Chunked);
+        let both = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(parse_all(both).unwrap_err(), HttpError::AmbiguousFraming);
+        let gzip = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(parse_all(gzip).unwrap_err().status(), 501);
+        let differ =
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
+        assert_eq!(parse_all(differ).unwrap_err(), HttpError::BadContentLength);
+        let same = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(parse_all(same).unwrap().framing(), BodyFraming::Length(5));
+        let junk = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n";
+        assert_eq!(parse_all(junk).unwrap_err(), HttpError::BadContentLength);
+    }
+
+    #[test]
+    fn malformed_is_400() {
+        let err = parse_all(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n").unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    fn decode_chunked(chunks: &[&[u8]], max: usize) -> Result<Option<Vec<u8>>, HttpError> {
+        let mut dec = ChunkedDecoder::new(max);
+        let mut pending = Vec::new();
+        let mut body = Vec::new();
+        for chunk in chunks {
+            pending.extend_from_slice(chunk);
+            let used = dec.decode(&pending, &mut body)?;
+            pending.drain(..used);
+            if dec.is_done() {
+                return Ok(Some(body));
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn chunked_body_at_every_split() {
+        let wire = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n";
+        at_every_split(wire, |chunks| {
+            assert_eq!(
+                decode_chunked(chunks, 100).unwrap().unwrap(),
+                b"hello world"
+            );
+        });
+    }
+
+    #[test]
+    fn chunked_body_limit_and_garbage() {
+        let wire = b"65\r\n";
+        assert_eq!(decode_chunked(&[wire], 100).unwrap_err().status(), 413);
+        assert_eq!(
+            decode_chunked(&[b"zz\r\n"], 100).unwrap_err(),
+            HttpError::BadChunk
+        );
+        assert_eq!(
+            decode_chunked(&[b"1\r\nabc"], 100).unwrap_err(),
+            HttpError::BadChunk
+        );
+    }
+
+    #[test]
+    fn response_writing() {
+        let mut out = Vec::new();
+        write_response(
+            &mut out,
+            404,
+            &[("content-type", "text/plain")],
+            b"nope",
+            false,
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope"
+        );
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"data: x\n\n");
+        write_last_chunk(&mut out);
+        assert_eq!(out, b"9\r\ndata: x\n\n\r\n0\r\n\r\n");
+    }
+}

@@ -1,0 +1,40 @@
+//! Sans-IO protocol code: plain functions and state machines over byte slices.
+//! Nothing in here names glommio or touches a socket.
+
+pub mod http1;
+pub mod jsonrpc;
+pub mod origin;
+pub mod ws;
+
+/// What a decoder made of the bytes it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status<T> {
+    /// A whole item, and how many input bytes it used.
+    Complete(T, usize),
+    /// Not enough input yet; nothing was consumed.
+    Partial,
+}
+
+impl<T> Status<T> {
+    /// The item, if complete.
+    pub fn complete(self) -> Option<(T, usize)> {
+        match self {
+            Status::Complete(item, used) => Some((item, used)),
+            Status::Partial => None,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// Runs `check` with `input` delivered as two chunks split at every byte
+    /// position (and once whole), so decoders are proven not to depend on
+    /// how the network happens to slice the stream.
+    pub fn at_every_split(input: &[u8], mut check: impl FnMut(&[&[u8]])) {
+        check(&[input]);
+        for cut in 0..=input.len() {
+            let (a, b) = input.split_at(cut);
+            check(&[a, b]);
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The HTTP/1.1 side of a connection: reads heads and bodies within limits
+//! and timeouts, answers in order (pipelining), and hands upgrades over to
+//! the WebSocket task.
+
+use super::io::{self, Deadline};
+use super::ws::{self, WsKind};
+use super::{ConnGuard, Shard};
+use crate::metrics::ErrorKind;
+use crate::proto::http1::{self, BodyFraming, ChunkedDecoder, HttpError, Method, RequestHead};
+use crate::proto::ws::handshake;
+use crate::proto::Status;
+use glommio::net::TcpStream;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+
+/// Subprotocols offered on /mcp, in order of preference.
+const MCP_SUBPROTOCOLS: &[&str] = &["mcp"];
+
+/// What a connection is waiting for while it reads.
+enum Waited {
+    /// More bytes are in the buffer.
+    Data,
+    /// The peer closed, or the socket failed.
+    Closed,
+    /// The deadline passed.
+    TimedOut,
+    /// The shard started draining (only watched between requests).
+    Stopping,
+}
+
+/// One HTTP connection, from accept to close or upgrade.
+pub(super) async fn serve_connection(mut stream: TcpStream, conn: ConnGuard, over_cap: bool) {
+    let shard = Rc::clone(&conn.shard);
+    let mut out = Vec::new();
+    if over_cap {
+        shard.metrics.error(ErrorKind::ConnectionCap);
+        respond_text(
+            &shard,
+            &mut out,
+            503,
+            &[("retry-after", "1")],
+            "connection limit reached\n",
+            false,
+        );
+        let _ = io::flush(&mut stream, &mut out).await;
+        return;
+    }
+    let mut inbuf = Vec::new();
+    loop {
+        let Some(head) = read_head(&mut stream, &mut inbuf, &conn, &mut out).await else {
+            break;
+        };
+        let body = match read_body(&mut stream, &mut inbuf, &head, &conn).await {
+            Ok(body) => body,
+            Err(BodyError::Http(e)) => {
+                reject(&shard, &mut out, e.status(), &e.to_string());
+                break;
+            }
+            Err(BodyError::TimedOut) => {
+                shard.metrics.error(ErrorKind::Timeout);
+                reject_plain(&shard, &mut out, 408, "request body timed out");
+                break;
+            }
+            Err(BodyError::Closed) => return,
+        };
+        let keep_alive = head.keep_alive() && !shard.stopping();
+        match route(&shard, &head, &body, keep_alive, &mut out) {
+            Next::KeepGoing if keep_alive => {}
+            Next::KeepGoing => break,
+            Next::Upgrade(accepted, kind) => {
+                handshake::write_switching_protocols(&mut out, &accepted);
+                shard.metrics.status(101);
+                if io::flush(&mut stream, &mut out).await.is_err() {
+                    return;
+                }
+                ws::serve(stream, inbuf, conn, kind).await;
+                return;
+            }
+        }
+        // Answer pipelined requests together: flush only when no further head is waiting.
+        if !matches!(
+            RequestHead::parse(&inbuf, &shard.limits),
+            Ok(Status::Complete(..))
+        ) {
+            if let Err(e) = io::flush(&mut stream, &mut out).await {
+                log::debug!("write failed: {e}");
+                return;
+            }
+        }
+    }
+    let _ = io::flush(&mut stream, &mut out).await;
+}
+
+/// Reads until a whole head is buffered, then parses and removes it.
+/// `None` means the connection closes: quietly (EOF, idle, draining) or after
+/// the error response this queued in `out`.
+async fn read_head(
+    stream: &mut TcpStream,
+    inbuf: &mut Vec<u8>,
+    conn: &ConnGuard,
+    out: &mut Vec<u8>,
+) -> Option<RequestHead> {
+    let shard = &conn.shard;
+    let idle_deadline = Instant::now() + shard.config.http_idle_timeout();
+    let mut head_deadline = None;
+    loop {
+        match RequestHead::parse(inbuf, &shard.limits) {
+            Ok(Status::Complete(head, used)) => {
+                inbuf.drain(..used);
+                return Some(head);
+            }
+            Ok(Status::Partial) => {}
+            Err(e) => {
+                reject(shard, out, e.status(), &e.to_string());
+                return None;
+            }
+        }
+        // The slowloris guard runs from the first byte of a head; before it, the idle timeout.
+        let between_requests = inbuf.is_empty();
+        let deadline = if between_requests {
+            if shard.stopping() {
+                return None;
+            }
+            idle_deadline
+        } else {
+            *head_deadline.get_or_insert_with(|| Instant::now() + shard.config.header_timeout())
+        };
+        match read_more(stream, inbuf, conn, deadline, between_requests).await {
+            Waited::Data => {}
+            Waited::Closed | Waited::Stopping => return None,
+            Waited::TimedOut if between_requests => return None,
+            Waited::TimedOut => {
+                shard.metrics.error(ErrorKind::Timeout);
+                reject_plain(shard, out, 408, "request head timed out");
+                return None;
+            }
+        }
+    }
+}
+
+/// Reads the request body as the head frames it, within the size limit and
+/// the header timeout (a body that trickles in is the same attack as a slow head).
+async fn read_body(
+    stream: &mut TcpStream,
+    inbuf: &mut Vec<u8>,
+    head: &RequestHead,
+    conn: &ConnGuard,
+) -> Result<Vec<u8>, BodyError> {
+    let shard = &conn.shard;
+    let deadline = Instant::now() + shard.config.header_timeout();
+    let body = match head.framing() {
+        BodyFraming::Empty => Vec::new(),
+        BodyFraming::Length(n) => {
+            // The limit was checked against Content-Length before any byte was read.
+            let n = n as usize;
+            while inbuf.len() < n {
+                body_bytes(stream, inbuf, conn, deadline).await?;
+            }
+            inbuf.drain(..n).collect()
+        }
+        BodyFraming::Chunked => {
+            let mut decoder = ChunkedDecoder::new(shard.limits.max_body_bytes);
+            let mut body = Vec::new();
+            loop {
+                let used = decoder.decode(inbuf, &mut body).map_err(BodyError::Http)?;
+                inbuf.drain(..used);
+                if decoder.is_done() {
+                    break body;
+                }
+                body_bytes(stream, inbuf, conn, deadline).await?;
+            }
+        }
+    };
+    io::release_if_large(inbuf);
+    Ok(body)
+}
+
+/// Why a request body could not be read.
+enum BodyError {
+    /// Its framing broke a rule or a limit.
+    Http(HttpError),
+    /// It did not arrive within the header timeout.
+    TimedOut,
+    /// The peer went away.
+    Closed,
+}
+
+/// More body bytes before `deadline`.
+async fn body_bytes(
+    stream: &mut TcpStream,
+    inbuf: &mut Vec<u8>,
+    conn: &ConnGuard,
+    deadline: Instant,
+) -> Result<(), BodyError> {
+    match read_more(stream, inbuf, conn, deadline, false).await {
+        Waited::Data => Ok(()),
+        Waited::TimedOut => Err(BodyError::TimedOut),
+        Waited::Closed | Waited::Stopping => Err(BodyError::Closed),
+    }
+}
+
+/// Reads more bytes into `inbuf`, until `deadline` (and, between requests, until the shard drains).
+async fn read_more(
+    stream: &mut TcpStream,
+    inbuf: &mut Vec<u8>,
+    conn: &ConnGuard,
+    deadline: Instant,
+    watch_stop: bool,
+) -> Waited {
+    let mut timer = Deadline::at(deadline);
+    let before = inbuf.len();
+    let waited = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = io::poll_read_into(stream, cx, inbuf) {
+            return Poll::Ready(match r {
+                Ok(0) | Err(_) => Waited::Closed,
+                Ok(_) => Waited::Data,
+            });
+        }
+        if watch_stop && conn.shard.poll_stopping(conn, cx).is_ready() {
+            return Poll::Ready(Waited::Stopping);
+        }
+        timer.poll_expired(cx).map(|()| Waited::TimedOut)
+    })
+    .await;
+    conn.shard.metrics.read(inbuf.len() - before);
+    waited
+}
+
+/// What the connection does after a request was answered.
+enum Next {
+    /// Keep serving HTTP on this connection (if keep-alive allows).
+    KeepGoing,
+    /// Switch to WebSocket.
+    Upgrade(handshake::Accepted, WsKind),
+}
+
+/// Decides the response for one request and queues it in `out`.
+fn route(
+    shard: &Rc<Shard>,
+    head: &RequestHead,
+    _body: &[u8],
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Next {
+    if let Err(e) = shard.policy.check(head) {
+        shard.metrics.error(ErrorKind::Policy);
+        respond_text(shard, out, 403, &[], e.message(), keep_alive);
+        return Next::KeepGoing;
+    }
+    let head_only = head.method() == Method::Head;
+    match head.path() {
+        "/healthz" => match head.method() {
+            Method::Get | Method::Head => {
+                let body = if head_only { "" } else { "ok\n" };
+                respond_text(shard, out, 200, &[], body, keep_alive);
+            }
+            _ => method_not_allowed(shard, out, "GET, HEAD", keep_alive),
+        },
+        "/echo" if shard.config.echo => {
+            return upgrade_or_refuse(shard, head, WsKind::Echo, out, keep_alive)
+        }
+        "/mcp" => return upgrade_or_refuse(shard, head, WsKind::Mcp, out, keep_alive),
+        _ => respond_text(shard, out, 404, &[], "not found\n", keep_alive),
+    }
+    Next::KeepGoing
+}
+
+/// A WebSocket endpoint: upgrade when asked properly, say what is wrong otherwise.
+fn upgrade_or_refuse(
+    shard: &Rc<Shard>,
+    head: &RequestHead,
+    kind: WsKind,
+    out: &mut Vec<u8>,
+    keep_alive: bool,
+) -> Next {
+    if !handshake::is_upgrade_request(head) {
+        if head.method() != Method::Get {
+            method_not_allowed(shard, out, "GET", keep_alive);
+        } else {
+            respond_text(
+                shard,
+                out,
+                426,
+                &[
+                    ("upgrade", "websocket"),
+                    ("sec-websocket-version", handshake::VERSION),
+                ],
+                "this endpoint speaks WebSocket\n",
+                keep_alive,
+            );
+        }
+        return Next::KeepGoing;
+    }
+    let protocols = match kind {
+        WsKind::Mcp => MCP_SUBPROTOCOLS,
+        WsKind::Echo => &[],
+    };
+    match handshake::accept(head, protocols) {
+        Ok(accepted) => Next::Upgrade(accepted, kind),
+        Err(e) => {
+            shard.metrics.error(ErrorKind::WsHandshake);
+            let version = [("sec-websocket-version", handshake::VERSION)];
+            let headers: &[(&str, &str)] = if e.status() == 426 { &version } else { &[] };
+            respond_text(
+                shard,
+                out,
+                e.status(),
+                headers,
+                &format!("{e}\n"),
+                keep_alive,
+            );
+            Next::KeepGoing
+        }
+    }
+}
+
+fn method_not_allowed(shard: &Rc<Shard>, out: &mut Vec<u8>, allow: &str, keep_alive: bool) {
+    respond_text(
+        shard,
+        out,
+        405,
+        &[("allow", allow)],
+        "method not allowed\n",
+        keep_alive,
+    );
+}
+
+/// Queues a response with a plain-text body and counts its status.
+fn respond_text(
+    shard: &Rc<Shard>,
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &str,
+    keep_alive: bool,
+) {
+    let mut all = Vec::with_capacity(headers.len() + 1);
+    if !body.is_empty() {
+        all.push(("content-type", "text/plain; charset=utf-8"));
+    }
+    all.extend_from_slice(headers);
+    http1::write_response(out, status, &all, body.as_bytes(), keep_alive);
+    shard.metrics.status(status);
+}
+
+/// Queues the error response for a broken request; the connection closes after it.
+fn reject(shard: &Rc<Shard>, out: &mut Vec<u8>, status: u16, message: &str) {
+    shard.metrics.error(ErrorKind::HttpParse);
+    reject_plain(shard, out, status, message);
+}
+
+fn reject_plain(shard: &Rc<Shard>, out: &mut Vec<u8>, status: u16, message: &str) {
+    respond_text(shard, out, status, &[], &format!("{message}\n"), false);
+}

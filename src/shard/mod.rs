@@ -1,0 +1,368 @@
+//! The shard runtime: one glommio executor pinned per core, each with its own
+//! `SO_REUSEPORT` listener, connection slab, metrics and MCP dispatcher.
+//! This is the only module that touches sockets and timers.
+
+mod http;
+mod io;
+mod ws;
+
+use crate::config::Config;
+use crate::mcp::{Dispatcher, Registry};
+use crate::metrics::{ErrorKind, Metrics, Transport};
+use crate::proto::http1;
+use crate::proto::origin::OriginPolicy;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use slab::Slab;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Waker};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug)]
+pub enum ServerError {
+    /// io_uring could not be set up on this kernel or in this sandbox.
+    IoUringUnavailable(std::io::Error),
+    /// The listen address could not be bound.
+    Bind(SocketAddr, std::io::Error),
+    /// The executor pool failed.
+    Runtime(String),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::IoUringUnavailable(e) => write!(
+                f,
+                "ringmcp needs io_uring, and this system refused to set it up ({e}). \
+                 The kernel here is {}. io_uring needs Linux 5.8 or later; on a newer kernel the \
+                 likely cause is a container seccomp profile that blocks the io_uring_setup syscall \
+                 (Docker's default one does: run with a profile that allows io_uring), or \
+                 /proc/sys/kernel/io_uring_disabled set to 1 or 2 (set it to 0), or a locked-memory \
+                 limit too small for the rings (raise `ulimit -l`).",
+                kernel_release()
+            ),
+            ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ServerError::Runtime(e) => write!(f, "shard runtime failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Asks the kernel for a one-entry io_uring and closes it again, so that a
+/// missing io_uring is reported in words instead of a runtime backtrace.
+fn probe_io_uring() -> Result<(), ServerError> {
+    // Layout of struct io_uring_params (include/uapi/linux/io_uring.h): 120 bytes, zeroed.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes exactly one io_uring_params struct, which the
+    // zeroed 120-byte buffer provides; the returned fd, if any, is ours to close.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Err(ServerError::IoUringUnavailable(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fd is a descriptor we own and no longer use.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+/// A running server: its address, and the way to stop it.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    stop: Vec<mpsc::Sender<()>>,
+    threads: Option<glommio::PoolThreadHandles<Result<(), String>>>,
+}
+
+impl ServerHandle {
+    /// The address the shards listen on (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that can ask the shards to drain and stop, from any thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// Asks every shard to drain and stop (see [`Stopper::stop`]).
+    pub fn shutdown(&self) {
+        self.stopper().stop();
+    }
+
+    /// Waits for every shard to finish.
+    pub fn join(mut self) -> Result<(), ServerError> {
+        let Some(threads) = self.threads.take() else {
+            return Ok(());
+        };
+        for result in threads.join_all() {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(ServerError::Runtime(e)),
+                Err(e) => return Err(ServerError::Runtime(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends the stop request to every shard; cheap to clone, usable from a signal thread.
+#[derive(Clone)]
+pub struct Stopper {
+    stop: Vec<mpsc::Sender<()>>,
+}
+
+impl Stopper {
+    /// Stop accepting, close WebSockets with 1001, let in-flight requests finish within the grace period.
+    pub fn stop(&self) {
+        for tx in &self.stop {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts one shard per configured core and returns once all of them listen.
+pub fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHandle, ServerError> {
+    probe_io_uring()?;
+    let shards = config.shard_count();
+    // Hold the address while the shards bind, so port 0 resolves to one port for all of them.
+    let reservation = reserve(config.bind)?;
+    let local_addr = reservation
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| ServerError::Runtime("no local address".into()))?;
+    let mut stop = Vec::with_capacity(shards);
+    let mut stop_rx = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let (tx, rx) = mpsc::channel();
+        stop.push(tx);
+        stop_rx.push(rx);
+    }
+    let stop_rx = Arc::new(std::sync::Mutex::new(stop_rx));
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let config = Arc::new(config);
+    let threads = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, None))
+        .name("ringmcp-shard")
+        .on_all_shards(move || async move {
+            let stop = stop_rx.lock().ok().and_then(|mut v| v.pop());
+            let listener = match TcpListener::bind(local_addr) {
+                Ok(l) => {
+                    let _ = ready_tx.send(Ok(()));
+                    l
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return Err(e.to_string());
+                }
+            };
+            let Some(stop) = stop else {
+                return Err("more shards than stop channels".into());
+            };
+            let shard = Rc::new(Shard::new(&config, &registry, local_addr));
+            serve(shard, listener, stop).await;
+            Ok(())
+        })
+        .map_err(|e| classify_start_error(e.to_string()))?;
+    let mut handle = ServerHandle {
+        local_addr,
+        stop,
+        threads: Some(threads),
+    };
+    for _ in 0..shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                handle.shutdown();
+                drop(handle.threads.take());
+                return Err(ServerError::Bind(local_addr, std::io::Error::other(e)));
+            }
+            Err(_) => {
+                let err = handle.join().err();
+                return Err(err.unwrap_or_else(|| {
+                    ServerError::Runtime("a shard exited during start-up".into())
+                }));
+            }
+        }
+    }
+    drop(reservation);
+    Ok(handle)
+}
+
+fn classify_start_error(text: String) -> ServerError {
+    if text.contains("io_uring") || text.contains("ring") {
+        ServerError::IoUringUnavailable(std::io::Error::other(text))
+    } else {
+        ServerError::Runtime(text)
+    }
+}
+
+/// Binds (without listening) a socket with `SO_REUSEPORT` on `addr`.
+fn reserve(addr: SocketAddr) -> Result<socket2::Socket, ServerError> {
+    use socket2::{Domain, Socket, Type};
+    let bind_err = |e| ServerError::Bind(addr, e);
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_err)?;
+    socket.set_reuse_port(true).map_err(bind_err)?;
+    socket.set_reuse_address(true).map_err(bind_err)?;
+    socket.bind(&addr.into()).map_err(bind_err)?;
+    Ok(socket)
+}
+
+/// Per-shard state shared by this shard's connection tasks (never across cores).
+pub(crate) struct Shard {
+    pub id: usize,
+    pub config: Arc<Config>,
+    pub limits: http1::Limits,
+    pub policy: OriginPolicy,
+    pub dispatcher: Dispatcher,
+    pub metrics: Metrics,
+    conns: RefCell<Slab<ConnSlot>>,
+    stopping: Cell<bool>,
+}
+
+struct ConnSlot {
+    transport: Transport,
+    waker: Option<Waker>,
+}
+
+impl Shard {
+    fn new(config: &Arc<Config>, registry: &Arc<Registry>, addr: SocketAddr) -> Self {
+        Shard {
+            id: glommio::executor().id(),
+            config: Arc::clone(config),
+            limits: config.http_limits(),
+            policy: OriginPolicy::new(&config.allowed_origins, addr.ip().is_loopback()),
+            dispatcher: Dispatcher::new(Arc::clone(registry)),
+            metrics: Metrics::default(),
+            conns: RefCell::new(Slab::new()),
+            stopping: Cell::new(false),
+        }
+    }
+
+    /// Whether the shard is draining for shutdown.
+    pub fn stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Ready once the shard starts draining; otherwise remembers the task's waker.
+    pub fn poll_stopping(&self, conn: &ConnGuard, cx: &mut Context<'_>) -> Poll<()> {
+        if self.stopping.get() {
+            return Poll::Ready(());
+        }
+        if let Some(slot) = self.conns.borrow_mut().get_mut(conn.key) {
+            match &slot.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => slot.waker = Some(cx.waker().clone()),
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Number of open connections on this shard.
+    pub fn connection_count(&self) -> usize {
+        self.conns.borrow().len()
+    }
+
+    fn begin_stop(&self) {
+        self.stopping.set(true);
+        for (_, slot) in self.conns.borrow_mut().iter_mut() {
+            if let Some(w) = slot.waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A connection's slot in the shard's slab; freed (and counted closed) on drop.
+pub(crate) struct ConnGuard {
+    shard: Rc<Shard>,
+    key: usize,
+}
+
+impl ConnGuard {
+    fn open(shard: &Rc<Shard>) -> ConnGuard {
+        let key = shard.conns.borrow_mut().insert(ConnSlot {
+            transport: Transport::Http,
+            waker: None,
+        });
+        shard.metrics.opened(Transport::Http);
+        ConnGuard {
+            shard: Rc::clone(shard),
+            key,
+        }
+    }
+
+    /// Records that the connection switched transport (after an upgrade).
+    pub fn set_transport(&self, transport: Transport) {
+        if let Some(slot) = self.shard.conns.borrow_mut().get_mut(self.key) {
+            self.shard.metrics.closed(slot.transport);
+            self.shard.metrics.opened(transport);
+            slot.transport = transport;
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if let Some(slot) = self.shard.conns.borrow_mut().try_remove(self.key) {
+            self.shard.metrics.closed(slot.transport);
+        }
+    }
+}
+
+/// Accepts until told to stop, then drains within the grace period.
+async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: mpsc::Receiver<()>) {
+    let stop_requested = glommio::executor().spawn_blocking(move || stop.recv().is_ok());
+    let accepting = accept_loop(Rc::clone(&shard), listener);
+    let requested = futures_lite::future::or(stop_requested, async {
+        accepting.await;
+        false
+    })
+    .await;
+    if !requested {
+        return;
+    }
+    log::info!(
+        "shard {}: draining {} connections",
+        shard.id,
+        shard.connection_count()
+    );
+    shard.begin_stop();
+    let grace = shard.config.shutdown_grace();
+    let deadline = std::time::Instant::now() + grace;
+    while shard.connection_count() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                log::warn!("shard {}: accept failed: {e}", shard.id);
+                shard.metrics.error(ErrorKind::Io);
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        shard.metrics.accepted.set(shard.metrics.accepted.get() + 1);
+        let _ = stream.set_nodelay(true);
+        let conn = ConnGuard::open(&shard);
+        let over_cap = shard.connection_count() > shard.config.max_connections_per_shard;
+        glommio::spawn_local(http::serve_connection(stream, conn, over_cap)).detach();
+    }
+}

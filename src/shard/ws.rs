@@ -1,0 +1,400 @@
+//! The WebSocket side of a connection (RFC 6455 after the handshake): one
+//! task per connection that reads, decodes, answers, writes, pings idle
+//! peers and runs the close handshake, with a bounded outbound buffer.
+
+use super::io::{self, Deadline};
+use super::{ConnGuard, Shard};
+use crate::mcp::{self, Peer, SessionRef, SessionState};
+use crate::metrics::{ErrorKind, Transport};
+use crate::proto::jsonrpc::Id;
+use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
+use glommio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+/// What a WebSocket connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WsKind {
+    /// MCP, one JSON-RPC message per text frame.
+    Mcp,
+    /// Raw echo of every data message.
+    Echo,
+}
+
+/// While the outbound buffer holds more than this, the connection stops
+/// reading: a peer that does not read its replies cannot make us buffer more.
+const OUTBOX_HIGH_WATER: usize = 1024 * 1024;
+
+/// Frames waiting to be written. Handlers that finish later (on other tasks
+/// of this shard) push into it and wake the connection task.
+#[derive(Default)]
+struct Outbox {
+    bytes: RefCell<Vec<u8>>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Outbox {
+    fn frame(&self, opcode: OpCode, payload: &[u8]) {
+        encode_frame(&mut self.bytes.borrow_mut(), opcode, true, payload, None);
+        self.wake();
+    }
+
+    fn close(&self, code: CloseCode, reason: &str) {
+        encode_close(&mut self.bytes.borrow_mut(), code, reason, None);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.borrow().len()
+    }
+}
+
+/// The MCP session's way to reach the client: a text frame on this connection.
+struct WsPeer {
+    outbox: Rc<Outbox>,
+    shard: Rc<Shard>,
+}
+
+impl Peer for WsPeer {
+    fn send(&self, message: Vec<u8>, _related_request: Option<&Id>) {
+        self.shard.metrics.message_out();
+        self.outbox.frame(OpCode::Text, &message);
+    }
+}
+
+/// Where the close handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// Open.
+    No,
+    /// We sent a Close at this time and wait (bounded) for the peer's.
+    Sent(Instant),
+    /// Both Close frames were exchanged: flush and drop TCP.
+    Done,
+}
+
+/// What woke the connection task.
+enum Wake {
+    Read(usize),
+    Gone,
+    Timer,
+    Stopping,
+    Flushed,
+}
+
+/// Runs a WebSocket connection until it closes. `inbuf` holds any bytes the
+/// client sent right after its handshake.
+pub(super) async fn serve(
+    mut stream: TcpStream,
+    mut inbuf: Vec<u8>,
+    conn: ConnGuard,
+    kind: WsKind,
+) {
+    let shard = Rc::clone(&conn.shard);
+    conn.set_transport(match kind {
+        WsKind::Mcp => Transport::WsMcp,
+        WsKind::Echo => Transport::WsEcho,
+    });
+    let outbox = Rc::new(Outbox::default());
+    let mcp = match kind {
+        WsKind::Mcp => Some(McpLink {
+            session: SessionState::new_ref(),
+            peer: Rc::new(WsPeer {
+                outbox: Rc::clone(&outbox),
+                shard: Rc::clone(&shard),
+            }),
+        }),
+        WsKind::Echo => None,
+    };
+    let mut ws = WsState {
+        decoder: Decoder::new(Role::Server, shard.config.max_message_bytes),
+        closing: Closing::No,
+        last_heard: Instant::now(),
+        ping_sent: None,
+        message_started: None,
+        stop_seen: false,
+    };
+    let mut timer = Deadline::at(ws.next_deadline(&shard));
+    loop {
+        ws.process(&mut inbuf, &shard, &outbox, mcp.as_ref());
+        io::release_if_large(&mut inbuf);
+        if inbuf.is_empty() {
+            // Idle connections keep no read buffer (see io.rs).
+            inbuf = Vec::new();
+        }
+        timer.reset(ws.next_deadline(&shard));
+        let watch_stop = !ws.stop_seen;
+        let reading = ws.closing != Closing::Done && outbox.len() < OUTBOX_HIGH_WATER;
+        let before = inbuf.len();
+        let wake = std::future::poll_fn(|cx| {
+            let mut bytes = outbox.bytes.borrow_mut();
+            match io::poll_flush(&mut stream, cx, &mut bytes) {
+                Poll::Ready(Ok(n)) => shard.metrics.wrote(n),
+                Poll::Ready(Err(_)) => return Poll::Ready(Wake::Gone),
+                Poll::Pending => {}
+            }
+            if bytes.is_empty() && ws.closing == Closing::Done {
+                return Poll::Ready(Wake::Flushed);
+            }
+            drop(bytes);
+            if watch_stop && shard.poll_stopping(&conn, cx).is_ready() {
+                return Poll::Ready(Wake::Stopping);
+            }
+            if reading {
+                if let Poll::Ready(r) = io::poll_read_into(&mut stream, cx, &mut inbuf) {
+                    return Poll::Ready(match r {
+                        Ok(0) | Err(_) => Wake::Gone,
+                        Ok(n) => Wake::Read(n),
+                    });
+                }
+            }
+            if timer.poll_expired(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            outbox.waker.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await;
+        match wake {
+            Wake::Read(n) => {
+                shard.metrics.read(inbuf.len() - before);
+                debug_assert_eq!(n, inbuf.len() - before);
+                ws.last_heard = Instant::now();
+                ws.ping_sent = None;
+            }
+            Wake::Gone | Wake::Flushed => break,
+            Wake::Stopping => {
+                ws.stop_seen = true;
+                // RFC 6455 §7.4.1: "1001 indicates that an endpoint is "going away", such as a
+                // server going down".
+                ws.fail(
+                    &shard,
+                    &outbox,
+                    CloseCode::GOING_AWAY,
+                    "server shutting down",
+                );
+            }
+            Wake::Timer => {
+                if ws.on_timer(&shard, &outbox) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The MCP session bound to this connection.
+struct McpLink {
+    session: SessionRef,
+    peer: Rc<WsPeer>,
+}
+
+struct WsState {
+    decoder: Decoder,
+    closing: Closing,
+    last_heard: Instant,
+    ping_sent: Option<Instant>,
+    message_started: Option<Instant>,
+    stop_seen: bool,
+}
+
+impl WsState {
+    /// Decodes and answers everything complete in `inbuf`.
+    fn process(
+        &mut self,
+        inbuf: &mut Vec<u8>,
+        shard: &Rc<Shard>,
+        outbox: &Rc<Outbox>,
+        mcp: Option<&McpLink>,
+    ) {
+        let mut at = 0;
+        while self.closing != Closing::Done && at < inbuf.len() {
+            let decoded = match self.decoder.decode(&mut inbuf[at..]) {
+                Ok(d) => d,
+                Err(e) => {
+                    shard.metrics.error(ErrorKind::WsProtocol);
+                    log::debug!("websocket protocol error: {e}");
+                    // Whatever else the peer sends now is not read: drop the rest.
+                    at = inbuf.len();
+                    if self.closing == Closing::No {
+                        self.fail(shard, outbox, e.close_code(), &e.to_string());
+                    }
+                    break;
+                }
+            };
+            at += decoded.consumed;
+            let Some(event) = decoded.event else {
+                if decoded.consumed == 0 {
+                    break;
+                }
+                continue;
+            };
+            if self.closing != Closing::No && !matches!(event, Event::Close(_)) {
+                // RFC 6455 §5.5.1: after sending a Close frame, "the endpoint MUST NOT send any
+                // more data frames"; what arrives meanwhile is discarded.
+                continue;
+            }
+            match event {
+                Event::Text(text) => {
+                    shard.metrics.message_in();
+                    match mcp {
+                        Some(link) => dispatch(shard, outbox, link, text),
+                        None => {
+                            shard.metrics.message_out();
+                            outbox.frame(OpCode::Text, text.as_bytes());
+                        }
+                    }
+                }
+                Event::Binary(data) => {
+                    shard.metrics.message_in();
+                    if mcp.is_some() {
+                        // RFC 6455 §7.4.1: "1003 indicates that an endpoint is terminating the
+                        // connection because it has received a type of data it cannot accept".
+                        self.fail(
+                            shard,
+                            outbox,
+                            CloseCode::UNSUPPORTED_DATA,
+                            "MCP over WebSocket uses text frames",
+                        );
+                    } else {
+                        shard.metrics.message_out();
+                        outbox.frame(OpCode::Binary, data);
+                    }
+                }
+                // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+                // response ... The Pong frame sent in response ... must have identical "Application data"".
+                Event::Ping(payload) => outbox.frame(OpCode::Pong, payload),
+                Event::Pong(_) => {}
+                Event::Close(frame) => {
+                    if self.closing == Closing::No {
+                        // §5.5.1: "If an endpoint receives a Close frame and did not previously send
+                        // a Close frame, the endpoint MUST send a Close frame in response. ... it
+                        // typically echos the status code it received."
+                        let (code, wire) = match &frame {
+                            Some(f) => (f.code, f.code.0),
+                            None => (CloseCode::NORMAL, 0),
+                        };
+                        if wire == 0 {
+                            outbox.frame(OpCode::Close, &[]);
+                        } else {
+                            outbox.close(code, "");
+                        }
+                        shard.metrics.close_sent(wire);
+                    }
+                    // §7.1.1: "the server SHOULD close [the TCP connection] first" once both
+                    // Close frames were exchanged.
+                    self.closing = Closing::Done;
+                }
+            }
+        }
+        inbuf.drain(..at);
+        self.message_started = match (self.decoder.message_in_progress(), self.message_started) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(Instant::now()),
+        };
+    }
+
+    /// Starts the close handshake from our side with `code`.
+    fn fail(&mut self, shard: &Shard, outbox: &Outbox, code: CloseCode, reason: &str) {
+        if self.closing != Closing::No {
+            return;
+        }
+        outbox.close(code, reason);
+        shard.metrics.close_sent(code.0);
+        self.closing = Closing::Sent(Instant::now());
+    }
+
+    /// The next instant something time-driven is due.
+    fn next_deadline(&self, shard: &Shard) -> Instant {
+        let config = &shard.config;
+        if let Closing::Sent(at) = self.closing {
+            return at + config.close_timeout();
+        }
+        let liveness = match self.ping_sent {
+            Some(at) => at + config.ws_pong_timeout(),
+            None => self.last_heard + config.ws_ping_interval(),
+        };
+        match self.message_started {
+            Some(at) => liveness.min(at + config.fragment_timeout()),
+            None => liveness,
+        }
+    }
+
+    /// Acts on whatever came due; true when the connection should drop now.
+    fn on_timer(&mut self, shard: &Shard, outbox: &Outbox) -> bool {
+        let now = Instant::now();
+        let config = &shard.config;
+        if let Closing::Sent(at) = self.closing {
+            // The peer did not answer our Close in time.
+            return now >= at + config.close_timeout();
+        }
+        if self
+            .message_started
+            .is_some_and(|at| now >= at + config.fragment_timeout())
+        {
+            shard.metrics.error(ErrorKind::Timeout);
+            // RFC 6455 §7.4.1: "1008 indicates that an endpoint is terminating the connection
+            // because it has received a message that violates its policy."
+            self.fail(
+                shard,
+                outbox,
+                CloseCode::POLICY,
+                "message not completed in time",
+            );
+            return false;
+        }
+        match self.ping_sent {
+            Some(at) if now >= at + config.ws_pong_timeout() => {
+                shard.metrics.error(ErrorKind::Timeout);
+                self.fail(shard, outbox, CloseCode::GOING_AWAY, "idle");
+            }
+            None if now >= self.last_heard + config.ws_ping_interval() => {
+                outbox.frame(OpCode::Ping, b"ringmcp");
+                self.ping_sent = Some(now);
+            }
+            _ => {}
+        }
+        false
+    }
+}
+
+/// Hands each JSON-RPC message of a text frame to the dispatcher. Replies
+/// that are ready at once are queued directly; slower handlers run as their
+/// own task and queue their reply when done.
+fn dispatch(shard: &Rc<Shard>, outbox: &Rc<Outbox>, link: &McpLink, text: &str) {
+    for message in mcp::split_frame(text) {
+        let peer: Rc<dyn Peer> = link.peer.clone();
+        let mut reply = Box::pin(shard.dispatcher.handle(
+            link.session.clone(),
+            peer,
+            message.as_bytes().to_vec(),
+        ));
+        let deliver = {
+            let outbox = Rc::clone(outbox);
+            let shard = Rc::clone(shard);
+            move |reply: Option<Vec<u8>>| {
+                if let Some(reply) = reply {
+                    shard.metrics.message_out();
+                    outbox.frame(OpCode::Text, &reply);
+                }
+            }
+        };
+        // Most handlers finish without waiting; only those that wait get a task of their own.
+        match reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(ready) => deliver(ready),
+            Poll::Pending => {
+                glommio::spawn_local(async move { deliver(reply.await) }).detach();
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Shared pieces of the integration tests: an in-process server on an
+//! ephemeral 127.0.0.1 port, a raw HTTP client, and raw WebSocket frames.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use ringmcp::config::Config;
+use ringmcp::mcp::fixtures;
+use ringmcp::proto::ws::{encode_frame, OpCode};
+use ringmcp::shard::ServerHandle;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A server that stops when dropped.
+pub struct TestServer {
+    handle: Option<ServerHandle>,
+    pub addr: SocketAddr,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown();
+            let _ = handle.join();
+        }
+    }
+}
+
+impl TestServer {
+    /// Asks the server to drain (without waiting for it to finish).
+    pub fn begin_shutdown(&self) {
+        if let Some(handle) = &self.handle {
+            handle.shutdown();
+        }
+    }
+}
+
+/// Starts a server on 127.0.0.1:0 with `/echo` on, after `edit` tweaks the config.
+pub fn server(edit: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        shards: 1,
+        echo: true,
+        shutdown_grace_ms: 200,
+        ..Config::default()
+    };
+    edit(&mut config);
+    let handle = ringmcp::shard::start(config, Arc::new(fixtures::builtin().build()))
+        .expect("server starts");
+    TestServer {
+        addr: handle.local_addr(),
+        handle: Some(handle),
+    }
+}
+
+/// A socket for clients that do not retry `EINTR` themselves (tungstenite):
+/// the test process hosts glommio shards too, and the client threads of such
+/// a process see interrupted system calls now and then.
+pub struct Sock(pub TcpStream);
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A connected socket with a read timeout, so a broken server fails the test instead of hanging it.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Sends raw bytes and reads one HTTP response (head plus Content-Length body).
+pub fn http(addr: SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = connect(addr);
+    s.write_all(request).unwrap();
+    read_response(&mut s)
+}
+
+/// Reads one HTTP response: status, head text, body.
+pub fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => panic!(
+                "connection ended inside a response head: {other:?} after {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+        }
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    s.read_exact(&mut body).unwrap();
+    (status, head, body)
+}
+
+/// A valid upgrade request for `path`, with extra header lines.
+pub fn upgrade_request(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// Opens a raw WebSocket on `path` and returns the socket after the 101.
+pub fn raw_ws(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut s = connect(addr);
+    s.write_all(upgrade_request(path, "").as_bytes()).unwrap();
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 101, "{head}");
+    s
+}
+
+/// A masked client frame.
+pub fn client_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(
+        &mut out,
+        opcode,
+        fin,
+        payload,
+        Some([0x12, 0x34, 0x56, 0x78]),
+    );
+    out
+}
+
+/// Reads one unmasked server frame: (opcode byte, fin, payload).
+pub fn read_frame(s: &mut TcpStream) -> (u8, bool, Vec<u8>) {
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(head[1] & 0x80, 0, "server frames are never masked");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            u16::from_be_bytes(b) as usize
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).unwrap();
+            u64::from_be_bytes(b) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0; len];
+    s.read_exact(&mut payload).unwrap();
+    (head[0] & 0x0f, head[0] & 0x80 != 0, payload)
+}
+
+/// Reads frames until a Close and returns its code (None for an empty Close).
+pub fn read_close_code(s: &mut TcpStream) -> Option<u16> {
+    loop {
+        let (opcode, _, payload) = read_frame(s);
+        if opcode == 0x8 {
+            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        }
+    }
+}
+
+/// True once the server closed the TCP connection (EOF or reset) within the read timeout.
+pub fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The HTTP/1.1 front door, driven over real sockets.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::time::Duration;
+
+#[test]
+fn healthz_404_and_405() {
+    let srv = server(|_| {});
+    let (status, _, body) = http(
+        srv.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+    let (status, _, _) = http(srv.addr, b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert_eq!(status, 404);
+    let (status, head, _) = http(
+        srv.addr,
+        b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(status, 405);
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get, head"),
+        "{head}"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let srv = server(|_| {});
+    let mut s = connect(srv.addr);
+    s.write_all(
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /missing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let statuses: Vec<u16> = (0..3).map(|_| read_response(&mut s).0).collect();
+    assert_eq!(statuses, [200, 404, 200]);
+    assert!(
+        closed_by_server(&mut s),
+        "Connection: close must be honoured"
+    );
+}
+
+#[test]
+fn limits_get_their_statuses() {
+    let srv = server(|c| {
+        c.max_head_bytes = 2048;
+        c.max_uri_bytes = 256;
+        c.max_headers = 8;
+        c.max_body_bytes = 64;
+    });
+    let long_uri = format!(
+        "GET /{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "a".repeat(300)
+    );
+    assert_eq!(http(srv.addr, long_uri.as_bytes()).0, 414);
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: {}\r\n\r\n",
+        "b".repeat(3000)
+    );
+    assert_eq!(http(srv.addr, big_header.as_bytes()).0, 431);
+    let many = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n{}\r\n",
+        "X: y\r\n".repeat(10)
+    );
+    assert_eq!(http(srv.addr, many.as_bytes()).0, 431);
+    let body = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 65\r\n\r\n";
+    assert_eq!(http(srv.addr, body).0, 413);
+    let chunked = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n{}\r\n0\r\n\r\n",
+        "z".repeat(65)
+    );
+    assert_eq!(http(srv.addr, chunked.as_bytes()).0, 413);
+    let garbage = b"\x01\x02garbage\r\n\r\n";
+    assert_eq!(http(srv.addr, garbage).0, 400);
+}
+
+#[test]
+fn slow_head_gets_408_and_the_connection_closes() {
+    let srv = server(|c| c.header_timeout_ms = 200);
+    let mut s = connect(srv.addr);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let (status, _, _) = read_response(&mut s);
+    assert_eq!(status, 408);
+    assert!(closed_by_server(&mut s));
+}
+
+#[test]
+fn idle_keep_alive_connection_is_closed() {
+    let srv = server(|c| c.http_idle_timeout_secs = 1);
+    let mut s = connect(srv.addr);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut s).0, 200);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(closed_by_server(&mut s));
+}
+
+#[test]
+fn origin_and_host_policy() {
+    let srv = server(|_| {});
+    let evil = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://evil.example\r\n\r\n";
+    assert_eq!(http(srv.addr, evil).0, 403);
+    let local =
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://localhost:5173\r\n\r\n";
+    assert_eq!(http(srv.addr, local).0, 200);
+    let rebinding = b"GET /healthz HTTP/1.1\r\nHost: attacker.example\r\n\r\n";
+    assert_eq!(http(srv.addr, rebinding).0, 403);
+}
+
+#[test]
+fn connections_over_the_shard_cap_get_503() {
+    let srv = server(|c| c.max_connections_per_shard = 1);
+    let mut first = connect(srv.addr);
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut first).0, 200);
+    let (status, head, _) = http(
+        srv.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert_eq!(status, 503, "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after"));
+    // The existing connection is unaffected.
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut first).0, 200);
+}
