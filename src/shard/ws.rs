@@ -8,9 +8,11 @@ use crate::mcp::{self, Peer, SessionRef, SessionState};
 use crate::metrics::{ErrorKind, Transport};
 use crate::proto::jsonrpc::Id;
 use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
+use futures_lite::AsyncWrite;
 use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -52,10 +54,6 @@ impl Outbox {
             w.wake();
         }
     }
-
-    fn len(&self) -> usize {
-        self.bytes.borrow().len()
-    }
 }
 
 /// The MCP session's way to reach the client: a text frame on this connection.
@@ -76,10 +74,27 @@ impl Peer for WsPeer {
 enum Closing {
     /// Open.
     No,
-    /// We sent a Close at this time and wait (bounded) for the peer's.
+    /// We started an orderly close (shutdown, idle) at this time and wait, bounded, for the peer's Close.
     Sent(Instant),
+    /// We failed the connection at this time: our Close is queued, nothing more is processed;
+    /// once it is flushed we half-close and discard input until EOF or the close timeout.
+    Failed(Instant),
     /// Both Close frames were exchanged: flush and drop TCP.
     Done,
+}
+
+impl Closing {
+    fn is_open(self) -> bool {
+        self == Closing::No
+    }
+
+    /// When the close handshake gives up on the peer.
+    fn deadline(self, timeout: std::time::Duration) -> Option<Instant> {
+        match self {
+            Closing::Sent(at) | Closing::Failed(at) => Some(at + timeout),
+            Closing::No | Closing::Done => None,
+        }
+    }
 }
 
 /// What woke the connection task.
@@ -124,6 +139,7 @@ pub(super) async fn serve(
         stop_seen: false,
     };
     let mut timer = Deadline::at(ws.next_deadline(&shard));
+    let mut half_closed = false;
     loop {
         ws.process(&mut inbuf, &shard, &outbox, mcp.as_ref());
         io::release_if_large(&mut inbuf);
@@ -133,7 +149,7 @@ pub(super) async fn serve(
         }
         timer.reset(ws.next_deadline(&shard));
         let watch_stop = !ws.stop_seen;
-        let reading = ws.closing != Closing::Done && outbox.len() < OUTBOX_HIGH_WATER;
+        let closing = ws.closing;
         let before = inbuf.len();
         let wake = std::future::poll_fn(|cx| {
             let mut bytes = outbox.bytes.borrow_mut();
@@ -142,10 +158,19 @@ pub(super) async fn serve(
                 Poll::Ready(Err(_)) => return Poll::Ready(Wake::Gone),
                 Poll::Pending => {}
             }
-            if bytes.is_empty() && ws.closing == Closing::Done {
+            let flushed = bytes.is_empty();
+            // A peer that does not read its replies cannot make us buffer more: stop reading.
+            let reading = closing != Closing::Done && bytes.len() < OUTBOX_HIGH_WATER;
+            drop(bytes);
+            if flushed && closing == Closing::Done {
                 return Poll::Ready(Wake::Flushed);
             }
-            drop(bytes);
+            if flushed && matches!(closing, Closing::Failed(_)) && !half_closed {
+                // RFC 6455 §7.1.1: the server closes the TCP connection first; a half-close
+                // lets our Close frame arrive before any reset.
+                let _ = Pin::new(&mut stream).poll_close(cx);
+                half_closed = true;
+            }
             if watch_stop && shard.poll_stopping(&conn, cx).is_ready() {
                 return Poll::Ready(Wake::Stopping);
             }
@@ -166,10 +191,16 @@ pub(super) async fn serve(
         .await;
         match wake {
             Wake::Read(n) => {
-                shard.metrics.read(inbuf.len() - before);
+                shard.metrics.read(n);
                 debug_assert_eq!(n, inbuf.len() - before);
                 ws.last_heard = Instant::now();
                 ws.ping_sent = None;
+                if matches!(ws.closing, Closing::Failed(_)) {
+                    // §7.1.7: "An endpoint MUST NOT continue to attempt to process data
+                    // (including a responding Close frame) from the remote endpoint after being
+                    // instructed to _Fail the WebSocket Connection_."
+                    inbuf.clear();
+                }
             }
             Wake::Gone | Wake::Flushed => break,
             Wake::Stopping => {
@@ -217,7 +248,7 @@ impl WsState {
         mcp: Option<&McpLink>,
     ) {
         let mut at = 0;
-        while self.closing != Closing::Done && at < inbuf.len() {
+        while matches!(self.closing, Closing::No | Closing::Sent(_)) && at < inbuf.len() {
             let decoded = match self.decoder.decode(&mut inbuf[at..]) {
                 Ok(d) => d,
                 Err(e) => {
@@ -225,9 +256,7 @@ impl WsState {
                     log::debug!("websocket protocol error: {e}");
                     // Whatever else the peer sends now is not read: drop the rest.
                     at = inbuf.len();
-                    if self.closing == Closing::No {
-                        self.fail(shard, outbox, e.close_code(), &e.to_string());
-                    }
+                    self.fail(shard, outbox, e.close_code(), &e.to_string());
                     break;
                 }
             };
@@ -238,7 +267,7 @@ impl WsState {
                 }
                 continue;
             };
-            if self.closing != Closing::No && !matches!(event, Event::Close(_)) {
+            if !self.closing.is_open() && !matches!(event, Event::Close(_)) {
                 // RFC 6455 §5.5.1: after sending a Close frame, "the endpoint MUST NOT send any
                 // more data frames"; what arrives meanwhile is discarded.
                 continue;
@@ -275,7 +304,7 @@ impl WsState {
                 Event::Ping(payload) => outbox.frame(OpCode::Pong, payload),
                 Event::Pong(_) => {}
                 Event::Close(frame) => {
-                    if self.closing == Closing::No {
+                    if self.closing.is_open() {
                         // §5.5.1: "If an endpoint receives a Close frame and did not previously send
                         // a Close frame, the endpoint MUST send a Close frame in response. ... it
                         // typically echos the status code it received."
@@ -304,21 +333,40 @@ impl WsState {
         };
     }
 
-    /// Starts the close handshake from our side with `code`.
+    /// Starts an orderly close from our side: the peer's Close is awaited (bounded).
+    fn start_close(&mut self, shard: &Shard, outbox: &Outbox, code: CloseCode, reason: &str) {
+        if self.send_close(shard, outbox, code, reason) {
+            self.closing = Closing::Sent(Instant::now());
+        }
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): send our Close, process nothing more.
     fn fail(&mut self, shard: &Shard, outbox: &Outbox, code: CloseCode, reason: &str) {
-        if self.closing != Closing::No {
-            return;
+        if self.send_close(shard, outbox, code, reason) {
+            self.closing = Closing::Failed(Instant::now());
+        }
+    }
+
+    fn send_close(
+        &mut self,
+        shard: &Shard,
+        outbox: &Outbox,
+        code: CloseCode,
+        reason: &str,
+    ) -> bool {
+        if !self.closing.is_open() {
+            return false;
         }
         outbox.close(code, reason);
         shard.metrics.close_sent(code.0);
-        self.closing = Closing::Sent(Instant::now());
+        true
     }
 
     /// The next instant something time-driven is due.
     fn next_deadline(&self, shard: &Shard) -> Instant {
         let config = &shard.config;
-        if let Closing::Sent(at) = self.closing {
-            return at + config.close_timeout();
+        if let Some(at) = self.closing.deadline(config.close_timeout()) {
+            return at;
         }
         let liveness = match self.ping_sent {
             Some(at) => at + config.ws_pong_timeout(),
@@ -334,9 +382,9 @@ impl WsState {
     fn on_timer(&mut self, shard: &Shard, outbox: &Outbox) -> bool {
         let now = Instant::now();
         let config = &shard.config;
-        if let Closing::Sent(at) = self.closing {
-            // The peer did not answer our Close in time.
-            return now >= at + config.close_timeout();
+        if let Some(at) = self.closing.deadline(config.close_timeout()) {
+            // The peer did not finish the close handshake in time.
+            return now >= at;
         }
         if self
             .message_started
@@ -356,7 +404,7 @@ impl WsState {
         match self.ping_sent {
             Some(at) if now >= at + config.ws_pong_timeout() => {
                 shard.metrics.error(ErrorKind::Timeout);
-                self.fail(shard, outbox, CloseCode::GOING_AWAY, "idle");
+                self.start_close(shard, outbox, CloseCode::GOING_AWAY, "idle");
             }
             None if now >= self.last_heard + config.ws_ping_interval() => {
                 outbox.frame(OpCode::Ping, b"ringmcp");
