@@ -12,8 +12,10 @@ use std::time::Duration;
     name = "ringmcp",
     version,
     about = "Thread-per-core io_uring MCP server: WebSocket and Streamable HTTP with resumable SSE",
-    long_about = "ringmcp serves MCP (JSON-RPC 2.0) over WebSocket at /mcp (subprotocol `mcp`), \
-                  liveness at /healthz and, with --echo, a raw WebSocket echo at /echo. \
+    long_about = "ringmcp serves MCP (JSON-RPC 2.0) at /mcp over WebSocket (subprotocol `mcp`) and \
+                  Streamable HTTP with resumable SSE (POST/GET/DELETE), the legacy HTTP+SSE transport \
+                  at /sse and /messages, liveness at /healthz and, with --echo, a raw WebSocket echo \
+                  at /echo. \
                   It runs one io_uring executor per core, each with its own SO_REUSEPORT listener.\n\n\
                   Logging goes through RUST_LOG (default: warn)."
 )]
@@ -82,6 +84,42 @@ pub struct Config {
     #[arg(long, default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
 
+    /// MCP sessions per shard (Streamable HTTP and legacy SSE); past it `initialize` gets 503 with Retry-After.
+    #[arg(long, default_value_t = 25_000)]
+    pub max_sessions_per_shard: usize,
+
+    /// A session with no open stream and no request in flight expires after this long idle, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub session_idle_timeout_secs: u64,
+
+    /// Events kept per SSE stream for Last-Event-ID replay (oldest evicted first).
+    #[arg(long, default_value_t = 256)]
+    pub ring_max_events: usize,
+
+    /// Payload bytes kept per SSE stream for replay.
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub ring_max_bytes: usize,
+
+    /// Events older than this are no longer replayed, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub ring_max_age_secs: u64,
+
+    /// Replay bytes per shard across all streams; past it the shard's oldest events are evicted first.
+    #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+    pub event_budget_bytes: usize,
+
+    /// An SSE stream with nothing to send gets a keep-alive comment this often, in seconds.
+    #[arg(long, default_value_t = 15)]
+    pub sse_keepalive_secs: u64,
+
+    /// The `retry:` reconnection delay announced on SSE streams, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    pub sse_retry_ms: u64,
+
+    /// Turn off the legacy HTTP+SSE transport (GET /sse, POST /messages).
+    #[arg(long)]
+    pub no_legacy_sse: bool,
+
     /// Browser origins allowed to connect (repeatable). Requests without Origin always pass;
     /// by default only localhost origins (http/https on localhost, 127.0.0.1, [::1], any port) are allowed.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
@@ -142,6 +180,16 @@ impl Config {
     /// Bounded wait for the peer during the close handshake.
     pub fn close_timeout(&self) -> Duration {
         Duration::from_millis(self.close_timeout_ms)
+    }
+
+    /// Idle time after which a session expires.
+    pub fn session_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.session_idle_timeout_secs)
+    }
+
+    /// Interval of SSE keep-alive comments.
+    pub fn sse_keepalive(&self) -> Duration {
+        Duration::from_secs(self.sse_keepalive_secs)
     }
 
     /// Grace period for draining on shutdown.

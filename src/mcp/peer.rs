@@ -14,4 +14,8 @@ pub trait Peer {
     /// a transport with several streams (Streamable HTTP) can put it on that
     /// request's stream; `None` means it belongs to no request.
     fn send(&self, message: Vec<u8>, related_request: Option<&Id>);
+
+    /// Ends the SSE stream of `related_request` before its response (SEP-1699); the client
+    /// resumes with `Last-Event-ID`. Transports with nothing to end ignore it.
+    fn close_stream(&self, _related_request: &Id) {}
 }

@@ -4,6 +4,7 @@
 pub mod http1;
 pub mod jsonrpc;
 pub mod origin;
+pub mod sse;
 pub mod ws;
 
 /// What a decoder made of the bytes it was given.
@@ -11,7 +12,9 @@ pub mod ws;
 pub enum Status<T> {
     /// A whole item, and how many input bytes it used.
     Complete(T, usize),
-    /// Not enough input yet; nothing was consumed.
+    /// Not enough input yet. Decoders consume nothing then, except where their
+    /// docs say they keep partial state (the SSE decoder absorbs comment lines
+    /// instead of letting a keep-alive stream grow the caller's buffer).
     Partial,
 }
 

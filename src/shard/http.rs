@@ -3,8 +3,9 @@
 //! the WebSocket task.
 
 use super::io::{self, Deadline};
+use super::streamable::{self, Outcome, StreamServe};
 use super::ws::{self, WsKind};
-use super::{ConnGuard, Shard};
+use super::{ConnGuard, HandoffParts, Shard};
 use crate::metrics::ErrorKind;
 use crate::proto::http1::{self, BodyFraming, ChunkedDecoder, HttpError, Method, RequestHead};
 use crate::proto::ws::handshake;
@@ -31,12 +32,11 @@ enum Waited {
 
 /// One HTTP connection, from accept to close or upgrade.
 pub(super) async fn serve_connection(mut stream: TcpStream, conn: ConnGuard, over_cap: bool) {
-    let shard = Rc::clone(&conn.shard);
-    let mut out = Vec::new();
     if over_cap {
-        shard.metrics.error(ErrorKind::ConnectionCap);
+        let mut out = Vec::new();
+        conn.shard.metrics.error(ErrorKind::ConnectionCap);
         respond_text(
-            &shard,
+            &conn.shard,
             &mut out,
             503,
             &[("retry-after", "1")],
@@ -46,26 +46,34 @@ pub(super) async fn serve_connection(mut stream: TcpStream, conn: ConnGuard, ove
         let _ = io::flush(&mut stream, &mut out).await;
         return;
     }
-    let mut inbuf = Vec::new();
+    run(stream, conn, Vec::new(), None).await;
+}
+
+/// A connection another shard handed over, starting with the request that named our session.
+pub(super) async fn serve_handed_off(stream: TcpStream, conn: ConnGuard, first: HandoffParts) {
+    let (head, body, inbuf) = first;
+    run(stream, conn, inbuf, Some((head, body))).await;
+}
+
+/// The request loop: read, answer in order, until close, upgrade or handoff.
+async fn run(
+    mut stream: TcpStream,
+    conn: ConnGuard,
+    mut inbuf: Vec<u8>,
+    mut first: Option<(RequestHead, Vec<u8>)>,
+) {
+    let shard = Rc::clone(&conn.shard);
+    let mut out = Vec::new();
     loop {
-        let Some(head) = read_head(&mut stream, &mut inbuf, &conn, &mut out).await else {
-            break;
-        };
-        let body = match read_body(&mut stream, &mut inbuf, &head, &conn).await {
-            Ok(body) => body,
-            Err(BodyError::Http(e)) => {
-                reject(&shard, &mut out, e.status(), &e.to_string());
-                break;
-            }
-            Err(BodyError::TimedOut) => {
-                shard.metrics.error(ErrorKind::Timeout);
-                reject_plain(&shard, &mut out, 408, "request body timed out");
-                break;
-            }
-            Err(BodyError::Closed) => return,
+        let (head, body) = match first.take() {
+            Some(request) => request,
+            None => match read_request(&mut stream, &mut inbuf, &conn, &mut out).await {
+                Some(request) => request,
+                None => break,
+            },
         };
         let keep_alive = head.keep_alive() && !shard.stopping();
-        match route(&shard, &head, &body, keep_alive, &mut out) {
+        match route(&shard, &head, body, keep_alive, &mut out) {
             Next::KeepGoing if keep_alive => {}
             Next::KeepGoing => break,
             Next::Upgrade(accepted, kind) => {
@@ -75,6 +83,22 @@ pub(super) async fn serve_connection(mut stream: TcpStream, conn: ConnGuard, ove
                     return;
                 }
                 ws::serve(stream, inbuf, conn, kind).await;
+                return;
+            }
+            Next::Stream(serve) => {
+                if !serve_stream(&mut stream, &mut inbuf, &conn, &mut out, serve).await
+                    || !keep_alive
+                    || shard.stopping()
+                {
+                    break;
+                }
+            }
+            Next::Handoff(owner, body) => {
+                // Answers to earlier pipelined requests go out from here first, in order.
+                if io::flush(&mut stream, &mut out).await.is_err() {
+                    return;
+                }
+                shard.hand_off(owner, stream, (head, body, inbuf)).await;
                 return;
             }
         }
@@ -90,6 +114,86 @@ pub(super) async fn serve_connection(mut stream: TcpStream, conn: ConnGuard, ove
         }
     }
     let _ = io::flush(&mut stream, &mut out).await;
+}
+
+/// Reads one whole request; `None` when the connection should close (any error response is queued in `out`).
+async fn read_request(
+    stream: &mut TcpStream,
+    inbuf: &mut Vec<u8>,
+    conn: &ConnGuard,
+    out: &mut Vec<u8>,
+) -> Option<(RequestHead, Vec<u8>)> {
+    let shard = &conn.shard;
+    let head = read_head(stream, inbuf, conn, out).await?;
+    match read_body(stream, inbuf, &head, conn).await {
+        Ok(body) => Some((head, body)),
+        Err(BodyError::Http(e)) => {
+            reject(shard, out, e.status(), &e.to_string());
+            None
+        }
+        Err(BodyError::TimedOut) => {
+            shard.metrics.error(ErrorKind::Timeout);
+            reject_plain(shard, out, 408, "request body timed out");
+            None
+        }
+        Err(BodyError::Closed) => None,
+    }
+}
+
+/// Serves an SSE response until it ends (true: the connection can carry the
+/// next request), the client goes away or the write fails (false). While it
+/// runs, bytes the client pipelines are kept, up to one head's worth.
+async fn serve_stream(
+    stream: &mut TcpStream,
+    inbuf: &mut Vec<u8>,
+    conn: &ConnGuard,
+    out: &mut Vec<u8>,
+    serve: StreamServe,
+) -> bool {
+    let shard = &conn.shard;
+    let interval = shard.config.sse_keepalive();
+    let mut keep_alive = Deadline::at(Instant::now() + interval);
+    let mut stop_seen = false;
+    let ended = std::future::poll_fn(|cx| loop {
+        let ended = serve.sink.drain_into(out, cx);
+        match io::poll_flush(stream, cx, out) {
+            Poll::Ready(Ok(n)) => shard.metrics.wrote(n),
+            Poll::Ready(Err(_)) => return Poll::Ready(false),
+            Poll::Pending => {}
+        }
+        if ended && out.is_empty() {
+            return Poll::Ready(true);
+        }
+        if inbuf.len() <= shard.limits.max_head_bytes {
+            match io::poll_read_into(stream, cx, inbuf) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(false),
+                Poll::Ready(Ok(n)) => {
+                    shard.metrics.read(n);
+                    continue;
+                }
+                Poll::Pending => {}
+            }
+        }
+        if !stop_seen && shard.poll_stopping(conn, cx).is_ready() {
+            // Shutdown ends streams with `retry:` so clients come back (elsewhere) and resume.
+            stop_seen = true;
+            serve.sink.end_with_retry(shard.config.sse_retry_ms);
+            continue;
+        }
+        if keep_alive.poll_expired(cx).is_ready() {
+            serve.sink.keep_alive();
+            keep_alive.reset(Instant::now() + interval);
+            continue;
+        }
+        return Poll::Pending;
+    })
+    .await;
+    serve.session.detach(serve.stream, &serve.sink);
+    if serve.ends_session {
+        // A legacy session lives exactly as long as its /sse stream.
+        shard.http_sessions.remove(&serve.session.id());
+    }
+    ended
 }
 
 /// Reads until a whole head is buffered, then parses and removes it.
@@ -233,13 +337,17 @@ enum Next {
     KeepGoing,
     /// Switch to WebSocket.
     Upgrade(handshake::Accepted, WsKind),
+    /// Serve an SSE response.
+    Stream(StreamServe),
+    /// Move the connection to the shard owning the request's session (with the request body).
+    Handoff(usize, Vec<u8>),
 }
 
 /// Decides the response for one request and queues it in `out`.
 fn route(
     shard: &Rc<Shard>,
     head: &RequestHead,
-    _body: &[u8],
+    body: Vec<u8>,
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Next {
@@ -260,10 +368,35 @@ fn route(
         "/echo" if shard.config.echo => {
             return upgrade_or_refuse(shard, head, WsKind::Echo, out, keep_alive)
         }
-        "/mcp" => return upgrade_or_refuse(shard, head, WsKind::Mcp, out, keep_alive),
+        "/mcp" if handshake::is_upgrade_request(head) => {
+            return upgrade_or_refuse(shard, head, WsKind::Mcp, out, keep_alive)
+        }
+        "/mcp" => {
+            return mcp_http(
+                streamable::mcp_endpoint(shard, head, &body, keep_alive, out),
+                body,
+            )
+        }
+        "/sse" if !shard.config.no_legacy_sse => {
+            return mcp_http(streamable::legacy_sse(shard, head, keep_alive, out), body)
+        }
+        "/messages" if !shard.config.no_legacy_sse => {
+            return mcp_http(
+                streamable::legacy_message(shard, head, &body, keep_alive, out),
+                body,
+            )
+        }
         _ => respond_text(shard, out, 404, &[], "not found\n", keep_alive),
     }
     Next::KeepGoing
+}
+
+fn mcp_http(outcome: Outcome, body: Vec<u8>) -> Next {
+    match outcome {
+        Outcome::Done => Next::KeepGoing,
+        Outcome::Stream(serve) => Next::Stream(serve),
+        Outcome::Handoff(owner) => Next::Handoff(owner, body),
+    }
 }
 
 /// A WebSocket endpoint: upgrade when asked properly, say what is wrong otherwise.

@@ -4,6 +4,7 @@
 
 mod http;
 mod io;
+mod streamable;
 mod ws;
 
 use crate::config::Config;
@@ -11,12 +12,14 @@ use crate::mcp::{Dispatcher, Registry};
 use crate::metrics::{ErrorKind, Metrics, Transport};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
-use glommio::net::TcpListener;
+use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
+use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Waker};
@@ -154,6 +157,7 @@ pub fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHandle, Se
     let stop_rx = Arc::new(std::sync::Mutex::new(stop_rx));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let config = Arc::new(config);
+    let mesh = MeshBuilder::<MeshMessage, _>::full(shards, MESH_CHANNEL_CAPACITY);
     let threads = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, None))
         .name("ringmcp-shard")
         .on_all_shards(move || async move {
@@ -171,7 +175,13 @@ pub fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHandle, Se
             let Some(stop) = stop else {
                 return Err("more shards than stop channels".into());
             };
-            let shard = Rc::new(Shard::new(&config, &registry, local_addr));
+            let (senders, receivers) = mesh
+                .join()
+                .await
+                .map_err(|e| format!("shard mesh failed to form: {e}"))?;
+            let shard = Rc::new(Shard::new(&config, &registry, local_addr, senders));
+            glommio::spawn_local(receive_handoffs(Rc::clone(&shard), receivers)).detach();
+            glommio::spawn_local(expire_sessions(Rc::clone(&shard))).detach();
             serve(shard, listener, stop).await;
             Ok(())
         })
@@ -220,14 +230,37 @@ fn reserve(addr: SocketAddr) -> Result<socket2::Socket, ServerError> {
     Ok(socket)
 }
 
+/// Messages shards send each other.
+pub(crate) enum MeshMessage {
+    /// A connection whose request names a session this shard owns.
+    Handoff(Handoff),
+}
+
+/// A connection moved to the shard that owns its session, with the request
+/// that named the session and whatever the client sent after it.
+pub(crate) struct Handoff {
+    pub fd: OwnedFd,
+    pub head: http1::RequestHead,
+    pub body: Vec<u8>,
+    pub inbuf: Vec<u8>,
+}
+
+/// Messages in flight per pair of shards before senders wait.
+const MESH_CHANNEL_CAPACITY: usize = 1024;
+
 /// Per-shard state shared by this shard's connection tasks (never across cores).
 pub(crate) struct Shard {
     pub id: usize,
+    /// This shard's position among all shards (the prefix of its session ids).
+    pub index: usize,
+    pub shard_count: usize,
     pub config: Arc<Config>,
     pub limits: http1::Limits,
     pub policy: OriginPolicy,
     pub dispatcher: Dispatcher,
     pub metrics: Metrics,
+    http_sessions: streamable::HttpSessions,
+    mesh: Senders<MeshMessage>,
     conns: RefCell<Slab<ConnSlot>>,
     stopping: Cell<bool>,
 }
@@ -238,9 +271,19 @@ struct ConnSlot {
 }
 
 impl Shard {
-    fn new(config: &Arc<Config>, registry: &Arc<Registry>, addr: SocketAddr) -> Self {
+    fn new(
+        config: &Arc<Config>,
+        registry: &Arc<Registry>,
+        addr: SocketAddr,
+        mesh: Senders<MeshMessage>,
+    ) -> Self {
+        let index = mesh.peer_id();
         Shard {
             id: glommio::executor().id(),
+            index,
+            shard_count: mesh.nr_consumers(),
+            http_sessions: streamable::HttpSessions::new(index, config),
+            mesh,
             config: Arc::clone(config),
             limits: config.http_limits(),
             policy: OriginPolicy::new(&config.allowed_origins, addr.ip().is_loopback()),
@@ -275,8 +318,35 @@ impl Shard {
         self.conns.borrow().len()
     }
 
+    /// Moves a connection to the shard that owns the session its request named.
+    pub async fn hand_off(&self, owner: usize, stream: TcpStream, handoff: HandoffParts) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup returns a new descriptor for the same socket, owned by nobody else; the
+        // original closes when `stream` drops, the socket lives on through the duplicate.
+        let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+        drop(stream);
+        if fd < 0 {
+            self.metrics.error(ErrorKind::Io);
+            return;
+        }
+        // SAFETY: fd is a fresh descriptor from dup, owned by this OwnedFd from here on.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let (head, body, inbuf) = handoff;
+        let message = MeshMessage::Handoff(Handoff {
+            fd,
+            head,
+            body,
+            inbuf,
+        });
+        if self.mesh.send_to(owner, message).await.is_err() {
+            self.metrics.error(ErrorKind::Io);
+        }
+    }
+
     fn begin_stop(&self) {
         self.stopping.set(true);
+        self.http_sessions
+            .end_streams_for_shutdown(self.config.sse_retry_ms);
         for (_, slot) in self.conns.borrow_mut().iter_mut() {
             if let Some(w) = slot.waker.take() {
                 w.wake();
@@ -344,6 +414,39 @@ async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: mpsc::Receiver<()>
     let deadline = std::time::Instant::now() + grace;
     while shard.connection_count() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The request that named a foreign session, and the bytes after it.
+pub(crate) type HandoffParts = (http1::RequestHead, Vec<u8>, Vec<u8>);
+
+/// Serves connections other shards hand over.
+async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage>) {
+    for (_, receiver) in receivers.streams() {
+        let shard = Rc::clone(&shard);
+        glommio::spawn_local(async move {
+            while let Some(message) = receiver.recv().await {
+                match message {
+                    MeshMessage::Handoff(handoff) => {
+                        // SAFETY: the descriptor was dup'ed for this handoff and is owned by it.
+                        let stream = unsafe { TcpStream::from_raw_fd(handoff.fd.into_raw_fd()) };
+                        let conn = ConnGuard::open(&shard);
+                        let first = (handoff.head, handoff.body, handoff.inbuf);
+                        glommio::spawn_local(http::serve_handed_off(stream, conn, first)).detach();
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+}
+
+/// Ends idle sessions once a second.
+async fn expire_sessions(shard: Rc<Shard>) {
+    let idle = shard.config.session_idle_timeout();
+    while !shard.stopping() {
+        glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+        shard.http_sessions.expire(idle);
     }
 }
 

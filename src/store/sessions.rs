@@ -109,8 +109,12 @@ impl<T> SessionTable<T> {
         }
     }
 
-    /// Creates a session with a fresh id.
-    pub fn create(&mut self, value: T, now: Instant) -> Result<SessionId, CreateError> {
+    /// Creates a session with a fresh id, built by `make` from that id.
+    pub fn create(
+        &mut self,
+        make: impl FnOnce(SessionId) -> T,
+        now: Instant,
+    ) -> Result<SessionId, CreateError> {
         if self.sessions.len() >= self.cap {
             return Err(CreateError::Full);
         }
@@ -118,7 +122,7 @@ impl<T> SessionTable<T> {
             let id = SessionId::generate(self.shard).ok_or(CreateError::NoRandomness)?;
             if let std::collections::hash_map::Entry::Vacant(slot) = self.sessions.entry(id) {
                 slot.insert(Entry {
-                    value,
+                    value: make(id),
                     last_active: now,
                 });
                 return Ok(id);
@@ -205,9 +209,9 @@ mod tests {
     fn cap_touch_and_expiry() {
         let t0 = Instant::now();
         let mut table = SessionTable::new(1, 2);
-        let a = table.create("a", t0).unwrap();
-        let b = table.create("b", t0).unwrap();
-        assert_eq!(table.create("c", t0), Err(CreateError::Full));
+        let a = table.create(|_| "a", t0).unwrap();
+        let b = table.create(|_| "b", t0).unwrap();
+        assert_eq!(table.create(|_| "c", t0), Err(CreateError::Full));
         assert_eq!(table.touch(&a, t0 + Duration::from_secs(5)), Some(&"a"));
         let gone = table.expire(t0 + Duration::from_secs(6), Duration::from_secs(3), |_| {
             false

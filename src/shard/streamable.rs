@@ -1,0 +1,1019 @@
+//! MCP Streamable HTTP (2025-11-25, 2025-06-18, 2025-03-26) with resumable
+//! SSE streams, and the legacy HTTP+SSE transport (2024-11-05).
+//!
+//! A session owns numbered streams: stream 0 is the server-to-client stream a
+//! GET opens (and the legacy `/sse` stream); every POST answered with SSE gets
+//! a stream of its own. Each stream has a replay ring in the shard's
+//! [`EventStore`]; its events are written to the HTTP response currently
+//! attached to it (a [`Sink`]), if any. A client that loses a stream resumes
+//! it with `Last-Event-ID` and gets exactly the events after that id.
+
+use super::Shard;
+use crate::mcp::{self, Kind, Peer, SessionRef, SessionState};
+use crate::metrics::ErrorKind;
+use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
+use crate::proto::jsonrpc::{self, Id};
+use crate::proto::sse::{self, EventId};
+use crate::store::ring::{EventStore, ResumeError, RingId};
+use crate::store::sessions::{CreateError, SessionId, SessionTable};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+/// The standalone server-to-client stream of a session.
+const STANDALONE: u32 = 0;
+/// Finished POST streams kept for resumption per session (their rings also age out).
+const FINISHED_STREAMS_KEPT: usize = 16;
+
+/// The writing side of one SSE response: chunk-encoded bytes waiting to be
+/// flushed by the connection task that serves the response.
+#[derive(Default)]
+pub(super) struct Sink {
+    bytes: RefCell<Vec<u8>>,
+    waker: Cell<Option<Waker>>,
+    ended: Cell<bool>,
+}
+
+impl Sink {
+    fn push_event(&self, id: Option<EventId>, event: Option<&str>, payload: &[u8]) {
+        let mut frame = Vec::with_capacity(payload.len() + 48);
+        sse::write_event(&mut frame, id, event, payload);
+        self.push_raw(&frame);
+    }
+
+    fn push_raw(&self, sse_bytes: &[u8]) {
+        http1::write_chunk(&mut self.bytes.borrow_mut(), sse_bytes);
+        self.wake();
+    }
+
+    /// Ends the response after what is queued (the connection may then serve the next request).
+    pub fn end(&self) {
+        if !self.ended.replace(true) {
+            http1::write_last_chunk(&mut self.bytes.borrow_mut());
+            self.wake();
+        }
+    }
+
+    /// Ends the response telling the client when to come back (shutdown).
+    pub fn end_with_retry(&self, retry_ms: u64) {
+        if !self.ended.get() {
+            let mut retry = Vec::new();
+            sse::write_retry(&mut retry, retry_ms);
+            self.push_raw(&retry);
+            self.end();
+        }
+    }
+
+    /// A keep-alive comment.
+    pub fn keep_alive(&self) {
+        let mut comment = Vec::new();
+        sse::write_comment(&mut comment, "keep-alive");
+        self.push_raw(&comment);
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Moves queued bytes to `out`; true once the response has ended.
+    pub fn drain_into(&self, out: &mut Vec<u8>, cx: &mut Context<'_>) -> bool {
+        out.append(&mut self.bytes.borrow_mut());
+        self.waker.set(Some(cx.waker().clone()));
+        self.ended.get()
+    }
+}
+
+struct StreamState {
+    ring: RingId,
+    sink: Option<Rc<Sink>>,
+    /// The last sequence number written to a sink.
+    sent_upto: u64,
+    /// The POST's final response is in the ring.
+    finished: bool,
+}
+
+/// One Streamable HTTP or legacy session on its owning shard.
+pub(super) struct HttpSession {
+    id: SessionId,
+    mcp: SessionRef,
+    legacy: bool,
+    store: Rc<RefCell<EventStore>>,
+    streams: RefCell<HashMap<u32, StreamState>>,
+    finished_order: RefCell<Vec<u32>>,
+    next_stream: Cell<u32>,
+}
+
+impl HttpSession {
+    fn new(id: SessionId, legacy: bool, store: &Rc<RefCell<EventStore>>) -> Rc<HttpSession> {
+        let session = Rc::new(HttpSession {
+            id,
+            mcp: SessionState::new_ref(),
+            legacy,
+            store: Rc::clone(store),
+            streams: RefCell::new(HashMap::new()),
+            finished_order: RefCell::new(Vec::new()),
+            next_stream: Cell::new(STANDALONE + 1),
+        });
+        session.open_stream(STANDALONE);
+        session
+    }
+
+    fn open_stream(&self, number: u32) {
+        let ring = self.store.borrow_mut().create_ring();
+        self.streams.borrow_mut().insert(
+            number,
+            StreamState {
+                ring,
+                sink: None,
+                sent_upto: 0,
+                finished: false,
+            },
+        );
+    }
+
+    /// A new stream for one POST's requests.
+    fn open_post_stream(&self) -> u32 {
+        let number = self.next_stream.get();
+        self.next_stream
+            .set(number.wrapping_add(1).max(STANDALONE + 1));
+        self.open_stream(number);
+        number
+    }
+
+    fn event_name(&self) -> Option<&'static str> {
+        // 2024-11-05 HTTP+SSE: "server messages ... sent as SSE `message` events".
+        self.legacy.then_some("message")
+    }
+
+    /// Whether anything was stored or sent on `stream` yet.
+    fn stream_untouched(&self, stream: u32) -> bool {
+        let streams = self.streams.borrow();
+        let store = self.store.borrow();
+        streams.get(&stream).is_none_or(|s| {
+            store
+                .replay_after(s.ring, 0, Instant::now())
+                .map_or(true, |mut events| events.next().is_none())
+        })
+    }
+
+    /// Stores a message on `stream` and writes it to the attached response, if any.
+    fn deliver(&self, stream: u32, payload: &[u8]) {
+        let mut streams = self.streams.borrow_mut();
+        let Some(state) = streams.get_mut(&stream) else {
+            log::debug!(
+                "session {}: message for ended stream {stream} dropped",
+                self.id
+            );
+            return;
+        };
+        let Some(appended) = self
+            .store
+            .borrow_mut()
+            .append(state.ring, payload, Instant::now())
+        else {
+            return;
+        };
+        if let Some(sink) = &state.sink {
+            sink.push_event(
+                Some(EventId {
+                    stream,
+                    seq: appended.seq,
+                }),
+                self.event_name(),
+                payload,
+            );
+            state.sent_upto = appended.seq;
+        }
+    }
+
+    /// The POST's response went out on `stream`: end its HTTP response.
+    fn finish(&self, stream: u32) {
+        let mut streams = self.streams.borrow_mut();
+        let Some(state) = streams.get_mut(&stream) else {
+            return;
+        };
+        state.finished = true;
+        if let Some(sink) = state.sink.take() {
+            sink.end();
+        }
+        let mut order = self.finished_order.borrow_mut();
+        order.push(stream);
+        if order.len() > FINISHED_STREAMS_KEPT {
+            let oldest = order.remove(0);
+            if let Some(old) = streams.remove(&oldest) {
+                self.store.borrow_mut().remove_ring(old.ring);
+            }
+        }
+    }
+
+    /// SEP-1699: the server ends a POST's SSE response before the result; the
+    /// client resumes with `Last-Event-ID`.
+    fn close_stream(&self, stream: u32) {
+        if let Some(sink) = self
+            .streams
+            .borrow_mut()
+            .get_mut(&stream)
+            .and_then(|s| s.sink.take())
+        {
+            sink.end();
+        }
+    }
+
+    /// Removes a stream that turned out to need no SSE (plain JSON answer).
+    fn discard_stream(&self, stream: u32) {
+        if let Some(state) = self.streams.borrow_mut().remove(&stream) {
+            self.store.borrow_mut().remove_ring(state.ring);
+        }
+    }
+
+    /// Attaches `sink` to `stream`, first writing the priming event (and
+    /// `retry`) and the events after `after` (default: those not yet sent).
+    fn attach(
+        &self,
+        stream: u32,
+        sink: &Rc<Sink>,
+        after: Option<u64>,
+        retry_ms: u64,
+    ) -> Result<(), ResumeError> {
+        let mut streams = self.streams.borrow_mut();
+        let state = streams.get_mut(&stream).ok_or(ResumeError::UnknownStream)?;
+        let after = after.unwrap_or(state.sent_upto);
+        let store = self.store.borrow();
+        let events = store.replay_after(state.ring, after, Instant::now())?;
+        // SEP-1699 priming event: an id the client can resume from even if nothing else arrives.
+        let mut primer = Vec::new();
+        sse::write_priming(&mut primer, EventId { stream, seq: after }, retry_ms);
+        sink.push_raw(&primer);
+        for (seq, payload) in events {
+            sink.push_event(Some(EventId { stream, seq }), self.event_name(), payload);
+            state.sent_upto = seq;
+        }
+        if let Some(previous) = state.sink.replace(Rc::clone(sink)) {
+            // A resumption replaces a stream the client has evidently lost.
+            previous.end();
+        }
+        if state.finished {
+            state.sink = None;
+            sink.end();
+        }
+        Ok(())
+    }
+
+    /// Whether `stream` has a response attached.
+    fn is_attached(&self, stream: u32) -> bool {
+        self.streams
+            .borrow()
+            .get(&stream)
+            .is_some_and(|s| s.sink.is_some())
+    }
+
+    /// The session's id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Forgets `sink` if it is still the one attached to `stream` (the client went away).
+    pub fn detach(&self, stream: u32, sink: &Rc<Sink>) {
+        if let Some(state) = self.streams.borrow_mut().get_mut(&stream) {
+            if state.sink.as_ref().is_some_and(|s| Rc::ptr_eq(s, sink)) {
+                state.sink = None;
+            }
+        }
+    }
+
+    /// Whether the session must not expire: a stream is attached or a request runs.
+    fn busy(&self) -> bool {
+        self.streams.borrow().values().any(|s| s.sink.is_some())
+            || self.mcp.borrow().in_flight_len() > 0
+    }
+
+    /// Ends every attached response and frees the rings.
+    fn end(&self) {
+        let mut store = self.store.borrow_mut();
+        for (_, state) in self.streams.borrow_mut().drain() {
+            if let Some(sink) = state.sink {
+                sink.end();
+            }
+            store.remove_ring(state.ring);
+        }
+    }
+}
+
+/// How the dispatcher reaches the client of an HTTP session: messages that
+/// belong to the POST's requests go on that POST's stream, all else on the
+/// standalone stream.
+struct HttpPeer {
+    session: Rc<HttpSession>,
+    post_stream: Option<u32>,
+}
+
+impl Peer for HttpPeer {
+    fn send(&self, message: Vec<u8>, related_request: Option<&Id>) {
+        // MCP 2025-11-25: "The server MAY send JSON-RPC requests and notifications before sending
+        // the JSON-RPC response. These messages SHOULD relate to the originating client request."
+        let stream = match (related_request, self.post_stream) {
+            (Some(_), Some(stream)) => stream,
+            _ => STANDALONE,
+        };
+        self.session.deliver(stream, &message);
+    }
+
+    fn close_stream(&self, _related_request: &Id) {
+        if let Some(stream) = self.post_stream {
+            self.session.close_stream(stream);
+        }
+    }
+}
+
+/// The shard's Streamable HTTP and legacy sessions.
+pub(super) struct HttpSessions {
+    table: RefCell<SessionTable<Rc<HttpSession>>>,
+    store: Rc<RefCell<EventStore>>,
+}
+
+impl HttpSessions {
+    pub fn new(shard_index: usize, config: &crate::config::Config) -> Self {
+        let limits = crate::store::ring::RingLimits {
+            max_events: config.ring_max_events,
+            max_bytes: config.ring_max_bytes,
+            max_age: std::time::Duration::from_secs(config.ring_max_age_secs),
+        };
+        HttpSessions {
+            table: RefCell::new(SessionTable::new(
+                shard_index,
+                config.max_sessions_per_shard,
+            )),
+            store: Rc::new(RefCell::new(EventStore::new(
+                limits,
+                config.event_budget_bytes,
+                Instant::now(),
+            ))),
+        }
+    }
+
+    /// Ends sessions idle past the timeout; returns how many.
+    pub fn expire(&self, idle: std::time::Duration) -> usize {
+        let gone = self
+            .table
+            .borrow_mut()
+            .expire(Instant::now(), idle, |s| s.busy());
+        for session in &gone {
+            session.end();
+        }
+        self.store.borrow_mut().evict_expired(Instant::now());
+        gone.len()
+    }
+
+    /// Ends every session's attached streams with a `retry:` (shutdown).
+    pub fn end_streams_for_shutdown(&self, retry_ms: u64) {
+        for session in self.table.borrow().values() {
+            for state in session.streams.borrow().values() {
+                if let Some(sink) = &state.sink {
+                    sink.end_with_retry(retry_ms);
+                }
+            }
+        }
+    }
+
+    fn create(&self, legacy: bool) -> Result<Rc<HttpSession>, CreateError> {
+        let mut table = self.table.borrow_mut();
+        let id = table.create(
+            |id| HttpSession::new(id, legacy, &self.store),
+            Instant::now(),
+        )?;
+        table.get(&id).cloned().ok_or(CreateError::Full)
+    }
+
+    fn lookup(&self, id: &SessionId) -> Option<Rc<HttpSession>> {
+        self.table.borrow_mut().touch(id, Instant::now()).cloned()
+    }
+
+    pub fn remove(&self, id: &SessionId) {
+        if let Some(session) = self.table.borrow_mut().remove(id) {
+            session.end();
+        }
+    }
+}
+
+/// What the HTTP connection does with a request for MCP over HTTP.
+pub(super) enum Outcome {
+    /// The response is queued in `out`.
+    Done,
+    /// Serve this SSE response until it ends.
+    Stream(StreamServe),
+    /// The session lives on another shard: hand the connection over.
+    Handoff(usize),
+}
+
+/// An SSE response being served on a connection.
+pub(super) struct StreamServe {
+    pub session: Rc<HttpSession>,
+    pub stream: u32,
+    pub sink: Rc<Sink>,
+    /// The legacy `/sse` stream: its end ends the session.
+    pub ends_session: bool,
+}
+
+/// The headers every SSE response carries.
+fn sse_head(out: &mut Vec<u8>, extra: &[(&str, &str)], keep_alive: bool) {
+    let mut headers = vec![
+        ("content-type", "text/event-stream"),
+        // MCP/SSE behind proxies: no caching, no buffering of the stream.
+        ("cache-control", "no-cache"),
+        ("x-accel-buffering", "no"),
+    ];
+    headers.extend_from_slice(extra);
+    http1::write_head(out, 200, &headers, ResponseBody::Chunked, keep_alive);
+}
+
+/// A JSON-RPC error as the body of an HTTP error status.
+fn json_error(
+    shard: &Shard,
+    out: &mut Vec<u8>,
+    status: u16,
+    code: i64,
+    message: &str,
+    keep_alive: bool,
+) {
+    let mut body = Vec::new();
+    jsonrpc::write_error(&mut body, None, code, message, None);
+    http1::write_response(
+        out,
+        status,
+        &[("content-type", "application/json")],
+        &body,
+        keep_alive,
+    );
+    shard.metrics.status(status);
+}
+
+/// Whether an `Accept` header admits `media_type` (exactly, by `type/*`, or `*/*`).
+fn accepts(head: &RequestHead, media_type: &str) -> bool {
+    let major = media_type.split('/').next().unwrap_or("");
+    head.header_values("accept")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .filter_map(|range| std::str::from_utf8(range).ok())
+        .map(|range| {
+            range
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .any(|range| {
+            range == media_type || range == "*/*" || range.strip_suffix("/*") == Some(major)
+        })
+}
+
+fn is_json_body(head: &RequestHead) -> bool {
+    head.header_str("content-type")
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Finds the session a request names: `Err(true)` means the header was
+/// missing, `Err(false)` that it names no live session here.
+enum Located {
+    Here(Rc<HttpSession>),
+    Elsewhere(usize),
+    Missing,
+    Unknown,
+}
+
+fn locate(shard: &Shard, raw: Option<&[u8]>) -> Located {
+    let Some(raw) = raw else {
+        return Located::Missing;
+    };
+    let Some(id) = SessionId::parse(raw) else {
+        return Located::Unknown;
+    };
+    if id.shard() != shard.index {
+        return if id.shard() < shard.shard_count {
+            Located::Elsewhere(id.shard())
+        } else {
+            Located::Unknown
+        };
+    }
+    shard
+        .http_sessions
+        .lookup(&id)
+        .map_or(Located::Unknown, Located::Here)
+}
+
+/// Answers a request on `/mcp` that is not a WebSocket upgrade.
+pub(super) fn mcp_endpoint(
+    shard: &Rc<Shard>,
+    head: &RequestHead,
+    body: &[u8],
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    // MCP 2025-11-25: "If the server receives a request with an invalid or unsupported
+    // MCP-Protocol-Version, it MUST respond with 400 Bad Request." Any supported version is
+    // accepted whatever the session negotiated (clients send 2025-03-26 on newer sessions).
+    if let Some(version) = head.header_str("mcp-protocol-version") {
+        if !mcp::version::SUPPORTED.contains(&version) {
+            json_error(
+                shard,
+                out,
+                400,
+                jsonrpc::INVALID_REQUEST,
+                &format!("Bad Request: unsupported MCP-Protocol-Version {version}"),
+                keep_alive,
+            );
+            return Outcome::Done;
+        }
+    }
+    match head.method() {
+        Method::Post => post(shard, head, body, keep_alive, out),
+        Method::Get => get(shard, head, keep_alive, out),
+        Method::Delete => delete(shard, head, keep_alive, out),
+        _ => {
+            http1::write_response(out, 405, &[("allow", "GET, POST, DELETE")], b"", keep_alive);
+            shard.metrics.status(405);
+            Outcome::Done
+        }
+    }
+}
+
+fn post(
+    shard: &Rc<Shard>,
+    head: &RequestHead,
+    body: &[u8],
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    // "The client MUST include an Accept header, listing both application/json and
+    // text/event-stream as supported content types."
+    if !accepts(head, "application/json") || !accepts(head, "text/event-stream") {
+        json_error(
+            shard,
+            out,
+            406,
+            jsonrpc::INVALID_REQUEST,
+            "Not Acceptable: Accept must list application/json and text/event-stream",
+            keep_alive,
+        );
+        return Outcome::Done;
+    }
+    if !is_json_body(head) {
+        json_error(
+            shard,
+            out,
+            415,
+            jsonrpc::INVALID_REQUEST,
+            "Unsupported Media Type: Content-Type must be application/json",
+            keep_alive,
+        );
+        return Outcome::Done;
+    }
+    let kind = mcp::classify(body);
+    let session = match kind {
+        Kind::Request {
+            is_initialize: true,
+        } => match shard.http_sessions.create(false) {
+            Ok(session) => session,
+            Err(e) => return refuse_session(shard, e, keep_alive, out),
+        },
+        Kind::Invalid => {
+            // Parse errors and invalid messages get the dispatcher's JSON-RPC error as a 400.
+            shard.metrics.error(ErrorKind::JsonRpc);
+            let reply = run_now(shard.dispatcher.handle(
+                SessionState::new_ref(),
+                Rc::new(NoPeer),
+                body.to_vec(),
+            ));
+            let reply = reply.unwrap_or_default();
+            http1::write_response(
+                out,
+                400,
+                &[("content-type", "application/json")],
+                &reply,
+                keep_alive,
+            );
+            shard.metrics.status(400);
+            return Outcome::Done;
+        }
+        _ => match locate(shard, head.header("mcp-session-id")) {
+            Located::Here(session) => session,
+            Located::Elsewhere(owner) => return Outcome::Handoff(owner),
+            Located::Missing => {
+                // "Servers that require a session ID SHOULD respond to requests without an
+                // Mcp-Session-Id header (other than initialization) with HTTP 400 Bad Request."
+                json_error(
+                    shard,
+                    out,
+                    400,
+                    jsonrpc::INVALID_REQUEST,
+                    "Bad Request: Mcp-Session-Id header is required",
+                    keep_alive,
+                );
+                return Outcome::Done;
+            }
+            Located::Unknown => {
+                // "The server MAY terminate the session at any time, after which it MUST respond
+                // to requests containing that session ID with HTTP 404 Not Found."
+                json_error(
+                    shard,
+                    out,
+                    404,
+                    jsonrpc::INVALID_REQUEST,
+                    "Not Found: no such session",
+                    keep_alive,
+                );
+                return Outcome::Done;
+            }
+        },
+    };
+    let is_initialize = matches!(
+        kind,
+        Kind::Request {
+            is_initialize: true
+        }
+    );
+    let expects_reply = matches!(
+        kind,
+        Kind::Request { .. } | Kind::Batch { needs_reply: true }
+    );
+    if !expects_reply {
+        // "If the input is a JSON-RPC response or notification: If the server accepts the input,
+        // the server MUST return HTTP status code 202 Accepted with no body."
+        let peer = Rc::new(HttpPeer {
+            session: Rc::clone(&session),
+            post_stream: None,
+        });
+        spawn_dispatch(shard, &session, peer, body.to_vec(), |_| {});
+        http1::write_head(out, 202, &[], ResponseBody::Length(0), keep_alive);
+        shard.metrics.status(202);
+        return Outcome::Done;
+    }
+    let stream = session.open_post_stream();
+    let peer = Rc::new(HttpPeer {
+        session: Rc::clone(&session),
+        post_stream: Some(stream),
+    });
+    let mut reply = Box::pin(
+        shard
+            .dispatcher
+            .handle(session.mcp.clone(), peer, body.to_vec()),
+    );
+    let session_header = session.id.to_string();
+    let mut headers = vec![];
+    if is_initialize {
+        headers.push(("mcp-session-id", session_header.as_str()));
+    }
+    // Most requests are answered at once with nothing sent before: plain JSON.
+    if let Poll::Ready(reply) = reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        if session.stream_untouched(stream) {
+            session.discard_stream(stream);
+            if is_initialize && session.mcp.borrow().protocol_version().is_none() {
+                // A failed initialize leaves no session behind.
+                shard.http_sessions.remove(&session.id);
+                headers.clear();
+            }
+            let reply = reply.unwrap_or_default();
+            headers.push(("content-type", "application/json"));
+            http1::write_response(out, 200, &headers, &reply, keep_alive);
+            shard.metrics.status(200);
+            shard.metrics.message_out();
+            return Outcome::Done;
+        }
+        if let Some(reply) = reply {
+            session.deliver(stream, &reply);
+        }
+        session.finish(stream);
+    } else {
+        let finisher = Rc::clone(&session);
+        glommio::spawn_local(async move {
+            if let Some(reply) = reply.await {
+                finisher.deliver(stream, &reply);
+            }
+            finisher.finish(stream);
+        })
+        .detach();
+    }
+    sse_head(out, &headers, keep_alive);
+    shard.metrics.status(200);
+    let sink = Rc::new(Sink::default());
+    // The stream was just opened here, so attaching cannot fail.
+    let _ = session.attach(stream, &sink, Some(0), shard.config.sse_retry_ms);
+    Outcome::Stream(StreamServe {
+        session,
+        stream,
+        sink,
+        ends_session: false,
+    })
+}
+
+fn get(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
+    if !accepts(head, "text/event-stream") {
+        json_error(
+            shard,
+            out,
+            406,
+            jsonrpc::INVALID_REQUEST,
+            "Not Acceptable: Accept must list text/event-stream",
+            keep_alive,
+        );
+        return Outcome::Done;
+    }
+    let session = match locate(shard, head.header("mcp-session-id")) {
+        Located::Here(session) => session,
+        Located::Elsewhere(owner) => return Outcome::Handoff(owner),
+        Located::Missing => {
+            json_error(
+                shard,
+                out,
+                400,
+                jsonrpc::INVALID_REQUEST,
+                "Bad Request: Mcp-Session-Id header is required",
+                keep_alive,
+            );
+            return Outcome::Done;
+        }
+        Located::Unknown => {
+            json_error(
+                shard,
+                out,
+                404,
+                jsonrpc::INVALID_REQUEST,
+                "Not Found: no such session",
+                keep_alive,
+            );
+            return Outcome::Done;
+        }
+    };
+    let sink = Rc::new(Sink::default());
+    let retry = shard.config.sse_retry_ms;
+    let (stream, result) = match head.header_str("last-event-id") {
+        Some(raw) => {
+            // "If the client wishes to resume after a disconnection ... it SHOULD issue an HTTP GET
+            // to the MCP endpoint, and include the Last-Event-ID header ... the server MAY use this
+            // header to replay messages that would have been sent after the last event ID, on the
+            // stream that was disconnected".
+            let id = match EventId::parse(raw) {
+                Ok(id) => id,
+                Err(e) => {
+                    json_error(
+                        shard,
+                        out,
+                        400,
+                        jsonrpc::INVALID_REQUEST,
+                        &format!("Bad Request: {e}"),
+                        keep_alive,
+                    );
+                    return Outcome::Done;
+                }
+            };
+            (
+                id.stream,
+                session.attach(id.stream, &sink, Some(id.seq), retry),
+            )
+        }
+        None => {
+            // One standalone stream per session, as the reference SDK server does: a second
+            // one would split server messages between two readers.
+            if session.is_attached(STANDALONE) {
+                json_error(
+                    shard,
+                    out,
+                    409,
+                    jsonrpc::INVALID_REQUEST,
+                    "Conflict: this session's GET stream is already open",
+                    keep_alive,
+                );
+                return Outcome::Done;
+            }
+            (STANDALONE, session.attach(STANDALONE, &sink, None, retry))
+        }
+    };
+    match result {
+        Ok(()) => {
+            let mut head_bytes = Vec::new();
+            sse_head(&mut head_bytes, &[], keep_alive);
+            // The head goes out before the replayed events the sink already holds.
+            out.extend_from_slice(&head_bytes);
+            shard.metrics.status(200);
+            Outcome::Stream(StreamServe {
+                session,
+                stream,
+                sink,
+                ends_session: false,
+            })
+        }
+        Err(e) => {
+            session.detach(stream, &sink);
+            let (status, text) = match e {
+                // The events are gone: say so instead of a silently empty stream.
+                ResumeError::Evicted | ResumeError::UnknownStream => {
+                    (410, format!("Gone: cannot resume: {e}"))
+                }
+                ResumeError::UnknownEvent => (400, format!("Bad Request: cannot resume: {e}")),
+            };
+            json_error(
+                shard,
+                out,
+                status,
+                jsonrpc::INVALID_REQUEST,
+                &text,
+                keep_alive,
+            );
+            Outcome::Done
+        }
+    }
+}
+
+fn delete(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
+    match locate(shard, head.header("mcp-session-id")) {
+        Located::Here(session) => {
+            shard.http_sessions.remove(&session.id);
+            http1::write_response(out, 200, &[], b"", keep_alive);
+            shard.metrics.status(200);
+        }
+        Located::Elsewhere(owner) => return Outcome::Handoff(owner),
+        Located::Missing => json_error(
+            shard,
+            out,
+            400,
+            jsonrpc::INVALID_REQUEST,
+            "Bad Request: Mcp-Session-Id header is required",
+            keep_alive,
+        ),
+        Located::Unknown => json_error(
+            shard,
+            out,
+            404,
+            jsonrpc::INVALID_REQUEST,
+            "Not Found: no such session",
+            keep_alive,
+        ),
+    }
+    Outcome::Done
+}
+
+/// GET /sse: a legacy (2024-11-05) session and its event stream.
+pub(super) fn legacy_sse(
+    shard: &Rc<Shard>,
+    head: &RequestHead,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    if head.method() != Method::Get {
+        http1::write_response(out, 405, &[("allow", "GET")], b"", keep_alive);
+        shard.metrics.status(405);
+        return Outcome::Done;
+    }
+    let session = match shard.http_sessions.create(true) {
+        Ok(session) => session,
+        Err(e) => return refuse_session(shard, e, keep_alive, out),
+    };
+    sse_head(out, &[], keep_alive);
+    shard.metrics.status(200);
+    let sink = Rc::new(Sink::default());
+    // 2024-11-05: "When a client connects, the server MUST send an endpoint event containing a URI
+    // for the client to use for sending messages."
+    let mut endpoint = Vec::new();
+    sse::write_event(
+        &mut endpoint,
+        None,
+        Some("endpoint"),
+        format!("/messages?sessionId={}", session.id).as_bytes(),
+    );
+    sink.push_raw(&endpoint);
+    let _ = session.attach(STANDALONE, &sink, Some(0), shard.config.sse_retry_ms);
+    Outcome::Stream(StreamServe {
+        session,
+        stream: STANDALONE,
+        sink,
+        ends_session: true,
+    })
+}
+
+/// POST /messages?sessionId=…: a legacy client's message; replies travel on its SSE stream.
+pub(super) fn legacy_message(
+    shard: &Rc<Shard>,
+    head: &RequestHead,
+    body: &[u8],
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    if head.method() != Method::Post {
+        http1::write_response(out, 405, &[("allow", "POST")], b"", keep_alive);
+        shard.metrics.status(405);
+        return Outcome::Done;
+    }
+    let session = match locate(shard, head.query_param("sessionId").map(str::as_bytes)) {
+        Located::Here(session) => session,
+        Located::Elsewhere(owner) => return Outcome::Handoff(owner),
+        Located::Missing => {
+            json_error(
+                shard,
+                out,
+                400,
+                jsonrpc::INVALID_REQUEST,
+                "Bad Request: sessionId query parameter is required",
+                keep_alive,
+            );
+            return Outcome::Done;
+        }
+        Located::Unknown => {
+            json_error(
+                shard,
+                out,
+                404,
+                jsonrpc::INVALID_REQUEST,
+                "Not Found: no such session",
+                keep_alive,
+            );
+            return Outcome::Done;
+        }
+    };
+    if !is_json_body(head) {
+        json_error(
+            shard,
+            out,
+            415,
+            jsonrpc::INVALID_REQUEST,
+            "Unsupported Media Type: Content-Type must be application/json",
+            keep_alive,
+        );
+        return Outcome::Done;
+    }
+    let peer = Rc::new(HttpPeer {
+        session: Rc::clone(&session),
+        post_stream: None,
+    });
+    let replier = Rc::clone(&session);
+    spawn_dispatch(shard, &session, peer, body.to_vec(), move |reply| {
+        replier.deliver(STANDALONE, &reply)
+    });
+    http1::write_response(out, 202, &[], b"Accepted", keep_alive);
+    shard.metrics.status(202);
+    Outcome::Done
+}
+
+/// Runs the dispatcher on `body` and hands any reply to `on_reply`, at once if it is ready.
+fn spawn_dispatch(
+    shard: &Rc<Shard>,
+    session: &Rc<HttpSession>,
+    peer: Rc<HttpPeer>,
+    body: Vec<u8>,
+    on_reply: impl FnOnce(Vec<u8>) + 'static,
+) {
+    let mut reply = Box::pin(shard.dispatcher.handle(session.mcp.clone(), peer, body));
+    match reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Some(reply)) => on_reply(reply),
+        Poll::Ready(None) => {}
+        Poll::Pending => {
+            glommio::spawn_local(async move {
+                if let Some(reply) = reply.await {
+                    on_reply(reply);
+                }
+            })
+            .detach();
+        }
+    }
+}
+
+fn refuse_session(shard: &Shard, e: CreateError, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
+    let mut body = Vec::new();
+    let message = match e {
+        CreateError::Full => "Service Unavailable: session limit reached, retry later",
+        CreateError::NoRandomness => "Service Unavailable: no randomness for a session id",
+    };
+    jsonrpc::write_error(&mut body, None, jsonrpc::INTERNAL_ERROR, message, None);
+    http1::write_response(
+        out,
+        503,
+        &[("content-type", "application/json"), ("retry-after", "1")],
+        &body,
+        keep_alive,
+    );
+    shard.metrics.status(503);
+    Outcome::Done
+}
+
+/// Polls a future that finishes without waiting (the dispatcher on invalid input).
+fn run_now<T>(future: impl Future<Output = Option<T>>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(value) => value,
+        Poll::Pending => None,
+    }
+}
+
+/// A peer for messages that belong to no session (invalid input).
+struct NoPeer;
+
+impl Peer for NoPeer {
+    fn send(&self, _message: Vec<u8>, _related_request: Option<&Id>) {}
+}
