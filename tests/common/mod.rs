@@ -204,3 +204,128 @@ pub fn closed_by_server(s: &mut TcpStream) -> bool {
         }
     }
 }
+
+/// A JSON POST to `/mcp` as a Streamable HTTP client sends it.
+pub fn mcp_post(body: &str, session: Option<&str>, extra: &str) -> String {
+    let session = session
+        .map(|s| format!("Mcp-Session-Id: {s}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\n{session}{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The value of a response header (case-insensitive name).
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Initializes a Streamable HTTP session and returns its id.
+pub fn http_session(addr: SocketAddr) -> String {
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{},"elicitation":{}},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (status, head, body) = http(addr, mcp_post(init, None, "").as_bytes());
+    assert_eq!(status, 200, "{head}");
+    let id = header(&head, "mcp-session-id")
+        .expect("session id")
+        .to_string();
+    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply["result"]["protocolVersion"], "2025-11-25");
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(http(addr, mcp_post(note, Some(&id), "").as_bytes()).0, 202);
+    id
+}
+
+/// Reads a chunked SSE response body event by event.
+pub struct SseReader {
+    socket: TcpStream,
+    decoder: ringmcp::proto::sse::SseDecoder,
+    chunked: Vec<u8>,
+    body: Vec<u8>,
+    pub ended: bool,
+}
+
+impl SseReader {
+    /// Reads the response head and checks it is an SSE stream.
+    pub fn open(mut socket: TcpStream) -> (SseReader, String) {
+        let (status, head, _) = read_response(&mut socket);
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(
+            header(&head, "content-type"),
+            Some("text/event-stream"),
+            "{head}"
+        );
+        let reader = SseReader {
+            socket,
+            decoder: ringmcp::proto::sse::SseDecoder::new(1 << 20),
+            chunked: Vec::new(),
+            body: Vec::new(),
+            ended: false,
+        };
+        (reader, head)
+    }
+
+    /// The next event, or None once the response ended.
+    pub fn next(&mut self) -> Option<ringmcp::proto::sse::SseEvent> {
+        use ringmcp::proto::Status;
+        loop {
+            if !self.body.is_empty() {
+                match self.decoder.decode(&self.body).unwrap() {
+                    Status::Complete(event, used) => {
+                        self.body.drain(..used);
+                        return Some(event);
+                    }
+                    Status::Partial => self.body.clear(),
+                }
+            }
+            if self.ended {
+                return None;
+            }
+            self.unchunk_more();
+        }
+    }
+
+    fn unchunk_more(&mut self) {
+        loop {
+            if let Some(end) = self.chunked.windows(2).position(|w| w == b"\r\n") {
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&self.chunked[..end]).unwrap(), 16)
+                        .unwrap();
+                if size == 0 {
+                    self.ended = true;
+                    return;
+                }
+                if self.chunked.len() >= end + 2 + size + 2 {
+                    self.body
+                        .extend_from_slice(&self.chunked[end + 2..end + 2 + size]);
+                    self.chunked.drain(..end + 2 + size + 2);
+                    return;
+                }
+            }
+            let mut buf = [0u8; 4096];
+            match self.socket.read(&mut buf) {
+                Ok(0) => {
+                    self.ended = true;
+                    return;
+                }
+                Ok(n) => self.chunked.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("SSE read failed: {e}"),
+            }
+        }
+    }
+
+    /// The JSON of the next event that carries data, skipping priming events.
+    pub fn next_json(&mut self) -> Option<(Option<String>, serde_json::Value)> {
+        while let Some(event) = self.next() {
+            if !event.data.trim().is_empty() {
+                return Some((event.id, serde_json::from_str(&event.data).unwrap()));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,191 @@
+//! MCP Streamable HTTP and the legacy HTTP+SSE transport over real sockets.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::Write;
+
+const PING: &str = r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
+
+#[test]
+fn status_codes_of_the_transport() {
+    let srv = server(|_| {});
+    let no_accept = mcp_post(PING, None, "").replace(
+        "Accept: application/json, text/event-stream\r\n",
+        "Accept: application/json\r\n",
+    );
+    assert_eq!(http(srv.addr, no_accept.as_bytes()).0, 406);
+    let text = mcp_post(PING, None, "")
+        .replace("Content-Type: application/json", "Content-Type: text/plain");
+    assert_eq!(http(srv.addr, text.as_bytes()).0, 415);
+    assert_eq!(
+        http(srv.addr, mcp_post(PING, None, "").as_bytes()).0,
+        400,
+        "no session id"
+    );
+    let unknown = "00".to_string() + &"a".repeat(32);
+    assert_eq!(
+        http(srv.addr, mcp_post(PING, Some(&unknown), "").as_bytes()).0,
+        404
+    );
+    assert_eq!(
+        http(srv.addr, mcp_post(PING, Some("garbage"), "").as_bytes()).0,
+        404
+    );
+    let (status, _, body) = http(srv.addr, mcp_post("{oops", None, "").as_bytes());
+    assert_eq!(status, 400);
+    let err: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(err["error"]["code"], -32700);
+    let id = http_session(srv.addr);
+    let bad_version = mcp_post(PING, Some(&id), "MCP-Protocol-Version: 1999-01-01\r\n");
+    assert_eq!(http(srv.addr, bad_version.as_bytes()).0, 400);
+    // Any supported version is accepted on any session (clients send 2025-03-26 on newer ones).
+    let old_version = mcp_post(PING, Some(&id), "MCP-Protocol-Version: 2025-03-26\r\n");
+    let (status, head, body) = http(srv.addr, old_version.as_bytes());
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(header(&head, "content-type"), Some("application/json"));
+    let pong: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (pong["id"].clone(), pong["result"].clone()),
+        (Value::from(7), serde_json::json!({}))
+    );
+    let put = format!(
+        "PUT /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nMcp-Session-Id: {id}\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert_eq!(http(srv.addr, put.as_bytes()).0, 405);
+    let delete = format!("DELETE /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nMcp-Session-Id: {id}\r\n\r\n");
+    assert_eq!(http(srv.addr, delete.as_bytes()).0, 200);
+    assert_eq!(
+        http(srv.addr, mcp_post(PING, Some(&id), "").as_bytes()).0,
+        404,
+        "ended session"
+    );
+}
+
+#[test]
+fn batches_only_on_2025_03_26() {
+    let srv = server(|_| {});
+    let id = http_session(srv.addr);
+    let batch = format!("[{PING}]");
+    let (status, _, body) = http(srv.addr, mcp_post(&batch, Some(&id), "").as_bytes());
+    assert_eq!(status, 200);
+    let reply: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+}
+
+#[test]
+fn get_stream_opens_once_and_resume_errors_are_explicit() {
+    let srv = server(|_| {});
+    let id = http_session(srv.addr);
+    let get = |extra: &str| {
+        format!("GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nMcp-Session-Id: {id}\r\n{extra}\r\n")
+    };
+    let mut first = connect(srv.addr);
+    first.write_all(get("").as_bytes()).unwrap();
+    let (mut stream, head) = SseReader::open(first);
+    assert_eq!(header(&head, "cache-control"), Some("no-cache"));
+    assert_eq!(header(&head, "x-accel-buffering"), Some("no"));
+    let priming = stream.next().unwrap();
+    assert!(
+        priming.id.is_some() && priming.data.is_empty() && priming.retry.is_some(),
+        "{priming:?}"
+    );
+    assert_eq!(
+        http(srv.addr, get("").as_bytes()).0,
+        409,
+        "one standalone stream per session"
+    );
+    assert_eq!(
+        http(srv.addr, get("Last-Event-ID: nonsense\r\n").as_bytes()).0,
+        400
+    );
+    assert_eq!(
+        http(srv.addr, get("Last-Event-ID: 0-99\r\n").as_bytes()).0,
+        400,
+        "an id never sent"
+    );
+    assert_eq!(
+        http(srv.addr, get("Last-Event-ID: 77-0\r\n").as_bytes()).0,
+        410,
+        "no such stream"
+    );
+    let plain = get("").replace("Accept: text/event-stream", "Accept: application/json");
+    assert_eq!(http(srv.addr, plain.as_bytes()).0, 406);
+}
+
+#[test]
+fn legacy_sse_transport() {
+    let srv = server(|_| {});
+    let mut sse = connect(srv.addr);
+    sse.write_all(b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let (mut events, _) = SseReader::open(sse);
+    let endpoint = events.next().unwrap();
+    assert_eq!(endpoint.event.as_deref(), Some("endpoint"));
+    assert!(
+        endpoint.data.starts_with("/messages?sessionId="),
+        "{}",
+        endpoint.data
+    );
+    let post = |body: &str| {
+        format!(
+            "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            endpoint.data,
+            body.len()
+        )
+    };
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    assert_eq!(http(srv.addr, post(init).as_bytes()).0, 202);
+    let reply = loop {
+        let event = events.next().unwrap();
+        if !event.data.is_empty() {
+            assert_eq!(event.event.as_deref(), Some("message"));
+            break serde_json::from_str::<Value>(&event.data).unwrap();
+        }
+    };
+    assert_eq!(reply["result"]["protocolVersion"], "2024-11-05");
+    assert_eq!(http(srv.addr, post(PING).as_bytes()).0, 202);
+    let (_, pong) = events.next_json().unwrap();
+    assert_eq!(pong["id"], 7);
+    let unknown = "POST /messages?sessionId=00ffffffffffffffffffffffffffffffff HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    assert_eq!(http(srv.addr, unknown.as_bytes()).0, 404);
+    let off = server(|c| c.no_legacy_sse = true);
+    assert_eq!(
+        http(off.addr, b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").0,
+        404
+    );
+}
+
+#[test]
+fn sessions_are_served_from_any_shard() {
+    let srv = server(|c| c.shards = 2);
+    let id = http_session(srv.addr);
+    // Each connection lands on a shard by the kernel's SO_REUSEPORT hash; with 40 of them both
+    // shards see requests for this session, and every one must be answered by its owner.
+    for i in 0..40 {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"m{i}"}}}}}}"#
+        );
+        let (status, head, reply) = http(srv.addr, mcp_post(&body, Some(&id), "").as_bytes());
+        assert_eq!(status, 200, "request {i}: {head}");
+        let reply: Value = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(reply["result"]["content"][0]["text"], format!("m{i}"));
+    }
+    // Pipelined requests keep their order across the handoff.
+    let mut s = connect(srv.addr);
+    let mut wire = String::new();
+    for i in 0..3 {
+        wire.push_str(&mcp_post(
+            &format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"ping"}}"#),
+            Some(&id),
+            "",
+        ));
+    }
+    s.write_all(wire.as_bytes()).unwrap();
+    for i in 0..3 {
+        let (status, _, body) = read_response(&mut s);
+        assert_eq!(status, 200);
+        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["id"], i);
+    }
+}
