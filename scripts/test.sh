@@ -58,6 +58,12 @@ else
     skip clippy "cargo clippy is not installed (rustup component add clippy)"
 fi
 
+if (( build_ok )); then
+    stage metrics scripts/metrics.sh || true
+else
+    skip metrics "release build failed"; failed=1
+fi
+
 if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then
     skip autobahn "RINGMCP_SKIP_AUTOBAHN is set"
 elif (( ! build_ok )); then

@@ -1,7 +1,12 @@
 //! Per-shard counters. Each shard owns one [`Metrics`] (plain `Cell`s: no
-//! atomics on the request path); a scrape gathers them by message passing.
+//! atomics on the request path); a scrape gathers a [`Snapshot`] from every
+//! shard by message passing and [`render`]s them as Prometheus text.
 
-use std::cell::Cell;
+use crate::store::Evictions;
+use hdrhistogram::Histogram;
+use std::cell::{Cell, RefCell};
+use std::fmt::Write;
+use std::time::Duration;
 
 /// Which transport a connection ended up speaking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +91,40 @@ pub const STATUSES: [u16; 22] = [
 /// The close codes counted when sent or received.
 pub const CLOSE_CODES: [u16; 9] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 0];
 
+/// Which request path a latency was measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// JSON-RPC requests over WebSocket.
+    WebSocket,
+    /// JSON-RPC requests over Streamable HTTP and legacy SSE.
+    Http,
+}
+
+impl Path {
+    /// Every path, in label order.
+    pub const ALL: [Path; 2] = [Path::WebSocket, Path::Http];
+
+    /// The Prometheus label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Path::WebSocket => "websocket",
+            Path::Http => "http",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the exported latency buckets.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 1.0, 10.0,
+];
+
+fn new_latency_histogram() -> Histogram<u64> {
+    // Microseconds from 1 µs to 1 h at 3 significant digits: constant, valid bounds.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant histogram bounds are valid")
+}
+
 /// One shard's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     /// Connections currently open, by [`Transport`].
     pub open: [Cell<u64>; 3],
@@ -107,6 +144,34 @@ pub struct Metrics {
     pub bytes_in: Cell<u64>,
     /// Bytes written to sockets.
     pub bytes_out: Cell<u64>,
+    /// Times a connection hit its outbound bound (stopped being read, or was closed for it).
+    pub backpressure: Cell<u64>,
+    /// Connections moved to the shard that owns their session.
+    pub handoffs: Cell<u64>,
+    /// Request latency (µs, from the request's arrival to its reply being queued), per [`Path`].
+    latency: [RefCell<Histogram<u64>>; 2],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            open: Default::default(),
+            accepted: Cell::default(),
+            statuses: Default::default(),
+            close_sent: Default::default(),
+            errors: Default::default(),
+            messages_in: Cell::default(),
+            messages_out: Cell::default(),
+            bytes_in: Cell::default(),
+            bytes_out: Cell::default(),
+            backpressure: Cell::default(),
+            handoffs: Cell::default(),
+            latency: [
+                RefCell::new(new_latency_histogram()),
+                RefCell::new(new_latency_histogram()),
+            ],
+        }
+    }
 }
 
 fn bump(cell: &Cell<u64>, by: u64) {
@@ -164,5 +229,347 @@ impl Metrics {
     /// Counts one message sent.
     pub fn message_out(&self) {
         bump(&self.messages_out, 1);
+    }
+
+    /// Counts one backpressure event.
+    pub fn backpressure(&self) {
+        bump(&self.backpressure, 1);
+    }
+
+    /// Counts one connection handed to another shard.
+    pub fn handoff(&self) {
+        bump(&self.handoffs, 1);
+    }
+
+    /// Records one request's latency on `path`.
+    pub fn latency(&self, path: Path, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.latency[path as usize]
+            .borrow_mut()
+            .saturating_record(micros);
+    }
+
+    /// A copy of every counter, plus the shard-level gauges the caller supplies.
+    pub fn snapshot(&self, shard: usize, gauges: Gauges) -> Snapshot {
+        let read = |cells: &[Cell<u64>]| cells.iter().map(Cell::get).collect::<Vec<_>>();
+        Snapshot {
+            shard,
+            open: read(&self.open),
+            accepted: self.accepted.get(),
+            statuses: read(&self.statuses),
+            close_sent: read(&self.close_sent),
+            errors: read(&self.errors),
+            messages_in: self.messages_in.get(),
+            messages_out: self.messages_out.get(),
+            bytes_in: self.bytes_in.get(),
+            bytes_out: self.bytes_out.get(),
+            backpressure: self.backpressure.get(),
+            handoffs: self.handoffs.get(),
+            latency: self.latency.iter().map(|h| h.borrow().clone()).collect(),
+            gauges,
+        }
+    }
+}
+
+/// Shard state the metrics do not own but report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    /// Live Streamable HTTP and legacy sessions.
+    pub sessions: u64,
+    /// Payload bytes held in SSE replay rings.
+    pub ring_bytes: u64,
+    /// Events held in SSE replay rings.
+    pub ring_events: u64,
+    /// Replay rings (one per open stream).
+    pub rings: u64,
+    /// Events evicted from the rings, by reason.
+    pub evictions: Evictions,
+}
+
+/// One shard's metrics at one moment, sent to the shard that renders a scrape.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    shard: usize,
+    open: Vec<u64>,
+    accepted: u64,
+    statuses: Vec<u64>,
+    close_sent: Vec<u64>,
+    errors: Vec<u64>,
+    messages_in: u64,
+    messages_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    backpressure: u64,
+    handoffs: u64,
+    latency: Vec<Histogram<u64>>,
+    gauges: Gauges,
+}
+
+/// Writes one metric family: its HELP and TYPE lines, then one sample per shard and label.
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    snapshots: &[Snapshot],
+    samples: impl Fn(&Snapshot) -> Vec<(String, u64)>,
+) {
+    let _ = writeln!(out, "# HELP ringmcp_{name} {help}");
+    let _ = writeln!(out, "# TYPE ringmcp_{name} {kind}");
+    for snap in snapshots {
+        for (labels, value) in samples(snap) {
+            let sep = if labels.is_empty() { "" } else { "," };
+            let _ = writeln!(
+                out,
+                "ringmcp_{name}{{shard=\"{}\"{sep}{labels}}} {value}",
+                snap.shard
+            );
+        }
+    }
+}
+
+fn one(value: u64) -> Vec<(String, u64)> {
+    vec![(String::new(), value)]
+}
+
+fn labelled<'a>(
+    key: &str,
+    names: impl Iterator<Item = String>,
+    values: &'a [u64],
+) -> Vec<(String, u64)> {
+    names
+        .zip(values)
+        .map(|(n, v)| (format!("{key}=\"{n}\""), *v))
+        .collect()
+}
+
+/// Renders every shard's snapshot in the Prometheus text exposition format (0.0.4).
+pub fn render(snapshots: &[Snapshot]) -> String {
+    let mut out = String::with_capacity(8192);
+    let transports = || Transport::ALL.iter().map(|t| t.label().to_string());
+    family(
+        &mut out,
+        "connections",
+        "gauge",
+        "Open connections by transport.",
+        snapshots,
+        |s| labelled("transport", transports(), &s.open),
+    );
+    family(
+        &mut out,
+        "connections_accepted_total",
+        "counter",
+        "Connections accepted.",
+        snapshots,
+        |s| one(s.accepted),
+    );
+    family(
+        &mut out,
+        "sessions",
+        "gauge",
+        "Live Streamable HTTP and legacy SSE sessions.",
+        snapshots,
+        |s| one(s.gauges.sessions),
+    );
+    family(
+        &mut out,
+        "http_responses_total",
+        "counter",
+        "HTTP responses by status.",
+        snapshots,
+        |s| labelled("status", STATUSES.iter().map(u16::to_string), &s.statuses),
+    );
+    family(
+        &mut out,
+        "ws_close_sent_total",
+        "counter",
+        "WebSocket Close frames sent by code (0: other).",
+        snapshots,
+        |s| {
+            labelled(
+                "code",
+                CLOSE_CODES.iter().map(u16::to_string),
+                &s.close_sent,
+            )
+        },
+    );
+    family(
+        &mut out,
+        "errors_total",
+        "counter",
+        "Errors by kind.",
+        snapshots,
+        |s| {
+            labelled(
+                "kind",
+                ErrorKind::ALL.iter().map(|k| k.label().to_string()),
+                &s.errors,
+            )
+        },
+    );
+    family(
+        &mut out,
+        "messages_in_total",
+        "counter",
+        "Messages received (WebSocket messages, JSON-RPC messages).",
+        snapshots,
+        |s| one(s.messages_in),
+    );
+    family(
+        &mut out,
+        "messages_out_total",
+        "counter",
+        "Messages sent.",
+        snapshots,
+        |s| one(s.messages_out),
+    );
+    family(
+        &mut out,
+        "bytes_in_total",
+        "counter",
+        "Bytes read from sockets.",
+        snapshots,
+        |s| one(s.bytes_in),
+    );
+    family(
+        &mut out,
+        "bytes_out_total",
+        "counter",
+        "Bytes written to sockets.",
+        snapshots,
+        |s| one(s.bytes_out),
+    );
+    family(
+        &mut out,
+        "backpressure_events_total",
+        "counter",
+        "Connections that hit their outbound bound.",
+        snapshots,
+        |s| one(s.backpressure),
+    );
+    family(
+        &mut out,
+        "handoffs_total",
+        "counter",
+        "Connections moved to the shard owning their session.",
+        snapshots,
+        |s| one(s.handoffs),
+    );
+    family(
+        &mut out,
+        "ring_bytes",
+        "gauge",
+        "Payload bytes held in SSE replay rings.",
+        snapshots,
+        |s| one(s.gauges.ring_bytes),
+    );
+    family(
+        &mut out,
+        "ring_events",
+        "gauge",
+        "Events held in SSE replay rings.",
+        snapshots,
+        |s| one(s.gauges.ring_events),
+    );
+    family(
+        &mut out,
+        "rings",
+        "gauge",
+        "SSE replay rings (streams).",
+        snapshots,
+        |s| one(s.gauges.rings),
+    );
+    family(
+        &mut out,
+        "ring_evictions_total",
+        "counter",
+        "Events evicted from SSE replay rings by reason.",
+        snapshots,
+        |s| {
+            let e = s.gauges.evictions;
+            let reasons = ["count", "bytes", "age", "budget"].map(String::from);
+            labelled(
+                "reason",
+                reasons.into_iter(),
+                &[e.count, e.bytes, e.age, e.budget],
+            )
+        },
+    );
+    let _ = writeln!(out, "# HELP ringmcp_request_duration_seconds JSON-RPC request latency, arrival to reply queued.");
+    let _ = writeln!(out, "# TYPE ringmcp_request_duration_seconds histogram");
+    for snap in snapshots {
+        for path in Path::ALL {
+            let h = &snap.latency[path as usize];
+            let labels = format!("shard=\"{}\",path=\"{}\"", snap.shard, path.label());
+            for bound in LATENCY_BUCKETS {
+                let micros = (bound * 1e6) as u64;
+                let count = h
+                    .iter_recorded()
+                    .filter(|v| v.value_iterated_to() <= micros)
+                    .map(|v| v.count_at_value())
+                    .sum::<u64>();
+                let _ = writeln!(
+                    out,
+                    "ringmcp_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "ringmcp_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.len()
+            );
+            let sum = h
+                .iter_recorded()
+                .map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64)
+                .sum::<f64>()
+                / 1e6;
+            let _ = writeln!(
+                out,
+                "ringmcp_request_duration_seconds_sum{{{labels}}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "ringmcp_request_duration_seconds_count{{{labels}}} {}",
+                h.len()
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_is_well_formed_text_exposition() {
+        let m = Metrics::default();
+        m.status(200);
+        m.error(ErrorKind::WsProtocol);
+        m.opened(Transport::WsMcp);
+        m.latency(Path::WebSocket, Duration::from_micros(300));
+        m.latency(Path::WebSocket, Duration::from_millis(3));
+        let text = render(&[
+            m.snapshot(0, Gauges::default()),
+            Metrics::default().snapshot(1, Gauges::default()),
+        ]);
+        assert!(text.contains("ringmcp_http_responses_total{shard=\"0\",status=\"200\"} 1\n"));
+        assert!(text.contains("ringmcp_connections{shard=\"0\",transport=\"ws_mcp\"} 1\n"));
+        assert!(text.contains("ringmcp_errors_total{shard=\"0\",kind=\"ws_protocol\"} 1\n"));
+        assert!(text.contains("ringmcp_request_duration_seconds_bucket{shard=\"0\",path=\"websocket\",le=\"0.0005\"} 1\n"));
+        assert!(text.contains("ringmcp_request_duration_seconds_bucket{shard=\"0\",path=\"websocket\",le=\"0.005\"} 2\n"));
+        assert!(
+            text.contains("ringmcp_request_duration_seconds_count{shard=\"1\",path=\"http\"} 0\n")
+        );
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            assert!(
+                name.starts_with("ringmcp_") && name.ends_with('}'),
+                "{line}"
+            );
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
     }
 }

@@ -93,6 +93,15 @@ async fn run(
                     break;
                 }
             }
+            Next::Metrics => {
+                let text = crate::metrics::render(&shard.scrape().await);
+                let content_type = [("content-type", "text/plain; version=0.0.4; charset=utf-8")];
+                http1::write_response(&mut out, 200, &content_type, text.as_bytes(), keep_alive);
+                shard.metrics.status(200);
+                if !keep_alive {
+                    break;
+                }
+            }
             Next::Handoff(owner, body) => {
                 // Answers to earlier pipelined requests go out from here first, in order.
                 if io::flush(&mut stream, &mut out).await.is_err() {
@@ -341,6 +350,8 @@ enum Next {
     Stream(StreamServe),
     /// Move the connection to the shard owning the request's session (with the request body).
     Handoff(usize, Vec<u8>),
+    /// Gather every shard's metrics and answer with them.
+    Metrics,
 }
 
 /// Decides the response for one request and queues it in `out`.
@@ -364,6 +375,10 @@ fn route(
                 respond_text(shard, out, 200, &[], body, keep_alive);
             }
             _ => method_not_allowed(shard, out, "GET, HEAD", keep_alive),
+        },
+        "/metrics" => match head.method() {
+            Method::Get => return Next::Metrics,
+            _ => method_not_allowed(shard, out, "GET", keep_alive),
         },
         "/echo" if shard.config.echo => {
             return upgrade_or_refuse(shard, head, WsKind::Echo, out, keep_alive)

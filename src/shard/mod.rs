@@ -10,9 +10,11 @@ mod ws;
 use crate::config::Config;
 use crate::mcp::{Dispatcher, Registry};
 use crate::metrics::{ErrorKind, Metrics, Transport};
+use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
+use glommio::channels::shared_channel;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use slab::Slab;
@@ -234,6 +236,8 @@ fn reserve(addr: SocketAddr) -> Result<socket2::Socket, ServerError> {
 pub(crate) enum MeshMessage {
     /// A connection whose request names a session this shard owns.
     Handoff(Handoff),
+    /// A metrics scrape: send this shard's snapshot back on the channel.
+    Scrape(shared_channel::SharedSender<Snapshot>),
 }
 
 /// A connection moved to the shard that owns its session, with the request
@@ -341,6 +345,38 @@ impl Shard {
         if self.mesh.send_to(owner, message).await.is_err() {
             self.metrics.error(ErrorKind::Io);
         }
+        self.metrics.handoff();
+    }
+
+    /// This shard's metrics now.
+    pub fn snapshot(&self) -> Snapshot {
+        let gauges: Gauges = self.http_sessions.gauges();
+        self.metrics.snapshot(self.index, gauges)
+    }
+
+    /// Every shard's metrics, gathered by message passing; a shard that does not answer within
+    /// a second is left out rather than holding the scrape.
+    pub async fn scrape(&self) -> Vec<Snapshot> {
+        let mut snapshots = vec![self.snapshot()];
+        for peer in (0..self.shard_count).filter(|&p| p != self.index) {
+            let (tx, rx) = shared_channel::new_bounded(1);
+            let asked = glommio::timer::timeout(std::time::Duration::from_secs(1), async {
+                if self
+                    .mesh
+                    .send_to(peer, MeshMessage::Scrape(tx))
+                    .await
+                    .is_err()
+                {
+                    return Ok(None);
+                }
+                Ok(rx.connect().await.recv().await)
+            })
+            .await;
+            if let Ok(Some(snapshot)) = asked {
+                snapshots.push(snapshot);
+            }
+        }
+        snapshots
     }
 
     fn begin_stop(&self) {
@@ -433,6 +469,9 @@ async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage
                         let conn = ConnGuard::open(&shard);
                         let first = (handoff.head, handoff.body, handoff.inbuf);
                         glommio::spawn_local(http::serve_handed_off(stream, conn, first)).detach();
+                    }
+                    MeshMessage::Scrape(reply) => {
+                        let _ = reply.connect().await.send(shard.snapshot()).await;
                     }
                 }
             }

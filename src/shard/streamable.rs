@@ -10,7 +10,7 @@
 
 use super::Shard;
 use crate::mcp::{self, Kind, Peer, SessionRef, SessionState};
-use crate::metrics::ErrorKind;
+use crate::metrics::{ErrorKind, Path};
 use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
 use crate::proto::jsonrpc::{self, Id};
 use crate::proto::sse::{self, EventId};
@@ -369,6 +369,18 @@ impl HttpSessions {
         gone.len()
     }
 
+    /// Session and replay-ring gauges for metrics.
+    pub fn gauges(&self) -> crate::metrics::Gauges {
+        let store = self.store.borrow();
+        crate::metrics::Gauges {
+            sessions: self.table.borrow().len() as u64,
+            ring_bytes: store.total_bytes() as u64,
+            ring_events: store.event_count() as u64,
+            rings: store.ring_count() as u64,
+            evictions: store.evictions(),
+        }
+    }
+
     /// Ends every session's attached streams with a `retry:` (shutdown).
     pub fn end_streams_for_shutdown(&self, retry_ms: u64) {
         for session in self.table.borrow().values() {
@@ -653,6 +665,7 @@ fn post(
         shard.metrics.status(202);
         return Outcome::Done;
     }
+    let arrived = Instant::now();
     let stream = session.open_post_stream();
     let peer = Rc::new(HttpPeer {
         session: Rc::clone(&session),
@@ -682,6 +695,7 @@ fn post(
             http1::write_response(out, 200, &headers, &reply, keep_alive);
             shard.metrics.status(200);
             shard.metrics.message_out();
+            shard.metrics.latency(Path::Http, arrived.elapsed());
             return Outcome::Done;
         }
         if let Some(reply) = reply {
@@ -690,9 +704,12 @@ fn post(
         session.finish(stream);
     } else {
         let finisher = Rc::clone(&session);
+        let shard = Rc::clone(shard);
         glommio::spawn_local(async move {
             if let Some(reply) = reply.await {
                 finisher.deliver(stream, &reply);
+                shard.metrics.message_out();
+                shard.metrics.latency(Path::Http, arrived.elapsed());
             }
             finisher.finish(stream);
         })

@@ -5,7 +5,7 @@
 use super::io::{self, Deadline};
 use super::{ConnGuard, Shard};
 use crate::mcp::{self, Peer, SessionRef, SessionState};
-use crate::metrics::{ErrorKind, Transport};
+use crate::metrics::{ErrorKind, Path, Transport};
 use crate::proto::jsonrpc::Id;
 use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
 use futures_lite::AsyncWrite;
@@ -430,9 +430,11 @@ fn dispatch(shard: &Rc<Shard>, outbox: &Rc<Outbox>, link: &McpLink, text: &str) 
         let deliver = {
             let outbox = Rc::clone(outbox);
             let shard = Rc::clone(shard);
+            let arrived = Instant::now();
             move |reply: Option<Vec<u8>>| {
                 if let Some(reply) = reply {
                     shard.metrics.message_out();
+                    shard.metrics.latency(Path::WebSocket, arrived.elapsed());
                     outbox.frame(OpCode::Text, &reply);
                 }
             }
