@@ -334,10 +334,10 @@ fn one(value: u64) -> Vec<(String, u64)> {
     vec![(String::new(), value)]
 }
 
-fn labelled<'a>(
+fn labelled(
     key: &str,
     names: impl Iterator<Item = String>,
-    values: &'a [u64],
+    values: &[u64],
 ) -> Vec<(String, u64)> {
     names
         .zip(values)
