@@ -76,6 +76,14 @@ pub struct Config {
     #[arg(long, default_value_t = 2_000)]
     pub close_timeout_ms: u64,
 
+    /// Bytes a connection may have queued for a client that is not reading; past it the server stops reading from that client.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_outbound_bytes: usize,
+
+    /// A client stuck at the outbound bound this long is dropped: WebSocket with 1008, an SSE stream ended resumably (its events stay in the ring), in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub slow_reader_timeout_ms: u64,
+
     /// Open connections per shard; past it new connections get 503 and are closed, existing ones are unaffected.
     #[arg(long, default_value_t = 20_000)]
     pub max_connections_per_shard: usize,
@@ -180,6 +188,11 @@ impl Config {
     /// Bounded wait for the peer during the close handshake.
     pub fn close_timeout(&self) -> Duration {
         Duration::from_millis(self.close_timeout_ms)
+    }
+
+    /// Time a client may stay at the outbound bound.
+    pub fn slow_reader_timeout(&self) -> Duration {
+        Duration::from_millis(self.slow_reader_timeout_ms)
     }
 
     /// Idle time after which a session expires.

@@ -334,11 +334,7 @@ fn one(value: u64) -> Vec<(String, u64)> {
     vec![(String::new(), value)]
 }
 
-fn labelled(
-    key: &str,
-    names: impl Iterator<Item = String>,
-    values: &[u64],
-) -> Vec<(String, u64)> {
+fn labelled(key: &str, names: impl Iterator<Item = String>, values: &[u64]) -> Vec<(String, u64)> {
     names
         .zip(values)
         .map(|(n, v)| (format!("{key}=\"{n}\""), *v))

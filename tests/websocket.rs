@@ -211,3 +211,38 @@ fn shutdown_closes_websockets_with_1001() {
     srv.begin_shutdown();
     assert_eq!(read_close_code(&mut s), Some(1001));
 }
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_others_are_unaffected() {
+    let srv = server(|c| {
+        c.max_outbound_bytes = 64 * 1024;
+        c.slow_reader_timeout_ms = 300;
+        c.close_timeout_ms = 300;
+    });
+    let mut slow = raw_ws(srv.addr, "/echo");
+    let mut writer = slow.try_clone().unwrap();
+    // 16 MiB of echo requests, never reading the echoes: the kernel buffers fill, then our
+    // outbound buffer reaches its bound and the server stops reading, then drops us.
+    let flood = std::thread::spawn(move || {
+        let frame = client_frame(OpCode::Binary, true, &[7; 1024]);
+        for _ in 0..16 * 1024 {
+            if writer.write_all(&frame).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut healthy = raw_ws(srv.addr, "/echo");
+    healthy
+        .write_all(&client_frame(OpCode::Text, true, b"still fine"))
+        .unwrap();
+    assert_eq!(
+        read_frame(&mut healthy),
+        (0x1, true, b"still fine".to_vec())
+    );
+    assert!(
+        closed_by_server(&mut slow),
+        "the slow reader must be dropped"
+    );
+    flood.join().unwrap();
+}

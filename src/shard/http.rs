@@ -163,6 +163,7 @@ async fn serve_stream(
     let interval = shard.config.sse_keepalive();
     let mut keep_alive = Deadline::at(Instant::now() + interval);
     let mut stop_seen = false;
+    let mut blocked: Option<Deadline> = None;
     let ended = std::future::poll_fn(|cx| loop {
         let ended = serve.sink.drain_into(out, cx);
         match io::poll_flush(stream, cx, out) {
@@ -172,6 +173,19 @@ async fn serve_stream(
         }
         if ended && out.is_empty() {
             return Poll::Ready(true);
+        }
+        if out.len() < shard.config.max_outbound_bytes {
+            blocked = None;
+        } else {
+            // The reader stalls: after the slow-reader timeout the stream ends resumably. Its
+            // events stay in the ring; the client comes back with Last-Event-ID.
+            let stalled = blocked.get_or_insert_with(|| {
+                shard.metrics.backpressure();
+                Deadline::at(Instant::now() + shard.config.slow_reader_timeout())
+            });
+            if stalled.poll_expired(cx).is_ready() {
+                return Poll::Ready(false);
+            }
         }
         if inbuf.len() <= shard.limits.max_head_bytes {
             match io::poll_read_into(stream, cx, inbuf) {

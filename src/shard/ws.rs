@@ -26,10 +26,6 @@ pub(super) enum WsKind {
     Echo,
 }
 
-/// While the outbound buffer holds more than this, the connection stops
-/// reading: a peer that does not read its replies cannot make us buffer more.
-const OUTBOX_HIGH_WATER: usize = 1024 * 1024;
-
 /// Frames waiting to be written. Handlers that finish later (on other tasks
 /// of this shard) push into it and wake the connection task.
 #[derive(Default)]
@@ -136,6 +132,7 @@ pub(super) async fn serve(
         last_heard: Instant::now(),
         ping_sent: None,
         message_started: None,
+        blocked_since: None,
         stop_seen: false,
     };
     let mut timer = Deadline::at(ws.next_deadline(&shard));
@@ -160,8 +157,18 @@ pub(super) async fn serve(
             }
             let flushed = bytes.is_empty();
             // A peer that does not read its replies cannot make us buffer more: stop reading.
-            let reading = closing != Closing::Done && bytes.len() < OUTBOX_HIGH_WATER;
+            let at_bound = bytes.len() >= shard.config.max_outbound_bytes;
+            let reading = closing != Closing::Done && !at_bound;
             drop(bytes);
+            match (at_bound, ws.blocked_since) {
+                (true, None) => {
+                    shard.metrics.backpressure();
+                    ws.blocked_since = Some(Instant::now());
+                    return Poll::Ready(Wake::Timer);
+                }
+                (false, Some(_)) => ws.blocked_since = None,
+                _ => {}
+            }
             if flushed && closing == Closing::Done {
                 return Poll::Ready(Wake::Flushed);
             }
@@ -235,6 +242,8 @@ struct WsState {
     last_heard: Instant,
     ping_sent: Option<Instant>,
     message_started: Option<Instant>,
+    /// Since when the outbound buffer sits at its bound (the peer does not read).
+    blocked_since: Option<Instant>,
     stop_seen: bool,
 }
 
@@ -372,10 +381,15 @@ impl WsState {
             Some(at) => at + config.ws_pong_timeout(),
             None => self.last_heard + config.ws_ping_interval(),
         };
-        match self.message_started {
-            Some(at) => liveness.min(at + config.fragment_timeout()),
-            None => liveness,
-        }
+        [
+            self.message_started
+                .map(|at| at + config.fragment_timeout()),
+            self.blocked_since
+                .map(|at| at + config.slow_reader_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(liveness, Instant::min)
     }
 
     /// Acts on whatever came due; true when the connection should drop now.
@@ -385,6 +399,14 @@ impl WsState {
         if let Some(at) = self.closing.deadline(config.close_timeout()) {
             // The peer did not finish the close handshake in time.
             return now >= at;
+        }
+        if self
+            .blocked_since
+            .is_some_and(|at| now >= at + config.slow_reader_timeout())
+        {
+            // The Close may never reach a peer that does not read; the close timeout then drops it.
+            self.fail(shard, outbox, CloseCode::POLICY, "client not reading");
+            return false;
         }
         if self
             .message_started
