@@ -1,22 +1,28 @@
 //! Routes JSON-RPC messages to MCP methods for one session.
 
+use crate::mcp::client::ClientError;
 use crate::mcp::peer::Peer;
+use crate::mcp::prompt::{Completion, CompletionRef, CompletionRequest};
 use crate::mcp::registry::{Empty, Registry};
+use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef};
-use crate::mcp::tool::ToolContext;
+use crate::mcp::table::{Listed, Table};
+use crate::mcp::tool::{Services, SleepFuture, ToolContext, ToolError};
 use crate::mcp::version;
 use crate::proto::jsonrpc::{
     self, Error, ErrorObject, Id, Item, Message, Notification, Parsed, RawId, Request,
 };
-use futures_lite::future::FutureExt;
+use futures_lite::future::{BoxedLocal, FutureExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a message is, found without running any handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +71,14 @@ pub fn split_frame(text: &str) -> impl Iterator<Item = &str> {
         .filter(|line| !line.trim().is_empty())
 }
 
-/// The MCP method router; clone one per shard (it is an `Arc` inside).
+/// The MCP method router of one shard.
+///
+/// Create one per shard with [`Dispatcher::new`]; clones are cheap and share
+/// the shard's resource subscriptions and timer hook, so the type is `!Send`.
 #[derive(Clone)]
 pub struct Dispatcher {
     registry: Arc<Registry>,
+    services: Services,
 }
 
 /// A finished response, or the error to answer with instead.
@@ -97,14 +107,47 @@ fn invalid_params(message: &'static str) -> Error {
     Error::InvalidParams(Cow::Borrowed(message))
 }
 
-/// MCP params are objects; `None` stands for absent params.
-fn object_params<'a>(
+/// Reads object params into `T`; absent params are an error.
+fn required_params<'a, T: Deserialize<'a>>(
     params: Option<&'a RawValue>,
     what: &'static str,
-) -> Result<Option<&'a RawValue>, Error> {
+) -> Result<T, Error> {
+    optional_params(params, what)?.ok_or(invalid_params(what))
+}
+
+/// Reads object params into `T`; `None` when absent. MCP params are objects.
+fn optional_params<'a, T: Deserialize<'a>>(
+    params: Option<&'a RawValue>,
+    what: &'static str,
+) -> Result<Option<T>, Error> {
     match params {
-        Some(p) if !p.get().starts_with('{') => Err(invalid_params(what)),
-        other => Ok(other),
+        None => Ok(None),
+        Some(p) if p.get().starts_with('{') => serde_json::from_str(p.get())
+            .map(Some)
+            .map_err(|_| invalid_params(what)),
+        Some(_) => Err(invalid_params(what)),
+    }
+}
+
+/// Runs a handler, turning its failures and panics into JSON-RPC errors.
+async fn guarded<T>(
+    what: &str,
+    start: impl FnOnce() -> BoxedLocal<Result<T, ToolError>>,
+) -> Result<T, Error> {
+    // A panicking handler must not take the shard and its other sessions down.
+    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
+        Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+        Err(panic) => Err(panic),
+    };
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => {
+            log::error!("{what} panicked");
+            Err(Error::Internal(Cow::Borrowed(
+                "Handler failed unexpectedly",
+            )))
+        }
     }
 }
 
@@ -135,14 +178,6 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ListToolsResult<'a> {
-    tools: &'a [crate::mcp::tool::Tool],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
-}
-
 #[derive(Deserialize)]
 struct CallParams<'a> {
     #[serde(borrow)]
@@ -158,6 +193,60 @@ struct CallParams<'a> {
 struct RequestMeta<'a> {
     #[serde(borrow, default)]
     progress_token: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct UriParams<'a> {
+    #[serde(borrow)]
+    uri: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct ReadResult {
+    contents: Vec<ResourceContents>,
+}
+
+#[derive(Deserialize)]
+struct GetPromptParams<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    arguments: Option<HashMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct CompleteParams {
+    #[serde(rename = "ref")]
+    reference: RefParams,
+    argument: ArgumentParams,
+    #[serde(default)]
+    context: Option<ContextParams>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type")]
+enum RefParams {
+    #[serde(rename = "ref/prompt")]
+    Prompt { name: String },
+    #[serde(rename = "ref/resource")]
+    Resource { uri: String },
+}
+
+#[derive(Deserialize)]
+struct ArgumentParams {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct ContextParams {
+    #[serde(default)]
+    arguments: HashMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct CompleteResult {
+    completion: Completion,
 }
 
 #[derive(Deserialize)]
@@ -190,10 +279,28 @@ impl Drop for InFlight {
     }
 }
 
+/// Without a transport timer, sleeps end at once.
+fn no_timer(_: Duration) -> SleepFuture {
+    Box::pin(std::future::ready(()))
+}
+
 impl Dispatcher {
-    /// A dispatcher serving `registry`.
+    /// A dispatcher serving `registry` on this shard.
     pub fn new(registry: Arc<Registry>) -> Self {
-        Dispatcher { registry }
+        Dispatcher {
+            registry,
+            services: Services {
+                hub: Rc::new(ResourceHub::default()),
+                sleep: Rc::new(no_timer),
+            },
+        }
+    }
+
+    /// Installs the shard's timer behind [`ToolContext::sleep`], e.g.
+    /// `|d| Box::pin(glommio::timer::sleep(d))`; without one, sleeps end at once.
+    pub fn with_sleep(mut self, sleep: impl Fn(Duration) -> SleepFuture + 'static) -> Self {
+        self.services.sleep = Rc::new(sleep);
+        self
     }
 
     /// The registry being served.
@@ -201,11 +308,39 @@ impl Dispatcher {
         &self.registry
     }
 
+    /// Announces that the resource at `uri` changed: every session on this
+    /// shard subscribed to it gets `notifications/resources/updated` through
+    /// its peer. Returns how many sessions were reached.
+    pub fn resource_updated(&self, uri: &str) -> usize {
+        self.services.hub.notify(uri)
+    }
+
+    /// Ends `session` for the MCP layer; call it when the transport closes
+    /// the session (connection closed, `DELETE`, expiry).
+    ///
+    /// Its in-flight requests are cancelled (handlers stop at their next
+    /// await and get no reply; server-to-client requests they were awaiting
+    /// are withdrawn), and its resource subscriptions are dropped together
+    /// with the peer kept for them.
+    pub fn end_session(&self, session: &SessionRef) {
+        let signals = match session.try_borrow_mut() {
+            Ok(mut state) => state.end(),
+            Err(_) => {
+                log::warn!("session busy; not ended");
+                return;
+            }
+        };
+        for signal in signals {
+            signal.cancel();
+        }
+    }
+
     /// Handles one message (or batch) of `session`; resolves to the reply,
     /// or `None` for notifications, client responses and cancelled requests.
     ///
     /// The future owns everything it uses, so a transport can spawn it and
-    /// keep reading; requests of one session may run concurrently.
+    /// keep reading; requests of one session may run concurrently. A client
+    /// response completes the server-to-client request waiting for it.
     pub fn handle(
         &self,
         session: SessionRef,
@@ -273,27 +408,13 @@ impl Dispatcher {
                 None
             }
             Ok(Message::Response(response)) => {
-                self.on_client_response(Some(response.id), Ok(response.result));
+                on_client_response(session, Some(response.id), Ok(response.result));
                 None
             }
             Ok(Message::ErrorResponse(response)) => {
-                self.on_client_response(response.id, Err(&response.error));
+                on_client_response(session, response.id, Err(&response.error));
                 None
             }
-        }
-    }
-
-    /// Hook for replies to server-to-client requests; none are sent yet, so
-    /// they are dropped.
-    fn on_client_response(
-        &self,
-        id: Option<RawId<'_>>,
-        outcome: Result<&RawValue, &ErrorObject<'_>>,
-    ) {
-        let id = id.map_or("null", RawId::get);
-        match outcome {
-            Ok(_) => log::debug!("dropping client response to {id}"),
-            Err(e) => log::debug!("dropping client error {} for {id}: {}", e.code, e.message),
         }
     }
 
@@ -360,11 +481,20 @@ impl Dispatcher {
             id: owned,
             signal,
         };
+        let registry = &*self.registry;
         let work = async {
             let reply = match method {
-                "tools/list" => self.tools_list(id, params),
+                "tools/list" => list(id, params, &registry.tools),
                 "tools/call" => self.tools_call(session, peer, &guard, id, params).await,
-                "logging/setLevel" => self.set_level(session, id, params),
+                "resources/list" => list(id, params, &registry.resources),
+                "resources/templates/list" => list(id, params, &registry.templates),
+                "resources/read" => self.resources_read(id, params).await,
+                "resources/subscribe" => self.subscription(session, peer, id, params, true),
+                "resources/unsubscribe" => self.subscription(session, peer, id, params, false),
+                "prompts/list" => list(id, params, &registry.prompts),
+                "prompts/get" => self.prompts_get(id, params).await,
+                "completion/complete" => self.complete(id, params).await,
+                "logging/setLevel" => set_level(session, id, params),
                 _ => Err(Error::MethodNotFound(method.to_owned())),
             };
             Some(reply.unwrap_or_else(|e| error_reply(Some(id), &e)))
@@ -390,10 +520,10 @@ impl Dispatcher {
                 "Invalid Request: initialize was already received on this session",
             )));
         }
-        const BAD: &str = "initialize params must be an object with a string \"protocolVersion\"";
-        let params = object_params(params, BAD)?.ok_or(invalid_params(BAD))?;
-        let params: InitializeParams<'_> =
-            serde_json::from_str(params.get()).map_err(|_| invalid_params(BAD))?;
+        let params: InitializeParams<'_> = required_params(
+            params,
+            "initialize params must be an object with a string \"protocolVersion\"",
+        )?;
         let negotiated = version::negotiate(&params.protocol_version);
         let registry = &*self.registry;
         let reply = ok(
@@ -411,16 +541,6 @@ impl Dispatcher {
         Ok(reply)
     }
 
-    fn tools_list(&self, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
-        const BAD: &str = "tools/list params must be an object with an optional string \"cursor\"";
-        let params = match object_params(params, BAD)? {
-            None => ListParams::default(),
-            Some(p) => serde_json::from_str(p.get()).map_err(|_| invalid_params(BAD))?,
-        };
-        let (tools, next_cursor) = self.registry.tools.page(params.cursor.as_deref())?;
-        ok(id, &ListToolsResult { tools, next_cursor })
-    }
-
     async fn tools_call(
         &self,
         session: &SessionRef,
@@ -429,12 +549,11 @@ impl Dispatcher {
         id: RawId<'_>,
         params: Option<&RawValue>,
     ) -> Reply {
-        const BAD: &str =
-            "tools/call params must be an object with a string \"name\" and an object \"arguments\"";
-        let params = object_params(params, BAD)?.ok_or(invalid_params(BAD))?;
-        let call: CallParams<'_> =
-            serde_json::from_str(params.get()).map_err(|_| invalid_params(BAD))?;
-        let Some(handler) = self.registry.tools.handler(&call.name) else {
+        let call: CallParams<'_> = required_params(
+            params,
+            "tools/call params must be an object with a string \"name\" and an object \"arguments\"",
+        )?;
+        let Some((_, handler)) = self.registry.tools.get(&call.name) else {
             // Spec (tools): protocol errors cover "Unknown tools"; the example
             // is code -32602 with message "Unknown tool: invalid_tool_name".
             return Err(Error::InvalidParams(Cow::Owned(format!(
@@ -456,30 +575,121 @@ impl Dispatcher {
             peer.clone(),
             session.clone(),
             request.signal.clone(),
+            self.services.clone(),
         );
         let args = Value::Object(call.arguments.unwrap_or_default());
-        // A panicking tool must not take the shard and its other sessions down.
-        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, args))) {
-            Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
-            Err(panic) => Err(panic),
-        };
-        match outcome {
-            Ok(Ok(result)) => ok(id, &result),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => {
-                log::error!("tool {:?} panicked", call.name);
-                Err(Error::Internal(Cow::Borrowed("Tool failed unexpectedly")))
-            }
-        }
+        let what = format!("tool {:?}", call.name);
+        let result = guarded(&what, || handler(ctx, args)).await?;
+        ok(id, &result)
     }
 
-    fn set_level(&self, session: &SessionRef, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
-        const BAD: &str = "logging/setLevel params must be an object with a valid \"level\"";
-        let params = object_params(params, BAD)?.ok_or(invalid_params(BAD))?;
-        let params: SetLevelParams =
-            serde_json::from_str(params.get()).map_err(|_| invalid_params(BAD))?;
-        session.borrow_mut().set_log_level(params.level);
+    async fn resources_read(&self, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
+        let UriParams { uri } = required_params(
+            params,
+            "resources/read params must be an object with a string \"uri\"",
+        )?;
+        // Spec (resources): "Resource not found: `-32002`".
+        let (handler, read) = self
+            .registry
+            .resolve_resource(&uri)
+            .ok_or_else(|| Error::ResourceNotFound(uri.clone().into_owned()))?;
+        let what = format!("resource {uri:?}");
+        let contents = guarded(&what, || handler(read)).await?;
+        ok(id, &ReadResult { contents })
+    }
+
+    /// `resources/subscribe` (`subscribe`) or `resources/unsubscribe`.
+    fn subscription(
+        &self,
+        session: &SessionRef,
+        peer: &Rc<dyn Peer>,
+        id: RawId<'_>,
+        params: Option<&RawValue>,
+        subscribe: bool,
+    ) -> Reply {
+        let UriParams { uri } = required_params(
+            params,
+            "resources/subscribe and resources/unsubscribe params must be an object with a string \"uri\"",
+        )?;
+        // Spec (resources): "Servers **MUST** validate all resource URIs".
+        if self.registry.resolve_resource(&uri).is_none() {
+            return Err(Error::ResourceNotFound(uri.into_owned()));
+        }
+        let hub = &self.services.hub;
+        if subscribe {
+            session.borrow_mut().subscribe(&uri, peer);
+            hub.subscribe(&uri, session);
+        } else {
+            session.borrow_mut().unsubscribe(&uri);
+            hub.unsubscribe(&uri, session);
+        }
         ok(id, &Empty {})
+    }
+
+    async fn prompts_get(&self, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
+        let params: GetPromptParams<'_> = required_params(
+            params,
+            "prompts/get params must be an object with a string \"name\" and string \"arguments\"",
+        )?;
+        // Spec (prompts): "Invalid prompt name: `-32602` (Invalid params)".
+        let Some((prompt, handler)) = self.registry.prompts.get(&params.name) else {
+            return Err(Error::InvalidParams(Cow::Owned(format!(
+                "Unknown prompt: {}",
+                params.name
+            ))));
+        };
+        let arguments = params.arguments.unwrap_or_default();
+        // Spec (prompts): "Missing required arguments: `-32602` (Invalid params)".
+        if let Some(missing) = prompt.missing_argument(&arguments) {
+            return Err(Error::InvalidParams(Cow::Owned(format!(
+                "Missing required argument: {missing}"
+            ))));
+        }
+        let what = format!("prompt {:?}", params.name);
+        let result = guarded(&what, || handler(arguments)).await?;
+        ok(id, &result)
+    }
+
+    async fn complete(&self, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
+        let params: CompleteParams = required_params(
+            params,
+            "completion/complete params must be an object with \"ref\" and \"argument\"",
+        )?;
+        let registry = &*self.registry;
+        // Spec (completion): "Invalid prompt name: `-32602` (Invalid params)".
+        // A static resource is a known reference without variables.
+        let (reference, known) = match params.reference {
+            RefParams::Prompt { name } => {
+                let known = registry.prompts.get(&name).is_some();
+                (CompletionRef::Prompt(name), known)
+            }
+            RefParams::Resource { uri } => {
+                let known = registry.templates.get(&uri).is_some()
+                    || registry.resources.get(&uri).is_some();
+                (CompletionRef::Resource(uri), known)
+            }
+        };
+        if !known {
+            return Err(invalid_params("completion/complete: unknown reference"));
+        }
+        let key = (reference, params.argument.name);
+        let values = match registry.completions.get(&key) {
+            None => Vec::new(),
+            Some(handler) => {
+                let request = CompletionRequest {
+                    argument: key.1.clone(),
+                    value: params.argument.value,
+                    context: params.context.map(|c| c.arguments).unwrap_or_default(),
+                };
+                guarded("completion handler", || handler(request)).await?
+            }
+        };
+        ok(
+            id,
+            &CompleteResult {
+                completion: Completion::from_values(values),
+            },
+        )
     }
 
     fn notification(&self, session: &SessionRef, notification: Notification<'_>) {
@@ -492,38 +702,92 @@ impl Dispatcher {
                     log::debug!("notifications/initialized before initialize; ignored");
                 }
             }
-            "notifications/cancelled" => self.cancel(session, notification.params),
+            "notifications/cancelled" => cancel(session, notification.params),
             // Spec (basic): for notifications "The receiver MUST NOT send a response."
             other => log::debug!("ignoring notification {other:?}"),
         }
     }
+}
 
-    fn cancel(&self, session: &SessionRef, params: Option<&RawValue>) {
-        // Spec (cancellation): "Receivers MAY ignore cancellation
-        // notifications if: The referenced request is unknown; Processing has
-        // already completed". Malformed ones are ignored too: no reply exists.
-        let Some(id) = params
-            .and_then(|p| serde_json::from_str::<CancelParams<'_>>(p.get()).ok())
-            .and_then(|p| RawId::new(p.request_id))
-            .map(RawId::to_id)
-        else {
-            log::debug!("malformed notifications/cancelled ignored");
-            return;
-        };
-        // `initialize` is never registered, so it cannot be cancelled. Spec:
-        // "The `initialize` request MUST NOT be cancelled by clients".
-        let signal = session.borrow().request_signal(&id);
-        match signal {
-            Some(signal) => signal.cancel(),
-            None => log::debug!("cancellation for unknown request {id} ignored"),
+/// One page of any catalogue (`tools/list`, `resources/list`, ...).
+fn list<T: Listed, H>(id: RawId<'_>, params: Option<&RawValue>, table: &Table<T, H>) -> Reply {
+    let params: ListParams = optional_params(
+        params,
+        "list params must be an object with an optional string \"cursor\"",
+    )?
+    .unwrap_or_default();
+    ok(id, &table.page(params.cursor.as_deref())?)
+}
+
+fn set_level(session: &SessionRef, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
+    // Spec (logging): "Invalid log level: `-32602` (Invalid params)".
+    let params: SetLevelParams = required_params(
+        params,
+        "logging/setLevel params must be an object with a valid \"level\"",
+    )?;
+    session.borrow_mut().set_log_level(params.level);
+    // Spec (logging): the flow answers setLevel with an "Empty Result"; from
+    // then on `ToolContext::log` drops messages below the level.
+    ok(id, &Empty {})
+}
+
+/// Completes the server-to-client request a client response answers.
+fn on_client_response(
+    session: &SessionRef,
+    id: Option<RawId<'_>>,
+    outcome: Result<&RawValue, &ErrorObject<'_>>,
+) {
+    let Some(id) = id.map(RawId::to_id) else {
+        if let Err(e) = outcome {
+            log::info!("client error without id ignored: {} {}", e.code, e.message);
         }
+        return;
+    };
+    let waiter = session.borrow_mut().take_pending(&id);
+    let Some(waiter) = waiter else {
+        log::info!("client response for unknown request {id} ignored");
+        return;
+    };
+    waiter.resolve(match outcome {
+        Ok(result) => serde_json::from_str(result.get())
+            .map_err(|e| ClientError::Internal(format!("unreadable client result: {e}"))),
+        Err(error) => Err(ClientError::Rejected {
+            code: error.code,
+            message: error.message.clone().into_owned(),
+            data: error
+                .data
+                .and_then(|data| serde_json::from_str(data.get()).ok()),
+        }),
+    });
+}
+
+fn cancel(session: &SessionRef, params: Option<&RawValue>) {
+    // Spec (cancellation): "Receivers MAY ignore cancellation
+    // notifications if: The referenced request is unknown; Processing has
+    // already completed". Malformed ones are ignored too: no reply exists.
+    let Some(id) = params
+        .and_then(|p| serde_json::from_str::<CancelParams<'_>>(p.get()).ok())
+        .and_then(|p| RawId::new(p.request_id))
+        .map(RawId::to_id)
+    else {
+        log::debug!("malformed notifications/cancelled ignored");
+        return;
+    };
+    // `initialize` is never registered, so it cannot be cancelled. Spec:
+    // "The `initialize` request MUST NOT be cancelled by clients".
+    let signal = session.borrow().request_signal(&id);
+    match signal {
+        Some(signal) => signal.cancel(),
+        None => log::debug!("cancellation for unknown request {id} ignored"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::session::SessionState;
+    use crate::mcp::prompt::{Prompt, PromptResult};
+    use crate::mcp::resource::{Resource, ResourceBody, ResourceTemplate};
+    use crate::mcp::testing::{assert_valid_reply, error_code, Harness};
     use crate::mcp::tool::{Tool, ToolError, ToolResult};
     use crate::proto::jsonrpc::{
         INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
@@ -532,111 +796,6 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
     use std::cell::RefCell;
-
-    #[derive(Default)]
-    struct TestPeer {
-        sent: RefCell<Vec<(Value, Option<Id>)>>,
-    }
-
-    impl Peer for TestPeer {
-        fn send(&self, message: Vec<u8>, related_request: Option<&Id>) {
-            let value = serde_json::from_slice(&message).expect("peer messages are JSON");
-            self.sent
-                .borrow_mut()
-                .push((value, related_request.cloned()));
-        }
-    }
-
-    struct Harness {
-        dispatcher: Dispatcher,
-        session: SessionRef,
-        peer: Rc<TestPeer>,
-    }
-
-    impl Harness {
-        fn new(registry: Registry) -> Self {
-            Harness {
-                dispatcher: Dispatcher::new(Arc::new(registry)),
-                session: SessionState::new_ref(),
-                peer: Rc::new(TestPeer::default()),
-            }
-        }
-
-        fn builtin() -> Self {
-            Harness::new(Registry::with_builtin_tools())
-        }
-
-        fn future(&self, message: &str) -> impl Future<Output = Option<Vec<u8>>> + 'static {
-            let peer: Rc<dyn Peer> = self.peer.clone();
-            self.dispatcher
-                .handle(self.session.clone(), peer, message.as_bytes().to_vec())
-        }
-
-        fn raw(&self, message: &str) -> Option<Vec<u8>> {
-            block_on(self.future(message))
-        }
-
-        fn send(&self, message: &str) -> Option<Value> {
-            self.raw(message).map(|reply| {
-                assert_valid_reply(&reply);
-                serde_json::from_slice(&reply).expect("reply is JSON")
-            })
-        }
-
-        fn reply(&self, message: Value) -> Value {
-            self.send(&message.to_string()).expect("a reply")
-        }
-
-        fn init(&self, version: &str) -> Value {
-            let reply = self.reply(json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                "protocolVersion": version, "capabilities": {}, "clientInfo": {"name":"t","version":"1"}}}));
-            assert_eq!(
-                self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
-                None
-            );
-            reply
-        }
-
-        fn call(&self, id: i64, name: &str, arguments: Value) -> Value {
-            self.reply(json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":name,"arguments":arguments}}))
-        }
-    }
-
-    fn error_code(reply: &Value) -> i64 {
-        reply["error"]["code"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("not an error: {reply}"))
-    }
-
-    fn check_one(v: &Value) {
-        let obj = v.as_object().expect("response is an object");
-        assert_eq!(obj.get("jsonrpc"), Some(&json!("2.0")), "{v}");
-        let id = obj.get("id").expect("response has id");
-        assert!(
-            id.is_string() || id.is_i64() || id.is_u64() || id.is_null(),
-            "{v}"
-        );
-        match (obj.get("result"), obj.get("error")) {
-            (Some(_), None) => assert!(!id.is_null(), "{v}"),
-            (None, Some(e)) => {
-                assert!(e["code"].is_i64(), "{v}");
-                assert!(e["message"].is_string(), "{v}");
-            }
-            _ => panic!("exactly one of result/error: {v}"),
-        }
-        assert_eq!(obj.len(), 3, "{v}");
-    }
-
-    fn assert_valid_reply(bytes: &[u8]) {
-        let v: Value = serde_json::from_slice(bytes).expect("reply is JSON");
-        match &v {
-            Value::Array(items) => {
-                assert!(!items.is_empty(), "no empty batch replies");
-                items.iter().for_each(check_one);
-            }
-            other => check_one(other),
-        }
-    }
 
     #[test]
     fn invalid_json_gets_parse_error_with_null_id() {
@@ -734,7 +893,8 @@ mod tests {
             init,
             json!({"jsonrpc":"2.0","id":0,"result":{
                 "protocolVersion":"2025-06-18",
-                "capabilities":{"logging":{},"tools":{"listChanged":false}},
+                "capabilities":{"logging":{},"completions":{},"prompts":{"listChanged":false},
+                    "resources":{"subscribe":true,"listChanged":false},"tools":{"listChanged":false}},
                 "serverInfo":{"name":"ringmcp","version":env!("CARGO_PKG_VERSION")}}})
         );
         {
@@ -746,7 +906,7 @@ mod tests {
         let list = h.reply(json!({"jsonrpc":"2.0","id":"l","method":"tools/list"}));
         assert_eq!(list["id"], json!("l"));
         let tools = list["result"]["tools"].as_array().expect("tools array");
-        assert_eq!(tools.len(), 1);
+        assert_eq!(tools.len(), 18);
         assert_eq!(tools[0]["name"], json!("echo"));
         assert_eq!(tools[0]["inputSchema"]["required"], json!(["message"]));
         assert!(list["result"].get("nextCursor").is_none());
@@ -816,11 +976,11 @@ mod tests {
     fn unknown_method_is_32601() {
         let h = Harness::builtin();
         h.init(version::LATEST);
-        let r = h.reply(json!({"jsonrpc":"2.0","id":1,"method":"resources/list"}));
+        let r = h.reply(json!({"jsonrpc":"2.0","id":1,"method":"sampling/createMessage"}));
         assert_eq!(error_code(&r), METHOD_NOT_FOUND);
         assert_eq!(
             r["error"]["message"],
-            json!("Method not found: resources/list")
+            json!("Method not found: sampling/createMessage")
         );
     }
 
@@ -1223,6 +1383,587 @@ mod tests {
         assert_eq!(split_frame("x").collect::<Vec<_>>(), ["x"]);
     }
 
+    fn text_of(reply: &Value) -> &str {
+        reply["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no text: {reply}"))
+    }
+
+    #[test]
+    fn resources_list_templates_and_read() {
+        let h = Harness::builtin();
+        h.init(version::LATEST);
+        let list = h.rpc(1, "resources/list", json!({}));
+        let uris: Vec<_> = list["result"]["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .map(|r| r["uri"].clone())
+            .collect();
+        assert_eq!(
+            uris,
+            [
+                json!("test://static-text"),
+                json!("test://static-binary"),
+                json!("test://watched-resource")
+            ]
+        );
+        assert_eq!(
+            h.rpc(2, "resources/templates/list", json!({}))["result"],
+            json!({"resourceTemplates":[{"uriTemplate":"test://template/{id}/data","name":"template",
+                "description":"A resource template with parameter substitution","mimeType":"application/json"}]})
+        );
+        let read = h.rpc(
+            3,
+            "resources/read",
+            json!({"uri":"test://template/abc/data"}),
+        );
+        assert_eq!(
+            read["result"]["contents"][0]["uri"],
+            json!("test://template/abc/data")
+        );
+        // Spec (resources): -32002 "Resource not found" with the URI as data.
+        for uri in ["test://nope", "test://template/1/2/data", ""] {
+            let r = h.rpc(4, "resources/read", json!({ "uri": uri }));
+            assert_eq!(
+                r["error"],
+                json!({"code":-32002,"message":"Resource not found","data":{"uri":uri}})
+            );
+        }
+        for params in [json!({}), json!({"uri": 5}), json!(["test://static-text"])] {
+            let r = h.rpc(5, "resources/read", params.clone());
+            assert_eq!(error_code(&r), INVALID_PARAMS, "{params}");
+        }
+        let r = h.reply(json!({"jsonrpc":"2.0","id":6,"method":"resources/read"}));
+        assert_eq!(error_code(&r), INVALID_PARAMS);
+    }
+
+    #[test]
+    fn resource_handlers_can_fail_or_panic() {
+        let registry = Registry::builder()
+            .resource_template(
+                ResourceTemplate::new("db://{table}", "rows"),
+                |read| async move {
+                    match read.variables.get("table").map(String::as_str) {
+                        Some("users") => Ok(vec![ResourceContents::new(
+                            read.uri,
+                            ResourceBody::Text("[]".into()),
+                        )]),
+                        Some("boom") => panic!("handler bug"),
+                        Some("down") => Err(ToolError::Internal("db down".into())),
+                        _ => Err(ToolError::ResourceNotFound(read.uri)),
+                    }
+                },
+            )
+            .build();
+        let h = Harness::new(registry);
+        h.init(version::LATEST);
+        assert_eq!(
+            h.rpc(1, "resources/read", json!({"uri":"db://users"}))["result"],
+            json!({"contents":[{"uri":"db://users","text":"[]"}]})
+        );
+        let r = h.rpc(2, "resources/read", json!({"uri":"db://ghosts"}));
+        assert_eq!(r["error"]["data"], json!({"uri":"db://ghosts"}));
+        assert_eq!(error_code(&r), jsonrpc::RESOURCE_NOT_FOUND);
+        for (id, uri) in [(3, "db://boom"), (4, "db://down")] {
+            let r = h.rpc(id, "resources/read", json!({ "uri": uri }));
+            assert_eq!(error_code(&r), INTERNAL_ERROR, "{uri}");
+        }
+        assert_eq!(h.session.borrow().in_flight_len(), 0);
+    }
+
+    fn three_of_everything() -> Registry {
+        (0..3)
+            .fold(Registry::builder().page_size(1), |b, i| {
+                b.tool(
+                    Tool::new(format!("t{i}"), "numbered", json!({"type":"object"})),
+                    |_, _| async { Ok(ToolResult::text("")) },
+                )
+                .static_resource(
+                    Resource::new(format!("r://{i}"), format!("r{i}")),
+                    ResourceBody::Text(String::new()),
+                )
+                .resource_template(
+                    ResourceTemplate::new(format!("t{i}://{{x}}"), format!("t{i}")),
+                    |_| async { Ok(Vec::new()) },
+                )
+                .prompt(Prompt::new(format!("p{i}"), "numbered"), |_| async {
+                    Ok(PromptResult::new(Vec::new()))
+                })
+            })
+            .build()
+    }
+
+    #[test]
+    fn every_list_paginates_with_page_size_one() {
+        let h = Harness::new(three_of_everything());
+        h.init(version::LATEST);
+        for (method, key, field, prefix) in [
+            ("tools/list", "tools", "name", "t"),
+            ("resources/list", "resources", "uri", "r://"),
+            (
+                "resources/templates/list",
+                "resourceTemplates",
+                "uriTemplate",
+                "t",
+            ),
+            ("prompts/list", "prompts", "name", "p"),
+        ] {
+            let mut seen = Vec::new();
+            let mut cursor: Option<Value> = None;
+            loop {
+                let params = cursor.take().map_or(json!({}), |c| json!({ "cursor": c }));
+                let r = h.rpc(1, method, params);
+                let items = r["result"][key].as_array().expect("items");
+                assert_eq!(items.len(), 1, "{method}");
+                seen.push(items[0][field].as_str().expect("field").to_owned());
+                match r["result"].get("nextCursor") {
+                    Some(c) => cursor = Some(c.clone()),
+                    None => break,
+                }
+            }
+            assert_eq!(seen.len(), 3, "{method}");
+            assert!(
+                seen.iter().all(|s| s.starts_with(prefix)),
+                "{method}: {seen:?}"
+            );
+            // Another list's cursor, a stale offset or garbage are rejected.
+            for bad in [
+                json!("bogus"),
+                json!(format!("{key}:3")),
+                json!(format!("{key}:0")),
+                json!(1),
+            ] {
+                let r = h.rpc(2, method, json!({ "cursor": bad }));
+                assert_eq!(error_code(&r), INVALID_PARAMS, "{method} {bad}");
+            }
+            let other = if key == "tools" {
+                "prompts:1"
+            } else {
+                "tools:1"
+            };
+            assert_eq!(
+                error_code(&h.rpc(3, method, json!({ "cursor": other }))),
+                INVALID_PARAMS
+            );
+        }
+    }
+
+    #[test]
+    fn subscriptions_reach_only_subscribed_sessions_once() {
+        let a = Harness::builtin();
+        let b = Harness::on(a.dispatcher.clone());
+        let other_shard = Harness::builtin();
+        for h in [&a, &b, &other_shard] {
+            h.init(version::LATEST);
+        }
+        let watched = json!({"uri":"test://watched-resource"});
+        for h in [&a, &b, &other_shard] {
+            assert_eq!(
+                h.rpc(1, "resources/subscribe", watched.clone())["result"],
+                json!({})
+            );
+        }
+        // Subscribing twice still yields one notification.
+        assert_eq!(
+            a.rpc(2, "resources/subscribe", watched.clone())["result"],
+            json!({})
+        );
+        assert_eq!(
+            b.rpc(3, "resources/unsubscribe", watched.clone())["result"],
+            json!({})
+        );
+        assert!(a.session.borrow().is_subscribed("test://watched-resource"));
+        assert!(!b.session.borrow().is_subscribed("test://watched-resource"));
+
+        assert_eq!(a.dispatcher.resource_updated("test://watched-resource"), 1);
+        let expected = json!({"jsonrpc":"2.0","method":"notifications/resources/updated",
+            "params":{"uri":"test://watched-resource"}});
+        assert_eq!(a.peer.sent.take(), vec![(expected.clone(), None)]);
+        assert!(b.peer.sent.borrow().is_empty());
+        assert!(
+            other_shard.peer.sent.borrow().is_empty(),
+            "other dispatcher, other shard"
+        );
+        assert_eq!(a.dispatcher.resource_updated("test://static-text"), 0);
+
+        // A tool in session b announces a change; a hears it.
+        let r = b.call(4, "touch_resource", watched.clone());
+        assert_eq!(text_of(&r), "notified 1 subscriber(s)");
+        assert_eq!(a.peer.messages(), vec![expected]);
+        assert!(b.peer.sent.borrow().is_empty());
+
+        // Template-matched URIs can be subscribed; unknown ones cannot.
+        let r = a.rpc(
+            5,
+            "resources/subscribe",
+            json!({"uri":"test://template/7/data"}),
+        );
+        assert_eq!(r["result"], json!({}));
+        for method in ["resources/subscribe", "resources/unsubscribe"] {
+            let r = a.rpc(6, method, json!({"uri":"test://nope"}));
+            assert_eq!(
+                r["error"],
+                json!({"code":-32002,"message":"Resource not found","data":{"uri":"test://nope"}})
+            );
+            assert_eq!(error_code(&a.rpc(7, method, json!({}))), INVALID_PARAMS);
+        }
+        // A closed session is dropped, not notified.
+        let dispatcher = a.dispatcher.clone();
+        drop(a);
+        assert_eq!(dispatcher.resource_updated("test://watched-resource"), 0);
+    }
+
+    #[test]
+    fn prompts_get_validates_arguments() {
+        let h = Harness::builtin();
+        h.init(version::LATEST);
+        let r = h.rpc(
+            1,
+            "prompts/get",
+            json!({"name":"test_prompt_with_arguments","arguments":{"arg1":"a","arg2":"b"}}),
+        );
+        assert_eq!(
+            r["result"]["messages"][0]["content"]["text"],
+            json!("Prompt with arguments: arg1='a', arg2='b'")
+        );
+        let r = h.rpc(
+            2,
+            "prompts/get",
+            json!({"name":"test_prompt_with_arguments","arguments":{"arg1":"a"}}),
+        );
+        assert_eq!(error_code(&r), INVALID_PARAMS);
+        assert_eq!(
+            r["error"]["message"],
+            json!("Missing required argument: arg2")
+        );
+        let r = h.rpc(
+            3,
+            "prompts/get",
+            json!({"name":"test_prompt_with_arguments"}),
+        );
+        assert_eq!(error_code(&r), INVALID_PARAMS);
+        let r = h.rpc(4, "prompts/get", json!({"name":"nope"}));
+        assert_eq!(
+            (error_code(&r), &r["error"]["message"]),
+            (INVALID_PARAMS, &json!("Unknown prompt: nope"))
+        );
+        for params in [
+            json!({}),
+            json!({"name": 1}),
+            json!({"name":"test_simple_prompt","arguments":{"x": 1}}),
+            json!({"name":"test_simple_prompt","arguments":[]}),
+        ] {
+            assert_eq!(
+                error_code(&h.rpc(5, "prompts/get", params.clone())),
+                INVALID_PARAMS,
+                "{params}"
+            );
+        }
+        // Unknown extra arguments are ignored.
+        let r = h.rpc(
+            6,
+            "prompts/get",
+            json!({"name":"test_simple_prompt","arguments":{"extra":"x"}}),
+        );
+        assert!(r["result"]["messages"].is_array());
+    }
+
+    #[test]
+    fn completion_defaults_handlers_and_errors() {
+        let registry = Registry::builder()
+            .prompt(
+                Prompt::new("lang", "Pick a language").argument("name", "Language", true),
+                |_| async { Ok(PromptResult::new(Vec::new())) },
+            )
+            .resource_template(
+                ResourceTemplate::new("file:///{path}", "files"),
+                |_| async { Ok(Vec::new()) },
+            )
+            .completion(
+                CompletionRef::Prompt("lang".into()),
+                "name",
+                |req: CompletionRequest| async move {
+                    let all = ["python", "pytorch", "rust"];
+                    let mut values: Vec<String> = all
+                        .iter()
+                        .filter(|v| v.starts_with(&req.value))
+                        .map(|v| (*v).to_owned())
+                        .collect();
+                    values.extend(req.context.get("extra").cloned());
+                    Ok(values)
+                },
+            )
+            .completion(
+                CompletionRef::Resource("file:///{path}".into()),
+                "path",
+                |_| async { Ok((0..150).map(|i| format!("f{i}")).collect()) },
+            )
+            .build();
+        let h = Harness::new(registry);
+        let init = h.init(version::LATEST);
+        assert_eq!(init["result"]["capabilities"]["completions"], json!({}));
+        let complete = |id, reference: Value, name: &str, value: &str, context: Value| {
+            h.rpc(
+                id,
+                "completion/complete",
+                json!({"ref": reference,
+                "argument": {"name": name, "value": value}, "context": {"arguments": context}}),
+            )
+        };
+        let r = complete(
+            1,
+            json!({"type":"ref/prompt","name":"lang"}),
+            "name",
+            "py",
+            json!({"extra":"pyx"}),
+        );
+        assert_eq!(
+            r["result"],
+            json!({"completion":{"values":["python","pytorch","pyx"],"total":3,"hasMore":false}})
+        );
+        let r = complete(
+            2,
+            json!({"type":"ref/resource","uri":"file:///{path}"}),
+            "path",
+            "",
+            json!({}),
+        );
+        let c = &r["result"]["completion"];
+        assert_eq!(c["values"].as_array().map(Vec::len), Some(100));
+        assert_eq!((&c["total"], &c["hasMore"]), (&json!(150), &json!(true)));
+        // No handler for this argument: the empty default.
+        let r = complete(
+            3,
+            json!({"type":"ref/prompt","name":"lang"}),
+            "other",
+            "",
+            json!({}),
+        );
+        assert_eq!(
+            r["result"],
+            json!({"completion":{"values":[],"total":0,"hasMore":false}})
+        );
+        for reference in [
+            json!({"type":"ref/prompt","name":"nope"}),
+            json!({"type":"ref/resource","uri":"file:///x"}),
+            json!({"type":"ref/tool","name":"lang"}),
+            json!({"name":"lang"}),
+        ] {
+            let r = complete(4, reference.clone(), "name", "", json!({}));
+            assert_eq!(error_code(&r), INVALID_PARAMS, "{reference}");
+        }
+        let r = h.rpc(
+            5,
+            "completion/complete",
+            json!({"ref":{"type":"ref/prompt","name":"lang"}}),
+        );
+        assert_eq!(error_code(&r), INVALID_PARAMS);
+    }
+
+    fn sampling_call() -> &'static str {
+        r#"{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"test_sampling","arguments":{"prompt":"Test prompt for sampling"}}}"#
+    }
+
+    #[test]
+    fn server_to_client_request_round_trip() {
+        let h = Harness::builtin();
+        h.init_with(version::LATEST, json!({"sampling":{}, "elicitation":{}}));
+        block_on(async {
+            let mut call = Box::pin(h.future(sampling_call()));
+            assert!(
+                poll_once(&mut call).await.is_none(),
+                "waiting for the client"
+            );
+            assert_eq!(
+                h.peer.sent.take(),
+                vec![(
+                    json!({"jsonrpc":"2.0","id":"s-1","method":"sampling/createMessage","params":{
+                        "messages":[{"role":"user","content":{"type":"text","text":"Test prompt for sampling"}}],
+                        "maxTokens":100}}),
+                    Id::parse(r#""call-1""#)
+                )]
+            );
+            assert_eq!(h.session.borrow().pending_len(), 1);
+            // A response for an unknown id is ignored; the call keeps waiting.
+            let stray = r#"{"jsonrpc":"2.0","id":"s-99","result":{}}"#;
+            assert_eq!(h.future(stray).await, None);
+            let stray = r#"{"jsonrpc":"2.0","id":"s-98","error":{"code":-1,"message":"x"}}"#;
+            assert_eq!(h.future(stray).await, None);
+            assert!(poll_once(&mut call).await.is_none());
+            assert_eq!(h.session.borrow().pending_len(), 1);
+            let answer = r#"{"jsonrpc":"2.0","id":"s-1","result":{"role":"assistant","content":{"type":"text","text":"This is a test response from the client"},"model":"test-model","stopReason":"endTurn"}}"#;
+            assert_eq!(h.future(answer).await, None);
+            let reply: Value = serde_json::from_slice(&call.await.expect("reply")).expect("json");
+            assert_eq!(
+                reply["result"],
+                json!({"content":[{"type":"text","text":"LLM response: This is a test response from the client"}],"isError":false})
+            );
+        });
+        assert_eq!(h.session.borrow().pending_len(), 0);
+        // A late duplicate answer is ignored too.
+        let late = r#"{"jsonrpc":"2.0","id":"s-1","result":{}}"#;
+        assert_eq!(h.send(late), None);
+
+        // The next request gets a fresh id; an error answer becomes isError.
+        block_on(async {
+            let mut call = Box::pin(h.future(sampling_call()));
+            assert!(poll_once(&mut call).await.is_none());
+            assert_eq!(h.peer.sent.take()[0].0["id"], json!("s-2"));
+            let refusal = r#"{"jsonrpc":"2.0","id":"s-2","error":{"code":-1,"message":"User rejected sampling request"}}"#;
+            assert_eq!(h.future(refusal).await, None);
+            let reply: Value = serde_json::from_slice(&call.await.expect("reply")).expect("json");
+            assert_eq!(reply["result"]["isError"], json!(true));
+            assert_eq!(
+                text_of(&reply),
+                "Sampling failed: client returned error -1: User rejected sampling request"
+            );
+        });
+    }
+
+    #[test]
+    fn requests_need_the_client_capability() {
+        let h = Harness::builtin();
+        h.init(version::LATEST); // declares no capabilities
+        let r = h.call(1, "test_elicitation", json!({"message":"hi"}));
+        assert_eq!(r["result"]["isError"], json!(true));
+        assert_eq!(
+            text_of(&r),
+            "Elicitation failed: client did not declare the elicitation capability"
+        );
+        let r = h.call(2, "test_sampling", json!({"prompt":"p"}));
+        assert_eq!(
+            text_of(&r),
+            "Sampling failed: client did not declare the sampling capability"
+        );
+        assert!(h.peer.sent.borrow().is_empty(), "nothing was sent");
+        assert_eq!(h.session.borrow().pending_len(), 0);
+    }
+
+    #[test]
+    fn abandoned_client_requests_are_cancelled() {
+        let h = Harness::builtin();
+        h.init_with(version::LATEST, json!({"sampling":{}}));
+        block_on(async {
+            let mut call = Box::pin(h.future(sampling_call()));
+            assert!(poll_once(&mut call).await.is_none());
+            h.peer.sent.take();
+            let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"call-1"}}"#;
+            assert_eq!(h.future(cancel).await, None);
+            assert_eq!(call.await, None);
+        });
+        assert_eq!(h.session.borrow().pending_len(), 0);
+        assert_eq!(h.session.borrow().in_flight_len(), 0);
+        let sent = h.peer.sent.take();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0["method"], json!("notifications/cancelled"));
+        assert_eq!(sent[0].0["params"]["requestId"], json!("s-1"));
+        assert_eq!(sent[0].1, None);
+        // The answer arriving afterwards is ignored.
+        assert_eq!(h.send(r#"{"jsonrpc":"2.0","id":"s-1","result":{}}"#), None);
+    }
+
+    /// A peer that owns its session, like a transport's per-request peer.
+    struct OwningPeer {
+        session: SessionRef,
+        sent: RefCell<Vec<Value>>,
+    }
+
+    impl Peer for OwningPeer {
+        fn send(&self, message: Vec<u8>, _: Option<&Id>) {
+            let value = serde_json::from_slice(&message).expect("JSON");
+            self.sent.borrow_mut().push(value);
+        }
+    }
+
+    #[test]
+    fn end_session_cancels_work_and_releases_the_peer() {
+        let h = Harness::builtin();
+        h.init_with(version::LATEST, json!({"sampling":{}}));
+        let owning = Rc::new(OwningPeer {
+            session: h.session.clone(),
+            sent: RefCell::new(Vec::new()),
+        });
+        let peer: Rc<dyn Peer> = owning.clone();
+        let subscribe = br#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"test://watched-resource"}}"#;
+        let reply = block_on(
+            h.dispatcher
+                .handle(h.session.clone(), peer, subscribe.to_vec()),
+        );
+        assert!(reply.is_some());
+        // The kept peer lets updates reach the session after the request ended.
+        assert_eq!(h.dispatcher.resource_updated("test://watched-resource"), 1);
+        assert_eq!(owning.sent.take().len(), 1);
+        block_on(async {
+            let mut call = Box::pin(h.future(sampling_call()));
+            assert!(poll_once(&mut call).await.is_none());
+            assert_eq!(h.session.borrow().pending_len(), 1);
+            h.dispatcher.end_session(&h.session);
+            assert_eq!(call.await, None, "ended sessions get no reply");
+        });
+        let session = h.session.borrow();
+        assert_eq!((session.pending_len(), session.in_flight_len()), (0, 0));
+        assert!(!session.is_subscribed("test://watched-resource"));
+        drop(session);
+        let withdrawn = h.peer.messages();
+        assert_eq!(
+            withdrawn.last().map(|m| &m["method"]),
+            Some(&json!("notifications/cancelled"))
+        );
+        assert_eq!(h.dispatcher.resource_updated("test://watched-resource"), 0);
+        // Only the peer itself still owns the session: no cycle through the state.
+        assert_eq!(Rc::strong_count(&owning.session), 2);
+        drop(owning);
+        assert_eq!(Rc::strong_count(&h.session), 1);
+    }
+
+    #[test]
+    fn sleeps_use_the_installed_timer() {
+        let slept = Rc::new(RefCell::new(Vec::new()));
+        let record = slept.clone();
+        let dispatcher =
+            Dispatcher::new(Arc::new(Registry::with_builtin_tools())).with_sleep(move |d| {
+                record.borrow_mut().push(d);
+                Box::pin(std::future::ready(()))
+            });
+        let h = Harness::on(dispatcher);
+        h.init(version::LATEST);
+        h.call(1, "test_tool_with_logging", json!({}));
+        h.call(2, "test_reconnection", json!({}));
+        h.call(3, "stream", json!({"count": 3, "interval_ms": 7}));
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(slept.take(), [ms(50), ms(50), ms(100), ms(7), ms(7)]);
+    }
+
+    #[test]
+    fn log_notifications_below_the_level_are_filtered() {
+        let h = Harness::builtin();
+        h.init(version::LATEST);
+        let r = h.rpc(1, "logging/setLevel", json!({"level":"debug"}));
+        assert_eq!(r, json!({"jsonrpc":"2.0","id":1,"result":{}}));
+        h.call(2, "test_tool_with_logging", json!({}));
+        assert_eq!(h.peer.messages().len(), 3);
+        assert_eq!(
+            h.rpc(3, "logging/setLevel", json!({"level":"warning"}))["result"],
+            json!({})
+        );
+        let r = h.call(4, "test_tool_with_logging", json!({}));
+        assert_eq!(text_of(&r), "Tool with logging executed successfully");
+        assert!(h.peer.sent.borrow().is_empty());
+        assert_eq!(text_of(&h.call(5, "stream", json!({"count": 4}))), "0");
+        assert_eq!(
+            h.rpc(6, "logging/setLevel", json!({"level":"info"}))["result"],
+            json!({})
+        );
+        assert_eq!(text_of(&h.call(7, "stream", json!({"count": 4}))), "4");
+        for params in [json!({}), json!({"level": "verbose"}), json!({"level": 3})] {
+            assert_eq!(
+                error_code(&h.rpc(8, "logging/setLevel", params)),
+                INVALID_PARAMS
+            );
+        }
+    }
+
     fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -1247,6 +1988,14 @@ mod tests {
             Just(json!("tools/list")),
             Just(json!("tools/call")),
             Just(json!("logging/setLevel")),
+            Just(json!("resources/list")),
+            Just(json!("resources/templates/list")),
+            Just(json!("resources/read")),
+            Just(json!("resources/subscribe")),
+            Just(json!("resources/unsubscribe")),
+            Just(json!("prompts/list")),
+            Just(json!("prompts/get")),
+            Just(json!("completion/complete")),
             Just(json!("notifications/initialized")),
             Just(json!("notifications/cancelled")),
             arb_json(),
@@ -1258,6 +2007,15 @@ mod tests {
             ),
             Just(json!({"cursor": "tools:1"})),
             Just(json!({"requestId": 1})),
+            Just(json!({"uri": "test://template/1/data"})),
+            Just(json!({"uri": "test://watched-resource"})),
+            Just(json!({"name": "test_prompt_with_arguments", "arguments": {"arg1": "a"}})),
+            Just(json!({"name": "test_sampling", "arguments": {"prompt": "p"}})),
+            Just(json!({"name": "stream", "arguments": {"count": 2, "bytes": 3}})),
+            Just(
+                json!({"ref": {"type": "ref/prompt", "name": "test_simple_prompt"},
+                "argument": {"name": "a", "value": ""}})
+            ),
             arb_json(),
         ];
         (

@@ -1,15 +1,90 @@
-//! Built-in tools for smoke tests and the conformance suite.
+//! Built-in fixtures: everything the MCP conformance suite's server
+//! scenarios call (exact texts and schemas of its reference server), plus
+//! tools for smoke tests and benchmarks.
 //!
-//! Each fixture is an `add_*` function on a builder, so later fixtures
-//! (conformance tools, resources, prompts) slot in beside `echo`.
+//! Each group is an `add_*` function on a builder; [`builtin`] applies all.
 
+use crate::mcp::prompt::{Prompt, PromptMessage, PromptResult, Role};
 use crate::mcp::registry::{Registry, RegistryBuilder};
-use crate::mcp::tool::{Tool, ToolContext, ToolError, ToolResult};
+use crate::mcp::resource::{
+    Resource, ResourceBody, ResourceContents, ResourceRead, ResourceTemplate,
+};
+use crate::mcp::session::LogLevel;
+use crate::mcp::tool::{Content, Tool, ToolContext, ToolError, ToolResult};
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A 1×1 PNG, base64.
+pub const PNG_BASE64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+
+/// A tiny WAV clip, base64.
+pub const WAV_BASE64: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
+
+/// Largest `payload` (and `stream` message) size: 1 MiB.
+pub const MAX_PAYLOAD_BYTES: u64 = 1 << 20;
+
+/// Most notifications one `stream` call sends.
+pub const MAX_STREAM_COUNT: u64 = 100_000;
+
+/// Most bytes (count × size) one `stream` call sends.
+pub const MAX_STREAM_TOTAL_BYTES: u64 = 64 << 20;
+
+/// Longest `stream` interval: one minute.
+pub const MAX_STREAM_INTERVAL_MS: u64 = 60_000;
+
+/// Pause between steps of the logging and progress conformance tools.
+const STEP: Duration = Duration::from_millis(50);
 
 /// A builder preloaded with every built-in fixture.
 pub fn builtin() -> RegistryBuilder {
-    add_echo(Registry::builder())
+    let builder = add_echo(Registry::builder());
+    let builder = add_conformance_tools(builder);
+    let builder = add_conformance_resources(builder);
+    let builder = add_conformance_prompts(builder);
+    add_benchmark_tools(builder)
+}
+
+fn no_args() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+/// An object schema with one required string property.
+fn one_string(name: &str, description: &str) -> Value {
+    json!({
+        "type": "object",
+        "properties": {name: {"type": "string", "description": description}},
+        "required": [name],
+    })
+}
+
+/// The string argument `key`.
+fn arg_str<'a>(args: &'a Value, key: &str) -> Result<&'a str, ToolError> {
+    args.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ToolError::InvalidParams(format!("a string \"{key}\" argument is required")))
+}
+
+/// The integer argument `key` in `0..=max`, or `default` when absent.
+fn arg_u64(args: &Value, key: &str, default: Option<u64>, max: u64) -> Result<u64, ToolError> {
+    let value = match (args.get(key), default) {
+        (None | Some(Value::Null), Some(default)) => default,
+        (Some(v), _) => v.as_u64().ok_or_else(|| {
+            ToolError::InvalidParams(format!("\"{key}\" must be a non-negative integer"))
+        })?,
+        (None, None) => {
+            return Err(ToolError::InvalidParams(format!(
+                "an integer \"{key}\" argument is required"
+            )))
+        }
+    };
+    if value > max {
+        return Err(ToolError::InvalidParams(format!(
+            "\"{key}\" must be at most {max}"
+        )));
+    }
+    Ok(value)
 }
 
 /// Adds `echo`: returns its `message` argument as text.
@@ -18,26 +93,1003 @@ pub fn add_echo(builder: RegistryBuilder) -> RegistryBuilder {
         Tool::new(
             "echo",
             "Echoes back the given message",
-            json!({
-                "type": "object",
-                "properties": {"message": {"type": "string", "description": "Text to echo"}},
-                "required": ["message"],
-            }),
+            one_string("message", "Text to echo"),
         ),
-        echo,
+        |_, args| async move { Ok(ToolResult::text(arg_str(&args, "message")?)) },
     )
 }
 
-async fn echo(_ctx: ToolContext, args: Value) -> Result<ToolResult, ToolError> {
-    match args {
-        Value::Object(mut args) => match args.remove("message") {
-            Some(Value::String(message)) => Ok(ToolResult::text(message)),
-            _ => Err(ToolError::InvalidParams(
-                "echo requires a string \"message\" argument".to_owned(),
-            )),
+/// Adds the conformance suite's 14 tools.
+pub fn add_conformance_tools(builder: RegistryBuilder) -> RegistryBuilder {
+    type Fixed = (&'static str, &'static str, fn() -> ToolResult);
+    let fixed: [Fixed; 6] = [
+        (
+            "test_simple_text",
+            "Tests simple text content response",
+            || ToolResult::text("This is a simple text response for testing."),
+        ),
+        ("test_image_content", "Tests image content response", || {
+            ToolResult::new(vec![Content::image(PNG_BASE64, "image/png")])
+        }),
+        ("test_audio_content", "Tests audio content response", || {
+            ToolResult::new(vec![Content::audio(WAV_BASE64, "audio/wav")])
+        }),
+        (
+            "test_embedded_resource",
+            "Tests embedded resource content response",
+            || {
+                ToolResult::new(vec![Content::resource(
+                    ResourceContents::new(
+                        "test://embedded-resource",
+                        ResourceBody::Text("This is an embedded resource content.".into()),
+                    )
+                    .mime_type("text/plain"),
+                )])
+            },
+        ),
+        (
+            "test_multiple_content_types",
+            "Tests response with multiple content types (text, image, resource)",
+            || {
+                ToolResult::new(vec![
+                    Content::text("Multiple content types test:"),
+                    Content::image(PNG_BASE64, "image/png"),
+                    Content::resource(
+                        ResourceContents::new(
+                            "test://mixed-content-resource",
+                            ResourceBody::Text(r#"{"test":"data","value":123}"#.into()),
+                        )
+                        .mime_type("application/json"),
+                    ),
+                ])
+            },
+        ),
+        // Spec (tools): tool execution errors are "Reported in tool results
+        // with `isError: true`", not as JSON-RPC errors.
+        (
+            "test_error_handling",
+            "Tests error response handling",
+            || ToolResult::error("This tool intentionally returns an error for testing"),
+        ),
+    ];
+    let builder = fixed
+        .into_iter()
+        .fold(builder, |b, (name, description, make)| {
+            b.tool(Tool::new(name, description, no_args()), move |_, _| {
+                std::future::ready(Ok(make()))
+            })
+        });
+
+    type Elicit = (&'static str, &'static str, fn() -> Value);
+    let elicitations: [Elicit; 2] = [
+        (
+            "test_elicitation_sep1034_defaults",
+            "Tests elicitation with default values for every primitive type (SEP-1034)",
+            sep1034_request,
+        ),
+        (
+            "test_elicitation_sep1330_enums",
+            "Tests elicitation with every enum schema variant (SEP-1330)",
+            sep1330_request,
+        ),
+    ];
+    let builder = elicitations
+        .into_iter()
+        .fold(builder, |b, (name, description, request)| {
+            b.tool(Tool::new(name, description, no_args()), move |ctx, _| {
+                elicit_and_report(ctx, request(), "Elicitation completed")
+            })
+        });
+
+    builder
+        .tool(
+            Tool::new(
+                "test_tool_with_logging",
+                "Tests tool that emits log messages during execution",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                ctx.log(LogLevel::Info, "Tool execution started");
+                ctx.sleep(STEP).await;
+                ctx.log(LogLevel::Info, "Tool processing data");
+                ctx.sleep(STEP).await;
+                ctx.log(LogLevel::Info, "Tool execution completed");
+                Ok(ToolResult::text("Tool with logging executed successfully"))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_tool_with_progress",
+                "Tests tool that reports progress notifications",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                ctx.progress(0.0, Some(100.0), None);
+                ctx.sleep(STEP).await;
+                ctx.progress(50.0, Some(100.0), None);
+                ctx.sleep(STEP).await;
+                ctx.progress(100.0, Some(100.0), None);
+                Ok(ToolResult::text("Tool with progress executed successfully"))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_reconnection",
+                "Tests SSE stream disconnection and client reconnection (SEP-1699)",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                ctx.close_stream();
+                ctx.sleep(Duration::from_millis(100)).await;
+                Ok(ToolResult::text(
+                    "Reconnection test completed successfully. If you received this, the client properly reconnected after stream closure.",
+                ))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_sampling",
+                "Tests server-initiated sampling (LLM completion request)",
+                one_string("prompt", "The prompt to send to the LLM"),
+            ),
+            |ctx, args| async move {
+                let prompt = arg_str(&args, "prompt")?;
+                let request = json!({
+                    "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
+                    "maxTokens": 100,
+                });
+                Ok(match ctx.create_message(request).await {
+                    Ok(answer) => {
+                        let text = answer
+                            .pointer("/content/text")
+                            .and_then(Value::as_str)
+                            .map_or_else(|| answer["content"].to_string(), str::to_owned);
+                        ToolResult::text(format!("LLM response: {text}"))
+                    }
+                    Err(e) => ToolResult::error(format!("Sampling failed: {e}")),
+                })
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_elicitation",
+                "Tests server-initiated elicitation (user input request)",
+                one_string("message", "The message to show the user"),
+            ),
+            |ctx, args| async move {
+                let message = arg_str(&args, "message")?;
+                let request = json!({
+                    "message": message,
+                    "requestedSchema": {
+                        "type": "object",
+                        "properties": {
+                            "username": {"type": "string", "description": "User's response"},
+                            "email": {"type": "string", "description": "User's email address"},
+                        },
+                        "required": ["username", "email"],
+                    },
+                });
+                elicit_and_report(ctx, request, "User response").await
+            },
+        )
+        .tool(
+            Tool::new(
+                "json_schema_2020_12_tool",
+                "Tool with JSON Schema 2020-12 features",
+                json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "type": "object",
+                    "$defs": {
+                        "address": {
+                            "type": "object",
+                            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+                        },
+                    },
+                    "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+                    "additionalProperties": false,
+                }),
+            ),
+            |_, args| async move {
+                Ok(ToolResult::text(format!(
+                    "JSON Schema 2020-12 tool called with: {args}"
+                )))
+            },
+        )
+}
+
+/// Sends `elicitation/create` and reports the answer as text.
+async fn elicit_and_report(
+    ctx: ToolContext,
+    request: Value,
+    prefix: &str,
+) -> Result<ToolResult, ToolError> {
+    Ok(match ctx.elicit(request).await {
+        Ok(answer) => {
+            let action = answer
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
+            let content = answer.get("content").unwrap_or(&Value::Null);
+            ToolResult::text(format!("{prefix}: action={action}, content={content}"))
+        }
+        Err(e) => ToolResult::error(format!("Elicitation failed: {e}")),
+    })
+}
+
+fn sep1034_request() -> Value {
+    json!({
+        "message": "Please review and update the form fields with defaults",
+        "requestedSchema": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                "age": {"type": "integer", "description": "User age", "default": 30},
+                "score": {"type": "number", "description": "User score", "default": 95.5},
+                "status": {
+                    "type": "string",
+                    "description": "User status",
+                    "enum": ["active", "inactive", "pending"],
+                    "default": "active",
+                },
+                "verified": {"type": "boolean", "description": "Verification status", "default": true},
+            },
+            "required": [],
         },
-        _ => Err(ToolError::InvalidParams(
-            "echo arguments must be an object".to_owned(),
-        )),
+    })
+}
+
+fn sep1330_request() -> Value {
+    let titled = |prefix: &str, noun: &str| {
+        json!([
+            {"const": format!("{prefix}1"), "title": format!("First {noun}")},
+            {"const": format!("{prefix}2"), "title": format!("Second {noun}")},
+            {"const": format!("{prefix}3"), "title": format!("Third {noun}")},
+        ])
+    };
+    json!({
+        "message": "Please select options from the enum fields",
+        "requestedSchema": {
+            "type": "object",
+            "properties": {
+                "untitledSingle": {
+                    "type": "string",
+                    "description": "Select one option",
+                    "enum": ["option1", "option2", "option3"],
+                },
+                "titledSingle": {
+                    "type": "string",
+                    "description": "Select one option with titles",
+                    "oneOf": titled("value", "Option"),
+                },
+                "legacyEnum": {
+                    "type": "string",
+                    "description": "Select one option (legacy)",
+                    "enum": ["opt1", "opt2", "opt3"],
+                    "enumNames": ["Option One", "Option Two", "Option Three"],
+                },
+                "untitledMulti": {
+                    "type": "array",
+                    "description": "Select multiple options",
+                    "minItems": 1,
+                    "maxItems": 3,
+                    "items": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                },
+                "titledMulti": {
+                    "type": "array",
+                    "description": "Select multiple options with titles",
+                    "minItems": 1,
+                    "maxItems": 3,
+                    "items": {"anyOf": titled("value", "Choice")},
+                },
+            },
+            "required": [],
+        },
+    })
+}
+
+/// Adds the conformance suite's three resources and one template.
+pub fn add_conformance_resources(builder: RegistryBuilder) -> RegistryBuilder {
+    builder
+        .static_resource(
+            Resource::new("test://static-text", "static-text")
+                .description("A static text resource for testing")
+                .mime_type("text/plain"),
+            ResourceBody::Text("This is the content of the static text resource.".into()),
+        )
+        .static_resource(
+            Resource::new("test://static-binary", "static-binary")
+                .description("A static binary resource (image) for testing")
+                .mime_type("image/png"),
+            ResourceBody::Blob(PNG_BASE64.into()),
+        )
+        .static_resource(
+            Resource::new("test://watched-resource", "watched-resource")
+                .description("A resource to subscribe to for update notifications")
+                .mime_type("text/plain"),
+            ResourceBody::Text("Watched resource content".into()),
+        )
+        .resource_template(
+            ResourceTemplate::new("test://template/{id}/data", "template")
+                .description("A resource template with parameter substitution")
+                .mime_type("application/json"),
+            |read: ResourceRead| async move {
+                let id = read.variables.get("id").cloned().unwrap_or_default();
+                let data = Value::from(format!("Data for ID: {id}"));
+                let text = format!(
+                    r#"{{"id":{},"templateTest":true,"data":{data}}}"#,
+                    Value::from(id)
+                );
+                Ok(vec![ResourceContents::new(
+                    read.uri,
+                    ResourceBody::Text(text),
+                )
+                .mime_type("application/json")])
+            },
+        )
+}
+
+/// The string argument `key` of a prompt (checked present when required).
+fn prompt_arg<'a>(args: &'a HashMap<String, String>, key: &str) -> &'a str {
+    args.get(key).map_or("", String::as_str)
+}
+
+/// Adds the conformance suite's four prompts.
+pub fn add_conformance_prompts(builder: RegistryBuilder) -> RegistryBuilder {
+    let user = |content| PromptMessage::new(Role::User, content);
+    builder
+        .prompt(
+            Prompt::new("test_simple_prompt", "A simple prompt without arguments"),
+            move |_| {
+                std::future::ready(Ok(PromptResult::new(vec![user(Content::text(
+                    "This is a simple prompt for testing.",
+                ))])))
+            },
+        )
+        .prompt(
+            Prompt::new(
+                "test_prompt_with_arguments",
+                "A prompt with required arguments",
+            )
+            .argument("arg1", "First test argument", true)
+            .argument("arg2", "Second test argument", true),
+            move |args| {
+                let text = format!(
+                    "Prompt with arguments: arg1='{}', arg2='{}'",
+                    prompt_arg(&args, "arg1"),
+                    prompt_arg(&args, "arg2")
+                );
+                std::future::ready(Ok(PromptResult::new(vec![user(Content::text(text))])))
+            },
+        )
+        .prompt(
+            Prompt::new(
+                "test_prompt_with_embedded_resource",
+                "A prompt that includes an embedded resource",
+            )
+            .argument("resourceUri", "URI of the resource to embed", true),
+            move |args| {
+                let resource = ResourceContents::new(
+                    prompt_arg(&args, "resourceUri"),
+                    ResourceBody::Text("Embedded resource content for testing.".into()),
+                )
+                .mime_type("text/plain");
+                std::future::ready(Ok(PromptResult::new(vec![
+                    user(Content::resource(resource)),
+                    user(Content::text("Please process the embedded resource above.")),
+                ])))
+            },
+        )
+        .prompt(
+            Prompt::new(
+                "test_prompt_with_image",
+                "A prompt that includes image content",
+            ),
+            move |_| {
+                std::future::ready(Ok(PromptResult::new(vec![
+                    user(Content::image(PNG_BASE64, "image/png")),
+                    user(Content::text("Please analyze the image above.")),
+                ])))
+            },
+        )
+}
+
+/// `n` bytes of printable ASCII.
+fn filler(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    ALPHABET
+        .iter()
+        .copied()
+        .cycle()
+        .take(n)
+        .map(char::from)
+        .collect()
+}
+
+/// Adds the benchmark tools `payload`, `stream` and `touch_resource`.
+pub fn add_benchmark_tools(builder: RegistryBuilder) -> RegistryBuilder {
+    builder
+        .tool(
+            Tool::new(
+                "payload",
+                "Returns a text content of exactly `bytes` bytes (at most 1 MiB)",
+                json!({
+                    "type": "object",
+                    "properties": {"bytes": {"type": "integer", "minimum": 0, "maximum": MAX_PAYLOAD_BYTES,
+                        "description": "Size of the returned text in bytes"}},
+                    "required": ["bytes"],
+                }),
+            ),
+            |_, args| async move {
+                let bytes = arg_u64(&args, "bytes", None, MAX_PAYLOAD_BYTES)?;
+                Ok(ToolResult::text(filler(usize::try_from(bytes).unwrap_or(0))))
+            },
+        )
+        .tool(
+            Tool::new(
+                "stream",
+                "Sends `count` notifications `interval_ms` apart, each carrying `bytes` bytes: \
+                 notifications/progress when the call has a progressToken, else notifications/message \
+                 (level info). The result text is the number sent.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "count": {"type": "integer", "minimum": 0, "maximum": MAX_STREAM_COUNT,
+                            "description": "Number of notifications (default 10)"},
+                        "interval_ms": {"type": "integer", "minimum": 0, "maximum": MAX_STREAM_INTERVAL_MS,
+                            "description": "Pause between notifications in milliseconds (default 0)"},
+                        "bytes": {"type": "integer", "minimum": 0, "maximum": MAX_PAYLOAD_BYTES,
+                            "description": "Size of each notification's text (default 0; at least the sequence number)"},
+                    },
+                }),
+            ),
+            stream,
+        )
+        .tool(
+            Tool::new(
+                "touch_resource",
+                "Announces that a resource changed: subscribed sessions on this shard get notifications/resources/updated",
+                one_string("uri", "URI of the changed resource"),
+            ),
+            |ctx: ToolContext, args| async move {
+                let reached = ctx.resource_updated(arg_str(&args, "uri")?);
+                Ok(ToolResult::text(format!("notified {reached} subscriber(s)")))
+            },
+        )
+}
+
+async fn stream(ctx: ToolContext, args: Value) -> Result<ToolResult, ToolError> {
+    let count = arg_u64(&args, "count", Some(10), MAX_STREAM_COUNT)?;
+    let interval = arg_u64(&args, "interval_ms", Some(0), MAX_STREAM_INTERVAL_MS)?;
+    let bytes = arg_u64(&args, "bytes", Some(0), MAX_PAYLOAD_BYTES)?;
+    if count.saturating_mul(bytes) > MAX_STREAM_TOTAL_BYTES {
+        return Err(ToolError::InvalidParams(format!(
+            "count × bytes must be at most {MAX_STREAM_TOTAL_BYTES}"
+        )));
+    }
+    let size = usize::try_from(bytes).unwrap_or(0);
+    let mut sent = 0u64;
+    for seq in 1..=count {
+        if seq > 1 && interval > 0 {
+            ctx.sleep(Duration::from_millis(interval)).await;
+        }
+        let mut text = format!("{seq} ");
+        text.push_str(&filler(size.saturating_sub(text.len())));
+        // Precision loss above 2^53 cannot happen: count is capped.
+        let reported = if ctx.progress_token().is_some() {
+            ctx.progress(seq as f64, Some(count as f64), Some(&text))
+        } else {
+            ctx.log(LogLevel::Info, &text)
+        };
+        sent += u64::from(reported);
+    }
+    Ok(ToolResult::text(sent.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::testing::{error_code, Harness};
+    use crate::mcp::version;
+    use crate::proto::jsonrpc::{Id, INVALID_PARAMS};
+    use futures_lite::future::{block_on, poll_once};
+
+    fn harness() -> Harness {
+        let h = Harness::builtin();
+        h.init_with(version::LATEST, json!({"sampling": {}, "elicitation": {}}));
+        h
+    }
+
+    fn result_of(h: &Harness, name: &str, arguments: Value) -> Value {
+        h.call(1, name, arguments)["result"].clone()
+    }
+
+    #[test]
+    fn tools_list_satisfies_the_sdk() {
+        let h = harness();
+        let tools = h.rpc(1, "tools/list", json!({}))["result"]["tools"].clone();
+        let tools = tools.as_array().expect("tools");
+        let names: Vec<_> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+        for name in [
+            "test_simple_text",
+            "test_image_content",
+            "test_audio_content",
+            "test_embedded_resource",
+            "test_multiple_content_types",
+            "test_tool_with_logging",
+            "test_tool_with_progress",
+            "test_error_handling",
+            "test_reconnection",
+            "test_sampling",
+            "test_elicitation",
+            "test_elicitation_sep1034_defaults",
+            "test_elicitation_sep1330_enums",
+            "json_schema_2020_12_tool",
+            "echo",
+            "payload",
+            "stream",
+            "touch_resource",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        assert_eq!(tools.len(), 18);
+        for tool in tools {
+            assert!(
+                tool["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{tool}"
+            );
+            assert_eq!(tool["inputSchema"]["type"], json!("object"), "{tool}");
+            assert!(tool.get("outputSchema").is_none(), "{tool}");
+        }
+        let schema = tools
+            .iter()
+            .find(|t| t["name"] == json!("json_schema_2020_12_tool"))
+            .expect("tool");
+        assert_eq!(
+            schema,
+            &json!({"name":"json_schema_2020_12_tool","description":"Tool with JSON Schema 2020-12 features",
+                "inputSchema":{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
+                "$defs":{"address":{"type":"object","properties":{"street":{"type":"string"},"city":{"type":"string"}}}},
+                "properties":{"name":{"type":"string"},"address":{"$ref":"#/$defs/address"}},
+                "additionalProperties":false}})
+        );
+        let sampling = tools
+            .iter()
+            .find(|t| t["name"] == json!("test_sampling"))
+            .expect("tool");
+        assert_eq!(
+            sampling["inputSchema"],
+            json!({"type":"object","properties":{"prompt":{"type":"string","description":"The prompt to send to the LLM"}},"required":["prompt"]})
+        );
+        let simple = tools
+            .iter()
+            .find(|t| t["name"] == json!("test_simple_text"))
+            .expect("tool");
+        assert_eq!(
+            simple["inputSchema"],
+            json!({"type":"object","properties":{}})
+        );
+    }
+
+    #[test]
+    fn content_tools_return_the_reference_results() {
+        let h = harness();
+        // Called without an `arguments` key at all.
+        let r = h.reply(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_simple_text"}}));
+        assert_eq!(
+            r["result"],
+            json!({"content":[{"type":"text","text":"This is a simple text response for testing."}],"isError":false})
+        );
+        let cases = [
+            (
+                "test_image_content",
+                json!([{"type":"image","data":PNG_BASE64,"mimeType":"image/png"}]),
+            ),
+            (
+                "test_audio_content",
+                json!([{"type":"audio","data":WAV_BASE64,"mimeType":"audio/wav"}]),
+            ),
+            (
+                "test_embedded_resource",
+                json!([{"type":"resource","resource":{"uri":"test://embedded-resource",
+                "mimeType":"text/plain","text":"This is an embedded resource content."}}]),
+            ),
+            (
+                "test_multiple_content_types",
+                json!([
+                {"type":"text","text":"Multiple content types test:"},
+                {"type":"image","data":PNG_BASE64,"mimeType":"image/png"},
+                {"type":"resource","resource":{"uri":"test://mixed-content-resource","mimeType":"application/json",
+                    "text":"{\"test\":\"data\",\"value\":123}"}}]),
+            ),
+        ];
+        for (name, content) in cases {
+            assert_eq!(
+                result_of(&h, name, json!({})),
+                json!({"content": content, "isError": false}),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            result_of(&h, "test_error_handling", json!({})),
+            json!({"isError":true,"content":[{"type":"text","text":"This tool intentionally returns an error for testing"}]})
+        );
+        assert_eq!(
+            result_of(&h, "json_schema_2020_12_tool", json!({"name":"n"}))["content"][0]["text"],
+            json!(r#"JSON Schema 2020-12 tool called with: {"name":"n"}"#)
+        );
+    }
+
+    #[test]
+    fn base64_payloads_decode() {
+        fn decodes(b64: &str) -> bool {
+            let clean = b64.trim_end_matches('=');
+            b64.len().is_multiple_of(4)
+                && b64.len() - clean.len() <= 2
+                && clean
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        }
+        assert!(decodes(PNG_BASE64) && decodes(WAV_BASE64));
+        assert!(PNG_BASE64.starts_with("iVBORw0KGgo"), "PNG signature");
+        assert!(WAV_BASE64.starts_with("UklGR"), "RIFF signature");
+    }
+
+    #[test]
+    fn logging_tool_sends_three_info_messages_first() {
+        let h = harness();
+        assert_eq!(
+            h.rpc(1, "logging/setLevel", json!({"level":"debug"}))["result"],
+            json!({})
+        );
+        let r = h.call(2, "test_tool_with_logging", json!({}));
+        assert_eq!(
+            r["result"]["content"][0]["text"],
+            json!("Tool with logging executed successfully")
+        );
+        let sent = h.peer.sent.take();
+        let expected: Vec<_> = ["Tool execution started", "Tool processing data", "Tool execution completed"]
+            .into_iter()
+            .map(|data| {
+                (
+                    json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":data}}),
+                    Id::parse("2"),
+                )
+            })
+            .collect();
+        assert_eq!(sent, expected);
+    }
+
+    #[test]
+    fn progress_tool_echoes_numeric_tokens() {
+        let h = harness();
+        let r = h.reply(json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+            "params":{"name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":1}}}));
+        assert!(r["result"]["content"][0]["text"].is_string());
+        let expected: Vec<_> = [0.0, 50.0, 100.0]
+            .into_iter()
+            .map(|progress| {
+                json!({"jsonrpc":"2.0","method":"notifications/progress",
+                    "params":{"progressToken":1,"progress":progress,"total":100.0}})
+            })
+            .collect();
+        let sent = h.peer.messages();
+        assert_eq!(sent, expected);
+        // The token stays the integer 1 (not "1", not 1.0).
+        assert!(sent.iter().all(|m| m["params"]["progressToken"].is_u64()));
+        // Without a token: no notifications, same result.
+        let r = h.call(2, "test_tool_with_progress", json!({}));
+        assert_eq!(
+            r["result"]["content"][0]["text"],
+            json!("Tool with progress executed successfully")
+        );
+        assert!(h.peer.sent.borrow().is_empty());
+    }
+
+    #[test]
+    fn reconnection_tool_closes_its_stream() {
+        let h = harness();
+        let r = h.call(7, "test_reconnection", json!({}));
+        assert_eq!(
+            r["result"],
+            json!({"content":[{"type":"text","text":"Reconnection test completed successfully. If you received this, the client properly reconnected after stream closure."}],"isError":false})
+        );
+        assert_eq!(h.peer.closed.take(), vec![Id::parse("7").expect("id")]);
+    }
+
+    /// Calls `tool`, checks the elicitation request it sends, answers it,
+    /// and returns the tool's result text.
+    fn elicit(tool: &str, arguments: Value, expected: &Value, answer: &Value) -> String {
+        let h = harness();
+        let call = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":tool,"arguments":arguments}});
+        block_on(async {
+            let mut call = Box::pin(h.future(&call.to_string()));
+            assert!(poll_once(&mut call).await.is_none());
+            let sent = h.peer.sent.take();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].1, Id::parse("3"));
+            assert_eq!(
+                sent[0].0,
+                json!({"jsonrpc":"2.0","id":"s-1","method":"elicitation/create","params":expected})
+            );
+            let response = json!({"jsonrpc":"2.0","id":"s-1","result":answer});
+            assert_eq!(h.future(&response.to_string()).await, None);
+            let reply: Value = serde_json::from_slice(&call.await.expect("reply")).expect("json");
+            assert_eq!(reply["result"]["isError"], json!(false));
+            reply["result"]["content"][0]["text"]
+                .as_str()
+                .expect("text")
+                .to_owned()
+        })
+    }
+
+    #[test]
+    fn elicitation_tools_send_the_reference_schemas() {
+        let text = elicit(
+            "test_elicitation",
+            json!({"message":"Please provide your information"}),
+            &json!({"message":"Please provide your information",
+                "requestedSchema":{"type":"object","properties":{
+                    "username":{"type":"string","description":"User's response"},
+                    "email":{"type":"string","description":"User's email address"}},
+                "required":["username","email"]}}),
+            &json!({"action":"accept","content":{"username":"testuser","email":"test@example.com"}}),
+        );
+        assert_eq!(
+            text,
+            r#"User response: action=accept, content={"email":"test@example.com","username":"testuser"}"#
+        );
+        let text = elicit(
+            "test_elicitation_sep1034_defaults",
+            json!({}),
+            &json!({"message":"Please review and update the form fields with defaults",
+                "requestedSchema":{"type":"object","properties":{
+                    "name":{"type":"string","description":"User name","default":"John Doe"},
+                    "age":{"type":"integer","description":"User age","default":30},
+                    "score":{"type":"number","description":"User score","default":95.5},
+                    "status":{"type":"string","description":"User status","enum":["active","inactive","pending"],"default":"active"},
+                    "verified":{"type":"boolean","description":"Verification status","default":true}},
+                "required":[]}}),
+            &json!({"action":"accept","content":{"name":"Jane Smith","age":25,"score":88,"status":"inactive","verified":false}}),
+        );
+        assert!(
+            text.starts_with("Elicitation completed: action=accept, content={"),
+            "{text}"
+        );
+        let text = elicit(
+            "test_elicitation_sep1330_enums",
+            json!({}),
+            &json!({"message":"Please select options from the enum fields",
+                "requestedSchema":{"type":"object","properties":{
+                    "untitledSingle":{"type":"string","description":"Select one option","enum":["option1","option2","option3"]},
+                    "titledSingle":{"type":"string","description":"Select one option with titles","oneOf":[
+                        {"const":"value1","title":"First Option"},{"const":"value2","title":"Second Option"},{"const":"value3","title":"Third Option"}]},
+                    "legacyEnum":{"type":"string","description":"Select one option (legacy)","enum":["opt1","opt2","opt3"],
+                        "enumNames":["Option One","Option Two","Option Three"]},
+                    "untitledMulti":{"type":"array","description":"Select multiple options","minItems":1,"maxItems":3,
+                        "items":{"type":"string","enum":["option1","option2","option3"]}},
+                    "titledMulti":{"type":"array","description":"Select multiple options with titles","minItems":1,"maxItems":3,
+                        "items":{"anyOf":[{"const":"value1","title":"First Choice"},{"const":"value2","title":"Second Choice"},{"const":"value3","title":"Third Choice"}]}}},
+                "required":[]}}),
+            &json!({"action":"decline"}),
+        );
+        assert_eq!(text, "Elicitation completed: action=decline, content=null");
+    }
+
+    #[test]
+    fn resources_read_the_reference_contents() {
+        let h = harness();
+        let cases = [
+            (
+                "test://static-text",
+                json!({"uri":"test://static-text","mimeType":"text/plain",
+                "text":"This is the content of the static text resource."}),
+            ),
+            (
+                "test://static-binary",
+                json!({"uri":"test://static-binary","mimeType":"image/png","blob":PNG_BASE64}),
+            ),
+            (
+                "test://watched-resource",
+                json!({"uri":"test://watched-resource","mimeType":"text/plain",
+                "text":"Watched resource content"}),
+            ),
+            (
+                "test://template/123/data",
+                json!({"uri":"test://template/123/data","mimeType":"application/json",
+                "text":"{\"id\":\"123\",\"templateTest\":true,\"data\":\"Data for ID: 123\"}"}),
+            ),
+        ];
+        for (uri, contents) in cases {
+            let r = h.rpc(1, "resources/read", json!({ "uri": uri }));
+            assert_eq!(r["result"], json!({ "contents": [contents] }), "{uri}");
+        }
+        let list = h.rpc(2, "resources/list", json!({}));
+        assert_eq!(
+            list["result"]["resources"][1],
+            json!({"uri":"test://static-binary","name":"static-binary",
+                "description":"A static binary resource (image) for testing","mimeType":"image/png"})
+        );
+        for method in ["resources/subscribe", "resources/unsubscribe"] {
+            let r = h.rpc(3, method, json!({"uri":"test://watched-resource"}));
+            assert_eq!(r, json!({"jsonrpc":"2.0","id":3,"result":{}}));
+        }
+    }
+
+    #[test]
+    fn prompts_return_the_reference_messages() {
+        let h = harness();
+        let list = h.rpc(1, "prompts/list", json!({}));
+        assert_eq!(
+            list["result"]["prompts"],
+            json!([
+                {"name":"test_simple_prompt","description":"A simple prompt without arguments"},
+                {"name":"test_prompt_with_arguments","description":"A prompt with required arguments","arguments":[
+                    {"name":"arg1","description":"First test argument","required":true},
+                    {"name":"arg2","description":"Second test argument","required":true}]},
+                {"name":"test_prompt_with_embedded_resource","description":"A prompt that includes an embedded resource",
+                    "arguments":[{"name":"resourceUri","description":"URI of the resource to embed","required":true}]},
+                {"name":"test_prompt_with_image","description":"A prompt that includes image content"},
+            ])
+        );
+        let get = |name: &str, arguments: Option<Value>| {
+            let mut params = json!({ "name": name });
+            if let Some(arguments) = arguments {
+                params["arguments"] = arguments;
+            }
+            h.rpc(2, "prompts/get", params)["result"].clone()
+        };
+        assert_eq!(
+            get("test_simple_prompt", None),
+            json!({"messages":[{"role":"user","content":{"type":"text","text":"This is a simple prompt for testing."}}]})
+        );
+        assert_eq!(
+            get(
+                "test_prompt_with_arguments",
+                Some(json!({"arg1":"testValue1","arg2":"testValue2"}))
+            ),
+            json!({"messages":[{"role":"user","content":{"type":"text",
+                "text":"Prompt with arguments: arg1='testValue1', arg2='testValue2'"}}]})
+        );
+        assert_eq!(
+            get(
+                "test_prompt_with_embedded_resource",
+                Some(json!({"resourceUri":"test://example-resource"}))
+            ),
+            json!({"messages":[
+                {"role":"user","content":{"type":"resource","resource":{"uri":"test://example-resource",
+                    "mimeType":"text/plain","text":"Embedded resource content for testing."}}},
+                {"role":"user","content":{"type":"text","text":"Please process the embedded resource above."}}]})
+        );
+        assert_eq!(
+            get("test_prompt_with_image", None),
+            json!({"messages":[
+                {"role":"user","content":{"type":"image","data":PNG_BASE64,"mimeType":"image/png"}},
+                {"role":"user","content":{"type":"text","text":"Please analyze the image above."}}]})
+        );
+    }
+
+    #[test]
+    fn completion_and_lifecycle_utilities() {
+        let h = Harness::builtin();
+        let init = h.init_with(version::LATEST, json!({"sampling": {}, "elicitation": {}}));
+        assert_eq!(init["result"]["protocolVersion"], json!("2025-11-25"));
+        assert_eq!(
+            init["result"]["capabilities"],
+            json!({"tools":{"listChanged":false},"resources":{"subscribe":true,"listChanged":false},
+                "prompts":{"listChanged":false},"logging":{},"completions":{}})
+        );
+        let r = h.rpc(
+            1,
+            "completion/complete",
+            json!({"ref":{"type":"ref/prompt","name":"test_prompt_with_arguments"},
+            "argument":{"name":"arg1","value":"test"}}),
+        );
+        assert_eq!(
+            r["result"],
+            json!({"completion":{"values":[],"total":0,"hasMore":false}})
+        );
+        let r = h.rpc(
+            2,
+            "completion/complete",
+            json!({"ref":{"type":"ref/resource","uri":"test://template/{id}/data"},
+            "argument":{"name":"id","value":"1"}}),
+        );
+        assert_eq!(r["result"]["completion"]["values"], json!([]));
+        assert_eq!(
+            h.rpc(3, "ping", json!({})),
+            json!({"jsonrpc":"2.0","id":3,"result":{}})
+        );
+        assert_eq!(
+            h.rpc(4, "logging/setLevel", json!({"level":"info"})),
+            json!({"jsonrpc":"2.0","id":4,"result":{}})
+        );
+    }
+
+    #[test]
+    fn payload_sizes_and_limits() {
+        let h = harness();
+        for n in [0, 1, 10, MAX_PAYLOAD_BYTES] {
+            let r = h.call(1, "payload", json!({ "bytes": n }));
+            let text = r["result"]["content"][0]["text"].as_str().expect("text");
+            assert_eq!(text.len() as u64, n);
+        }
+        for bad in [
+            json!({}),
+            json!({"bytes": MAX_PAYLOAD_BYTES + 1}),
+            json!({"bytes": -1}),
+            json!({"bytes": 1.5}),
+            json!({"bytes": "3"}),
+        ] {
+            assert_eq!(
+                error_code(&h.call(2, "payload", bad.clone())),
+                INVALID_PARAMS,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn stream_sends_logs_or_progress() {
+        let h = harness();
+        let r = h.call(1, "stream", json!({"count": 3, "bytes": 8}));
+        assert_eq!(r["result"]["content"][0]["text"], json!("3"));
+        let sent = h.peer.sent.take();
+        assert_eq!(sent.len(), 3);
+        for (i, (message, related)) in sent.iter().enumerate() {
+            assert_eq!(message["method"], json!("notifications/message"));
+            assert_eq!(message["params"]["level"], json!("info"));
+            let data = message["params"]["data"].as_str().expect("data");
+            assert_eq!(data.len(), 8);
+            assert!(data.starts_with(&format!("{} ", i + 1)), "{data}");
+            assert_eq!(related, &Id::parse("1"));
+        }
+        let r = h.reply(json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+            "params":{"name":"stream","arguments":{"count":2,"bytes":1},"_meta":{"progressToken":"p"}}}));
+        assert_eq!(r["result"]["content"][0]["text"], json!("2"));
+        assert_eq!(
+            h.peer.messages(),
+            vec![
+                json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1.0,"total":2.0,"message":"1 "}}),
+                json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":2.0,"total":2.0,"message":"2 "}}),
+            ]
+        );
+        assert_eq!(
+            h.call(3, "stream", json!({}))["result"]["content"][0]["text"],
+            json!("10")
+        );
+        h.peer.sent.take();
+        for bad in [
+            json!({"count": MAX_STREAM_COUNT + 1}),
+            json!({"count": 100, "bytes": MAX_PAYLOAD_BYTES}),
+            json!({"interval_ms": MAX_STREAM_INTERVAL_MS + 1}),
+            json!({"bytes": "big"}),
+        ] {
+            assert_eq!(
+                error_code(&h.call(4, "stream", bad.clone())),
+                INVALID_PARAMS,
+                "{bad}"
+            );
+        }
+        assert!(h.peer.sent.borrow().is_empty());
+    }
+
+    #[test]
+    fn echo_and_touch_resource_validate_arguments() {
+        let h = harness();
+        assert_eq!(
+            h.call(1, "echo", json!({"message":"hi"}))["result"]["content"][0]["text"],
+            json!("hi")
+        );
+        assert_eq!(
+            h.call(2, "touch_resource", json!({"uri":"test://static-text"}))["result"]["content"]
+                [0]["text"],
+            json!("notified 0 subscriber(s)")
+        );
+        for (tool, args) in [
+            ("echo", json!({"message": 1})),
+            ("touch_resource", json!({})),
+        ] {
+            assert_eq!(error_code(&h.call(3, tool, args)), INVALID_PARAMS, "{tool}");
+        }
     }
 }

@@ -1,19 +1,34 @@
-//! MCP server layer: lifecycle, tools and dispatch, independent of transport.
+//! MCP server layer: lifecycle, tools, resources, prompts, completion,
+//! logging and server-to-client requests, independent of transport.
 //!
 //! Transports parse nothing themselves: they hand each message's bytes to
 //! [`Dispatcher::handle`] with the session's [`SessionRef`] and a [`Peer`]
 //! for out-of-band messages, and write back whatever reply it returns.
 
+pub mod client;
 pub mod dispatch;
 pub mod fixtures;
 pub mod peer;
+pub mod prompt;
 pub mod registry;
+pub mod resource;
 pub mod session;
+mod table;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tool;
 pub mod version;
 
+pub use client::{ClientError, ClientRequest};
 pub use dispatch::{classify, split_frame, Dispatcher, Kind};
 pub use peer::Peer;
+pub use prompt::{
+    CompletionFuture, CompletionRef, CompletionRequest, Prompt, PromptFuture, PromptMessage,
+    PromptResult, Role,
+};
 pub use registry::{Registry, RegistryBuilder};
+pub use resource::{
+    Resource, ResourceBody, ResourceContents, ResourceFuture, ResourceRead, ResourceTemplate,
+};
 pub use session::{LogLevel, SessionRef, SessionState};
-pub use tool::{Content, Tool, ToolContext, ToolError, ToolFuture, ToolResult};
+pub use tool::{Content, SleepFuture, Tool, ToolContext, ToolError, ToolFuture, ToolResult};

@@ -1,16 +1,22 @@
-//! The server's static catalogue: identity, capabilities and tool table.
+//! The server's static catalogue: identity, capabilities, and the tables of
+//! tools, resources, resource templates, prompts and completions.
 //!
 //! Built once and shared by every shard as `Arc<Registry>`; handlers are
-//! `Send + Sync`, the futures they return need not be. Resources, prompts and
-//! completions are meant to be further tables beside `tools`.
+//! `Send + Sync`, the futures they return need not be.
 
+use crate::mcp::prompt::{
+    CompletionHandler, CompletionRef, CompletionRequest, Prompt, PromptHandler, PromptResult,
+};
+use crate::mcp::resource::{
+    Resource, ResourceBody, ResourceContents, ResourceHandler, ResourceRead, ResourceTemplate,
+};
+use crate::mcp::table::{upsert, Table};
 use crate::mcp::tool::{Tool, ToolContext, ToolError, ToolHandler, ToolResult};
-use crate::proto::jsonrpc::Error;
 use serde::Serialize;
 use serde_json::Value;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 
 /// Name and version reported as `serverInfo`.
 #[derive(Debug, Clone, Serialize)]
@@ -29,53 +35,37 @@ pub(crate) struct ListChanged {
     list_changed: bool,
 }
 
-/// The `capabilities` object of the `initialize` result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ResourcesCapability {
+    subscribe: bool,
+    list_changed: bool,
+}
+
+/// The `capabilities` object of the `initialize` result, derived from what
+/// is registered. The tables are fixed at build time, so no list changes.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ServerCapabilities {
     // Always present: `ToolContext::log` can emit `notifications/message`.
     // Spec (logging): "Servers that emit log message notifications MUST
     // declare the `logging` capability".
     logging: Empty,
+    // Spec (completion): "Servers that support completions **MUST** declare
+    // the `completions` capability". Prompts and templates have arguments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completions: Option<Empty>,
+    // Spec (prompts): "Servers that support prompts **MUST** declare the
+    // `prompts` capability".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompts: Option<ListChanged>,
+    // Spec (resources): "Servers that support resources **MUST** declare the
+    // `resources` capability". Every resource can be subscribed to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<ResourcesCapability>,
     // Spec (tools): "Servers that support tools MUST declare the `tools`
-    // capability". The table is fixed at build time, so no list changes.
+    // capability".
     #[serde(skip_serializing_if = "Option::is_none")]
     tools: Option<ListChanged>,
-}
-
-/// Prefix making tool cursors distinct from any other list's cursors.
-const TOOL_CURSOR_PREFIX: &str = "tools:";
-
-/// Tools in registration order, with lookup by name and pagination.
-pub(crate) struct ToolTable {
-    tools: Vec<Tool>,
-    handlers: Vec<ToolHandler>,
-    by_name: HashMap<String, usize>,
-    page_size: usize,
-}
-
-impl ToolTable {
-    pub(crate) fn handler(&self, name: &str) -> Option<&ToolHandler> {
-        self.by_name.get(name).and_then(|&i| self.handlers.get(i))
-    }
-
-    /// One page of tools and the cursor of the next page, if any.
-    ///
-    /// Spec (pagination): "Invalid cursors SHOULD result in an error with
-    /// code -32602 (Invalid params)."
-    pub(crate) fn page(&self, cursor: Option<&str>) -> Result<(&[Tool], Option<String>), Error> {
-        let start = match cursor {
-            None => 0,
-            Some(cursor) => cursor
-                .strip_prefix(TOOL_CURSOR_PREFIX)
-                .and_then(|n| n.parse::<usize>().ok())
-                // We never hand out 0 or an offset past the end.
-                .filter(|&n| n > 0 && n < self.tools.len())
-                .ok_or(Error::InvalidParams(Cow::Borrowed("Invalid cursor")))?,
-        };
-        let end = start.saturating_add(self.page_size).min(self.tools.len());
-        let next = (end < self.tools.len()).then(|| format!("{TOOL_CURSOR_PREFIX}{end}"));
-        Ok((self.tools.get(start..end).unwrap_or_default(), next))
-    }
 }
 
 /// Everything a server offers; see [`RegistryBuilder`].
@@ -83,7 +73,11 @@ pub struct Registry {
     pub(crate) server_info: Implementation,
     pub(crate) instructions: Option<String>,
     pub(crate) capabilities: ServerCapabilities,
-    pub(crate) tools: ToolTable,
+    pub(crate) tools: Table<Tool, ToolHandler>,
+    pub(crate) resources: Table<Resource, ResourceHandler>,
+    pub(crate) templates: Table<ResourceTemplate, ResourceHandler>,
+    pub(crate) prompts: Table<Prompt, PromptHandler>,
+    pub(crate) completions: HashMap<(CompletionRef, String), CompletionHandler>,
 }
 
 impl Registry {
@@ -96,18 +90,52 @@ impl Registry {
             },
             instructions: None,
             tools: Vec::new(),
+            resources: Vec::new(),
+            templates: Vec::new(),
+            prompts: Vec::new(),
+            completions: HashMap::new(),
             page_size: usize::MAX,
         }
     }
 
-    /// A registry holding only the built-in fixture tools.
+    /// A registry holding only the built-in fixtures.
     pub fn with_builtin_tools() -> Registry {
         crate::mcp::fixtures::builtin().build()
     }
 
     /// The registered tools, in listing order.
     pub fn tools(&self) -> &[Tool] {
-        &self.tools.tools
+        self.tools.items()
+    }
+
+    /// The registered resources, in listing order.
+    pub fn resources(&self) -> &[Resource] {
+        self.resources.items()
+    }
+
+    /// The registered resource templates, in listing order.
+    pub fn resource_templates(&self) -> &[ResourceTemplate] {
+        self.templates.items()
+    }
+
+    /// The registered prompts, in listing order.
+    pub fn prompts(&self) -> &[Prompt] {
+        self.prompts.items()
+    }
+
+    /// The read handler for `uri` and what it is asked: an exact resource
+    /// first, else the first template that matches.
+    pub(crate) fn resolve_resource(&self, uri: &str) -> Option<(&ResourceHandler, ResourceRead)> {
+        let read = |variables| ResourceRead {
+            uri: uri.to_owned(),
+            variables,
+        };
+        if let Some((_, handler)) = self.resources.get(uri) {
+            return Some((handler, read(HashMap::new())));
+        }
+        self.templates
+            .iter()
+            .find_map(|(t, handler)| Some((handler, read(t.matches(uri)?))))
     }
 }
 
@@ -137,7 +165,7 @@ impl Registry {
 ///     .page_size(50)
 ///     .build();
 ///
-/// // One registry for all shards; one cheap dispatcher clone per shard.
+/// // One registry for all shards; one dispatcher per shard.
 /// let dispatcher = Dispatcher::new(Arc::new(registry));
 /// # struct NoPeer;
 /// # impl ringmcp::mcp::Peer for NoPeer {
@@ -155,7 +183,20 @@ pub struct RegistryBuilder {
     server_info: Implementation,
     instructions: Option<String>,
     tools: Vec<(Tool, ToolHandler)>,
+    resources: Vec<(Resource, ResourceHandler)>,
+    templates: Vec<(ResourceTemplate, ResourceHandler)>,
+    prompts: Vec<(Prompt, PromptHandler)>,
+    completions: HashMap<(CompletionRef, String), CompletionHandler>,
     page_size: usize,
+}
+
+/// Boxes a resource read handler.
+fn resource_handler<F, Fut>(handler: F) -> ResourceHandler
+where
+    F: Fn(ResourceRead) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<ResourceContents>, ToolError>> + 'static,
+{
+    Box::new(move |read| Box::pin(handler(read)))
 }
 
 impl RegistryBuilder {
@@ -174,7 +215,7 @@ impl RegistryBuilder {
         self
     }
 
-    /// Sets how many items one `tools/list` page holds (at least 1; default: all).
+    /// Sets how many items one page of any list holds (at least 1; default: all).
     pub fn page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size.max(1);
         self
@@ -190,40 +231,102 @@ impl RegistryBuilder {
         Fut: Future<Output = Result<ToolResult, ToolError>> + 'static,
     {
         let handler: ToolHandler = Box::new(move |ctx, args| Box::pin(handler(ctx, args)));
-        // Spec (tools): "Tool names SHOULD be unique within a server."
-        if let Some(slot) = self.tools.iter_mut().find(|(t, _)| t.name() == tool.name()) {
-            log::warn!("tool {:?} registered twice; keeping the last", tool.name());
-            *slot = (tool, handler);
-        } else {
-            self.tools.push((tool, handler));
-        }
+        upsert(&mut self.tools, tool, handler);
+        self
+    }
+
+    /// Registers a resource whose contents `handler` produces on each read;
+    /// a second resource with the same URI replaces the first.
+    pub fn resource<F, Fut>(mut self, resource: Resource, handler: F) -> Self
+    where
+        F: Fn(ResourceRead) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<ResourceContents>, ToolError>> + 'static,
+    {
+        upsert(&mut self.resources, resource, resource_handler(handler));
+        self
+    }
+
+    /// Registers a resource with fixed contents (its URI and MIME type plus `body`).
+    pub fn static_resource(self, resource: Resource, body: ResourceBody) -> Self {
+        let contents = Arc::new(resource.contents(body));
+        self.resource(resource, move |_| {
+            std::future::ready(Ok(vec![ResourceContents::clone(&contents)]))
+        })
+    }
+
+    /// Registers a resource template; `resources/read` of a URI matching it
+    /// (and no plain resource) calls `handler` with the bound variables.
+    pub fn resource_template<F, Fut>(mut self, template: ResourceTemplate, handler: F) -> Self
+    where
+        F: Fn(ResourceRead) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<ResourceContents>, ToolError>> + 'static,
+    {
+        upsert(&mut self.templates, template, resource_handler(handler));
+        self
+    }
+
+    /// Registers a prompt; `handler` gets the string arguments after the
+    /// required ones were checked.
+    pub fn prompt<F, Fut>(mut self, prompt: Prompt, handler: F) -> Self
+    where
+        F: Fn(HashMap<String, String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<PromptResult, ToolError>> + 'static,
+    {
+        let handler: PromptHandler = Box::new(move |args| Box::pin(handler(args)));
+        upsert(&mut self.prompts, prompt, handler);
+        self
+    }
+
+    /// Registers completion of one prompt argument or template variable;
+    /// without one, `completion/complete` offers no values. At most the
+    /// first 100 values returned are sent.
+    pub fn completion<F, Fut>(
+        mut self,
+        reference: CompletionRef,
+        argument: impl Into<String>,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(CompletionRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<String>, ToolError>> + 'static,
+    {
+        let handler: CompletionHandler = Box::new(move |request| Box::pin(handler(request)));
+        self.completions
+            .insert((reference, argument.into()), handler);
         self
     }
 
     /// Freezes the registry.
     pub fn build(self) -> Registry {
-        let (tools, handlers): (Vec<_>, Vec<_>) = self.tools.into_iter().unzip();
-        let by_name = tools
-            .iter()
-            .enumerate()
-            .map(|(i, t): (usize, &Tool)| (t.name().to_owned(), i))
-            .collect();
+        let page_size = self.page_size;
+        let tools = Table::new("tools", self.tools, page_size);
+        let resources = Table::new("resources", self.resources, page_size);
+        let templates = Table::new("resourceTemplates", self.templates, page_size);
+        let prompts = Table::new("prompts", self.prompts, page_size);
+        let unchanging = || ListChanged {
+            list_changed: false,
+        };
         let capabilities = ServerCapabilities {
             logging: Empty {},
-            tools: (!tools.is_empty()).then_some(ListChanged {
-                list_changed: false,
-            }),
+            completions: (!prompts.is_empty() || !templates.is_empty()).then_some(Empty {}),
+            prompts: (!prompts.is_empty()).then(unchanging),
+            resources: (!resources.is_empty() || !templates.is_empty()).then_some(
+                ResourcesCapability {
+                    subscribe: true,
+                    list_changed: false,
+                },
+            ),
+            tools: (!tools.is_empty()).then(unchanging),
         };
         Registry {
             server_info: self.server_info,
             instructions: self.instructions,
             capabilities,
-            tools: ToolTable {
-                tools,
-                handlers,
-                by_name,
-                page_size: self.page_size,
-            },
+            tools,
+            resources,
+            templates,
+            prompts,
+            completions: self.completions,
         }
     }
 }

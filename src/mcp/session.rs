@@ -1,10 +1,12 @@
 //! Per-session MCP state, owned by one shard and never shared across threads.
 
+use crate::mcp::client::Pending;
+use crate::mcp::peer::Peer;
 use crate::proto::jsonrpc::Id;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -44,6 +46,10 @@ pub struct SessionState {
     client_capabilities: Option<Value>,
     log_level: Option<LogLevel>,
     in_flight: HashMap<Id, Rc<RequestSignal>>,
+    requests_sent: u64,
+    pending: HashMap<Id, Rc<Pending>>,
+    subscriptions: HashSet<String>,
+    notifier: Option<Rc<dyn Peer>>,
 }
 
 impl SessionState {
@@ -82,6 +88,16 @@ impl SessionState {
         self.in_flight.len()
     }
 
+    /// Number of server-to-client requests awaiting the client's answer.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether the client subscribed to updates of `uri`.
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        self.subscriptions.contains(uri)
+    }
+
     pub(crate) fn set_initialized(
         &mut self,
         version: &'static str,
@@ -118,6 +134,53 @@ impl SessionState {
 
     pub(crate) fn request_signal(&self, id: &Id) -> Option<Rc<RequestSignal>> {
         self.in_flight.get(id).cloned()
+    }
+
+    /// Registers a server-to-client request under a fresh id (`"s-1"`,
+    /// `"s-2"`, ...).
+    ///
+    /// Spec (basic): "The request ID MUST NOT have been previously used by
+    /// the requestor within the same session."
+    pub(crate) fn add_pending(&mut self, slot: Rc<Pending>) -> Option<Id> {
+        self.requests_sent = self.requests_sent.checked_add(1)?;
+        let id = Id::parse(&format!("\"s-{}\"", self.requests_sent))?;
+        self.pending.insert(id.clone(), slot);
+        Some(id)
+    }
+
+    /// Unregisters a server-to-client request, returning its waiter.
+    pub(crate) fn take_pending(&mut self, id: &Id) -> Option<Rc<Pending>> {
+        self.pending.remove(id)
+    }
+
+    /// Adds `uri` to the subscriptions; updates will go through `peer`
+    /// (the latest subscriber's peer serves every URI).
+    pub(crate) fn subscribe(&mut self, uri: &str, peer: &Rc<dyn Peer>) {
+        self.subscriptions.insert(uri.to_owned());
+        self.notifier = Some(peer.clone());
+    }
+
+    /// The peer for `notifications/resources/updated` of `uri`, if subscribed.
+    pub(crate) fn notifier_for(&self, uri: &str) -> Option<Rc<dyn Peer>> {
+        self.notifier
+            .clone()
+            .filter(|_| self.subscriptions.contains(uri))
+    }
+
+    /// Drops subscriptions and the kept peer; returns the in-flight
+    /// requests' signals for the caller to cancel.
+    pub(crate) fn end(&mut self) -> Vec<Rc<RequestSignal>> {
+        self.subscriptions.clear();
+        self.notifier = None;
+        self.in_flight.values().cloned().collect()
+    }
+
+    /// Removes `uri` from the subscriptions; the peer goes with the last one.
+    pub(crate) fn unsubscribe(&mut self, uri: &str) {
+        self.subscriptions.remove(uri);
+        if self.subscriptions.is_empty() {
+            self.notifier = None;
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! Tool definitions, results, errors, and the context a tool handler runs in.
 
+use crate::mcp::client::ClientRequest;
 use crate::mcp::peer::Peer;
+use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef};
+use crate::mcp::table::Listed;
 use crate::proto::jsonrpc::{self, Id};
 use futures_lite::future::BoxedLocal;
 use serde::Serialize;
@@ -10,6 +13,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// A tool as listed by `tools/list`.
 #[derive(Debug, Clone, Serialize)]
@@ -42,7 +46,13 @@ impl Tool {
     }
 }
 
-/// One item of a tool result's `content` array.
+impl Listed for Tool {
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+/// One content item of a tool result or prompt message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Content {
@@ -51,6 +61,58 @@ pub enum Content {
         /// The text.
         text: String,
     },
+    /// An image.
+    Image {
+        /// Base64-encoded image data.
+        data: String,
+        /// The image's MIME type.
+        #[serde(rename = "mimeType")]
+        mime_type: String,
+    },
+    /// A sound clip.
+    Audio {
+        /// Base64-encoded audio data.
+        data: String,
+        /// The audio's MIME type.
+        #[serde(rename = "mimeType")]
+        mime_type: String,
+    },
+    /// An embedded resource.
+    Resource {
+        /// The resource's contents.
+        resource: ResourceContents,
+    },
+}
+
+impl Content {
+    /// A text item.
+    pub fn text(text: impl Into<String>) -> Self {
+        Content::Text { text: text.into() }
+    }
+
+    /// An image item; `data` is base64.
+    ///
+    /// Spec (prompts): "The image data **MUST** be base64-encoded and
+    /// include a valid MIME type."
+    pub fn image(data: impl Into<String>, mime_type: impl Into<String>) -> Self {
+        Content::Image {
+            data: data.into(),
+            mime_type: mime_type.into(),
+        }
+    }
+
+    /// An audio item; `data` is base64.
+    pub fn audio(data: impl Into<String>, mime_type: impl Into<String>) -> Self {
+        Content::Audio {
+            data: data.into(),
+            mime_type: mime_type.into(),
+        }
+    }
+
+    /// An embedded resource item.
+    pub fn resource(resource: ResourceContents) -> Self {
+        Content::Resource { resource }
+    }
 }
 
 /// The result of `tools/call`: content plus whether the tool itself failed.
@@ -72,7 +134,7 @@ impl ToolResult {
 
     /// A successful result holding one text item.
     pub fn text(text: impl Into<String>) -> Self {
-        ToolResult::new(vec![Content::Text { text: text.into() }])
+        ToolResult::new(vec![Content::text(text)])
     }
 
     /// A tool execution failure the model can read and react to.
@@ -81,19 +143,22 @@ impl ToolResult {
     /// `isError: true`".
     pub fn error(text: impl Into<String>) -> Self {
         ToolResult {
-            content: vec![Content::Text { text: text.into() }],
+            content: vec![Content::text(text)],
             is_error: true,
         }
     }
 }
 
-/// A handler failure that becomes a JSON-RPC error instead of a result.
+/// A handler failure (tool, resource, prompt or completion) that becomes a
+/// JSON-RPC error instead of a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolError {
-    /// The arguments do not fit the tool (-32602).
+    /// The arguments do not fit the handler (-32602).
     InvalidParams(String),
     /// The server failed (-32603).
     Internal(String),
+    /// No resource has this URI (-32002); carries the URI.
+    ResourceNotFound(String),
 }
 
 impl fmt::Display for ToolError {
@@ -101,6 +166,7 @@ impl fmt::Display for ToolError {
         match self {
             ToolError::InvalidParams(m) => write!(f, "invalid params: {m}"),
             ToolError::Internal(m) => write!(f, "internal error: {m}"),
+            ToolError::ResourceNotFound(uri) => write!(f, "resource not found: {uri}"),
         }
     }
 }
@@ -112,6 +178,7 @@ impl From<ToolError> for jsonrpc::Error {
         match e {
             ToolError::InvalidParams(m) => jsonrpc::Error::InvalidParams(Cow::Owned(m)),
             ToolError::Internal(m) => jsonrpc::Error::Internal(Cow::Owned(m)),
+            ToolError::ResourceNotFound(uri) => jsonrpc::Error::ResourceNotFound(uri),
         }
     }
 }
@@ -122,17 +189,33 @@ pub type ToolFuture = BoxedLocal<Result<ToolResult, ToolError>>;
 /// A type-erased handler; `Send + Sync` so one registry serves every shard.
 pub(crate) type ToolHandler = Box<dyn Fn(ToolContext, Value) -> ToolFuture + Send + Sync>;
 
+/// What [`ToolContext::sleep`] returns.
+pub type SleepFuture = BoxedLocal<()>;
+
+/// The timer hook a transport installs with
+/// [`Dispatcher::with_sleep`](crate::mcp::Dispatcher::with_sleep).
+pub(crate) type SleepFn = dyn Fn(Duration) -> SleepFuture;
+
+/// Per-shard services shared by every handler running on the shard.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub(crate) hub: Rc<ResourceHub>,
+    pub(crate) sleep: Rc<SleepFn>,
+}
+
 struct CallState {
     request_id: Id,
     progress_token: Option<Id>,
     peer: Rc<dyn Peer>,
     session: SessionRef,
     signal: Rc<RequestSignal>,
+    services: Services,
     last_progress: Cell<Option<f64>>,
 }
 
 /// What a tool handler can do besides computing its result: report
-/// progress, log to the client, and check for cancellation.
+/// progress, log, wait, ask the client (sampling, elicitation), announce
+/// resource changes, and check for cancellation.
 #[derive(Clone)]
 pub struct ToolContext {
     call: Rc<CallState>,
@@ -162,6 +245,7 @@ impl ToolContext {
         peer: Rc<dyn Peer>,
         session: SessionRef,
         signal: Rc<RequestSignal>,
+        services: Services,
     ) -> Self {
         ToolContext {
             call: Rc::new(CallState {
@@ -170,6 +254,7 @@ impl ToolContext {
                 peer,
                 session,
                 signal,
+                services,
                 last_progress: Cell::new(None),
             }),
         }
@@ -178,6 +263,11 @@ impl ToolContext {
     /// The id of the `tools/call` request being served.
     pub fn request_id(&self) -> &Id {
         &self.call.request_id
+    }
+
+    /// The `progressToken` the client gave, if any.
+    pub fn progress_token(&self) -> Option<&Id> {
+        self.call.progress_token.as_ref()
     }
 
     /// Whether the client cancelled this request.
@@ -256,5 +346,50 @@ impl ToolContext {
         }
         call.peer.send(out, Some(&call.request_id));
         true
+    }
+
+    /// Completes after `duration`, using the timer the transport installed
+    /// (without one, at once).
+    pub fn sleep(&self, duration: Duration) -> SleepFuture {
+        (self.call.services.sleep)(duration)
+    }
+
+    /// Asks the transport to end this request's stream now; the client
+    /// resumes it and gets the result there (Streamable HTTP, SEP-1699).
+    pub fn close_stream(&self) {
+        self.call.peer.close_stream(&self.call.request_id);
+    }
+
+    /// Sends `notifications/resources/updated` for `uri` to every session on
+    /// this shard subscribed to it; returns how many were reached.
+    pub fn resource_updated(&self, uri: &str) -> usize {
+        self.call.services.hub.notify(uri)
+    }
+
+    /// Sends a request to the client and resolves to its answer.
+    ///
+    /// The request goes out at once, with a fresh id unique within the
+    /// session, on this call's stream. Requests needing a capability the
+    /// client did not declare fail with [`ClientError::Unsupported`](crate::mcp::ClientError)
+    /// without being sent.
+    pub fn request(&self, method: &str, params: Value) -> ClientRequest {
+        let call = &self.call;
+        ClientRequest::send(
+            &call.session,
+            &call.peer,
+            Some(&call.request_id),
+            method,
+            params,
+        )
+    }
+
+    /// `sampling/createMessage`: asks the client's model for a completion.
+    pub fn create_message(&self, params: Value) -> ClientRequest {
+        self.request("sampling/createMessage", params)
+    }
+
+    /// `elicitation/create`: asks the user for input through the client.
+    pub fn elicit(&self, params: Value) -> ClientRequest {
+        self.request("elicitation/create", params)
     }
 }

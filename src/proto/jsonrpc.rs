@@ -37,6 +37,8 @@ pub enum Error {
     InvalidParams(Cow<'static, str>),
     /// The server failed while handling a valid request (-32603).
     Internal(Cow<'static, str>),
+    /// MCP: no resource has this URI (-32002); carries the URI.
+    ResourceNotFound(String),
 }
 
 impl Error {
@@ -48,6 +50,7 @@ impl Error {
             Error::MethodNotFound(_) => METHOD_NOT_FOUND,
             Error::InvalidParams(_) => INVALID_PARAMS,
             Error::Internal(_) => INTERNAL_ERROR,
+            Error::ResourceNotFound(_) => RESOURCE_NOT_FOUND,
         }
     }
 
@@ -64,6 +67,15 @@ impl Error {
             Error::InvalidRequest(m) | Error::InvalidParams(m) | Error::Internal(m) => {
                 Cow::Borrowed(m.as_ref())
             }
+            // Spec (resources): the example error is code -32002 with
+            // message "Resource not found" and data `{"uri": ...}`.
+            Error::ResourceNotFound(uri) => {
+                write_error_head(out, id, self.code(), "Resource not found");
+                out.extend_from_slice(br#","data":{"uri":"#);
+                write_json_str(out, uri);
+                out.extend_from_slice(b"}}}");
+                return;
+            }
         };
         write_error(out, id, self.code(), &message, None);
     }
@@ -77,6 +89,7 @@ impl fmt::Display for Error {
             Error::InvalidRequest(m) | Error::InvalidParams(m) | Error::Internal(m) => {
                 write!(f, "{m}")
             }
+            Error::ResourceNotFound(uri) => write!(f, "resource not found: {uri}"),
         }
     }
 }
@@ -513,17 +526,22 @@ pub fn write_error(
     message: &str,
     data: Option<&RawValue>,
 ) {
+    write_error_head(out, id, code, message);
+    if let Some(data) = data {
+        out.extend_from_slice(br#","data":"#);
+        out.extend_from_slice(data.get().as_bytes());
+    }
+    out.extend_from_slice(b"}}");
+}
+
+/// Appends an error response up to and including its `message` member.
+fn write_error_head(out: &mut Vec<u8>, id: Option<RawId<'_>>, code: i64, message: &str) {
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     out.extend_from_slice(id.map_or("null", RawId::get).as_bytes());
     out.extend_from_slice(br#","error":{"code":"#);
     out.extend_from_slice(code.to_string().as_bytes());
     out.extend_from_slice(br#","message":"#);
     write_json_str(out, message);
-    if let Some(data) = data {
-        out.extend_from_slice(br#","data":"#);
-        out.extend_from_slice(data.get().as_bytes());
-    }
-    out.extend_from_slice(b"}}");
 }
 
 /// Appends a notification; on error `out` is unchanged.
@@ -809,6 +827,7 @@ mod tests {
             (Error::MethodNotFound("m".into()), METHOD_NOT_FOUND),
             (Error::InvalidParams("p".into()), INVALID_PARAMS),
             (Error::Internal("i".into()), INTERNAL_ERROR),
+            (Error::ResourceNotFound("u".into()), RESOURCE_NOT_FOUND),
         ] {
             let mut out = Vec::new();
             error.write_response(&mut out, Some(id.as_raw()));
@@ -817,5 +836,12 @@ mod tests {
             assert_eq!(v["id"], json!(9));
             assert!(v["error"]["message"].is_string());
         }
+        let mut out = Vec::new();
+        Error::ResourceNotFound("file:///a \"b\"".into()).write_response(&mut out, None);
+        assert_eq!(
+            value(&out),
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32002,"message":"Resource not found",
+                "data":{"uri":"file:///a \"b\""}}})
+        );
     }
 }

@@ -214,7 +214,9 @@ async fn serve_stream(
     serve.session.detach(serve.stream, &serve.sink);
     if serve.ends_session {
         // A legacy session lives exactly as long as its /sse stream.
-        shard.http_sessions.remove(&serve.session.id());
+        shard
+            .http_sessions
+            .remove(&serve.session.id(), &shard.dispatcher);
     }
     ended
 }

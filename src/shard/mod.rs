@@ -291,7 +291,8 @@ impl Shard {
             config: Arc::clone(config),
             limits: config.http_limits(),
             policy: OriginPolicy::new(&config.allowed_origins, addr.ip().is_loopback()),
-            dispatcher: Dispatcher::new(Arc::clone(registry)),
+            dispatcher: Dispatcher::new(Arc::clone(registry))
+                .with_sleep(|d| Box::pin(glommio::timer::sleep(d))),
             metrics: Metrics::default(),
             conns: RefCell::new(Slab::new()),
             stopping: Cell::new(false),
@@ -485,7 +486,7 @@ async fn expire_sessions(shard: Rc<Shard>) {
     let idle = shard.config.session_idle_timeout();
     while !shard.stopping() {
         glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
-        shard.http_sessions.expire(idle);
+        shard.http_sessions.expire(idle, &shard.dispatcher);
     }
 }
 

@@ -95,6 +95,8 @@ struct StreamState {
     sent_upto: u64,
     /// The POST's final response is in the ring.
     finished: bool,
+    /// The handler asked to end the response before it was attached (SEP-1699).
+    close_requested: bool,
 }
 
 /// One Streamable HTTP or legacy session on its owning shard.
@@ -132,6 +134,7 @@ impl HttpSession {
                 sink: None,
                 sent_upto: 0,
                 finished: false,
+                close_requested: false,
             },
         );
     }
@@ -214,13 +217,14 @@ impl HttpSession {
     /// SEP-1699: the server ends a POST's SSE response before the result; the
     /// client resumes with `Last-Event-ID`.
     fn close_stream(&self, stream: u32) {
-        if let Some(sink) = self
-            .streams
-            .borrow_mut()
-            .get_mut(&stream)
-            .and_then(|s| s.sink.take())
-        {
-            sink.end();
+        let mut streams = self.streams.borrow_mut();
+        let Some(state) = streams.get_mut(&stream) else {
+            return;
+        };
+        match state.sink.take() {
+            Some(sink) => sink.end(),
+            // Asked during the handler's first poll, before the POST's response exists.
+            None => state.close_requested = true,
         }
     }
 
@@ -257,7 +261,7 @@ impl HttpSession {
             // A resumption replaces a stream the client has evidently lost.
             previous.end();
         }
-        if state.finished {
+        if state.finished || std::mem::take(&mut state.close_requested) {
             state.sink = None;
             sink.end();
         }
@@ -292,8 +296,9 @@ impl HttpSession {
             || self.mcp.borrow().in_flight_len() > 0
     }
 
-    /// Ends every attached response and frees the rings.
-    fn end(&self) {
+    /// Ends the MCP session (in-flight requests, subscriptions), every attached response, and frees the rings.
+    fn end(&self, dispatcher: &mcp::Dispatcher) {
+        dispatcher.end_session(&self.mcp);
         let mut store = self.store.borrow_mut();
         for (_, state) in self.streams.borrow_mut().drain() {
             if let Some(sink) = state.sink {
@@ -357,13 +362,13 @@ impl HttpSessions {
     }
 
     /// Ends sessions idle past the timeout; returns how many.
-    pub fn expire(&self, idle: std::time::Duration) -> usize {
+    pub fn expire(&self, idle: std::time::Duration, dispatcher: &mcp::Dispatcher) -> usize {
         let gone = self
             .table
             .borrow_mut()
             .expire(Instant::now(), idle, |s| s.busy());
         for session in &gone {
-            session.end();
+            session.end(dispatcher);
         }
         self.store.borrow_mut().evict_expired(Instant::now());
         gone.len()
@@ -405,9 +410,11 @@ impl HttpSessions {
         self.table.borrow_mut().touch(id, Instant::now()).cloned()
     }
 
-    pub fn remove(&self, id: &SessionId) {
-        if let Some(session) = self.table.borrow_mut().remove(id) {
-            session.end();
+    pub fn remove(&self, id: &SessionId, dispatcher: &mcp::Dispatcher) {
+        // Take it out of the table before ending it: ending wakes tasks that may look it up.
+        let session = self.table.borrow_mut().remove(id);
+        if let Some(session) = session {
+            session.end(dispatcher);
         }
     }
 }
@@ -687,7 +694,7 @@ fn post(
             session.discard_stream(stream);
             if is_initialize && session.mcp.borrow().protocol_version().is_none() {
                 // A failed initialize leaves no session behind.
-                shard.http_sessions.remove(&session.id);
+                shard.http_sessions.remove(&session.id, &shard.dispatcher);
                 headers.clear();
             }
             let reply = reply.unwrap_or_default();
@@ -849,7 +856,7 @@ fn get(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8
 fn delete(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
     match locate(shard, head.header("mcp-session-id")) {
         Located::Here(session) => {
-            shard.http_sessions.remove(&session.id);
+            shard.http_sessions.remove(&session.id, &shard.dispatcher);
             http1::write_response(out, 200, &[], b"", keep_alive);
             shard.metrics.status(200);
         }

@@ -228,6 +228,10 @@ pub(super) async fn serve(
             }
         }
     }
+    if let Some(link) = &mcp {
+        // Cancels what still runs for this client and drops its subscriptions.
+        shard.dispatcher.end_session(&link.session);
+    }
 }
 
 /// The MCP session bound to this connection.
