@@ -6,8 +6,8 @@
 #
 # Env:
 #   RINGMCP_SKIP_CONFORMANCE=1      skip the MCP conformance stage
-#   RINGMCP_CONFORMANCE_REQUIRED=0  report conformance failures without failing the run (default: gating;
-#                                   as "FAIL (optional)" but not gating; conformance.sh --optional)
+#   RINGMCP_CONFORMANCE_REQUIRED=0  report conformance failures without failing the run
+#                                   (default 1: any failed scenario fails the run)
 #   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stage (local quick runs only)
 #   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh (e.g. '1.*,2.*')
 # Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh).
@@ -60,8 +60,10 @@ fi
 
 if (( build_ok )); then
     stage metrics scripts/metrics.sh || true
+    stage python-sdk scripts/python_sdk.sh || true
 else
     skip metrics "release build failed"; failed=1
+    skip python-sdk "release build failed"
 fi
 
 if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then

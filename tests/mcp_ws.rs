@@ -162,3 +162,41 @@ fn binary_frame_closes_with_1003() {
         }
     }
 }
+
+#[test]
+fn resources_subscribe_over_websocket() {
+    let srv = server(|_| {});
+    let mut ws = mcp_client(srv.addr, Some("mcp"));
+    initialize(&mut ws);
+    let sub = call(
+        &mut ws,
+        json!({"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"test://watched-resource"}}),
+    );
+    assert_eq!(sub["result"], json!({}));
+    ws.send(Message::text(
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"touch_resource","arguments":{"uri":"test://watched-resource"}}}).to_string(),
+    ))
+    .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(next_json(&mut ws));
+    }
+    let note = seen
+        .iter()
+        .find(|m| m["method"] == "notifications/resources/updated")
+        .expect("update notification");
+    assert_eq!(note["params"]["uri"], "test://watched-resource");
+    assert!(seen
+        .iter()
+        .any(|m| m["id"] == 3 && m.get("result").is_some()));
+    let unsub = call(
+        &mut ws,
+        json!({"jsonrpc":"2.0","id":4,"method":"resources/unsubscribe","params":{"uri":"test://watched-resource"}}),
+    );
+    assert_eq!(unsub["result"], json!({}));
+    let read = call(
+        &mut ws,
+        json!({"jsonrpc":"2.0","id":5,"method":"resources/read","params":{"uri":"test://nope"}}),
+    );
+    assert_eq!(read["error"]["code"], -32002);
+}

@@ -189,3 +189,80 @@ fn sessions_are_served_from_any_shard() {
         assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["id"], i);
     }
 }
+
+/// Collects the progress values and the final result of a `stream` call from SSE events.
+fn collect(
+    events: &mut SseReader,
+    progress: &mut Vec<u64>,
+    limit: usize,
+) -> (Option<String>, Option<Value>) {
+    let mut last_id = None;
+    while progress.len() < limit {
+        let Some((id, message)) = events.next_json() else {
+            return (last_id, None);
+        };
+        last_id = id.or(last_id);
+        if message["method"] == "notifications/progress" {
+            progress.push(message["params"]["progress"].as_f64().unwrap() as u64);
+        } else if message.get("result").is_some() {
+            return (last_id, Some(message));
+        }
+    }
+    (last_id, None)
+}
+
+#[test]
+fn a_dropped_stream_resumes_with_every_event_exactly_once() {
+    let srv = server(|_| {});
+    let id = http_session(srv.addr);
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"stream","arguments":{"count":40,"interval_ms":10},"_meta":{"progressToken":"p"}}}"#;
+    let mut post = connect(srv.addr);
+    post.write_all(mcp_post(call, Some(&id), "").as_bytes())
+        .unwrap();
+    let (mut first, _) = SseReader::open(post);
+    let mut progress = Vec::new();
+    let (last_id, result) = collect(&mut first, &mut progress, 12);
+    assert!(result.is_none(), "the call must still be running");
+    let last_id = last_id.expect("events carry ids");
+    drop(first); // the client loses the connection mid-stream
+    std::thread::sleep(std::time::Duration::from_millis(150)); // events keep coming meanwhile
+    let resume = format!(
+        "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nMcp-Session-Id: {id}\r\nLast-Event-ID: {last_id}\r\n\r\n"
+    );
+    let mut get = connect(srv.addr);
+    get.write_all(resume.as_bytes()).unwrap();
+    let (mut second, _) = SseReader::open(get);
+    let (_, result) = collect(&mut second, &mut progress, usize::MAX);
+    let result = result.expect("the result arrives on the resumed stream");
+    assert_eq!(result["id"], 5);
+    assert_eq!(
+        progress,
+        (1..=40).collect::<Vec<u64>>(),
+        "no gap, no duplicate, in order"
+    );
+    assert!(
+        second.next().is_none(),
+        "the resumed stream ends after the response"
+    );
+}
+
+#[test]
+fn server_messages_go_on_the_get_stream_and_a_subscription_is_notified() {
+    let srv = server(|_| {});
+    let id = http_session(srv.addr);
+    let mut get = connect(srv.addr);
+    let open = format!("GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nMcp-Session-Id: {id}\r\n\r\n");
+    get.write_all(open.as_bytes()).unwrap();
+    let (mut standalone, _) = SseReader::open(get);
+    let subscribe = r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"test://watched-resource"}}"#;
+    assert_eq!(
+        http(srv.addr, mcp_post(subscribe, Some(&id), "").as_bytes()).0,
+        200
+    );
+    let touch = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"touch_resource","arguments":{"uri":"test://watched-resource"}}}"#;
+    let (status, _, _) = http(srv.addr, mcp_post(touch, Some(&id), "").as_bytes());
+    assert_eq!(status, 200);
+    let (_, note) = standalone.next_json().unwrap();
+    assert_eq!(note["method"], "notifications/resources/updated");
+    assert_eq!(note["params"]["uri"], "test://watched-resource");
+}
