@@ -266,3 +266,24 @@ fn server_messages_go_on_the_get_stream_and_a_subscription_is_notified() {
     assert_eq!(note["method"], "notifications/resources/updated");
     assert_eq!(note["params"]["uri"], "test://watched-resource");
 }
+
+#[test]
+fn session_cap_and_idle_expiry() {
+    let srv = server(|c| {
+        c.max_sessions_per_shard = 1;
+        c.session_idle_timeout_secs = 1;
+    });
+    let id = http_session(srv.addr);
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (status, head, _) = http(srv.addr, mcp_post(init, None, "").as_bytes());
+    assert_eq!(status, 503, "over the cap: {head}");
+    assert!(header(&head, "retry-after").is_some());
+    // Nobody sends DELETE: the idle session expires and frees its slot.
+    std::thread::sleep(std::time::Duration::from_millis(2600));
+    assert_eq!(
+        http(srv.addr, mcp_post(PING, Some(&id), "").as_bytes()).0,
+        404,
+        "expired"
+    );
+    http_session(srv.addr);
+}

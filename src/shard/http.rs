@@ -197,8 +197,9 @@ async fn serve_stream(
                 Poll::Pending => {}
             }
         }
-        if !stop_seen && shard.poll_stopping(conn, cx).is_ready() {
-            // Shutdown ends streams with `retry:` so clients come back (elsewhere) and resume.
+        if !stop_seen && !serve.awaits_response() && shard.poll_stopping(conn, cx).is_ready() {
+            // Shutdown ends the standalone stream with `retry:` so the client comes back (to
+            // another instance) and resumes; request streams run until their response.
             stop_seen = true;
             serve.sink.end_with_retry(shard.config.sse_retry_ms);
             continue;

@@ -382,8 +382,6 @@ impl Shard {
 
     fn begin_stop(&self) {
         self.stopping.set(true);
-        self.http_sessions
-            .end_streams_for_shutdown(self.config.sse_retry_ms);
         for (_, slot) in self.conns.borrow_mut().iter_mut() {
             if let Some(w) = slot.waker.take() {
                 w.wake();

@@ -386,17 +386,6 @@ impl HttpSessions {
         }
     }
 
-    /// Ends every session's attached streams with a `retry:` (shutdown).
-    pub fn end_streams_for_shutdown(&self, retry_ms: u64) {
-        for session in self.table.borrow().values() {
-            for state in session.streams.borrow().values() {
-                if let Some(sink) = &state.sink {
-                    sink.end_with_retry(retry_ms);
-                }
-            }
-        }
-    }
-
     fn create(&self, legacy: bool) -> Result<Rc<HttpSession>, CreateError> {
         let mut table = self.table.borrow_mut();
         let id = table.create(
@@ -436,6 +425,15 @@ pub(super) struct StreamServe {
     pub sink: Rc<Sink>,
     /// The legacy `/sse` stream: its end ends the session.
     pub ends_session: bool,
+}
+
+impl StreamServe {
+    /// Whether the stream waits for a request's response (a POST stream, or its resumption):
+    /// on shutdown such a stream runs until the response, within the grace period, while the
+    /// standalone stream ends at once.
+    pub fn awaits_response(&self) -> bool {
+        self.stream != STANDALONE
+    }
 }
 
 /// The headers every SSE response carries.

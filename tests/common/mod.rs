@@ -246,6 +246,8 @@ pub struct SseReader {
     decoder: ringmcp::proto::sse::SseDecoder,
     chunked: Vec<u8>,
     body: Vec<u8>,
+    /// Every body byte received, for checks on fields that dispatch no event (`retry:`).
+    pub raw: Vec<u8>,
     pub ended: bool,
 }
 
@@ -264,6 +266,7 @@ impl SseReader {
             decoder: ringmcp::proto::sse::SseDecoder::new(1 << 20),
             chunked: Vec::new(),
             body: Vec::new(),
+            raw: Vec::new(),
             ended: false,
         };
         (reader, head)
@@ -300,8 +303,9 @@ impl SseReader {
                     return;
                 }
                 if self.chunked.len() >= end + 2 + size + 2 {
-                    self.body
-                        .extend_from_slice(&self.chunked[end + 2..end + 2 + size]);
+                    let data = &self.chunked[end + 2..end + 2 + size];
+                    self.body.extend_from_slice(data);
+                    self.raw.extend_from_slice(data);
                     self.chunked.drain(..end + 2 + size + 2);
                     return;
                 }
