@@ -62,10 +62,12 @@ if (( build_ok )); then
     stage metrics scripts/metrics.sh || true
     stage python-sdk scripts/python_sdk.sh || true
     stage faults scripts/faults.sh || true
+    stage flood scripts/flood.sh || true
 else
     skip metrics "release build failed"; failed=1
     skip python-sdk "release build failed"
     skip faults "release build failed"
+    skip flood "release build failed"
 fi
 
 if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then

@@ -155,7 +155,12 @@ impl<T> SessionTable<T> {
             .filter(|(_, e)| now.saturating_duration_since(e.last_active) > idle && !busy(&e.value))
             .map(|(id, _)| *id)
             .collect();
-        stale.iter().filter_map(|id| self.remove(id)).collect()
+        let gone = stale.iter().filter_map(|id| self.remove(id)).collect();
+        // After a flood, give the table's memory back instead of keeping its peak size.
+        if self.sessions.capacity() > 64 && self.sessions.len() < self.sessions.capacity() / 4 {
+            self.sessions.shrink_to(self.sessions.len() * 2);
+        }
+        gone
     }
 
     /// Number of live sessions.
