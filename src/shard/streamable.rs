@@ -494,33 +494,54 @@ fn is_json_body(head: &RequestHead) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Finds the session a request names: `Err(true)` means the header was
-/// missing, `Err(false)` that it names no live session here.
-enum Located {
-    Here(Rc<HttpSession>),
-    Elsewhere(usize),
-    Missing,
-    Unknown,
-}
-
-fn locate(shard: &Shard, raw: Option<&[u8]>) -> Located {
+/// The session a request names, or what to answer instead: 400 when the id is missing, 404
+/// when it names no live session, a handoff when another shard owns it.
+fn find_session(
+    shard: &Shard,
+    raw: Option<&[u8]>,
+    name: &str,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Result<Rc<HttpSession>, Outcome> {
     let Some(raw) = raw else {
-        return Located::Missing;
+        // MCP 2025-11-25: "Servers that require a session ID SHOULD respond to requests without
+        // an Mcp-Session-Id header (other than initialization) with HTTP 400 Bad Request."
+        let message = format!("Bad Request: {name} is required");
+        json_error(
+            shard,
+            out,
+            400,
+            jsonrpc::INVALID_REQUEST,
+            &message,
+            keep_alive,
+        );
+        return Err(Outcome::Done);
     };
-    let Some(id) = SessionId::parse(raw) else {
-        return Located::Unknown;
-    };
-    if id.shard() != shard.index {
-        return if id.shard() < shard.shard_count {
-            Located::Elsewhere(id.shard())
+    let found = SessionId::parse(raw).and_then(|id| {
+        if id.shard() == shard.index {
+            shard.http_sessions.lookup(&id).map(Ok)
         } else {
-            Located::Unknown
-        };
+            (id.shard() < shard.shard_count).then_some(Err(id.shard()))
+        }
+    });
+    match found {
+        Some(Ok(session)) => Ok(session),
+        Some(Err(owner)) => Err(Outcome::Handoff(owner)),
+        None => {
+            // "The server MAY terminate the session at any time, after which it MUST respond to
+            // requests containing that session ID with HTTP 404 Not Found."
+            let message = "Not Found: no such session";
+            json_error(
+                shard,
+                out,
+                404,
+                jsonrpc::INVALID_REQUEST,
+                message,
+                keep_alive,
+            );
+            Err(Outcome::Done)
+        }
     }
-    shard
-        .http_sessions
-        .lookup(&id)
-        .map_or(Located::Unknown, Located::Here)
 }
 
 /// Answers a request on `/mcp` that is not a WebSocket upgrade.
@@ -617,35 +638,15 @@ fn post(
             shard.metrics.status(400);
             return Outcome::Done;
         }
-        _ => match locate(shard, head.header("mcp-session-id")) {
-            Located::Here(session) => session,
-            Located::Elsewhere(owner) => return Outcome::Handoff(owner),
-            Located::Missing => {
-                // "Servers that require a session ID SHOULD respond to requests without an
-                // Mcp-Session-Id header (other than initialization) with HTTP 400 Bad Request."
-                json_error(
-                    shard,
-                    out,
-                    400,
-                    jsonrpc::INVALID_REQUEST,
-                    "Bad Request: Mcp-Session-Id header is required",
-                    keep_alive,
-                );
-                return Outcome::Done;
-            }
-            Located::Unknown => {
-                // "The server MAY terminate the session at any time, after which it MUST respond
-                // to requests containing that session ID with HTTP 404 Not Found."
-                json_error(
-                    shard,
-                    out,
-                    404,
-                    jsonrpc::INVALID_REQUEST,
-                    "Not Found: no such session",
-                    keep_alive,
-                );
-                return Outcome::Done;
-            }
+        _ => match find_session(
+            shard,
+            head.header("mcp-session-id"),
+            "Mcp-Session-Id",
+            keep_alive,
+            out,
+        ) {
+            Ok(session) => session,
+            Err(outcome) => return outcome,
         },
     };
     let is_initialize = matches!(
@@ -745,31 +746,15 @@ fn get(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8
         );
         return Outcome::Done;
     }
-    let session = match locate(shard, head.header("mcp-session-id")) {
-        Located::Here(session) => session,
-        Located::Elsewhere(owner) => return Outcome::Handoff(owner),
-        Located::Missing => {
-            json_error(
-                shard,
-                out,
-                400,
-                jsonrpc::INVALID_REQUEST,
-                "Bad Request: Mcp-Session-Id header is required",
-                keep_alive,
-            );
-            return Outcome::Done;
-        }
-        Located::Unknown => {
-            json_error(
-                shard,
-                out,
-                404,
-                jsonrpc::INVALID_REQUEST,
-                "Not Found: no such session",
-                keep_alive,
-            );
-            return Outcome::Done;
-        }
+    let session = match find_session(
+        shard,
+        head.header("mcp-session-id"),
+        "Mcp-Session-Id",
+        keep_alive,
+        out,
+    ) {
+        Ok(session) => session,
+        Err(outcome) => return outcome,
     };
     let sink = Rc::new(Sink::default());
     let retry = shard.config.sse_retry_ms;
@@ -852,31 +837,21 @@ fn get(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8
 }
 
 fn delete(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
-    match locate(shard, head.header("mcp-session-id")) {
-        Located::Here(session) => {
+    match find_session(
+        shard,
+        head.header("mcp-session-id"),
+        "Mcp-Session-Id",
+        keep_alive,
+        out,
+    ) {
+        Ok(session) => {
             shard.http_sessions.remove(&session.id, &shard.dispatcher);
             http1::write_response(out, 200, &[], b"", keep_alive);
             shard.metrics.status(200);
+            Outcome::Done
         }
-        Located::Elsewhere(owner) => return Outcome::Handoff(owner),
-        Located::Missing => json_error(
-            shard,
-            out,
-            400,
-            jsonrpc::INVALID_REQUEST,
-            "Bad Request: Mcp-Session-Id header is required",
-            keep_alive,
-        ),
-        Located::Unknown => json_error(
-            shard,
-            out,
-            404,
-            jsonrpc::INVALID_REQUEST,
-            "Not Found: no such session",
-            keep_alive,
-        ),
+        Err(outcome) => outcome,
     }
-    Outcome::Done
 }
 
 /// GET /sse: a legacy (2024-11-05) session and its event stream.
@@ -930,31 +905,16 @@ pub(super) fn legacy_message(
         shard.metrics.status(405);
         return Outcome::Done;
     }
-    let session = match locate(shard, head.query_param("sessionId").map(str::as_bytes)) {
-        Located::Here(session) => session,
-        Located::Elsewhere(owner) => return Outcome::Handoff(owner),
-        Located::Missing => {
-            json_error(
-                shard,
-                out,
-                400,
-                jsonrpc::INVALID_REQUEST,
-                "Bad Request: sessionId query parameter is required",
-                keep_alive,
-            );
-            return Outcome::Done;
-        }
-        Located::Unknown => {
-            json_error(
-                shard,
-                out,
-                404,
-                jsonrpc::INVALID_REQUEST,
-                "Not Found: no such session",
-                keep_alive,
-            );
-            return Outcome::Done;
-        }
+    let session_id = head.query_param("sessionId").map(str::as_bytes);
+    let session = match find_session(
+        shard,
+        session_id,
+        "the sessionId query parameter",
+        keep_alive,
+        out,
+    ) {
+        Ok(session) => session,
+        Err(outcome) => return outcome,
     };
     if !is_json_body(head) {
         json_error(
