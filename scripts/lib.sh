@@ -169,3 +169,16 @@ start_server() {
 # (or a half-finished install, which never writes the stamp) triggers a reinstall.
 stamp_matches() { [[ -f "$1/.installed" ]] && [[ "$(cat "$1/.installed")" == "$2" ]]; }
 write_stamp()   { printf '%s' "$2" >"$1/.installed"; }
+
+# python_venv DIR PINS...: a Python 3 venv in DIR with exactly PINS installed (reinstalled when
+# the pins change).
+python_venv() {
+    local dir=$1; shift
+    local pins="$*"
+    stamp_matches "$dir" "$pins" && return 0
+    log "installing $pins into $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+    write_stamp "$dir" "$pins"
+}

@@ -7,14 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 PY_DIR="$REPO_ROOT/.cache/pytools"
-PINS="prometheus-client==0.21.1"
-if ! stamp_matches "$PY_DIR" "$PINS"; then
-    log "installing $PINS into $PY_DIR"
-    rm -rf "$PY_DIR"
-    python3 -m venv "$PY_DIR"
-    "$PY_DIR/bin/pip" install --quiet --disable-pip-version-check $PINS
-    write_stamp "$PY_DIR" "$PINS"
-fi
+python_venv "$PY_DIR" "prometheus-client==0.21.1"
 
 make_tmpdir WORK
 start_server "$WORK/server.log" --shards 2
@@ -46,7 +39,10 @@ shards = {s.labels.get("shard") for f in families.values() for s in f.samples}
 if shards != {"0", "1"}:
     sys.exit(f"expected samples from shards 0 and 1, got {sorted(map(str, shards))}")
 sessions = sum(s.value for s in families["ringmcp_sessions"].samples)
-statuses = {s.labels["status"]: s.value for s in families["ringmcp_http_responses"].samples if s.value}
+statuses = {}
+for sample in families["ringmcp_http_responses"].samples:
+    statuses[sample.labels["status"]] = statuses.get(sample.labels["status"], 0) + sample.value
+statuses = {k: v for k, v in statuses.items() if v}
 if sessions < 4 or statuses.get("404", 0) < 4:
     sys.exit(f"traffic not reflected: sessions={sessions} statuses={statuses}")
 print(f"metrics: {len(families)} families, {sum(len(f.samples) for f in families.values())} samples parse; "

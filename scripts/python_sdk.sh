@@ -6,14 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 SDK_DIR="$REPO_ROOT/.cache/python-sdk"
-PINS="mcp[ws]==1.30.0"
-if ! stamp_matches "$SDK_DIR" "$PINS"; then
-    log "installing $PINS into $SDK_DIR"
-    rm -rf "$SDK_DIR"
-    python3 -m venv "$SDK_DIR"
-    "$SDK_DIR/bin/pip" install --quiet --disable-pip-version-check "$PINS"
-    write_stamp "$SDK_DIR" "$PINS"
-fi
+python_venv "$SDK_DIR" "mcp[ws]==1.30.0"
 
 make_tmpdir WORK
 start_server "$WORK/server.log"
