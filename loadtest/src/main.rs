@@ -1,6 +1,168 @@
-//! `ringmcp-load`: the bundled load generator (scenarios arrive with the load-generator issue).
+//! `ringmcp-load`: the bundled load generator. Thread-per-core on glommio like
+//! the server; reuses ringmcp's sans-IO codecs in the client role.
+//!
+//! Flow: parse and check the command line (loopback targets only), raise the
+//! open-files limit, start one pinned executor per shard, each opening its
+//! share of connections at the ramp rate; once every shard is ready the
+//! measured phase runs on the open-loop schedule; each shard returns its
+//! histograms and counters, which the main thread merges into the report.
+
+mod cli;
+mod http;
+mod mcp;
+mod net;
+mod report;
+mod run;
+mod schedule;
+mod sse;
+mod stats;
+mod sys;
+mod ws;
+
+use clap::Parser;
+use cli::{Args, Target};
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 fn main() {
-    eprintln!("ringmcp-load: no scenarios are built yet; see the README's Benchmarks section");
-    std::process::exit(2);
+    let args = Args::parse();
+    match real_main(args) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("ringmcp-load: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn real_main(args: Args) -> Result<i32, String> {
+    let target = Target::parse(&args.target).map_err(|e| e.to_string())?;
+    let wants_ws = args.scenario.wants_ws(args.transport);
+    match (wants_ws, target.scheme) {
+        (true, cli::Scheme::Ws) | (false, cli::Scheme::Http) => {}
+        (true, cli::Scheme::Http) => {
+            return Err(format!(
+                "scenario {} speaks WebSocket: use a ws:// target",
+                args.scenario.name()
+            ))
+        }
+        (false, cli::Scheme::Ws) => {
+            return Err(format!(
+                "scenario {} speaks Streamable HTTP: use an http:// target",
+                args.scenario.name()
+            ))
+        }
+    }
+    if !(args.duration > 0.0 && args.duration <= 86_400.0) {
+        return Err("--duration must be in (0, 86400] seconds".into());
+    }
+    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+        return Err("--rate must be a finite number >= 0".into());
+    }
+    if !(0.0..=1.0).contains(&args.slow_share) {
+        return Err("--slow-share must be between 0 and 1".into());
+    }
+    let nofile =
+        sys::raise_nofile_limit().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
+    let fds_per_conn = if args.get_stream { 2 } else { 1 };
+    let needed = (args.connections * fds_per_conn) as u64 + 64;
+    if needed > nofile {
+        return Err(format!(
+            "{} connections need about {needed} file descriptors, but the open-files limit is {nofile}",
+            args.connections
+        ));
+    }
+
+    let allowed = sys::allowed_cpus();
+    let shards = if args.shards == 0 {
+        allowed.len().max(1)
+    } else {
+        args.shards
+    };
+    let cpus = CpuSet::online()
+        .map_err(|e| format!("cannot read the CPU topology: {e}"))?
+        .filter(|l| allowed.is_empty() || allowed.contains(&l.cpu));
+    // One executor pinned per allowed CPU, like the server; more shards than CPUs share them.
+    let placement = if shards <= allowed.len() {
+        PoolPlacement::MaxSpread(shards, Some(cpus))
+    } else {
+        PoolPlacement::Fenced(shards, cpus)
+    };
+
+    let rss_before = args.server_pid.and_then(sys::rss_bytes);
+    let shared = Arc::new(run::Shared::default());
+    let series = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = args.server_pid.map(|pid| {
+        let series = Arc::clone(&series);
+        let done = Arc::clone(&done);
+        let began = Instant::now();
+        std::thread::spawn(move || {
+            // Bounded by `done`, which is set once the shards are joined.
+            while !done.load(Ordering::Acquire) {
+                if let (Some(rss), Ok(mut s)) = (sys::rss_bytes(pid), series.lock()) {
+                    s.push((began.elapsed().as_secs_f64(), rss));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    });
+
+    let next_index = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let pool = {
+        let args = args.clone();
+        let target = target.clone();
+        let shared = Arc::clone(&shared);
+        LocalExecutorPoolBuilder::new(placement)
+            .name("ringmcp-load")
+            .on_all_shards(move || async move {
+                let shard = next_index.fetch_add(1, Ordering::AcqRel);
+                run::run_shard(args, target, shared, shard, shards).await
+            })
+            .map_err(|e| format!("cannot start the load shards: {e}"))?
+    };
+    let mut merged: Option<stats::ShardResult> = None;
+    for result in pool.join_all() {
+        let result = result.map_err(|e| format!("a load shard failed: {e}"))?;
+        match &mut merged {
+            Some(m) => m.merge(&result),
+            None => merged = Some(result),
+        }
+    }
+    let wall = began.elapsed();
+    let rss_after_close = args.server_pid.and_then(|pid| {
+        std::thread::sleep(Duration::from_millis(500));
+        sys::rss_bytes(pid)
+    });
+    done.store(true, Ordering::Release);
+    if let Some(t) = sampler {
+        let _ = t.join();
+    }
+    let merged = merged.ok_or("no shard ran")?;
+    let samples = shared.samples.lock().map(|s| s.clone()).unwrap_or_default();
+    let series = series.lock().map(|s| s.clone()).unwrap_or_default();
+    let report = report::Report::build(
+        &args,
+        shards,
+        &merged,
+        report::ServerMemory {
+            before: rss_before,
+            connected: samples.rss_connected,
+            end: samples.rss_end,
+            after_close: rss_after_close,
+            series,
+        },
+        &samples,
+        wall,
+    );
+    print!("{}", report.human());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(0)
 }

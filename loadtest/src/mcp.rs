@@ -1,0 +1,287 @@
+//! The JSON-RPC messages a client sends, and just enough parsing of what
+//! comes back to match replies to requests and check them.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The protocol version the client asks for.
+pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// The `initialize` request (id 0).
+pub fn initialize() -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"ringmcp-load","version":"{}"}}}}}}"#,
+        env!("CARGO_PKG_VERSION")
+    )
+    .into_bytes()
+}
+
+/// The `notifications/initialized` notification.
+pub fn initialized() -> &'static [u8] {
+    br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
+}
+
+/// A `tools/call echo` request with a message of `payload` bytes, split so the id can be
+/// spliced in without re-serialising the payload.
+#[derive(Debug, Clone)]
+pub struct EchoTemplate {
+    prefix: &'static [u8],
+    suffix: Vec<u8>,
+}
+
+impl EchoTemplate {
+    /// A template whose message is `payload` ASCII letters.
+    pub fn new(payload: usize) -> EchoTemplate {
+        let message: String = (0..payload)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        EchoTemplate {
+            prefix: br#"{"jsonrpc":"2.0","id":"#,
+            suffix: format!(
+                r#","method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{message}"}}}}}}"#
+            )
+            .into_bytes(),
+        }
+    }
+
+    /// Appends the request with `id`.
+    pub fn write(&self, out: &mut Vec<u8>, id: u64) {
+        out.extend_from_slice(self.prefix);
+        // Writing into a Vec cannot fail.
+        let _ = std::io::Write::write_fmt(out, format_args!("{id}"));
+        out.extend_from_slice(&self.suffix);
+    }
+
+    /// Length of a request with `id`.
+    pub fn len(&self, id: u64) -> usize {
+        self.prefix.len() + self.suffix.len() + decimal_len(id)
+    }
+}
+
+fn decimal_len(mut n: u64) -> usize {
+    let mut len = 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
+}
+
+/// A `tools/call stream` request: `count` notifications of `bytes` bytes, `interval_ms` apart.
+pub fn stream_call(id: u64, count: u64, interval_ms: u64, bytes: usize) -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"stream","arguments":{{"count":{count},"interval_ms":{interval_ms},"bytes":{bytes}}}}}}}"#
+    )
+    .into_bytes()
+}
+
+#[derive(Deserialize)]
+struct ErrorObject {
+    code: i64,
+}
+
+#[derive(Deserialize)]
+struct ResultObject {
+    #[serde(rename = "isError", default)]
+    is_error: bool,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    result: Option<ResultObject>,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+/// What a server message was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A successful response to request `id`.
+    Result {
+        /// The request id.
+        id: u64,
+        /// A tool result with `isError: true`.
+        tool_error: bool,
+    },
+    /// An error response (`id` absent when the server could not tell).
+    Error {
+        /// The request id, if numeric.
+        id: Option<u64>,
+        /// The JSON-RPC error code.
+        code: i64,
+    },
+    /// A notification or server-to-client request.
+    Notification(String),
+    /// Not a JSON-RPC message we understand.
+    Invalid,
+}
+
+/// Classifies one JSON-RPC message from the server.
+pub fn classify(bytes: &[u8]) -> Incoming {
+    let Ok(env) = serde_json::from_slice::<Envelope>(bytes) else {
+        return Incoming::Invalid;
+    };
+    if let Some(method) = env.method {
+        return Incoming::Notification(method);
+    }
+    let id = env.id.as_ref().and_then(Value::as_u64);
+    match (env.result, env.error, id) {
+        (Some(result), None, Some(id)) => Incoming::Result {
+            id,
+            tool_error: result.is_error,
+        },
+        (None, Some(error), id) => Incoming::Error {
+            id,
+            code: error.code,
+        },
+        _ => Incoming::Invalid,
+    }
+}
+
+/// The negotiated protocol version in an `initialize` result.
+pub fn negotiated_version(bytes: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    v.get("result")?
+        .get("protocolVersion")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// What a streamed notification says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventFacts {
+    /// Its sequence number within the stream, if it carries one.
+    pub seq: Option<u64>,
+    /// When the server sent it, µs since the UNIX epoch, if it says.
+    pub sent_us: Option<u64>,
+}
+
+/// Reads the sequence number and send timestamp of a `notifications/message` or
+/// `notifications/progress` (several plausible field names, so other servers work too).
+pub fn event_facts(bytes: &[u8]) -> EventFacts {
+    let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
+        return EventFacts::default();
+    };
+    let Some(params) = v.get("params") else {
+        return EventFacts::default();
+    };
+    let data = params.get("data");
+    let pick = |names: &[&str]| -> Option<u64> {
+        for name in names {
+            for holder in [data, Some(params), params.get("_meta")]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(n) = holder.get(*name).and_then(Value::as_u64) {
+                    return Some(n);
+                }
+            }
+        }
+        None
+    };
+    // ringmcp's `stream` tool logs text that starts with the sequence number: "17 xxxx".
+    let leading_number = || {
+        let text = data
+            .and_then(Value::as_str)
+            .or_else(|| params.get("message")?.as_str())?;
+        let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        text[..digits].parse().ok()
+    };
+    EventFacts {
+        seq: pick(&["seq", "sequence", "index", "i"])
+            .or_else(|| params.get("progress").and_then(Value::as_u64))
+            .or_else(leading_number),
+        sent_us: pick(&["ts_us", "sent_at_us", "timestamp_us", "time_us"]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_template_is_valid_json_with_the_id() {
+        let t = EchoTemplate::new(40);
+        let mut out = Vec::new();
+        t.write(&mut out, 12345);
+        assert_eq!(out.len(), t.len(12345));
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["id"], 12345);
+        assert_eq!(v["params"]["name"], "echo");
+        assert_eq!(
+            v["params"]["arguments"]["message"].as_str().map(str::len),
+            Some(40)
+        );
+        for msg in [
+            initialize(),
+            initialized().to_vec(),
+            stream_call(3, 10, 5, 256),
+        ] {
+            serde_json::from_slice::<Value>(&msg).expect("json");
+        }
+    }
+
+    #[test]
+    fn classifies_server_messages() {
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#),
+            Incoming::Result {
+                id: 7,
+                tool_error: false
+            }
+        );
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":true}}"#),
+            Incoming::Result {
+                id: 7,
+                tool_error: true
+            }
+        );
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#),
+            Incoming::Error {
+                id: None,
+                code: -32700
+            }
+        );
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#),
+            Incoming::Notification("notifications/message".into())
+        );
+        assert_eq!(classify(b"not json"), Incoming::Invalid);
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":"s","result":{}}"#),
+            Incoming::Invalid
+        );
+        assert_eq!(
+            negotiated_version(
+                br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18"}}"#
+            ),
+            Some("2025-06-18".into())
+        );
+    }
+
+    #[test]
+    fn event_facts_from_message_and_progress() {
+        let f = event_facts(
+            br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":{"seq":4,"ts_us":1700000000000000,"pad":"xx"}}}"#,
+        );
+        assert_eq!(f.seq, Some(4));
+        assert_eq!(f.sent_us, Some(1_700_000_000_000_000));
+        let f = event_facts(
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":9,"total":10}}"#,
+        );
+        assert_eq!(f.seq, Some(9));
+        assert_eq!(f.sent_us, None);
+        let f = event_facts(
+            br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"17 xxxx"}}"#,
+        );
+        assert_eq!(f.seq, Some(17));
+        assert_eq!(event_facts(b"{}"), EventFacts::default());
+    }
+}

@@ -1,0 +1,286 @@
+//! The merged results: a human summary and the JSON written by `--json`.
+
+use crate::cli::{Args, Scenario};
+use crate::run::PhaseSamples;
+use crate::stats::{Percentiles, ShardResult, SlowTally, SseTally};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// Server memory at the phase points (bytes, VmRSS).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerMemory {
+    /// Before the first connection.
+    pub before: Option<u64>,
+    /// When every connection was up.
+    pub connected: Option<u64>,
+    /// Just before the end of the measured phase.
+    pub end: Option<u64>,
+    /// Half a second after every connection closed.
+    pub after_close: Option<u64>,
+    /// (seconds since start, bytes) every 500 ms.
+    pub series: Vec<(f64, u64)>,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: &'static str,
+    /// Target URL.
+    pub target: String,
+    /// The settings that shape the load.
+    pub settings: BTreeMap<&'static str, serde_json::Value>,
+    /// Load shards.
+    pub shards: usize,
+    /// Connection attempts.
+    pub attempted: u64,
+    /// Connections (sessions) set up.
+    pub connected: u64,
+    /// Connections set up per second during the ramp.
+    pub connect_rate: f64,
+    /// Connect plus handshake (plus initialize) time.
+    pub connect_latency: Percentiles,
+    /// Requests (or events) scheduled and sent.
+    pub sent: u64,
+    /// Successful replies (or distinct events delivered).
+    pub ok: u64,
+    /// `ok` per second of the measured phase.
+    pub achieved_rate: f64,
+    /// Latency from the intended send time (events: from the server's send time).
+    pub latency: Percentiles,
+    /// How late the load generator wrote requests against their intended times (its own health:
+    /// large values mean the load generator, not the server, was the bottleneck).
+    pub send_lag: Percentiles,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Total errors.
+    pub error_total: u64,
+    /// Bytes written and read by the clients.
+    pub bytes_out: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Server memory.
+    pub server_rss: ServerMemory,
+    /// (connected − before) / connections, bytes.
+    pub server_bytes_per_connection: Option<f64>,
+    /// Server CPU use during the measured phase, percent of one core.
+    pub server_cpu_percent: Option<f64>,
+    /// Our CPU use during the measured phase, percent of one core.
+    pub load_cpu_percent: Option<f64>,
+    /// SSE delivery checks (sse scenarios).
+    pub sse: Option<SseTally>,
+    /// Slow readers (slow-readers).
+    pub slow_readers: Option<SlowTally>,
+    /// Wall-clock seconds of the whole run.
+    pub wall_seconds: f64,
+}
+
+impl Report {
+    /// Builds the report from the merged shard results.
+    pub fn build(
+        args: &Args,
+        shards: usize,
+        r: &ShardResult,
+        memory: ServerMemory,
+        samples: &PhaseSamples,
+        wall: Duration,
+    ) -> Report {
+        let mut settings = BTreeMap::new();
+        settings.insert("connections", args.connections.into());
+        settings.insert("rate", args.rate.into());
+        settings.insert("duration_s", args.duration.into());
+        settings.insert("ramp", args.ramp.into());
+        settings.insert("payload", args.payload.into());
+        settings.insert("timeout_s", args.timeout.into());
+        match args.scenario {
+            Scenario::IdleHold => {
+                settings.insert("transport", format!("{:?}", args.transport).into());
+                settings.insert("fill_events", args.fill_events.into());
+            }
+            Scenario::SlowReaders => {
+                settings.insert("slow_share", args.slow_share.into());
+                settings.insert("slow_payload", args.slow_payload.into());
+            }
+            Scenario::SseResume => {
+                settings.insert("disconnects", args.disconnects.into());
+            }
+            Scenario::SseFanout => {
+                settings.insert("get_stream", args.get_stream.into());
+            }
+            Scenario::WsEcho | Scenario::WsMcp | Scenario::HttpMcp => {}
+        }
+        if matches!(args.scenario, Scenario::SseFanout | Scenario::SseResume) {
+            let (interval, count) = crate::sse::shape(args.rate, args.connections, args.duration);
+            settings.insert("event_interval_ms", interval.into());
+            settings.insert("events_per_session", count.into());
+        }
+        let bytes_per_connection = match (memory.before, memory.end.or(memory.connected)) {
+            (Some(before), Some(after)) if r.connected > 0 => {
+                Some((after as f64 - before as f64) / r.connected as f64)
+            }
+            _ => None,
+        };
+        let cpu = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if args.duration > 0.0 => Some((b - a) / args.duration * 100.0),
+            _ => None,
+        };
+        let own_cpu = (samples.own_cpu_end > 0.0).then(|| {
+            (samples.own_cpu_end - samples.own_cpu_start) / args.duration.max(1e-9) * 100.0
+        });
+        Report {
+            scenario: args.scenario.name(),
+            target: args.target.clone(),
+            settings,
+            shards,
+            attempted: r.attempted,
+            connected: r.connected,
+            connect_rate: match r.connect_window {
+                Some(w) if w > 0.0 => r.connected as f64 / w,
+                _ => 0.0,
+            },
+            connect_latency: Percentiles::of(&r.connect),
+            sent: r.sent,
+            ok: r.ok,
+            achieved_rate: r.ok as f64 / args.duration.max(1e-9),
+            latency: Percentiles::of(&r.latency),
+            send_lag: Percentiles::of(&r.send_lag),
+            error_total: r.errors.values().sum(),
+            errors: r.errors.clone(),
+            bytes_out: r.bytes_out,
+            bytes_in: r.bytes_in,
+            server_bytes_per_connection: bytes_per_connection,
+            server_rss: memory,
+            server_cpu_percent: cpu(samples.server_cpu_start, samples.server_cpu_end),
+            load_cpu_percent: own_cpu,
+            sse: matches!(args.scenario, Scenario::SseFanout | Scenario::SseResume)
+                .then(|| r.sse.clone()),
+            slow_readers: (args.scenario == Scenario::SlowReaders).then(|| r.slow.clone()),
+            wall_seconds: wall.as_secs_f64(),
+        }
+    }
+
+    /// The summary printed on stdout.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let _ = writeln!(
+            s,
+            "ringmcp-load {} -> {} ({} shard{})",
+            self.scenario,
+            self.target,
+            self.shards,
+            if self.shards == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(
+            s,
+            "  connections  {}/{} up, {:.0}/s, connect p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+            self.connected,
+            self.attempted,
+            self.connect_rate,
+            self.connect_latency.p50_ms,
+            self.connect_latency.p99_ms,
+            self.connect_latency.max_ms
+        );
+        let l = &self.latency;
+        let _ = writeln!(
+            s,
+            "  requests     sent {} ok {} achieved {:.0}/s (target {})",
+            self.sent, self.ok, self.achieved_rate, self.settings["rate"]
+        );
+        let _ = writeln!(
+            s,
+            "  latency ms   p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} (n={})",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
+        );
+        if self.send_lag.count > 0 {
+            let g = &self.send_lag;
+            let _ = writeln!(
+                s,
+                "  send lag ms  p50 {:.3} p99 {:.3} max {:.3} (load generator's own lateness, included above)",
+                g.p50_ms, g.p99_ms, g.max_ms
+            );
+        }
+        if self.errors.is_empty() {
+            let _ = writeln!(s, "  errors       none");
+        } else {
+            let list: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  errors       {} ({})",
+                self.error_total,
+                list.join(", ")
+            );
+        }
+        let m = &self.server_rss;
+        if let Some(before) = m.before {
+            let _ = writeln!(
+                s,
+                "  server RSS   before {:.1} MiB, connected {}, end {}, after close {}",
+                mib(before),
+                m.connected
+                    .map_or("?".into(), |b| format!("{:.1} MiB", mib(b))),
+                m.end.map_or("?".into(), |b| format!("{:.1} MiB", mib(b))),
+                m.after_close
+                    .map_or("?".into(), |b| format!("{:.1} MiB", mib(b))),
+            );
+        }
+        if let Some(b) = self.server_bytes_per_connection {
+            let _ = writeln!(s, "  per conn     {:.0} bytes of server RSS", b);
+        }
+        if self.server_cpu_percent.is_some() || self.load_cpu_percent.is_some() {
+            let pct = |p: Option<f64>| p.map_or("?".into(), |p| format!("{p:.0}%"));
+            let _ = writeln!(
+                s,
+                "  cpu          server {} load {} (of one core, measured phase)",
+                pct(self.server_cpu_percent),
+                pct(self.load_cpu_percent)
+            );
+        }
+        if let Some(t) = &self.sse {
+            let _ = writeln!(
+                s,
+                "  sse          streams {} completed {} expected {} received {} lost {} duplicated {} out-of-order {}",
+                t.streams, t.completed, t.expected, t.received, t.lost, t.duplicated, t.out_of_order
+            );
+            let _ = writeln!(
+                s,
+                "               disconnects {} resumes {} refused {} timestamped {} get-stream events {}",
+                t.disconnects, t.resumes, t.resume_refused, t.timestamped, t.get_stream_events
+            );
+        }
+        if let Some(t) = &self.slow_readers {
+            let mut secs = t.seconds_to_close.clone();
+            secs.sort_by(f64::total_cmp);
+            let median = secs.get(secs.len() / 2).copied();
+            let _ = writeln!(
+                s,
+                "  slow readers {} : closed by server {} resets {} still open {} close codes {:?}; to close median {} max {}; wrote {:.1} MiB",
+                t.clients,
+                t.closed_by_server,
+                t.resets,
+                t.still_open,
+                t.close_codes,
+                median.map_or("-".into(), |v| format!("{v:.1}s")),
+                secs.last().map_or("-".into(), |v| format!("{v:.1}s")),
+                mib(t.bytes_written)
+            );
+            if let (Some(first), Some(peak)) =
+                (m.series.first(), m.series.iter().map(|(_, b)| *b).max())
+            {
+                let _ = writeln!(
+                    s,
+                    "               server RSS from {:.1} MiB to a peak of {:.1} MiB",
+                    mib(first.1),
+                    mib(peak)
+                );
+            }
+        }
+        s
+    }
+}

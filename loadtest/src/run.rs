@@ -1,0 +1,243 @@
+//! One shard's run: open its share of connections at the ramp rate, wait for
+//! every shard (a cross-thread barrier on the setup path only), run the
+//! measured phase, and hand the shard's results back.
+
+use crate::cli::{Args, Scenario, Target};
+use crate::stats::{ShardResult, ShardStats};
+use crate::{http, net, sse, sys, ws};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// State every shard sees (setup and phase points only, never per request).
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Shards that finished opening their connections.
+    arrived: AtomicUsize,
+    /// The measured phase's start, set by the last shard to arrive.
+    start: OnceLock<Instant>,
+    /// Server samples at phase points.
+    pub samples: Mutex<PhaseSamples>,
+}
+
+/// Server memory and CPU at the phase points.
+#[derive(Debug, Default, Clone)]
+pub struct PhaseSamples {
+    /// Server RSS when every connection was up.
+    pub rss_connected: Option<u64>,
+    /// Server RSS just before the end of the measured phase.
+    pub rss_end: Option<u64>,
+    /// Server CPU seconds at the start of the measured phase.
+    pub server_cpu_start: Option<f64>,
+    /// Server CPU seconds at the end of the measured phase.
+    pub server_cpu_end: Option<f64>,
+    /// Our CPU seconds at the start of the measured phase.
+    pub own_cpu_start: f64,
+    /// Our CPU seconds at the end of the measured phase.
+    pub own_cpu_end: f64,
+    /// When the measured phase started.
+    pub start: Option<Instant>,
+}
+
+/// A one-shot event many tasks of one shard wait for.
+#[derive(Default)]
+pub struct Gate {
+    at: Cell<Option<Instant>>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Gate {
+    /// Opens the gate with `at`, waking every waiter.
+    pub fn open(&self, at: Instant) {
+        self.at.set(Some(at));
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Waits until the gate opens; returns its instant.
+    pub async fn wait(&self) -> Instant {
+        std::future::poll_fn(|cx| match self.at.get() {
+            Some(at) => Poll::Ready(at),
+            None => {
+                self.waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// What every connection task of one shard shares.
+pub struct Ctx {
+    /// The command line.
+    pub args: Args,
+    /// The parsed target.
+    pub target: Target,
+    /// This shard's measurements.
+    pub stats: ShardStats,
+    /// Opens when the measured phase starts.
+    pub start: Gate,
+    /// Connections still setting up on this shard.
+    pending: Cell<usize>,
+    /// Opens when every connection of this shard finished setting up.
+    all_set_up: Gate,
+    /// Total connections across shards.
+    pub total: usize,
+}
+
+impl Ctx {
+    /// The measured phase's length.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.args.duration.max(0.0))
+    }
+
+    /// Per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.args.timeout.max(0.001))
+    }
+
+    /// Deadline for connecting and setting up a session.
+    pub fn setup_deadline(&self) -> Instant {
+        Instant::now() + self.timeout()
+    }
+
+    /// A connection task finished its setup (successfully or not).
+    pub fn setup_done(&self) {
+        let left = self.pending.get().saturating_sub(1);
+        self.pending.set(left);
+        if left == 0 {
+            self.all_set_up.open(Instant::now());
+        }
+    }
+
+    /// Records a failed setup.
+    pub fn setup_failed(&self, err: &net::NetError) {
+        self.stats.error(format!("setup:{}", err.kind()));
+        self.setup_done();
+    }
+
+    /// Records a successful setup that took `took`.
+    pub fn setup_ok(&self, took: Duration) {
+        ShardStats::add(&self.stats.connected, 1);
+        self.stats.record_connect(took);
+        self.setup_done();
+    }
+}
+
+/// Global indices of the connections shard `shard` of `shards` runs.
+pub fn shard_connections(total: usize, shard: usize, shards: usize) -> Vec<usize> {
+    (shard..total).step_by(shards.max(1)).collect()
+}
+
+/// Runs shard `shard`'s part of the load; returns its results.
+pub async fn run_shard(
+    args: Args,
+    target: Target,
+    shared: std::sync::Arc<Shared>,
+    shard: usize,
+    shards: usize,
+) -> ShardResult {
+    let mine = shard_connections(args.connections, shard, shards);
+    fastrand::seed(args.seed.wrapping_add(shard as u64));
+    let ctx = Rc::new(Ctx {
+        total: args.connections,
+        pending: Cell::new(mine.len()),
+        args,
+        target,
+        stats: ShardStats::default(),
+        start: Gate::default(),
+        all_set_up: Gate::default(),
+    });
+    if mine.is_empty() {
+        ctx.all_set_up.open(Instant::now());
+    }
+    let plan = Rc::new(sse::Plan::new(&ctx, &mine));
+    let opened_at = Instant::now();
+    let per_shard_ramp = ctx.args.ramp / shards as f64;
+    let mut tasks = Vec::with_capacity(mine.len());
+    for (k, &global) in mine.iter().enumerate() {
+        if per_shard_ramp > 0.0 {
+            net::sleep_until(opened_at + Duration::from_secs_f64(k as f64 / per_shard_ramp)).await;
+        }
+        let ctx = Rc::clone(&ctx);
+        let plan = Rc::clone(&plan);
+        tasks.push(glommio::spawn_local(async move {
+            match ctx.args.scenario {
+                Scenario::WsEcho | Scenario::WsMcp | Scenario::SlowReaders => {
+                    ws::client(ctx, global).await
+                }
+                Scenario::IdleHold if ctx.args.scenario.wants_ws(ctx.args.transport) => {
+                    ws::client(ctx, global).await
+                }
+                Scenario::IdleHold => http::idle_client(ctx, global).await,
+                Scenario::HttpMcp => http::client(ctx, global).await,
+                Scenario::SseFanout | Scenario::SseResume => sse::client(ctx, plan, global).await,
+            }
+        }));
+    }
+    // Every setup is bounded by the timeout, so this wait is too.
+    ctx.all_set_up.wait().await;
+    let connect_window = opened_at.elapsed().as_secs_f64();
+
+    // Barrier: the measured phase starts when every shard has its connections up.
+    shared.arrived.fetch_add(1, Ordering::AcqRel);
+    let barrier_deadline = Instant::now() + ctx.timeout() * 4 + Duration::from_secs(30);
+    while shared.arrived.load(Ordering::Acquire) < shards && Instant::now() < barrier_deadline {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    let start = *shared.start.get_or_init(|| {
+        let start = Instant::now() + Duration::from_millis(20);
+        if let Ok(mut s) = shared.samples.lock() {
+            s.start = Some(start);
+            s.own_cpu_start = sys::own_cpu_seconds();
+            if let Some(pid) = ctx.args.server_pid {
+                s.rss_connected = sys::rss_bytes(pid);
+                s.server_cpu_start = sys::cpu_seconds(pid);
+            }
+        }
+        start
+    });
+    if shard == 0 {
+        let end = start + ctx.duration();
+        let server_pid = ctx.args.server_pid;
+        let shared = std::sync::Arc::clone(&shared);
+        glommio::spawn_local(async move {
+            // Just before the connections start closing.
+            net::sleep_until(end.checked_sub(Duration::from_millis(50)).unwrap_or(end)).await;
+            if let Ok(mut s) = shared.samples.lock() {
+                s.own_cpu_end = sys::own_cpu_seconds();
+                if let Some(pid) = server_pid {
+                    s.rss_end = sys::rss_bytes(pid);
+                    s.server_cpu_end = sys::cpu_seconds(pid);
+                }
+            }
+        })
+        .detach();
+    }
+    ctx.start.open(start);
+    for task in tasks {
+        task.await;
+    }
+    let mut result = ctx.stats.take_result();
+    result.connect_window = Some(connect_window);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_split_evenly_and_completely() {
+        let mut all: Vec<usize> = (0..3).flat_map(|s| shard_connections(10, s, 3)).collect();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(shard_connections(10, 0, 3).len(), 4);
+        assert_eq!(shard_connections(10, 2, 3).len(), 3);
+        assert!(shard_connections(0, 0, 1).is_empty());
+    }
+}

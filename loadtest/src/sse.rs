@@ -1,0 +1,418 @@
+//! sse-fanout and sse-resume: every session asks the server's `stream` tool for
+//! a run of notifications on its POST's SSE stream and checks what arrives.
+//!
+//! Delivery latency is measured from the send time the server writes into
+//! each notification (`ts_us`, µs since the UNIX epoch, in the notification's
+//! data) when it does; otherwise from the event's scheduled time (request
+//! sent + (seq − 1) × interval), which also counts the server's timer drift.
+//! sse-resume drops connections at random times and resumes with
+//! `Last-Event-ID`, then checks by sequence number that every event arrived
+//! exactly once and in order.
+
+use crate::cli::Scenario;
+use crate::http::{self, SseEnd, MAX_EVENT_BYTES};
+use crate::mcp::{self, Incoming};
+use crate::net::{self, Conn, NetError};
+use crate::run::Ctx;
+use crate::stats::ShardStats;
+use ringmcp::proto::sse::{EventId, SseDecoder, SseEvent};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The per-session stream shape and this shard's forced disconnects.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Milliseconds between a session's events.
+    pub interval_ms: u64,
+    /// Events per session.
+    pub count: u64,
+    /// Disconnect offsets from a session's stream start, by global session index.
+    disconnects: HashMap<usize, Vec<Duration>>,
+}
+
+impl Plan {
+    /// Derives the stream shape from --rate (events per second in total), --duration and
+    /// --connections, and spreads this shard's share of --disconnects at random.
+    pub fn new(ctx: &Ctx, mine: &[usize]) -> Plan {
+        if !matches!(ctx.args.scenario, Scenario::SseFanout | Scenario::SseResume) {
+            return Plan::default();
+        }
+        let (interval_ms, count) = shape(ctx.args.rate, ctx.total, ctx.args.duration);
+        let mut disconnects: HashMap<usize, Vec<Duration>> = HashMap::new();
+        if ctx.args.scenario == Scenario::SseResume && !mine.is_empty() && ctx.total > 0 {
+            let share = (ctx.args.disconnects * mine.len()).div_ceil(ctx.total);
+            let span_ms = (interval_ms * count) as f64;
+            for _ in 0..share {
+                let who = mine[fastrand::usize(..mine.len())];
+                let at = span_ms * (0.05 + 0.9 * fastrand::f64());
+                disconnects
+                    .entry(who)
+                    .or_default()
+                    .push(Duration::from_secs_f64(at / 1000.0));
+            }
+            for times in disconnects.values_mut() {
+                times.sort();
+            }
+        }
+        Plan {
+            interval_ms,
+            count,
+            disconnects,
+        }
+    }
+}
+
+/// (interval between a session's events in ms, events per session) for `rate` events per
+/// second over `sessions` sessions lasting `duration` seconds.
+pub fn shape(rate: f64, sessions: usize, duration: f64) -> (u64, u64) {
+    let interval_ms = if rate > 0.0 && rate.is_finite() {
+        ((sessions.max(1) as f64 * 1000.0 / rate).round() as u64).max(1)
+    } else {
+        1000
+    };
+    let count = ((duration.max(0.0) * 1000.0) as u64 / interval_ms).max(1);
+    (interval_ms, count)
+}
+
+/// Exactly-once, in-order accounting of one stream's sequence numbers.
+#[derive(Debug)]
+pub struct Tracker {
+    seen: Vec<bool>,
+    /// Distinct events received.
+    pub distinct: u64,
+    /// Repeats.
+    pub duplicated: u64,
+    /// Events that arrived after a higher sequence number.
+    pub out_of_order: u64,
+    /// Sequence numbers outside 0..=count.
+    pub out_of_range: u64,
+    last: Option<u64>,
+}
+
+impl Tracker {
+    /// A tracker for sequence numbers 0..=count (servers may count from 0 or 1).
+    pub fn new(count: u64) -> Tracker {
+        Tracker {
+            seen: vec![false; count as usize + 1],
+            distinct: 0,
+            duplicated: 0,
+            out_of_order: 0,
+            out_of_range: 0,
+            last: None,
+        }
+    }
+
+    /// Records one event.
+    pub fn observe(&mut self, seq: u64) {
+        let Some(slot) = self.seen.get_mut(seq as usize) else {
+            self.out_of_range += 1;
+            return;
+        };
+        if *slot {
+            self.duplicated += 1;
+            return;
+        }
+        *slot = true;
+        self.distinct += 1;
+        if self.last.is_some_and(|last| seq < last) {
+            self.out_of_order += 1;
+        }
+        self.last = Some(self.last.map_or(seq, |l| l.max(seq)));
+    }
+
+    /// Events of `count` that never arrived.
+    pub fn lost(&self, count: u64) -> u64 {
+        count.saturating_sub(self.distinct)
+    }
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// What one stream's events tell us, applied to the tracker and the latency histogram.
+struct Observer<'a> {
+    ctx: &'a Ctx,
+    tracker: Tracker,
+    /// When the stream was requested (fallback latency base).
+    requested: Instant,
+    interval: Duration,
+    got_result: bool,
+    timestamped: u64,
+    /// Events seen (before dedup), for the ok counter.
+    events: u64,
+}
+
+impl Observer<'_> {
+    fn on_event(&mut self, event: &SseEvent) {
+        if event.data.is_empty() {
+            return; // priming event
+        }
+        let now = Instant::now();
+        match mcp::classify(event.data.as_bytes()) {
+            Incoming::Notification(_) => {
+                self.events += 1;
+                let facts = mcp::event_facts(event.data.as_bytes());
+                let seq = facts.seq.or_else(|| {
+                    event
+                        .id
+                        .as_deref()
+                        .and_then(|id| EventId::parse(id).ok())
+                        .map(|id| id.seq)
+                });
+                let Some(seq) = seq else {
+                    self.ctx.stats.error("event_without_sequence");
+                    return;
+                };
+                self.tracker.observe(seq);
+                if let Some(sent) = facts.sent_us {
+                    self.timestamped += 1;
+                    let us = unix_us().saturating_sub(sent);
+                    self.ctx.stats.record(Duration::from_micros(us));
+                } else {
+                    // The first notification goes out at once, then one per interval.
+                    let due = self.requested + self.interval * (seq.saturating_sub(1) as u32);
+                    self.ctx.stats.record(now.saturating_duration_since(due));
+                }
+            }
+            Incoming::Result { id: 1, tool_error } => {
+                self.got_result = true;
+                if tool_error {
+                    self.ctx.stats.error("tool_error");
+                }
+            }
+            Incoming::Error { code, .. } => {
+                self.got_result = true;
+                self.ctx.stats.error(format!("jsonrpc_{code}"));
+            }
+            _ => self.ctx.stats.error("unexpected_event"),
+        }
+    }
+}
+
+/// One sse-fanout or sse-resume session.
+pub async fn client(ctx: Rc<Ctx>, plan: Rc<Plan>, global: usize) {
+    let began = Instant::now();
+    ShardStats::add(&ctx.stats.attempted, 1);
+    let mut session = match http::open_session(&ctx).await {
+        Ok(s) => s,
+        Err(e) => return ctx.setup_failed(&e),
+    };
+    let holder = if ctx.args.get_stream && ctx.args.scenario == Scenario::SseFanout {
+        match open_get(&ctx, &session, None).await {
+            Ok(conn) => Some(conn),
+            Err(e) => return ctx.setup_failed(&e),
+        }
+    } else {
+        None
+    };
+    ctx.setup_ok(began.elapsed());
+    let start = ctx.start.wait().await;
+    if let Some((mut conn, head)) = holder {
+        let ctx = Rc::clone(&ctx);
+        let end = start + ctx.duration() + ctx.timeout();
+        glommio::spawn_local(async move {
+            let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
+            let mut events = 0u64;
+            let r = http::read_sse(&mut conn, &head, &mut decoder, end, Some(end), &mut |e| {
+                events += u64::from(!e.data.is_empty());
+                false
+            })
+            .await;
+            if let Err(e) = r {
+                ctx.stats.error(format!("get_stream:{}", e.kind()));
+            }
+            ctx.stats.sse.borrow_mut().get_stream_events += events;
+        })
+        .detach();
+    }
+    let interval = Duration::from_millis(plan.interval_ms);
+    // Spread stream starts over one interval so the sessions' events interleave evenly.
+    let offset = interval.mul_f64(global as f64 / ctx.total.max(1) as f64);
+    net::sleep_until(start + offset).await;
+    let requested = Instant::now();
+    let mut observer = Observer {
+        ctx: &ctx,
+        tracker: Tracker::new(plan.count),
+        requested,
+        interval,
+        got_result: false,
+        timestamped: 0,
+        events: 0,
+    };
+    let disconnects = plan.disconnects.get(&global).cloned().unwrap_or_default();
+    let outcome = stream(&ctx, &plan, &mut session, &mut observer, &disconnects).await;
+    let stats = &ctx.stats;
+    if let Err(e) = outcome {
+        stats.error(e.kind());
+    }
+    ShardStats::add(&stats.sent, plan.count);
+    ShardStats::add(&stats.ok, observer.tracker.distinct);
+    ShardStats::add(&stats.bytes_in, session.conn.bytes_in);
+    ShardStats::add(&stats.bytes_out, session.conn.bytes_out);
+    let mut sse = stats.sse.borrow_mut();
+    sse.streams += 1;
+    sse.completed += u64::from(observer.got_result);
+    sse.expected += plan.count;
+    sse.received += observer.tracker.distinct;
+    sse.duplicated += observer.tracker.duplicated;
+    sse.out_of_order += observer.tracker.out_of_order;
+    sse.lost += observer.tracker.lost(plan.count);
+    sse.timestamped += observer.timestamped;
+    if observer.tracker.out_of_range > 0 {
+        drop(sse);
+        *stats
+            .errors
+            .borrow_mut()
+            .entry("event_seq_out_of_range".into())
+            .or_insert(0) += observer.tracker.out_of_range;
+    }
+}
+
+/// Requests the stream and follows it to its end, through forced disconnects and resumes.
+async fn stream(
+    ctx: &Ctx,
+    plan: &Plan,
+    session: &mut http::Session,
+    observer: &mut Observer<'_>,
+    disconnects: &[Duration],
+) -> Result<(), NetError> {
+    let requested = observer.requested;
+    let interval = Duration::from_millis(plan.interval_ms);
+    // Bounded: the stream's own length plus the timeout, whatever the server does.
+    let deadline = requested + interval * (plan.count as u32) + ctx.timeout();
+    let call = mcp::stream_call(1, plan.count, plan.interval_ms, ctx.args.payload);
+    let mut request = session.request(ctx, "POST", &[], &call);
+    session.conn.write_all(&mut request, deadline).await?;
+    let mut head = session.conn.read_head(deadline).await?;
+    if head.status != 200 {
+        return Err(NetError::Status(head.status));
+    }
+    if !head.is_sse() {
+        // A plain JSON answer: no events at all.
+        let body = session.conn.read_body(&head, deadline).await?;
+        observer.on_event(&SseEvent {
+            id: None,
+            event: None,
+            data: String::from_utf8_lossy(&body).into_owned(),
+            retry: None,
+        });
+        return Err(NetError::Protocol("stream answered without SSE"));
+    }
+    let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
+    let mut last_id: Option<String> = None;
+    let mut next_drop = 0;
+    // Every resume is either planned or forced by the server; bound them anyway.
+    let mut resumes_left = disconnects.len() + 16;
+    loop {
+        let stop_at = disconnects.get(next_drop).map(|d| requested + *d);
+        let ended = http::read_sse(
+            &mut session.conn,
+            &head,
+            &mut decoder,
+            deadline,
+            stop_at,
+            &mut |e| {
+                observer.on_event(e);
+                false
+            },
+        )
+        .await;
+        if let Some(id) = decoder.last_event_id() {
+            last_id = Some(id.to_owned());
+        }
+        match ended {
+            Ok(SseEnd::Complete) if observer.got_result => return Ok(()),
+            Ok(SseEnd::Complete) => ctx.stats.error("stream_ended_before_result"),
+            Ok(SseEnd::Stopped) => {
+                next_drop += 1;
+                ctx.stats.sse.borrow_mut().disconnects += 1;
+            }
+            Err(NetError::Timeout) => return Err(NetError::Timeout),
+            Err(e) => ctx.stats.error(format!("stream_dropped:{}", e.kind())),
+        }
+        if resumes_left == 0 || Instant::now() >= deadline {
+            return Err(NetError::Protocol("gave up resuming"));
+        }
+        resumes_left -= 1;
+        let Some(id) = last_id.clone() else {
+            return Err(NetError::Protocol("no event id to resume from"));
+        };
+        // Forced disconnect: drop the TCP connection and resume on a new one.
+        match open_get(ctx, session, Some(&id)).await {
+            Ok((conn, new_head)) => {
+                let old = std::mem::replace(&mut session.conn, conn);
+                ShardStats::add(&ctx.stats.bytes_in, old.bytes_in);
+                ShardStats::add(&ctx.stats.bytes_out, old.bytes_out);
+                head = new_head;
+                decoder = SseDecoder::new(MAX_EVENT_BYTES);
+                ctx.stats.sse.borrow_mut().resumes += 1;
+            }
+            Err(NetError::Status(s)) => {
+                ctx.stats.sse.borrow_mut().resume_refused += 1;
+                return Err(NetError::Status(s));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Opens a new connection with a GET on the session's endpoint (resuming after `last_id`).
+async fn open_get(
+    ctx: &Ctx,
+    session: &http::Session,
+    last_id: Option<&str>,
+) -> Result<(Conn, net::ResponseHead), NetError> {
+    let deadline = ctx.setup_deadline();
+    let stream = net::connect(&ctx.target, ctx.timeout()).await?;
+    let mut conn = Conn::new(stream);
+    let extra: Vec<(&str, &str)> = last_id
+        .map(|id| ("Last-Event-ID", id))
+        .into_iter()
+        .collect();
+    let mut request = session.request(ctx, "GET", &extra, b"");
+    conn.write_all(&mut request, deadline).await?;
+    let head = conn.read_head(deadline).await?;
+    if head.status != 200 || !head.is_sse() {
+        return Err(NetError::Status(head.status));
+    }
+    Ok((conn, head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracker_counts_loss_duplicates_and_order() {
+        let mut t = Tracker::new(5);
+        for seq in [1, 2, 2, 4, 3, 5, 9] {
+            t.observe(seq);
+        }
+        assert_eq!(t.distinct, 5);
+        assert_eq!(t.duplicated, 1);
+        assert_eq!(t.out_of_order, 1);
+        assert_eq!(t.out_of_range, 1);
+        assert_eq!(t.lost(5), 0);
+
+        let mut t = Tracker::new(4);
+        t.observe(1);
+        t.observe(4);
+        assert_eq!(t.lost(4), 2);
+    }
+
+    #[test]
+    fn stream_shape_from_rate() {
+        // 1000 sessions sharing 10k events/s: one event per 100 ms each, 50 in 5 s.
+        assert_eq!(shape(10_000.0, 1000, 5.0), (100, 50));
+        // Faster than 1 ms per event is clamped to 1 ms.
+        assert_eq!(shape(1e9, 10, 1.0), (1, 1000));
+        // No rate: one event per second.
+        assert_eq!(shape(0.0, 10, 3.0), (1000, 3));
+        // At least one event.
+        assert_eq!(shape(1.0, 100, 1.0).1, 1);
+    }
+}

@@ -1,0 +1,329 @@
+//! Per-shard counters and latency histograms, and the merged report.
+//!
+//! Each shard records into its own [`ShardStats`] (plain `Cell`s and
+//! `RefCell`s: never shared across threads) and hands a [`ShardResult`] to the
+//! main thread when it finishes; the main thread merges them.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Highest latency the histograms track, in microseconds (larger values are clamped).
+const MAX_TRACKED_US: u64 = 120_000_000;
+
+/// A fresh latency histogram (microseconds, 3 significant digits).
+pub fn new_histogram() -> Histogram<u64> {
+    // 1 µs .. 120 s at 3 significant figures is a valid configuration.
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 3).unwrap_or_else(|_| {
+        Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
+    })
+}
+
+/// What one shard measured; lives on that shard only.
+#[derive(Debug)]
+pub struct ShardStats {
+    /// Request (or event delivery) latency from the intended time, µs.
+    pub latency: RefCell<Histogram<u64>>,
+    /// Connect plus handshake (and initialize) time, µs.
+    pub connect: RefCell<Histogram<u64>>,
+    /// How late requests went out against their intended time, µs (the load generator's own lag).
+    pub send_lag: RefCell<Histogram<u64>>,
+    /// Errors by kind.
+    pub errors: RefCell<BTreeMap<String, u64>>,
+    /// Requests written.
+    pub sent: Cell<u64>,
+    /// Successful replies (or delivered events).
+    pub ok: Cell<u64>,
+    /// Connections (sessions) fully set up.
+    pub connected: Cell<u64>,
+    /// Connection attempts.
+    pub attempted: Cell<u64>,
+    /// Bytes written and read.
+    pub bytes_out: Cell<u64>,
+    /// Bytes read.
+    pub bytes_in: Cell<u64>,
+    /// SSE delivery checks.
+    pub sse: RefCell<SseTally>,
+    /// Slow-reader observations.
+    pub slow: RefCell<SlowTally>,
+}
+
+impl Default for ShardStats {
+    fn default() -> Self {
+        ShardStats {
+            latency: RefCell::new(new_histogram()),
+            connect: RefCell::new(new_histogram()),
+            send_lag: RefCell::new(new_histogram()),
+            errors: RefCell::new(BTreeMap::new()),
+            sent: Cell::new(0),
+            ok: Cell::new(0),
+            connected: Cell::new(0),
+            attempted: Cell::new(0),
+            bytes_out: Cell::new(0),
+            bytes_in: Cell::new(0),
+            sse: RefCell::new(SseTally::default()),
+            slow: RefCell::new(SlowTally::default()),
+        }
+    }
+}
+
+impl ShardStats {
+    /// Counts one error of `kind`.
+    pub fn error(&self, kind: impl Into<String>) {
+        *self.errors.borrow_mut().entry(kind.into()).or_insert(0) += 1;
+    }
+
+    /// Records a latency.
+    pub fn record(&self, latency: Duration) {
+        let us = (latency.as_micros() as u64).clamp(1, MAX_TRACKED_US);
+        // Clamped into the histogram's range, so recording cannot fail.
+        let _ = self.latency.borrow_mut().record(us);
+    }
+
+    /// Records how late a request was written against its intended time.
+    pub fn record_lag(&self, lag: Duration) {
+        let us = (lag.as_micros() as u64).clamp(1, MAX_TRACKED_US);
+        let _ = self.send_lag.borrow_mut().record(us);
+    }
+
+    /// Records a connect time.
+    pub fn record_connect(&self, took: Duration) {
+        let us = (took.as_micros() as u64).clamp(1, MAX_TRACKED_US);
+        let _ = self.connect.borrow_mut().record(us);
+    }
+
+    /// Adds to a counter cell.
+    pub fn add(cell: &Cell<u64>, n: u64) {
+        cell.set(cell.get() + n);
+    }
+
+    /// Moves everything recorded so far into a `Send` result for the main thread.
+    pub fn take_result(&self) -> ShardResult {
+        ShardResult {
+            latency: self.latency.replace(new_histogram()),
+            connect: self.connect.replace(new_histogram()),
+            send_lag: self.send_lag.replace(new_histogram()),
+            errors: self.errors.take(),
+            sent: self.sent.take(),
+            ok: self.ok.take(),
+            connected: self.connected.take(),
+            attempted: self.attempted.take(),
+            bytes_out: self.bytes_out.take(),
+            bytes_in: self.bytes_in.take(),
+            sse: self.sse.take(),
+            slow: self.slow.take(),
+            connect_window: None,
+        }
+    }
+}
+
+/// SSE delivery accounting (sse-fanout, sse-resume).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SseTally {
+    /// Streams (tools/call stream requests) started.
+    pub streams: u64,
+    /// Streams that reached their final result.
+    pub completed: u64,
+    /// Events the server was asked for.
+    pub expected: u64,
+    /// Distinct events received.
+    pub received: u64,
+    /// Events received more than once.
+    pub duplicated: u64,
+    /// Events missing at the end of their stream.
+    pub lost: u64,
+    /// Events that arrived after a later one.
+    pub out_of_order: u64,
+    /// Forced disconnects.
+    pub disconnects: u64,
+    /// Successful Last-Event-ID resumes.
+    pub resumes: u64,
+    /// Resumes the server refused (HTTP status other than 200).
+    pub resume_refused: u64,
+    /// Events that carried a server timestamp (latency measured from it).
+    pub timestamped: u64,
+    /// Events seen on the held GET streams (sse-fanout --get-stream).
+    pub get_stream_events: u64,
+}
+
+impl SseTally {
+    fn merge(&mut self, o: &SseTally) {
+        self.streams += o.streams;
+        self.completed += o.completed;
+        self.expected += o.expected;
+        self.received += o.received;
+        self.duplicated += o.duplicated;
+        self.lost += o.lost;
+        self.out_of_order += o.out_of_order;
+        self.disconnects += o.disconnects;
+        self.resumes += o.resumes;
+        self.resume_refused += o.resume_refused;
+        self.timestamped += o.timestamped;
+        self.get_stream_events += o.get_stream_events;
+    }
+}
+
+/// What happened to the clients that stopped reading (slow-readers).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SlowTally {
+    /// Slow readers that were set up.
+    pub clients: u64,
+    /// Slow readers the server closed (FIN seen) before the end.
+    pub closed_by_server: u64,
+    /// Slow readers that saw a reset or broken pipe.
+    pub resets: u64,
+    /// Still open at the end.
+    pub still_open: u64,
+    /// Close codes found in what the server had sent, by code.
+    pub close_codes: BTreeMap<String, u64>,
+    /// Seconds from "stopped reading" to the server closing, per closed client.
+    pub seconds_to_close: Vec<f64>,
+    /// Payload bytes the slow readers managed to write before their writes stalled.
+    pub bytes_written: u64,
+}
+
+impl SlowTally {
+    fn merge(&mut self, o: &SlowTally) {
+        self.clients += o.clients;
+        self.closed_by_server += o.closed_by_server;
+        self.resets += o.resets;
+        self.still_open += o.still_open;
+        for (k, v) in &o.close_codes {
+            *self.close_codes.entry(k.clone()).or_insert(0) += v;
+        }
+        self.seconds_to_close.extend_from_slice(&o.seconds_to_close);
+        self.bytes_written += o.bytes_written;
+    }
+}
+
+/// One shard's results, sent to the main thread.
+#[derive(Debug)]
+pub struct ShardResult {
+    /// Latency histogram, µs.
+    pub latency: Histogram<u64>,
+    /// Connect histogram, µs.
+    pub connect: Histogram<u64>,
+    /// Send lag histogram, µs.
+    pub send_lag: Histogram<u64>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Requests written.
+    pub sent: u64,
+    /// Successful replies or events.
+    pub ok: u64,
+    /// Connections set up.
+    pub connected: u64,
+    /// Connection attempts.
+    pub attempted: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// SSE tallies.
+    pub sse: SseTally,
+    /// Slow-reader tallies.
+    pub slow: SlowTally,
+    /// Seconds the shard spent opening its connections.
+    pub connect_window: Option<f64>,
+}
+
+impl ShardResult {
+    /// Folds `other` into `self`.
+    pub fn merge(&mut self, other: &ShardResult) {
+        // Same bounds on every shard, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.connect.add(&other.connect);
+        let _ = self.send_lag.add(&other.send_lag);
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_insert(0) += v;
+        }
+        self.sent += other.sent;
+        self.ok += other.ok;
+        self.connected += other.connected;
+        self.attempted += other.attempted;
+        self.bytes_out += other.bytes_out;
+        self.bytes_in += other.bytes_in;
+        self.sse.merge(&other.sse);
+        self.slow.merge(&other.slow);
+        self.connect_window = match (self.connect_window, other.connect_window) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Percentiles of a histogram, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// 50th percentile.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Largest value.
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    /// Summarises a µs histogram.
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            return Percentiles {
+                count: 0,
+                mean_ms: 0.0,
+                p50_ms: 0.0,
+                p90_ms: 0.0,
+                p99_ms: 0.0,
+                p999_ms: 0.0,
+                max_ms: 0.0,
+            };
+        }
+        Percentiles {
+            count: h.len(),
+            mean_ms: h.mean() / 1000.0,
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_histograms_and_counters() {
+        let a = ShardStats::default();
+        a.record(Duration::from_micros(100));
+        a.error("http_503");
+        ShardStats::add(&a.ok, 1);
+        let b = ShardStats::default();
+        b.record(Duration::from_micros(300));
+        b.record(Duration::from_secs(1000)); // clamped, not dropped
+        b.error("http_503");
+        b.error("timeout");
+        ShardStats::add(&b.ok, 2);
+        let mut merged = a.take_result();
+        merged.merge(&b.take_result());
+        assert_eq!(merged.latency.len(), 3);
+        assert_eq!(merged.ok, 3);
+        assert_eq!(merged.errors["http_503"], 2);
+        assert_eq!(merged.errors["timeout"], 1);
+        let p = Percentiles::of(&merged.latency);
+        assert_eq!(p.count, 3);
+        assert!(p.max_ms >= 119_000.0);
+    }
+}

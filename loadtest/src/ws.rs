@@ -1,0 +1,584 @@
+//! WebSocket scenarios: ws-echo, ws-mcp, idle-hold (WebSocket) and slow-readers.
+//!
+//! Frames are decoded with ringmcp's sans-IO decoder in the client role and
+//! encoded masked with its encoder. One task per connection runs an event
+//! loop over three things: the next intended send time, the socket's
+//! readability, and the pending output.
+
+use crate::cli::Scenario;
+use crate::mcp::{self, EchoTemplate, Incoming};
+use crate::net::{self, Conn, Deadline, NetError};
+use crate::run::Ctx;
+use crate::schedule::Schedule;
+use crate::stats::ShardStats;
+use crate::sys;
+use ringmcp::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// Largest message accepted from the server.
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// How long to wait for the server's Close after ours.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// What this connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Raw echo: any message back, in order.
+    Echo,
+    /// MCP tools/call echo.
+    Mcp,
+    /// MCP session held open, no requests.
+    Idle,
+    /// MCP session whose client stops reading after setup.
+    Slow,
+}
+
+fn random_mask() -> Option<[u8; 4]> {
+    Some(fastrand::u32(..).to_ne_bytes())
+}
+
+/// Appends a masked text frame.
+fn text_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    encode_frame(out, OpCode::Text, true, payload, random_mask());
+}
+
+/// Whether connection `global` is one of the slow readers.
+pub fn is_slow(global: usize, total: usize, share: f64) -> bool {
+    let slow = (total as f64 * share.clamp(0.0, 1.0)).round() as usize;
+    // Spread the slow ones evenly over the index space (and so over the shards).
+    slow > 0 && (global * slow) / total != ((global + 1) * slow) / total
+}
+
+/// Runs one WebSocket connection of the scenario.
+pub async fn client(ctx: Rc<Ctx>, global: usize) {
+    let mode = match ctx.args.scenario {
+        Scenario::WsEcho => Mode::Echo,
+        Scenario::IdleHold => Mode::Idle,
+        Scenario::SlowReaders if is_slow(global, ctx.total, ctx.args.slow_share) => Mode::Slow,
+        _ => Mode::Mcp,
+    };
+    let began = Instant::now();
+    ShardStats::add(&ctx.stats.attempted, 1);
+    let mut decoder = Decoder::new(Role::Client, MAX_MESSAGE);
+    let mut conn = match setup(&ctx, mode, &mut decoder).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            ctx.setup_failed(&e);
+            return;
+        }
+    };
+    ctx.setup_ok(began.elapsed());
+    let start = ctx.start.wait().await;
+    let end = start + ctx.duration();
+    let result = if mode == Mode::Slow {
+        slow_reader(&ctx, &mut conn, start, end, global).await
+    } else {
+        let schedule = if mode == Mode::Idle {
+            Schedule::empty(start)
+        } else {
+            let (rate, index, total) = share_of_rate(&ctx, global);
+            Schedule::for_connection(start, ctx.duration(), rate, index, total)
+        };
+        drive(&ctx, &mut conn, &mut decoder, mode, schedule, end).await
+    };
+    ShardStats::add(&ctx.stats.bytes_in, conn.bytes_in);
+    ShardStats::add(&ctx.stats.bytes_out, conn.bytes_out);
+    if let Err(e) = result {
+        ctx.stats.error(e.kind());
+    }
+}
+
+/// The rate this connection shares, its index and the number of connections sharing it
+/// (in slow-readers the fast clients carry --rate; the slow ones send on their own schedule).
+fn share_of_rate(ctx: &Ctx, global: usize) -> (f64, usize, usize) {
+    (ctx.args.rate, global, ctx.total)
+}
+
+/// Connects, upgrades and (for MCP) initializes.
+async fn setup(ctx: &Ctx, mode: Mode, decoder: &mut Decoder) -> Result<Conn, NetError> {
+    let deadline = ctx.setup_deadline();
+    let stream = net::connect(&ctx.target, ctx.timeout()).await?;
+    let mut conn = Conn::new(stream);
+    let subprotocol = (mode != Mode::Echo).then_some("mcp");
+    net::ws_handshake(&mut conn, &ctx.target, subprotocol, deadline).await?;
+    if mode == Mode::Echo {
+        return Ok(conn);
+    }
+    let mut out = Vec::new();
+    text_frame(&mut out, &mcp::initialize());
+    conn.write_all(&mut out, deadline).await?;
+    loop {
+        let reply = read_text(&mut conn, decoder, deadline).await?;
+        match mcp::classify(reply.as_bytes()) {
+            Incoming::Result { id: 0, .. } => break,
+            Incoming::Error { .. } => return Err(NetError::Protocol("initialize refused")),
+            Incoming::Notification(_) => continue,
+            _ => return Err(NetError::Protocol("unexpected reply to initialize")),
+        }
+    }
+    text_frame(&mut out, mcp::initialized());
+    conn.write_all(&mut out, deadline).await?;
+    Ok(conn)
+}
+
+/// Reads the next text message (answering pings), for the setup phase.
+async fn read_text(
+    conn: &mut Conn,
+    decoder: &mut Decoder,
+    deadline: Instant,
+) -> Result<String, NetError> {
+    loop {
+        let mut pong = None;
+        let decoded = decoder
+            .decode(&mut conn.inbuf)
+            .map_err(|_| NetError::Protocol("bad frame"))?;
+        let consumed = decoded.consumed;
+        let text = match decoded.event {
+            Some(Event::Text(t)) => Some(t.to_owned()),
+            Some(Event::Ping(p)) => {
+                pong = Some(p.to_vec());
+                None
+            }
+            Some(Event::Close(frame)) => {
+                return Err(NetError::Closed(frame.map_or(0, |f| f.code.0)))
+            }
+            Some(Event::Binary(_)) | Some(Event::Pong(_)) | None => None,
+        };
+        conn.inbuf.drain(..consumed);
+        if let Some(text) = text {
+            return Ok(text);
+        }
+        if let Some(p) = pong {
+            let mut out = Vec::new();
+            encode_frame(&mut out, OpCode::Pong, true, &p, random_mask());
+            conn.write_all(&mut out, deadline).await?;
+        }
+        if consumed == 0 {
+            conn.fill(deadline).await?;
+        }
+    }
+}
+
+/// What woke the event loop.
+enum Wake {
+    Read,
+    Timer,
+}
+
+/// Requests in flight on one connection, oldest first.
+struct InFlight {
+    queue: VecDeque<(u64, Instant)>,
+}
+
+impl InFlight {
+    /// Removes request `id` (FIFO for echo, where replies carry no id); its intended time.
+    fn take(&mut self, id: Option<u64>) -> Option<Instant> {
+        match id {
+            None => self.queue.pop_front().map(|(_, at)| at),
+            Some(id) => {
+                let pos = self.queue.iter().position(|(i, _)| *i == id)?;
+                self.queue.remove(pos).map(|(_, at)| at)
+            }
+        }
+    }
+}
+
+/// The open-loop event loop of one echo or MCP connection.
+async fn drive(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    decoder: &mut Decoder,
+    mode: Mode,
+    mut schedule: Schedule,
+    end: Instant,
+) -> Result<(), NetError> {
+    let timeout = ctx.timeout();
+    let stats = &ctx.stats;
+    let template = EchoTemplate::new(ctx.args.payload);
+    let echo_payload: Vec<u8> = (0..ctx.args.payload)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let mut inflight = InFlight {
+        queue: VecDeque::new(),
+    };
+    let mut out: Vec<u8> = Vec::new();
+    let mut body = Vec::new();
+    let mut next_id = 1u64;
+    // Intended times of requests queued in `out` and not yet fully written.
+    let mut lag_pending: Vec<Instant> = Vec::new();
+    // Idle connections hold until the end; busy ones until their last reply (bounded by the timeout).
+    let hard_stop = end + timeout;
+    let mut timer = Deadline::at(end);
+    loop {
+        let now = Instant::now();
+        while let Some(intended) = schedule.take_due(now) {
+            match mode {
+                Mode::Echo => {
+                    text_frame(&mut out, &echo_payload);
+                    inflight.queue.push_back((0, intended));
+                    lag_pending.push(intended);
+                }
+                _ => {
+                    body.clear();
+                    template.write(&mut body, next_id);
+                    text_frame(&mut out, &body);
+                    inflight.queue.push_back((next_id, intended));
+                    lag_pending.push(intended);
+                    next_id += 1;
+                }
+            }
+            ShardStats::add(&stats.sent, 1);
+        }
+        while let Some(&(_, at)) = inflight.queue.front() {
+            if now < at + timeout {
+                break;
+            }
+            inflight.queue.pop_front();
+            stats.error("timeout");
+        }
+        let finished = schedule.peek().is_none()
+            && inflight.queue.is_empty()
+            && (mode != Mode::Idle || now >= end);
+        if finished || now >= hard_stop {
+            for _ in inflight.queue.drain(..) {
+                stats.error("timeout");
+            }
+            break;
+        }
+        let mut wake_at = hard_stop;
+        if mode == Mode::Idle {
+            wake_at = wake_at.min(end);
+        }
+        if let Some(at) = schedule.peek() {
+            wake_at = wake_at.min(at);
+        }
+        if let Some(&(_, at)) = inflight.queue.front() {
+            wake_at = wake_at.min(at + timeout);
+        }
+        timer.reset(wake_at);
+
+        let (stream, inbuf) = (&mut conn.stream, &mut conn.inbuf);
+        let before = inbuf.len();
+        let out_before = out.len();
+        let wake = std::future::poll_fn(|cx| {
+            if !out.is_empty() {
+                if let Poll::Ready(Err(e)) = net::poll_write_out(stream, cx, &mut out) {
+                    return Poll::Ready(Err(NetError::from(e)));
+                }
+                if out.is_empty() {
+                    for &at in &lag_pending {
+                        stats.record_lag(Instant::now().saturating_duration_since(at));
+                    }
+                    lag_pending.clear();
+                }
+            }
+            match net::poll_read_into(stream, cx, inbuf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(NetError::Eof)),
+                Poll::Ready(Ok(_)) => return Poll::Ready(Ok(Wake::Read)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(NetError::from(e))),
+                Poll::Pending => {}
+            }
+            timer.poll_expired(cx).map(|()| Ok(Wake::Timer))
+        })
+        .await;
+        conn.bytes_out += out_before.saturating_sub(out.len()) as u64;
+        let wake = match wake {
+            Ok(w) => w,
+            Err(e) => {
+                for _ in inflight.queue.drain(..) {
+                    stats.error("lost_in_flight");
+                }
+                return Err(e);
+            }
+        };
+        if let Wake::Timer = wake {
+            continue;
+        }
+        conn.bytes_in += (conn.inbuf.len() - before) as u64;
+        // Decode every complete message in the buffer.
+        let mut used = 0;
+        loop {
+            let decoded = match decoder.decode(&mut conn.inbuf[used..]) {
+                Ok(d) => d,
+                Err(_) => {
+                    let mut close = Vec::new();
+                    encode_close(&mut close, CloseCode::PROTOCOL_ERROR, "", random_mask());
+                    let _ = conn
+                        .write_all(&mut close, Instant::now() + CLOSE_WAIT)
+                        .await;
+                    return Err(NetError::Protocol("bad frame from server"));
+                }
+            };
+            let consumed = decoded.consumed;
+            let Some(event) = decoded.event else {
+                if consumed == 0 {
+                    break;
+                }
+                used += consumed;
+                continue;
+            };
+            let now = Instant::now();
+            match event {
+                Event::Text(text) => {
+                    handle_reply(stats, &mut inflight, mode, text.as_bytes(), now);
+                }
+                Event::Binary(bytes) => {
+                    if mode == Mode::Echo {
+                        handle_reply(stats, &mut inflight, mode, bytes, now);
+                    } else {
+                        stats.error("unexpected_binary");
+                    }
+                }
+                Event::Ping(payload) => {
+                    encode_frame(&mut out, OpCode::Pong, true, payload, random_mask());
+                }
+                Event::Pong(_) => {}
+                Event::Close(frame) => {
+                    let code = frame.map_or(0, |f| f.code.0);
+                    // Answer the close (RFC 6455 5.5.1) and stop.
+                    let mut close = Vec::new();
+                    encode_close(&mut close, CloseCode(1000), "", random_mask());
+                    out.append(&mut close);
+                    let _ = conn.write_all(&mut out, Instant::now() + CLOSE_WAIT).await;
+                    for _ in inflight.queue.drain(..) {
+                        stats.error("lost_in_flight");
+                    }
+                    return Err(NetError::Closed(code));
+                }
+            }
+            used += consumed;
+        }
+        conn.inbuf.drain(..used);
+    }
+    close(conn, decoder, &mut out).await
+}
+
+/// Matches one reply to its request and records its latency from the intended send time.
+fn handle_reply(
+    stats: &ShardStats,
+    inflight: &mut InFlight,
+    mode: Mode,
+    message: &[u8],
+    now: Instant,
+) {
+    if mode == Mode::Echo {
+        match inflight.take(None) {
+            Some(intended) => {
+                stats.record(now.saturating_duration_since(intended));
+                ShardStats::add(&stats.ok, 1);
+            }
+            None => stats.error("unexpected_reply"),
+        }
+        return;
+    }
+    match mcp::classify(message) {
+        Incoming::Result { id, tool_error } => match inflight.take(Some(id)) {
+            Some(intended) => {
+                stats.record(now.saturating_duration_since(intended));
+                if tool_error {
+                    stats.error("tool_error");
+                } else {
+                    ShardStats::add(&stats.ok, 1);
+                }
+            }
+            None => stats.error("unexpected_reply"),
+        },
+        Incoming::Error { id, code } => {
+            if let Some(intended) = id.and_then(|id| inflight.take(Some(id))) {
+                stats.record(now.saturating_duration_since(intended));
+            }
+            stats.error(format!("jsonrpc_{code}"));
+        }
+        Incoming::Notification(_) => {}
+        Incoming::Invalid => stats.error("invalid_reply"),
+    }
+}
+
+/// Our orderly close: send Close 1000, wait (bounded) for the server's.
+async fn close(conn: &mut Conn, decoder: &mut Decoder, out: &mut Vec<u8>) -> Result<(), NetError> {
+    encode_close(out, CloseCode::NORMAL, "", random_mask());
+    let deadline = Instant::now() + CLOSE_WAIT;
+    conn.write_all(out, deadline).await?;
+    loop {
+        let decoded = decoder
+            .decode(&mut conn.inbuf)
+            .map_err(|_| NetError::Protocol("bad frame from server"))?;
+        let consumed = decoded.consumed;
+        if let Some(Event::Close(_)) = decoded.event {
+            return Ok(());
+        }
+        let progressed = consumed > 0 || decoded.event.is_some();
+        conn.inbuf.drain(..consumed);
+        if !progressed {
+            match conn.fill(deadline).await {
+                Ok(_) => {}
+                // The server may drop TCP right after its Close; that is fine.
+                Err(NetError::Eof) | Err(NetError::Io(_)) => return Ok(()),
+                Err(e) => return Err(NetError::Protocol(close_kind(&e))),
+            }
+        }
+    }
+}
+
+fn close_kind(e: &NetError) -> &'static str {
+    match e {
+        NetError::Timeout => "no close reply",
+        _ => "close failed",
+    }
+}
+
+/// A client that stops reading after setup but keeps sending large requests on
+/// its schedule; records what the server does about it.
+async fn slow_reader(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    start: Instant,
+    end: Instant,
+    global: usize,
+) -> Result<(), NetError> {
+    let stats = &ctx.stats;
+    stats.slow.borrow_mut().clients += 1;
+    let template = EchoTemplate::new(ctx.args.slow_payload);
+    let (rate, index, total) = share_of_rate(ctx, global);
+    let mut schedule = Schedule::for_connection(start, ctx.duration(), rate, index, total);
+    let mut out = Vec::new();
+    let mut next_id = 1;
+    let mut timer = Deadline::at(end);
+    let check_every = Duration::from_millis(250);
+    let mut written = 0u64;
+    let mut outcome = None;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        match sys::tcp_state(&conn.stream) {
+            Some(sys::TCP_CLOSE_WAIT) => {
+                outcome = Some(("closed", now));
+                break;
+            }
+            Some(sys::TCP_CLOSE) => {
+                outcome = Some(("reset", now));
+                break;
+            }
+            _ => {}
+        }
+        // Only queue more while the last request went out: a stalled socket needs no backlog.
+        if out.is_empty() {
+            if let Some(_intended) = schedule.take_due(now) {
+                let mut body = Vec::with_capacity(template.len(next_id));
+                template.write(&mut body, next_id);
+                text_frame(&mut out, &body);
+                next_id += 1;
+                ShardStats::add(&stats.sent, 1);
+            }
+        }
+        let mut wake_at = (now + check_every).min(end);
+        if out.is_empty() {
+            if let Some(at) = schedule.peek() {
+                wake_at = wake_at.min(at);
+            }
+        }
+        timer.reset(wake_at);
+        let stream = &mut conn.stream;
+        let before = out.len();
+        let r = std::future::poll_fn(|cx| {
+            if !out.is_empty() {
+                if let Poll::Ready(Err(e)) = net::poll_write_out(stream, cx, &mut out) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            timer.poll_expired(cx).map(|()| Ok(()))
+        })
+        .await;
+        written += before.saturating_sub(out.len()) as u64;
+        if r.is_err() {
+            outcome = Some(("reset", Instant::now()));
+            break;
+        }
+    }
+    conn.bytes_out += written;
+    {
+        let mut slow = stats.slow.borrow_mut();
+        slow.bytes_written += written;
+        match outcome {
+            Some(("closed", at)) => {
+                slow.closed_by_server += 1;
+                slow.seconds_to_close
+                    .push(at.saturating_duration_since(start).as_secs_f64());
+            }
+            Some((_, at)) => {
+                slow.resets += 1;
+                slow.seconds_to_close
+                    .push(at.saturating_duration_since(start).as_secs_f64());
+            }
+            None => slow.still_open += 1,
+        }
+    }
+    // Now read what the server sent, looking for its Close frame (bounded in time and bytes).
+    let code = drain_for_close(conn, Instant::now() + Duration::from_secs(2)).await;
+    *stats
+        .slow
+        .borrow_mut()
+        .close_codes
+        .entry(code.map_or_else(|| "none".to_owned(), |c| c.to_string()))
+        .or_insert(0) += 1;
+    Ok(())
+}
+
+/// Reads and decodes until a Close frame, EOF, error or `deadline`; the close code, if any.
+async fn drain_for_close(conn: &mut Conn, deadline: Instant) -> Option<u16> {
+    let mut decoder = Decoder::new(Role::Client, MAX_MESSAGE);
+    let mut budget: usize = 256 * 1024 * 1024;
+    loop {
+        loop {
+            let decoded = decoder.decode(&mut conn.inbuf).ok()?;
+            let consumed = decoded.consumed;
+            if let Some(Event::Close(frame)) = decoded.event {
+                return Some(frame.map_or(1005, |f| f.code.0));
+            }
+            conn.inbuf.drain(..consumed);
+            if consumed == 0 {
+                break;
+            }
+        }
+        let n = conn.fill(deadline).await.ok()?;
+        budget = budget.checked_sub(n)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_share_picks_the_right_count() {
+        for (total, share, want) in [
+            (100, 0.1, 10),
+            (15000, 0.1, 1500),
+            (7, 0.5, 4),
+            (10, 0.0, 0),
+        ] {
+            let n = (0..total).filter(|&g| is_slow(g, total, share)).count();
+            assert_eq!(n, want, "total {total} share {share}");
+        }
+        assert!((0..10).all(|g| is_slow(g, 10, 1.0)));
+    }
+
+    #[test]
+    fn inflight_matches_by_id_or_fifo() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(1);
+        let mut f = InFlight {
+            queue: VecDeque::from([(1, now), (2, later)]),
+        };
+        assert_eq!(f.take(Some(2)), Some(later));
+        assert_eq!(f.take(Some(9)), None);
+        assert_eq!(f.take(None), Some(now));
+        assert_eq!(f.take(None), None);
+    }
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Socket-level benchmark: builds release, then for each standard scenario starts a fresh
+# server (--shards 1, pinned to core 0) and the load generator (--shards 1, pinned to core 1),
+# prints a table and writes one JSON per scenario under results/<timestamp>/.
+#
+# Scenarios (all at BENCH_CONNECTIONS connections):
+#   idle-hold-ws     initialized MCP WebSocket sessions held open: server RSS per connection
+#   idle-hold-http   Streamable HTTP sessions with a held GET stream, each after a 100-event
+#                    ring of 256-byte events (the stream tool): RSS per session
+#   ws-mcp           tools/call echo over WebSocket at BENCH_WS_RATE for BENCH_DURATION
+#   http-mcp         tools/call echo over Streamable HTTP at BENCH_HTTP_RATE
+#   sse-resume       stream tool events at BENCH_SSE_RATE with BENCH_DISCONNECTS forced
+#                    disconnects and Last-Event-ID resumes: lost / duplicated / out of order
+#
+# Env (defaults in brackets):
+#   BENCH_CONNECTIONS [15000]  BENCH_DURATION [30]  BENCH_RAMP [5000] (connections/s)
+#   BENCH_WS_RATE [100000]  BENCH_HTTP_RATE [50000]  BENCH_SSE_RATE [15000] (events/s)
+#   BENCH_DISCONNECTS [1500]  BENCH_HOLD [10] (idle-hold seconds)  BENCH_PAYLOAD [64]
+#   BENCH_SCENARIOS ["idle-hold-ws idle-hold-http ws-mcp http-mcp sse-resume"]
+#   BENCH_RESULTS [results]   BENCH_SERVER_CPU [0]  BENCH_LOAD_CPU [1]
+#   BENCH_NO_BUILD=1          use the binaries already in target/release
+# Quick run: BENCH_CONNECTIONS=100 BENCH_DURATION=5 BENCH_WS_RATE=5000 BENCH_HTTP_RATE=2000 scripts/bench.sh
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+CONNS=${BENCH_CONNECTIONS:-15000}
+DURATION=${BENCH_DURATION:-30}
+RAMP=${BENCH_RAMP:-5000}
+WS_RATE=${BENCH_WS_RATE:-100000}
+HTTP_RATE=${BENCH_HTTP_RATE:-50000}
+SSE_RATE=${BENCH_SSE_RATE:-15000}
+DISCONNECTS=${BENCH_DISCONNECTS:-1500}
+HOLD=${BENCH_HOLD:-10}
+PAYLOAD=${BENCH_PAYLOAD:-64}
+SCENARIOS=${BENCH_SCENARIOS:-"idle-hold-ws idle-hold-http ws-mcp http-mcp sse-resume"}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+OUT="${BENCH_RESULTS:-$REPO_ROOT/results}/$(date +%Y%m%d-%H%M%S)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+
+command -v taskset >/dev/null || die "taskset (util-linux) is needed to pin the server and the load generator"
+if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
+    log "building release binaries"
+    cargo build --release --bin ringmcp --bin ringmcp-load >&2
+fi
+SERVER_BIN="$CARGO_TARGET_DIR/release/ringmcp"
+LOAD_BIN="$CARGO_TARGET_DIR/release/ringmcp-load"
+[[ -x "$SERVER_BIN" && -x "$LOAD_BIN" ]] || die "missing $SERVER_BIN or $LOAD_BIN"
+
+# 15,000 connections need ~15,000 descriptors in each process; the hard limit here is 20,000.
+ulimit -n "$(ulimit -Hn)" || true
+(( $(ulimit -n) > CONNS + 100 )) || die "open-files limit $(ulimit -n) is too small for $CONNS connections"
+mkdir -p "$OUT"
+log "results in $OUT"
+
+BENCH_SERVER_PID=""
+stop_bench_server() {
+    [[ -n "$BENCH_SERVER_PID" ]] || return 0
+    local pid=$BENCH_SERVER_PID i
+    BENCH_SERVER_PID=""
+    kill -TERM "$pid" 2>/dev/null || true
+    for (( i=0; i<100; i++ )); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+on_exit stop_bench_server
+
+# start_bench_server NAME: a fresh server per scenario, so RSS baselines are clean.
+start_bench_server() {
+    local name=$1 port
+    port="$(free_port)"
+    taskset -c "$SERVER_CPU" "$SERVER_BIN" --bind "127.0.0.1:$port" --shards 1 --echo \
+        --max-connections-per-shard $(( CONNS + 1000 )) --max-sessions-per-shard $(( CONNS * 2 + 1000 )) \
+        >"$OUT/$name.server.log" 2>&1 &
+    BENCH_SERVER_PID=$!
+    BENCH_PORT=$port
+    wait_http_ok "http://127.0.0.1:$port/healthz" 30 "$BENCH_SERVER_PID" \
+        || die "server did not come up for $name (log: $OUT/$name.server.log)"
+    # glommio pins its executor itself; check it honoured taskset.
+    local t cpus
+    for t in /proc/"$BENCH_SERVER_PID"/task/*; do
+        if [[ "$(cat "$t/comm" 2>/dev/null)" == ringmcp-shard* ]]; then
+            cpus="$(awk '/Cpus_allowed_list/ {print $2}' "$t/status")"
+            [[ "$cpus" == "$SERVER_CPU" ]] || warn "server shard runs on CPU(s) $cpus, not $SERVER_CPU: it shares a core with the load generator"
+            break
+        fi
+    done
+}
+
+# run_load NAME ARGS...: one load run; its JSON goes to $OUT/NAME.json, its summary to stdout.
+run_load() {
+    local name=$1; shift
+    local cmd=(taskset -c "$LOAD_CPU" "$LOAD_BIN" --shards 1 --ramp "$RAMP" --server-pid "$BENCH_SERVER_PID"
+               --json "$OUT/$name.json" "$@")
+    printf '%q ' "${cmd[@]}" >"$OUT/$name.cmd"
+    echo >>"$OUT/$name.cmd"
+    log "$name: ${cmd[*]}"
+    "${cmd[@]}" | tee "$OUT/$name.txt" || warn "$name: load generator exited non-zero"
+}
+
+for scenario in $SCENARIOS; do
+    start_bench_server "$scenario"
+    base="127.0.0.1:$BENCH_PORT"
+    case "$scenario" in
+        idle-hold-ws)
+            run_load "$scenario" --scenario idle-hold --target "ws://$base/mcp" \
+                --connections "$CONNS" --duration "$HOLD" ;;
+        idle-hold-http)
+            run_load "$scenario" --scenario idle-hold --transport http --target "http://$base/mcp" \
+                --connections "$CONNS" --duration "$HOLD" --fill-events 100 --payload 256 --timeout 30 ;;
+        ws-mcp)
+            run_load "$scenario" --scenario ws-mcp --target "ws://$base/mcp" \
+                --connections "$CONNS" --rate "$WS_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
+        http-mcp)
+            run_load "$scenario" --scenario http-mcp --target "http://$base/mcp" \
+                --connections "$CONNS" --rate "$HTTP_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
+        sse-resume)
+            run_load "$scenario" --scenario sse-resume --target "http://$base/mcp" \
+                --connections "$CONNS" --rate "$SSE_RATE" --duration "$DURATION" --payload "$PAYLOAD" \
+                --disconnects "$DISCONNECTS" --timeout 30 ;;
+        ws-echo)
+            run_load "$scenario" --scenario ws-echo --target "ws://$base/echo" \
+                --connections "$CONNS" --rate "$WS_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
+        slow-readers)
+            run_load "$scenario" --scenario slow-readers --target "ws://$base/mcp" \
+                --connections "$CONNS" --rate "$WS_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
+        *) die "unknown scenario $scenario" ;;
+    esac
+    stop_bench_server
+done
+
+python3 - "$OUT" $SCENARIOS <<'PY'
+import json, os, sys
+out, names = sys.argv[1], sys.argv[2:]
+cols = ["scenario", "up", "ok", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors",
+        "srv B/conn", "srv cpu", "load cpu", "lag p99", "sse lost/dup/resumes"]
+rows = []
+for n in names:
+    path = os.path.join(out, n + ".json")
+    if not os.path.exists(path):
+        rows.append([n] + ["(no result)"] + [""] * (len(cols) - 2))
+        continue
+    r = json.load(open(path))
+    l = r["latency"]
+    f = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
+    pct = lambda v: "-" if v is None else f"{v:.0f}%"
+    sse = r.get("sse")
+    rows.append([
+        n, f"{r['connected']}/{r['attempted']}", str(r["ok"]), f(r["achieved_rate"], 0),
+        f(l["p50_ms"], 3), f(l["p99_ms"], 3), f(l["p999_ms"], 3), f(l["max_ms"], 3),
+        str(r["error_total"]), f(r["server_bytes_per_connection"], 0),
+        pct(r["server_cpu_percent"]), pct(r["load_cpu_percent"]), f(r["send_lag"]["p99_ms"], 3),
+        f"{sse['lost']}/{sse['duplicated']}/{sse['resumes']}" if sse else "-",
+    ])
+widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
+line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
+table = "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows])
+print("\n" + table)
+open(os.path.join(out, "table.txt"), "w").write(table + "\n")
+PY
+log "done: $OUT"
