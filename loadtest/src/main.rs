@@ -21,7 +21,7 @@ mod ws;
 
 use clap::Parser;
 use cli::{Args, Target};
-use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
+use glommio::LocalExecutorPoolBuilder;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,21 +75,12 @@ fn real_main(args: Args) -> Result<i32, String> {
         ));
     }
 
-    let allowed = sys::allowed_cpus();
     let shards = if args.shards == 0 {
-        allowed.len().max(1)
+        ringmcp::shard::allowed_cpus().len().max(1)
     } else {
         args.shards
     };
-    let cpus = CpuSet::online()
-        .map_err(|e| format!("cannot read the CPU topology: {e}"))?
-        .filter(|l| allowed.is_empty() || allowed.contains(&l.cpu));
-    // One executor pinned per allowed CPU, like the server; more shards than CPUs share them.
-    let placement = if shards <= allowed.len() {
-        PoolPlacement::MaxSpread(shards, Some(cpus))
-    } else {
-        PoolPlacement::Fenced(shards, cpus)
-    };
+    let placement = ringmcp::shard::placement(shards)?;
 
     let rss_before = args.server_pid.and_then(sys::rss_bytes);
     let shared = Arc::new(run::Shared::default());

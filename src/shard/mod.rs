@@ -138,6 +138,37 @@ impl Stopper {
     }
 }
 
+/// CPUs this process may run on (what `taskset` or a cgroup allows), ascending.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into `set`.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// One executor pinned per CPU this process may use (glommio's own placement looks at the
+/// machine, not at the process affinity, so `taskset -c 0 ringmcp` would otherwise still
+/// land on any core); more shards than allowed CPUs share them.
+pub fn placement(shards: usize) -> Result<PoolPlacement, String> {
+    let allowed = allowed_cpus();
+    let cpus = glommio::CpuSet::online()
+        .map_err(|e| format!("cannot read the CPU topology: {e}"))?
+        .filter(|l| allowed.is_empty() || allowed.contains(&l.cpu));
+    Ok(if shards <= allowed.len() {
+        PoolPlacement::MaxSpread(shards, Some(cpus))
+    } else {
+        PoolPlacement::Fenced(shards, cpus)
+    })
+}
+
 /// Starts one shard per configured core and returns once all of them listen.
 pub fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHandle, ServerError> {
     probe_io_uring()?;
@@ -160,7 +191,7 @@ pub fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHandle, Se
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let config = Arc::new(config);
     let mesh = MeshBuilder::<MeshMessage, _>::full(shards, MESH_CHANNEL_CAPACITY);
-    let threads = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, None))
+    let threads = LocalExecutorPoolBuilder::new(placement(shards).map_err(ServerError::Runtime)?)
         .name("ringmcp-shard")
         .on_all_shards(move || async move {
             let stop = stop_rx.lock().ok().and_then(|mut v| v.pop());
@@ -505,5 +536,16 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         let conn = ConnGuard::open(&shard);
         let over_cap = shard.connection_count() > shard.config.max_connections_per_shard;
         glommio::spawn_local(http::serve_connection(stream, conn, over_cap)).detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_may_run_somewhere() {
+        assert!(!allowed_cpus().is_empty());
+        assert!(placement(1).is_ok());
     }
 }
