@@ -567,18 +567,30 @@ async fn stream(ctx: ToolContext, args: Value) -> Result<ToolResult, ToolError> 
         )));
     }
     let size = usize::try_from(bytes).unwrap_or(0);
+    let start = std::time::Instant::now();
     let mut sent = 0u64;
     for seq in 1..=count {
-        if seq > 1 && interval > 0 {
-            ctx.sleep(Duration::from_millis(interval)).await;
+        // On a fixed schedule from the start, so a late wake-up does not push back the rest.
+        let due = start + Duration::from_millis(interval.saturating_mul(seq - 1));
+        let wait = due.saturating_duration_since(std::time::Instant::now());
+        if !wait.is_zero() {
+            ctx.sleep(wait).await;
         }
-        let mut text = format!("{seq} ");
-        text.push_str(&filler(size.saturating_sub(text.len())));
+        // Send time in µs since the UNIX epoch, for delivery latency measured by the receiver.
+        let ts_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
         // Precision loss above 2^53 cannot happen: count is capped.
         let reported = if ctx.progress_token().is_some() {
+            let mut text = format!("{seq} {ts_us} ");
+            text.push_str(&filler(size.saturating_sub(text.len())));
             ctx.progress(seq as f64, Some(count as f64), Some(&text))
         } else {
-            ctx.log(LogLevel::Info, &text)
+            let text = filler(size);
+            ctx.log(
+                LogLevel::Info,
+                &json!({"seq": seq, "ts_us": ts_us, "text": text}),
+            )
         };
         sent += u64::from(reported);
     }
@@ -1038,21 +1050,32 @@ mod tests {
         for (i, (message, related)) in sent.iter().enumerate() {
             assert_eq!(message["method"], json!("notifications/message"));
             assert_eq!(message["params"]["level"], json!("info"));
-            let data = message["params"]["data"].as_str().expect("data");
-            assert_eq!(data.len(), 8);
-            assert!(data.starts_with(&format!("{} ", i + 1)), "{data}");
+            let data = &message["params"]["data"];
+            assert_eq!(data["seq"], json!(i + 1));
+            assert!(data["ts_us"].as_u64().is_some_and(|t| t > 0), "{data}");
+            assert_eq!(data["text"].as_str().map(str::len), Some(8));
             assert_eq!(related, &Id::parse("1"));
         }
         let r = h.reply(json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
             "params":{"name":"stream","arguments":{"count":2,"bytes":1},"_meta":{"progressToken":"p"}}}));
         assert_eq!(r["result"]["content"][0]["text"], json!("2"));
-        assert_eq!(
-            h.peer.messages(),
-            vec![
-                json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1.0,"total":2.0,"message":"1 "}}),
-                json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":2.0,"total":2.0,"message":"2 "}}),
-            ]
-        );
+        let progress = h.peer.messages();
+        assert_eq!(progress.len(), 2);
+        for (i, message) in progress.iter().enumerate() {
+            assert_eq!(message["method"], json!("notifications/progress"));
+            let params = &message["params"];
+            assert_eq!(
+                (params["progressToken"].clone(), params["progress"].clone()),
+                (json!("p"), json!((i + 1) as f64))
+            );
+            let text = params["message"].as_str().expect("message");
+            let mut parts = text.split(' ');
+            assert_eq!(parts.next(), Some((i + 1).to_string().as_str()), "{text}");
+            assert!(
+                parts.next().and_then(|t| t.parse::<u64>().ok()).is_some(),
+                "a send timestamp: {text}"
+            );
+        }
         assert_eq!(
             h.call(3, "stream", json!({}))["result"]["content"][0]["text"],
             json!("10")
