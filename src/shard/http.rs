@@ -82,7 +82,10 @@ async fn run(
                 if io::flush(&mut stream, &mut out).await.is_err() {
                     return;
                 }
-                ws::serve(stream, inbuf, conn, kind).await;
+                // The WebSocket runs as its own task, so this HTTP task's state (sized for
+                // every request path) is freed instead of living as long as the socket.
+                let websocket = ws::serve(stream, inbuf, conn, kind);
+                glommio::spawn_local(websocket).detach();
                 return;
             }
             Next::Stream(serve) => {
