@@ -46,24 +46,24 @@ pub(super) async fn serve_connection(mut stream: TcpStream, conn: ConnGuard, ove
         let _ = io::flush(&mut stream, &mut out).await;
         return;
     }
-    run(stream, conn, Vec::new(), None).await;
+    request_loop(stream, conn, Vec::new(), Vec::new(), None).await;
 }
 
 /// A connection another shard handed over, starting with the request that named our session.
 pub(super) async fn serve_handed_off(stream: TcpStream, conn: ConnGuard, first: HandoffParts) {
     let (head, body, inbuf) = first;
-    run(stream, conn, inbuf, Some((head, body))).await;
+    request_loop(stream, conn, inbuf, Vec::new(), Some((head, body))).await;
 }
 
-/// The request loop: read, answer in order, until close, upgrade or handoff.
-async fn run(
+/// The request loop: read, answer in order, until close, upgrade, stream or handoff.
+async fn request_loop(
     mut stream: TcpStream,
     conn: ConnGuard,
     mut inbuf: Vec<u8>,
+    mut out: Vec<u8>,
     mut first: Option<(RequestHead, Vec<u8>)>,
 ) {
     let shard = Rc::clone(&conn.shard);
-    let mut out = Vec::new();
     loop {
         let (head, body) = match first.take() {
             Some(request) => request,
@@ -89,12 +89,22 @@ async fn run(
                 return;
             }
             Next::Stream(serve) => {
-                if !serve_stream(&mut stream, &mut inbuf, &conn, &mut out, serve).await
-                    || !keep_alive
-                    || shard.stopping()
-                {
-                    break;
-                }
+                // Like a WebSocket, a stream may stay open for hours: it runs as a small task
+                // of its own, and this task's state is freed. If the connection carries more
+                // requests after the stream, the loop resumes there (boxed, it is rare).
+                glommio::spawn_local(async move {
+                    let mut stream = stream;
+                    let (mut inbuf, mut out) = (inbuf, out);
+                    let reusable =
+                        serve_stream(&mut stream, &mut inbuf, &conn, &mut out, serve).await;
+                    if reusable && keep_alive && !conn.shard.stopping() {
+                        Box::pin(request_loop(stream, conn, inbuf, out, None)).await;
+                    } else {
+                        let _ = io::flush(&mut stream, &mut out).await;
+                    }
+                })
+                .detach();
+                return;
             }
             Next::Metrics => {
                 let text = crate::metrics::render(&shard.scrape().await);

@@ -204,6 +204,8 @@ impl HttpSession {
         if let Some(sink) = state.sink.take() {
             sink.end();
         }
+        // Kept only for replay from here on.
+        self.store.borrow_mut().seal(state.ring);
         let mut order = self.finished_order.borrow_mut();
         order.push(stream);
         if order.len() > FINISHED_STREAMS_KEPT {

@@ -251,6 +251,15 @@ impl EventStore {
         }
     }
 
+    /// Gives back a ring's spare capacity once no more events will be appended
+    /// to it (a finished request stream kept only for replay).
+    pub fn seal(&mut self, id: RingId) {
+        if let Some(r) = ring_mut(&mut self.slots, id) {
+            r.buf.shrink_to_fit();
+            r.events.shrink_to_fit();
+        }
+    }
+
     /// Drops a ring and its events; `false` if it was already gone. The
     /// events are not counted as evictions.
     pub fn remove_ring(&mut self, id: RingId) -> bool {
@@ -752,6 +761,28 @@ mod tests {
                 ..Evictions::default()
             }
         );
+    }
+
+    #[test]
+    fn sealing_keeps_the_events_and_drops_spare_capacity() {
+        let now = Instant::now();
+        let mut store = EventStore::new(
+            RingLimits {
+                max_events: 1000,
+                max_bytes: 1 << 20,
+                max_age: Duration::from_secs(60),
+            },
+            1 << 30,
+            now,
+        );
+        let ring = store.create_ring();
+        for _ in 0..100 {
+            store.append(ring, &[7; 256], now);
+        }
+        store.seal(ring);
+        let r = store.ring(ring).unwrap();
+        assert_eq!(r.buf.capacity(), r.buf.len());
+        assert_eq!(store.replay_after(ring, 0, now).unwrap().count(), 100);
     }
 
     #[test]
