@@ -155,10 +155,14 @@ impl RequestHead {
         let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
         let max_headers = limits.max_headers.clamp(1, HEADER_SLOTS);
         let mut req = httparse::Request::new(&mut slots[..max_headers]);
-        let head_len = match req.parse(buf) {
+        // Parse no further than the first prefix that breaks a size limit, so the outcome
+        // is the same however the bytes were split into reads.
+        let breach = first_limit_breach(buf, limits);
+        let scan = breach.map_or(buf, |(cut, _)| &buf[..cut]);
+        let head_len = match req.parse(scan) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
-                return partial_within_limits(buf, limits).map(|()| Status::Partial)
+                return breach.map_or(Ok(Status::Partial), |(_, e)| Err(e));
             }
             Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
             Err(e) => return Err(HttpError::Malformed(e)),
@@ -362,22 +366,32 @@ fn parse_content_length(value: &[u8]) -> Result<u64, HttpError> {
         .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
-/// A head that is still incomplete is only worth waiting for while it fits the limits.
-fn partial_within_limits(buf: &[u8], limits: &Limits) -> Result<(), HttpError> {
-    let request_line_done = buf.contains(&b'\n');
-    // The target starts after "METHOD " and ends at the next space; while the request line is
-    // open, everything past the method may still be target.
-    if !request_line_done && buf.len() > limits.max_uri_bytes + 16 {
-        return Err(HttpError::UriTooLong);
-    }
-    if buf.len() > limits.max_head_bytes {
-        return Err(if request_line_done {
+/// The shortest prefix of `buf` at which a still-incomplete head breaks a size limit, and
+/// which limit: the request-target (measured from the first space) or the whole head.
+fn first_limit_breach(buf: &[u8], limits: &Limits) -> Option<(usize, HttpError)> {
+    let target = buf.iter().position(|&b| b == b' ').and_then(|space| {
+        let start = space + 1;
+        let cut = start.saturating_add(limits.max_uri_bytes).saturating_add(1);
+        let ends_before = buf[start..buf.len().min(cut)]
+            .iter()
+            .any(|&b| matches!(b, b' ' | b'\r' | b'\n'));
+        (!ends_before && cut <= buf.len()).then_some((cut, HttpError::UriTooLong))
+    });
+    let head = limits.max_head_bytes.saturating_add(1);
+    let head = (head <= buf.len()).then(|| {
+        // A head that outgrows its limit before its request line ends is a URI problem.
+        let line_done = buf[..head].contains(&b'\n');
+        let error = if line_done {
             HttpError::HeadTooLarge
         } else {
             HttpError::UriTooLong
-        });
-    }
-    Ok(())
+        };
+        (head, error)
+    });
+    [target, head]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(cut, _)| *cut)
 }
 
 /// Incremental decoder of a `Transfer-Encoding: chunked` body (RFC 9112 §7.1).
