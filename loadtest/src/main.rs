@@ -21,7 +21,6 @@ mod ws;
 
 use clap::Parser;
 use cli::{Args, Target};
-use glommio::LocalExecutorPoolBuilder;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,7 +79,6 @@ fn real_main(args: Args) -> Result<i32, String> {
     } else {
         args.shards
     };
-    let placement = ringmcp::shard::placement(shards)?;
 
     let rss_before = args.server_pid.and_then(sys::rss_bytes);
     let shared = Arc::new(run::Shared::default());
@@ -107,8 +105,7 @@ fn real_main(args: Args) -> Result<i32, String> {
         let args = args.clone();
         let target = target.clone();
         let shared = Arc::clone(&shared);
-        LocalExecutorPoolBuilder::new(placement)
-            .name("ringmcp-load")
+        ringmcp::shard::pool("ringmcp-load", shards)?
             .on_all_shards(move || async move {
                 let shard = next_index.fetch_add(1, Ordering::AcqRel);
                 run::run_shard(args, target, shared, shard, shards).await

@@ -112,6 +112,15 @@ impl Deadline {
         }
     }
 
+    /// Moves the deadline to `at` only if that is earlier (or the timer already fired): a
+    /// later deadline is left to the early wake-up, whose handler re-arms it. Activity that
+    /// pushes an idle deadline back (every message) thus costs no timer-table update.
+    pub fn pull_in(&mut self, at: Instant) {
+        if at < self.at || Instant::now() >= self.at {
+            self.reset(at);
+        }
+    }
+
     /// Ready once the deadline passed.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.at {

@@ -144,7 +144,7 @@ pub(super) async fn serve(
             // Idle connections keep no read buffer (see io.rs).
             inbuf = Vec::new();
         }
-        timer.reset(ws.next_deadline(&shard));
+        timer.pull_in(ws.next_deadline(&shard));
         let watch_stop = !ws.stop_seen;
         let closing = ws.closing;
         let before = inbuf.len();
@@ -225,6 +225,7 @@ pub(super) async fn serve(
                 if ws.on_timer(&shard, &outbox) {
                     break;
                 }
+                timer.reset(ws.next_deadline(&shard));
             }
         }
     }
