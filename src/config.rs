@@ -77,7 +77,7 @@ pub struct Config {
     pub close_timeout_ms: u64,
 
     /// Bytes a connection may have queued for a client that is not reading; past it the server stops reading from that client.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, default_value_t = 64 * 1024)]
     pub max_outbound_bytes: usize,
 
     /// A client stuck at the outbound bound this long is dropped: WebSocket with 1008, an SSE stream ended resumably (its events stay in the ring), in milliseconds.

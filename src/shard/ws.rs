@@ -156,19 +156,23 @@ pub(super) async fn serve(
                 Poll::Pending => {}
             }
             let flushed = bytes.is_empty();
-            // A peer that does not read its replies cannot make us buffer more: stop reading.
-            let at_bound = bytes.len() >= shard.config.max_outbound_bytes;
-            let reading = closing != Closing::Done && !at_bound;
+            // A peer that does not read its replies cannot make us buffer more: at the bound we
+            // stop reading, and only start again once it drained below half of it. Without the
+            // hysteresis a socket that takes a few bytes now and then (TCP memory pressure)
+            // would reset the slow-reader clock forever while holding a full buffer.
+            let bound = shard.config.max_outbound_bytes;
+            let queued = bytes.len();
             drop(bytes);
-            match (at_bound, ws.blocked_since) {
-                (true, None) => {
+            match ws.blocked_since {
+                None if queued >= bound => {
                     shard.metrics.backpressure();
                     ws.blocked_since = Some(Instant::now());
                     return Poll::Ready(Wake::Timer);
                 }
-                (false, Some(_)) => ws.blocked_since = None,
+                Some(_) if queued < bound / 2 => ws.blocked_since = None,
                 _ => {}
             }
+            let reading = closing != Closing::Done && ws.blocked_since.is_none();
             if flushed && closing == Closing::Done {
                 return Poll::Ready(Wake::Flushed);
             }
