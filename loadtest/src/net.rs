@@ -4,11 +4,10 @@
 //! WebSocket opening handshake.
 
 use crate::cli::Target;
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_lite::AsyncWrite;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use ringmcp::proto::http1::ChunkedDecoder;
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -16,18 +15,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// Bytes one read may take from the socket.
-const SCRATCH_BYTES: usize = 64 * 1024;
-
 /// Largest response head accepted.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Largest response body accepted (a misbehaving server cannot make us buffer more).
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-
-thread_local! {
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_BYTES].into_boxed_slice());
-}
 
 /// Why a connection step failed; `kind()` names it for the error counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,21 +74,8 @@ impl From<glommio::GlommioError<()>> for NetError {
     }
 }
 
-/// Polls one read, appending what arrived to `buf`. `Ok(0)` is end of stream.
-pub fn poll_read_into(
-    stream: &mut TcpStream,
-    cx: &mut Context<'_>,
-    buf: &mut Vec<u8>,
-) -> Poll<io::Result<usize>> {
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let polled = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]);
-        if let Poll::Ready(Ok(n)) = polled {
-            buf.extend_from_slice(&scratch[..n]);
-        }
-        polled
-    })
-}
+/// Reads through the shard's scratch buffer, as the server does.
+pub use ringmcp::shard::io::poll_read_into;
 
 /// Writes as much of `out` as the socket takes, removing it; `Ready(Ok(n))`
 /// once `out` is empty, `Pending` while it is not.

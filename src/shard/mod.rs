@@ -3,7 +3,7 @@
 //! This is the only module that touches sockets and timers.
 
 mod http;
-mod io;
+pub mod io;
 mod streamable;
 mod ws;
 
