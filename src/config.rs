@@ -129,7 +129,7 @@ pub struct Config {
     pub no_legacy_sse: bool,
 
     /// Browser origins allowed to connect (repeatable). Requests without Origin always pass;
-    /// by default only localhost origins (http/https on localhost, 127.0.0.1, [::1], any port) are allowed.
+    /// by default only localhost origins (http/https on localhost, 127.0.0.1, `[::1]`, any port) are allowed.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
 }

@@ -13,8 +13,8 @@
 //! `Vec<u8>` (no allocation per event; evicted bytes at the front are
 //! compacted away once they outweigh the live ones, so the buffer holds at
 //! most about twice the live bytes, plus the newest payload) and a
-//! `VecDeque` of 16-byte [`Meta`] (end offset, append time). The shard keeps
-//! one 16-byte [`OrderEntry`] per event in append order for budget and age
+//! `VecDeque` of 16-byte `Meta` (end offset, append time). The shard keeps
+//! one 16-byte `OrderEntry` per event in append order for budget and age
 //! eviction across rings; entries of events already gone are dropped lazily,
 //! at most as many again plus a constant. So: 32 bytes of metadata per
 //! retained event (48 worst case), about 88 bytes per ring slot, plus the
