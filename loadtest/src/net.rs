@@ -6,10 +6,8 @@
 use crate::cli::Target;
 use futures_lite::AsyncWrite;
 use glommio::net::TcpStream;
-use glommio::timer::Timer;
 use ringmcp::proto::http1::ChunkedDecoder;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -99,50 +97,8 @@ pub fn poll_write_out(
     Poll::Ready(Ok(written))
 }
 
-/// A timer armed for an absolute deadline that keeps its reactor registration across resets.
-pub struct Deadline {
-    timer: Timer,
-    at: Instant,
-    registered: bool,
-}
-
-impl Deadline {
-    /// A timer that fires at `at`.
-    pub fn at(at: Instant) -> Self {
-        Deadline {
-            timer: Timer::new(at.saturating_duration_since(Instant::now())),
-            at,
-            registered: false,
-        }
-    }
-
-    /// Re-arms for a new deadline (no-op when unchanged).
-    pub fn reset(&mut self, at: Instant) {
-        if at != self.at {
-            self.at = at;
-            self.registered = false;
-            self.timer.reset(
-                at.saturating_duration_since(Instant::now())
-                    .max(Duration::from_micros(1)),
-            );
-        }
-    }
-
-    /// Ready once the deadline passed.
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.at {
-            self.registered = false;
-            return Poll::Ready(());
-        }
-        if !self.registered {
-            if Pin::new(&mut self.timer).poll(cx).is_ready() {
-                return Poll::Ready(());
-            }
-            self.registered = true;
-        }
-        Poll::Pending
-    }
-}
+/// The server's deadline timer: one reactor registration kept across resets.
+pub use ringmcp::shard::io::Deadline;
 
 /// Sleeps until `at` (returns at once if it passed).
 pub async fn sleep_until(at: Instant) {

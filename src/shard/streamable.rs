@@ -490,10 +490,30 @@ fn accepts(head: &RequestHead, media_type: &str) -> bool {
         })
 }
 
-fn is_json_body(head: &RequestHead) -> bool {
-    head.header_str("content-type")
+/// A POST body must be JSON: anything else is answered 415.
+fn require_json_body(
+    shard: &Shard,
+    head: &RequestHead,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), Outcome> {
+    let json = head
+        .header_str("content-type")
         .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        return Ok(());
+    }
+    let message = "Unsupported Media Type: Content-Type must be application/json";
+    json_error(
+        shard,
+        out,
+        415,
+        jsonrpc::INVALID_REQUEST,
+        message,
+        keep_alive,
+    );
+    Err(Outcome::Done)
 }
 
 /// The session a request names, or what to answer instead: 400 when the id is missing, 404
@@ -602,16 +622,8 @@ fn post(
         );
         return Outcome::Done;
     }
-    if !is_json_body(head) {
-        json_error(
-            shard,
-            out,
-            415,
-            jsonrpc::INVALID_REQUEST,
-            "Unsupported Media Type: Content-Type must be application/json",
-            keep_alive,
-        );
-        return Outcome::Done;
+    if let Err(outcome) = require_json_body(shard, head, keep_alive, out) {
+        return outcome;
     }
     let kind = mcp::classify(body);
     let session = match kind {
@@ -918,16 +930,8 @@ pub(super) fn legacy_message(
         Ok(session) => session,
         Err(outcome) => return outcome,
     };
-    if !is_json_body(head) {
-        json_error(
-            shard,
-            out,
-            415,
-            jsonrpc::INVALID_REQUEST,
-            "Unsupported Media Type: Content-Type must be application/json",
-            keep_alive,
-        );
-        return Outcome::Done;
+    if let Err(outcome) = require_json_body(shard, head, keep_alive, out) {
+        return outcome;
     }
     let peer = Rc::new(HttpPeer {
         session: Rc::clone(&session),
