@@ -42,7 +42,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 command -v taskset >/dev/null || die "taskset (util-linux) is needed to pin the server and the load generator"
 if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
     log "building release binaries"
-    cargo build --release --bin ringmcp --bin ringmcp-load >&2
+    cargo build --release -p ringmcp -p loadtest --bins >&2
 fi
 SERVER_BIN="$CARGO_TARGET_DIR/release/ringmcp"
 LOAD_BIN="$CARGO_TARGET_DIR/release/ringmcp-load"
