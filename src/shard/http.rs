@@ -64,10 +64,12 @@ async fn request_loop(
     mut first: Option<(RequestHead, Vec<u8>)>,
 ) {
     let shard = Rc::clone(&conn.shard);
+    // One timer serves every wait on this connection; see `read_more`.
+    let mut timer = Deadline::at(Instant::now() + shard.config.http_idle_timeout());
     loop {
         let (head, body) = match first.take() {
             Some(request) => request,
-            None => match read_request(&mut stream, &mut inbuf, &conn, &mut out).await {
+            None => match read_request(&mut stream, &mut inbuf, &conn, &mut out, &mut timer).await {
                 Some(request) => request,
                 None => break,
             },
@@ -144,10 +146,11 @@ async fn read_request(
     inbuf: &mut Vec<u8>,
     conn: &ConnGuard,
     out: &mut Vec<u8>,
+    timer: &mut Deadline,
 ) -> Option<(RequestHead, Vec<u8>)> {
     let shard = &conn.shard;
-    let head = read_head(stream, inbuf, conn, out).await?;
-    match read_body(stream, inbuf, &head, conn).await {
+    let head = read_head(stream, inbuf, conn, out, timer).await?;
+    match read_body(stream, inbuf, &head, conn, timer).await {
         Ok(body) => Some((head, body)),
         Err(BodyError::Http(e)) => {
             reject(shard, out, e.status(), &e.to_string());
@@ -243,6 +246,7 @@ async fn read_head(
     inbuf: &mut Vec<u8>,
     conn: &ConnGuard,
     out: &mut Vec<u8>,
+    timer: &mut Deadline,
 ) -> Option<RequestHead> {
     let shard = &conn.shard;
     let idle_deadline = Instant::now() + shard.config.http_idle_timeout();
@@ -269,7 +273,7 @@ async fn read_head(
         } else {
             *head_deadline.get_or_insert_with(|| Instant::now() + shard.config.header_timeout())
         };
-        match read_more(stream, inbuf, conn, deadline, between_requests).await {
+        match read_more(stream, inbuf, conn, timer, deadline, between_requests).await {
             Waited::Data => {}
             Waited::Closed | Waited::Stopping => return None,
             Waited::TimedOut if between_requests => return None,
@@ -289,6 +293,7 @@ async fn read_body(
     inbuf: &mut Vec<u8>,
     head: &RequestHead,
     conn: &ConnGuard,
+    timer: &mut Deadline,
 ) -> Result<Vec<u8>, BodyError> {
     let shard = &conn.shard;
     let deadline = Instant::now() + shard.config.header_timeout();
@@ -298,7 +303,7 @@ async fn read_body(
             // The limit was checked against Content-Length before any byte was read.
             let n = n as usize;
             while inbuf.len() < n {
-                body_bytes(stream, inbuf, conn, deadline).await?;
+                body_bytes(stream, inbuf, conn, timer, deadline).await?;
             }
             inbuf.drain(..n).collect()
         }
@@ -311,7 +316,7 @@ async fn read_body(
                 if decoder.is_done() {
                     break body;
                 }
-                body_bytes(stream, inbuf, conn, deadline).await?;
+                body_bytes(stream, inbuf, conn, timer, deadline).await?;
             }
         }
     };
@@ -334,9 +339,10 @@ async fn body_bytes(
     stream: &mut TcpStream,
     inbuf: &mut Vec<u8>,
     conn: &ConnGuard,
+    timer: &mut Deadline,
     deadline: Instant,
 ) -> Result<(), BodyError> {
-    match read_more(stream, inbuf, conn, deadline, false).await {
+    match read_more(stream, inbuf, conn, timer, deadline, false).await {
         Waited::Data => Ok(()),
         Waited::TimedOut => Err(BodyError::TimedOut),
         Waited::Closed | Waited::Stopping => Err(BodyError::Closed),
@@ -344,14 +350,19 @@ async fn body_bytes(
 }
 
 /// Reads more bytes into `inbuf`, until `deadline` (and, between requests, until the shard drains).
+///
+/// The connection's `timer` is only pulled in, never pushed back: the idle deadline moves
+/// later with every request, and re-arming the reactor's timer table for each of them cost
+/// more than the rare early wake-up, which re-arms for the real deadline.
 async fn read_more(
     stream: &mut TcpStream,
     inbuf: &mut Vec<u8>,
     conn: &ConnGuard,
+    timer: &mut Deadline,
     deadline: Instant,
     watch_stop: bool,
 ) -> Waited {
-    let mut timer = Deadline::at(deadline);
+    timer.pull_in(deadline);
     let before = inbuf.len();
     let waited = std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = io::poll_read_into(stream, cx, inbuf) {
@@ -363,7 +374,13 @@ async fn read_more(
         if watch_stop && conn.shard.poll_stopping(conn, cx).is_ready() {
             return Poll::Ready(Waited::Stopping);
         }
-        timer.poll_expired(cx).map(|()| Waited::TimedOut)
+        while timer.poll_expired(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return Poll::Ready(Waited::TimedOut);
+            }
+            timer.reset(deadline);
+        }
+        Poll::Pending
     })
     .await;
     conn.shard.metrics.read(inbuf.len() - before);
