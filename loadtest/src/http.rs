@@ -311,14 +311,16 @@ pub async fn idle_client(ctx: Rc<Ctx>, _global: usize) {
         let mut session = open_session(&ctx).await?;
         if ctx.args.fill_events > 0 {
             let call = mcp::stream_call(1, ctx.args.fill_events as u64, 0, ctx.args.payload);
-            let mut events = 0u64;
+            let (mut events, mut bytes) = (0u64, 0u64);
             let reply = session
                 .call(&ctx, &call, ctx.setup_deadline(), &mut |e| {
                     if !e.data.is_empty() {
                         events += 1;
+                        bytes += e.data.len() as u64;
                     }
                 })
                 .await?;
+            ShardStats::add(&ctx.stats.fill_bytes, bytes);
             if !matches!(mcp::classify(&reply), Incoming::Result { id: 1, .. }) {
                 return Err(NetError::Protocol("stream tool failed"));
             }

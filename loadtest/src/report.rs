@@ -65,6 +65,9 @@ pub struct Report {
     pub server_rss: ServerMemory,
     /// (connected − before) / connections, bytes.
     pub server_bytes_per_connection: Option<f64>,
+    /// idle-hold over HTTP with --fill-events: event data received per session, the least
+    /// a server that can replay them must hold.
+    pub fill_bytes_per_session: Option<f64>,
     /// Server CPU use during the measured phase, percent of one core.
     pub server_cpu_percent: Option<f64>,
     /// Our CPU use during the measured phase, percent of one core.
@@ -151,6 +154,8 @@ impl Report {
             bytes_out: r.bytes_out,
             bytes_in: r.bytes_in,
             server_bytes_per_connection: bytes_per_connection,
+            fill_bytes_per_session: (r.fill_bytes > 0 && r.connected > 0)
+                .then(|| r.fill_bytes as f64 / r.connected as f64),
             server_rss: memory,
             server_cpu_percent: cpu(samples.server_cpu_start, samples.server_cpu_end),
             load_cpu_percent: own_cpu,
@@ -232,6 +237,14 @@ impl Report {
         }
         if let Some(b) = self.server_bytes_per_connection {
             let _ = writeln!(s, "  per conn     {:.0} bytes of server RSS", b);
+            if let Some(fill) = self.fill_bytes_per_session {
+                let _ = writeln!(
+                    s,
+                    "               of which replayable event data {:.0} bytes, the rest {:.0}",
+                    fill,
+                    b - fill
+                );
+            }
         }
         if self.server_cpu_percent.is_some() || self.load_cpu_percent.is_some() {
             let pct = |p: Option<f64>| p.map_or("?".into(), |p| format!("{p:.0}%"));

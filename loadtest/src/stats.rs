@@ -44,6 +44,8 @@ pub struct ShardStats {
     pub bytes_out: Cell<u64>,
     /// Bytes read.
     pub bytes_in: Cell<u64>,
+    /// idle-hold over HTTP: event data bytes received while filling the replay rings.
+    pub fill_bytes: Cell<u64>,
     /// SSE delivery checks.
     pub sse: RefCell<SseTally>,
     /// Slow-reader observations.
@@ -63,6 +65,7 @@ impl Default for ShardStats {
             attempted: Cell::new(0),
             bytes_out: Cell::new(0),
             bytes_in: Cell::new(0),
+            fill_bytes: Cell::new(0),
             sse: RefCell::new(SseTally::default()),
             slow: RefCell::new(SlowTally::default()),
         }
@@ -112,6 +115,7 @@ impl ShardStats {
             attempted: self.attempted.take(),
             bytes_out: self.bytes_out.take(),
             bytes_in: self.bytes_in.take(),
+            fill_bytes: self.fill_bytes.take(),
             sse: self.sse.take(),
             slow: self.slow.take(),
             connect_window: None,
@@ -221,6 +225,8 @@ pub struct ShardResult {
     pub bytes_out: u64,
     /// Bytes read.
     pub bytes_in: u64,
+    /// Event data bytes received while filling replay rings.
+    pub fill_bytes: u64,
     /// SSE tallies.
     pub sse: SseTally,
     /// Slow-reader tallies.
@@ -245,6 +251,7 @@ impl ShardResult {
         self.attempted += other.attempted;
         self.bytes_out += other.bytes_out;
         self.bytes_in += other.bytes_in;
+        self.fill_bytes += other.fill_bytes;
         self.sse.merge(&other.sse);
         self.slow.merge(&other.slow);
         self.connect_window = match (self.connect_window, other.connect_window) {

@@ -69,10 +69,12 @@ async fn request_loop(
     loop {
         let (head, body) = match first.take() {
             Some(request) => request,
-            None => match read_request(&mut stream, &mut inbuf, &conn, &mut out, &mut timer).await {
-                Some(request) => request,
-                None => break,
-            },
+            None => {
+                match read_request(&mut stream, &mut inbuf, &conn, &mut out, &mut timer).await {
+                    Some(request) => request,
+                    None => break,
+                }
+            }
         };
         let keep_alive = head.keep_alive() && !shard.stopping();
         match route(&shard, &head, body, keep_alive, &mut out) {
