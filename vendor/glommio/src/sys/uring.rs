@@ -909,13 +909,18 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        // ringmcp patch: no IPI per completion while this thread is running. Kernels
+        // before 5.19 refuse these flags with EINVAL and get the plain ring.
+        let ring = match iou::IoUring::new_with_flags(
+            size as _,
+            iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+            iou::SetupFeatures::empty(),
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
+            ring => ring?,
+        };
         Ok(SleepableRing {
-            ring: iou::IoUring::new_with_flags(
-                size as _,
-                // ringmcp patch: no IPI per completion while this thread is running.
-                iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
-                iou::SetupFeatures::empty(),
-            )?,
+            ring,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
