@@ -4,13 +4,11 @@
 //! WebSocket opening handshake.
 
 use crate::cli::Target;
-use futures_lite::AsyncWrite;
 use glommio::net::TcpStream;
 use ringmcp::proto::http1::ChunkedDecoder;
 use std::fmt;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Largest response head accepted.
@@ -75,27 +73,9 @@ impl From<glommio::GlommioError<()>> for NetError {
 /// Reads through the shard's scratch buffer, as the server does.
 pub use ringmcp::shard::io::poll_read_into;
 
-/// Writes as much of `out` as the socket takes, removing it; `Ready(Ok(n))`
-/// once `out` is empty, `Pending` while it is not.
-pub fn poll_write_out(
-    stream: &mut TcpStream,
-    cx: &mut Context<'_>,
-    out: &mut Vec<u8>,
-) -> Poll<io::Result<usize>> {
-    let mut written = 0;
-    while !out.is_empty() {
-        match Pin::new(&mut *stream).poll_write(cx, out) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => {
-                out.drain(..n);
-                written += n;
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        }
-    }
-    Poll::Ready(Ok(written))
-}
+/// Writes through the server's flush: `Ready(Ok(n))` after any progress (`out` may still
+/// hold bytes), `Pending` when the socket took nothing.
+pub use ringmcp::shard::io::poll_flush;
 
 /// The server's deadline timer: one reactor registration kept across resets.
 pub use ringmcp::shard::io::Deadline;
@@ -165,11 +145,14 @@ impl Conn {
         let mut timer = Deadline::at(deadline);
         let stream = &mut self.stream;
         let len = out.len() as u64;
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = poll_write_out(stream, cx, out) {
-                return Poll::Ready(r.map(|_| ()).map_err(NetError::from));
+        std::future::poll_fn(|cx| loop {
+            match poll_flush(stream, cx, out) {
+                Poll::Ready(Ok(_)) if out.is_empty() => return Poll::Ready(Ok(())),
+                // Progress, but the socket is full: poll again to register for writability.
+                Poll::Ready(Ok(_)) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(NetError::from(e))),
+                Poll::Pending => return timer.poll_expired(cx).map(|()| Err(NetError::Timeout)),
             }
-            timer.poll_expired(cx).map(|()| Err(NetError::Timeout))
         })
         .await?;
         self.bytes_out += len;

@@ -266,7 +266,7 @@ async fn drive(
         let out_before = out.len();
         let wake = std::future::poll_fn(|cx| {
             if !out.is_empty() {
-                if let Poll::Ready(Err(e)) = net::poll_write_out(stream, cx, &mut out) {
+                if let Poll::Ready(Err(e)) = net::poll_flush(stream, cx, &mut out) {
                     return Poll::Ready(Err(NetError::from(e)));
                 }
                 if out.is_empty() {
@@ -488,7 +488,7 @@ async fn slow_reader(
         let before = out.len();
         let r = std::future::poll_fn(|cx| {
             if !out.is_empty() {
-                if let Poll::Ready(Err(e)) = net::poll_write_out(stream, cx, &mut out) {
+                if let Poll::Ready(Err(e)) = net::poll_flush(stream, cx, &mut out) {
                     return Poll::Ready(Err(e));
                 }
             }
