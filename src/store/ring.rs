@@ -13,13 +13,14 @@
 //! `Vec<u8>` (no allocation per event; evicted bytes at the front are
 //! compacted away once they outweigh the live ones, so the buffer holds at
 //! most about twice the live bytes, plus the newest payload) and a
-//! `VecDeque` of 16-byte `Meta` (end offset, append time). The shard keeps
-//! one 16-byte `OrderEntry` per event in append order for budget and age
-//! eviction across rings; entries of events already gone are dropped lazily,
-//! at most as many again plus a constant. So: 32 bytes of metadata per
-//! retained event (48 worst case), about 88 bytes per ring slot, plus the
-//! collections' spare capacity. `total_bytes` and the budget count payload
-//! bytes only.
+//! `VecDeque` of 8-byte `Meta` (payload length, append time in milliseconds).
+//! The shard keeps one 8-byte `OrderEntry` (the ring's id) per event in
+//! append order for budget and age eviction across rings; entries of events
+//! a ring evicted by its own limits are dropped lazily (each ring counts its
+//! stale ones), at most as many again plus a constant. So: 16 bytes of
+//! metadata per retained event (24 worst case), about 88 bytes per ring
+//! slot, plus the collections' spare capacity. `total_bytes` and the budget
+//! count payload bytes only.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -31,10 +32,21 @@ pub struct RingLimits {
     /// Most events a ring keeps; older ones are evicted first.
     pub max_events: usize,
     /// Most payload bytes a ring keeps; a bigger single event is not kept.
+    /// At most [`MAX_RING_BYTES`] (larger values are clamped).
     pub max_bytes: usize,
-    /// Events older than this are gone (evicted lazily, never replayed).
+    /// Events older than this are gone (evicted lazily, never replayed), to
+    /// the millisecond. At most [`MAX_AGE`] (larger values are clamped).
     pub max_age: Duration,
 }
+
+/// The largest `max_bytes`: event lengths are kept as `u32`.
+pub const MAX_RING_BYTES: usize = u32::MAX as usize;
+/// The longest `max_age` (about 12 days): append times are kept as `u32`
+/// milliseconds since an epoch that moves forward (see `EventStore::tick`).
+pub const MAX_AGE: Duration = Duration::from_millis(1 << 30);
+/// Once the store's clock reaches this many milliseconds past its epoch, the
+/// epoch moves forward so every append time still fits a `u32`.
+const REBASE_AT_MS: u64 = 1 << 31;
 
 /// Names one ring; a stale id (ring removed, slot reused) never matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,22 +108,19 @@ impl fmt::Display for ResumeError {
 
 impl std::error::Error for ResumeError {}
 
-/// One retained event: where its payload ends and when it was appended.
+/// One retained event: its payload's length and when it was appended.
 #[derive(Debug, Clone, Copy)]
 struct Meta {
-    /// Logical offset (bytes ever appended to the ring) just past the payload.
-    end: usize,
-    /// Append time, nanoseconds since the store's epoch.
-    at: u64,
+    /// Payload bytes (at most `MAX_RING_BYTES`).
+    len: u32,
+    /// Append time, milliseconds since the store's epoch.
+    at: u32,
 }
 
-/// One event in the shard's append order.
-#[derive(Debug, Clone, Copy)]
-struct OrderEntry {
-    slot: u32,
-    generation: u32,
-    seq: u64,
-}
+/// One event in the shard's append order: the ring it was appended to. A
+/// ring's entries are in its seq order, so the first of them that is not
+/// stale (see `Ring::stale_in_order`) names its oldest retained event.
+type OrderEntry = RingId;
 
 #[derive(Debug)]
 struct Ring {
@@ -126,6 +135,10 @@ struct Ring {
     base: usize,
     /// Logical offset where the oldest retained payload starts.
     front_start: usize,
+    /// How many of this ring's first entries in the shard order name events
+    /// the ring already evicted by its own limits. Invariant: the ring has
+    /// `stale_in_order + events.len()` entries in the order.
+    stale_in_order: usize,
 }
 
 /// Capacity a ring's buffer may keep while nearly empty.
@@ -139,6 +152,7 @@ impl Ring {
             buf: Vec::new(),
             base: 0,
             front_start: 0,
+            stale_in_order: 0,
         }
     }
 
@@ -151,12 +165,27 @@ impl Ring {
         self.base + self.buf.len() - self.front_start
     }
 
-    fn push(&mut self, payload: &[u8], at: u64) {
+    /// Logical offset just past the newest payload.
+    fn end(&self) -> usize {
+        self.base + self.buf.len()
+    }
+
+    /// `payload` is at most `MAX_RING_BYTES` long (the store never keeps a
+    /// longer one).
+    fn push(&mut self, payload: &[u8], at: u32) {
         self.buf.extend_from_slice(payload);
         self.events.push_back(Meta {
-            end: self.base + self.buf.len(),
+            len: payload.len() as u32,
             at,
         });
+    }
+
+    /// Drops the oldest event because of this ring's own limits (its entry
+    /// in the shard order goes stale); returns its payload length.
+    fn evict_front(&mut self) -> usize {
+        let len = self.pop_front();
+        self.stale_in_order += 1;
+        len
     }
 
     /// Drops the oldest event; returns its payload length.
@@ -164,8 +193,8 @@ impl Ring {
         let Some(meta) = self.events.pop_front() else {
             return 0;
         };
-        let len = meta.end - self.front_start;
-        self.front_start = meta.end;
+        let len = meta.len as usize;
+        self.front_start += len;
         let dead = self.front_start - self.base;
         // Compact once the dead prefix outweighs the live bytes: amortised
         // O(1) per byte, and the buffer stays within ~2x the live bytes.
@@ -192,10 +221,10 @@ struct Slot {
 #[derive(Debug)]
 pub struct EventStore {
     limits: RingLimits,
-    max_age_nanos: u64,
+    max_age_ms: u64,
     budget: usize,
     epoch: Instant,
-    /// Latest time seen, nanoseconds since `epoch`; append times never go
+    /// Latest time seen, milliseconds since `epoch`; append times never go
     /// backwards, so expired events are always a prefix of `order`.
     clock: u64,
     slots: Vec<Slot>,
@@ -211,9 +240,14 @@ impl EventStore {
     /// An empty store; `now` is the shard clock's start (earlier times count
     /// as `now`).
     pub fn new(limits: RingLimits, shard_budget_bytes: usize, now: Instant) -> EventStore {
+        let limits = RingLimits {
+            max_bytes: limits.max_bytes.min(MAX_RING_BYTES),
+            max_age: limits.max_age.min(MAX_AGE),
+            ..limits
+        };
         EventStore {
             limits,
-            max_age_nanos: nanos(limits.max_age),
+            max_age_ms: millis(limits.max_age),
             budget: shard_budget_bytes,
             epoch: now,
             clock: 0,
@@ -304,7 +338,7 @@ impl EventStore {
             // silently.
             let (n, bytes) = (r.events.len(), r.bytes());
             while !r.events.is_empty() {
-                r.pop_front();
+                r.evict_front();
             }
             self.events -= n;
             self.bytes -= bytes;
@@ -317,24 +351,21 @@ impl EventStore {
             self.compact_order();
             return Some(Appended { seq, stored: false });
         }
-        r.push(payload, at);
+        // `tick` keeps the clock below REBASE_AT_MS.
+        r.push(payload, at as u32);
+        self.order.push_back(ring);
         self.events += 1;
         self.bytes += payload.len();
         while r.events.len() > limits.max_events {
-            self.bytes -= r.pop_front();
+            self.bytes -= r.evict_front();
             self.events -= 1;
             self.evictions.count += 1;
         }
         while r.bytes() > limits.max_bytes {
-            self.bytes -= r.pop_front();
+            self.bytes -= r.evict_front();
             self.events -= 1;
             self.evictions.bytes += 1;
         }
-        self.order.push_back(OrderEntry {
-            slot: ring.slot,
-            generation: ring.generation,
-            seq,
-        });
         while self.bytes > self.budget && self.evict_oldest() {
             self.evictions.budget += 1;
         }
@@ -364,7 +395,7 @@ impl EventStore {
         if after_seq >= r.next_seq {
             return Err(ResumeError::UnknownEvent);
         }
-        let now = self.nanos_since_epoch(now).max(self.clock);
+        let now = self.millis_since_epoch(now).max(self.clock);
         let expired = r.events.partition_point(|m| self.is_expired(m.at, now));
         let first_kept = r.first_seq() + expired as u64;
         // A gap between the client's last event and our oldest would be
@@ -374,17 +405,16 @@ impl EventStore {
         }
         // In range: first_kept <= after_seq + 1 <= next_seq.
         let skip = (after_seq + 1 - r.first_seq()) as usize;
-        let mut start = match skip.checked_sub(1) {
-            Some(prev) => r.events[prev].end,
-            None => r.front_start,
-        };
-        let (buf, base) = (&r.buf, r.base);
+        // The replayed payloads are the last bytes of the buffer: O(replayed).
+        let replayed: usize = r.events.range(skip..).map(|m| m.len as usize).sum();
+        let mut start = r.end() - replayed - r.base;
+        let buf = &r.buf;
         Ok(r.events
             .range(skip..)
             .zip(after_seq + 1..)
             .map(move |(meta, seq)| {
-                let payload = &buf[start - base..meta.end - base];
-                start = meta.end;
+                let payload = &buf[start..start + meta.len as usize];
+                start += meta.len as usize;
                 (seq, payload)
             }))
     }
@@ -416,62 +446,80 @@ impl EventStore {
             .and_then(|slot| slot.ring.as_ref())
     }
 
-    fn nanos_since_epoch(&self, now: Instant) -> u64 {
-        nanos(now.saturating_duration_since(self.epoch))
+    fn millis_since_epoch(&self, now: Instant) -> u64 {
+        millis(now.saturating_duration_since(self.epoch))
     }
 
+    /// Advances the clock to `now` (never backwards) and returns it. Append
+    /// times are `u32` milliseconds since the epoch, so once the clock reaches
+    /// `REBASE_AT_MS` the epoch moves forward to `clock - max_age`: every
+    /// retained event is younger than `max_age` (expired ones are evicted
+    /// first), so its time stays non-negative, and the clock restarts at
+    /// `max_age` (at most 2^30 ms) — once every ~12 days of uptime at worst.
     fn tick(&mut self, now: Instant) -> u64 {
-        self.clock = self.clock.max(self.nanos_since_epoch(now));
+        self.clock = self.clock.max(self.millis_since_epoch(now));
+        if self.clock >= REBASE_AT_MS {
+            self.evict_expired_at(self.clock);
+            let shift = self.clock - self.max_age_ms;
+            self.epoch += Duration::from_millis(shift);
+            self.clock -= shift;
+            for ring in self.slots.iter_mut().filter_map(|slot| slot.ring.as_mut()) {
+                for meta in &mut ring.events {
+                    meta.at = (u64::from(meta.at) - shift) as u32;
+                }
+            }
+        }
         self.clock
     }
 
-    fn is_expired(&self, at: u64, now: u64) -> bool {
-        now.saturating_sub(at) > self.max_age_nanos
+    fn is_expired(&self, at: u32, now: u64) -> bool {
+        now.saturating_sub(u64::from(at)) > self.max_age_ms
     }
 
     /// Append times never decrease, so the expired events are the oldest in
     /// shard order: pop them from the front.
     fn evict_expired_at(&mut self, now: u64) {
-        while let Some(&entry) = self.order.front() {
-            let max_age = self.max_age_nanos;
-            if let Some(ring) = live_front(&mut self.slots, entry) {
-                let Some(meta) = ring.events.front() else {
-                    break;
-                };
-                if now.saturating_sub(meta.at) <= max_age {
-                    break;
-                }
-                self.bytes -= ring.pop_front();
-                self.events -= 1;
-                self.evictions.age += 1;
+        let max_age = self.max_age_ms;
+        while let Some(ring) = live_order_front(&mut self.order, &mut self.slots) {
+            let expired = ring
+                .events
+                .front()
+                .is_some_and(|meta| now.saturating_sub(u64::from(meta.at)) > max_age);
+            if !expired {
+                break;
             }
+            self.bytes -= ring.pop_front();
             self.order.pop_front();
+            self.events -= 1;
+            self.evictions.age += 1;
         }
     }
 
     /// Evicts the shard's oldest event; `false` if there is none.
     fn evict_oldest(&mut self) -> bool {
-        while let Some(entry) = self.order.pop_front() {
-            if let Some(ring) = live_front(&mut self.slots, entry) {
-                self.bytes -= ring.pop_front();
-                self.events -= 1;
-                return true;
-            }
-        }
-        false
+        let Some(ring) = live_order_front(&mut self.order, &mut self.slots) else {
+            return false;
+        };
+        self.bytes -= ring.pop_front();
+        self.order.pop_front();
+        self.events -= 1;
+        true
     }
 
     /// Drops entries of events already gone once they are as many as the
     /// live ones (amortised O(1) per append).
     fn compact_order(&mut self) {
         if self.order.len() > 2 * self.events + 32 {
-            let slots = &self.slots;
-            self.order.retain(|entry| {
-                slots
-                    .get(entry.slot as usize)
-                    .filter(|slot| slot.generation == entry.generation)
-                    .and_then(|slot| slot.ring.as_ref())
-                    .is_some_and(|ring| entry.seq >= ring.first_seq())
+            let slots = &mut self.slots;
+            // A ring's stale entries are its first ones, and `retain` visits
+            // in order.
+            self.order.retain(|&entry| match ring_mut(slots, entry) {
+                Some(ring) if ring.stale_in_order > 0 => {
+                    ring.stale_in_order -= 1;
+                    false
+                }
+                Some(_) => true,
+                None => false,
             });
         }
     }
@@ -484,22 +532,29 @@ fn ring_mut(slots: &mut [Slot], id: RingId) -> Option<&mut Ring> {
         .and_then(|slot| slot.ring.as_mut())
 }
 
-/// The ring whose oldest retained event `entry` is, if that event is still
-/// there. Rings evict only from the front and `order` is in append order, so
-/// a shard-order entry that is still live is always its ring's front.
-fn live_front(slots: &mut [Slot], entry: OrderEntry) -> Option<&mut Ring> {
-    ring_mut(
-        slots,
-        RingId {
-            slot: entry.slot,
-            generation: entry.generation,
-        },
-    )
-    .filter(|ring| !ring.events.is_empty() && ring.first_seq() == entry.seq)
+/// Pops the shard order's leading entries of events already gone (their
+/// ring removed, or evicted by its own limits); returns the ring whose
+/// oldest retained event the front entry then names, if any.
+fn live_order_front<'a>(
+    order: &mut VecDeque<OrderEntry>,
+    slots: &'a mut [Slot],
+) -> Option<&'a mut Ring> {
+    loop {
+        let &entry = order.front()?;
+        match ring_mut(slots, entry) {
+            Some(ring) if ring.stale_in_order > 0 => ring.stale_in_order -= 1,
+            // A live entry: the ring's invariant says it has an event for it.
+            Some(_) => break,
+            None => {}
+        }
+        order.pop_front();
+    }
+    let &entry = order.front()?;
+    ring_mut(slots, entry)
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -676,6 +731,50 @@ mod tests {
         );
     }
 
+    /// Append times are u32 milliseconds: past ~24 days of uptime the epoch
+    /// moves forward, and ages, replay and eviction carry on unchanged.
+    #[test]
+    fn ages_survive_the_epoch_moving_forward() {
+        let t0 = Instant::now();
+        let rebase = Duration::from_millis(REBASE_AT_MS);
+        let mut store = EventStore::new(limits(100, 1000, 1000), 10_000, t0);
+        let ring = store.create_ring();
+        store.append(ring, b"a", t0 + rebase - 500 * MS);
+        store.append(ring, b"b", t0 + rebase + 200 * MS);
+        assert_eq!(
+            replay(&store, ring, 0, t0 + rebase + 500 * MS),
+            Ok(payloads(&[(1, "a"), (2, "b")]))
+        );
+        // "a" is 1001 ms old: gone for replay, and evicted by age.
+        assert_eq!(
+            replay(&store, ring, 0, t0 + rebase + 501 * MS),
+            Err(ResumeError::Evicted)
+        );
+        store.evict_expired(t0 + rebase + 501 * MS);
+        assert_eq!(
+            replay(&store, ring, 1, t0 + rebase + 501 * MS),
+            Ok(payloads(&[(2, "b")]))
+        );
+        // Many epochs later (and a clock far past u32): everything is old.
+        let later = t0 + Duration::from_millis(1 << 40);
+        assert_eq!(
+            store.append(ring, b"c", later),
+            Some(Appended {
+                seq: 3,
+                stored: true
+            })
+        );
+        assert_eq!(replay(&store, ring, 2, later), Ok(payloads(&[(3, "c")])));
+        assert_eq!(
+            store.evictions(),
+            Evictions {
+                age: 2,
+                ..Evictions::default()
+            }
+        );
+        assert_eq!(store.event_count(), 1);
+    }
+
     #[test]
     fn stale_ring_id_after_remove_and_reuse_is_unknown() {
         let t0 = Instant::now();
@@ -807,12 +906,12 @@ mod tests {
         assert!(got.iter().all(|(seq, p)| p == &vec![(*seq - 1) as u8; 100]));
     }
 
-    /// Overhead the module docs promise: 16 bytes per event in the ring, 16
+    /// Overhead the module docs promise: 8 bytes per event in the ring, 8
     /// in the shard order, an 8-byte id, under 100 bytes per ring slot.
     #[test]
     fn sizes() {
-        assert_eq!(size_of::<Meta>(), 16);
-        assert_eq!(size_of::<OrderEntry>(), 16);
+        assert_eq!(size_of::<Meta>(), 8);
+        assert_eq!(size_of::<OrderEntry>(), 8);
         assert_eq!(size_of::<RingId>(), 8);
         assert!(size_of::<Slot>() <= 96, "{}", size_of::<Slot>());
     }
@@ -1060,6 +1159,13 @@ mod tests {
                 prop_assert_eq!(store.ring_count(), model.rings.iter().filter(|r| !r.removed).count());
                 prop_assert_eq!(store.evictions(), model.evictions);
                 prop_assert!(store.total_bytes() <= budget);
+                // The order holds, per live ring, its stale entries and one per
+                // event, and its garbage stays bounded.
+                let owed: usize = store.slots.iter().filter_map(|slot| slot.ring.as_ref())
+                    .map(|ring| ring.stale_in_order + ring.events.len()).sum();
+                let live_entries = store.order.iter().filter(|&&id| store.ring(id).is_some()).count();
+                prop_assert_eq!(live_entries, owed);
+                prop_assert!(store.order.len() <= 2 * store.event_count() + 32);
             }
         }
     }
