@@ -227,6 +227,13 @@ async fn serve_stream(
             keep_alive.reset(Instant::now() + interval);
             continue;
         }
+        // A stream waits for events most of its life: it holds no buffers while it does.
+        if out.is_empty() {
+            *out = Vec::new();
+        }
+        if inbuf.is_empty() {
+            *inbuf = Vec::new();
+        }
         return Poll::Pending;
     })
     .await;

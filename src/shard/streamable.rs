@@ -80,9 +80,15 @@ impl Sink {
         }
     }
 
-    /// Moves queued bytes to `out`; true once the response has ended.
+    /// Moves queued bytes to `out`; true once the response has ended. The
+    /// sink keeps no buffer of its own between events.
     pub fn drain_into(&self, out: &mut Vec<u8>, cx: &mut Context<'_>) -> bool {
-        out.append(&mut self.bytes.borrow_mut());
+        let queued = std::mem::take(&mut *self.bytes.borrow_mut());
+        if out.is_empty() {
+            *out = queued;
+        } else {
+            out.extend_from_slice(&queued);
+        }
         self.waker.set(Some(cx.waker().clone()));
         self.ended.get()
     }
