@@ -6,7 +6,8 @@
 # Scenarios (all at BENCH_CONNECTIONS connections):
 #   idle-hold-ws     initialized MCP WebSocket sessions held open: server RSS per connection
 #   idle-hold-http   Streamable HTTP sessions with a held GET stream, each after a 100-event
-#                    ring of 256-byte events (the stream tool): RSS per session
+#                    ring of 256-byte events (stream tool notifications with 129 bytes of
+#                    text): RSS per session
 #   ws-mcp           tools/call echo over WebSocket at BENCH_WS_RATE for BENCH_DURATION
 #   http-mcp         tools/call echo over Streamable HTTP at BENCH_HTTP_RATE
 #   sse-resume       stream tool events at BENCH_SSE_RATE with BENCH_DISCONNECTS forced
@@ -108,7 +109,7 @@ for scenario in $SCENARIOS; do
                 --connections "$CONNS" --duration "$HOLD" ;;
         idle-hold-http)
             run_load "$scenario" --scenario idle-hold --transport http --target "http://$base/mcp" \
-                --connections "$CONNS" --duration "$HOLD" --fill-events 100 --payload 256 --timeout 30 ;;
+                --connections "$CONNS" --duration "$HOLD" --fill-events 100 --payload 129 --timeout 30 ;;
         ws-mcp)
             run_load "$scenario" --scenario ws-mcp --target "ws://$base/mcp" \
                 --connections "$CONNS" --rate "$WS_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
