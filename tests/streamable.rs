@@ -268,6 +268,47 @@ fn server_messages_go_on_the_get_stream_and_a_subscription_is_notified() {
 }
 
 #[test]
+fn a_resource_update_reaches_subscribers_on_every_shard() {
+    let srv = server(|c| c.shards = 2);
+    // A session id's first two hex digits name its owner; initialize lands by the kernel's
+    // SO_REUSEPORT hash, so open sessions until both shards own one.
+    let mut owned_by: [Option<String>; 2] = [None, None];
+    for _ in 0..200 {
+        let id = http_session(srv.addr);
+        let shard: usize = id[..2].parse().expect("shard prefix");
+        owned_by[shard].get_or_insert(id);
+        if owned_by.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let [Some(subscriber), Some(toucher)] = owned_by else {
+        panic!("200 sessions all landed on one shard");
+    };
+    let mut get = connect(srv.addr);
+    let open = format!("GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nMcp-Session-Id: {subscriber}\r\n\r\n");
+    get.write_all(open.as_bytes()).unwrap();
+    let (mut standalone, _) = SseReader::open(get);
+    let subscribe = r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"test://watched-resource"}}"#;
+    let (status, _, _) = http(
+        srv.addr,
+        mcp_post(subscribe, Some(&subscriber), "").as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let touch = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"touch_resource","arguments":{"uri":"test://watched-resource"}}}"#;
+    let (status, _, reply) = http(srv.addr, mcp_post(touch, Some(&toucher), "").as_bytes());
+    assert_eq!(status, 200);
+    let reply: Value = serde_json::from_slice(&reply).unwrap();
+    let text = reply["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("notified 0 subscriber(s) on this shard"),
+        "{text}"
+    );
+    let (_, note) = standalone.next_json().unwrap();
+    assert_eq!(note["method"], "notifications/resources/updated");
+    assert_eq!(note["params"]["uri"], "test://watched-resource");
+}
+
+#[test]
 fn session_cap_and_idle_expiry() {
     let srv = server(|c| {
         c.max_sessions_per_shard = 1;

@@ -292,6 +292,7 @@ impl Dispatcher {
             services: Services {
                 hub: Rc::new(ResourceHub::default()),
                 sleep: Rc::new(no_timer),
+                broadcast: Rc::new(|_: &str| {}),
             },
         }
     }
@@ -308,10 +309,26 @@ impl Dispatcher {
         &self.registry
     }
 
-    /// Announces that the resource at `uri` changed: every session on this
-    /// shard subscribed to it gets `notifications/resources/updated` through
-    /// its peer. Returns how many sessions were reached.
+    /// Installs the hook that carries resource updates to the other shards
+    /// (the transport's message passing), which deliver them with
+    /// [`Dispatcher::resource_updated_on_this_shard`]; without one, updates
+    /// reach this shard's sessions only.
+    pub fn with_resource_broadcast(mut self, broadcast: impl Fn(&str) + 'static) -> Self {
+        self.services.broadcast = Rc::new(broadcast);
+        self
+    }
+
+    /// Announces that the resource at `uri` changed: every session
+    /// subscribed to it gets `notifications/resources/updated` through its
+    /// peer, on this shard at once and on the others through the broadcast
+    /// hook. Returns how many sessions on this shard were reached.
     pub fn resource_updated(&self, uri: &str) -> usize {
+        self.services.resource_updated(uri)
+    }
+
+    /// Delivers an update another shard announced to this shard's
+    /// subscribers (and broadcasts nothing); returns how many were reached.
+    pub fn resource_updated_on_this_shard(&self, uri: &str) -> usize {
         self.services.hub.notify(uri)
     }
 
@@ -1589,7 +1606,10 @@ mod tests {
 
         // A tool in session b announces a change; a hears it.
         let r = b.call(4, "touch_resource", watched.clone());
-        assert_eq!(text_of(&r), "notified 1 subscriber(s)");
+        assert_eq!(
+            text_of(&r),
+            "notified 1 subscriber(s) on this shard; other shards notify theirs"
+        );
         assert_eq!(a.peer.messages(), vec![expected]);
         assert!(b.peer.sent.borrow().is_empty());
 
@@ -1612,6 +1632,39 @@ mod tests {
         let dispatcher = a.dispatcher.clone();
         drop(a);
         assert_eq!(dispatcher.resource_updated("test://watched-resource"), 0);
+    }
+
+    #[test]
+    fn resource_updates_reach_other_shards_through_the_broadcast_hook() {
+        let announced = Rc::new(RefCell::new(Vec::<String>::new()));
+        let log = Rc::clone(&announced);
+        let here = Harness::on(
+            Dispatcher::new(Arc::new(Registry::with_builtin_tools()))
+                .with_resource_broadcast(move |uri| log.borrow_mut().push(uri.to_owned())),
+        );
+        let there = Harness::builtin();
+        for h in [&here, &there] {
+            h.init(version::LATEST);
+        }
+        let watched = json!({"uri":"test://watched-resource"});
+        there.rpc(1, "resources/subscribe", watched.clone());
+        here.call(2, "touch_resource", watched);
+        assert_eq!(*announced.borrow(), ["test://watched-resource"]);
+        // What the transport does with an announcement on the receiving shard.
+        for uri in announced.borrow().iter() {
+            assert_eq!(there.dispatcher.resource_updated_on_this_shard(uri), 1);
+        }
+        assert_eq!(
+            there.peer.messages(),
+            vec![
+                json!({"jsonrpc":"2.0","method":"notifications/resources/updated",
+                "params":{"uri":"test://watched-resource"}})
+            ]
+        );
+        // Delivering an announcement does not announce it again.
+        here.dispatcher
+            .resource_updated_on_this_shard("test://watched-resource");
+        assert_eq!(announced.borrow().len(), 1);
     }
 
     #[test]

@@ -547,12 +547,14 @@ pub fn add_benchmark_tools(builder: RegistryBuilder) -> RegistryBuilder {
         .tool(
             Tool::new(
                 "touch_resource",
-                "Announces that a resource changed: subscribed sessions on this shard get notifications/resources/updated",
+                "Announces that a resource changed: subscribed sessions on every shard get notifications/resources/updated",
                 one_string("uri", "URI of the changed resource"),
             ),
             |ctx: ToolContext, args| async move {
                 let reached = ctx.resource_updated(arg_str(&args, "uri")?);
-                Ok(ToolResult::text(format!("notified {reached} subscriber(s)")))
+                Ok(ToolResult::text(format!(
+                    "notified {reached} subscriber(s) on this shard; other shards notify theirs"
+                )))
             },
         )
 }
@@ -1106,7 +1108,7 @@ mod tests {
         assert_eq!(
             h.call(2, "touch_resource", json!({"uri":"test://static-text"}))["result"]["content"]
                 [0]["text"],
-            json!("notified 0 subscriber(s)")
+            json!("notified 0 subscriber(s) on this shard; other shards notify theirs")
         );
         for (tool, args) in [
             ("echo", json!({"message": 1})),

@@ -196,11 +196,26 @@ pub type SleepFuture = BoxedLocal<()>;
 /// [`Dispatcher::with_sleep`](crate::mcp::Dispatcher::with_sleep).
 pub(crate) type SleepFn = dyn Fn(Duration) -> SleepFuture;
 
+/// The hook a transport installs with
+/// [`Dispatcher::with_resource_broadcast`](crate::mcp::Dispatcher::with_resource_broadcast).
+pub(crate) type BroadcastFn = dyn Fn(&str);
+
 /// Per-shard services shared by every handler running on the shard.
 #[derive(Clone)]
 pub(crate) struct Services {
     pub(crate) hub: Rc<ResourceHub>,
     pub(crate) sleep: Rc<SleepFn>,
+    /// Carries a resource update to the other shards' subscribers.
+    pub(crate) broadcast: Rc<BroadcastFn>,
+}
+
+impl Services {
+    /// Notifies this shard's subscribers of `uri` and hands the update to the
+    /// broadcast hook for the other shards; returns how many were reached here.
+    pub(crate) fn resource_updated(&self, uri: &str) -> usize {
+        (self.broadcast)(uri);
+        self.hub.notify(uri)
+    }
 }
 
 struct CallState {
@@ -360,10 +375,11 @@ impl ToolContext {
         self.call.peer.close_stream(&self.call.request_id);
     }
 
-    /// Sends `notifications/resources/updated` for `uri` to every session on
-    /// this shard subscribed to it; returns how many were reached.
+    /// Sends `notifications/resources/updated` for `uri` to every session
+    /// subscribed to it (see [`Dispatcher::resource_updated`](crate::mcp::Dispatcher::resource_updated));
+    /// returns how many on this shard were reached.
     pub fn resource_updated(&self, uri: &str) -> usize {
-        self.call.services.hub.notify(uri)
+        self.call.services.resource_updated(uri)
     }
 
     /// Sends a request to the client and resolves to its answer.

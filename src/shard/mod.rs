@@ -286,6 +286,8 @@ pub(crate) enum MeshMessage {
     Handoff(Handoff),
     /// A metrics scrape: send this shard's snapshot back on the channel.
     Scrape(shared_channel::SharedSender<Snapshot>),
+    /// A resource changed: notify this shard's subscribers of the URI.
+    ResourceUpdated(String),
 }
 
 /// A connection moved to the shard that owns its session, with the request
@@ -318,7 +320,7 @@ pub(crate) struct Shard {
     pub dispatcher: Dispatcher,
     pub metrics: Metrics,
     http_sessions: streamable::HttpSessions,
-    mesh: Senders<MeshMessage>,
+    mesh: Rc<Senders<MeshMessage>>,
     conns: RefCell<Slab<ConnSlot>>,
     stopping: Cell<bool>,
 }
@@ -336,17 +338,19 @@ impl Shard {
         mesh: Senders<MeshMessage>,
     ) -> Self {
         let index = mesh.peer_id();
+        let mesh = Rc::new(mesh);
         Shard {
             id: glommio::executor().id(),
             index,
             shard_count: mesh.nr_consumers(),
             http_sessions: streamable::HttpSessions::new(index, config),
-            mesh,
+            mesh: Rc::clone(&mesh),
             config: Arc::clone(config),
             limits: config.http_limits(),
             policy: OriginPolicy::new(&config.allowed_origins, addr.ip().is_loopback()),
             dispatcher: Dispatcher::new(Arc::clone(registry))
-                .with_sleep(|d| Box::pin(glommio::timer::sleep(d))),
+                .with_sleep(|d| Box::pin(glommio::timer::sleep(d)))
+                .with_resource_broadcast(broadcast_resource_updates(mesh)),
             metrics: Metrics::default(),
             conns: RefCell::new(Slab::new()),
             stopping: Cell::new(false),
@@ -526,6 +530,32 @@ async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage
                     MeshMessage::Scrape(reply) => {
                         let _ = reply.connect().await.send(shard.snapshot()).await;
                     }
+                    MeshMessage::ResourceUpdated(uri) => {
+                        shard.dispatcher.resource_updated_on_this_shard(&uri);
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+}
+
+/// The dispatcher's broadcast hook: carries a resource update to every other shard, whose
+/// receiver notifies its own subscribers. It sends from a task of its own, because a full
+/// mesh channel makes the sender wait and the hook is called from synchronous code.
+fn broadcast_resource_updates(mesh: Rc<Senders<MeshMessage>>) -> impl Fn(&str) {
+    move |uri| {
+        if mesh.nr_consumers() < 2 {
+            return;
+        }
+        let (mesh, uri) = (Rc::clone(&mesh), uri.to_owned());
+        glommio::spawn_local(async move {
+            for peer in (0..mesh.nr_consumers()).filter(|&p| p != mesh.peer_id()) {
+                let message = MeshMessage::ResourceUpdated(uri.clone());
+                if mesh.send_to(peer, message).await.is_err() {
+                    log::debug!(
+                        "shard {peer} is gone; resource update for {uri:?} not delivered there"
+                    );
                 }
             }
         })
