@@ -198,7 +198,11 @@ impl ClientRequest {
             let Ok(mut state) = session.try_borrow_mut() else {
                 return Self::done(Err(ClientError::Internal("session busy".to_owned())));
             };
-            if let Err(e) = check_capability(state.client_capabilities(), method, &params) {
+            // Parsed per request (rare) rather than kept parsed per session.
+            let declared: Option<Value> = state
+                .client_capabilities()
+                .and_then(|raw| serde_json::from_str(raw.get()).ok());
+            if let Err(e) = check_capability(declared.as_ref(), method, &params) {
                 return Self::done(Err(e));
             }
             match state.add_pending(slot.clone()) {

@@ -157,9 +157,9 @@ struct InitializeParams<'a> {
     #[serde(borrow)]
     protocol_version: Cow<'a, str>,
     #[serde(default)]
-    capabilities: Option<Value>,
+    capabilities: Option<Box<RawValue>>,
     #[serde(default)]
-    client_info: Option<Value>,
+    client_info: Option<Box<RawValue>>,
 }
 
 #[derive(Serialize)]
@@ -917,8 +917,11 @@ mod tests {
         {
             let s = h.session.borrow();
             assert!(s.initialized_notification_received());
-            assert_eq!(s.client_info(), Some(&json!({"name":"t","version":"1"})));
-            assert_eq!(s.client_capabilities(), Some(&json!({})));
+            let parsed = |raw: Option<&RawValue>| {
+                serde_json::from_str::<Value>(raw.expect("sent").get()).expect("JSON")
+            };
+            assert_eq!(parsed(s.client_info()), json!({"name":"t","version":"1"}));
+            assert_eq!(parsed(s.client_capabilities()), json!({}));
         }
         let list = h.reply(json!({"jsonrpc":"2.0","id":"l","method":"tools/list"}));
         assert_eq!(list["id"], json!("l"));

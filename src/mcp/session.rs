@@ -4,7 +4,7 @@ use crate::mcp::client::Pending;
 use crate::mcp::peer::Peer;
 use crate::proto::jsonrpc::Id;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -42,8 +42,9 @@ pub enum LogLevel {
 pub struct SessionState {
     protocol_version: Option<&'static str>,
     initialized_notification: bool,
-    client_info: Option<Value>,
-    client_capabilities: Option<Value>,
+    /// Kept as JSON text: a parsed object costs a map node (~700 bytes) per session.
+    client_info: Option<Box<RawValue>>,
+    client_capabilities: Option<Box<RawValue>>,
     log_level: Option<LogLevel>,
     in_flight: HashMap<Id, Rc<RequestSignal>>,
     requests_sent: u64,
@@ -68,14 +69,16 @@ impl SessionState {
         self.initialized_notification
     }
 
-    /// The `clientInfo` the client sent in `initialize`, if any.
-    pub fn client_info(&self) -> Option<&Value> {
-        self.client_info.as_ref()
+    /// The `clientInfo` the client sent in `initialize`, if any, as its JSON
+    /// text (`serde_json::from_str(info.get())` parses it).
+    pub fn client_info(&self) -> Option<&RawValue> {
+        self.client_info.as_deref()
     }
 
-    /// The `capabilities` the client sent in `initialize`, if any.
-    pub fn client_capabilities(&self) -> Option<&Value> {
-        self.client_capabilities.as_ref()
+    /// The `capabilities` the client sent in `initialize`, if any, as its
+    /// JSON text.
+    pub fn client_capabilities(&self) -> Option<&RawValue> {
+        self.client_capabilities.as_deref()
     }
 
     /// The minimum level set by `logging/setLevel`, if the client set one.
@@ -101,8 +104,8 @@ impl SessionState {
     pub(crate) fn set_initialized(
         &mut self,
         version: &'static str,
-        client_info: Option<Value>,
-        client_capabilities: Option<Value>,
+        client_info: Option<Box<RawValue>>,
+        client_capabilities: Option<Box<RawValue>>,
     ) {
         self.protocol_version = Some(version);
         self.client_info = client_info;
