@@ -196,6 +196,10 @@ pub(super) async fn serve(
             if timer.poll_expired(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
             }
+            if flushed {
+                // Nor a write buffer while waiting (one small allocation per reply when busy).
+                *outbox.bytes.borrow_mut() = Vec::new();
+            }
             outbox.waker.set(Some(cx.waker().clone()));
             Poll::Pending
         })
