@@ -108,8 +108,8 @@ pub struct Config {
     #[arg(long, default_value_t = 256 * 1024)]
     pub ring_max_bytes: usize,
 
-    /// Events older than this are no longer replayed, in seconds.
-    #[arg(long, default_value_t = 300)]
+    /// Events older than this are no longer replayed, in seconds (at most 1,073,741: about 12 days).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(..=crate::store::ring::MAX_AGE.as_secs()))]
     pub ring_max_age_secs: u64,
 
     /// Replay bytes per shard across all streams; past it the shard's oldest events are evicted first.
@@ -228,5 +228,12 @@ mod tests {
     fn header_count_is_clamped_to_the_parser_slots() {
         let c = Config::parse_from(["ringmcp", "--max-headers", "1000"]);
         assert_eq!(c.http_limits().max_headers, http1::HEADER_SLOTS);
+    }
+
+    #[test]
+    fn replay_age_beyond_what_the_ring_can_time_is_refused() {
+        let parse = |secs: &str| Config::try_parse_from(["ringmcp", "--ring-max-age-secs", secs]);
+        assert_eq!(parse("1073741").unwrap().ring_max_age_secs, 1_073_741);
+        assert!(parse("1073742").is_err());
     }
 }
