@@ -228,12 +228,8 @@ async fn serve_stream(
             continue;
         }
         // A stream waits for events most of its life: it holds no buffers while it does.
-        if out.is_empty() {
-            *out = Vec::new();
-        }
-        if inbuf.is_empty() {
-            *inbuf = Vec::new();
-        }
+        io::release_if_empty(out);
+        io::release_if_empty(inbuf);
         return Poll::Pending;
     })
     .await;

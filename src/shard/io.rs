@@ -73,6 +73,14 @@ pub async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> 
     Ok(())
 }
 
+/// Drops an emptied buffer's allocation: a connection that waits for its peer holds no buffer
+/// (the price is one small allocation per message on a busy one).
+pub fn release_if_empty(buf: &mut Vec<u8>) {
+    if buf.is_empty() {
+        *buf = Vec::new();
+    }
+}
+
 /// Drops an emptied buffer's allocation when it grew large, so a burst does not pin memory.
 pub fn release_if_large(buf: &mut Vec<u8>) {
     if buf.is_empty() && buf.capacity() > KEEP_BUFFER_BYTES {

@@ -139,11 +139,8 @@ pub(super) async fn serve(
     let mut half_closed = false;
     loop {
         ws.process(&mut inbuf, &shard, &outbox, mcp.as_ref());
-        io::release_if_large(&mut inbuf);
-        if inbuf.is_empty() {
-            // Idle connections keep no read buffer (see io.rs).
-            inbuf = Vec::new();
-        }
+        // Idle connections keep no read buffer (see io.rs).
+        io::release_if_empty(&mut inbuf);
         timer.pull_in(ws.next_deadline(&shard));
         let watch_stop = !ws.stop_seen;
         let closing = ws.closing;
@@ -196,10 +193,8 @@ pub(super) async fn serve(
             if timer.poll_expired(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
             }
-            if flushed {
-                // Nor a write buffer while waiting (one small allocation per reply when busy).
-                *outbox.bytes.borrow_mut() = Vec::new();
-            }
+            // Nor a write buffer while waiting.
+            io::release_if_empty(&mut outbox.bytes.borrow_mut());
             outbox.waker.set(Some(cx.waker().clone()));
             Poll::Pending
         })

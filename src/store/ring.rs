@@ -162,7 +162,7 @@ impl Ring {
     }
 
     fn bytes(&self) -> usize {
-        self.base + self.buf.len() - self.front_start
+        self.end() - self.front_start
     }
 
     /// Logical offset just past the newest payload.
