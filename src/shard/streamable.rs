@@ -522,6 +522,22 @@ fn require_json_body(
     Err(Outcome::Done)
 }
 
+/// The session the request's `Mcp-Session-Id` header names (see [`find_session`]).
+fn session_of(
+    shard: &Shard,
+    head: &RequestHead,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Result<Rc<HttpSession>, Outcome> {
+    find_session(
+        shard,
+        head.header("mcp-session-id"),
+        "Mcp-Session-Id",
+        keep_alive,
+        out,
+    )
+}
+
 /// The session a request names, or what to answer instead: 400 when the id is missing, 404
 /// when it names no live session, a handoff when another shard owns it.
 fn find_session(
@@ -658,13 +674,7 @@ fn post(
             shard.metrics.status(400);
             return Outcome::Done;
         }
-        _ => match find_session(
-            shard,
-            head.header("mcp-session-id"),
-            "Mcp-Session-Id",
-            keep_alive,
-            out,
-        ) {
+        _ => match session_of(shard, head, keep_alive, out) {
             Ok(session) => session,
             Err(outcome) => return outcome,
         },
@@ -766,13 +776,7 @@ fn get(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8
         );
         return Outcome::Done;
     }
-    let session = match find_session(
-        shard,
-        head.header("mcp-session-id"),
-        "Mcp-Session-Id",
-        keep_alive,
-        out,
-    ) {
+    let session = match session_of(shard, head, keep_alive, out) {
         Ok(session) => session,
         Err(outcome) => return outcome,
     };
@@ -857,13 +861,7 @@ fn get(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8
 }
 
 fn delete(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
-    match find_session(
-        shard,
-        head.header("mcp-session-id"),
-        "Mcp-Session-Id",
-        keep_alive,
-        out,
-    ) {
+    match session_of(shard, head, keep_alive, out) {
         Ok(session) => {
             shard.http_sessions.remove(&session.id, &shard.dispatcher);
             http1::write_response(out, 200, &[], b"", keep_alive);
