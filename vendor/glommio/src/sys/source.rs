@@ -135,6 +135,14 @@ pub(crate) struct InnerSource {
 }
 
 impl InnerSource {
+    /// Whether anyone reads this source's queued/submitted/fulfilled timestamps: only
+    /// sources with a latency collector do, so the others skip the clock reads.
+    pub(crate) fn collects_latency(&self) -> bool {
+        self.stats_collection.is_some_and(|x| x.latency.is_some())
+    }
+}
+
+impl InnerSource {
     pub(crate) fn update_source_type(&mut self, source_type: SourceType) -> SourceType {
         std::mem::replace(&mut self.source_type, source_type)
     }
