@@ -271,7 +271,7 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
                     id: got,
                     tool_error,
                 } if got == id => {
-                    stats.record(now.saturating_duration_since(intended));
+                    stats.record(now, now.saturating_duration_since(intended));
                     if tool_error {
                         stats.error("tool_error");
                     } else {

@@ -3,6 +3,7 @@
 use crate::cli::{Args, Scenario};
 use crate::run::PhaseSamples;
 use crate::stats::{Percentiles, ShardResult, SlowTally, SseTally};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -21,6 +22,31 @@ pub struct ServerMemory {
     pub after_close: Option<u64>,
     /// (seconds since start, bytes) every 500 ms.
     pub series: Vec<(f64, u64)>,
+}
+
+/// The latencies that completed in one second of the measured phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecondLatency {
+    /// Seconds since the measured phase started.
+    pub second: usize,
+    /// Samples.
+    pub count: u64,
+    /// 99th percentile (2 significant figures).
+    pub p99_ms: f64,
+    /// Largest value.
+    pub max_ms: f64,
+}
+
+impl SecondLatency {
+    fn of(second: usize, h: &Histogram<u64>) -> SecondLatency {
+        let p = Percentiles::of(h);
+        SecondLatency {
+            second,
+            count: p.count,
+            p99_ms: p.p99_ms,
+            max_ms: p.max_ms,
+        }
+    }
 }
 
 /// Everything one run measured.
@@ -50,6 +76,8 @@ pub struct Report {
     pub achieved_rate: f64,
     /// Latency from the intended send time (events: from the server's send time).
     pub latency: Percentiles,
+    /// The same latencies by the second of the measured phase they completed in.
+    pub latency_by_second: Vec<SecondLatency>,
     /// How late the load generator wrote requests against their intended times (its own health:
     /// large values mean the load generator, not the server, was the bottleneck).
     pub send_lag: Percentiles,
@@ -148,6 +176,9 @@ impl Report {
             ok: r.ok,
             achieved_rate: r.ok as f64 / args.duration.max(1e-9),
             latency: Percentiles::of(&r.latency),
+            latency_by_second: (r.by_second.iter().enumerate())
+                .map(|(second, h)| SecondLatency::of(second, h))
+                .collect(),
             send_lag: Percentiles::of(&r.send_lag),
             error_total: r.errors.values().sum(),
             errors: r.errors.clone(),
@@ -199,6 +230,23 @@ impl Report {
             "  latency ms   p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} (n={})",
             l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
         );
+        let mut seconds: Vec<&SecondLatency> = self
+            .latency_by_second
+            .iter()
+            .filter(|s| s.count > 0)
+            .collect();
+        seconds.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
+        if let (Some(median), Some(worst)) = (seconds.get(seconds.len() / 2), seconds.last()) {
+            let _ = writeln!(
+                s,
+                "  per second   p99 median {:.3} worst {:.3} (second {}, max {:.3}) over {} seconds",
+                median.p99_ms,
+                worst.p99_ms,
+                worst.second,
+                worst.max_ms,
+                seconds.len()
+            );
+        }
         if self.send_lag.count > 0 {
             let g = &self.send_lag;
             let _ = writeln!(

@@ -218,6 +218,7 @@ pub async fn run_shard(
         })
         .detach();
     }
+    ctx.stats.begin_phase(start);
     ctx.start.open(start);
     for task in tasks {
         task.await;

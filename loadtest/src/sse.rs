@@ -171,11 +171,13 @@ impl Observer<'_> {
                 if let Some(sent) = facts.sent_us {
                     self.timestamped += 1;
                     let us = unix_us().saturating_sub(sent);
-                    self.ctx.stats.record(Duration::from_micros(us));
+                    self.ctx.stats.record(now, Duration::from_micros(us));
                 } else {
                     // The first notification goes out at once, then one per interval.
                     let due = self.requested + self.interval * (seq.saturating_sub(1) as u32);
-                    self.ctx.stats.record(now.saturating_duration_since(due));
+                    self.ctx
+                        .stats
+                        .record(now, now.saturating_duration_since(due));
                 }
             }
             Incoming::Result { id: 1, tool_error } => {

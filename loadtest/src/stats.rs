@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Highest latency the histograms track, in microseconds (larger values are clamped).
 const MAX_TRACKED_US: u64 = 120_000_000;
@@ -21,11 +21,24 @@ pub fn new_histogram() -> Histogram<u64> {
     })
 }
 
+/// A histogram for one second of the measured phase (microseconds, 2 significant figures:
+/// enough for that second's p99, at a fraction of the memory of the whole-run histogram).
+fn new_second_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 2).unwrap_or_else(|_| {
+        Histogram::new(2).unwrap_or_else(|_| unreachable!("2 significant figures is valid"))
+    })
+}
+
 /// What one shard measured; lives on that shard only.
 #[derive(Debug)]
 pub struct ShardStats {
     /// Request (or event delivery) latency from the intended time, µs.
     pub latency: RefCell<Histogram<u64>>,
+    /// The same latencies by the second of the measured phase they completed in, µs: shows
+    /// whether a tail is steady or comes in bursts.
+    pub by_second: RefCell<Vec<Histogram<u64>>>,
+    /// Start of the measured phase, once it is known.
+    phase_start: Cell<Option<Instant>>,
     /// Connect plus handshake (and initialize) time, µs.
     pub connect: RefCell<Histogram<u64>>,
     /// How late requests went out against their intended time, µs (the load generator's own lag).
@@ -56,6 +69,8 @@ impl Default for ShardStats {
     fn default() -> Self {
         ShardStats {
             latency: RefCell::new(new_histogram()),
+            by_second: RefCell::new(Vec::new()),
+            phase_start: Cell::new(None),
             connect: RefCell::new(new_histogram()),
             send_lag: RefCell::new(new_histogram()),
             errors: RefCell::new(BTreeMap::new()),
@@ -78,11 +93,25 @@ impl ShardStats {
         *self.errors.borrow_mut().entry(kind.into()).or_insert(0) += 1;
     }
 
-    /// Records a latency.
-    pub fn record(&self, latency: Duration) {
+    /// Sets the measured phase's start, from which [`ShardStats::record`] counts seconds.
+    pub fn begin_phase(&self, start: Instant) {
+        self.phase_start.set(Some(start));
+    }
+
+    /// Records a latency of something that completed at `done`.
+    pub fn record(&self, done: Instant, latency: Duration) {
         let us = (latency.as_micros() as u64).clamp(1, MAX_TRACKED_US);
         // Clamped into the histogram's range, so recording cannot fail.
         let _ = self.latency.borrow_mut().record(us);
+        if let Some(start) = self.phase_start.get() {
+            // Bounded by the run: the last replies complete within the timeout after its end.
+            let second = done.saturating_duration_since(start).as_secs() as usize;
+            let mut by_second = self.by_second.borrow_mut();
+            if by_second.len() <= second {
+                by_second.resize_with(second + 1, new_second_histogram);
+            }
+            let _ = by_second[second].record(us);
+        }
     }
 
     /// Records how late a request was written against its intended time.
@@ -106,6 +135,7 @@ impl ShardStats {
     pub fn take_result(&self) -> ShardResult {
         ShardResult {
             latency: self.latency.replace(new_histogram()),
+            by_second: self.by_second.take(),
             connect: self.connect.replace(new_histogram()),
             send_lag: self.send_lag.replace(new_histogram()),
             errors: self.errors.take(),
@@ -207,6 +237,8 @@ impl SlowTally {
 pub struct ShardResult {
     /// Latency histogram, µs.
     pub latency: Histogram<u64>,
+    /// Latency by second of the measured phase, µs.
+    pub by_second: Vec<Histogram<u64>>,
     /// Connect histogram, µs.
     pub connect: Histogram<u64>,
     /// Send lag histogram, µs.
@@ -240,6 +272,13 @@ impl ShardResult {
     pub fn merge(&mut self, other: &ShardResult) {
         // Same bounds on every shard, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
+        if self.by_second.len() < other.by_second.len() {
+            self.by_second
+                .resize_with(other.by_second.len(), new_second_histogram);
+        }
+        for (mine, theirs) in self.by_second.iter_mut().zip(&other.by_second) {
+            let _ = mine.add(theirs);
+        }
         let _ = self.connect.add(&other.connect);
         let _ = self.send_lag.add(&other.send_lag);
         for (k, v) in &other.errors {
@@ -313,13 +352,14 @@ mod tests {
 
     #[test]
     fn merge_adds_histograms_and_counters() {
+        let now = Instant::now();
         let a = ShardStats::default();
-        a.record(Duration::from_micros(100));
+        a.record(now, Duration::from_micros(100));
         a.error("http_503");
         ShardStats::add(&a.ok, 1);
         let b = ShardStats::default();
-        b.record(Duration::from_micros(300));
-        b.record(Duration::from_secs(1000)); // clamped, not dropped
+        b.record(now, Duration::from_micros(300));
+        b.record(now, Duration::from_secs(1000)); // clamped, not dropped
         b.error("http_503");
         b.error("timeout");
         ShardStats::add(&b.ok, 2);
@@ -332,5 +372,29 @@ mod tests {
         let p = Percentiles::of(&merged.latency);
         assert_eq!(p.count, 3);
         assert!(p.max_ms >= 119_000.0);
+        // No phase start was set: nothing is kept by second.
+        assert!(merged.by_second.is_empty());
+    }
+
+    #[test]
+    fn latencies_are_kept_by_the_second_they_completed_in() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let a = ShardStats::default();
+        a.record(at(0), Duration::from_micros(100)); // before the phase: whole run only
+        a.begin_phase(start);
+        a.record(at(10), Duration::from_micros(100));
+        a.record(at(2_500), Duration::from_millis(40));
+        let b = ShardStats::default();
+        b.begin_phase(start);
+        b.record(at(900), Duration::from_micros(200));
+        b.record(at(3_100), Duration::from_micros(300));
+        let mut merged = a.take_result();
+        merged.merge(&b.take_result());
+        let counts: Vec<u64> = merged.by_second.iter().map(|h| h.len()).collect();
+        assert_eq!(counts, [2, 0, 1, 1]);
+        assert_eq!(merged.latency.len(), 5);
+        let worst = Percentiles::of(&merged.by_second[2]);
+        assert!((39.0..41.0).contains(&worst.max_ms), "{worst:?}");
     }
 }

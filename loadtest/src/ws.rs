@@ -368,7 +368,7 @@ fn handle_reply(
     if mode == Mode::Echo {
         match inflight.take(None) {
             Some(intended) => {
-                stats.record(now.saturating_duration_since(intended));
+                stats.record(now, now.saturating_duration_since(intended));
                 ShardStats::add(&stats.ok, 1);
             }
             None => stats.error("unexpected_reply"),
@@ -378,7 +378,7 @@ fn handle_reply(
     match mcp::classify(message) {
         Incoming::Result { id, tool_error } => match inflight.take(Some(id)) {
             Some(intended) => {
-                stats.record(now.saturating_duration_since(intended));
+                stats.record(now, now.saturating_duration_since(intended));
                 if tool_error {
                     stats.error("tool_error");
                 } else {
@@ -389,7 +389,7 @@ fn handle_reply(
         },
         Incoming::Error { id, code } => {
             if let Some(intended) = id.and_then(|id| inflight.take(Some(id))) {
-                stats.record(now.saturating_duration_since(intended));
+                stats.record(now, now.saturating_duration_since(intended));
             }
             stats.error(format!("jsonrpc_{code}"));
         }
