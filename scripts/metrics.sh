@@ -30,7 +30,7 @@ expected = [
     "ringmcp_messages_in", "ringmcp_messages_out", "ringmcp_bytes_in", "ringmcp_bytes_out",
     "ringmcp_backpressure_events", "ringmcp_handoffs", "ringmcp_ring_bytes",
     "ringmcp_ring_events", "ringmcp_rings", "ringmcp_ring_evictions",
-    "ringmcp_request_duration_seconds",
+    "ringmcp_request_duration_seconds", "ringmcp_shard_busy_seconds",
 ]
 missing = [name for name in expected if name not in families]
 if missing:
@@ -45,6 +45,9 @@ for sample in families["ringmcp_http_responses"].samples:
 statuses = {k: v for k, v in statuses.items() if v}
 if sessions < 4 or statuses.get("404", 0) < 4:
     sys.exit(f"traffic not reflected: sessions={sessions} statuses={statuses}")
+busy = [s.value for s in families["ringmcp_shard_busy_seconds"].samples]
+if len(busy) != 2 or not all(b > 0 for b in busy):
+    sys.exit(f"expected a positive busy time from both shards, got {busy}")
 print(f"metrics: {len(families)} families, {sum(len(f.samples) for f in families.values())} samples parse; "
       f"sessions={sessions:.0f}, statuses={statuses}")
 PY

@@ -251,8 +251,9 @@ impl Metrics {
             .saturating_record(micros);
     }
 
-    /// A copy of every counter, plus the shard-level gauges the caller supplies.
-    pub fn snapshot(&self, shard: usize, gauges: Gauges) -> Snapshot {
+    /// A copy of every counter, plus the shard-level gauges and the executor's busy time
+    /// the caller supplies.
+    pub fn snapshot(&self, shard: usize, gauges: Gauges, busy: Duration) -> Snapshot {
         let read = |cells: &[Cell<u64>]| cells.iter().map(Cell::get).collect::<Vec<_>>();
         Snapshot {
             shard,
@@ -269,6 +270,7 @@ impl Metrics {
             handoffs: self.handoffs.get(),
             latency: self.latency.iter().map(|h| h.borrow().clone()).collect(),
             gauges,
+            busy_seconds: busy.as_secs_f64(),
         }
     }
 }
@@ -305,16 +307,17 @@ pub struct Snapshot {
     handoffs: u64,
     latency: Vec<Histogram<u64>>,
     gauges: Gauges,
+    busy_seconds: f64,
 }
 
 /// Writes one metric family: its HELP and TYPE lines, then one sample per shard and label.
-fn family(
+fn family<V: std::fmt::Display>(
     out: &mut String,
     name: &str,
     kind: &str,
     help: &str,
     snapshots: &[Snapshot],
-    samples: impl Fn(&Snapshot) -> Vec<(String, u64)>,
+    samples: impl Fn(&Snapshot) -> Vec<(String, V)>,
 ) {
     let _ = writeln!(out, "# HELP ringmcp_{name} {help}");
     let _ = writeln!(out, "# TYPE ringmcp_{name} {kind}");
@@ -455,6 +458,14 @@ pub fn render(snapshots: &[Snapshot]) -> String {
     );
     family(
         &mut out,
+        "shard_busy_seconds_total",
+        "counter",
+        "Time the shard's executor spent running tasks and polling I/O (not spinning or parked).",
+        snapshots,
+        |s| vec![(String::new(), s.busy_seconds)],
+    );
+    family(
+        &mut out,
         "ring_bytes",
         "gauge",
         "Payload bytes held in SSE replay rings.",
@@ -548,11 +559,13 @@ mod tests {
         m.latency(Path::WebSocket, Duration::from_micros(300));
         m.latency(Path::WebSocket, Duration::from_millis(3));
         let text = render(&[
-            m.snapshot(0, Gauges::default()),
-            Metrics::default().snapshot(1, Gauges::default()),
+            m.snapshot(0, Gauges::default(), Duration::from_millis(1500)),
+            Metrics::default().snapshot(1, Gauges::default(), Duration::ZERO),
         ]);
         assert!(text.contains("ringmcp_http_responses_total{shard=\"0\",status=\"200\"} 1\n"));
         assert!(text.contains("ringmcp_connections{shard=\"0\",transport=\"ws_mcp\"} 1\n"));
+        assert!(text.contains("ringmcp_shard_busy_seconds_total{shard=\"0\"} 1.5\n"));
+        assert!(text.contains("ringmcp_shard_busy_seconds_total{shard=\"1\"} 0\n"));
         assert!(text.contains("ringmcp_errors_total{shard=\"0\",kind=\"ws_protocol\"} 1\n"));
         assert!(text.contains("ringmcp_request_duration_seconds_bucket{shard=\"0\",path=\"websocket\",le=\"0.0005\"} 1\n"));
         assert!(text.contains("ringmcp_request_duration_seconds_bucket{shard=\"0\",path=\"websocket\",le=\"0.005\"} 2\n"));

@@ -410,7 +410,9 @@ impl Shard {
     /// This shard's metrics now.
     pub fn snapshot(&self) -> Snapshot {
         let gauges: Gauges = self.http_sessions.gauges();
-        self.metrics.snapshot(self.index, gauges)
+        // glommio's total_runtime counts task runs and I/O polls, not the spin before parking.
+        let busy = glommio::executor().executor_stats().total_runtime();
+        self.metrics.snapshot(self.index, gauges, busy)
     }
 
     /// Every shard's metrics, gathered by message passing; a shard that does not answer within
