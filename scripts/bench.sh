@@ -93,7 +93,7 @@ start_bench_server() {
 run_load() {
     local name=$1; shift
     local cmd=(taskset -c "$LOAD_CPU" "$LOAD_BIN" --shards 1 --ramp "$RAMP" --server-pid "$BENCH_SERVER_PID"
-               --json "$OUT/$name.json" "$@")
+               --server-metrics "http://127.0.0.1:$BENCH_PORT/metrics" --json "$OUT/$name.json" "$@")
     printf '%q ' "${cmd[@]}" >"$OUT/$name.cmd"
     echo >>"$OUT/$name.cmd"
     log "$name: ${cmd[*]}"
@@ -135,7 +135,8 @@ python3 - "$OUT" $SCENARIOS <<'PY'
 import json, os, sys
 out, names = sys.argv[1], sys.argv[2:]
 cols = ["scenario", "up", "ok", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors",
-        "srv B/conn", "srv cpu", "load cpu", "lag p99", "sse lost/dup/resumes"]
+        "srv B/conn", "srv cpu", "srv busy", "load cpu", "load busy", "lag p99",
+        "sse lost/dup/resumes"]
 rows = []
 for n in names:
     path = os.path.join(out, n + ".json")
@@ -151,7 +152,8 @@ for n in names:
         n, f"{r['connected']}/{r['attempted']}", str(r["ok"]), f(r["achieved_rate"], 0),
         f(l["p50_ms"], 3), f(l["p99_ms"], 3), f(l["p999_ms"], 3), f(l["max_ms"], 3),
         str(r["error_total"]), f(r["server_bytes_per_connection"], 0),
-        pct(r["server_cpu_percent"]), pct(r["load_cpu_percent"]), f(r["send_lag"]["p99_ms"], 3),
+        pct(r["server_cpu_percent"]), pct(r["server_busy_percent"]), pct(r["load_cpu_percent"]),
+        pct(r["load_busy_percent"]), f(r["send_lag"]["p99_ms"], 3),
         f"{sse['lost']}/{sse['duplicated']}/{sse['resumes']}" if sse else "-",
     ])
 widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]

@@ -59,6 +59,12 @@ pub struct Args {
     #[arg(long)]
     pub server_pid: Option<u32>,
 
+    /// The server's Prometheus endpoint (http://host:port/path), read at the start and end of
+    /// the measured phase for ringmcp's `ringmcp_shard_busy_seconds_total`: the report then
+    /// has the server's busy share (CPU use without idle spinning). Other servers: leave unset.
+    #[arg(long)]
+    pub server_metrics: Option<String>,
+
     /// idle-hold: hold WebSocket MCP sessions, or Streamable HTTP sessions each with an open GET stream.
     #[arg(long, value_enum, default_value_t = Transport::Ws)]
     pub transport: Transport,

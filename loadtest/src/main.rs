@@ -54,6 +54,13 @@ fn real_main(args: Args) -> Result<i32, String> {
             ))
         }
     }
+    let server_metrics = match &args.server_metrics {
+        Some(url) => match Target::parse(url).map_err(|e| e.to_string())? {
+            t if t.scheme == cli::Scheme::Http => Some(t),
+            _ => return Err("--server-metrics must be an http:// URL".into()),
+        },
+        None => None,
+    };
     if !(args.duration > 0.0 && args.duration <= 86_400.0) {
         return Err("--duration must be in (0, 86400] seconds".into());
     }
@@ -81,7 +88,7 @@ fn real_main(args: Args) -> Result<i32, String> {
     };
 
     let rss_before = args.server_pid.and_then(sys::rss_bytes);
-    let shared = Arc::new(run::Shared::default());
+    let shared = Arc::new(run::Shared::new(server_metrics));
     let series = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = args.server_pid.map(|pid| {

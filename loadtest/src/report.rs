@@ -100,6 +100,11 @@ pub struct Report {
     pub server_cpu_percent: Option<f64>,
     /// Our CPU use during the measured phase, percent of one core.
     pub load_cpu_percent: Option<f64>,
+    /// The server's busy time during the measured phase (`--server-metrics`), percent of one
+    /// core: its CPU use without the idle spinning before it parks.
+    pub server_busy_percent: Option<f64>,
+    /// Our executors' busy time during the measured phase, percent of one core.
+    pub load_busy_percent: Option<f64>,
     /// SSE delivery checks (sse scenarios).
     pub sse: Option<SseTally>,
     /// Slow readers (slow-readers).
@@ -190,6 +195,9 @@ impl Report {
             server_rss: memory,
             server_cpu_percent: cpu(samples.server_cpu_start, samples.server_cpu_end),
             load_cpu_percent: own_cpu,
+            server_busy_percent: cpu(samples.server_busy_start, samples.server_busy_end),
+            load_busy_percent: (args.duration > 0.0)
+                .then(|| r.busy.as_secs_f64() / args.duration * 100.0),
             sse: matches!(args.scenario, Scenario::SseFanout | Scenario::SseResume)
                 .then(|| r.sse.clone()),
             slow_readers: (args.scenario == Scenario::SlowReaders).then(|| r.slow.clone()),
@@ -301,6 +309,12 @@ impl Report {
                 "  cpu          server {} load {} (of one core, measured phase)",
                 pct(self.server_cpu_percent),
                 pct(self.load_cpu_percent)
+            );
+            let _ = writeln!(
+                s,
+                "  busy         server {} load {} (running tasks and polling I/O, not spinning)",
+                pct(self.server_busy_percent),
+                pct(self.load_busy_percent)
             );
         }
         if let Some(t) = &self.sse {

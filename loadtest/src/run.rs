@@ -21,6 +21,18 @@ pub struct Shared {
     start: OnceLock<Instant>,
     /// Server samples at phase points.
     pub samples: Mutex<PhaseSamples>,
+    /// The server's metrics endpoint (`--server-metrics`).
+    server_metrics: Option<Target>,
+}
+
+impl Shared {
+    /// Shared state for a run that reads the server's busy time from `server_metrics`.
+    pub fn new(server_metrics: Option<Target>) -> Shared {
+        Shared {
+            server_metrics,
+            ..Shared::default()
+        }
+    }
 }
 
 /// Server memory and CPU at the phase points.
@@ -38,6 +50,10 @@ pub struct PhaseSamples {
     pub own_cpu_start: f64,
     /// Our CPU seconds at the end of the measured phase.
     pub own_cpu_end: f64,
+    /// The server's busy seconds (`--server-metrics`) at the start of the measured phase.
+    pub server_busy_start: Option<f64>,
+    /// The server's busy seconds at the end of the measured phase.
+    pub server_busy_end: Option<f64>,
     /// When the measured phase started.
     pub start: Option<Instant>,
 }
@@ -128,6 +144,12 @@ impl Ctx {
     }
 }
 
+/// This shard's executor time running tasks and polling I/O so far (glommio leaves the spin
+/// before parking out).
+fn own_busy() -> Duration {
+    glommio::executor().executor_stats().total_runtime()
+}
+
 /// Global indices of the connections shard `shard` of `shards` runs.
 pub fn shard_connections(total: usize, shard: usize, shards: usize) -> Vec<usize> {
     (shard..total).step_by(shards.max(1)).collect()
@@ -198,22 +220,30 @@ pub async fn run_shard(
                 s.rss_connected = sys::rss_bytes(pid);
                 s.server_cpu_start = sys::cpu_seconds(pid);
             }
+            s.server_busy_start = shared.server_metrics.as_ref().and_then(sys::busy_seconds);
         }
         start
     });
-    if shard == 0 {
-        let end = start + ctx.duration();
-        let server_pid = ctx.args.server_pid;
+    let end = start + ctx.duration();
+    // Just before the connections start closing.
+    let phase_end = end.checked_sub(Duration::from_millis(50)).unwrap_or(end);
+    let busy_at_start = own_busy();
+    {
+        let ctx = Rc::clone(&ctx);
         let shared = std::sync::Arc::clone(&shared);
         glommio::spawn_local(async move {
-            // Just before the connections start closing.
-            net::sleep_until(end.checked_sub(Duration::from_millis(50)).unwrap_or(end)).await;
+            net::sleep_until(phase_end).await;
+            ctx.stats.busy.set(own_busy().saturating_sub(busy_at_start));
+            if shard != 0 {
+                return;
+            }
             if let Ok(mut s) = shared.samples.lock() {
                 s.own_cpu_end = sys::own_cpu_seconds();
-                if let Some(pid) = server_pid {
+                if let Some(pid) = ctx.args.server_pid {
                     s.rss_end = sys::rss_bytes(pid);
                     s.server_cpu_end = sys::cpu_seconds(pid);
                 }
+                s.server_busy_end = shared.server_metrics.as_ref().and_then(sys::busy_seconds);
             }
         })
         .detach();

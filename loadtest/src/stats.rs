@@ -63,6 +63,8 @@ pub struct ShardStats {
     pub sse: RefCell<SseTally>,
     /// Slow-reader observations.
     pub slow: RefCell<SlowTally>,
+    /// This shard's executor busy time over the measured phase (tasks and I/O polls, no spin).
+    pub busy: Cell<Duration>,
 }
 
 impl Default for ShardStats {
@@ -83,6 +85,7 @@ impl Default for ShardStats {
             fill_bytes: Cell::new(0),
             sse: RefCell::new(SseTally::default()),
             slow: RefCell::new(SlowTally::default()),
+            busy: Cell::new(Duration::ZERO),
         }
     }
 }
@@ -148,6 +151,7 @@ impl ShardStats {
             fill_bytes: self.fill_bytes.take(),
             sse: self.sse.take(),
             slow: self.slow.take(),
+            busy: self.busy.take(),
             connect_window: None,
         }
     }
@@ -263,6 +267,8 @@ pub struct ShardResult {
     pub sse: SseTally,
     /// Slow-reader tallies.
     pub slow: SlowTally,
+    /// Executor busy time over the measured phase, summed over shards.
+    pub busy: Duration,
     /// Seconds the shard spent opening its connections.
     pub connect_window: Option<f64>,
 }
@@ -293,6 +299,7 @@ impl ShardResult {
         self.fill_bytes += other.fill_bytes;
         self.sse.merge(&other.sse);
         self.slow.merge(&other.slow);
+        self.busy += other.busy;
         self.connect_window = match (self.connect_window, other.connect_window) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),

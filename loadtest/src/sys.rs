@@ -40,6 +40,50 @@ pub fn parse_vmrss(status: &str) -> Option<u64> {
     }
 }
 
+/// The Prometheus counter `--server-metrics` reads: ringmcp's per-shard executor busy time.
+const BUSY_METRIC: &str = "ringmcp_shard_busy_seconds_total";
+
+/// The server's busy seconds so far, summed over its shards: one blocking `GET` of its
+/// metrics endpoint (phase points only). None if it cannot be read or has no such counter.
+pub fn busy_seconds(metrics: &crate::cli::Target) -> Option<f64> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&metrics.addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        metrics.path, metrics.host
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    // Bounded: a scrape is a few KB; stop at 4 MiB whatever the server sends.
+    stream.take(4 << 20).read_to_end(&mut response).ok()?;
+    let text = std::str::from_utf8(&response).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    parse_busy_seconds(body)
+}
+
+/// Sums the samples of [`BUSY_METRIC`] in a Prometheus text exposition.
+pub fn parse_busy_seconds(text: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(BUSY_METRIC)?;
+            // The name must end here: at the labels or at the value.
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once('}')?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.split_whitespace().next()?.parse().ok()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
 /// User plus system CPU seconds of `pid` so far, from /proc/PID/stat.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -98,6 +142,29 @@ mod tests {
         assert_eq!(parse_vmrss(status), Some(12345 * 1024));
         assert_eq!(parse_vmrss("Name: x\n"), None);
         assert_eq!(parse_vmrss("VmRSS: lots kB\n"), None);
+    }
+
+    #[test]
+    fn busy_seconds_sum_over_shards() {
+        let text = "# HELP ringmcp_shard_busy_seconds_total Time.\n\
+                    # TYPE ringmcp_shard_busy_seconds_total counter\n\
+                    ringmcp_shard_busy_seconds_total{shard=\"0\"} 1.5\n\
+                    ringmcp_shard_busy_seconds_total{shard=\"1\"} 0.25\n\
+                    ringmcp_shard_busy_seconds_totalx{shard=\"0\"} 100\n\
+                    ringmcp_sessions{shard=\"0\"} 7\n";
+        assert_eq!(parse_busy_seconds(text), Some(1.75));
+        assert_eq!(
+            parse_busy_seconds("ringmcp_shard_busy_seconds_total 3\n"),
+            Some(3.0)
+        );
+        assert_eq!(
+            parse_busy_seconds("ringmcp_sessions{shard=\"0\"} 7\n"),
+            None
+        );
+        assert_eq!(
+            parse_busy_seconds("ringmcp_shard_busy_seconds_total{shard=\"0\"} x\n"),
+            None
+        );
     }
 
     #[test]
