@@ -1249,6 +1249,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    // ringmcp patch: when `latency_preemption_timeout_src` is a preemption timer (not a
+    // sleep timer), the instant it fires.
+    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1380,6 +1383,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1780,6 +1784,29 @@ impl Reactor {
         }
     }
 
+    /// ringmcp patch: whether the armed preemption timer can serve this turn too. Upstream
+    /// removed and re-armed it on every call: two SQEs, an `io_uring_enter` and a kernel
+    /// hrtimer update per executor turn, at about one turn per request under load. It is
+    /// kept while it has not fired and leaves at least half of `preempt` from now (and no
+    /// more than all of it), so a task queue still gets at least half its slice before it
+    /// is preempted; it is re-armed about twice per `preempt`.
+    fn keep_latency_preemption_timer(&self, preempt: Duration) -> bool {
+        let Some(deadline) = self.latency_preemption_deadline.get() else {
+            return false;
+        };
+        let timer = self.latency_preemption_timeout_src.take();
+        let pending = timer.as_ref().is_some_and(|timer| timer.result().is_none());
+        self.latency_preemption_timeout_src.set(timer);
+        let left = deadline.saturating_duration_since(Instant::now());
+        pending && left >= preempt / 2 && left <= preempt
+    }
+
+    /// Removes the latency ring's timer (preemption or sleep), if any.
+    fn drop_latency_timer(&self) {
+        drop(self.latency_preemption_timeout_src.take());
+        self.latency_preemption_deadline.set(None);
+    }
+
     /// This function can be passed two timers. Because they play different
     /// roles we keep them separate instead of overloading the same
     /// parameter.
@@ -1820,7 +1847,8 @@ impl Reactor {
     ///   a fair shot at running. So it needs to be rearmed as close as possible
     ///   to the point where we *leave* this method. For instance: if we spin
     ///   here for 3ms and the preempt timer is 10ms that would leave the next
-    ///   task queue just 7ms to run.
+    ///   task queue just 7ms to run. (ringmcp patch: it is rearmed only once less
+    ///   than half of it is left; see `keep_latency_preemption_timer`.)
     pub(crate) fn wait<Preempt, F>(
         &self,
         preempt_timer: Preempt,
@@ -1841,22 +1869,23 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
-
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // ringmcp patch: the throughput-based timeout stays armed until it fires. Upstream
+        // removed and re-armed it on every call (two SQEs and a kernel timer update per
+        // executor turn); kept, it counts completions since it was armed rather than since
+        // this turn began, so a task queue may be preempted early once per `ring_depth`
+        // completions. It won't matter if we end up sleeping.
+        let throughput_timer = self
+            .throughput_preemption_timeout_src
+            .take()
+            .filter(|timer| timer.result().is_none())
+            .unwrap_or_else(|| {
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                )
+            });
+        self.throughput_preemption_timeout_src
+            .set(Some(throughput_timer));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1875,6 +1904,11 @@ impl Reactor {
             && lat_ring.can_sleep();
 
         if should_sleep {
+            // The preemption timer must not wake us up: remove it (ringmcp patch: only here,
+            // see `keep_latency_preemption_timer`).
+            self.drop_latency_timer();
+            flush_cancellations!(into &mut 0; lat_ring);
+            flush_rings!(lat_ring)?;
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
@@ -1907,9 +1941,14 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            if !self.keep_latency_preemption_timer(preempt) {
+                self.drop_latency_timer();
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_preemption_deadline
+                    .set(Some(Instant::now() + preempt));
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:

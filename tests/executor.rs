@@ -1,0 +1,56 @@
+//! The patched glommio executor (vendor/glommio/PATCHES.md) still preempts: its preemption
+//! timer now stays armed across turns instead of being re-armed on every one.
+
+use std::time::{Duration, Instant};
+
+/// Spins without yielding until the executor asks for the CPU back; false if it never does
+/// within a generous bound (a hang guard, not a timing assertion).
+fn spin_until_preempted() -> bool {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < give_up {
+        if glommio::executor().need_preempt() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
+}
+
+#[test]
+fn a_task_that_never_yields_is_preempted_on_every_slice() {
+    let handles = ringmcp::shard::pool("executor-test", 1)
+        .unwrap()
+        .preempt_timer(Duration::from_millis(5))
+        .on_all_shards(|| async {
+            let mut preempted = Vec::new();
+            for _ in 0..5 {
+                // Many short turns first: each one used to re-arm the timer, now they keep it.
+                for _ in 0..100 {
+                    glommio::timer::sleep(Duration::from_micros(10)).await;
+                }
+                preempted.push(spin_until_preempted());
+                // Give the executor the turn it asked for, which consumes the fired timer.
+                glommio::yield_if_needed().await;
+            }
+            preempted
+        })
+        .unwrap();
+    for result in handles.join_all() {
+        assert_eq!(result.unwrap(), vec![true; 5]);
+    }
+}
+
+#[test]
+fn timers_fire_after_the_executor_slept() {
+    let handles = ringmcp::shard::pool("executor-test", 1)
+        .unwrap()
+        .on_all_shards(|| async {
+            // Idle: the executor parks with only this timer to wake it.
+            glommio::timer::sleep(Duration::from_millis(30)).await;
+            spin_until_preempted()
+        })
+        .unwrap();
+    for result in handles.join_all() {
+        assert!(result.unwrap());
+    }
+}
