@@ -1,5 +1,6 @@
-//! The patched glommio executor (vendor/glommio/PATCHES.md) still preempts: its preemption
-//! timer now stays armed across turns instead of being re-armed on every one.
+//! The shard executor: the patched glommio (vendor/glommio/PATCHES.md) still preempts, with
+//! its preemption timer now armed across turns instead of re-armed on every one, and the busy
+//! time it reports only grows.
 
 use std::time::{Duration, Instant};
 
@@ -52,5 +53,29 @@ fn timers_fire_after_the_executor_slept() {
         .unwrap();
     for result in handles.join_all() {
         assert!(result.unwrap());
+    }
+}
+
+#[test]
+fn busy_time_only_grows() {
+    let handles = ringmcp::shard::pool("executor-test", 1)
+        .unwrap()
+        .on_all_shards(|| async {
+            // A turn that runs for 20 ms, then one that hardly runs: the second reading must
+            // still include the first turn (glommio's own stats restart at every read).
+            let spin_until = Instant::now() + Duration::from_millis(20);
+            while Instant::now() < spin_until {
+                std::hint::spin_loop();
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+            let after_spin = ringmcp::shard::busy_time();
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+            (after_spin, ringmcp::shard::busy_time())
+        })
+        .unwrap();
+    for result in handles.join_all() {
+        let (after_spin, later) = result.unwrap();
+        assert!(after_spin >= Duration::from_millis(20), "{after_spin:?}");
+        assert!(later >= after_spin, "{later:?} < {after_spin:?}");
     }
 }

@@ -144,12 +144,6 @@ impl Ctx {
     }
 }
 
-/// This shard's executor time running tasks and polling I/O so far (glommio leaves the spin
-/// before parking out).
-fn own_busy() -> Duration {
-    glommio::executor().executor_stats().total_runtime()
-}
-
 /// Global indices of the connections shard `shard` of `shards` runs.
 pub fn shard_connections(total: usize, shard: usize, shards: usize) -> Vec<usize> {
     (shard..total).step_by(shards.max(1)).collect()
@@ -227,13 +221,15 @@ pub async fn run_shard(
     let end = start + ctx.duration();
     // Just before the connections start closing.
     let phase_end = end.checked_sub(Duration::from_millis(50)).unwrap_or(end);
-    let busy_at_start = own_busy();
+    let busy_at_start = ringmcp::shard::busy_time();
     {
         let ctx = Rc::clone(&ctx);
         let shared = std::sync::Arc::clone(&shared);
         glommio::spawn_local(async move {
             net::sleep_until(phase_end).await;
-            ctx.stats.busy.set(own_busy().saturating_sub(busy_at_start));
+            ctx.stats
+                .busy
+                .set(ringmcp::shard::busy_time().saturating_sub(busy_at_start));
             if shard != 0 {
                 return;
             }
