@@ -298,9 +298,9 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
         }
         id += 1;
     }
-    // Hold the connection to the end of the measured phase, as ws::drive does: the phase
+    // Hold the connection past the end of the measured phase, as ws::drive does: the phase
     // runs at the full connection count and no teardown lands in it.
-    net::sleep_until(start + ctx.duration()).await;
+    net::sleep_until(ctx.close_at(start)).await;
     ShardStats::add(&stats.bytes_in, session.conn.bytes_in);
     ShardStats::add(&stats.bytes_out, session.conn.bytes_out);
 }

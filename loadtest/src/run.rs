@@ -12,6 +12,14 @@ use std::sync::{Mutex, OnceLock};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// Time from the barrier to the first intended send: every connection task wakes and arms its
+/// first send in it (15,000 wake-ups take 20-30 ms on one core; with 20 ms of lead the first
+/// second's p99 was 20-35 ms).
+const START_LEAD: Duration = Duration::from_millis(250);
+
+/// How long after the measured phase finished connections wait before closing (see
+/// [`Ctx::close_at`]).
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
 /// State every shard sees (setup and phase points only, never per request).
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -111,6 +119,13 @@ impl Ctx {
         Duration::from_secs_f64(self.args.duration.max(0.0))
     }
 
+    /// When a connection whose schedule is done closes: just after the measured phase, late
+    /// enough that the replies still in flight at its end are not held up behind the other
+    /// connections closing (15,000 closes keep a core busy for tens of milliseconds).
+    pub fn close_at(&self, start: Instant) -> Instant {
+        start + self.duration() + CLOSE_GRACE
+    }
+
     /// Per-request timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.args.timeout.max(0.001))
@@ -206,7 +221,7 @@ pub async fn run_shard(
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
     let start = *shared.start.get_or_init(|| {
-        let start = Instant::now() + Duration::from_millis(20);
+        let start = Instant::now() + START_LEAD;
         if let Ok(mut s) = shared.samples.lock() {
             s.start = Some(start);
             s.own_cpu_start = sys::own_cpu_seconds();
@@ -221,11 +236,12 @@ pub async fn run_shard(
     let end = start + ctx.duration();
     // Just before the connections start closing.
     let phase_end = end.checked_sub(Duration::from_millis(50)).unwrap_or(end);
-    let busy_at_start = ringmcp::shard::busy_time();
     {
         let ctx = Rc::clone(&ctx);
         let shared = std::sync::Arc::clone(&shared);
         glommio::spawn_local(async move {
+            net::sleep_until(start).await;
+            let busy_at_start = ringmcp::shard::busy_time();
             net::sleep_until(phase_end).await;
             ctx.stats
                 .busy

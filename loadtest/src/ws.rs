@@ -73,9 +73,8 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
     };
     ctx.setup_ok(began.elapsed());
     let start = ctx.start.wait().await;
-    let end = start + ctx.duration();
     let result = if mode == Mode::Slow {
-        slow_reader(&ctx, &mut conn, start, end, global).await
+        slow_reader(&ctx, &mut conn, start, start + ctx.duration(), global).await
     } else {
         let schedule = if mode == Mode::Idle {
             Schedule::empty(start)
@@ -83,7 +82,15 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
             let (rate, index, total) = share_of_rate(&ctx, global);
             Schedule::for_connection(start, ctx.duration(), rate, index, total)
         };
-        drive(&ctx, &mut conn, &mut decoder, mode, schedule, end).await
+        drive(
+            &ctx,
+            &mut conn,
+            &mut decoder,
+            mode,
+            schedule,
+            ctx.close_at(start),
+        )
+        .await
     };
     ShardStats::add(&ctx.stats.bytes_in, conn.bytes_in);
     ShardStats::add(&ctx.stats.bytes_out, conn.bytes_out);
@@ -194,7 +201,7 @@ async fn drive(
     decoder: &mut Decoder,
     mode: Mode,
     mut schedule: Schedule,
-    end: Instant,
+    close_at: Instant,
 ) -> Result<(), NetError> {
     let timeout = ctx.timeout();
     let stats = &ctx.stats;
@@ -210,12 +217,12 @@ async fn drive(
     let mut next_id = 1u64;
     // Intended times of requests queued in `out` and not yet fully written.
     let mut lag_pending: Vec<Instant> = Vec::new();
-    // Every connection holds until the end of the measured phase and then until its last
-    // reply (bounded by the timeout): closing as soon as its own schedule ran out would
-    // tear the connections down during the phase's last interval (0.25 s at 60k/s over
+    // Every connection holds until `close_at` (just after the measured phase) and then until
+    // its last reply (bounded by the timeout): closing as soon as its own schedule ran out
+    // would tear the connections down during the phase's last interval (0.25 s at 60k/s over
     // 15K connections), under load that the phase is not meant to have.
-    let hard_stop = end + timeout;
-    let mut timer = Deadline::at(end);
+    let hard_stop = close_at + timeout;
+    let mut timer = Deadline::at(close_at);
     loop {
         let now = Instant::now();
         while let Some(intended) = schedule.take_due(now) {
@@ -243,7 +250,7 @@ async fn drive(
             inflight.queue.pop_front();
             stats.error("timeout");
         }
-        let finished = schedule.peek().is_none() && inflight.queue.is_empty() && now >= end;
+        let finished = schedule.peek().is_none() && inflight.queue.is_empty() && now >= close_at;
         if finished || now >= hard_stop {
             for _ in inflight.queue.drain(..) {
                 stats.error("timeout");
@@ -251,8 +258,8 @@ async fn drive(
             break;
         }
         let mut wake_at = hard_stop;
-        if now < end {
-            wake_at = wake_at.min(end);
+        if now < close_at {
+            wake_at = wake_at.min(close_at);
         }
         if let Some(at) = schedule.peek() {
             wake_at = wake_at.min(at);
