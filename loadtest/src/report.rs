@@ -16,7 +16,7 @@ pub struct ServerMemory {
     pub before: Option<u64>,
     /// When every connection was up.
     pub connected: Option<u64>,
-    /// Just before the end of the measured phase.
+    /// At the end of the measured phase.
     pub end: Option<u64>,
     /// Half a second after every connection closed.
     pub after_close: Option<u64>,

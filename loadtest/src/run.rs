@@ -20,6 +20,7 @@ const START_LEAD: Duration = Duration::from_millis(250);
 /// How long after the measured phase finished connections wait before closing (see
 /// [`Ctx::close_at`]).
 const CLOSE_GRACE: Duration = Duration::from_millis(100);
+
 /// State every shard sees (setup and phase points only, never per request).
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -48,7 +49,7 @@ impl Shared {
 pub struct PhaseSamples {
     /// Server RSS when every connection was up.
     pub rss_connected: Option<u64>,
-    /// Server RSS just before the end of the measured phase.
+    /// Server RSS at the end of the measured phase.
     pub rss_end: Option<u64>,
     /// Server CPU seconds at the start of the measured phase.
     pub server_cpu_start: Option<f64>,
@@ -233,16 +234,15 @@ pub async fn run_shard(
         }
         start
     });
+    // The end-of-phase samples: connections close only after `Ctx::close_at`.
     let end = start + ctx.duration();
-    // Just before the connections start closing.
-    let phase_end = end.checked_sub(Duration::from_millis(50)).unwrap_or(end);
     {
         let ctx = Rc::clone(&ctx);
         let shared = std::sync::Arc::clone(&shared);
         glommio::spawn_local(async move {
             net::sleep_until(start).await;
             let busy_at_start = ringmcp::shard::busy_time();
-            net::sleep_until(phase_end).await;
+            net::sleep_until(end).await;
             ctx.stats
                 .busy
                 .set(ringmcp::shard::busy_time().saturating_sub(busy_at_start));
