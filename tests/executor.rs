@@ -42,11 +42,12 @@ fn a_task_that_never_yields_is_preempted_on_every_slice() {
 }
 
 #[test]
-fn timers_fire_after_the_executor_slept() {
+fn preemption_resumes_after_the_executor_slept() {
     let handles = ringmcp::shard::pool("executor-test", 1)
         .unwrap()
         .on_all_shards(|| async {
-            // Idle: the executor parks with only this timer to wake it.
+            // Idle: the executor parks with only this timer to wake it, and removes its
+            // preemption timer first; after waking it must arm one again.
             glommio::timer::sleep(Duration::from_millis(30)).await;
             spin_until_preempted()
         })
