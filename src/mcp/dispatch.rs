@@ -131,7 +131,7 @@ fn optional_params<'a, T: Deserialize<'a>>(
 
 /// Runs a handler, turning its failures and panics into JSON-RPC errors.
 async fn guarded<T>(
-    what: &str,
+    what: std::fmt::Arguments<'_>,
     start: impl FnOnce() -> BoxedLocal<Result<T, ToolError>>,
 ) -> Result<T, Error> {
     // A panicking handler must not take the shard and its other sessions down.
@@ -595,8 +595,8 @@ impl Dispatcher {
             self.services.clone(),
         );
         let args = Value::Object(call.arguments.unwrap_or_default());
-        let what = format!("tool {:?}", call.name);
-        let result = guarded(&what, || handler(ctx, args)).await?;
+        // The label is formatted only if the handler panics.
+        let result = guarded(format_args!("tool {:?}", call.name), || handler(ctx, args)).await?;
         ok(id, &result)
     }
 
@@ -610,8 +610,7 @@ impl Dispatcher {
             .registry
             .resolve_resource(&uri)
             .ok_or_else(|| Error::ResourceNotFound(uri.clone().into_owned()))?;
-        let what = format!("resource {uri:?}");
-        let contents = guarded(&what, || handler(read)).await?;
+        let contents = guarded(format_args!("resource {uri:?}"), || handler(read)).await?;
         ok(id, &ReadResult { contents })
     }
 
@@ -662,8 +661,10 @@ impl Dispatcher {
                 "Missing required argument: {missing}"
             ))));
         }
-        let what = format!("prompt {:?}", params.name);
-        let result = guarded(&what, || handler(arguments)).await?;
+        let result = guarded(format_args!("prompt {:?}", params.name), || {
+            handler(arguments)
+        })
+        .await?;
         ok(id, &result)
     }
 
@@ -698,7 +699,7 @@ impl Dispatcher {
                     value: params.argument.value,
                     context: params.context.map(|c| c.arguments).unwrap_or_default(),
                 };
-                guarded("completion handler", || handler(request)).await?
+                guarded(format_args!("completion handler"), || handler(request)).await?
             }
         };
         ok(
