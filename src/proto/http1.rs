@@ -1,7 +1,7 @@
 //! HTTP/1.1 request heads (RFC 9112) parsed with httparse, request body
 //! framing, and response writing. Sans-IO: bytes in, decisions out.
 
-use super::Status;
+use super::{push_decimal, Status};
 use std::fmt;
 use std::ops::Range;
 
@@ -561,15 +561,22 @@ pub fn write_head(
     body: ResponseBody,
     keep_alive: bool,
 ) {
-    use std::io::Write;
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason(status));
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
-        let _ = write!(out, "{name}: {value}\r\n");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     match body {
         ResponseBody::Length(n) => {
-            let _ = write!(out, "content-length: {n}\r\n");
+            out.extend_from_slice(b"content-length: ");
+            push_decimal(out, n as u64);
+            out.extend_from_slice(b"\r\n");
         }
         ResponseBody::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         ResponseBody::None => {}

@@ -28,6 +28,22 @@ impl<T> Status<T> {
     }
 }
 
+/// Appends `n` in decimal ASCII (no `fmt` machinery: this runs for every response head and
+/// SSE event).
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     /// Runs `check` with `input` delivered as two chunks split at every byte

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use super::Status;
+use super::{push_decimal, Status};
 
 /// One event id of the MCP Streamable HTTP transport: stream number within
 /// the session, then the event's sequence number within that stream.
@@ -202,20 +202,6 @@ fn push_retry_line(out: &mut Vec<u8>, ms: u64) {
 
 fn push_single_line(out: &mut Vec<u8>, text: &[u8]) {
     out.extend(text.iter().filter(|&&b| b != b'\r' && b != b'\n'));
-}
-
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 // ---------------------------------------------------------------- decoder

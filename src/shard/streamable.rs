@@ -483,16 +483,14 @@ fn accepts(head: &RequestHead, media_type: &str) -> bool {
     head.header_values("accept")
         .flat_map(|v| v.split(|&b| b == b','))
         .filter_map(|range| std::str::from_utf8(range).ok())
-        .map(|range| {
-            range
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|range| range.split(';').next().unwrap_or("").trim())
         .any(|range| {
-            range == media_type || range == "*/*" || range.strip_suffix("/*") == Some(major)
+            // Media types are case-insensitive (RFC 9110 section 8.3.1).
+            range.eq_ignore_ascii_case(media_type)
+                || range == "*/*"
+                || range
+                    .strip_suffix("/*")
+                    .is_some_and(|r| r.eq_ignore_ascii_case(major))
         })
 }
 
@@ -1008,4 +1006,32 @@ struct NoPeer;
 
 impl Peer for NoPeer {
     fn send(&self, _message: Vec<u8>, _related_request: Option<&Id>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+    use crate::proto::http1::{Limits, RequestHead};
+
+    fn head_with_accept(accept: &str) -> RequestHead {
+        let request = format!("POST /mcp HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n");
+        let (head, _) = RequestHead::parse(request.as_bytes(), &Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap();
+        head
+    }
+
+    #[test]
+    fn accept_matches_exact_wildcard_and_any_case() {
+        let head = head_with_accept("Application/JSON;q=0.9, text/*");
+        assert!(accepts(&head, "application/json"));
+        assert!(accepts(&head, "text/event-stream"));
+        assert!(!accepts(&head, "image/png"));
+        assert!(accepts(&head_with_accept("*/*"), "image/png"));
+        assert!(!accepts(
+            &head_with_accept("application/jsonx"),
+            "application/json"
+        ));
+    }
 }
