@@ -234,9 +234,12 @@ pub async fn run_shard(
         }
         start
     });
-    // The end-of-phase samples: connections close only after `Ctx::close_at`.
+    // The end-of-phase samples, taken at the phase's end: request/response connections
+    // close only after `Ctx::close_at`, but SSE streams may end with their last event, so
+    // the shard waits for this task too (it used to be detached, and an SSE run's shard
+    // could finish before the samples were taken).
     let end = start + ctx.duration();
-    {
+    let phase_samples = {
         let ctx = Rc::clone(&ctx);
         let shared = std::sync::Arc::clone(&shared);
         glommio::spawn_local(async move {
@@ -258,13 +261,13 @@ pub async fn run_shard(
                 s.server_busy_end = shared.server_metrics.as_ref().and_then(sys::busy_seconds);
             }
         })
-        .detach();
-    }
+    };
     ctx.stats.begin_phase(start);
     ctx.start.open(start);
     for task in tasks {
         task.await;
     }
+    phase_samples.await;
     let mut result = ctx.stats.take_result();
     result.connect_window = Some(connect_window);
     result
