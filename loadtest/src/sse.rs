@@ -39,28 +39,47 @@ impl Plan {
             return Plan::default();
         }
         let (interval_ms, count) = shape(ctx.args.rate, ctx.total, ctx.args.duration);
-        let mut disconnects: HashMap<usize, Vec<Duration>> = HashMap::new();
-        if ctx.args.scenario == Scenario::SseResume && !mine.is_empty() && ctx.total > 0 {
+        let disconnects = if ctx.args.scenario == Scenario::SseResume && ctx.total > 0 {
             let share = (ctx.args.disconnects * mine.len()).div_ceil(ctx.total);
-            let span_ms = (interval_ms * count) as f64;
-            for _ in 0..share {
-                let who = mine[fastrand::usize(..mine.len())];
-                let at = span_ms * (0.05 + 0.9 * fastrand::f64());
-                disconnects
-                    .entry(who)
-                    .or_default()
-                    .push(Duration::from_secs_f64(at / 1000.0));
-            }
-            for times in disconnects.values_mut() {
-                times.sort();
-            }
-        }
+            plan_disconnects(mine, share, interval_ms, count)
+        } else {
+            HashMap::new()
+        };
         Plan {
             interval_ms,
             count,
             disconnects,
         }
     }
+}
+
+/// Spreads `share` forced disconnects at random over the sessions in `mine` (a session may get
+/// several), each between 5% and 95% of a stream's life: the first event is due at once and
+/// the last `interval_ms * (count - 1)` later, so every planned drop happens while the stream
+/// still has events to come. A one-event stream has nothing to resume and gets none.
+fn plan_disconnects(
+    mine: &[usize],
+    share: usize,
+    interval_ms: u64,
+    count: u64,
+) -> HashMap<usize, Vec<Duration>> {
+    let life_ms = (interval_ms * count.saturating_sub(1)) as f64;
+    let mut disconnects: HashMap<usize, Vec<Duration>> = HashMap::new();
+    if mine.is_empty() || life_ms == 0.0 {
+        return disconnects;
+    }
+    for _ in 0..share {
+        let who = mine[fastrand::usize(..mine.len())];
+        let at = life_ms * (0.05 + 0.9 * fastrand::f64());
+        disconnects
+            .entry(who)
+            .or_default()
+            .push(Duration::from_secs_f64(at / 1000.0));
+    }
+    for times in disconnects.values_mut() {
+        times.sort();
+    }
+    disconnects
 }
 
 /// (interval between a session's events in ms, events per session) for `rate` events per
@@ -404,6 +423,20 @@ mod tests {
         t.observe(1);
         t.observe(4);
         assert_eq!(t.lost(4), 2);
+    }
+
+    #[test]
+    fn planned_disconnects_fall_within_the_stream_life() {
+        let mine: Vec<usize> = (0..50).collect();
+        // Six events 500 ms apart: the last is due 2,500 ms after the first.
+        let plan = plan_disconnects(&mine, 200, 500, 6);
+        let times: Vec<Duration> = plan.values().flatten().copied().collect();
+        assert_eq!(times.len(), 200);
+        assert!(times
+            .iter()
+            .all(|t| *t >= Duration::from_millis(125) && *t <= Duration::from_millis(2375)));
+        assert!(plan.keys().all(|who| mine.contains(who)));
+        assert!(plan_disconnects(&mine, 10, 500, 1).is_empty());
     }
 
     #[test]
