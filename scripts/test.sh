@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The single test command: release build, tests, clippy, Autobahn|Testsuite, MCP conformance.
+# The single test command: release build, tests, clippy, fault and load-generator runs,
+# Autobahn|Testsuite, MCP conformance.
 # Prints one PASS/FAIL/SKIP line per stage and exits non-zero if any gating stage failed.
 # Later stages still run after a failure (except those that need the release binary), so a
 # single run shows everything that is broken. Works from any cwd.
@@ -63,11 +64,13 @@ if (( build_ok )); then
     stage python-sdk scripts/python_sdk.sh || true
     stage faults scripts/faults.sh || true
     stage flood scripts/flood.sh || true
+    stage loadgen scripts/loadgen.sh || true
 else
     skip metrics "release build failed"; failed=1
     skip python-sdk "release build failed"
     skip faults "release build failed"
     skip flood "release build failed"
+    skip loadgen "release build failed"
 fi
 
 if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then
