@@ -234,10 +234,9 @@ pub async fn run_shard(
         }
         start
     });
-    // The end-of-phase samples, taken at the phase's end: request/response connections
-    // close only after `Ctx::close_at`, but SSE streams may end with their last event, so
-    // the shard waits for this task too (it used to be detached, and an SSE run's shard
-    // could finish before the samples were taken).
+    // The end-of-phase samples, taken at the phase's end. Request/response connections close
+    // only after `Ctx::close_at`, but SSE streams may end with their last event, so the shard
+    // awaits this task too rather than return before the samples are taken.
     let end = start + ctx.duration();
     let phase_samples = {
         let ctx = Rc::clone(&ctx);

@@ -129,7 +129,8 @@ fn optional_params<'a, T: Deserialize<'a>>(
     }
 }
 
-/// Runs a handler, turning its failures and panics into JSON-RPC errors.
+/// Runs a handler, turning its failures and panics into JSON-RPC errors. `what` names the
+/// handler in the log; it is formatted only if the handler panics.
 async fn guarded<T>(
     what: std::fmt::Arguments<'_>,
     start: impl FnOnce() -> BoxedLocal<Result<T, ToolError>>,
@@ -595,7 +596,6 @@ impl Dispatcher {
             self.services.clone(),
         );
         let args = Value::Object(call.arguments.unwrap_or_default());
-        // The label is formatted only if the handler panics.
         let result = guarded(format_args!("tool {:?}", call.name), || handler(ctx, args)).await?;
         ok(id, &result)
     }

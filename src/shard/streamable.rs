@@ -710,10 +710,11 @@ fn post(
             .dispatcher
             .handle(session.mcp.clone(), peer, body.to_vec()),
     );
-    let session_header = session.id.to_string();
+    // Only initialize answers carry the session id: no string for every other POST.
+    let session_header = is_initialize.then(|| session.id.to_string());
     let mut headers = vec![];
-    if is_initialize {
-        headers.push(("mcp-session-id", session_header.as_str()));
+    if let Some(id) = &session_header {
+        headers.push(("mcp-session-id", id.as_str()));
     }
     // Most requests are answered at once with nothing sent before: plain JSON.
     if let Poll::Ready(reply) = reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
