@@ -37,7 +37,8 @@ for name in names:
     check(name, r["attempted"] == want and r["connected"] == want,
           f"{r['connected']} of {want} connections up")
     check(name, r["error_total"] == 0, f"errors {r['errors']}")
-    for key in ("server_cpu_percent", "server_busy_percent", "load_busy_percent"):
+    for key in ("server_cpu_percent", "server_busy_percent", "load_busy_percent",
+                "server_core_wait_ms", "load_core_wait_ms"):
         check(name, r[key] is not None, f"{key} missing")
     check(name, r["server_rss"]["end"] is not None, "server RSS at the phase's end missing")
     if name.startswith("idle-hold"):

@@ -105,12 +105,23 @@ pub struct Report {
     pub server_busy_percent: Option<f64>,
     /// Our executors' busy time during the measured phase, percent of one core.
     pub load_busy_percent: Option<f64>,
+    /// Milliseconds the server's threads were runnable but not running during the measured
+    /// phase: other tasks held their core (from /proc schedstat).
+    pub server_core_wait_ms: Option<f64>,
+    /// The same for our own threads.
+    pub load_core_wait_ms: Option<f64>,
     /// SSE delivery checks (sse scenarios).
     pub sse: Option<SseTally>,
     /// Slow readers (slow-readers).
     pub slow_readers: Option<SlowTally>,
     /// Wall-clock seconds of the whole run.
     pub wall_seconds: f64,
+}
+
+/// The growth of a seconds counter between two samples, in milliseconds. A thread that exits
+/// in between takes its share with it, so a shrinking sum reads as zero.
+fn waited_ms(start: Option<f64>, end: Option<f64>) -> Option<f64> {
+    Some((end? - start?).max(0.0) * 1e3)
 }
 
 impl Report {
@@ -198,6 +209,11 @@ impl Report {
             server_busy_percent: cpu(samples.server_busy_start, samples.server_busy_end),
             load_busy_percent: (args.duration > 0.0)
                 .then(|| r.busy.as_secs_f64() / args.duration * 100.0),
+            server_core_wait_ms: waited_ms(
+                samples.server_core_wait_start,
+                samples.server_core_wait_end,
+            ),
+            load_core_wait_ms: waited_ms(samples.own_core_wait_start, samples.own_core_wait_end),
             sse: matches!(args.scenario, Scenario::SseFanout | Scenario::SseResume)
                 .then(|| r.sse.clone()),
             slow_readers: (args.scenario == Scenario::SlowReaders).then(|| r.slow.clone()),
@@ -315,6 +331,15 @@ impl Report {
                 "  busy         server {} load {} (running tasks and polling I/O, not spinning)",
                 pct(self.server_busy_percent),
                 pct(self.load_busy_percent)
+            );
+        }
+        if self.server_core_wait_ms.is_some() || self.load_core_wait_ms.is_some() {
+            let ms = |w: Option<f64>| w.map_or("?".into(), |w| format!("{w:.1} ms"));
+            let _ = writeln!(
+                s,
+                "  core wait    server {} load {} (runnable while another task had the core)",
+                ms(self.server_core_wait_ms),
+                ms(self.load_core_wait_ms)
             );
         }
         if let Some(t) = &self.sse {

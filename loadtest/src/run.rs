@@ -63,6 +63,15 @@ pub struct PhaseSamples {
     pub server_busy_start: Option<f64>,
     /// The server's busy seconds at the end of the measured phase.
     pub server_busy_end: Option<f64>,
+    /// The server's threads' time waiting for their core ([`sys::core_wait_seconds`]) at the
+    /// start of the measured phase.
+    pub server_core_wait_start: Option<f64>,
+    /// The same at the end of the measured phase.
+    pub server_core_wait_end: Option<f64>,
+    /// Our threads' time waiting for their core at the start of the measured phase.
+    pub own_core_wait_start: Option<f64>,
+    /// The same at the end of the measured phase.
+    pub own_core_wait_end: Option<f64>,
     /// When the measured phase started.
     pub start: Option<Instant>,
 }
@@ -226,9 +235,11 @@ pub async fn run_shard(
         if let Ok(mut s) = shared.samples.lock() {
             s.start = Some(start);
             s.own_cpu_start = sys::own_cpu_seconds();
+            s.own_core_wait_start = sys::core_wait_seconds(std::process::id());
             if let Some(pid) = ctx.args.server_pid {
                 s.rss_connected = sys::rss_bytes(pid);
                 s.server_cpu_start = sys::cpu_seconds(pid);
+                s.server_core_wait_start = sys::core_wait_seconds(pid);
             }
             s.server_busy_start = shared.server_metrics.as_ref().and_then(sys::busy_seconds);
         }
@@ -253,9 +264,11 @@ pub async fn run_shard(
             }
             if let Ok(mut s) = shared.samples.lock() {
                 s.own_cpu_end = sys::own_cpu_seconds();
+                s.own_core_wait_end = sys::core_wait_seconds(std::process::id());
                 if let Some(pid) = ctx.args.server_pid {
                     s.rss_end = sys::rss_bytes(pid);
                     s.server_cpu_end = sys::cpu_seconds(pid);
+                    s.server_core_wait_end = sys::core_wait_seconds(pid);
                 }
                 s.server_busy_end = shared.server_metrics.as_ref().and_then(sys::busy_seconds);
             }

@@ -1,5 +1,5 @@
 //! Process facts from the OS: the open-files limit, CPU affinity, another
-//! process's resident memory and CPU time, TCP state of a socket.
+//! process's resident memory, CPU time and time waiting for a core, TCP state of a socket.
 
 use std::os::fd::AsRawFd;
 
@@ -116,6 +116,31 @@ pub fn own_cpu_seconds() -> f64 {
     cpu_seconds(std::process::id()).unwrap_or(0.0)
 }
 
+/// Seconds the threads of `pid` have spent runnable but not running so far: time other tasks
+/// held their core. Summed over /proc/PID/task/*/schedstat (the scheduler's run-queue wait,
+/// field 2, in nanoseconds); a thread that exits takes its share with it. None without
+/// schedstat (a kernel without CONFIG_SCHED_INFO) or if the process is gone.
+pub fn core_wait_seconds(pid: u32) -> Option<f64> {
+    let mut waited_ns = 0u64;
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        waited_ns += parse_schedstat_wait(&stat)?;
+        threads += 1;
+    }
+    (threads > 0).then(|| waited_ns as f64 / 1e9)
+}
+
+/// The run-queue wait (second field, nanoseconds) of a /proc schedstat line.
+pub fn parse_schedstat_wait(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// TCP state of a socket (`TCP_ESTABLISHED` = 1, `TCP_CLOSE_WAIT` = 8, `TCP_CLOSE` = 7...).
 pub fn tcp_state(socket: &impl AsRawFd) -> Option<u8> {
     let mut info = [0u8; 256];
@@ -221,7 +246,18 @@ mod tests {
     }
 
     #[test]
+    fn schedstat_parsing() {
+        assert_eq!(
+            parse_schedstat_wait("83696129003 117534553762 52556\n"),
+            Some(117534553762)
+        );
+        assert_eq!(parse_schedstat_wait("12"), None);
+        assert_eq!(parse_schedstat_wait("1 x 3"), None);
+    }
+
+    #[test]
     fn own_process_is_visible() {
         assert!(rss_bytes(std::process::id()).is_some_and(|b| b > 0));
+        assert!(core_wait_seconds(std::process::id()).is_some_and(|s| s >= 0.0));
     }
 }
