@@ -9,16 +9,10 @@ fn main() {
 
     let liburing = match env::var("GLOMMIO_LIBURING_DIR") {
         Ok(path) => PathBuf::from(path).canonicalize().unwrap(),
-        Err(_) => {
-            Command::new("git")
-                .arg("submodule")
-                .arg("update")
-                .arg("--init")
-                .status()
-                .unwrap();
-
-            project.join("liburing")
-        }
+        // ringmcp patch: the packaged liburing sources are used as they are. Upstream ran
+        // `git submodule update --init` here, i.e. a git command on whatever repository
+        // encloses the build (ours), on every build script run.
+        Err(_) => project.join("liburing"),
     };
 
     // Run the configure script in OUT_DIR to get `compat.h`
