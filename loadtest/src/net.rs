@@ -95,6 +95,27 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, Ne
     Ok(stream)
 }
 
+/// The server's busy seconds so far, summed over its shards: one `GET` of its metrics endpoint
+/// (`--server-metrics`, at the phase points; the calling shard's connections keep running
+/// meanwhile). None if it cannot be read within two seconds or has no such counter.
+pub async fn server_busy_seconds(metrics: &Target) -> Option<f64> {
+    let timeout = Duration::from_secs(2);
+    let deadline = Instant::now() + timeout;
+    let mut conn = Conn::new(connect(metrics, timeout).await.ok()?);
+    let mut request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        metrics.path, metrics.host
+    )
+    .into_bytes();
+    conn.write_all(&mut request, deadline).await.ok()?;
+    let head = conn.read_head(deadline).await.ok()?;
+    if head.status != 200 {
+        return None;
+    }
+    let body = conn.read_body(&head, deadline).await.ok()?;
+    crate::sys::parse_busy_seconds(std::str::from_utf8(&body).ok()?)
+}
+
 /// A connection with an input buffer: the HTTP client side and the WebSocket handshake.
 pub struct Conn {
     /// The socket.
@@ -407,6 +428,45 @@ pub async fn ws_handshake(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves `response` to one connection on a loopback port; returns the endpoint.
+    fn serve_once(response: &'static str) -> Target {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                let mut request = [0u8; 1024];
+                let _ = conn.read(&mut request);
+                let _ = conn.write_all(response.as_bytes());
+            }
+        });
+        Target::parse(&format!("http://127.0.0.1:{port}/metrics")).expect("target")
+    }
+
+    #[test]
+    fn server_busy_seconds_reads_plain_and_chunked_bodies_and_refuses_the_rest() {
+        glommio::LocalExecutor::default().run(async {
+            let plain = serve_once(
+                "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n\
+                 ringmcp_shard_busy_seconds_total{s=\"0\"} 2\n",
+            );
+            assert_eq!(server_busy_seconds(&plain).await, Some(2.0));
+            let chunked = serve_once(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 14\r\nringmcp_shard_busy_s\r\n11\r\neconds_total 0.5\n\r\n0\r\n\r\n",
+            );
+            assert_eq!(server_busy_seconds(&chunked).await, Some(0.5));
+            let truncated = serve_once(
+                "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nringmcp_shard_busy_seconds_total 1\n",
+            );
+            assert_eq!(server_busy_seconds(&truncated).await, None);
+            let refused = serve_once(
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 35\r\n\r\nringmcp_shard_busy_seconds_total 1\n",
+            );
+            assert_eq!(server_busy_seconds(&refused).await, None);
+        });
+    }
 
     #[test]
     fn base64_known_vectors() {

@@ -241,7 +241,6 @@ pub async fn run_shard(
                 s.server_cpu_start = sys::cpu_seconds(pid);
                 s.server_core_wait_start = sys::core_wait_seconds(pid);
             }
-            s.server_busy_start = shared.server_metrics.as_ref().and_then(sys::busy_seconds);
         }
         start
     });
@@ -253,6 +252,11 @@ pub async fn run_shard(
         let ctx = Rc::clone(&ctx);
         let shared = std::sync::Arc::clone(&shared);
         glommio::spawn_local(async move {
+            // During the lead-in, before any request is due.
+            let server_busy_start = match shard {
+                0 => server_busy_seconds(&shared).await,
+                _ => None,
+            };
             net::sleep_until(start).await;
             let busy_at_start = ringmcp::shard::busy_time();
             net::sleep_until(end).await;
@@ -270,7 +274,11 @@ pub async fn run_shard(
                     s.server_cpu_end = sys::cpu_seconds(pid);
                     s.server_core_wait_end = sys::core_wait_seconds(pid);
                 }
-                s.server_busy_end = shared.server_metrics.as_ref().and_then(sys::busy_seconds);
+            }
+            let server_busy_end = server_busy_seconds(&shared).await;
+            if let Ok(mut s) = shared.samples.lock() {
+                s.server_busy_start = server_busy_start;
+                s.server_busy_end = server_busy_end;
             }
         })
     };
@@ -283,6 +291,11 @@ pub async fn run_shard(
     let mut result = ctx.stats.take_result();
     result.connect_window = Some(connect_window);
     result
+}
+
+/// The server's busy seconds from `--server-metrics`, if given and readable.
+async fn server_busy_seconds(shared: &Shared) -> Option<f64> {
+    net::server_busy_seconds(shared.server_metrics.as_ref()?).await
 }
 
 #[cfg(test)]

@@ -43,37 +43,6 @@ pub fn parse_vmrss(status: &str) -> Option<u64> {
 /// The Prometheus counter `--server-metrics` reads: ringmcp's per-shard executor busy time.
 const BUSY_METRIC: &str = "ringmcp_shard_busy_seconds_total";
 
-/// The server's busy seconds so far, summed over its shards: one blocking `GET` of its
-/// metrics endpoint (phase points only). None if it cannot be read or has no such counter.
-pub fn busy_seconds(metrics: &crate::cli::Target) -> Option<f64> {
-    use std::io::{Read, Write};
-    let timeout = std::time::Duration::from_secs(2);
-    let mut stream = std::net::TcpStream::connect_timeout(&metrics.addr, timeout).ok()?;
-    stream.set_read_timeout(Some(timeout)).ok()?;
-    stream.set_write_timeout(Some(timeout)).ok()?;
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        metrics.path, metrics.host
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = Vec::new();
-    // Bounded: a scrape is a few KB; stop at 4 MiB whatever the server sends.
-    stream.take(4 << 20).read_to_end(&mut response).ok()?;
-    let (head, used) = crate::net::parse_response_head(&response).ok()??;
-    if head.status != 200 {
-        return None;
-    }
-    let mut rest = response.split_off(used);
-    let mut body = Vec::new();
-    let mut reader = crate::net::BodyReader::for_head(&head);
-    let complete = reader.decode(&mut rest, &mut body).ok()?;
-    // Read to the end of the stream: only a body that the end delimits may be unfinished.
-    if !complete && !matches!(reader, crate::net::BodyReader::UntilEof) {
-        return None;
-    }
-    parse_busy_seconds(std::str::from_utf8(&body).ok()?)
-}
-
 /// Sums the samples of [`BUSY_METRIC`] in a Prometheus text exposition.
 pub fn parse_busy_seconds(text: &str) -> Option<f64> {
     let values: Vec<f64> = text
@@ -197,43 +166,6 @@ mod tests {
             parse_busy_seconds("ringmcp_shard_busy_seconds_total{shard=\"0\"} x\n"),
             None
         );
-    }
-
-    /// Serves `response` to one connection on a loopback port; returns the endpoint.
-    fn serve_once(response: &'static str) -> crate::cli::Target {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        std::thread::spawn(move || {
-            if let Ok((mut conn, _)) = listener.accept() {
-                let mut request = [0u8; 1024];
-                let _ = conn.read(&mut request);
-                let _ = conn.write_all(response.as_bytes());
-            }
-        });
-        crate::cli::Target::parse(&format!("http://127.0.0.1:{port}/metrics")).expect("target")
-    }
-
-    #[test]
-    fn busy_seconds_reads_plain_and_chunked_bodies_and_refuses_the_rest() {
-        let plain = serve_once(
-            "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n\
-             ringmcp_shard_busy_seconds_total{s=\"0\"} 2\n",
-        );
-        assert_eq!(busy_seconds(&plain), Some(2.0));
-        let chunked = serve_once(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
-             14\r\nringmcp_shard_busy_s\r\n11\r\neconds_total 0.5\n\r\n0\r\n\r\n",
-        );
-        assert_eq!(busy_seconds(&chunked), Some(0.5));
-        let truncated = serve_once(
-            "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nringmcp_shard_busy_seconds_total 1\n",
-        );
-        assert_eq!(busy_seconds(&truncated), None);
-        let refused = serve_once(
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 35\r\n\r\nringmcp_shard_busy_seconds_total 1\n",
-        );
-        assert_eq!(busy_seconds(&refused), None);
     }
 
     #[test]
