@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The single test command: release build, tests, clippy, fault and load-generator runs,
-# Autobahn|Testsuite, MCP conformance.
+# The single test command: release build, tests, clippy, a short fuzz run, fault and
+# load-generator runs, Autobahn|Testsuite, MCP conformance.
 # Prints one PASS/FAIL/SKIP line per stage and exits non-zero if any gating stage failed.
 # Later stages still run after a failure (except those that need the release binary), so a
 # single run shows everything that is broken. Works from any cwd.
@@ -10,6 +10,8 @@
 #   RINGMCP_CONFORMANCE_REQUIRED=0  report conformance failures without failing the run
 #                                   (default 1: any failed scenario fails the run)
 #   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stage (local quick runs only)
+#   RINGMCP_FUZZ_SECONDS=N          seconds per fuzz target in the fuzz stage (default 15;
+#                                   0 replays the seeds and corpus once)
 #   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh (e.g. '1.*,2.*')
 # Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh).
 set -euo pipefail
@@ -58,6 +60,10 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
     skip clippy "cargo clippy is not installed (rustup component add clippy)"
 fi
+
+# A short libFuzzer run of every sans-IO parser target (scripts/fuzz.sh); any crash, leak,
+# timeout or OOM fails the stage. It needs no release build.
+stage fuzz scripts/fuzz.sh "${RINGMCP_FUZZ_SECONDS:-15}" || true
 
 if (( build_ok )); then
     stage metrics scripts/metrics.sh || true
