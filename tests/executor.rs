@@ -1,6 +1,6 @@
 //! The shard executor: the patched glommio (vendor/glommio/PATCHES.md) still preempts, with
-//! its preemption timer now armed across turns instead of re-armed on every one, and the busy
-//! time it reports only grows.
+//! its preemption timer now armed across turns instead of re-armed on every one, still sleeps
+//! when idle, and the busy time it reports only grows.
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,40 @@ fn preemption_resumes_after_the_executor_slept() {
         .unwrap();
     for result in handles.join_all() {
         assert!(result.unwrap());
+    }
+}
+
+/// CPU time this thread has used so far.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[test]
+fn an_idle_executor_sleeps_instead_of_spinning() {
+    let handles = ringmcp::shard::pool("executor-test", 1)
+        .unwrap()
+        .on_all_shards(|| async {
+            // Wake up once so the preemption timer is armed, then idle: the executor must
+            // park (a bound on CPU used, not on time: a loaded machine only lowers it).
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+            let before = thread_cpu_time();
+            glommio::timer::sleep(Duration::from_millis(500)).await;
+            thread_cpu_time() - before
+        })
+        .unwrap();
+    for result in handles.join_all() {
+        let used = result.unwrap();
+        assert!(
+            used < Duration::from_millis(250),
+            "an idle shard used {used:?} of CPU in 500 ms"
+        );
     }
 }
 

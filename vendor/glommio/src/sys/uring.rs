@@ -1897,7 +1897,7 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let mut should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
@@ -1905,10 +1905,17 @@ impl Reactor {
 
         if should_sleep {
             // The preemption timer must not wake us up: remove it (ringmcp patch: only here,
-            // see `keep_latency_preemption_timer`).
+            // see `keep_latency_preemption_timer`), and pick up the removal's completions
+            // now. Left in the latency ring, they would end the sleep at once (the main ring
+            // polls the latency ring's fd): the executor would spin a core while idle.
             self.drop_latency_timer();
-            flush_cancellations!(into &mut 0; lat_ring);
+            flush_cancellations!(into &mut woke; lat_ring);
             flush_rings!(lat_ring)?;
+            consume_rings!(into &mut woke; lat_ring);
+            should_sleep = woke == 0 && lat_ring.can_sleep();
+        }
+
+        if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
