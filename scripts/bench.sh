@@ -6,7 +6,7 @@
 # Scenarios (all at BENCH_CONNECTIONS connections):
 #   idle-hold-ws     initialized MCP WebSocket sessions held open: server RSS per connection
 #   idle-hold-http   Streamable HTTP sessions with a held GET stream, each after a 100-event
-#                    ring of 256-byte events (stream tool notifications with 129 bytes of
+#                    (BENCH_FILL_EVENTS) ring of 256-byte events (stream tool notifications with 129 bytes of
 #                    text): RSS per session
 #   ws-mcp           tools/call echo over WebSocket at BENCH_WS_RATE for BENCH_DURATION
 #   http-mcp         tools/call echo over Streamable HTTP at BENCH_HTTP_RATE
@@ -20,6 +20,13 @@
 #   BENCH_SCENARIOS ["idle-hold-ws idle-hold-http ws-mcp http-mcp sse-resume"]
 #   BENCH_RESULTS [results]   BENCH_SERVER_CPU [0]  BENCH_LOAD_CPU [1]
 #   BENCH_NO_BUILD=1          use the binaries already in target/release
+#   BENCH_PEER [ringmcp]      the server under load: ringmcp, or for comparison a peer built
+#                             only from an official MCP SDK (scripts/peers/): python-sdk
+#                             (Streamable HTTP, MCP over WebSocket, WebSocket echo) or
+#                             typescript-sdk (Streamable HTTP); scenarios a peer does not serve
+#                             are skipped, and BENCH_FILL_EVENTS must be 0 (the stream tool is
+#                             ringmcp's)
+#   BENCH_FILL_EVENTS [100]   idle-hold-http: events in each session's ring before it idles
 #   BENCH_DEMOTE [""]         PIDs of other processes whose threads run SCHED_IDLE for the
 #                             benchmark (restored at exit; needs root): a background process
 #                             that shares the pinned cores then runs only when they idle.
@@ -39,6 +46,8 @@ DISCONNECTS=${BENCH_DISCONNECTS:-1500}
 HOLD=${BENCH_HOLD:-10}
 PAYLOAD=${BENCH_PAYLOAD:-64}
 SCENARIOS=${BENCH_SCENARIOS:-"idle-hold-ws idle-hold-http ws-mcp http-mcp sse-resume"}
+PEER=${BENCH_PEER:-ringmcp}
+FILL_EVENTS=${BENCH_FILL_EVENTS:-100}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 OUT="${BENCH_RESULTS:-$REPO_ROOT/results}/$(date +%Y%m%d-%H%M%S)"
@@ -52,6 +61,33 @@ fi
 SERVER_BIN="$CARGO_TARGET_DIR/release/ringmcp"
 LOAD_BIN="$CARGO_TARGET_DIR/release/ringmcp-load"
 [[ -x "$SERVER_BIN" && -x "$LOAD_BIN" ]] || die "missing $SERVER_BIN or $LOAD_BIN"
+
+# The scenarios each server serves, and its installs.
+case "$PEER" in
+    ringmcp) PEER_SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp sse-resume slow-readers" ;;
+    python-sdk)
+        PEER_SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp"
+        python_venv "$PYTHON_SDK_DIR" "$PYTHON_SDK_PIN" ;;
+    typescript-sdk)
+        PEER_SCENARIOS="idle-hold-http http-mcp"
+        command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed for BENCH_PEER=typescript-sdk"
+        TS_SDK_DIR="$CACHE_DIR/typescript-sdk"
+        TS_SDK_PINS="@modelcontextprotocol/sdk@1.32.2 zod@4.6.7"
+        if ! stamp_matches "$TS_SDK_DIR" "$TS_SDK_PINS"; then
+            log "installing $TS_SDK_PINS into $TS_SDK_DIR"
+            rm -rf "$TS_SDK_DIR" && mkdir -p "$TS_SDK_DIR"
+            # shellcheck disable=SC2086 # a list of pins
+            npm install --prefix "$TS_SDK_DIR" --no-audit --no-fund --loglevel=error $TS_SDK_PINS >&2 \
+                || die "npm install failed"
+            write_stamp "$TS_SDK_DIR" "$TS_SDK_PINS"
+        fi
+        # ESM resolves packages from the script's folder, so the script runs from there.
+        cp scripts/peers/ts_server.mjs "$TS_SDK_DIR/" ;;
+    *) die "unknown BENCH_PEER '$PEER' (ringmcp, python-sdk, typescript-sdk)" ;;
+esac
+if [[ "$PEER" != ringmcp ]] && (( FILL_EVENTS > 0 )) && [[ " $SCENARIOS " == *" idle-hold-http "* ]]; then
+    die "BENCH_PEER=$PEER: idle-hold-http fills rings with ringmcp's stream tool; set BENCH_FILL_EVENTS=0"
+fi
 
 # 15,000 connections need ~15,000 descriptors in each process; the hard limit here is 20,000.
 ulimit -n "$(ulimit -Hn)" || true
@@ -81,6 +117,7 @@ for pid in ${BENCH_DEMOTE:-}; do
     log "BENCH_DEMOTE: $pid ($(cat /proc/"$pid"/comm)) runs SCHED_IDLE for this benchmark"
 done
 echo "${BENCH_DEMOTE:-}" >"$OUT/demoted-pids"
+echo "$PEER" >"$OUT/server"
 
 BENCH_SERVER_PID=""
 stop_bench_server() {
@@ -98,13 +135,25 @@ on_exit stop_bench_server
 start_bench_server() {
     local name=$1 port
     port="$(free_port)"
-    taskset -c "$SERVER_CPU" "$SERVER_BIN" --bind "127.0.0.1:$port" --shards 1 --echo \
-        --max-connections-per-shard $(( CONNS + 1000 )) --max-sessions-per-shard $(( CONNS * 2 + 1000 )) \
-        >"$OUT/$name.server.log" 2>&1 &
+    case "$PEER" in
+        ringmcp)
+            taskset -c "$SERVER_CPU" "$SERVER_BIN" --bind "127.0.0.1:$port" --shards 1 --echo \
+                --max-connections-per-shard $(( CONNS + 1000 )) --max-sessions-per-shard $(( CONNS * 2 + 1000 )) \
+                >"$OUT/$name.server.log" 2>&1 & ;;
+        python-sdk)
+            taskset -c "$SERVER_CPU" "$PYTHON_SDK_DIR/bin/python" scripts/peers/python_server.py "$port" \
+                >"$OUT/$name.server.log" 2>&1 & ;;
+        typescript-sdk)
+            (cd "$TS_SDK_DIR" && exec taskset -c "$SERVER_CPU" node ts_server.mjs "$port") \
+                >"$OUT/$name.server.log" 2>&1 & ;;
+    esac
     BENCH_SERVER_PID=$!
     BENCH_PORT=$port
-    wait_http_ok "http://127.0.0.1:$port/healthz" 30 "$BENCH_SERVER_PID" \
-        || die "server did not come up for $name (log: $OUT/$name.server.log)"
+    if [[ "$PEER" == ringmcp ]]; then
+        wait_http_ok "http://127.0.0.1:$port/healthz" 30 "$BENCH_SERVER_PID"
+    else
+        wait_listening "$port" 30 "$BENCH_SERVER_PID"
+    fi || die "$PEER did not come up for $name (log: $OUT/$name.server.log)"
     # glommio pins its executor itself; check it honoured taskset.
     local t cpus
     for t in /proc/"$BENCH_SERVER_PID"/task/*; do
@@ -120,14 +169,22 @@ start_bench_server() {
 run_load() {
     local name=$1; shift
     local cmd=(taskset -c "$LOAD_CPU" "$LOAD_BIN" --shards 1 --ramp "$RAMP" --server-pid "$BENCH_SERVER_PID"
-               --server-metrics "http://127.0.0.1:$BENCH_PORT/metrics" --json "$OUT/$name.json" "$@")
+               --json "$OUT/$name.json" "$@")
+    # The busy share (CPU use without idle spinning) is a ringmcp counter.
+    [[ "$PEER" != ringmcp ]] || cmd+=(--server-metrics "http://127.0.0.1:$BENCH_PORT/metrics")
     printf '%q ' "${cmd[@]}" >"$OUT/$name.cmd"
     echo >>"$OUT/$name.cmd"
     log "$name: ${cmd[*]}"
     "${cmd[@]}" | tee "$OUT/$name.txt" || warn "$name: load generator exited non-zero"
 }
 
+RUN=()
 for scenario in $SCENARIOS; do
+    if [[ " $PEER_SCENARIOS " != *" $scenario "* ]]; then
+        log "$scenario: skipped, $PEER does not serve it"
+        continue
+    fi
+    RUN+=("$scenario")
     start_bench_server "$scenario"
     base="127.0.0.1:$BENCH_PORT"
     case "$scenario" in
@@ -136,7 +193,7 @@ for scenario in $SCENARIOS; do
                 --connections "$CONNS" --duration "$HOLD" ;;
         idle-hold-http)
             run_load "$scenario" --scenario idle-hold --transport http --target "http://$base/mcp" \
-                --connections "$CONNS" --duration "$HOLD" --fill-events 100 --payload 129 --timeout 30 ;;
+                --connections "$CONNS" --duration "$HOLD" --fill-events "$FILL_EVENTS" --payload 129 --timeout 30 ;;
         ws-mcp)
             run_load "$scenario" --scenario ws-mcp --target "ws://$base/mcp" \
                 --connections "$CONNS" --rate "$WS_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
@@ -158,7 +215,8 @@ for scenario in $SCENARIOS; do
     stop_bench_server
 done
 
-python3 - "$OUT" $SCENARIOS <<'PY'
+echo "${RUN[*]}" >"$OUT/scenarios"
+python3 - "$OUT" "${RUN[@]}" <<'PY'
 import json, os, sys
 out, names = sys.argv[1], sys.argv[2:]
 cols = ["scenario", "up", "ok", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors",

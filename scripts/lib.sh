@@ -15,8 +15,11 @@
 #   start_server LOG ARGS...        start the server on a free port (sets SERVER_PORT,
 #                                   SERVER_PID, SERVER_URL), wait for /healthz, stop on exit
 #   stop_server                     stop it now (idempotent)
+#   wait_listening PORT TIMEOUT PID poll until 127.0.0.1:PORT accepts; fail early if PID dies
 #   stamp_matches DIR KEY / write_stamp DIR KEY
 #                                   idempotent-install markers keyed on pinned versions
+#   python_venv DIR PINS...         a Python 3 venv with exactly PINS installed
+#   PYTHON_SDK_DIR, PYTHON_SDK_PIN  the official Python MCP SDK's venv and pin
 
 if [[ -n "${_RINGMCP_LIB_SH:-}" ]]; then return 0; fi
 _RINGMCP_LIB_SH=1
@@ -164,6 +167,18 @@ start_server() {
     return 1
 }
 
+# wait_listening PORT TIMEOUT PID: 0 once 127.0.0.1:PORT accepts a connection, 1 on timeout,
+# 2 if PID exited first (for servers without a health endpoint).
+wait_listening() {
+    local port=$1 timeout=$2 pid=$3 deadline=$(( SECONDS + $2 ))
+    while (( SECONDS < deadline )); do
+        kill -0 "$pid" 2>/dev/null || return 2
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.2
+    done
+    return 1
+}
+
 # ---------------------------------------------------------------- install stamps
 # A stamp file holds the exact pin set an install was made from; a changed pin
 # (or a half-finished install, which never writes the stamp) triggers a reinstall.
@@ -182,3 +197,7 @@ python_venv() {
     "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
     write_stamp "$dir" "$pins"
 }
+
+# The official Python MCP SDK (client for python_sdk.sh, peer server for bench.sh).
+PYTHON_SDK_DIR="$CACHE_DIR/python-sdk"
+PYTHON_SDK_PIN="mcp[ws]==1.30.0"

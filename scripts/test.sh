@@ -71,12 +71,14 @@ if (( build_ok )); then
     stage faults scripts/faults.sh || true
     stage flood scripts/flood.sh || true
     stage loadgen scripts/loadgen.sh || true
+    stage peers scripts/peers.sh || true
 else
     skip metrics "release build failed"; failed=1
     skip python-sdk "release build failed"
     skip faults "release build failed"
     skip flood "release build failed"
     skip loadgen "release build failed"
+    skip peers "release build failed"
 fi
 
 if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then
