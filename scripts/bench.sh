@@ -6,8 +6,8 @@
 # Scenarios (all at BENCH_CONNECTIONS connections):
 #   idle-hold-ws     initialized MCP WebSocket sessions held open: server RSS per connection
 #   idle-hold-http   Streamable HTTP sessions with a held GET stream, each after a 100-event
-#                    (BENCH_FILL_EVENTS) ring of 256-byte events (stream tool notifications with 129 bytes of
-#                    text): RSS per session
+#                    (BENCH_FILL_EVENTS) ring of 256-byte events (stream tool notifications
+#                    with 129 bytes of text): RSS per session
 #   ws-mcp           tools/call echo over WebSocket at BENCH_WS_RATE for BENCH_DURATION
 #   http-mcp         tools/call echo over Streamable HTTP at BENCH_HTTP_RATE
 #   sse-resume       stream tool events at BENCH_SSE_RATE with BENCH_DISCONNECTS forced

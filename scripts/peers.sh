@@ -23,11 +23,13 @@ for peer in $PEERS; do
         BENCH_CONNECTIONS="${PEERS_CONNECTIONS:-50}" BENCH_DURATION="${PEERS_DURATION:-3}" \
         BENCH_HOLD="${PEERS_HOLD:-2}" BENCH_WS_RATE="$RATE" BENCH_HTTP_RATE="$RATE" \
         BENCH_FILL_EVENTS=0 scripts/bench.sh >&2
-    out=("$RESULTS/$peer"/*/)
+    # bench.sh's newest run (timestamped folders sort by time).
+    runs=("$RESULTS/$peer"/*/)
+    out=${runs[-1]}
     peer_flag=()
     [[ "$peer" == ringmcp ]] || peer_flag=(--peer)
     # shellcheck disable=SC2046 # the scenario list bench.sh ran
-    python3 scripts/check_runs.py "${peer_flag[@]}" "${out[0]}" $(cat "${out[0]}/scenarios") \
+    python3 scripts/check_runs.py "${peer_flag[@]}" "$out" $(cat "$out/scenarios") \
         || { warn "$peer: checks failed"; failed=1; }
 done
 
@@ -38,7 +40,7 @@ cols = ["scenario", "server", "up", "ok", "rate/s", "p50 ms", "p99 ms", "max ms"
         "srv B/conn", "srv cpu"]
 rows = []
 for peer in peers:
-    (run,) = [os.path.join(results, peer, d) for d in os.listdir(os.path.join(results, peer))]
+    run = os.path.join(results, peer, max(os.listdir(os.path.join(results, peer))))
     for name in open(os.path.join(run, "scenarios")).read().split():
         path = os.path.join(run, name + ".json")
         if not os.path.exists(path):
