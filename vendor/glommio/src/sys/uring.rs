@@ -1887,6 +1887,16 @@ impl Reactor {
         self.throughput_preemption_timeout_src
             .set(Some(throughput_timer));
 
+        // ringmcp patch: the latency preemption timer is kept across turns (see
+        // `keep_latency_preemption_timer`). A `park` (no preemption timer asked for) may
+        // sleep, and the timer must not wake it: remove it here, so that the flush and consume
+        // below pick up the removal's completions. Left in the latency ring, they would end
+        // the sleep at once (the main ring polls the latency ring's fd) and an idle executor
+        // would spin its core.
+        if preempt_timer().is_none() {
+            self.drop_latency_timer();
+        }
+
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
@@ -1897,23 +1907,11 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let mut should_sleep = preempt_timer().is_none()
+        let should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
             && lat_ring.can_sleep();
-
-        if should_sleep {
-            // The preemption timer must not wake us up: remove it (ringmcp patch: only here,
-            // see `keep_latency_preemption_timer`), and pick up the removal's completions
-            // now. Left in the latency ring, they would end the sleep at once (the main ring
-            // polls the latency ring's fd): the executor would spin a core while idle.
-            self.drop_latency_timer();
-            flush_cancellations!(into &mut woke; lat_ring);
-            flush_rings!(lat_ring)?;
-            consume_rings!(into &mut woke; lat_ring);
-            should_sleep = woke == 0 && lat_ring.can_sleep();
-        }
 
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
