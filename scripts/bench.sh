@@ -216,36 +216,6 @@ for scenario in $SCENARIOS; do
 done
 
 echo "${RUN[*]}" >"$OUT/scenarios"
-python3 - "$OUT" "${RUN[@]}" <<'PY'
-import json, os, sys
-out, names = sys.argv[1], sys.argv[2:]
-cols = ["scenario", "up", "ok", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors",
-        "srv B/conn", "srv cpu", "srv busy", "load cpu", "load busy", "lag p99",
-        "core wait ms", "sse lost/dup/resumes"]
-rows = []
-for n in names:
-    path = os.path.join(out, n + ".json")
-    if not os.path.exists(path):
-        rows.append([n] + ["(no result)"] + [""] * (len(cols) - 2))
-        continue
-    r = json.load(open(path))
-    l = r["latency"]
-    f = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
-    pct = lambda v: "-" if v is None else f"{v:.0f}%"
-    sse = r.get("sse")
-    rows.append([
-        n, f"{r['connected']}/{r['attempted']}", str(r["ok"]), f(r["achieved_rate"], 0),
-        f(l["p50_ms"], 3), f(l["p99_ms"], 3), f(l["p999_ms"], 3), f(l["max_ms"], 3),
-        str(r["error_total"]), f(r["server_bytes_per_connection"], 0),
-        pct(r["server_cpu_percent"]), pct(r["server_busy_percent"]), pct(r["load_cpu_percent"]),
-        pct(r["load_busy_percent"]), f(r["send_lag"]["p99_ms"], 3),
-        f"{f(r['server_core_wait_ms'], 0)}/{f(r['load_core_wait_ms'], 0)}",
-        f"{sse['lost']}/{sse['duplicated']}/{sse['resumes']}" if sse else "-",
-    ])
-widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
-line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
-table = "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows])
-print("\n" + table)
-open(os.path.join(out, "table.txt"), "w").write(table + "\n")
-PY
+echo
+python3 scripts/results_table.py "$OUT" | tee "$OUT/table.txt"
 log "done: $OUT"

@@ -3,7 +3,7 @@
 # core pinning (scripts/bench.sh) against ringmcp and against peer servers built only from the
 # official SDKs (scripts/peers/): the Python SDK (Streamable HTTP, MCP over WebSocket,
 # WebSocket echo) and the TypeScript SDK (Streamable HTTP). Checks every run like loadgen.sh
-# (scripts/check_runs.py) and prints one comparison table. The SDKs install into .cache/.
+# (scripts/check_runs.py) and prints one table of all runs (scripts/results_table.py). The SDKs install into .cache/.
 #
 # Env: PEERS_CONNECTIONS [50]  PEERS_RATE [200] (requests/s)  PEERS_DURATION [3] (seconds)
 #      PEERS_HOLD [2] (idle-hold seconds)  PEERS_RESULTS [a temporary folder]
@@ -17,6 +17,7 @@ PEERS="ringmcp python-sdk typescript-sdk"
 RATE=${PEERS_RATE:-200}
 
 failed=0
+newest=()
 for peer in $PEERS; do
     # Rings stay empty in idle-hold-http: the peers have no tool to fill them.
     BENCH_PEER=$peer BENCH_NO_BUILD=1 BENCH_RESULTS="$RESULTS/$peer" BENCH_SCENARIOS="$SCENARIOS" \
@@ -26,6 +27,7 @@ for peer in $PEERS; do
     # bench.sh's newest run (timestamped folders sort by time).
     runs=("$RESULTS/$peer"/*/)
     out=${runs[-1]}
+    newest+=("$out")
     peer_flag=()
     [[ "$peer" == ringmcp ]] || peer_flag=(--peer)
     # shellcheck disable=SC2046 # the scenario list bench.sh ran
@@ -33,32 +35,6 @@ for peer in $PEERS; do
         || { warn "$peer: checks failed"; failed=1; }
 done
 
-python3 - "$RESULTS" $PEERS <<'PY'
-import json, os, sys
-results, peers = sys.argv[1], sys.argv[2:]
-cols = ["scenario", "server", "up", "ok", "rate/s", "p50 ms", "p99 ms", "max ms", "errors",
-        "srv B/conn", "srv cpu"]
-rows = []
-for peer in peers:
-    run = os.path.join(results, peer, max(os.listdir(os.path.join(results, peer))))
-    for name in open(os.path.join(run, "scenarios")).read().split():
-        path = os.path.join(run, name + ".json")
-        if not os.path.exists(path):
-            continue
-        r = json.load(open(path))
-        l = r["latency"]
-        f = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
-        idle = name.startswith("idle-hold")
-        rows.append([name, peer, f"{r['connected']}/{r['attempted']}", str(r["ok"]),
-                     "-" if idle else f(r["achieved_rate"], 0),
-                     "-" if idle else f(l["p50_ms"], 3), "-" if idle else f(l["p99_ms"], 3),
-                     "-" if idle else f(l["max_ms"], 3), str(r["error_total"]),
-                     f(r["server_bytes_per_connection"], 0),
-                     "-" if r["server_cpu_percent"] is None else f"{r['server_cpu_percent']:.0f}%"])
-rows.sort(key=lambda row: row[0])
-widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
-line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
-print("\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows]))
-PY
+python3 scripts/results_table.py "${newest[@]}"
 (( failed == 0 )) || die "PEERS: FAIL"
 log "PEERS: PASS"
