@@ -5,7 +5,6 @@
 use crate::mcp::{self, EchoTemplate, Incoming};
 use crate::net::{self, BodyReader, Conn, NetError, ResponseHead};
 use crate::run::Ctx;
-use crate::schedule::Schedule;
 use crate::stats::ShardStats;
 use ringmcp::proto::sse::{SseDecoder, SseEvent};
 use ringmcp::proto::Status;
@@ -247,8 +246,7 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
     };
     ctx.setup_ok(began.elapsed());
     let start = ctx.start.wait().await;
-    let mut schedule =
-        Schedule::for_connection(start, ctx.duration(), ctx.args.rate, global, ctx.total);
+    let mut schedule = ctx.schedule(start, global);
     let template = EchoTemplate::new(ctx.args.payload);
     let stats = &ctx.stats;
     let mut body = Vec::new();

@@ -14,6 +14,7 @@ mod net;
 mod report;
 mod run;
 mod schedule;
+mod sender;
 mod sse;
 mod stats;
 mod sys;

@@ -3,6 +3,8 @@
 //! measured phase, and hand the shard's results back.
 
 use crate::cli::{Args, Scenario, Target};
+use crate::schedule::Schedule;
+use crate::sender::Sender;
 use crate::stats::{ShardResult, ShardStats};
 use crate::{http, net, sse, sys, ws};
 use std::cell::{Cell, RefCell};
@@ -115,6 +117,8 @@ pub struct Ctx {
     pub stats: ShardStats,
     /// Opens when the measured phase starts.
     pub start: Gate,
+    /// Writes the WebSocket scenarios' requests.
+    pub sender: Sender,
     /// Connections still setting up on this shard.
     pending: Cell<usize>,
     /// Opens when every connection of this shard finished setting up.
@@ -134,6 +138,11 @@ impl Ctx {
     /// connections closing (15,000 closes keep a core busy for tens of milliseconds).
     pub fn close_at(&self, start: Instant) -> Instant {
         start + self.duration() + CLOSE_GRACE
+    }
+
+    /// Connection `global`'s share of the open-loop schedule of a phase starting at `start`.
+    pub fn schedule(&self, start: Instant, global: usize) -> Schedule {
+        Schedule::for_connection(start, self.duration(), self.args.rate, global, self.total)
     }
 
     /// Per-request timeout.
@@ -191,6 +200,7 @@ pub async fn run_shard(
         target,
         stats: ShardStats::default(),
         start: Gate::default(),
+        sender: Sender::default(),
         all_set_up: Gate::default(),
     });
     if mine.is_empty() {
@@ -283,10 +293,15 @@ pub async fn run_shard(
         })
     };
     ctx.stats.begin_phase(start);
+    let sending = {
+        let ctx = Rc::clone(&ctx);
+        glommio::spawn_local(async move { ctx.sender.run(&ctx, start).await })
+    };
     ctx.start.open(start);
     for task in tasks {
         task.await;
     }
+    sending.await;
     phase_samples.await;
     let mut result = ctx.stats.take_result();
     result.connect_window = Some(connect_window);

@@ -1,19 +1,21 @@
 //! WebSocket scenarios: ws-echo, ws-mcp, idle-hold (WebSocket) and slow-readers.
 //!
 //! Frames are decoded with ringmcp's sans-IO decoder in the client role and
-//! encoded masked with its encoder. One task per connection runs an event
-//! loop over three things: the next intended send time, the socket's
-//! readability, and the pending output.
+//! encoded masked with its encoder. The shard's [`Sender`](crate::sender::Sender)
+//! writes every request at its intended time; one task per connection runs an
+//! event loop over its socket's readability, the output the sender left for it
+//! to flush, and the timeouts of its requests in flight.
 
 use crate::cli::Scenario;
 use crate::mcp::{self, EchoTemplate, Incoming};
 use crate::net::{self, Conn, Deadline, NetError};
 use crate::run::Ctx;
-use crate::schedule::Schedule;
+use crate::sender::{random_mask, text_frame, InFlight, Link, Request};
 use crate::stats::ShardStats;
 use crate::sys;
 use ringmcp::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -35,15 +37,6 @@ enum Mode {
     Idle,
     /// MCP session whose client stops reading after setup.
     Slow,
-}
-
-fn random_mask() -> Option<[u8; 4]> {
-    Some(fastrand::u32(..).to_ne_bytes())
-}
-
-/// Appends a masked text frame.
-fn text_frame(out: &mut Vec<u8>, payload: &[u8]) {
-    encode_frame(out, OpCode::Text, true, payload, random_mask());
 }
 
 /// Whether connection `global` is one of the slow readers.
@@ -71,38 +64,39 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
             return;
         }
     };
+    // The shard's sender writes this connection's requests; idle ones only hold.
+    let request = match mode {
+        Mode::Echo => Request::Echo,
+        _ => Request::McpEcho,
+    };
+    let link = RefCell::new(Link::new(conn.stream.as_raw_fd(), global, request));
+    let link = Rc::new(link);
+    if matches!(mode, Mode::Echo | Mode::Mcp) {
+        ctx.sender.join(Rc::clone(&link));
+    }
     ctx.setup_ok(began.elapsed());
     let start = ctx.start.wait().await;
     let result = if mode == Mode::Slow {
         slow_reader(&ctx, &mut conn, start, start + ctx.duration(), global).await
     } else {
-        let schedule = if mode == Mode::Idle {
-            Schedule::empty(start)
-        } else {
-            let (rate, index, total) = share_of_rate(&ctx, global);
-            Schedule::for_connection(start, ctx.duration(), rate, index, total)
-        };
         drive(
             &ctx,
             &mut conn,
             &mut decoder,
             mode,
-            schedule,
+            &link,
             ctx.close_at(start),
         )
         .await
     };
     ShardStats::add(&ctx.stats.bytes_in, conn.bytes_in);
-    ShardStats::add(&ctx.stats.bytes_out, conn.bytes_out);
+    ShardStats::add(
+        &ctx.stats.bytes_out,
+        conn.bytes_out + link.borrow().bytes_out,
+    );
     if let Err(e) = result {
         ctx.stats.error(e.kind());
     }
-}
-
-/// The rate this connection shares, its index and the number of connections sharing it
-/// (in slow-readers the fast clients carry --rate; the slow ones send on their own schedule).
-fn share_of_rate(ctx: &Ctx, global: usize) -> (f64, usize, usize) {
-    (ctx.args.rate, global, ctx.total)
 }
 
 /// Connects, upgrades and (for MCP) initializes.
@@ -176,47 +170,19 @@ enum Wake {
     Timer,
 }
 
-/// Requests in flight on one connection, oldest first.
-struct InFlight {
-    queue: VecDeque<(u64, Instant)>,
-}
-
-impl InFlight {
-    /// Removes request `id` (FIFO for echo, where replies carry no id); its intended time.
-    fn take(&mut self, id: Option<u64>) -> Option<Instant> {
-        match id {
-            None => self.queue.pop_front().map(|(_, at)| at),
-            Some(id) => {
-                let pos = self.queue.iter().position(|(i, _)| *i == id)?;
-                self.queue.remove(pos).map(|(_, at)| at)
-            }
-        }
-    }
-}
-
-/// The open-loop event loop of one echo or MCP connection.
+/// The event loop of one echo, MCP or idle connection: reads and matches replies, flushes
+/// what the shard's [`Sender`](crate::sender::Sender) could not write at once, and expires
+/// requests not answered within the timeout.
 async fn drive(
     ctx: &Ctx,
     conn: &mut Conn,
     decoder: &mut Decoder,
     mode: Mode,
-    mut schedule: Schedule,
+    link: &RefCell<Link>,
     close_at: Instant,
 ) -> Result<(), NetError> {
     let timeout = ctx.timeout();
     let stats = &ctx.stats;
-    let template = EchoTemplate::new(ctx.args.payload);
-    let echo_payload: Vec<u8> = (0..ctx.args.payload)
-        .map(|i| b'a' + (i % 26) as u8)
-        .collect();
-    let mut inflight = InFlight {
-        queue: VecDeque::new(),
-    };
-    let mut out: Vec<u8> = Vec::new();
-    let mut body = Vec::new();
-    let mut next_id = 1u64;
-    // Intended times of requests queued in `out` and not yet fully written.
-    let mut lag_pending: Vec<Instant> = Vec::new();
     // Every connection holds until `close_at` (just after the measured phase) and then until
     // its last reply (bounded by the timeout): closing as soon as its own schedule ran out
     // would tear the connections down during the phase's last interval (0.25 s at 60k/s over
@@ -225,64 +191,49 @@ async fn drive(
     let mut timer = Deadline::at(close_at);
     loop {
         let now = Instant::now();
-        while let Some(intended) = schedule.take_due(now) {
-            match mode {
-                Mode::Echo => {
-                    text_frame(&mut out, &echo_payload);
-                    inflight.queue.push_back((0, intended));
-                    lag_pending.push(intended);
+        {
+            let mut link = link.borrow_mut();
+            let inflight = &mut link.inflight.queue;
+            while let Some(&(_, at)) = inflight.front() {
+                if now < at + timeout {
+                    break;
                 }
-                _ => {
-                    body.clear();
-                    template.write(&mut body, next_id);
-                    text_frame(&mut out, &body);
-                    inflight.queue.push_back((next_id, intended));
-                    lag_pending.push(intended);
-                    next_id += 1;
-                }
-            }
-            ShardStats::add(&stats.sent, 1);
-        }
-        while let Some(&(_, at)) = inflight.queue.front() {
-            if now < at + timeout {
-                break;
-            }
-            inflight.queue.pop_front();
-            stats.error("timeout");
-        }
-        let finished = schedule.peek().is_none() && inflight.queue.is_empty() && now >= close_at;
-        if finished || now >= hard_stop {
-            for _ in inflight.queue.drain(..) {
+                inflight.pop_front();
                 stats.error("timeout");
             }
-            break;
+            let finished =
+                link.schedule_done() && link.inflight.queue.is_empty() && now >= close_at;
+            if finished || now >= hard_stop {
+                for _ in link.inflight.queue.drain(..) {
+                    stats.error("timeout");
+                }
+                break;
+            }
+            let mut wake_at = hard_stop;
+            if now < close_at {
+                wake_at = wake_at.min(close_at);
+            }
+            if let Some(&(_, at)) = link.inflight.queue.front() {
+                wake_at = wake_at.min(at + timeout);
+            }
+            // The oldest request's timeout moves later with every reply: a later deadline is
+            // left to the early wake-up (this loop then re-arms it), not re-armed per reply.
+            timer.pull_in(wake_at);
         }
-        let mut wake_at = hard_stop;
-        if now < close_at {
-            wake_at = wake_at.min(close_at);
-        }
-        if let Some(at) = schedule.peek() {
-            wake_at = wake_at.min(at);
-        }
-        if let Some(&(_, at)) = inflight.queue.front() {
-            wake_at = wake_at.min(at + timeout);
-        }
-        timer.reset(wake_at);
 
         let (stream, inbuf) = (&mut conn.stream, &mut conn.inbuf);
         let before = inbuf.len();
-        let out_before = out.len();
         let wake = std::future::poll_fn(|cx| {
-            if !out.is_empty() {
-                if let Poll::Ready(Err(e)) = net::poll_flush(stream, cx, &mut out) {
+            let mut link = link.borrow_mut();
+            link.set_flusher(cx.waker());
+            if !link.out.is_empty() {
+                let out_before = link.out.len();
+                let flushed = net::poll_flush(stream, cx, &mut link.out);
+                link.bytes_out += (out_before - link.out.len()) as u64;
+                if let Poll::Ready(Err(e)) = flushed {
                     return Poll::Ready(Err(NetError::from(e)));
                 }
-                if out.is_empty() {
-                    for &at in &lag_pending {
-                        stats.record_lag(Instant::now().saturating_duration_since(at));
-                    }
-                    lag_pending.clear();
-                }
+                link.record_flushed(stats);
             }
             match net::poll_read_into(stream, cx, inbuf) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(NetError::Eof)),
@@ -293,11 +244,12 @@ async fn drive(
             timer.poll_expired(cx).map(|()| Ok(Wake::Timer))
         })
         .await;
-        conn.bytes_out += out_before.saturating_sub(out.len()) as u64;
         let wake = match wake {
             Ok(w) => w,
             Err(e) => {
-                for _ in inflight.queue.drain(..) {
+                let mut link = link.borrow_mut();
+                link.retire();
+                for _ in link.inflight.queue.drain(..) {
                     stats.error("lost_in_flight");
                 }
                 return Err(e);
@@ -313,6 +265,7 @@ async fn drive(
             let decoded = match decoder.decode(&mut conn.inbuf[used..]) {
                 Ok(d) => d,
                 Err(_) => {
+                    link.borrow_mut().retire();
                     let mut close = Vec::new();
                     encode_close(&mut close, CloseCode::PROTOCOL_ERROR, "", random_mask());
                     let _ = conn
@@ -330,38 +283,46 @@ async fn drive(
                 continue;
             };
             let now = Instant::now();
-            match event {
-                Event::Text(text) => {
-                    handle_reply(stats, &mut inflight, mode, text.as_bytes(), now);
-                }
-                Event::Binary(bytes) => {
-                    if mode == Mode::Echo {
-                        handle_reply(stats, &mut inflight, mode, bytes, now);
-                    } else {
-                        stats.error("unexpected_binary");
+            // The server closed: what is left to send, and its close code.
+            let closed = {
+                let mut link = link.borrow_mut();
+                match event {
+                    Event::Text(text) => {
+                        handle_reply(stats, &mut link.inflight, mode, text.as_bytes(), now);
+                        None
+                    }
+                    Event::Binary(bytes) => {
+                        if mode == Mode::Echo {
+                            handle_reply(stats, &mut link.inflight, mode, bytes, now);
+                        } else {
+                            stats.error("unexpected_binary");
+                        }
+                        None
+                    }
+                    Event::Ping(payload) => {
+                        encode_frame(&mut link.out, OpCode::Pong, true, payload, random_mask());
+                        None
+                    }
+                    Event::Pong(_) => None,
+                    Event::Close(frame) => {
+                        for _ in link.inflight.queue.drain(..) {
+                            stats.error("lost_in_flight");
+                        }
+                        Some((link.retire(), frame.map_or(0, |f| f.code.0)))
                     }
                 }
-                Event::Ping(payload) => {
-                    encode_frame(&mut out, OpCode::Pong, true, payload, random_mask());
-                }
-                Event::Pong(_) => {}
-                Event::Close(frame) => {
-                    let code = frame.map_or(0, |f| f.code.0);
-                    // Answer the close (RFC 6455 5.5.1) and stop.
-                    let mut close = Vec::new();
-                    encode_close(&mut close, CloseCode(1000), "", random_mask());
-                    out.append(&mut close);
-                    let _ = conn.write_all(&mut out, Instant::now() + CLOSE_WAIT).await;
-                    for _ in inflight.queue.drain(..) {
-                        stats.error("lost_in_flight");
-                    }
-                    return Err(NetError::Closed(code));
-                }
+            };
+            if let Some((mut out, code)) = closed {
+                // Answer the close (RFC 6455 5.5.1) and stop.
+                encode_close(&mut out, CloseCode(1000), "", random_mask());
+                let _ = conn.write_all(&mut out, Instant::now() + CLOSE_WAIT).await;
+                return Err(NetError::Closed(code));
             }
             used += consumed;
         }
         conn.inbuf.drain(..used);
     }
+    let mut out = link.borrow_mut().retire();
     close(conn, decoder, &mut out).await
 }
 
@@ -451,8 +412,7 @@ async fn slow_reader(
     let stats = &ctx.stats;
     stats.slow.borrow_mut().clients += 1;
     let template = EchoTemplate::new(ctx.args.slow_payload);
-    let (rate, index, total) = share_of_rate(ctx, global);
-    let mut schedule = Schedule::for_connection(start, ctx.duration(), rate, index, total);
+    let mut schedule = ctx.schedule(start, global);
     let mut out = Vec::new();
     let mut next_id = 1;
     let mut timer = Deadline::at(end);
@@ -575,18 +535,5 @@ mod tests {
             assert_eq!(n, want, "total {total} share {share}");
         }
         assert!((0..10).all(|g| is_slow(g, 10, 1.0)));
-    }
-
-    #[test]
-    fn inflight_matches_by_id_or_fifo() {
-        let now = Instant::now();
-        let later = now + Duration::from_millis(1);
-        let mut f = InFlight {
-            queue: VecDeque::from([(1, now), (2, later)]),
-        };
-        assert_eq!(f.take(Some(2)), Some(later));
-        assert_eq!(f.take(Some(9)), None);
-        assert_eq!(f.take(None), Some(now));
-        assert_eq!(f.take(None), None);
     }
 }
