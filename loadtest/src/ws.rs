@@ -69,8 +69,11 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
         Mode::Echo => Request::Echo,
         _ => Request::McpEcho,
     };
-    let link = RefCell::new(Link::new(conn.stream.as_raw_fd(), global, request));
-    let link = Rc::new(link);
+    let link = Rc::new(RefCell::new(Link::new(
+        conn.stream.as_raw_fd(),
+        global,
+        request,
+    )));
     if matches!(mode, Mode::Echo | Mode::Mcp) {
         ctx.sender.join(Rc::clone(&link));
     }
