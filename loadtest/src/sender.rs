@@ -197,7 +197,7 @@ impl Sender {
             let mut link = link.borrow_mut();
             link.schedule = ctx.schedule(start, link.global);
         }
-        let writer = RequestWriter::new(ctx.args.payload);
+        let mut writer = RequestWriter::new(ctx.args.payload);
         let stats = &ctx.stats;
         let mut cursor = 0;
         let mut timer = Deadline::at(start);
@@ -242,8 +242,8 @@ impl Sender {
 struct RequestWriter {
     template: crate::mcp::EchoTemplate,
     echo_payload: Vec<u8>,
-    body: RefCell<Vec<u8>>,
-    frame: RefCell<Vec<u8>>,
+    body: Vec<u8>,
+    frame: Vec<u8>,
 }
 
 impl RequestWriter {
@@ -251,26 +251,24 @@ impl RequestWriter {
         RequestWriter {
             template: crate::mcp::EchoTemplate::new(payload),
             echo_payload: (0..payload).map(|i| b'a' + (i % 26) as u8).collect(),
-            body: RefCell::new(Vec::new()),
-            frame: RefCell::new(Vec::new()),
+            body: Vec::new(),
+            frame: Vec::new(),
         }
     }
 
     /// Writes every request of `link` due at `now` (more than one when behind).
-    fn write_due(&self, link: &mut Link, now: Instant, stats: &ShardStats) {
-        let mut frame = self.frame.borrow_mut();
-        frame.clear();
+    fn write_due(&mut self, link: &mut Link, now: Instant, stats: &ShardStats) {
+        self.frame.clear();
         while let Some(intended) = link.schedule.take_due(now) {
             match link.request {
                 Request::Echo => {
-                    text_frame(&mut frame, &self.echo_payload);
+                    text_frame(&mut self.frame, &self.echo_payload);
                     link.inflight.queue.push_back((0, intended));
                 }
                 Request::McpEcho => {
-                    let mut body = self.body.borrow_mut();
-                    body.clear();
-                    self.template.write(&mut body, link.next_id);
-                    text_frame(&mut frame, &body);
+                    self.body.clear();
+                    self.template.write(&mut self.body, link.next_id);
+                    text_frame(&mut self.frame, &self.body);
                     link.inflight.queue.push_back((link.next_id, intended));
                     link.next_id += 1;
                 }
@@ -278,7 +276,7 @@ impl RequestWriter {
             link.lag_pending.push(intended);
             ShardStats::add(&stats.sent, 1);
         }
-        link.write(&frame);
+        link.write(&self.frame);
         link.record_flushed(stats);
     }
 }
