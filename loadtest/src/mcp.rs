@@ -29,12 +29,17 @@ pub struct EchoTemplate {
     suffix: Vec<u8>,
 }
 
+/// The echo message of `payload` bytes: ASCII letters, nothing JSON has to escape.
+pub fn echo_message(payload: usize) -> String {
+    (0..payload)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect()
+}
+
 impl EchoTemplate {
-    /// A template whose message is `payload` ASCII letters.
+    /// A template whose message is [`echo_message`] of `payload` bytes.
     pub fn new(payload: usize) -> EchoTemplate {
-        let message: String = (0..payload)
-            .map(|i| char::from(b'a' + (i % 26) as u8))
-            .collect();
+        let message = echo_message(payload);
         EchoTemplate {
             prefix: br#"{"jsonrpc":"2.0","id":"#,
             suffix: format!(

@@ -250,7 +250,7 @@ impl RequestWriter {
     fn new(payload: usize) -> RequestWriter {
         RequestWriter {
             template: crate::mcp::EchoTemplate::new(payload),
-            echo_payload: (0..payload).map(|i| b'a' + (i % 26) as u8).collect(),
+            echo_payload: crate::mcp::echo_message(payload).into_bytes(),
             body: Vec::new(),
             frame: Vec::new(),
         }
