@@ -151,7 +151,9 @@ fn sse_encode(c: &mut Criterion) {
 struct NullPeer;
 
 impl Peer for NullPeer {
-    fn send(&self, _message: Vec<u8>, _related_request: Option<&Id>) {}
+    fn send(&self, _message: Vec<u8>, _related_request: Option<&Id>) -> bool {
+        true
+    }
 }
 
 fn dispatch(c: &mut Criterion) {

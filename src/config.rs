@@ -33,7 +33,9 @@ pub struct Config {
     pub echo: bool,
 
     /// Largest WebSocket message accepted, in bytes, after reassembly of fragments (larger: close 1009).
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    /// 1 MiB: at 15,000 connections each holding a part-sent message of the largest size, the
+    /// per-shard inbound budget (`--max-inbound-bytes-per-shard`) is what still bounds the total.
+    #[arg(long, default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
 
     /// Largest HTTP request head (request line and headers), in bytes (larger: 431).
@@ -49,8 +51,33 @@ pub struct Config {
     pub max_uri_bytes: usize,
 
     /// Largest HTTP request body, in bytes (larger: 413).
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Bytes of partly received WebSocket messages and HTTP bodies one shard may hold across all
+    /// its connections; a connection whose input would pass it is refused: WebSocket close 1009,
+    /// HTTP 503 with Retry-After (a single client cannot take the process's memory in slices).
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    pub max_inbound_bytes_per_shard: usize,
+
+    /// Requests one MCP session (one per WebSocket connection) may have running at once; a
+    /// request over it gets JSON-RPC error -32000 at once (the connection stays readable, so
+    /// `notifications/cancelled` still reaches the ones running).
+    #[arg(long, default_value_t = 1_024)]
+    pub max_in_flight: usize,
+
+    /// Resources one MCP session may subscribe to (more: JSON-RPC error -32000).
+    #[arg(long, default_value_t = 1_024)]
+    pub max_subscriptions: usize,
+
+    /// Most messages in one JSON-RPC batch (2025-03-26 sessions; more: -32600, nothing run).
+    #[arg(long, default_value_t = 64)]
+    pub max_batch_items: usize,
+
+    /// Bytes of replies one JSON-RPC batch may collect; requests after the bound are not run
+    /// and get JSON-RPC error -32000 instead.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_batch_reply_bytes: usize,
 
     /// Time allowed for a request head (and body) to arrive once its first byte has, in milliseconds (slowloris guard; then 408).
     #[arg(long, default_value_t = 10_000)]
@@ -80,7 +107,9 @@ pub struct Config {
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_outbound_bytes: usize,
 
-    /// A client stuck at the outbound bound this long is dropped: WebSocket with 1008, an SSE stream ended resumably (its events stay in the ring), in milliseconds.
+    /// A client stuck at the outbound bound this long is dropped, in milliseconds: WebSocket with
+    /// 1008, an SSE stream ended resumably (its events stay in the ring), a plain HTTP reply by
+    /// closing the connection (the write timeout).
     #[arg(long, default_value_t = 10_000)]
     pub slow_reader_timeout_ms: u64,
 
@@ -205,6 +234,16 @@ impl Config {
         Duration::from_secs(self.sse_keepalive_secs)
     }
 
+    /// The MCP layer's per-session and per-batch bounds.
+    pub fn dispatch_limits(&self) -> crate::mcp::DispatchLimits {
+        crate::mcp::DispatchLimits {
+            max_in_flight: self.max_in_flight,
+            max_subscriptions: self.max_subscriptions,
+            max_batch_items: self.max_batch_items,
+            max_batch_reply_bytes: self.max_batch_reply_bytes,
+        }
+    }
+
     /// Grace period for draining on shutdown.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
@@ -220,7 +259,8 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.bind, "127.0.0.1:8080".parse().unwrap());
         assert!(!c.echo);
-        assert_eq!(c.max_message_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.max_message_bytes, 1024 * 1024);
+        assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(c.shard_count() >= 1);
     }
 

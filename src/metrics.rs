@@ -82,6 +82,54 @@ impl ErrorKind {
     }
 }
 
+/// The bounds whose hits are counted: each hit is one message dropped, one request refused or
+/// deferred, or one connection closed for that bound (see the configuration table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// A notification or server request was not sent: its connection or stream already queues
+    /// `--max-outbound-bytes` for a client that is not keeping up (the handler is told; results
+    /// are always sent).
+    NotificationQueue,
+    /// A WebSocket stopped dispatching because its outbound queue was full.
+    OutboundQueue,
+    /// A request was refused at `--max-in-flight`.
+    InFlight,
+    /// A `resources/subscribe` was refused at `--max-subscriptions`.
+    Subscriptions,
+    /// A batch was refused at `--max-batch-items` or a request in it at `--max-batch-reply-bytes`.
+    Batch,
+    /// A connection was refused for the shard's `--max-inbound-bytes-per-shard`.
+    InboundBudget,
+    /// A plain HTTP reply was not read within `--slow-reader-timeout-ms`: the connection closed.
+    WriteTimeout,
+}
+
+impl Limit {
+    /// Every limit, in label order.
+    pub const ALL: [Limit; 7] = [
+        Limit::NotificationQueue,
+        Limit::OutboundQueue,
+        Limit::InFlight,
+        Limit::Subscriptions,
+        Limit::Batch,
+        Limit::InboundBudget,
+        Limit::WriteTimeout,
+    ];
+
+    /// The Prometheus label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::NotificationQueue => "notification_queue",
+            Limit::OutboundQueue => "outbound_queue",
+            Limit::InFlight => "in_flight",
+            Limit::Subscriptions => "subscriptions",
+            Limit::Batch => "batch",
+            Limit::InboundBudget => "inbound_budget",
+            Limit::WriteTimeout => "write_timeout",
+        }
+    }
+}
+
 /// The HTTP statuses the server sends, for the per-status counter.
 pub const STATUSES: [u16; 22] = [
     101, 200, 202, 204, 400, 403, 404, 405, 406, 408, 409, 410, 413, 414, 415, 421, 426, 429, 431,
@@ -136,6 +184,8 @@ pub struct Metrics {
     pub close_sent: [Cell<u64>; CLOSE_CODES.len()],
     /// Errors by [`ErrorKind`].
     pub errors: [Cell<u64>; ErrorKind::ALL.len()],
+    /// Bound hits by [`Limit`].
+    pub limits: [Cell<u64>; Limit::ALL.len()],
     /// WebSocket or JSON-RPC messages received.
     pub messages_in: Cell<u64>,
     /// WebSocket or JSON-RPC messages sent.
@@ -160,6 +210,7 @@ impl Default for Metrics {
             statuses: Default::default(),
             close_sent: Default::default(),
             errors: Default::default(),
+            limits: Default::default(),
             messages_in: Cell::default(),
             messages_out: Cell::default(),
             bytes_in: Cell::default(),
@@ -182,6 +233,11 @@ impl Metrics {
     /// Counts one error of `kind`.
     pub fn error(&self, kind: ErrorKind) {
         bump(&self.errors[kind as usize], 1);
+    }
+
+    /// Counts one hit of `limit`.
+    pub fn limit(&self, limit: Limit) {
+        bump(&self.limits[limit as usize], 1);
     }
 
     /// Counts one response with `status`.
@@ -262,6 +318,7 @@ impl Metrics {
             statuses: read(&self.statuses),
             close_sent: read(&self.close_sent),
             errors: read(&self.errors),
+            limits: read(&self.limits),
             messages_in: self.messages_in.get(),
             messages_out: self.messages_out.get(),
             bytes_in: self.bytes_in.get(),
@@ -299,6 +356,7 @@ pub struct Snapshot {
     statuses: Vec<u64>,
     close_sent: Vec<u64>,
     errors: Vec<u64>,
+    limits: Vec<u64>,
     messages_in: u64,
     messages_out: u64,
     bytes_in: u64,
@@ -405,6 +463,20 @@ pub fn render(snapshots: &[Snapshot]) -> String {
                 "kind",
                 ErrorKind::ALL.iter().map(|k| k.label().to_string()),
                 &s.errors,
+            )
+        },
+    );
+    family(
+        &mut out,
+        "limit_hits_total",
+        "counter",
+        "Bound hits by limit: messages not sent, requests deferred or refused, connections closed.",
+        snapshots,
+        |s| {
+            labelled(
+                "limit",
+                Limit::ALL.iter().map(|l| l.label().to_string()),
+                &s.limits,
             )
         },
     );
@@ -555,6 +627,7 @@ mod tests {
         let m = Metrics::default();
         m.status(200);
         m.error(ErrorKind::WsProtocol);
+        m.limit(Limit::InFlight);
         m.opened(Transport::WsMcp);
         m.latency(Path::WebSocket, Duration::from_micros(300));
         m.latency(Path::WebSocket, Duration::from_millis(3));
@@ -567,6 +640,7 @@ mod tests {
         assert!(text.contains("ringmcp_shard_busy_seconds_total{shard=\"0\"} 1.5\n"));
         assert!(text.contains("ringmcp_shard_busy_seconds_total{shard=\"1\"} 0\n"));
         assert!(text.contains("ringmcp_errors_total{shard=\"0\",kind=\"ws_protocol\"} 1\n"));
+        assert!(text.contains("ringmcp_limit_hits_total{shard=\"0\",limit=\"in_flight\"} 1\n"));
         assert!(text.contains("ringmcp_request_duration_seconds_bucket{shard=\"0\",path=\"websocket\",le=\"0.0005\"} 1\n"));
         assert!(text.contains("ringmcp_request_duration_seconds_bucket{shard=\"0\",path=\"websocket\",le=\"0.005\"} 2\n"));
         assert!(

@@ -171,7 +171,9 @@ impl Drop for Waiting {
         };
         let mut out = Vec::new();
         match jsonrpc::write_notification(&mut out, "notifications/cancelled", Some(&params)) {
-            Ok(()) => self.peer.send(out, None),
+            Ok(()) => {
+                self.peer.send(out, None);
+            }
             Err(e) => log::warn!("cancellation not serializable: {e}"),
         }
     }
@@ -232,7 +234,16 @@ impl ClientRequest {
                 "request not serializable: {e}"
             ))));
         }
-        peer.send(out, related_request);
+        if !peer.send(out, related_request) {
+            // Not queued (the client is not reading): no answer will come.
+            waiting.slot.answered.set(true);
+            if let Ok(mut state) = session.try_borrow_mut() {
+                state.take_pending(&waiting.id);
+            }
+            return Self::done(Err(ClientError::Internal(
+                "request not sent: the client's stream is full".to_owned(),
+            )));
+        }
         ClientRequest {
             state: State::Waiting(waiting),
         }

@@ -9,6 +9,7 @@ use crate::mcp::session::{LogLevel, RequestSignal, SessionRef};
 use crate::mcp::table::{Listed, Table};
 use crate::mcp::tool::{Services, SleepFuture, ToolContext, ToolError};
 use crate::mcp::version;
+use crate::metrics::Limit;
 use crate::proto::jsonrpc::{
     self, Error, ErrorObject, Id, Item, Message, Notification, Parsed, RawId, Request,
 };
@@ -79,6 +80,28 @@ pub fn split_frame(text: &str) -> impl Iterator<Item = &str> {
 pub struct Dispatcher {
     registry: Arc<Registry>,
     services: Services,
+    limits: DispatchLimits,
+    on_limit: Rc<dyn Fn(Limit)>,
+}
+
+/// What one session or one batch may hold; each bound answers with a
+/// JSON-RPC error rather than growing without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchLimits {
+    /// Requests of one session running at once (more: -32000).
+    pub max_in_flight: usize,
+    /// Resources one session may subscribe to (more: -32000).
+    pub max_subscriptions: usize,
+    /// Messages in one batch (more: -32600, nothing run).
+    pub max_batch_items: usize,
+    /// Reply bytes one batch may collect; later requests get -32000 without running.
+    pub max_batch_reply_bytes: usize,
+}
+
+impl Default for DispatchLimits {
+    fn default() -> Self {
+        crate::config::Config::default().dispatch_limits()
+    }
 }
 
 /// A finished response, or the error to answer with instead.
@@ -295,7 +318,22 @@ impl Dispatcher {
                 sleep: Rc::new(no_timer),
                 broadcast: Rc::new(|_: &str| {}),
             },
+            limits: DispatchLimits::default(),
+            on_limit: Rc::new(|_| {}),
         }
+    }
+
+    /// Sets the per-session and per-batch bounds, and the hook told of each
+    /// hit (the transport's metrics).
+    pub fn with_limits(mut self, limits: DispatchLimits, on_hit: impl Fn(Limit) + 'static) -> Self {
+        self.limits = limits;
+        self.on_limit = Rc::new(on_hit);
+        self
+    }
+
+    /// The bounds in force.
+    pub fn limits(&self) -> DispatchLimits {
+        self.limits
     }
 
     /// Installs the shard's timer behind [`ToolContext::sleep`], e.g.
@@ -341,13 +379,18 @@ impl Dispatcher {
     /// are withdrawn), and its resource subscriptions are dropped together
     /// with the peer kept for them.
     pub fn end_session(&self, session: &SessionRef) {
-        let signals = match session.try_borrow_mut() {
+        let (signals, subscriptions) = match session.try_borrow_mut() {
             Ok(mut state) => state.end(),
             Err(_) => {
                 log::warn!("session busy; not ended");
                 return;
             }
         };
+        // The hub's index goes at once, not at a later sweep: a closed
+        // session must not leave its URIs behind.
+        for uri in &subscriptions {
+            self.services.hub.unsubscribe(uri, session);
+        }
         for signal in signals {
             signal.cancel();
         }
@@ -392,11 +435,35 @@ impl Dispatcher {
                 )),
             ));
         }
+        if items.len() > self.limits.max_batch_items {
+            (self.on_limit)(Limit::Batch);
+            return Some(error_reply(
+                None,
+                &Error::InvalidRequest(Cow::Owned(format!(
+                    "Invalid Request: a batch may hold at most {} messages",
+                    self.limits.max_batch_items
+                ))),
+            ));
+        }
         // Spec (JSON-RPC 2.0): "The Server MAY process a batch rpc call as a
         // set of concurrent tasks, processing them in any order"; we go in order.
         let mut out = Vec::new();
         for item in items {
-            if let Some(reply) = self.item(session, peer, item, true).await {
+            let reply = match item {
+                // Past the reply bound a request is answered without being run: the
+                // reply stays bounded and every request still gets its response.
+                Ok(Message::Request(request)) if out.len() >= self.limits.max_batch_reply_bytes => {
+                    (self.on_limit)(Limit::Batch);
+                    Some(error_reply(
+                        Some(request.id),
+                        &Error::LimitExceeded(Cow::Borrowed(
+                            "batch reply limit reached; request not run, send it again alone",
+                        )),
+                    ))
+                }
+                item => self.item(session, peer, item, true).await,
+            };
+            if let Some(reply) = reply {
                 out.push(if out.is_empty() { b'[' } else { b',' });
                 out.extend_from_slice(&reply);
             }
@@ -480,6 +547,15 @@ impl Dispatcher {
         method: &str,
         params: Option<&RawValue>,
     ) -> Option<Vec<u8>> {
+        if session.borrow().in_flight_len() >= self.limits.max_in_flight {
+            (self.on_limit)(Limit::InFlight);
+            return Some(error_reply(
+                Some(id),
+                &Error::LimitExceeded(Cow::Borrowed(
+                    "too many requests in flight for this session; retry when one finishes",
+                )),
+            ));
+        }
         let owned = id.to_id();
         let signal = Rc::new(RequestSignal::default());
         // Spec (basic): "The request ID MUST NOT have been previously used by
@@ -633,6 +709,13 @@ impl Dispatcher {
         }
         let hub = &self.services.hub;
         if subscribe {
+            let held = session.borrow().subscription_count();
+            if held >= self.limits.max_subscriptions && !session.borrow().is_subscribed(&uri) {
+                (self.on_limit)(Limit::Subscriptions);
+                return Err(Error::LimitExceeded(Cow::Borrowed(
+                    "subscription limit reached for this session; unsubscribe first",
+                )));
+            }
             session.borrow_mut().subscribe(&uri, peer);
             hub.subscribe(&uri, session);
         } else {
@@ -1571,6 +1654,19 @@ mod tests {
     }
 
     #[test]
+    fn ending_a_session_removes_its_subscriptions_from_the_hub_at_once() {
+        let a = Harness::builtin();
+        a.init(version::LATEST);
+        for i in 0..100 {
+            let uri = json!({"uri": format!("test://template/{i}/data")});
+            assert_eq!(a.rpc(i, "resources/subscribe", uri)["result"], json!({}));
+        }
+        assert_eq!(a.dispatcher.services.hub.len(), 100);
+        a.dispatcher.end_session(&a.session);
+        assert_eq!(a.dispatcher.services.hub.len(), 0);
+    }
+
+    #[test]
     fn subscriptions_reach_only_subscribed_sessions_once() {
         let a = Harness::builtin();
         let b = Harness::on(a.dispatcher.clone());
@@ -1927,9 +2023,10 @@ mod tests {
     }
 
     impl Peer for OwningPeer {
-        fn send(&self, message: Vec<u8>, _: Option<&Id>) {
+        fn send(&self, message: Vec<u8>, _: Option<&Id>) -> bool {
             let value = serde_json::from_slice(&message).expect("JSON");
             self.sent.borrow_mut().push(value);
+            true
         }
     }
 

@@ -34,6 +34,11 @@ pub const MAX_STREAM_TOTAL_BYTES: u64 = 64 << 20;
 /// Longest `stream` interval: one minute.
 pub const MAX_STREAM_INTERVAL_MS: u64 = 60_000;
 
+/// A `stream` without an interval yields to the shard after this many messages…
+const YIELD_EVERY: u64 = 32;
+/// …or about this many bytes, well below the default outbound bound.
+const YIELD_BYTES: u64 = 16 * 1024;
+
 /// Pause between steps of the logging and progress conformance tools.
 const STEP: Duration = Duration::from_millis(50);
 
@@ -577,6 +582,10 @@ async fn stream(ctx: ToolContext, args: Value) -> Result<ToolResult, ToolError> 
         let wait = due.saturating_duration_since(std::time::Instant::now());
         if !wait.is_zero() {
             ctx.sleep(wait).await;
+        } else if seq % YIELD_EVERY == 0 || (seq - 1) * bytes % YIELD_BYTES + bytes >= YIELD_BYTES {
+            // Without a pause the whole run would hold the shard and outgrow the queue of the
+            // client it writes to: let the connections (this one's writer among them) have a turn.
+            futures_lite::future::yield_now().await;
         }
         // Send time in µs since the UNIX epoch, for delivery latency measured by the receiver.
         let ts_us = std::time::SystemTime::now()

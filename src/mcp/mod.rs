@@ -20,7 +20,7 @@ pub mod tool;
 pub mod version;
 
 pub use client::{ClientError, ClientRequest};
-pub use dispatch::{classify, split_frame, Dispatcher, Kind};
+pub use dispatch::{classify, split_frame, DispatchLimits, Dispatcher, Kind};
 pub use peer::Peer;
 pub use prompt::{
     CompletionFuture, CompletionRef, CompletionRequest, Prompt, PromptFuture, PromptMessage,

@@ -15,12 +15,16 @@ use crate::proto::jsonrpc::Id;
 /// session's drop. A peer holding its session strongly therefore keeps it
 /// alive until `end_session`; hold it weakly to let it drop on its own.
 pub trait Peer {
-    /// Queues one serialized JSON-RPC message for the client.
+    /// Queues one serialized JSON-RPC message for the client; returns
+    /// whether it was queued.
     ///
     /// `related_request` names the client request the message belongs to, so
     /// a transport with several streams (Streamable HTTP) can put it on that
-    /// request's stream; `None` means it belongs to no request.
-    fn send(&self, message: Vec<u8>, related_request: Option<&Id>);
+    /// request's stream; `None` means it belongs to no request. A transport
+    /// returns false instead of queueing past its outbound bound (a client
+    /// that does not read), so a handler that sends without pausing learns
+    /// that its notifications are not getting through.
+    fn send(&self, message: Vec<u8>, related_request: Option<&Id>) -> bool;
 
     /// Ends the stream carrying `related_request`'s messages before its
     /// result, leaving the client to resume it (SEP-1699); a transport

@@ -169,7 +169,7 @@ impl Registry {
 /// let dispatcher = Dispatcher::new(Arc::new(registry));
 /// # struct NoPeer;
 /// # impl ringmcp::mcp::Peer for NoPeer {
-/// #     fn send(&self, _: Vec<u8>, _: Option<&ringmcp::proto::jsonrpc::Id>) {}
+/// #     fn send(&self, _: Vec<u8>, _: Option<&ringmcp::proto::jsonrpc::Id>) -> bool { true }
 /// # }
 /// let session = SessionState::new_ref();
 /// let reply = futures_lite::future::block_on(dispatcher.handle(

@@ -505,9 +505,10 @@ mod tests {
     struct CountingPeer(Cell<usize>);
 
     impl Peer for CountingPeer {
-        fn send(&self, _: Vec<u8>, related: Option<&Id>) {
+        fn send(&self, _: Vec<u8>, related: Option<&Id>) -> bool {
             assert!(related.is_none());
             self.0.set(self.0.get() + 1);
+            true
         }
     }
 

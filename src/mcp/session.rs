@@ -171,11 +171,17 @@ impl SessionState {
     }
 
     /// Drops subscriptions and the kept peer; returns the in-flight
-    /// requests' signals for the caller to cancel.
-    pub(crate) fn end(&mut self) -> Vec<Rc<RequestSignal>> {
-        self.subscriptions.clear();
+    /// requests' signals for the caller to cancel, and the URIs that were
+    /// subscribed.
+    pub(crate) fn end(&mut self) -> (Vec<Rc<RequestSignal>>, HashSet<String>) {
         self.notifier = None;
-        self.in_flight.values().cloned().collect()
+        let signals = self.in_flight.values().cloned().collect();
+        (signals, std::mem::take(&mut self.subscriptions))
+    }
+
+    /// How many resources the session is subscribed to.
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
     }
 
     /// Removes `uri` from the subscriptions; the peer goes with the last one.

@@ -20,11 +20,12 @@ pub(crate) struct TestPeer {
 }
 
 impl Peer for TestPeer {
-    fn send(&self, message: Vec<u8>, related_request: Option<&Id>) {
+    fn send(&self, message: Vec<u8>, related_request: Option<&Id>) -> bool {
         let value = serde_json::from_slice(&message).expect("peer messages are JSON");
         self.sent
             .borrow_mut()
             .push((value, related_request.cloned()));
+        true
     }
 
     fn close_stream(&self, related_request: &Id) {

@@ -296,8 +296,9 @@ impl ToolContext {
     /// Sends `notifications/progress`; returns whether it was sent.
     ///
     /// Nothing is sent when the client gave no `progressToken`, when the
-    /// request is cancelled or finished, or when `progress` is not finite or
-    /// does not exceed the last value sent.
+    /// request is cancelled or finished, when `progress` is not finite or
+    /// does not exceed the last value sent, or when the transport's queue
+    /// to a client that is not reading is full.
     pub fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) -> bool {
         let call = &self.call;
         // Spec (progress): "Progress notifications MUST only reference tokens
@@ -333,12 +334,12 @@ impl ToolContext {
             return false;
         }
         call.last_progress.set(Some(progress));
-        call.peer.send(out, Some(&call.request_id));
-        true
+        call.peer.send(out, Some(&call.request_id))
     }
 
     /// Sends `notifications/message` with `data` at `level`; returns whether
-    /// it was sent (it is dropped below the level set by `logging/setLevel`).
+    /// it was sent (it is dropped below the level set by `logging/setLevel`,
+    /// and when the transport's queue to a client that is not reading is full).
     pub fn log<T: Serialize + ?Sized>(&self, level: LogLevel, data: &T) -> bool {
         let call = &self.call;
         let min = match call.session.try_borrow() {
@@ -359,8 +360,7 @@ impl ToolContext {
             log::warn!("log notification not serializable: {e}");
             return false;
         }
-        call.peer.send(out, Some(&call.request_id));
-        true
+        call.peer.send(out, Some(&call.request_id))
     }
 
     /// Completes after `duration`, using the timer the transport installed

@@ -23,6 +23,9 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// MCP: the requested resource does not exist.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
+/// A server bound was reached (JSON-RPC 2.0: "-32000 to -32099 Server error. Reserved for
+/// implementation-defined server-errors.").
+pub const LIMIT_EXCEEDED: i64 = -32000;
 
 /// Everything that can go wrong at the JSON-RPC level, as sent to the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub enum Error {
     Internal(Cow<'static, str>),
     /// MCP: no resource has this URI (-32002); carries the URI.
     ResourceNotFound(String),
+    /// A server bound refused the request (-32000); says which.
+    LimitExceeded(Cow<'static, str>),
 }
 
 impl Error {
@@ -51,6 +56,7 @@ impl Error {
             Error::InvalidParams(_) => INVALID_PARAMS,
             Error::Internal(_) => INTERNAL_ERROR,
             Error::ResourceNotFound(_) => RESOURCE_NOT_FOUND,
+            Error::LimitExceeded(_) => LIMIT_EXCEEDED,
         }
     }
 
@@ -64,9 +70,10 @@ impl Error {
         let message: Cow<'_, str> = match self {
             Error::Parse => Cow::Borrowed("Parse error"),
             Error::MethodNotFound(method) => Cow::Owned(format!("Method not found: {method}")),
-            Error::InvalidRequest(m) | Error::InvalidParams(m) | Error::Internal(m) => {
-                Cow::Borrowed(m.as_ref())
-            }
+            Error::InvalidRequest(m)
+            | Error::InvalidParams(m)
+            | Error::Internal(m)
+            | Error::LimitExceeded(m) => Cow::Borrowed(m.as_ref()),
             // Spec (resources): the example error is code -32002 with
             // message "Resource not found" and data `{"uri": ...}`.
             Error::ResourceNotFound(uri) => {
@@ -86,9 +93,10 @@ impl fmt::Display for Error {
         match self {
             Error::Parse => write!(f, "parse error"),
             Error::MethodNotFound(m) => write!(f, "method not found: {m}"),
-            Error::InvalidRequest(m) | Error::InvalidParams(m) | Error::Internal(m) => {
-                write!(f, "{m}")
-            }
+            Error::InvalidRequest(m)
+            | Error::InvalidParams(m)
+            | Error::Internal(m)
+            | Error::LimitExceeded(m) => write!(f, "{m}"),
             Error::ResourceNotFound(uri) => write!(f, "resource not found: {uri}"),
         }
     }

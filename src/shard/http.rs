@@ -6,7 +6,7 @@ use super::io::{self, Deadline};
 use super::streamable::{self, Outcome, StreamServe};
 use super::ws::{self, WsKind};
 use super::{ConnGuard, HandoffParts, Shard};
-use crate::metrics::ErrorKind;
+use crate::metrics::{ErrorKind, Limit};
 use crate::proto::http1::{self, BodyFraming, ChunkedDecoder, HttpError, Method, RequestHead};
 use crate::proto::ws::handshake;
 use crate::proto::Status;
@@ -43,7 +43,7 @@ pub(super) async fn serve_connection(mut stream: TcpStream, conn: ConnGuard, ove
             "connection limit reached\n",
             false,
         );
-        let _ = io::flush(&mut stream, &mut out).await;
+        let _ = flush(&mut stream, &mut out, &conn.shard).await;
         return;
     }
     request_loop(stream, conn, Vec::new(), Vec::new(), None).await;
@@ -83,7 +83,7 @@ async fn request_loop(
             Next::Upgrade(accepted, kind) => {
                 handshake::write_switching_protocols(&mut out, &accepted);
                 shard.metrics.status(101);
-                if io::flush(&mut stream, &mut out).await.is_err() {
+                if flush(&mut stream, &mut out, &shard).await.is_err() {
                     return;
                 }
                 // The WebSocket runs as its own task, so this HTTP task's state (sized for
@@ -104,7 +104,7 @@ async fn request_loop(
                     if reusable && keep_alive && !conn.shard.stopping() {
                         Box::pin(request_loop(stream, conn, inbuf, out, None)).await;
                     } else {
-                        let _ = io::flush(&mut stream, &mut out).await;
+                        let _ = flush(&mut stream, &mut out, &conn.shard).await;
                     }
                 })
                 .detach();
@@ -121,25 +121,42 @@ async fn request_loop(
             }
             Next::Handoff(owner, body) => {
                 // Answers to earlier pipelined requests go out from here first, in order.
-                if io::flush(&mut stream, &mut out).await.is_err() {
+                if flush(&mut stream, &mut out, &shard).await.is_err() {
                     return;
                 }
                 shard.hand_off(owner, stream, (head, body, inbuf)).await;
                 return;
             }
         }
-        // Answer pipelined requests together: flush only when no further head is waiting.
-        if !matches!(
-            RequestHead::parse(&inbuf, &shard.limits),
-            Ok(Status::Complete(..))
-        ) {
-            if let Err(e) = io::flush(&mut stream, &mut out).await {
+        // Answer pipelined requests together: flush when no further head is waiting, or once
+        // the answers queued reach the outbound bound (a client pipelining requests and not
+        // reading their answers makes us buffer no more than that).
+        if out.len() >= shard.config.max_outbound_bytes
+            || !matches!(
+                RequestHead::parse(&inbuf, &shard.limits),
+                Ok(Status::Complete(..))
+            )
+        {
+            if let Err(e) = flush(&mut stream, &mut out, &shard).await {
                 log::debug!("write failed: {e}");
                 return;
             }
         }
     }
-    let _ = io::flush(&mut stream, &mut out).await;
+    let _ = flush(&mut stream, &mut out, &shard).await;
+}
+
+/// Writes `out` within the write timeout (`--slow-reader-timeout-ms` without progress); a
+/// client that stopped reading its answers is dropped and counted.
+async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, shard: &Shard) -> std::io::Result<()> {
+    let flushed = io::flush(stream, out, shard.config.slow_reader_timeout()).await;
+    if flushed
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+    {
+        shard.metrics.limit(Limit::WriteTimeout);
+    }
+    flushed
 }
 
 /// Reads one whole request; `None` when the connection should close (any error response is queued in `out`).
@@ -163,6 +180,19 @@ async fn read_request(
             reject_plain(shard, out, 408, "request body timed out");
             None
         }
+        Err(BodyError::OverBudget) => {
+            // RFC 9110 §15.6.4: 503 "indicates that the server is currently unable to handle
+            // the request due to a temporary overload"; Retry-After says when to come back.
+            respond_text(
+                shard,
+                out,
+                503,
+                &[("retry-after", "1")],
+                "server inbound budget exhausted; retry later\n",
+                false,
+            );
+            None
+        }
         Err(BodyError::Closed) => None,
     }
 }
@@ -183,7 +213,8 @@ async fn serve_stream(
     let mut stop_seen = false;
     let mut blocked: Option<Deadline> = None;
     let ended = std::future::poll_fn(|cx| loop {
-        let ended = serve.sink.drain_into(out, cx);
+        let bound = shard.config.max_outbound_bytes;
+        let ended = serve.sink.drain_into(out, bound, cx);
         match io::poll_flush(stream, cx, out) {
             Poll::Ready(Ok(n)) => shard.metrics.wrote(n),
             Poll::Ready(Err(_)) => return Poll::Ready(false),
@@ -192,9 +223,10 @@ async fn serve_stream(
         if ended && out.is_empty() {
             return Poll::Ready(true);
         }
-        if out.len() < shard.config.max_outbound_bytes {
-            blocked = None;
-        } else {
+        // As on a WebSocket: stalled at the bound, and only unstalled once the queue drained
+        // below half of it, so a reader taking a few bytes now and then cannot keep a full
+        // queue forever by resetting the clock.
+        if out.len() >= bound || (blocked.is_some() && out.len() >= bound / 2) {
             // The reader stalls: after the slow-reader timeout the stream ends resumably. Its
             // events stay in the ring; the client comes back with Last-Event-ID.
             let stalled = blocked.get_or_insert_with(|| {
@@ -204,6 +236,8 @@ async fn serve_stream(
             if stalled.poll_expired(cx).is_ready() {
                 return Poll::Ready(false);
             }
+        } else {
+            blocked = None;
         }
         if inbuf.len() <= shard.limits.max_head_bytes {
             match io::poll_read_into(stream, cx, inbuf) {
@@ -308,6 +342,7 @@ async fn read_body(
             // The limit was checked against Content-Length before any byte was read.
             let n = n as usize;
             while inbuf.len() < n {
+                hold_inbound(conn, inbuf.len())?;
                 body_bytes(stream, inbuf, conn, timer, deadline).await?;
             }
             inbuf.drain(..n).collect()
@@ -321,18 +356,32 @@ async fn read_body(
                 if decoder.is_done() {
                     break body;
                 }
+                hold_inbound(conn, inbuf.len() + body.len())?;
                 body_bytes(stream, inbuf, conn, timer, deadline).await?;
             }
         }
     };
+    // The whole body is the request now: it is no longer counted as partly received.
+    conn.hold_inbound(0);
     io::release_if_large(inbuf);
     Ok(body)
+}
+
+/// Counts a body still arriving against the shard's inbound budget.
+fn hold_inbound(conn: &ConnGuard, bytes: usize) -> Result<(), BodyError> {
+    if conn.hold_inbound(bytes) {
+        Ok(())
+    } else {
+        Err(BodyError::OverBudget)
+    }
 }
 
 /// Why a request body could not be read.
 enum BodyError {
     /// Its framing broke a rule or a limit.
     Http(HttpError),
+    /// The shard holds its inbound budget of partly received input.
+    OverBudget,
     /// It did not arrive within the header timeout.
     TimedOut,
     /// The peer went away.

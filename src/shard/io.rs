@@ -65,12 +65,35 @@ pub fn poll_flush(
     Poll::Ready(Ok(written))
 }
 
-/// Writes all of `out`.
-pub async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
-    while !out.is_empty() {
-        std::future::poll_fn(|cx| poll_flush(stream, cx, out)).await?;
-    }
-    Ok(())
+/// Writes all of `out`, or fails with `TimedOut` once the peer has taken
+/// nothing for `timeout` (a write timeout measured between two successive
+/// writes, like nginx's `send_timeout`, so a slow but steady reader is kept
+/// while one that stopped reading is not). The timer exists only while the
+/// socket is full.
+pub async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, timeout: Duration) -> io::Result<()> {
+    let mut stalled: Option<Deadline> = None;
+    std::future::poll_fn(|cx| loop {
+        if out.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        match poll_flush(stream, cx, out) {
+            Poll::Ready(Ok(_)) => {
+                if let Some(deadline) = &mut stalled {
+                    deadline.reset(Instant::now() + timeout);
+                }
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let deadline =
+                    stalled.get_or_insert_with(|| Deadline::at(Instant::now() + timeout));
+                if deadline.poll_expired(cx).is_ready() {
+                    return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                }
+                return Poll::Pending;
+            }
+        }
+    })
+    .await
 }
 
 /// Drops an emptied buffer's allocation: a connection that waits for its peer holds no buffer

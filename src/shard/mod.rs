@@ -9,7 +9,7 @@ mod ws;
 
 use crate::config::Config;
 use crate::mcp::{Dispatcher, Registry};
-use crate::metrics::{ErrorKind, Metrics, Transport};
+use crate::metrics::{ErrorKind, Limit, Metrics, Transport};
 use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
@@ -334,10 +334,12 @@ pub(crate) struct Shard {
     pub limits: http1::Limits,
     pub policy: OriginPolicy,
     pub dispatcher: Dispatcher,
-    pub metrics: Metrics,
+    pub metrics: Rc<Metrics>,
     http_sessions: streamable::HttpSessions,
     mesh: Rc<Senders<MeshMessage>>,
     conns: RefCell<Slab<ConnSlot>>,
+    /// Bytes of partly received input held by all connections (see [`ConnGuard::hold_inbound`]).
+    inbound_held: Cell<usize>,
     stopping: Cell<bool>,
 }
 
@@ -355,6 +357,8 @@ impl Shard {
     ) -> Self {
         let index = mesh.peer_id();
         let mesh = Rc::new(mesh);
+        let metrics = Rc::new(Metrics::default());
+        let limit_hits = Rc::clone(&metrics);
         Shard {
             id: glommio::executor().id(),
             index,
@@ -366,9 +370,11 @@ impl Shard {
             policy: OriginPolicy::new(&config.allowed_origins, addr.ip().is_loopback()),
             dispatcher: Dispatcher::new(Arc::clone(registry))
                 .with_sleep(|d| Box::pin(glommio::timer::sleep(d)))
-                .with_resource_broadcast(broadcast_resource_updates(mesh)),
-            metrics: Metrics::default(),
+                .with_resource_broadcast(broadcast_resource_updates(mesh))
+                .with_limits(config.dispatch_limits(), move |hit| limit_hits.limit(hit)),
+            metrics,
             conns: RefCell::new(Slab::new()),
+            inbound_held: Cell::new(0),
             stopping: Cell::new(false),
         }
     }
@@ -468,6 +474,9 @@ impl Shard {
 pub(crate) struct ConnGuard {
     shard: Rc<Shard>,
     key: usize,
+    /// Bytes of a partly received message or body this connection counts against the shard's
+    /// inbound budget.
+    inbound: Cell<usize>,
 }
 
 impl ConnGuard {
@@ -480,7 +489,23 @@ impl ConnGuard {
         ConnGuard {
             shard: Rc::clone(shard),
             key,
+            inbound: Cell::new(0),
         }
+    }
+
+    /// Records that the connection now holds `bytes` of partly received input; false (and
+    /// nothing recorded) when that would take the shard past `--max-inbound-bytes-per-shard`,
+    /// and the caller refuses the input.
+    pub fn hold_inbound(&self, bytes: usize) -> bool {
+        let others = self.shard.inbound_held.get() - self.inbound.get();
+        let total = others.saturating_add(bytes);
+        if bytes > self.inbound.get() && total > self.shard.config.max_inbound_bytes_per_shard {
+            self.shard.metrics.limit(Limit::InboundBudget);
+            return false;
+        }
+        self.shard.inbound_held.set(total);
+        self.inbound.set(bytes);
+        true
     }
 
     /// Records that the connection switched transport (after an upgrade).
@@ -495,6 +520,7 @@ impl ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        self.hold_inbound(0);
         if let Some(slot) = self.shard.conns.borrow_mut().try_remove(self.key) {
             self.shard.metrics.closed(slot.transport);
         }

@@ -10,7 +10,7 @@
 
 use super::Shard;
 use crate::mcp::{self, Kind, Peer, SessionRef, SessionState};
-use crate::metrics::{ErrorKind, Path};
+use crate::metrics::{ErrorKind, Limit, Metrics, Path};
 use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
 use crate::proto::jsonrpc::{self, Id};
 use crate::proto::sse::{self, EventId};
@@ -49,6 +49,19 @@ impl Sink {
         self.wake();
     }
 
+    /// Puts `sse_bytes` before everything queued (the priming event, once the
+    /// response turns out to be a stream).
+    fn push_front_raw(&self, sse_bytes: &[u8]) {
+        let mut chunk = Vec::with_capacity(sse_bytes.len() + 16);
+        http1::write_chunk(&mut chunk, sse_bytes);
+        self.bytes.borrow_mut().splice(0..0, chunk);
+    }
+
+    /// Bytes queued and not yet taken by the connection.
+    fn queued(&self) -> usize {
+        self.bytes.borrow().len()
+    }
+
     /// Ends the response after what is queued (the connection may then serve the next request).
     pub fn end(&self) {
         if !self.ended.replace(true) {
@@ -80,18 +93,32 @@ impl Sink {
         }
     }
 
-    /// Moves queued bytes to `out`; true once the response has ended. The
-    /// sink keeps no buffer of its own between events.
-    pub fn drain_into(&self, out: &mut Vec<u8>, cx: &mut Context<'_>) -> bool {
+    /// Moves queued bytes to `out` unless `out` already holds `bound` bytes (a
+    /// reader that does not keep up leaves them here, where they count against
+    /// the stream's queue); true once the response has ended and all of it
+    /// was moved.
+    pub fn drain_into(&self, out: &mut Vec<u8>, bound: usize, cx: &mut Context<'_>) -> bool {
+        self.waker.set(Some(cx.waker().clone()));
+        if out.len() >= bound {
+            return false;
+        }
         let queued = std::mem::take(&mut *self.bytes.borrow_mut());
         if out.is_empty() {
             *out = queued;
         } else {
             out.extend_from_slice(&queued);
         }
-        self.waker.set(Some(cx.waker().clone()));
         self.ended.get()
     }
+}
+
+/// Whether a message may be held back when its stream's response queues too much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// A request's result: always sent.
+    Reply,
+    /// A notification or server-to-client request: not sent over the bound.
+    Droppable,
 }
 
 struct StreamState {
@@ -101,8 +128,6 @@ struct StreamState {
     sent_upto: u64,
     /// The POST's final response is in the ring.
     finished: bool,
-    /// The handler asked to end the response before it was attached (SEP-1699).
-    close_requested: bool,
 }
 
 /// One Streamable HTTP or legacy session on its owning shard.
@@ -111,18 +136,26 @@ pub(super) struct HttpSession {
     mcp: SessionRef,
     legacy: bool,
     store: Rc<RefCell<EventStore>>,
+    /// Bytes an attached response may queue before notifications are no longer sent on it.
+    queue_bound: usize,
     streams: RefCell<HashMap<u32, StreamState>>,
     finished_order: RefCell<Vec<u32>>,
     next_stream: Cell<u32>,
 }
 
 impl HttpSession {
-    fn new(id: SessionId, legacy: bool, store: &Rc<RefCell<EventStore>>) -> Rc<HttpSession> {
+    fn new(
+        id: SessionId,
+        legacy: bool,
+        store: &Rc<RefCell<EventStore>>,
+        queue_bound: usize,
+    ) -> Rc<HttpSession> {
         let session = Rc::new(HttpSession {
             id,
             mcp: SessionState::new_ref(),
             legacy,
             store: Rc::clone(store),
+            queue_bound,
             streams: RefCell::new(HashMap::new()),
             finished_order: RefCell::new(Vec::new()),
             next_stream: Cell::new(STANDALONE + 1),
@@ -140,7 +173,6 @@ impl HttpSession {
                 sink: None,
                 sent_upto: 0,
                 finished: false,
-                close_requested: false,
             },
         );
     }
@@ -159,33 +191,45 @@ impl HttpSession {
         self.legacy.then_some("message")
     }
 
-    /// Whether anything was stored or sent on `stream` yet.
+    /// Whether anything was stored on `stream` yet.
     fn stream_untouched(&self, stream: u32) -> bool {
         let streams = self.streams.borrow();
         let store = self.store.borrow();
         streams.get(&stream).is_none_or(|s| {
             store
                 .replay_after(s.ring, 0, Instant::now())
-                .map_or(true, |mut events| events.next().is_none())
+                .is_ok_and(|mut events| events.next().is_none())
         })
     }
 
-    /// Stores a message on `stream` and writes it to the attached response, if any.
-    fn deliver(&self, stream: u32, payload: &[u8]) {
+    /// Stores a message on `stream` and writes it to the attached response, if
+    /// any; false when it was not sent. A `Droppable` message (a notification
+    /// or server request) is not sent while the attached response already
+    /// queues the session's bound: the handler is told, the event ids stay
+    /// gapless, and memory stays bounded. A `Reply` always goes out.
+    fn deliver(&self, stream: u32, payload: &[u8], kind: Delivery) -> bool {
         let mut streams = self.streams.borrow_mut();
         let Some(state) = streams.get_mut(&stream) else {
             log::debug!(
                 "session {}: message for ended stream {stream} dropped",
                 self.id
             );
-            return;
+            return false;
         };
+        if kind == Delivery::Droppable
+            && state
+                .sink
+                .as_ref()
+                .is_some_and(|sink| sink.queued() >= self.queue_bound)
+        {
+            return false;
+        }
         let Some(appended) = self
             .store
             .borrow_mut()
             .append(state.ring, payload, Instant::now())
         else {
-            return;
+            return false;
         };
         if let Some(sink) = &state.sink {
             sink.push_event(
@@ -198,6 +242,7 @@ impl HttpSession {
             );
             state.sent_upto = appended.seq;
         }
+        true
     }
 
     /// The POST's response went out on `stream`: end its HTTP response.
@@ -226,13 +271,17 @@ impl HttpSession {
     /// client resumes with `Last-Event-ID`.
     fn close_stream(&self, stream: u32) {
         let mut streams = self.streams.borrow_mut();
-        let Some(state) = streams.get_mut(&stream) else {
-            return;
-        };
-        match state.sink.take() {
-            Some(sink) => sink.end(),
-            // Asked during the handler's first poll, before the POST's response exists.
-            None => state.close_requested = true,
+        if let Some(sink) = streams.get_mut(&stream).and_then(|s| s.sink.take()) {
+            sink.end();
+        }
+    }
+
+    /// Attaches a POST's fresh response to its new `stream` before the
+    /// handler first runs, so every message it sends is written in order
+    /// whatever the ring keeps.
+    fn attach_new(&self, stream: u32, sink: &Rc<Sink>) {
+        if let Some(state) = self.streams.borrow_mut().get_mut(&stream) {
+            state.sink = Some(Rc::clone(sink));
         }
     }
 
@@ -269,7 +318,7 @@ impl HttpSession {
             // A resumption replaces a stream the client has evidently lost.
             previous.end();
         }
-        if state.finished || std::mem::take(&mut state.close_requested) {
+        if state.finished {
             state.sink = None;
             sink.end();
         }
@@ -323,17 +372,32 @@ impl HttpSession {
 struct HttpPeer {
     session: Rc<HttpSession>,
     post_stream: Option<u32>,
+    metrics: Rc<Metrics>,
+}
+
+impl HttpPeer {
+    fn new(shard: &Shard, session: &Rc<HttpSession>, post_stream: Option<u32>) -> Rc<HttpPeer> {
+        Rc::new(HttpPeer {
+            session: Rc::clone(session),
+            post_stream,
+            metrics: Rc::clone(&shard.metrics),
+        })
+    }
 }
 
 impl Peer for HttpPeer {
-    fn send(&self, message: Vec<u8>, related_request: Option<&Id>) {
+    fn send(&self, message: Vec<u8>, related_request: Option<&Id>) -> bool {
         // MCP 2025-11-25: "The server MAY send JSON-RPC requests and notifications before sending
         // the JSON-RPC response. These messages SHOULD relate to the originating client request."
         let stream = match (related_request, self.post_stream) {
             (Some(_), Some(stream)) => stream,
             _ => STANDALONE,
         };
-        self.session.deliver(stream, &message);
+        let sent = self.session.deliver(stream, &message, Delivery::Droppable);
+        if !sent {
+            self.metrics.limit(Limit::NotificationQueue);
+        }
+        sent
     }
 
     fn close_stream(&self, _related_request: &Id) {
@@ -347,6 +411,7 @@ impl Peer for HttpPeer {
 pub(super) struct HttpSessions {
     table: RefCell<SessionTable<Rc<HttpSession>>>,
     store: Rc<RefCell<EventStore>>,
+    queue_bound: usize,
 }
 
 impl HttpSessions {
@@ -366,6 +431,7 @@ impl HttpSessions {
                 config.event_budget_bytes,
                 Instant::now(),
             ))),
+            queue_bound: config.max_outbound_bytes,
         }
     }
 
@@ -397,7 +463,7 @@ impl HttpSessions {
     fn create(&self, legacy: bool) -> Result<Rc<HttpSession>, CreateError> {
         let mut table = self.table.borrow_mut();
         let id = table.create(
-            |id| HttpSession::new(id, legacy, &self.store),
+            |id| HttpSession::new(id, legacy, &self.store, self.queue_bound),
             Instant::now(),
         )?;
         table.get(&id).cloned().ok_or(CreateError::Full)
@@ -690,10 +756,7 @@ fn post(
     if !expects_reply {
         // "If the input is a JSON-RPC response or notification: If the server accepts the input,
         // the server MUST return HTTP status code 202 Accepted with no body."
-        let peer = Rc::new(HttpPeer {
-            session: Rc::clone(&session),
-            post_stream: None,
-        });
+        let peer = HttpPeer::new(shard, &session, None);
         spawn_dispatch(shard, &session, peer, body.to_vec(), |_| {});
         http1::write_head(out, 202, &[], ResponseBody::Length(0), keep_alive);
         shard.metrics.status(202);
@@ -701,10 +764,11 @@ fn post(
     }
     let arrived = Instant::now();
     let stream = session.open_post_stream();
-    let peer = Rc::new(HttpPeer {
-        session: Rc::clone(&session),
-        post_stream: Some(stream),
-    });
+    // The response is attached before the handler first runs: whatever it sends before its
+    // first pause is written in order, however much of it the replay ring keeps.
+    let sink = Rc::new(Sink::default());
+    session.attach_new(stream, &sink);
+    let peer = HttpPeer::new(shard, &session, Some(stream));
     let mut reply = Box::pin(
         shard
             .dispatcher
@@ -734,7 +798,7 @@ fn post(
             return Outcome::Done;
         }
         if let Some(reply) = reply {
-            session.deliver(stream, &reply);
+            session.deliver(stream, &reply, Delivery::Reply);
         }
         session.finish(stream);
     } else {
@@ -742,7 +806,7 @@ fn post(
         let shard = Rc::clone(shard);
         glommio::spawn_local(async move {
             if let Some(reply) = reply.await {
-                finisher.deliver(stream, &reply);
+                finisher.deliver(stream, &reply, Delivery::Reply);
                 shard.metrics.message_out();
                 shard.metrics.latency(Path::Http, arrived.elapsed());
             }
@@ -752,9 +816,15 @@ fn post(
     }
     sse_head(out, &headers, keep_alive);
     shard.metrics.status(200);
-    let sink = Rc::new(Sink::default());
-    // The stream was just opened here, so attaching cannot fail.
-    let _ = session.attach(stream, &sink, Some(0), shard.config.sse_retry_ms);
+    // SEP-1699 priming event, ahead of what the handler already sent: an id the client can
+    // resume from even if nothing else arrives.
+    let mut primer = Vec::new();
+    sse::write_priming(
+        &mut primer,
+        EventId { stream, seq: 0 },
+        shard.config.sse_retry_ms,
+    );
+    sink.push_front_raw(&primer);
     Outcome::Stream(StreamServe {
         session,
         stream,
@@ -936,13 +1006,10 @@ pub(super) fn legacy_message(
     if let Err(outcome) = require_json_body(shard, head, keep_alive, out) {
         return outcome;
     }
-    let peer = Rc::new(HttpPeer {
-        session: Rc::clone(&session),
-        post_stream: None,
-    });
+    let peer = HttpPeer::new(shard, &session, None);
     let replier = Rc::clone(&session);
     spawn_dispatch(shard, &session, peer, body.to_vec(), move |reply| {
-        replier.deliver(STANDALONE, &reply)
+        replier.deliver(STANDALONE, &reply, Delivery::Reply);
     });
     http1::write_response(out, 202, &[], b"Accepted", keep_alive);
     shard.metrics.status(202);
@@ -1006,7 +1073,9 @@ fn run_now<T>(future: impl Future<Output = Option<T>>) -> Option<T> {
 struct NoPeer;
 
 impl Peer for NoPeer {
-    fn send(&self, _message: Vec<u8>, _related_request: Option<&Id>) {}
+    fn send(&self, _message: Vec<u8>, _related_request: Option<&Id>) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use super::io::{self, Deadline};
 use super::{ConnGuard, Shard};
 use crate::mcp::{self, Peer, SessionRef, SessionState};
-use crate::metrics::{ErrorKind, Path, Transport};
+use crate::metrics::{ErrorKind, Limit, Path, Transport};
 use crate::proto::jsonrpc::Id;
 use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
 use futures_lite::AsyncWrite;
@@ -50,6 +50,10 @@ impl Outbox {
             w.wake();
         }
     }
+
+    fn len(&self) -> usize {
+        self.bytes.borrow().len()
+    }
 }
 
 /// The MCP session's way to reach the client: a text frame on this connection.
@@ -59,9 +63,15 @@ struct WsPeer {
 }
 
 impl Peer for WsPeer {
-    fn send(&self, message: Vec<u8>, _related_request: Option<&Id>) {
+    fn send(&self, message: Vec<u8>, _related_request: Option<&Id>) -> bool {
+        // A handler that sends faster than the client reads is told, not buffered for.
+        if self.outbox.len() >= self.shard.config.max_outbound_bytes {
+            self.shard.metrics.limit(Limit::NotificationQueue);
+            return false;
+        }
         self.shard.metrics.message_out();
         self.outbox.frame(OpCode::Text, &message);
+        true
     }
 }
 
@@ -96,6 +106,8 @@ impl Closing {
 /// What woke the connection task.
 enum Wake {
     Read(usize),
+    /// Input held back by a dispatch bound can be taken up again.
+    Resume,
     Gone,
     Timer,
     Stopping,
@@ -133,12 +145,26 @@ pub(super) async fn serve(
         ping_sent: None,
         message_started: None,
         blocked_since: None,
+        held: None,
         stop_seen: false,
     };
     let mut timer = Deadline::at(ws.next_deadline(&shard));
     let mut half_closed = false;
     loop {
         ws.process(&mut inbuf, &shard, &outbox, mcp.as_ref());
+        if ws.closing.is_open() && !conn.hold_inbound(inbuf.len() + ws.decoder.buffered()) {
+            // Each connection is bounded by --max-message-bytes, the shard by its inbound
+            // budget: many connections each holding part of a large message cannot take the
+            // process's memory. RFC 6455 §7.4.1: "1009 indicates that an endpoint is terminating
+            // the connection because it has received a message that is too big for it to process."
+            inbuf.clear();
+            ws.fail(
+                &shard,
+                &outbox,
+                CloseCode::MESSAGE_TOO_BIG,
+                "server inbound budget exhausted; retry later",
+            );
+        }
         // Idle connections keep no read buffer (see io.rs).
         io::release_if_empty(&mut inbuf);
         timer.pull_in(ws.next_deadline(&shard));
@@ -160,8 +186,10 @@ pub(super) async fn serve(
             let bound = shard.config.max_outbound_bytes;
             let queued = bytes.len();
             drop(bytes);
+            // Input held at the bound is the same stall, even if a flush took the queue just
+            // under the bound since: the slow-reader clock runs from there.
             match ws.blocked_since {
-                None if queued >= bound => {
+                None if queued >= bound || ws.held.is_some() => {
                     shard.metrics.backpressure();
                     ws.blocked_since = Some(Instant::now());
                     return Poll::Ready(Wake::Timer);
@@ -169,7 +197,12 @@ pub(super) async fn serve(
                 Some(_) if queued < bound / 2 => ws.blocked_since = None,
                 _ => {}
             }
-            let reading = closing != Closing::Done && ws.blocked_since.is_none();
+            if ws.held.is_some() && may_resume(&shard, &outbox) {
+                return Poll::Ready(Wake::Resume);
+            }
+            // Input held back stays in the socket: nothing more is read meanwhile.
+            let reading =
+                closing != Closing::Done && ws.blocked_since.is_none() && ws.held.is_none();
             if flushed && closing == Closing::Done {
                 return Poll::Ready(Wake::Flushed);
             }
@@ -212,6 +245,8 @@ pub(super) async fn serve(
                     inbuf.clear();
                 }
             }
+            // `process` takes the held input up at the top of the loop.
+            Wake::Resume => {}
             Wake::Gone | Wake::Flushed => break,
             Wake::Stopping => {
                 ws.stop_seen = true;
@@ -252,6 +287,10 @@ struct WsState {
     message_started: Option<Instant>,
     /// Since when the outbound buffer sits at its bound (the peer does not read).
     blocked_since: Option<Instant>,
+    /// Input not dispatched yet because a bound was reached: the rest of a
+    /// text frame's messages (empty if the frame was done) and whatever
+    /// frames follow it in the input buffer.
+    held: Option<String>,
     stop_seen: bool,
 }
 
@@ -264,8 +303,28 @@ impl WsState {
         outbox: &Rc<Outbox>,
         mcp: Option<&McpLink>,
     ) {
+        if self.held.is_some() && !may_resume(shard, outbox) {
+            return;
+        }
+        if let Some(rest) = self.held.take() {
+            if let Some(link) = mcp {
+                self.held = dispatch(shard, outbox, link, &rest);
+            }
+            if self.held.is_some() {
+                return;
+            }
+        }
         let mut at = 0;
-        while matches!(self.closing, Closing::No | Closing::Sent(_)) && at < inbuf.len() {
+        while matches!(self.closing, Closing::No | Closing::Sent(_))
+            && at < inbuf.len()
+            && self.held.is_none()
+        {
+            if let Some(limit) = dispatch_bound(shard, outbox) {
+                // Dispatch stops here: what is left waits in the buffer and the socket.
+                shard.metrics.limit(limit);
+                self.held = Some(String::new());
+                break;
+            }
             let decoded = match self.decoder.decode(&mut inbuf[at..]) {
                 Ok(d) => d,
                 Err(e) => {
@@ -293,7 +352,7 @@ impl WsState {
                 Event::Text(text) => {
                     shard.metrics.message_in();
                     match mcp {
-                        Some(link) => dispatch(shard, outbox, link, text),
+                        Some(link) => self.held = dispatch(shard, outbox, link, text),
                         None => {
                             shard.metrics.message_out();
                             outbox.frame(OpCode::Text, text.as_bytes());
@@ -431,6 +490,12 @@ impl WsState {
             );
             return false;
         }
+        if self.held.is_some() {
+            // We are the ones not reading (input held at the outbound bound): silence is no
+            // sign of a dead peer; the slow-reader timeout deals with one that stopped reading.
+            self.last_heard = now;
+            self.ping_sent = None;
+        }
         match self.ping_sent {
             Some(at) if now >= at + config.ws_pong_timeout() => {
                 shard.metrics.error(ErrorKind::Timeout);
@@ -446,35 +511,59 @@ impl WsState {
     }
 }
 
-/// Hands each JSON-RPC message of a text frame to the dispatcher. Replies
-/// that are ready at once are queued directly; slower handlers run as their
-/// own task and queue their reply when done.
-fn dispatch(shard: &Rc<Shard>, outbox: &Rc<Outbox>, link: &McpLink, text: &str) {
+/// The bound that stops dispatch now, if any: the client is not reading
+/// what it asked for. (Requests past `--max-in-flight` are the dispatcher's
+/// to refuse: a connection must stay readable for `notifications/cancelled`.)
+fn dispatch_bound(shard: &Shard, outbox: &Outbox) -> Option<Limit> {
+    (outbox.len() >= shard.config.max_outbound_bytes).then_some(Limit::OutboundQueue)
+}
+
+/// Whether held input can be taken up again: the outbound queue drained
+/// below half its bound (the same hysteresis as reading).
+fn may_resume(shard: &Shard, outbox: &Outbox) -> bool {
+    outbox.len() < shard.config.max_outbound_bytes / 2
+}
+
+/// Hands each JSON-RPC message of a text frame to the dispatcher until a
+/// bound stops it; returns the rest, to be held.
+fn dispatch(shard: &Rc<Shard>, outbox: &Rc<Outbox>, link: &McpLink, text: &str) -> Option<String> {
     for message in mcp::split_frame(text) {
-        let peer: Rc<dyn Peer> = link.peer.clone();
-        let mut reply = Box::pin(shard.dispatcher.handle(
-            link.session.clone(),
-            peer,
-            message.as_bytes().to_vec(),
-        ));
-        let deliver = {
-            let outbox = Rc::clone(outbox);
-            let shard = Rc::clone(shard);
-            let arrived = Instant::now();
-            move |reply: Option<Vec<u8>>| {
-                if let Some(reply) = reply {
-                    shard.metrics.message_out();
-                    shard.metrics.latency(Path::WebSocket, arrived.elapsed());
-                    outbox.frame(OpCode::Text, &reply);
-                }
+        if let Some(limit) = dispatch_bound(shard, outbox) {
+            shard.metrics.limit(limit);
+            let offset = message.as_ptr() as usize - text.as_ptr() as usize;
+            return Some(text[offset..].to_owned());
+        }
+        dispatch_one(shard, outbox, link, message);
+    }
+    None
+}
+
+/// Hands one JSON-RPC message to the dispatcher; its reply is queued at
+/// once, or by a task of its own when the handler waits.
+fn dispatch_one(shard: &Rc<Shard>, outbox: &Rc<Outbox>, link: &McpLink, message: &str) {
+    let peer: Rc<dyn Peer> = link.peer.clone();
+    let mut reply = Box::pin(shard.dispatcher.handle(
+        link.session.clone(),
+        peer,
+        message.as_bytes().to_vec(),
+    ));
+    let deliver = {
+        let outbox = Rc::clone(outbox);
+        let shard = Rc::clone(shard);
+        let arrived = Instant::now();
+        move |reply: Option<Vec<u8>>| {
+            if let Some(reply) = reply {
+                shard.metrics.message_out();
+                shard.metrics.latency(Path::WebSocket, arrived.elapsed());
+                outbox.frame(OpCode::Text, &reply);
             }
-        };
-        // Most handlers finish without waiting; only those that wait get a task of their own.
-        match reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(ready) => deliver(ready),
-            Poll::Pending => {
-                glommio::spawn_local(async move { deliver(reply.await) }).detach();
-            }
+        }
+    };
+    // Most handlers finish without waiting; only those that wait get a task of their own.
+    match reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(ready) => deliver(ready),
+        Poll::Pending => {
+            glommio::spawn_local(async move { deliver(reply.await) }).detach();
         }
     }
 }

@@ -505,8 +505,9 @@ pub struct RecordingPeer {
 }
 
 impl Peer for RecordingPeer {
-    fn send(&self, message: Vec<u8>, _related_request: Option<&Id>) {
+    fn send(&self, message: Vec<u8>, _related_request: Option<&Id>) -> bool {
         self.sent.borrow_mut().push(message);
+        true
     }
 }
 
