@@ -131,3 +131,68 @@ fn connections_over_the_shard_cap_get_503() {
         .unwrap();
     assert_eq!(read_response(&mut first).0, 200);
 }
+
+/// The counter line `ringmcp_errors_total{shard="0",kind="KIND"}` of a scrape.
+fn error_count(addr: std::net::SocketAddr, kind: &str) -> u64 {
+    let (_, _, body) = http(addr, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let text = String::from_utf8(body).unwrap();
+    let prefix = format!("ringmcp_errors_total{{shard=\"0\",kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .expect("error counter")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn invalid_host_is_400_and_counted() {
+    let srv = server(|_| {});
+    let before = error_count(srv.addr, "http_parse");
+    let hosts = [
+        "localhost:80@evil.com",
+        "[::1]evil.com",
+        "localhost:99999999",
+    ];
+    for host in hosts {
+        let get = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_eq!(http(srv.addr, get.as_bytes()).0, 400, "{host}");
+    }
+    let upgrade = upgrade_request("/echo", "").replace("127.0.0.1", "localhost:80@evil.com");
+    assert_eq!(http(srv.addr, upgrade.as_bytes()).0, 400);
+    assert_eq!(
+        error_count(srv.addr, "http_parse"),
+        before + hosts.len() as u64 + 1
+    );
+}
+
+#[test]
+fn origins_with_invalid_authorities_are_refused() {
+    let srv = server(|_| {});
+    for origin in ["http://localhost:80@evil.com", "http://localhost:abc"] {
+        let get = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {origin}\r\n\r\n");
+        assert_eq!(http(srv.addr, get.as_bytes()).0, 403, "{origin}");
+    }
+}
+
+#[test]
+fn absolute_form_targets_are_served_for_their_authority() {
+    let srv = server(|_| {});
+    let port = srv.addr.port();
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let post = mcp_post(init, None, "").replacen(
+        "POST /mcp",
+        &format!("POST http://127.0.0.1:{port}/mcp"),
+        1,
+    );
+    let (status, head, _) = http(srv.addr, post.as_bytes());
+    assert_eq!(status, 200, "{head}");
+    assert!(header(&head, "mcp-session-id").is_some(), "{head}");
+    // RFC 9112 §3.2.2: the target's authority replaces Host, for the rebinding check too.
+    let local_target =
+        format!("GET http://localhost:{port}/healthz HTTP/1.1\r\nHost: attacker.example\r\n\r\n");
+    assert_eq!(http(srv.addr, local_target.as_bytes()).0, 200);
+    let foreign_target = b"GET http://attacker.example/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    assert_eq!(http(srv.addr, foreign_target).0, 403);
+    let userinfo = b"GET http://localhost:80@evil.com/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    assert_eq!(http(srv.addr, userinfo).0, 400);
+}

@@ -1,6 +1,7 @@
 //! HTTP/1.1 request heads (RFC 9112) parsed with httparse, request body
 //! framing, and response writing. Sans-IO: bytes in, decisions out.
 
+use super::authority::{Authority, AuthorityError, Host};
 use super::{push_decimal, Status};
 use std::fmt;
 use std::ops::Range;
@@ -85,8 +86,12 @@ pub enum HttpError {
     BodyTooLarge,
     /// httparse rejected the syntax of the head.
     Malformed(httparse::Error),
-    /// HTTP/1.1 request without exactly one valid Host header.
+    /// HTTP/1.1 request without a Host header, or a request with more than one.
     BadHost,
+    /// A Host header whose value is not `host [":" port]`.
+    InvalidHost(AuthorityError),
+    /// An absolute-form request-target whose authority is invalid or has an empty host.
+    BadTargetAuthority,
     /// Content-Length that is not a number, or several that disagree.
     BadContentLength,
     /// Both Transfer-Encoding and Content-Length.
@@ -107,6 +112,8 @@ impl HttpError {
             HttpError::UnsupportedTransferCoding => 501,
             HttpError::Malformed(_)
             | HttpError::BadHost
+            | HttpError::InvalidHost(_)
+            | HttpError::BadTargetAuthority
             | HttpError::BadContentLength
             | HttpError::AmbiguousFraming
             | HttpError::BadChunk => 400,
@@ -122,7 +129,9 @@ impl fmt::Display for HttpError {
             HttpError::UriTooLong => "request-target too long",
             HttpError::BodyTooLarge => "request body too large",
             HttpError::Malformed(e) => return write!(f, "malformed request: {e}"),
-            HttpError::BadHost => "missing, repeated or invalid Host header",
+            HttpError::BadHost => "missing or repeated Host header",
+            HttpError::InvalidHost(e) => return write!(f, "invalid Host header: {e}"),
+            HttpError::BadTargetAuthority => "invalid authority in the request-target",
             HttpError::BadContentLength => "invalid Content-Length",
             HttpError::AmbiguousFraming => "both Transfer-Encoding and Content-Length",
             HttpError::UnsupportedTransferCoding => "unsupported transfer coding",
@@ -134,6 +143,12 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// Where the parts of an absolute-form request-target are in the head.
+struct AbsoluteForm {
+    authority: Range<u32>,
+    path_and_query: Range<u32>,
+}
+
 /// A parsed request head that owns its bytes, so it can outlive the read buffer.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
@@ -141,6 +156,10 @@ pub struct RequestHead {
     method: Method,
     method_token: Range<u32>,
     target: Range<u32>,
+    /// The target's path and query (all of an origin-form target).
+    path_and_query: Range<u32>,
+    /// The authority the request is for: the absolute-form target's, else Host's.
+    authority: Option<Range<u32>>,
     minor_version: u8,
     headers: Vec<(Range<u32>, Range<u32>)>,
     framing: BodyFraming,
@@ -193,11 +212,20 @@ impl RequestHead {
             method: Method::from_token(method),
             method_token: span(method.as_bytes()),
             target: span(path.as_bytes()),
+            path_and_query: span(path.as_bytes()),
             minor_version,
             headers,
+            authority: None,
             framing: BodyFraming::Empty,
         };
-        head.check_host()?;
+        let host = head.check_host()?;
+        head.authority = match head.absolute_form()? {
+            Some(absolute) => {
+                head.path_and_query = absolute.path_and_query;
+                Some(absolute.authority)
+            }
+            None => host,
+        };
         head.framing = head.body_framing(limits)?;
         Ok(Status::Complete(head, head_len))
     }
@@ -217,21 +245,42 @@ impl RequestHead {
         std::str::from_utf8(self.text(&self.method_token)).unwrap_or("")
     }
 
-    /// The request-target as sent: path plus optional query.
+    /// Text the parser has shown to be ASCII: the request-target and its parts (httparse only
+    /// accepts visible ASCII there) and a validated authority.
+    fn ascii(&self, range: &Range<u32>) -> &str {
+        std::str::from_utf8(self.text(range)).unwrap_or("")
+    }
+
+    /// The request-target as sent: path plus optional query, or an absolute URI.
     pub fn target(&self) -> &str {
-        // httparse only accepts visible ASCII in the request-target.
-        std::str::from_utf8(self.text(&self.target)).unwrap_or("")
+        self.ascii(&self.target)
     }
 
     /// The path part of the target.
     pub fn path(&self) -> &str {
-        let target = self.target();
-        target.split_once('?').map_or(target, |(path, _)| path)
+        let path_and_query = self.ascii(&self.path_and_query);
+        let path = path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(path, _)| path);
+        // RFC 9110 §4.2.3: "an empty path component is equivalent to an absolute path of "/"".
+        if path.is_empty() {
+            "/"
+        } else {
+            path
+        }
     }
 
     /// The query part of the target, without the `?`.
     pub fn query(&self) -> Option<&str> {
-        self.target().split_once('?').map(|(_, query)| query)
+        self.ascii(&self.path_and_query)
+            .split_once('?')
+            .map(|(_, query)| query)
+    }
+
+    /// The authority the request is for (RFC 9112 §3.2.2): an absolute-form target's,
+    /// else the Host header's; valid `host [":" port]` text, `None` without either.
+    pub fn authority(&self) -> Option<&str> {
+        self.authority.as_ref().map(|range| self.ascii(range))
     }
 
     /// The value of one query parameter (no percent-decoding: the ids we route on are visible ASCII).
@@ -253,10 +302,17 @@ impl RequestHead {
         &'a self,
         name: &'n str,
     ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.value_spans(name).map(move |v| self.text(v))
+    }
+
+    fn value_spans<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a Range<u32>> + use<'a, 'n> {
         self.headers
             .iter()
             .filter(move |(n, _)| self.text(n).eq_ignore_ascii_case(name.as_bytes()))
-            .map(move |(_, v)| self.text(v))
+            .map(|(_, v)| v)
     }
 
     /// The first value of the header `name`.
@@ -300,16 +356,48 @@ impl RequestHead {
         self.minor_version >= 1 || self.has_token("connection", "keep-alive")
     }
 
-    fn check_host(&self) -> Result<(), HttpError> {
+    /// Checks the Host header and returns the span of its value, if any.
+    fn check_host(&self) -> Result<Option<Range<u32>>, HttpError> {
         // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
         // request message that lacks a Host header field and to any request message that contains
         // more than one Host header field line or a Host header field with an invalid field value."
-        let mut hosts = self.header_values("host");
-        match (hosts.next(), hosts.next()) {
-            (None, _) if self.minor_version == 0 => Ok(()),
-            (Some(host), None) if host.iter().all(|&b| b.is_ascii_graphic()) => Ok(()),
-            _ => Err(HttpError::BadHost),
+        let mut hosts = self.value_spans("host");
+        let value = match (hosts.next(), hosts.next()) {
+            (Some(value), None) => trim_span(value, self.text(value)),
+            (None, _) if self.minor_version == 0 => return Ok(None),
+            _ => return Err(HttpError::BadHost),
+        };
+        // RFC 9110 §7.2: `Host = uri-host [ ":" port ]`.
+        let text = std::str::from_utf8(self.text(&value))
+            .map_err(|_| HttpError::InvalidHost(AuthorityError::BadRegName))?;
+        Authority::parse(text).map_err(HttpError::InvalidHost)?;
+        Ok(Some(value))
+    }
+
+    /// For an absolute-form target (`http://host:port/path?query`), the spans of its parts.
+    fn absolute_form(&self) -> Result<Option<AbsoluteForm>, HttpError> {
+        let target = self.target();
+        // Schemes are case-insensitive (RFC 3986 §3.1); other schemes name nothing we serve.
+        let Some(scheme_len) = ["http://", "https://"].iter().find_map(|scheme| {
+            let prefix = target.get(..scheme.len())?;
+            prefix.eq_ignore_ascii_case(scheme).then_some(scheme.len())
+        }) else {
+            return Ok(None);
+        };
+        let rest = &target[scheme_len..];
+        let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        // RFC 9110 §4.2.1: "A sender MUST NOT generate an "http" URI with an empty host
+        // identifier. A recipient that processes such a URI reference MUST reject it as invalid."
+        match Authority::parse(&rest[..authority_len]) {
+            Ok(authority) if authority.host != Host::RegName("") => {}
+            _ => return Err(HttpError::BadTargetAuthority),
         }
+        let start = self.target.start + scheme_len as u32;
+        let end = start + authority_len as u32;
+        Ok(Some(AbsoluteForm {
+            authority: start..end,
+            path_and_query: end..self.target.end,
+        }))
     }
 
     fn body_framing(&self, limits: &Limits) -> Result<BodyFraming, HttpError> {
@@ -354,6 +442,13 @@ impl RequestHead {
             BodyFraming::Length(n)
         })
     }
+}
+
+/// `span` without the whitespace at either end of `text`, the bytes it covers.
+fn trim_span(span: &Range<u32>, text: &[u8]) -> Range<u32> {
+    let leading = text.len() - text.trim_ascii_start().len();
+    let start = span.start + leading as u32;
+    start..start + text.trim_ascii().len() as u32
 }
 
 fn parse_content_length(value: &[u8]) -> Result<u64, HttpError> {
@@ -732,6 +827,61 @@ mod tests {
         );
         let twice = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
         assert_eq!(parse_all(twice).unwrap_err(), HttpError::BadHost);
+        let http10 = parse_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(http10.authority(), None);
+    }
+
+    #[test]
+    fn invalid_host_values_are_400() {
+        for (host, rule) in [
+            (&b"localhost:80@evil.com"[..], AuthorityError::Userinfo),
+            (b"[::1]evil.com", AuthorityError::UnclosedIpLiteral),
+            (b"localhost:99999999", AuthorityError::PortOutOfRange),
+            (b"localhost:abc", AuthorityError::BadPort),
+            (b"local\xffhost", AuthorityError::BadRegName),
+        ] {
+            let request = [b"GET / HTTP/1.1\r\nHost: ", host, b"\r\n\r\n"].concat();
+            let err = parse_all(&request).unwrap_err();
+            assert_eq!(err, HttpError::InvalidHost(rule), "{host:?}");
+            assert_eq!(err.status(), 400);
+        }
+        let request = b"GET / HTTP/1.1\r\nHost: \t[::1]:8080 \r\n\r\n";
+        assert_eq!(parse_all(request).unwrap().authority(), Some("[::1]:8080"));
+        let empty = parse_all(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").unwrap();
+        assert_eq!(empty.authority(), Some(""));
+    }
+
+    #[test]
+    fn absolute_form_targets() {
+        let head = parse_all(
+            b"POST HTTP://127.0.0.1:8080/mcp?sessionId=ab HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(head.path(), "/mcp");
+        assert_eq!(head.query_param("sessionId"), Some("ab"));
+        // RFC 9112 §3.2.2: the Host header is ignored for the target's authority.
+        assert_eq!(head.authority(), Some("127.0.0.1:8080"));
+        let head = parse_all(b"GET http://[::1]?x=1 HTTP/1.1\r\nHost: [::1]\r\n\r\n").unwrap();
+        assert_eq!((head.path(), head.query()), ("/", Some("x=1")));
+        assert_eq!(head.authority(), Some("[::1]"));
+        let http10 = parse_all(b"GET https://localhost/healthz HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(http10.authority(), Some("localhost"));
+        for target in [
+            "http://localhost:80@evil.com/mcp",
+            "http:///mcp",
+            "http://localhost:99999/",
+            "https://[::1/",
+        ] {
+            let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            let err = parse_all(request.as_bytes()).unwrap_err();
+            assert_eq!(err, HttpError::BadTargetAuthority, "{target}");
+        }
+        // An absolute-form target still needs a valid Host (RFC 9112 §3.2).
+        let hostless = b"GET http://localhost/ HTTP/1.1\r\n\r\n";
+        assert_eq!(parse_all(hostless).unwrap_err(), HttpError::BadHost);
+        // Other schemes are no absolute-form we serve: they stay a path that routes nowhere.
+        let urn = parse_all(b"GET urn:x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!((urn.path(), urn.authority()), ("urn:x", Some("a")));
     }
 
     #[test]
