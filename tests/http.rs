@@ -175,6 +175,16 @@ fn origins_with_invalid_authorities_are_refused() {
 }
 
 #[test]
+fn http10_transfer_encoding_is_400_and_closes() {
+    let srv = server(|_| {});
+    let mut s = connect(srv.addr);
+    s.write_all(b"POST /mcp HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut s).0, 400);
+    assert!(closed_by_server(&mut s));
+}
+
+#[test]
 fn absolute_form_targets_are_served_for_their_authority() {
     let srv = server(|_| {});
     let port = srv.addr.port();

@@ -96,7 +96,13 @@ pub enum HttpError {
     BadContentLength,
     /// Both Transfer-Encoding and Content-Length.
     AmbiguousFraming,
-    /// A transfer coding other than a final `chunked`.
+    /// Transfer-Encoding in an HTTP/1.0 request.
+    TransferEncodingInHttp10,
+    /// Transfer-Encoding whose final coding is not `chunked`.
+    ChunkedNotFinal,
+    /// `chunked` applied more than once.
+    ChunkedTwice,
+    /// A transfer coding other than `chunked` before the final `chunked`.
     UnsupportedTransferCoding,
     /// A chunked body whose framing is broken.
     BadChunk,
@@ -116,6 +122,9 @@ impl HttpError {
             | HttpError::BadTargetAuthority
             | HttpError::BadContentLength
             | HttpError::AmbiguousFraming
+            | HttpError::TransferEncodingInHttp10
+            | HttpError::ChunkedNotFinal
+            | HttpError::ChunkedTwice
             | HttpError::BadChunk => 400,
         }
     }
@@ -134,6 +143,9 @@ impl fmt::Display for HttpError {
             HttpError::BadTargetAuthority => "invalid authority in the request-target",
             HttpError::BadContentLength => "invalid Content-Length",
             HttpError::AmbiguousFraming => "both Transfer-Encoding and Content-Length",
+            HttpError::TransferEncodingInHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
+            HttpError::ChunkedNotFinal => "chunked is not the final transfer coding",
+            HttpError::ChunkedTwice => "chunked applied more than once",
             HttpError::UnsupportedTransferCoding => "unsupported transfer coding",
             HttpError::BadChunk => "malformed chunked body",
         };
@@ -404,6 +416,16 @@ impl RequestHead {
         let has_transfer_encoding = self.header("transfer-encoding").is_some();
         let mut lengths = self.header_values("content-length");
         let length = lengths.next();
+        if has_transfer_encoding && self.minor_version == 0 {
+            // RFC 9112 §6.1: "A server or client that receives an HTTP/1.0 message containing a
+            // Transfer-Encoding header field MUST treat the message as if the framing is faulty,
+            // even if a Content-Length is present, and close the connection after processing the
+            // message." Faulty framing is answered as §6.3 answers a body whose length "cannot be
+            // determined reliably": "the server MUST respond with the 400 (Bad Request) status
+            // code and then close the connection". Reading the body first would mean guessing
+            // where it ends, and a wrong guess turns its tail into a smuggled request.
+            return Err(HttpError::TransferEncodingInHttp10);
+        }
         if has_transfer_encoding {
             // RFC 9112 §6.1: "A server MAY reject a request that contains both Content-Length and
             // Transfer-Encoding or process such a request in accordance with the Transfer-Encoding
@@ -411,17 +433,35 @@ impl RequestHead {
             if length.is_some() {
                 return Err(HttpError::AmbiguousFraming);
             }
-            // "If any transfer coding other than chunked is applied to a request's content, the
-            // sender MUST apply chunked as the final transfer coding" — and we implement no other.
+            // RFC 9110 §5.6.1: "a recipient MUST accept and ignore ... empty list elements".
             let codings: Vec<&[u8]> = self
                 .header_values("transfer-encoding")
                 .flat_map(|v| v.split(|&b| b == b','))
                 .map(<[u8]>::trim_ascii)
+                .filter(|coding| !coding.is_empty())
                 .collect();
-            return match codings.as_slice() {
-                [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
-                _ => Err(HttpError::UnsupportedTransferCoding),
+            let is_chunked = |coding: &&[u8]| coding.eq_ignore_ascii_case(b"chunked");
+            let Some((last, before)) = codings.split_last() else {
+                return Err(HttpError::ChunkedNotFinal);
             };
+            if !is_chunked(last) {
+                // RFC 9112 §6.3: "If a Transfer-Encoding header field is present in a request and
+                // the chunked transfer coding is not the final encoding, the message body length
+                // cannot be determined reliably; the server MUST respond with the 400 (Bad
+                // Request) status code and then close the connection."
+                return Err(HttpError::ChunkedNotFinal);
+            }
+            if before.iter().any(is_chunked) {
+                // RFC 9112 §7.1: "A sender MUST NOT apply the chunked coding more than once to
+                // a message body".
+                return Err(HttpError::ChunkedTwice);
+            }
+            if !before.is_empty() {
+                // RFC 9112 §6.1: "A server that receives a request message with a transfer
+                // coding it does not understand SHOULD respond with 501 (Not Implemented)."
+                return Err(HttpError::UnsupportedTransferCoding);
+            }
+            return Ok(BodyFraming::Chunked);
         }
         let Some(first) = length else {
             return Ok(BodyFraming::Empty);
@@ -902,6 +942,41 @@ mod tests {
         assert_eq!(parse_all(same).unwrap().framing(), BodyFraming::Length(5));
         let junk = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n";
         assert_eq!(parse_all(junk).unwrap_err(), HttpError::BadContentLength);
+    }
+
+    #[test]
+    fn transfer_coding_rules() {
+        let te = |version: &str, codings: &str, extra: &str| {
+            let request = format!(
+                "POST / HTTP/1.{version}\r\nHost: x\r\nTransfer-Encoding: {codings}\r\n{extra}\r\n"
+            );
+            parse_all(request.as_bytes()).map(|head| head.framing())
+        };
+        assert_eq!(te("1", "Chunked", ""), Ok(BodyFraming::Chunked));
+        assert_eq!(te("1", ", chunked,", ""), Ok(BodyFraming::Chunked));
+        let faulty = Err(HttpError::TransferEncodingInHttp10);
+        assert_eq!(te("0", "chunked", ""), faulty);
+        assert_eq!(te("0", "chunked", "Content-Length: 5\r\n"), faulty);
+        assert_eq!(te("0", "gzip", ""), faulty);
+        assert_eq!(te("1", "gzip", ""), Err(HttpError::ChunkedNotFinal));
+        assert_eq!(
+            te("1", "chunked, gzip", ""),
+            Err(HttpError::ChunkedNotFinal)
+        );
+        assert_eq!(te("1", "", ""), Err(HttpError::ChunkedNotFinal));
+        assert_eq!(
+            te("1", "chunked, chunked", ""),
+            Err(HttpError::ChunkedTwice)
+        );
+        let unknown = te("1", "br, chunked", "");
+        assert_eq!(unknown, Err(HttpError::UnsupportedTransferCoding));
+        for error in [
+            HttpError::TransferEncodingInHttp10,
+            HttpError::ChunkedNotFinal,
+            HttpError::ChunkedTwice,
+        ] {
+            assert_eq!(error.status(), 400);
+        }
     }
 
     #[test]
