@@ -161,6 +161,10 @@ struct AbsoluteForm {
     path_and_query: Range<u32>,
 }
 
+/// A header that may appear at most once was sent more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepeatedHeader;
+
 /// A parsed request head that owns its bytes, so it can outlive the read buffer.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
@@ -330,6 +334,15 @@ impl RequestHead {
     /// The first value of the header `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.header_values(name).next()
+    }
+
+    /// The value of a header that may appear at most once.
+    pub fn single_header(&self, name: &str) -> Result<Option<&[u8]>, RepeatedHeader> {
+        let mut values = self.header_values(name);
+        match (values.next(), values.next()) {
+            (first, None) => Ok(first),
+            (Some(_), Some(_)) | (None, Some(_)) => Err(RepeatedHeader),
+        }
     }
 
     /// The first value of the header `name`, if it is UTF-8 (trimmed).
@@ -922,6 +935,14 @@ mod tests {
         // Other schemes are no absolute-form we serve: they stay a path that routes nowhere.
         let urn = parse_all(b"GET urn:x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
         assert_eq!((urn.path(), urn.authority()), ("urn:x", Some("a")));
+    }
+
+    #[test]
+    fn single_header_refuses_repeats() {
+        let head = parse_all(b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nA: 3\r\n\r\n").unwrap();
+        assert_eq!(head.single_header("b"), Ok(Some(&b"2"[..])));
+        assert_eq!(head.single_header("c"), Ok(None));
+        assert_eq!(head.single_header("a"), Err(RepeatedHeader));
     }
 
     #[test]
