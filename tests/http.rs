@@ -206,3 +206,22 @@ fn absolute_form_targets_are_served_for_their_authority() {
     let userinfo = b"GET http://localhost:80@evil.com/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     assert_eq!(http(srv.addr, userinfo).0, 400);
 }
+
+#[test]
+fn responses_carry_a_date() {
+    let srv = server(|_| {});
+    for request in [
+        &b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"[..],
+        b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ] {
+        let (status, head, _) = http(srv.addr, request);
+        let date = header(&head, "date").unwrap_or_else(|| panic!("{status} without Date: {head}"));
+        // IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+        assert_eq!(date.len(), 29, "{date}");
+        assert!(
+            date.ends_with(" GMT") && date.as_bytes()[3] == b',',
+            "{date}"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! framing, and response writing. Sans-IO: bytes in, decisions out.
 
 use super::authority::{Authority, AuthorityError, Host};
-use super::{push_decimal, Status};
+use super::{date, push_decimal, Status};
 use std::fmt;
 use std::ops::Range;
 
@@ -714,6 +714,15 @@ pub fn write_head(
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\n");
+    if status >= 200 {
+        // RFC 9110 §6.6.1: "An origin server with a clock ... MUST generate a Date header field
+        // if the response is in the 2xx (Successful), 3xx (Redirection), or 4xx (Client Error)
+        // class, and MAY generate a Date header field if the response is in the 1xx
+        // (Informational) or 5xx (Server Error) class." We send it on every final response.
+        out.extend_from_slice(b"date: ");
+        date::push_now(out);
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in headers {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
@@ -1056,6 +1065,14 @@ mod tests {
             b"nope",
             false,
         );
+        let date_at = b"HTTP/1.1 404 Not Found\r\ndate: ".len();
+        let date = &out[date_at..date_at + date::IMF_FIXDATE_LEN];
+        assert!(
+            date.ends_with(b" GMT"),
+            "{:?}",
+            String::from_utf8_lossy(date)
+        );
+        out.drain(date_at - b"date: ".len()..date_at + date::IMF_FIXDATE_LEN + 2);
         assert_eq!(
             out,
             b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope"
@@ -1064,5 +1081,9 @@ mod tests {
         write_chunk(&mut out, b"data: x\n\n");
         write_last_chunk(&mut out);
         assert_eq!(out, b"9\r\ndata: x\n\n\r\n0\r\n\r\n");
+        // Interim responses carry no Date.
+        let mut out = Vec::new();
+        write_head(&mut out, 101, &[], ResponseBody::None, true);
+        assert_eq!(out, b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
     }
 }
