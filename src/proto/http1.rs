@@ -48,6 +48,17 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method a request starts with, read even from a head too broken to parse: the
+    /// answer to a broken HEAD request must still carry no content.
+    pub fn of_request(buf: &[u8]) -> Method {
+        // RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD
+        // ignore at least one empty line (CRLF) received prior to the request-line."
+        let start = buf.iter().position(|&b| !matches!(b, b'\r' | b'\n'));
+        let line = start.map_or(&[][..], |start| &buf[start..]);
+        let token = line.split(|&b| b == b' ').next().unwrap_or(&[]);
+        std::str::from_utf8(token).map_or(Method::Other, Method::from_token)
+    }
+
     fn from_token(token: &str) -> Method {
         match token {
             "GET" => Method::Get,
@@ -379,6 +390,15 @@ impl RequestHead {
             return false;
         }
         self.minor_version >= 1 || self.has_token("connection", "keep-alive")
+    }
+
+    /// Whether the client waits for `100 Continue` before it sends the body.
+    pub fn expects_continue(&self) -> bool {
+        // RFC 9110 §10.1.1: "A server that receives a 100-continue expectation in an HTTP/1.0
+        // request MUST ignore that expectation." Without content there is nothing to wait for.
+        self.minor_version >= 1
+            && self.framing != BodyFraming::Empty
+            && self.has_token("expect", "100-continue")
     }
 
     /// Checks the Host header and returns the span of its value, if any.
@@ -762,6 +782,32 @@ pub fn write_response(
     out.extend_from_slice(body);
 }
 
+/// Appends the interim response that asks the client for the body it held back.
+pub fn write_continue(out: &mut Vec<u8>) {
+    // RFC 9110 §10.1.1: an origin server that receives "a 100-continue expectation and an
+    // indication that request content will follow" MUST "either send an immediate response with
+    // a final status code, if that status can be determined by examining just the method, target
+    // URI, and header fields, or send an immediate 100 (Continue) response".
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// Cuts the content off the response that starts at `response_start` in `out` when the request
+/// was HEAD; the head, Content-Length included, stays as a GET would have it.
+pub fn omit_content_for_head(method: Method, out: &mut Vec<u8>, response_start: usize) {
+    // RFC 9110 §9.3.2: "The HEAD method is identical to GET except that the server MUST NOT send
+    // content in the response." §8.6: "a server MAY send a Content-Length header field in a
+    // response to a HEAD request ... the field value MUST equal the decimal number of octets that
+    // would have been sent in the content of a response if the same request had used the GET
+    // method."
+    if method != Method::Head {
+        return;
+    }
+    let written = out.get(response_start..).unwrap_or_default();
+    if let Some(end) = written.windows(4).position(|w| w == b"\r\n\r\n") {
+        out.truncate(response_start + end + 4);
+    }
+}
+
 /// Appends one chunk of a chunked body (an empty `data` is skipped: it would end the body).
 pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
@@ -955,6 +1001,36 @@ mod tests {
     }
 
     #[test]
+    fn expect_100_continue() {
+        let post = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n";
+        let expects = |extra: &str, version: &str| {
+            let request = format!("{post}{extra}\r\n").replace("HTTP/1.1", version);
+            parse_all(request.as_bytes()).unwrap().expects_continue()
+        };
+        assert!(expects("Expect: 100-Continue\r\n", "HTTP/1.1"));
+        assert!(!expects("", "HTTP/1.1"));
+        // RFC 9110 §10.1.1: an HTTP/1.0 request's expectation is ignored.
+        assert!(!expects("Expect: 100-continue\r\n", "HTTP/1.0"));
+        let bodiless = b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n";
+        assert!(!parse_all(bodiless).unwrap().expects_continue());
+        let mut out = Vec::new();
+        write_continue(&mut out);
+        assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    #[test]
+    fn method_of_a_broken_request() {
+        assert_eq!(
+            Method::of_request(b"\r\nHEAD / HTTP/1.1\r\nBad Header"),
+            Method::Head
+        );
+        assert_eq!(Method::of_request(b"HEAD"), Method::Head);
+        assert_eq!(Method::of_request(b"GET /"), Method::Get);
+        assert_eq!(Method::of_request(b"\xff\xfe /"), Method::Other);
+        assert_eq!(Method::of_request(b""), Method::Other);
+    }
+
+    #[test]
     fn body_framing_rules() {
         let h = parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n").unwrap();
         assert_eq!(h.framing(), BodyFraming::Length(5));
@@ -1085,5 +1161,19 @@ mod tests {
         let mut out = Vec::new();
         write_head(&mut out, 101, &[], ResponseBody::None, true);
         assert_eq!(out, b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    }
+
+    #[test]
+    fn head_responses_keep_the_head_and_drop_the_content() {
+        let mut get = b"earlier response".to_vec();
+        write_response(&mut get, 404, &[], b"not found\n", true);
+        let mut head = get.clone();
+        omit_content_for_head(Method::Head, &mut head, b"earlier response".len());
+        assert_eq!(head, get.strip_suffix(b"not found\n").unwrap());
+        let ends_head = head.windows(11).any(|w| w == b"length: 10\r");
+        assert!(ends_head, "{}", String::from_utf8_lossy(&head));
+        let before = get.clone();
+        omit_content_for_head(Method::Get, &mut get, 0);
+        assert_eq!(get, before);
     }
 }
