@@ -328,3 +328,25 @@ fn session_cap_and_idle_expiry() {
     );
     http_session(srv.addr);
 }
+
+#[test]
+fn two_session_ids_are_400() {
+    let srv = server(|_| {});
+    let id = http_session(srv.addr);
+    let other = "00".to_string() + &"b".repeat(32);
+    for (first, second) in [(id.as_str(), other.as_str()), (&id, &id)] {
+        let twice = mcp_post(PING, Some(first), &format!("Mcp-Session-Id: {second}\r\n"));
+        let (status, head, body) = http(srv.addr, twice.as_bytes());
+        assert_eq!(status, 400, "{head}");
+        let err: Value = serde_json::from_slice(&body).unwrap();
+        assert!(err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than one"));
+    }
+    // The session itself is untouched.
+    assert_eq!(
+        http(srv.addr, mcp_post(PING, Some(&id), "").as_bytes()).0,
+        200
+    );
+}

@@ -1,7 +1,8 @@
 //! HTTP/1.1 request heads (RFC 9112) parsed with httparse, request body
 //! framing, and response writing. Sans-IO: bytes in, decisions out.
 
-use super::{push_decimal, Status};
+use super::authority::{Authority, AuthorityError, Host};
+use super::{date, push_decimal, Status};
 use std::fmt;
 use std::ops::Range;
 
@@ -47,6 +48,17 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method a request starts with, read even from a head too broken to parse: the
+    /// answer to a broken HEAD request must still carry no content.
+    pub fn of_request(buf: &[u8]) -> Method {
+        // RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD
+        // ignore at least one empty line (CRLF) received prior to the request-line."
+        let start = buf.iter().position(|&b| !matches!(b, b'\r' | b'\n'));
+        let line = start.map_or(&[][..], |start| &buf[start..]);
+        let token = line.split(|&b| b == b' ').next().unwrap_or(&[]);
+        std::str::from_utf8(token).map_or(Method::Other, Method::from_token)
+    }
+
     fn from_token(token: &str) -> Method {
         match token {
             "GET" => Method::Get,
@@ -85,13 +97,23 @@ pub enum HttpError {
     BodyTooLarge,
     /// httparse rejected the syntax of the head.
     Malformed(httparse::Error),
-    /// HTTP/1.1 request without exactly one valid Host header.
+    /// HTTP/1.1 request without a Host header, or a request with more than one.
     BadHost,
+    /// A Host header whose value is not `host [":" port]`.
+    InvalidHost(AuthorityError),
+    /// An absolute-form request-target whose authority is invalid or has an empty host.
+    BadTargetAuthority,
     /// Content-Length that is not a number, or several that disagree.
     BadContentLength,
     /// Both Transfer-Encoding and Content-Length.
     AmbiguousFraming,
-    /// A transfer coding other than a final `chunked`.
+    /// Transfer-Encoding in an HTTP/1.0 request.
+    TransferEncodingInHttp10,
+    /// Transfer-Encoding whose final coding is not `chunked`.
+    ChunkedNotFinal,
+    /// `chunked` applied more than once.
+    ChunkedTwice,
+    /// A transfer coding other than `chunked` before the final `chunked`.
     UnsupportedTransferCoding,
     /// A chunked body whose framing is broken.
     BadChunk,
@@ -107,8 +129,13 @@ impl HttpError {
             HttpError::UnsupportedTransferCoding => 501,
             HttpError::Malformed(_)
             | HttpError::BadHost
+            | HttpError::InvalidHost(_)
+            | HttpError::BadTargetAuthority
             | HttpError::BadContentLength
             | HttpError::AmbiguousFraming
+            | HttpError::TransferEncodingInHttp10
+            | HttpError::ChunkedNotFinal
+            | HttpError::ChunkedTwice
             | HttpError::BadChunk => 400,
         }
     }
@@ -122,9 +149,14 @@ impl fmt::Display for HttpError {
             HttpError::UriTooLong => "request-target too long",
             HttpError::BodyTooLarge => "request body too large",
             HttpError::Malformed(e) => return write!(f, "malformed request: {e}"),
-            HttpError::BadHost => "missing, repeated or invalid Host header",
+            HttpError::BadHost => "missing or repeated Host header",
+            HttpError::InvalidHost(e) => return write!(f, "invalid Host header: {e}"),
+            HttpError::BadTargetAuthority => "invalid authority in the request-target",
             HttpError::BadContentLength => "invalid Content-Length",
             HttpError::AmbiguousFraming => "both Transfer-Encoding and Content-Length",
+            HttpError::TransferEncodingInHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
+            HttpError::ChunkedNotFinal => "chunked is not the final transfer coding",
+            HttpError::ChunkedTwice => "chunked applied more than once",
             HttpError::UnsupportedTransferCoding => "unsupported transfer coding",
             HttpError::BadChunk => "malformed chunked body",
         };
@@ -134,6 +166,16 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// Where the parts of an absolute-form request-target are in the head.
+struct AbsoluteForm {
+    authority: Range<u32>,
+    path_and_query: Range<u32>,
+}
+
+/// A header that may appear at most once was sent more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepeatedHeader;
+
 /// A parsed request head that owns its bytes, so it can outlive the read buffer.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
@@ -141,6 +183,10 @@ pub struct RequestHead {
     method: Method,
     method_token: Range<u32>,
     target: Range<u32>,
+    /// The target's path and query (all of an origin-form target).
+    path_and_query: Range<u32>,
+    /// The authority the request is for: the absolute-form target's, else Host's.
+    authority: Option<Range<u32>>,
     minor_version: u8,
     headers: Vec<(Range<u32>, Range<u32>)>,
     framing: BodyFraming,
@@ -193,11 +239,20 @@ impl RequestHead {
             method: Method::from_token(method),
             method_token: span(method.as_bytes()),
             target: span(path.as_bytes()),
+            path_and_query: span(path.as_bytes()),
             minor_version,
             headers,
+            authority: None,
             framing: BodyFraming::Empty,
         };
-        head.check_host()?;
+        let host = head.check_host()?;
+        head.authority = match head.absolute_form()? {
+            Some(absolute) => {
+                head.path_and_query = absolute.path_and_query;
+                Some(absolute.authority)
+            }
+            None => host,
+        };
         head.framing = head.body_framing(limits)?;
         Ok(Status::Complete(head, head_len))
     }
@@ -217,21 +272,42 @@ impl RequestHead {
         std::str::from_utf8(self.text(&self.method_token)).unwrap_or("")
     }
 
-    /// The request-target as sent: path plus optional query.
+    /// Text the parser has shown to be ASCII: the request-target and its parts (httparse only
+    /// accepts visible ASCII there) and a validated authority.
+    fn ascii(&self, range: &Range<u32>) -> &str {
+        std::str::from_utf8(self.text(range)).unwrap_or("")
+    }
+
+    /// The request-target as sent: path plus optional query, or an absolute URI.
     pub fn target(&self) -> &str {
-        // httparse only accepts visible ASCII in the request-target.
-        std::str::from_utf8(self.text(&self.target)).unwrap_or("")
+        self.ascii(&self.target)
     }
 
     /// The path part of the target.
     pub fn path(&self) -> &str {
-        let target = self.target();
-        target.split_once('?').map_or(target, |(path, _)| path)
+        let path_and_query = self.ascii(&self.path_and_query);
+        let path = path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(path, _)| path);
+        // RFC 9110 §4.2.3: "an empty path component is equivalent to an absolute path of "/"".
+        if path.is_empty() {
+            "/"
+        } else {
+            path
+        }
     }
 
     /// The query part of the target, without the `?`.
     pub fn query(&self) -> Option<&str> {
-        self.target().split_once('?').map(|(_, query)| query)
+        self.ascii(&self.path_and_query)
+            .split_once('?')
+            .map(|(_, query)| query)
+    }
+
+    /// The authority the request is for (RFC 9112 §3.2.2): an absolute-form target's,
+    /// else the Host header's; valid `host [":" port]` text, `None` without either.
+    pub fn authority(&self) -> Option<&str> {
+        self.authority.as_ref().map(|range| self.ascii(range))
     }
 
     /// The value of one query parameter (no percent-decoding: the ids we route on are visible ASCII).
@@ -253,15 +329,31 @@ impl RequestHead {
         &'a self,
         name: &'n str,
     ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.value_spans(name).map(move |v| self.text(v))
+    }
+
+    fn value_spans<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a Range<u32>> + use<'a, 'n> {
         self.headers
             .iter()
             .filter(move |(n, _)| self.text(n).eq_ignore_ascii_case(name.as_bytes()))
-            .map(move |(_, v)| self.text(v))
+            .map(|(_, v)| v)
     }
 
     /// The first value of the header `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.header_values(name).next()
+    }
+
+    /// The value of a header that may appear at most once.
+    pub fn single_header(&self, name: &str) -> Result<Option<&[u8]>, RepeatedHeader> {
+        let mut values = self.header_values(name);
+        match (values.next(), values.next()) {
+            (first, None) => Ok(first),
+            (Some(_), Some(_)) | (None, Some(_)) => Err(RepeatedHeader),
+        }
     }
 
     /// The first value of the header `name`, if it is UTF-8 (trimmed).
@@ -300,22 +392,73 @@ impl RequestHead {
         self.minor_version >= 1 || self.has_token("connection", "keep-alive")
     }
 
-    fn check_host(&self) -> Result<(), HttpError> {
+    /// Whether the client waits for `100 Continue` before it sends the body.
+    pub fn expects_continue(&self) -> bool {
+        // RFC 9110 §10.1.1: "A server that receives a 100-continue expectation in an HTTP/1.0
+        // request MUST ignore that expectation." Without content there is nothing to wait for.
+        self.minor_version >= 1
+            && self.framing != BodyFraming::Empty
+            && self.has_token("expect", "100-continue")
+    }
+
+    /// Checks the Host header and returns the span of its value, if any.
+    fn check_host(&self) -> Result<Option<Range<u32>>, HttpError> {
         // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
         // request message that lacks a Host header field and to any request message that contains
         // more than one Host header field line or a Host header field with an invalid field value."
-        let mut hosts = self.header_values("host");
-        match (hosts.next(), hosts.next()) {
-            (None, _) if self.minor_version == 0 => Ok(()),
-            (Some(host), None) if host.iter().all(|&b| b.is_ascii_graphic()) => Ok(()),
-            _ => Err(HttpError::BadHost),
+        let mut hosts = self.value_spans("host");
+        let value = match (hosts.next(), hosts.next()) {
+            (Some(value), None) => trim_span(value, self.text(value)),
+            (None, _) if self.minor_version == 0 => return Ok(None),
+            _ => return Err(HttpError::BadHost),
+        };
+        // RFC 9110 §7.2: `Host = uri-host [ ":" port ]`.
+        let text = std::str::from_utf8(self.text(&value))
+            .map_err(|_| HttpError::InvalidHost(AuthorityError::BadRegName))?;
+        Authority::parse(text).map_err(HttpError::InvalidHost)?;
+        Ok(Some(value))
+    }
+
+    /// For an absolute-form target (`http://host:port/path?query`), the spans of its parts.
+    fn absolute_form(&self) -> Result<Option<AbsoluteForm>, HttpError> {
+        let target = self.target();
+        // Schemes are case-insensitive (RFC 3986 §3.1); other schemes name nothing we serve.
+        let Some(scheme_len) = ["http://", "https://"].iter().find_map(|scheme| {
+            let prefix = target.get(..scheme.len())?;
+            prefix.eq_ignore_ascii_case(scheme).then_some(scheme.len())
+        }) else {
+            return Ok(None);
+        };
+        let rest = &target[scheme_len..];
+        let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        // RFC 9110 §4.2.1: "A sender MUST NOT generate an "http" URI with an empty host
+        // identifier. A recipient that processes such a URI reference MUST reject it as invalid."
+        match Authority::parse(&rest[..authority_len]) {
+            Ok(authority) if authority.host != Host::RegName("") => {}
+            _ => return Err(HttpError::BadTargetAuthority),
         }
+        let start = self.target.start + scheme_len as u32;
+        let end = start + authority_len as u32;
+        Ok(Some(AbsoluteForm {
+            authority: start..end,
+            path_and_query: end..self.target.end,
+        }))
     }
 
     fn body_framing(&self, limits: &Limits) -> Result<BodyFraming, HttpError> {
         let has_transfer_encoding = self.header("transfer-encoding").is_some();
         let mut lengths = self.header_values("content-length");
         let length = lengths.next();
+        if has_transfer_encoding && self.minor_version == 0 {
+            // RFC 9112 §6.1: "A server or client that receives an HTTP/1.0 message containing a
+            // Transfer-Encoding header field MUST treat the message as if the framing is faulty,
+            // even if a Content-Length is present, and close the connection after processing the
+            // message." Faulty framing is answered as §6.3 answers a body whose length "cannot be
+            // determined reliably": "the server MUST respond with the 400 (Bad Request) status
+            // code and then close the connection". Reading the body first would mean guessing
+            // where it ends, and a wrong guess turns its tail into a smuggled request.
+            return Err(HttpError::TransferEncodingInHttp10);
+        }
         if has_transfer_encoding {
             // RFC 9112 §6.1: "A server MAY reject a request that contains both Content-Length and
             // Transfer-Encoding or process such a request in accordance with the Transfer-Encoding
@@ -323,17 +466,35 @@ impl RequestHead {
             if length.is_some() {
                 return Err(HttpError::AmbiguousFraming);
             }
-            // "If any transfer coding other than chunked is applied to a request's content, the
-            // sender MUST apply chunked as the final transfer coding" — and we implement no other.
+            // RFC 9110 §5.6.1: "a recipient MUST accept and ignore ... empty list elements".
             let codings: Vec<&[u8]> = self
                 .header_values("transfer-encoding")
                 .flat_map(|v| v.split(|&b| b == b','))
                 .map(<[u8]>::trim_ascii)
+                .filter(|coding| !coding.is_empty())
                 .collect();
-            return match codings.as_slice() {
-                [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
-                _ => Err(HttpError::UnsupportedTransferCoding),
+            let is_chunked = |coding: &&[u8]| coding.eq_ignore_ascii_case(b"chunked");
+            let Some((last, before)) = codings.split_last() else {
+                return Err(HttpError::ChunkedNotFinal);
             };
+            if !is_chunked(last) {
+                // RFC 9112 §6.3: "If a Transfer-Encoding header field is present in a request and
+                // the chunked transfer coding is not the final encoding, the message body length
+                // cannot be determined reliably; the server MUST respond with the 400 (Bad
+                // Request) status code and then close the connection."
+                return Err(HttpError::ChunkedNotFinal);
+            }
+            if before.iter().any(is_chunked) {
+                // RFC 9112 §7.1: "A sender MUST NOT apply the chunked coding more than once to
+                // a message body".
+                return Err(HttpError::ChunkedTwice);
+            }
+            if !before.is_empty() {
+                // RFC 9112 §6.1: "A server that receives a request message with a transfer
+                // coding it does not understand SHOULD respond with 501 (Not Implemented)."
+                return Err(HttpError::UnsupportedTransferCoding);
+            }
+            return Ok(BodyFraming::Chunked);
         }
         let Some(first) = length else {
             return Ok(BodyFraming::Empty);
@@ -354,6 +515,13 @@ impl RequestHead {
             BodyFraming::Length(n)
         })
     }
+}
+
+/// `span` without the whitespace at either end of `text`, the bytes it covers.
+fn trim_span(span: &Range<u32>, text: &[u8]) -> Range<u32> {
+    let leading = text.len() - text.trim_ascii_start().len();
+    let start = span.start + leading as u32;
+    start..start + text.trim_ascii().len() as u32
 }
 
 fn parse_content_length(value: &[u8]) -> Result<u64, HttpError> {
@@ -566,6 +734,15 @@ pub fn write_head(
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\n");
+    if status >= 200 {
+        // RFC 9110 §6.6.1: "An origin server with a clock ... MUST generate a Date header field
+        // if the response is in the 2xx (Successful), 3xx (Redirection), or 4xx (Client Error)
+        // class, and MAY generate a Date header field if the response is in the 1xx
+        // (Informational) or 5xx (Server Error) class." We send it on every final response.
+        out.extend_from_slice(b"date: ");
+        date::push_now(out);
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in headers {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
@@ -603,6 +780,32 @@ pub fn write_response(
         keep_alive,
     );
     out.extend_from_slice(body);
+}
+
+/// Appends the interim response that asks the client for the body it held back.
+pub fn write_continue(out: &mut Vec<u8>) {
+    // RFC 9110 §10.1.1: an origin server that receives "a 100-continue expectation and an
+    // indication that request content will follow" MUST "either send an immediate response with
+    // a final status code, if that status can be determined by examining just the method, target
+    // URI, and header fields, or send an immediate 100 (Continue) response".
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// Cuts the content off the response that starts at `response_start` in `out` when the request
+/// was HEAD; the head, Content-Length included, stays as a GET would have it.
+pub fn omit_content_for_head(method: Method, out: &mut Vec<u8>, response_start: usize) {
+    // RFC 9110 §9.3.2: "The HEAD method is identical to GET except that the server MUST NOT send
+    // content in the response." §8.6: "a server MAY send a Content-Length header field in a
+    // response to a HEAD request ... the field value MUST equal the decimal number of octets that
+    // would have been sent in the content of a response if the same request had used the GET
+    // method."
+    if method != Method::Head {
+        return;
+    }
+    let written = out.get(response_start..).unwrap_or_default();
+    if let Some(end) = written.windows(4).position(|w| w == b"\r\n\r\n") {
+        out.truncate(response_start + end + 4);
+    }
 }
 
 /// Appends one chunk of a chunked body (an empty `data` is skipped: it would end the body).
@@ -732,6 +935,99 @@ mod tests {
         );
         let twice = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
         assert_eq!(parse_all(twice).unwrap_err(), HttpError::BadHost);
+        let http10 = parse_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(http10.authority(), None);
+    }
+
+    #[test]
+    fn invalid_host_values_are_400() {
+        for (host, rule) in [
+            (&b"localhost:80@evil.com"[..], AuthorityError::Userinfo),
+            (b"[::1]evil.com", AuthorityError::UnclosedIpLiteral),
+            (b"localhost:99999999", AuthorityError::PortOutOfRange),
+            (b"localhost:abc", AuthorityError::BadPort),
+            (b"local\xffhost", AuthorityError::BadRegName),
+        ] {
+            let request = [b"GET / HTTP/1.1\r\nHost: ", host, b"\r\n\r\n"].concat();
+            let err = parse_all(&request).unwrap_err();
+            assert_eq!(err, HttpError::InvalidHost(rule), "{host:?}");
+            assert_eq!(err.status(), 400);
+        }
+        let request = b"GET / HTTP/1.1\r\nHost: \t[::1]:8080 \r\n\r\n";
+        assert_eq!(parse_all(request).unwrap().authority(), Some("[::1]:8080"));
+        let empty = parse_all(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").unwrap();
+        assert_eq!(empty.authority(), Some(""));
+    }
+
+    #[test]
+    fn absolute_form_targets() {
+        let head = parse_all(
+            b"POST HTTP://127.0.0.1:8080/mcp?sessionId=ab HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(head.path(), "/mcp");
+        assert_eq!(head.query_param("sessionId"), Some("ab"));
+        // RFC 9112 §3.2.2: the Host header is ignored for the target's authority.
+        assert_eq!(head.authority(), Some("127.0.0.1:8080"));
+        let head = parse_all(b"GET http://[::1]?x=1 HTTP/1.1\r\nHost: [::1]\r\n\r\n").unwrap();
+        assert_eq!((head.path(), head.query()), ("/", Some("x=1")));
+        assert_eq!(head.authority(), Some("[::1]"));
+        let http10 = parse_all(b"GET https://localhost/healthz HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(http10.authority(), Some("localhost"));
+        for target in [
+            "http://localhost:80@evil.com/mcp",
+            "http:///mcp",
+            "http://localhost:99999/",
+            "https://[::1/",
+        ] {
+            let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            let err = parse_all(request.as_bytes()).unwrap_err();
+            assert_eq!(err, HttpError::BadTargetAuthority, "{target}");
+        }
+        // An absolute-form target still needs a valid Host (RFC 9112 §3.2).
+        let hostless = b"GET http://localhost/ HTTP/1.1\r\n\r\n";
+        assert_eq!(parse_all(hostless).unwrap_err(), HttpError::BadHost);
+        // Other schemes are no absolute-form we serve: they stay a path that routes nowhere.
+        let urn = parse_all(b"GET urn:x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!((urn.path(), urn.authority()), ("urn:x", Some("a")));
+    }
+
+    #[test]
+    fn single_header_refuses_repeats() {
+        let head = parse_all(b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nA: 3\r\n\r\n").unwrap();
+        assert_eq!(head.single_header("b"), Ok(Some(&b"2"[..])));
+        assert_eq!(head.single_header("c"), Ok(None));
+        assert_eq!(head.single_header("a"), Err(RepeatedHeader));
+    }
+
+    #[test]
+    fn expect_100_continue() {
+        let post = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n";
+        let expects = |extra: &str, version: &str| {
+            let request = format!("{post}{extra}\r\n").replace("HTTP/1.1", version);
+            parse_all(request.as_bytes()).unwrap().expects_continue()
+        };
+        assert!(expects("Expect: 100-Continue\r\n", "HTTP/1.1"));
+        assert!(!expects("", "HTTP/1.1"));
+        // RFC 9110 §10.1.1: an HTTP/1.0 request's expectation is ignored.
+        assert!(!expects("Expect: 100-continue\r\n", "HTTP/1.0"));
+        let bodiless = b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n";
+        assert!(!parse_all(bodiless).unwrap().expects_continue());
+        let mut out = Vec::new();
+        write_continue(&mut out);
+        assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    #[test]
+    fn method_of_a_broken_request() {
+        assert_eq!(
+            Method::of_request(b"\r\nHEAD / HTTP/1.1\r\nBad Header"),
+            Method::Head
+        );
+        assert_eq!(Method::of_request(b"HEAD"), Method::Head);
+        assert_eq!(Method::of_request(b"GET /"), Method::Get);
+        assert_eq!(Method::of_request(b"\xff\xfe /"), Method::Other);
+        assert_eq!(Method::of_request(b""), Method::Other);
     }
 
     #[test]
@@ -752,6 +1048,41 @@ mod tests {
         assert_eq!(parse_all(same).unwrap().framing(), BodyFraming::Length(5));
         let junk = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n";
         assert_eq!(parse_all(junk).unwrap_err(), HttpError::BadContentLength);
+    }
+
+    #[test]
+    fn transfer_coding_rules() {
+        let te = |version: &str, codings: &str, extra: &str| {
+            let request = format!(
+                "POST / HTTP/1.{version}\r\nHost: x\r\nTransfer-Encoding: {codings}\r\n{extra}\r\n"
+            );
+            parse_all(request.as_bytes()).map(|head| head.framing())
+        };
+        assert_eq!(te("1", "Chunked", ""), Ok(BodyFraming::Chunked));
+        assert_eq!(te("1", ", chunked,", ""), Ok(BodyFraming::Chunked));
+        let faulty = Err(HttpError::TransferEncodingInHttp10);
+        assert_eq!(te("0", "chunked", ""), faulty);
+        assert_eq!(te("0", "chunked", "Content-Length: 5\r\n"), faulty);
+        assert_eq!(te("0", "gzip", ""), faulty);
+        assert_eq!(te("1", "gzip", ""), Err(HttpError::ChunkedNotFinal));
+        assert_eq!(
+            te("1", "chunked, gzip", ""),
+            Err(HttpError::ChunkedNotFinal)
+        );
+        assert_eq!(te("1", "", ""), Err(HttpError::ChunkedNotFinal));
+        assert_eq!(
+            te("1", "chunked, chunked", ""),
+            Err(HttpError::ChunkedTwice)
+        );
+        let unknown = te("1", "br, chunked", "");
+        assert_eq!(unknown, Err(HttpError::UnsupportedTransferCoding));
+        for error in [
+            HttpError::TransferEncodingInHttp10,
+            HttpError::ChunkedNotFinal,
+            HttpError::ChunkedTwice,
+        ] {
+            assert_eq!(error.status(), 400);
+        }
     }
 
     #[test]
@@ -810,6 +1141,14 @@ mod tests {
             b"nope",
             false,
         );
+        let date_at = b"HTTP/1.1 404 Not Found\r\ndate: ".len();
+        let date = &out[date_at..date_at + date::IMF_FIXDATE_LEN];
+        assert!(
+            date.ends_with(b" GMT"),
+            "{:?}",
+            String::from_utf8_lossy(date)
+        );
+        out.drain(date_at - b"date: ".len()..date_at + date::IMF_FIXDATE_LEN + 2);
         assert_eq!(
             out,
             b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope"
@@ -818,5 +1157,23 @@ mod tests {
         write_chunk(&mut out, b"data: x\n\n");
         write_last_chunk(&mut out);
         assert_eq!(out, b"9\r\ndata: x\n\n\r\n0\r\n\r\n");
+        // Interim responses carry no Date.
+        let mut out = Vec::new();
+        write_head(&mut out, 101, &[], ResponseBody::None, true);
+        assert_eq!(out, b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    }
+
+    #[test]
+    fn head_responses_keep_the_head_and_drop_the_content() {
+        let mut get = b"earlier response".to_vec();
+        write_response(&mut get, 404, &[], b"not found\n", true);
+        let mut head = get.clone();
+        omit_content_for_head(Method::Head, &mut head, b"earlier response".len());
+        assert_eq!(head, get.strip_suffix(b"not found\n").unwrap());
+        let ends_head = head.windows(11).any(|w| w == b"length: 10\r");
+        assert!(ends_head, "{}", String::from_utf8_lossy(&head));
+        let before = get.clone();
+        omit_content_for_head(Method::Get, &mut get, 0);
+        assert_eq!(get, before);
     }
 }

@@ -1,6 +1,8 @@
 //! Sans-IO protocol code: plain functions and state machines over byte slices.
 //! Nothing in here names glommio or touches a socket.
 
+pub mod authority;
+pub(crate) mod date;
 pub mod http1;
 pub mod jsonrpc;
 pub mod origin;

@@ -1,6 +1,7 @@
 //! Origin and Host policy: the guard against browsers being used to reach a
 //! local server (cross-site requests and DNS rebinding).
 
+use crate::proto::authority::Authority;
 use crate::proto::http1::RequestHead;
 
 /// Which browser origins may talk to the server, and whether Host must be local.
@@ -52,9 +53,11 @@ impl OriginPolicy {
                 return Err(PolicyError::OriginNotAllowed);
             }
         }
+        // The authority the request is for: the absolute-form target's, else Host's (parsing
+        // the head already refused an invalid one; a failed parse here still counts as foreign).
         if self.require_local_host {
-            if let Some(host) = head.header_str("host") {
-                if !is_local_host(host_name(host)) {
+            if let Some(authority) = head.authority() {
+                if !is_loopback(authority) {
                     return Err(PolicyError::HostNotLocal);
                 }
             }
@@ -71,25 +74,17 @@ impl OriginPolicy {
             else {
                 return false;
             };
-            return is_local_host(host_name(rest));
+            // RFC 6454 §7.1: `serialized-origin = scheme "://" host [ ":" port ]`; anything
+            // else after the scheme (userinfo, a path, a bad port) is not a local origin.
+            return is_loopback(rest);
         }
         self.allowed.iter().any(|a| a == "*" || *a == origin)
     }
 }
 
-/// The host part of `host[:port]` or `[v6]:port`.
-fn host_name(authority: &str) -> &str {
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("");
-    }
-    authority.split(':').next().unwrap_or("")
-}
-
-fn is_local_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// Whether `authority` is a valid `host [":" port]` naming a loopback host.
+fn is_loopback(authority: &str) -> bool {
+    Authority::parse(authority).is_ok_and(|a| a.host.is_loopback())
 }
 
 #[cfg(test)]

@@ -77,9 +77,14 @@ async fn request_loop(
             }
         };
         let keep_alive = head.keep_alive() && !shard.stopping();
+        let response_start = out.len();
         match route(&shard, &head, body, keep_alive, &mut out) {
-            Next::KeepGoing if keep_alive => {}
-            Next::KeepGoing => break,
+            Next::KeepGoing => {
+                http1::omit_content_for_head(head.method(), &mut out, response_start);
+                if !keep_alive {
+                    break;
+                }
+            }
             Next::Upgrade(accepted, kind) => {
                 handshake::write_switching_protocols(&mut out, &accepted);
                 shard.metrics.status(101);
@@ -114,6 +119,7 @@ async fn request_loop(
                 let text = crate::metrics::render(&shard.scrape().await);
                 let content_type = [("content-type", "text/plain; version=0.0.4; charset=utf-8")];
                 http1::write_response(&mut out, 200, &content_type, text.as_bytes(), keep_alive);
+                http1::omit_content_for_head(head.method(), &mut out, response_start);
                 shard.metrics.status(200);
                 if !keep_alive {
                     break;
@@ -168,17 +174,27 @@ async fn read_request(
     timer: &mut Deadline,
 ) -> Option<(RequestHead, Vec<u8>)> {
     let shard = &conn.shard;
-    let head = read_head(stream, inbuf, conn, out, timer).await?;
-    match read_body(stream, inbuf, &head, conn, timer).await {
-        Ok(body) => Some((head, body)),
-        Err(BodyError::Http(e)) => {
-            reject(shard, out, e.status(), &e.to_string());
-            None
+    let response_start = out.len();
+    let Some(head) = read_head(stream, inbuf, conn, out, timer).await else {
+        // The head was refused or never came: an error response went after `response_start`.
+        http1::omit_content_for_head(Method::of_request(inbuf), out, response_start);
+        return None;
+    };
+    // The client holds the body back until told to send it; a head refused outright (413,
+    // 501, ...) was answered above instead. With body bytes already here it did not wait.
+    if head.expects_continue() && inbuf.is_empty() {
+        http1::write_continue(out);
+        if flush(stream, out, shard).await.is_err() {
+            return None;
         }
+    }
+    let response_start = out.len();
+    match read_body(stream, inbuf, &head, conn, timer).await {
+        Ok(body) => return Some((head, body)),
+        Err(BodyError::Http(e)) => reject(shard, out, e.status(), &e.to_string()),
         Err(BodyError::TimedOut) => {
             shard.metrics.error(ErrorKind::Timeout);
             reject_plain(shard, out, 408, "request body timed out");
-            None
         }
         Err(BodyError::OverBudget) => {
             // RFC 9110 §15.6.4: 503 "indicates that the server is currently unable to handle
@@ -191,10 +207,11 @@ async fn read_request(
                 "server inbound budget exhausted; retry later\n",
                 false,
             );
-            None
         }
-        Err(BodyError::Closed) => None,
+        Err(BodyError::Closed) => {}
     }
+    http1::omit_content_for_head(head.method(), out, response_start);
+    None
 }
 
 /// Serves an SSE response until it ends (true: the connection can carry the
@@ -468,18 +485,15 @@ fn route(
         respond_text(shard, out, 403, &[], e.message(), keep_alive);
         return Next::KeepGoing;
     }
-    let head_only = head.method() == Method::Head;
+    // A HEAD request is answered as GET: the connection drops the content.
     match head.path() {
         "/healthz" => match head.method() {
-            Method::Get | Method::Head => {
-                let body = if head_only { "" } else { "ok\n" };
-                respond_text(shard, out, 200, &[], body, keep_alive);
-            }
+            Method::Get | Method::Head => respond_text(shard, out, 200, &[], "ok\n", keep_alive),
             _ => method_not_allowed(shard, out, "GET, HEAD", keep_alive),
         },
         "/metrics" => match head.method() {
-            Method::Get => return Next::Metrics,
-            _ => method_not_allowed(shard, out, "GET", keep_alive),
+            Method::Get | Method::Head => return Next::Metrics,
+            _ => method_not_allowed(shard, out, "GET, HEAD", keep_alive),
         },
         "/echo" if shard.config.echo => {
             return upgrade_or_refuse(shard, head, WsKind::Echo, out, keep_alive)
@@ -524,7 +538,7 @@ fn upgrade_or_refuse(
     keep_alive: bool,
 ) -> Next {
     if !handshake::is_upgrade_request(head) {
-        if head.method() != Method::Get {
+        if !matches!(head.method(), Method::Get | Method::Head) {
             method_not_allowed(shard, out, "GET", keep_alive);
         } else {
             respond_text(

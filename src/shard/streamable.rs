@@ -593,13 +593,20 @@ fn session_of(
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Result<Rc<HttpSession>, Outcome> {
-    find_session(
-        shard,
-        head.header("mcp-session-id"),
-        "Mcp-Session-Id",
-        keep_alive,
-        out,
-    )
+    let Ok(raw) = head.single_header("mcp-session-id") else {
+        // Two ids name no one session: using either would act for a client that did not ask.
+        let message = "Bad Request: more than one Mcp-Session-Id";
+        json_error(
+            shard,
+            out,
+            400,
+            jsonrpc::INVALID_REQUEST,
+            message,
+            keep_alive,
+        );
+        return Err(Outcome::Done);
+    };
+    find_session(shard, raw, "Mcp-Session-Id", keep_alive, out)
 }
 
 /// The session a request names, or what to answer instead: 400 when the id is missing, 404

@@ -101,6 +101,16 @@ pub fn http(addr: SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
 
 /// Reads one HTTP response: status, head text, body.
 pub fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    let (status, head) = read_head(s);
+    let length = header(&head, "content-length").map_or(0, |v| v.parse::<usize>().unwrap());
+    let mut body = vec![0; length];
+    s.read_exact(&mut body).unwrap();
+    (status, head, body)
+}
+
+/// Reads one response head (status, head text) and nothing after it: the whole of a response
+/// to HEAD, or an interim response.
+pub fn read_head(s: &mut TcpStream) -> (u16, String) {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -115,17 +125,7 @@ pub fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
     }
     let head = String::from_utf8(buf).unwrap();
     let status = head[9..12].parse().unwrap();
-    let length = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse::<usize>().unwrap())
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    s.read_exact(&mut body).unwrap();
-    (status, head, body)
+    (status, head)
 }
 
 /// A valid upgrade request for `path`, with extra header lines.
