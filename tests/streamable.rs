@@ -350,3 +350,38 @@ fn two_session_ids_are_400() {
         200
     );
 }
+
+#[test]
+fn session_ids_answer_only_on_their_own_transport() {
+    let srv = server(|_| {});
+    let mut sse = connect(srv.addr);
+    sse.write_all(b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let (mut events, _) = SseReader::open(sse);
+    let endpoint = events.next().unwrap().data;
+    let legacy = endpoint.strip_prefix("/messages?sessionId=").unwrap();
+    // A legacy id on the Streamable HTTP endpoint...
+    assert_eq!(
+        http(srv.addr, mcp_post(PING, Some(legacy), "").as_bytes()).0,
+        404
+    );
+    // ...and a Streamable HTTP id on the legacy one name no session there.
+    let id = http_session(srv.addr);
+    let post = format!(
+        "POST /messages?sessionId={id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{PING}",
+        PING.len()
+    );
+    assert_eq!(http(srv.addr, post.as_bytes()).0, 404);
+    // Each still works where it belongs.
+    assert_eq!(
+        http(srv.addr, mcp_post(PING, Some(&id), "").as_bytes()).0,
+        200
+    );
+    let post = format!(
+        "POST {endpoint} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{PING}",
+        PING.len()
+    );
+    assert_eq!(http(srv.addr, post.as_bytes()).0, 202);
+}

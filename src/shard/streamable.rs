@@ -606,15 +606,17 @@ fn session_of(
         );
         return Err(Outcome::Done);
     };
-    find_session(shard, raw, "Mcp-Session-Id", keep_alive, out)
+    find_session(shard, raw, "Mcp-Session-Id", false, keep_alive, out)
 }
 
 /// The session a request names, or what to answer instead: 400 when the id is missing, 404
-/// when it names no live session, a handoff when another shard owns it.
+/// when it names no live session of this transport (`legacy`: the HTTP+SSE one), a handoff
+/// when another shard owns it.
 fn find_session(
     shard: &Shard,
     raw: Option<&[u8]>,
     name: &str,
+    legacy: bool,
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Result<Rc<HttpSession>, Outcome> {
@@ -634,7 +636,13 @@ fn find_session(
     };
     let found = SessionId::parse(raw).and_then(|id| {
         if id.shard() == shard.index {
-            shard.http_sessions.lookup(&id).map(Ok)
+            // A session answers only on the transport that created it: its messages go out on
+            // that transport's streams, and a client of the other would never see them.
+            shard
+                .http_sessions
+                .lookup(&id)
+                .filter(|session| session.legacy == legacy)
+                .map(Ok)
         } else {
             (id.shard() < shard.shard_count).then_some(Err(id.shard()))
         }
@@ -1004,6 +1012,7 @@ pub(super) fn legacy_message(
         shard,
         session_id,
         "the sessionId query parameter",
+        true,
         keep_alive,
         out,
     ) {
