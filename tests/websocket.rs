@@ -246,3 +246,20 @@ fn a_client_that_stops_reading_is_dropped_and_others_are_unaffected() {
     );
     flood.join().unwrap();
 }
+
+#[test]
+fn a_frame_trickled_byte_by_byte_is_timed_out() {
+    let srv = server(|c| c.fragment_timeout_ms = 500);
+    let mut s = raw_ws(srv.addr, "/echo");
+    let frame = client_frame(OpCode::Text, true, &[b'a'; 100]);
+    let started = std::time::Instant::now();
+    // One byte every 50 ms: each resets the liveness clock, none completes the frame.
+    for byte in &frame[..40] {
+        if s.write_all(std::slice::from_ref(byte)).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(read_close_code(&mut s), Some(1008));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -402,7 +402,13 @@ impl WsState {
             }
         }
         inbuf.drain(..at);
-        self.message_started = match (self.decoder.message_in_progress(), self.message_started) {
+        // A frame started but not complete (its bytes wait in the buffer) runs on the same
+        // completion clock as a started message: a frame trickled a byte at a time, each byte
+        // resetting the liveness clock, is not kept open for ever. Input held at a bound is
+        // ours to take up, not the peer's to complete.
+        let started =
+            self.decoder.message_in_progress() || (!inbuf.is_empty() && self.held.is_none());
+        self.message_started = match (started, self.message_started) {
             (false, _) => None,
             (true, Some(t)) => Some(t),
             (true, None) => Some(Instant::now()),
