@@ -385,3 +385,27 @@ fn session_ids_answer_only_on_their_own_transport() {
     );
     assert_eq!(http(srv.addr, post.as_bytes()).0, 202);
 }
+
+#[test]
+fn shutdown_ends_a_running_post_stream_resumably_within_the_grace_period() {
+    let srv = server(|c| c.shutdown_grace_ms = 1_000);
+    let id = http_session(srv.addr);
+    let slow = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"stream","arguments":{"count":100,"interval_ms":50}}}"#;
+    let mut s = connect(srv.addr);
+    s.write_all(mcp_post(slow, Some(&id), "").as_bytes())
+        .unwrap();
+    let (mut events, _) = SseReader::open(s);
+    let (first_id, first) = events.next_json().expect("a first notification");
+    assert_eq!(first["method"], "notifications/message");
+    assert!(first_id.is_some());
+    srv.begin_shutdown();
+    let mut results = 0;
+    while let Some((_, message)) = events.next_json() {
+        results += usize::from(message.get("result").is_some());
+    }
+    assert_eq!(results, 0, "the call takes 5 s, the grace period 1 s");
+    // Ended with `retry:` and the last chunk, not cut: the client knows to resume.
+    let body = String::from_utf8_lossy(&events.raw).into_owned();
+    assert!(body.trim_end().ends_with("retry: 1000"), "{body:?}");
+    assert!(events.ended);
+}

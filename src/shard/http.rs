@@ -228,6 +228,7 @@ async fn serve_stream(
     let interval = shard.config.sse_keepalive();
     let mut keep_alive = Deadline::at(Instant::now() + interval);
     let mut stop_seen = false;
+    let mut cutoff: Option<Deadline> = None;
     let mut blocked: Option<Deadline> = None;
     let ended = std::future::poll_fn(|cx| loop {
         let bound = shard.config.max_outbound_bytes;
@@ -266,10 +267,24 @@ async fn serve_stream(
                 Poll::Pending => {}
             }
         }
-        if !stop_seen && !serve.awaits_response() && shard.poll_stopping(conn, cx).is_ready() {
+        if !stop_seen && shard.poll_stopping(conn, cx).is_ready() {
             // Shutdown ends the standalone stream with `retry:` so the client comes back (to
-            // another instance) and resumes; request streams run until their response.
+            // another instance) and resumes; a request stream runs on towards its response,
+            // but is ended the same way before the grace period runs out rather than cut.
             stop_seen = true;
+            if serve.awaits_response() {
+                let grace = shard.config.shutdown_grace();
+                cutoff = Some(Deadline::at(Instant::now() + grace * 3 / 4));
+            } else {
+                serve.sink.end_with_retry(shard.config.sse_retry_ms);
+            }
+            continue;
+        }
+        if cutoff
+            .as_mut()
+            .is_some_and(|c| c.poll_expired(cx).is_ready())
+        {
+            cutoff = None;
             serve.sink.end_with_retry(shard.config.sse_retry_ms);
             continue;
         }

@@ -45,6 +45,10 @@ impl Sink {
     }
 
     fn push_raw(&self, sse_bytes: &[u8]) {
+        // After the last chunk anything more would be read as the next response.
+        if self.ended.get() {
+            return;
+        }
         http1::write_chunk(&mut self.bytes.borrow_mut(), sse_bytes);
         self.wake();
     }
@@ -60,6 +64,11 @@ impl Sink {
     /// Bytes queued and not yet taken by the connection.
     fn queued(&self) -> usize {
         self.bytes.borrow().len()
+    }
+
+    /// Whether the response was ended: nothing more may be written to it.
+    fn is_ended(&self) -> bool {
+        self.ended.get()
     }
 
     /// Ends the response after what is queued (the connection may then serve the next request).
@@ -231,7 +240,8 @@ impl HttpSession {
         else {
             return false;
         };
-        if let Some(sink) = &state.sink {
+        // An ended response (shutdown) takes nothing more: the event waits in the ring.
+        if let Some(sink) = state.sink.as_ref().filter(|sink| !sink.is_ended()) {
             sink.push_event(
                 Some(EventId {
                     stream,
