@@ -326,7 +326,6 @@ const MESH_CHANNEL_CAPACITY: usize = 1024;
 
 /// Per-shard state shared by this shard's connection tasks (never across cores).
 pub(crate) struct Shard {
-    pub id: usize,
     /// This shard's position among all shards (the prefix of its session ids).
     pub index: usize,
     pub shard_count: usize,
@@ -360,7 +359,6 @@ impl Shard {
         let metrics = Rc::new(Metrics::default());
         let limit_hits = Rc::clone(&metrics);
         Shard {
-            id: glommio::executor().id(),
             index,
             shard_count: mesh.nr_consumers(),
             http_sessions: streamable::HttpSessions::new(index, config),
@@ -541,7 +539,7 @@ async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: mpsc::Receiver<()>
     }
     log::info!(
         "shard {}: draining {} connections",
-        shard.id,
+        shard.index,
         shard.connection_count()
     );
     shard.begin_stop();
@@ -615,13 +613,24 @@ async fn expire_sessions(shard: Rc<Shard>) {
 }
 
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    // While descriptors are exhausted every retry fails: one warning a second, with the count.
+    let mut warned_at: Option<Instant> = None;
+    let mut unreported = 0u64;
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                log::warn!("shard {}: accept failed: {e}", shard.id);
                 shard.metrics.error(ErrorKind::Io);
+                unreported += 1;
+                if warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    log::warn!(
+                        "shard {}: accept failed {unreported} time(s) since the last warning: {e}",
+                        shard.index
+                    );
+                    warned_at = Some(Instant::now());
+                    unreported = 0;
+                }
+                // EMFILE and friends: back off briefly instead of spinning.
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
