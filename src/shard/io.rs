@@ -144,3 +144,92 @@ impl Deadline {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    /// Echoes whatever arrives on one connection of a loopback listener; returns its address.
+    fn echo_server() -> std::net::SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            let _ = conn.set_nodelay(true);
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = conn.read(&mut buf) {
+                if conn.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        addr
+    }
+
+    /// A task woken by its timer runs on time while socket reads wake the same shard at
+    /// nearby instants, as the load generator's sender does beside its connections' readers.
+    /// Regression: an executor turn that found a completion in glommio's latency ring before it
+    /// ran any task queue (a sleep timer left armed from the last park that fired just then)
+    /// reported "no work" and parked with the woken tasks still queued, so the sender slept
+    /// until some unrelated event (vendor/glommio/PATCHES.md, patch 6).
+    #[test]
+    fn a_timer_woken_task_runs_on_time_beside_socket_reads() {
+        const RUN: Duration = Duration::from_millis(1500);
+        // Nothing else wakes the shard: a task stranded in its queue waits for this.
+        const RESCUE: Duration = Duration::from_secs(4);
+        let addr = echo_server();
+        let worst = crate::shard::pool("io-test", 1)
+            .expect("pool")
+            .on_all_shards(move || async move {
+                let mut stream = TcpStream::connect(addr).await.expect("connect");
+                stream.set_nodelay(true).expect("nodelay");
+                let fd = stream.as_raw_fd();
+                let reader = glommio::spawn_local(async move {
+                    let mut inbuf = Vec::new();
+                    while let Ok(1..) =
+                        std::future::poll_fn(|cx| poll_read_into(&mut stream, cx, &mut inbuf)).await
+                    {
+                        inbuf.clear();
+                    }
+                });
+                glommio::spawn_local(glommio::timer::sleep(RESCUE)).detach();
+                let start = Instant::now();
+                let mut next = start;
+                let mut timer = Deadline::at(next);
+                let mut worst = Duration::ZERO;
+                // Periods from 20 to 147 us sweep the sender's deadline across the echo's
+                // round trip, so the two wake-ups race at every phase.
+                let mut period_us = 20;
+                while next < start + RUN {
+                    timer.reset(next);
+                    std::future::poll_fn(|cx| timer.poll_expired(cx)).await;
+                    let now = Instant::now();
+                    worst = worst.max(now - next);
+                    // SAFETY: `fd` is the open socket `reader` owns; one byte from a live array.
+                    let sent =
+                        unsafe { libc::send(fd, b"x".as_ptr().cast(), 1, libc::MSG_DONTWAIT) };
+                    assert_eq!(sent, 1, "send");
+                    period_us = 20 + (period_us * 7 + 13) % 128;
+                    next = now + Duration::from_micros(period_us);
+                }
+                // SAFETY: as above; the reader sees end of stream once the echo closes.
+                unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                reader.await;
+                worst
+            })
+            .expect("spawn")
+            .join_all()
+            .into_iter()
+            .map(|r| r.expect("shard"))
+            .max()
+            .expect("one shard");
+        assert!(
+            worst < Duration::from_millis(250),
+            "the timer-woken task ran {worst:?} after its deadline"
+        );
+    }
+}
