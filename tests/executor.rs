@@ -1,7 +1,12 @@
 //! The shard executor: the patched glommio (vendor/glommio/PATCHES.md) still preempts, with
 //! its preemption timer now armed across turns instead of re-armed on every one, still sleeps
-//! when idle, and the busy time it reports only grows.
+//! when idle, runs a woken task on time (it does not park with tasks queued), and the busy time
+//! it reports only grows.
 
+use glommio::net::TcpStream;
+use ringmcp::shard::io::{poll_read_into, Deadline};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// Spins without yielding until the executor asks for the CPU back; false if it never does
@@ -112,5 +117,84 @@ fn busy_time_only_grows() {
         let (after_spin, later) = result.unwrap();
         assert!(after_spin >= Duration::from_millis(20), "{after_spin:?}");
         assert!(later >= after_spin, "{later:?} < {after_spin:?}");
+    }
+}
+
+/// Echoes whatever arrives on one connection of a loopback listener; returns its address.
+fn echo_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let _ = conn.set_nodelay(true);
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            if conn.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    addr
+}
+
+/// A task woken by its timer runs on time while socket reads wake the same shard at nearby
+/// instants, as the load generator's sender does beside its connections' readers. Regression
+/// (patches 5 and 6): a turn that found a completion in the latency ring before it ran any
+/// task queue (a sleep timer left armed from the last park, firing just then) reported "no
+/// work" and parked with the woken tasks still queued, so the sender slept until an unrelated
+/// wake-up; here, the rescue timer.
+#[test]
+fn a_timer_woken_task_runs_on_time_beside_socket_reads() {
+    const RUN: Duration = Duration::from_millis(1500);
+    // Nothing else wakes the shard: a task stranded in its queue waits for this.
+    const RESCUE: Duration = Duration::from_secs(4);
+    let addr = echo_server();
+    let handles = ringmcp::shard::pool("executor-test", 1)
+        .unwrap()
+        .on_all_shards(move || async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let fd = stream.as_raw_fd();
+            let reader = glommio::spawn_local(async move {
+                let mut inbuf = Vec::new();
+                while let Ok(1..) =
+                    std::future::poll_fn(|cx| poll_read_into(&mut stream, cx, &mut inbuf)).await
+                {
+                    inbuf.clear();
+                }
+            });
+            glommio::spawn_local(glommio::timer::sleep(RESCUE)).detach();
+            let start = Instant::now();
+            let mut next = start;
+            let mut timer = Deadline::at(next);
+            let mut worst = Duration::ZERO;
+            // Periods from 20 to 147 us sweep the timer across the echo's round trip, so the
+            // two wake-ups race at every phase.
+            let mut period_us = 20;
+            while next < start + RUN {
+                timer.reset(next);
+                std::future::poll_fn(|cx| timer.poll_expired(cx)).await;
+                let now = Instant::now();
+                worst = worst.max(now - next);
+                // SAFETY: `fd` is the open socket `reader` owns; one byte from a live array.
+                let sent = unsafe { libc::send(fd, b"x".as_ptr().cast(), 1, libc::MSG_DONTWAIT) };
+                assert_eq!(sent, 1, "send");
+                period_us = 20 + (period_us * 7 + 13) % 128;
+                next = now + Duration::from_micros(period_us);
+            }
+            // SAFETY: as above; the reader sees end of stream once the echo closes.
+            unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+            reader.await;
+            worst
+        })
+        .unwrap();
+    for result in handles.join_all() {
+        let worst = result.unwrap();
+        assert!(
+            worst < Duration::from_millis(250),
+            "the timer-woken task ran {worst:?} after its deadline"
+        );
     }
 }

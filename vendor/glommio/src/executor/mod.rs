@@ -1320,20 +1320,26 @@ impl LocalExecutor {
         self.reactor.need_preempt()
     }
 
+    /// Runs task queues until none is active or the latency ring asks for preemption. False
+    /// only when no queue has a task left (the caller then spins and parks).
     fn run_task_queues(&self) -> bool {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // ringmcp patch: upstream returned whether a queue ran in this call, so a
+                // completion that reached the latency ring between the caller's `poll_io` and
+                // here (before any queue ran) read as "no work": the executor parked with woken
+                // tasks still queued, and they waited for an unrelated wake-up (seconds, on an
+                // idle shard). Queued tasks are work: go back to `poll_io`, which consumes the
+                // completion, and run them.
+                return ran || !self.queues.borrow().active_executors.is_empty();
             }
             if !self.run_one_task_queue() {
                 return false;
-            } else {
-                ran = true;
             }
+            ran = true;
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {

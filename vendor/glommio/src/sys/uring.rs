@@ -1888,12 +1888,20 @@ impl Reactor {
             .set(Some(throughput_timer));
 
         // ringmcp patch: the latency preemption timer is kept across turns (see
-        // `keep_latency_preemption_timer`). A `park` (no preemption timer asked for) may
-        // sleep, and the timer must not wake it: remove it here, so that the flush and consume
-        // below pick up the removal's completions. Left in the latency ring, they would end
-        // the sleep at once (the main ring polls the latency ring's fd) and an idle executor
-        // would spin its core.
-        if preempt_timer().is_none() {
+        // `keep_latency_preemption_timer`). Any other latency timer is removed here, before
+        // the flush of cancellations, so that the flush and consume below pick up the
+        // removal's completions (and the timer's own, if it fired meanwhile):
+        // * a `park` (no preemption timer asked for) may sleep, and the timer must not wake
+        //   it. Left in the latency ring, its completions would end the sleep at once (the
+        //   main ring polls the latency ring's fd) and an idle executor would spin its core;
+        // * the sleep timer of the last park, when I/O ended that sleep first, and a
+        //   preemption timer with less than half its slice left, are replaced below. Removed
+        //   only by the next turn's flush, such a timer could still fire after this turn's
+        //   last consume, and its completion would read as a preemption request before any
+        //   task ran (patch 6).
+        let keep_latency_timer =
+            preempt_timer().is_some_and(|preempt| self.keep_latency_preemption_timer(preempt));
+        if !keep_latency_timer {
             self.drop_latency_timer();
         }
 
@@ -1946,8 +1954,7 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if !self.keep_latency_preemption_timer(preempt) {
-                self.drop_latency_timer();
+            if !keep_latency_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_preemption_deadline
