@@ -356,3 +356,51 @@ fn partial_messages_share_one_inbound_budget_per_shard() {
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
 }
+
+/// A connection to `addr` whose receive buffer is a few KiB, so what the server sends piles up
+/// in its own queue rather than in the kernel's.
+fn small_window_socket(addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Open HTTP connections, this scrape's own included.
+fn http_connections(addr: SocketAddr) -> u64 {
+    metric(addr, "connections", "transport=\"http\"")
+}
+
+/// An SSE reader that takes a byte now and then keeps a full queue: before the hysteresis each
+/// byte reset the slow-reader clock and the stream was never ended. It is ended (resumably)
+/// after the slow-reader timeout.
+#[test]
+fn an_sse_reader_trickling_bytes_is_ended_after_the_slow_reader_timeout() {
+    let srv = server(|c| {
+        c.max_outbound_bytes = 16 * 1024;
+        c.slow_reader_timeout_ms = 500;
+    });
+    let id = http_session(srv.addr);
+    let mut s = small_window_socket(srv.addr);
+    let call = tool_call(
+        1,
+        "stream",
+        json!({"count":5_000,"interval_ms":1,"bytes":1_000}),
+    );
+    s.write_all(mcp_post(&call.to_string(), Some(&id), "").as_bytes())
+        .unwrap();
+    assert_eq!(http_connections(srv.addr), 2);
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    while http_connections(srv.addr) > 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "a trickling SSE reader is never ended"
+        );
+        let _ = s.read(&mut byte);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(metric(srv.addr, "backpressure_events_total", "shard") > 0);
+}
