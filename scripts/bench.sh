@@ -30,7 +30,7 @@
 #   BENCH_DEMOTE [""]         PIDs of other processes whose threads run SCHED_IDLE for the
 #                             benchmark (restored at exit; needs root): a background process
 #                             that shares the pinned cores then runs only when they idle.
-#                             Each run reports its "core wait" either way (README, Benchmarks).
+#                             Each run reports its "core wait" either way (docs/benchmarks.md).
 # Quick run: BENCH_CONNECTIONS=100 BENCH_DURATION=5 BENCH_WS_RATE=5000 BENCH_HTTP_RATE=2000 scripts/bench.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
