@@ -34,10 +34,11 @@ pub const MAX_STREAM_TOTAL_BYTES: u64 = 64 << 20;
 /// Longest `stream` interval: one minute.
 pub const MAX_STREAM_INTERVAL_MS: u64 = 60_000;
 
-/// A `stream` without an interval yields to the shard after this many messages…
-const YIELD_EVERY: u64 = 32;
-/// …or about this many bytes, well below the default outbound bound.
-const YIELD_BYTES: u64 = 16 * 1024;
+/// A `stream` without an interval yields to the shard after running this long…
+const YIELD_AFTER: Duration = Duration::from_millis(1);
+/// …or sending about this many bytes, half the default outbound bound, so a client that reads
+/// gets every message.
+const YIELD_BYTES: u64 = 32 * 1024;
 
 /// Pause between steps of the logging and progress conformance tools.
 const STEP: Duration = Duration::from_millis(50);
@@ -575,6 +576,7 @@ async fn stream(ctx: ToolContext, args: Value) -> Result<ToolResult, ToolError> 
     }
     let size = usize::try_from(bytes).unwrap_or(0);
     let start = std::time::Instant::now();
+    let mut slice_start = start;
     let mut sent = 0u64;
     for seq in 1..=count {
         // On a fixed schedule from the start, so a late wake-up does not push back the rest.
@@ -582,10 +584,13 @@ async fn stream(ctx: ToolContext, args: Value) -> Result<ToolResult, ToolError> 
         let wait = due.saturating_duration_since(std::time::Instant::now());
         if !wait.is_zero() {
             ctx.sleep(wait).await;
-        } else if seq % YIELD_EVERY == 0 || (seq - 1) * bytes % YIELD_BYTES + bytes >= YIELD_BYTES {
+        } else if slice_start.elapsed() >= YIELD_AFTER
+            || (seq - 1) * bytes % YIELD_BYTES + bytes >= YIELD_BYTES
+        {
             // Without a pause the whole run would hold the shard and outgrow the queue of the
             // client it writes to: let the connections (this one's writer among them) have a turn.
             futures_lite::future::yield_now().await;
+            slice_start = std::time::Instant::now();
         }
         // Send time in µs since the UNIX epoch, for delivery latency measured by the receiver.
         let ts_us = std::time::SystemTime::now()
