@@ -340,6 +340,10 @@ async fn read_head(
             if shard.stopping() {
                 return None;
             }
+            // A keep-alive connection waiting for its next request holds no buffers: one that
+            // served a stream in small pieces would otherwise keep up to 16 KiB of `out`.
+            io::release_if_empty(out);
+            io::release_if_empty(inbuf);
             idle_deadline
         } else {
             *head_deadline.get_or_insert_with(|| Instant::now() + shard.config.header_timeout())
