@@ -65,7 +65,7 @@ struct WsPeer {
 impl Peer for WsPeer {
     fn send(&self, message: Vec<u8>, _related_request: Option<&Id>) -> bool {
         // A handler that sends faster than the client reads is told, not buffered for.
-        if self.outbox.len() >= self.shard.config.max_outbound_bytes {
+        if outbox_full(&self.shard, &self.outbox) {
             self.shard.metrics.limit(Limit::NotificationQueue);
             return false;
         }
@@ -319,9 +319,9 @@ impl WsState {
             && at < inbuf.len()
             && self.held.is_none()
         {
-            if let Some(limit) = dispatch_bound(shard, outbox) {
+            if outbox_full(shard, outbox) {
                 // Dispatch stops here: what is left waits in the buffer and the socket.
-                shard.metrics.limit(limit);
+                shard.metrics.limit(Limit::OutboundQueue);
                 self.held = Some(String::new());
                 break;
             }
@@ -517,11 +517,12 @@ impl WsState {
     }
 }
 
-/// The bound that stops dispatch now, if any: the client is not reading
-/// what it asked for. (Requests past `--max-in-flight` are the dispatcher's
-/// to refuse: a connection must stay readable for `notifications/cancelled`.)
-fn dispatch_bound(shard: &Shard, outbox: &Outbox) -> Option<Limit> {
-    (outbox.len() >= shard.config.max_outbound_bytes).then_some(Limit::OutboundQueue)
+/// Whether the outbound queue is at its bound: the client is not reading what
+/// it asked for, so neither dispatch nor a handler's notifications add to it.
+/// (Requests past `--max-in-flight` are the dispatcher's to refuse: a
+/// connection must stay readable for `notifications/cancelled`.)
+fn outbox_full(shard: &Shard, outbox: &Outbox) -> bool {
+    outbox.len() >= shard.config.max_outbound_bytes
 }
 
 /// Whether held input can be taken up again: the outbound queue drained
@@ -534,8 +535,8 @@ fn may_resume(shard: &Shard, outbox: &Outbox) -> bool {
 /// bound stops it; returns the rest, to be held.
 fn dispatch(shard: &Rc<Shard>, outbox: &Rc<Outbox>, link: &McpLink, text: &str) -> Option<String> {
     for message in mcp::split_frame(text) {
-        if let Some(limit) = dispatch_bound(shard, outbox) {
-            shard.metrics.limit(limit);
+        if outbox_full(shard, outbox) {
+            shard.metrics.limit(Limit::OutboundQueue);
             let offset = message.as_ptr() as usize - text.as_ptr() as usize;
             return Some(text[offset..].to_owned());
         }
