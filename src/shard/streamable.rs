@@ -121,6 +121,15 @@ impl Sink {
     }
 }
 
+/// Why a message was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undelivered {
+    /// The attached response already queues the session's bound.
+    QueueFull,
+    /// The stream (or its ring) is gone.
+    StreamEnded,
+}
+
 /// Whether a message may be held back when its stream's response queues too much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Delivery {
@@ -212,18 +221,18 @@ impl HttpSession {
     }
 
     /// Stores a message on `stream` and writes it to the attached response, if
-    /// any; false when it was not sent. A `Droppable` message (a notification
-    /// or server request) is not sent while the attached response already
-    /// queues the session's bound: the handler is told, the event ids stay
-    /// gapless, and memory stays bounded. A `Reply` always goes out.
-    fn deliver(&self, stream: u32, payload: &[u8], kind: Delivery) -> bool {
+    /// any. A `Droppable` message (a notification or server request) is not
+    /// sent while the attached response already queues the session's bound:
+    /// the handler is told, the event ids stay gapless, and memory stays
+    /// bounded. A `Reply` always goes out.
+    fn deliver(&self, stream: u32, payload: &[u8], kind: Delivery) -> Result<(), Undelivered> {
         let mut streams = self.streams.borrow_mut();
         let Some(state) = streams.get_mut(&stream) else {
             log::debug!(
                 "session {}: message for ended stream {stream} dropped",
                 self.id
             );
-            return false;
+            return Err(Undelivered::StreamEnded);
         };
         if kind == Delivery::Droppable
             && state
@@ -231,14 +240,14 @@ impl HttpSession {
                 .as_ref()
                 .is_some_and(|sink| sink.queued() >= self.queue_bound)
         {
-            return false;
+            return Err(Undelivered::QueueFull);
         }
         let Some(appended) = self
             .store
             .borrow_mut()
             .append(state.ring, payload, Instant::now())
         else {
-            return false;
+            return Err(Undelivered::StreamEnded);
         };
         // An ended response (shutdown) takes nothing more: the event waits in the ring.
         if let Some(sink) = state.sink.as_ref().filter(|sink| !sink.is_ended()) {
@@ -252,7 +261,7 @@ impl HttpSession {
             );
             state.sent_upto = appended.seq;
         }
-        true
+        Ok(())
     }
 
     /// The POST's response went out on `stream`: end its HTTP response.
@@ -403,11 +412,12 @@ impl Peer for HttpPeer {
             (Some(_), Some(stream)) => stream,
             _ => STANDALONE,
         };
-        let sent = self.session.deliver(stream, &message, Delivery::Droppable);
-        if !sent {
+        let delivered = self.session.deliver(stream, &message, Delivery::Droppable);
+        // Only the bound is a limit hit; a stream that ended has nobody to count for.
+        if delivered == Err(Undelivered::QueueFull) {
             self.metrics.limit(Limit::NotificationQueue);
         }
-        sent
+        delivered.is_ok()
     }
 
     fn close_stream(&self, _related_request: &Id) {
@@ -823,7 +833,7 @@ fn post(
             return Outcome::Done;
         }
         if let Some(reply) = reply {
-            session.deliver(stream, &reply, Delivery::Reply);
+            let _ = session.deliver(stream, &reply, Delivery::Reply);
         }
         session.finish(stream);
     } else {
@@ -831,7 +841,7 @@ fn post(
         let shard = Rc::clone(shard);
         glommio::spawn_local(async move {
             if let Some(reply) = reply.await {
-                finisher.deliver(stream, &reply, Delivery::Reply);
+                let _ = finisher.deliver(stream, &reply, Delivery::Reply);
                 shard.metrics.message_out();
                 shard.metrics.latency(Path::Http, arrived.elapsed());
             }
@@ -1035,7 +1045,7 @@ pub(super) fn legacy_message(
     let peer = HttpPeer::new(shard, &session, None);
     let replier = Rc::clone(&session);
     spawn_dispatch(shard, &session, peer, body.to_vec(), move |reply| {
-        replier.deliver(STANDALONE, &reply, Delivery::Reply);
+        let _ = replier.deliver(STANDALONE, &reply, Delivery::Reply);
     });
     http1::write_response(out, 202, &[], b"Accepted", keep_alive);
     shard.metrics.status(202);
