@@ -1,6 +1,7 @@
 //! Server configuration: one struct, parsed from the command line by the
 //! binary and built with [`Config::default`] plus field edits by library users.
 
+use crate::mcp::DispatchLimits;
 use crate::proto::http1;
 use clap::Parser;
 use std::net::SocketAddr;
@@ -63,20 +64,20 @@ pub struct Config {
     /// Requests one MCP session (one per WebSocket connection) may have running at once; a
     /// request over it gets JSON-RPC error -32000 at once (the connection stays readable, so
     /// `notifications/cancelled` still reaches the ones running).
-    #[arg(long, default_value_t = 1_024)]
+    #[arg(long, default_value_t = DispatchLimits::DEFAULT.max_in_flight)]
     pub max_in_flight: usize,
 
     /// Resources one MCP session may subscribe to (more: JSON-RPC error -32000).
-    #[arg(long, default_value_t = 1_024)]
+    #[arg(long, default_value_t = DispatchLimits::DEFAULT.max_subscriptions)]
     pub max_subscriptions: usize,
 
     /// Most messages in one JSON-RPC batch (2025-03-26 sessions; more: -32600, nothing run).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = DispatchLimits::DEFAULT.max_batch_items)]
     pub max_batch_items: usize,
 
     /// Bytes of replies one JSON-RPC batch may collect; requests after the bound are not run
     /// and get JSON-RPC error -32000 instead.
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, default_value_t = DispatchLimits::DEFAULT.max_batch_reply_bytes)]
     pub max_batch_reply_bytes: usize,
 
     /// Time allowed for a request head (and body) to arrive once its first byte has, in milliseconds (slowloris guard; then 408).
@@ -235,8 +236,8 @@ impl Config {
     }
 
     /// The MCP layer's per-session and per-batch bounds.
-    pub fn dispatch_limits(&self) -> crate::mcp::DispatchLimits {
-        crate::mcp::DispatchLimits {
+    pub fn dispatch_limits(&self) -> DispatchLimits {
+        DispatchLimits {
             max_in_flight: self.max_in_flight,
             max_subscriptions: self.max_subscriptions,
             max_batch_items: self.max_batch_items,

@@ -98,9 +98,19 @@ pub struct DispatchLimits {
     pub max_batch_reply_bytes: usize,
 }
 
+impl DispatchLimits {
+    /// The defaults, which the server's flags start from too.
+    pub const DEFAULT: DispatchLimits = DispatchLimits {
+        max_in_flight: 1_024,
+        max_subscriptions: 1_024,
+        max_batch_items: 64,
+        max_batch_reply_bytes: 4 * 1024 * 1024,
+    };
+}
+
 impl Default for DispatchLimits {
     fn default() -> Self {
-        crate::config::Config::default().dispatch_limits()
+        DispatchLimits::DEFAULT
     }
 }
 
