@@ -38,3 +38,5 @@ pub mod metrics;
 pub mod proto;
 pub mod shard;
 pub mod store;
+pub mod transport;
+pub(crate) mod wake;

@@ -5,6 +5,7 @@ use crate::mcp::peer::Peer;
 use crate::mcp::session::SessionRef;
 use crate::mcp::tool::ToolError;
 use crate::proto::jsonrpc::{self, Id};
+use crate::wake::WakeSlot;
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
@@ -12,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 /// Why a server-to-client request produced no result.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +61,7 @@ impl From<ClientError> for ToolError {
 pub(crate) struct Pending {
     outcome: RefCell<Option<Result<Value, ClientError>>>,
     answered: Cell<bool>,
-    waker: Cell<Option<Waker>>,
+    waiter: WakeSlot,
 }
 
 impl Pending {
@@ -68,9 +69,7 @@ impl Pending {
     pub(crate) fn resolve(&self, outcome: Result<Value, ClientError>) {
         self.answered.set(true);
         *self.outcome.borrow_mut() = Some(outcome);
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
+        self.waiter.wake();
     }
 }
 
@@ -260,7 +259,7 @@ impl Future for ClientRequest {
             State::Waiting(waiting) => {
                 let outcome = waiting.slot.outcome.borrow_mut().take();
                 if outcome.is_none() {
-                    waiting.slot.waker.set(Some(cx.waker().clone()));
+                    waiting.slot.waiter.register(cx.waker());
                     return Poll::Pending;
                 }
                 outcome

@@ -3,13 +3,14 @@
 use crate::mcp::client::Pending;
 use crate::mcp::peer::Peer;
 use crate::proto::jsonrpc::Id;
+use crate::wake::WakeSlot;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 /// Shared handle to one session's state; borrows never span an `.await`.
 pub type SessionRef = Rc<RefCell<SessionState>>;
@@ -199,15 +200,13 @@ pub(crate) struct RequestSignal {
     cancelled: Cell<bool>,
     finished: Cell<bool>,
     // One waiter: the dispatcher racing the handler against cancellation.
-    waker: Cell<Option<Waker>>,
+    waiter: WakeSlot,
 }
 
 impl RequestSignal {
     pub(crate) fn cancel(&self) {
         self.cancelled.set(true);
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
+        self.waiter.wake();
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -228,7 +227,7 @@ impl RequestSignal {
             if self.cancelled.get() {
                 Poll::Ready(())
             } else {
-                self.waker.set(Some(cx.waker().clone()));
+                self.waiter.register(cx.waker());
                 Poll::Pending
             }
         })

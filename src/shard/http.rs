@@ -4,12 +4,13 @@
 
 use super::io::{self, Deadline};
 use super::streamable::{self, Outcome, StreamServe};
-use super::ws::{self, WsKind};
+use super::ws;
 use super::{ConnGuard, HandoffParts, Shard};
 use crate::metrics::{ErrorKind, Limit};
 use crate::proto::http1::{self, BodyFraming, ChunkedDecoder, HttpError, Method, RequestHead};
 use crate::proto::ws::handshake;
 use crate::proto::Status;
+use crate::transport::ws::WsKind;
 use glommio::net::TcpStream;
 use std::rc::Rc;
 use std::task::Poll;

@@ -2,6 +2,7 @@
 //! `SO_REUSEPORT` listener, connection slab, metrics and MCP dispatcher.
 //! This is the only module that touches sockets and timers.
 
+mod conn;
 mod http;
 pub mod io;
 mod streamable;

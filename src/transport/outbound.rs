@@ -1,0 +1,199 @@
+//! The one outbound queue every connection kind writes through: a WebSocket's
+//! frames and an SSE response's chunks alike.
+
+use crate::wake::WakeSlot;
+use std::cell::{Cell, RefCell, RefMut};
+use std::task::Waker;
+use std::time::Instant;
+
+/// Bytes waiting to be written to one connection, the task that writes them,
+/// and the bound past which the client counts as not reading.
+///
+/// Handlers that finish later (other tasks of the shard) write into it and
+/// wake the connection. Once ended (an SSE response's last chunk, a
+/// WebSocket's Close frame) it takes nothing more: bytes after the end would
+/// be read as the next response or break RFC 6455 §5.5.1 ("the endpoint MUST
+/// NOT send any more data frames").
+pub struct Outbound {
+    bytes: RefCell<Vec<u8>>,
+    writer: WakeSlot,
+    bound: usize,
+    ended: Cell<bool>,
+    stalled_since: Cell<Option<Instant>>,
+}
+
+/// What [`Outbound::watch_stall`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// The reader keeps up.
+    Flowing,
+    /// The queue just reached its bound (count it once).
+    Started(Instant),
+    /// Stalled since then, not drained below half the bound yet.
+    Since(Instant),
+}
+
+impl Outbound {
+    /// An empty queue with `bound` bytes before the reader counts as stalled.
+    pub fn new(bound: usize) -> Self {
+        Outbound {
+            bytes: RefCell::new(Vec::new()),
+            writer: WakeSlot::default(),
+            bound,
+            ended: Cell::new(false),
+            stalled_since: Cell::new(None),
+        }
+    }
+
+    /// Appends what `write` writes and wakes the writer; false (nothing
+    /// written) once the queue was ended.
+    pub fn push(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        if self.ended.get() {
+            return false;
+        }
+        write(&mut self.bytes.borrow_mut());
+        self.writer.wake();
+        true
+    }
+
+    /// Puts what `write` writes before everything queued.
+    pub fn push_front(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut front = Vec::new();
+        write(&mut front);
+        self.bytes.borrow_mut().splice(0..0, front);
+        self.writer.wake();
+    }
+
+    /// Appends the last bytes: nothing is queued after them.
+    pub fn end_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.push(write) {
+            self.ended.set(true);
+        }
+    }
+
+    /// Whether the queue was ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended.get()
+    }
+
+    /// Whether it was ended and everything was taken.
+    pub fn is_done(&self) -> bool {
+        self.ended.get() && self.bytes.borrow().is_empty()
+    }
+
+    /// Bytes queued.
+    pub fn len(&self) -> usize {
+        self.bytes.borrow().len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.borrow().is_empty()
+    }
+
+    /// Whether the queue holds its bound: the client is not reading what it
+    /// asked for, so nothing that may wait (dispatch, notifications) adds to it.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.bound
+    }
+
+    /// Whether what was held back at the bound may go on: the queue drained
+    /// below half of it (the same hysteresis as [`Outbound::watch_stall`]).
+    pub fn has_room_again(&self) -> bool {
+        self.len() < self.bound / 2
+    }
+
+    /// Follows whether the reader stalls: from the moment the queue reaches
+    /// its bound (or the caller holds input back at it: `holding`) until it
+    /// drained below half of it. Without the hysteresis a socket that takes a
+    /// few bytes now and then (TCP memory pressure) would reset the slow-reader
+    /// clock forever while the queue stays full.
+    pub fn watch_stall(&self, now: Instant, holding: bool) -> Stall {
+        match self.stalled_since.get() {
+            None if self.is_full() || holding => {
+                self.stalled_since.set(Some(now));
+                Stall::Started(now)
+            }
+            None => Stall::Flowing,
+            // Held input is taken up again from here (see `has_room_again`); if it fills the
+            // queue once more, that is a new stall: a reader that keeps draining is not one.
+            Some(_) if self.has_room_again() => {
+                self.stalled_since.set(None);
+                Stall::Flowing
+            }
+            Some(since) => Stall::Since(since),
+        }
+    }
+
+    /// Since when the reader stalls, if it does.
+    pub fn stalled_since(&self) -> Option<Instant> {
+        self.stalled_since.get()
+    }
+
+    /// The queued bytes, for the connection to write from (and drain).
+    pub fn bytes(&self) -> RefMut<'_, Vec<u8>> {
+        self.bytes.borrow_mut()
+    }
+
+    /// Remembers the task that writes this queue out, to wake on new bytes.
+    pub fn register_writer(&self, waker: &Waker) {
+        self.writer.register(waker);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn nothing_is_queued_after_the_end() {
+        let queue = Outbound::new(100);
+        assert!(queue.push(|b| b.extend_from_slice(b"one")));
+        queue.end_with(|b| b.extend_from_slice(b"|last"));
+        assert!(!queue.push(|b| b.extend_from_slice(b"late")));
+        queue.end_with(|b| b.extend_from_slice(b"|again"));
+        assert_eq!(&*queue.bytes(), b"one|last");
+        assert!(!queue.is_done());
+        queue.bytes().clear();
+        assert!(queue.is_done());
+    }
+
+    #[test]
+    fn front_bytes_go_before_what_is_queued() {
+        let queue = Outbound::new(100);
+        queue.push(|b| b.extend_from_slice(b"event"));
+        queue.push_front(|b| b.extend_from_slice(b"primer,"));
+        assert_eq!(&*queue.bytes(), b"primer,event");
+    }
+
+    #[test]
+    fn a_stall_lasts_until_the_queue_drains_below_half_the_bound() {
+        let queue = Outbound::new(10);
+        let t0 = Instant::now();
+        assert_eq!(queue.watch_stall(t0, false), Stall::Flowing);
+        queue.push(|b| b.extend_from_slice(&[0; 10]));
+        assert!(queue.is_full());
+        assert_eq!(queue.watch_stall(t0, false), Stall::Started(t0));
+        // A reader that takes a little keeps the queue above half: still the same stall.
+        queue.bytes().drain(..4);
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(queue.watch_stall(later, false), Stall::Since(t0));
+        assert!(!queue.has_room_again());
+        queue.bytes().drain(..2);
+        assert_eq!(queue.watch_stall(later, false), Stall::Flowing);
+        assert_eq!(queue.stalled_since(), None);
+    }
+
+    #[test]
+    fn input_held_at_the_bound_is_a_stall_too() {
+        let queue = Outbound::new(10);
+        let t0 = Instant::now();
+        queue.push(|b| b.extend_from_slice(&[0; 5]));
+        assert_eq!(queue.watch_stall(t0, true), Stall::Started(t0));
+        assert_eq!(queue.watch_stall(t0, true), Stall::Since(t0));
+        // Drained below half: the held input goes on, and the clock stops.
+        queue.bytes().drain(..1);
+        assert_eq!(queue.watch_stall(t0, true), Stall::Flowing);
+    }
+}

@@ -1,0 +1,435 @@
+//! The WebSocket connection after the handshake (RFC 6455): decoding,
+//! answering, pings for idle peers, the close handshake and the outbound
+//! bound, as a state machine the shard's driver loop feeds.
+
+use super::outbound::Outbound;
+use super::{Connection, Env, Flow, FlushedFlow};
+use crate::config::Config;
+use crate::mcp::{self, Peer, SessionRef, SessionState};
+use crate::metrics::{ErrorKind, Limit, Metrics, Path};
+use crate::proto::jsonrpc::Id;
+use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
+use std::rc::Rc;
+use std::time::Instant;
+
+/// What a WebSocket connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsKind {
+    /// MCP, one JSON-RPC message per text frame.
+    Mcp,
+    /// Raw echo of every data message.
+    Echo,
+}
+
+/// Queues one frame on `queue`.
+fn push_frame(queue: &Outbound, opcode: OpCode, payload: &[u8]) {
+    queue.push(|bytes| encode_frame(bytes, opcode, true, payload, None));
+}
+
+/// The MCP session's way to reach the client: a text frame on this connection.
+struct WsPeer {
+    queue: Rc<Outbound>,
+    metrics: Rc<Metrics>,
+}
+
+impl Peer for WsPeer {
+    fn send(&self, message: Vec<u8>, _related_request: Option<&Id>) -> bool {
+        // A handler that sends faster than the client reads is told, not buffered for.
+        if self.queue.is_full() {
+            self.metrics.limit(Limit::NotificationQueue);
+            return false;
+        }
+        self.metrics.message_out();
+        push_frame(&self.queue, OpCode::Text, &message);
+        true
+    }
+}
+
+/// The MCP session bound to this connection.
+struct McpLink {
+    session: SessionRef,
+    peer: Rc<WsPeer>,
+}
+
+/// Where the close handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// Open.
+    No,
+    /// We started an orderly close (shutdown, idle) at this time and wait, bounded, for the peer's Close.
+    Sent(Instant),
+    /// We failed the connection at this time: our Close is queued, nothing more is processed;
+    /// once it is flushed we half-close and discard input until EOF or the close timeout.
+    Failed(Instant),
+    /// Both Close frames were exchanged: flush and drop TCP.
+    Done,
+}
+
+impl Closing {
+    fn is_open(self) -> bool {
+        self == Closing::No
+    }
+
+    /// When the close handshake gives up on the peer.
+    fn deadline(self, timeout: std::time::Duration) -> Option<Instant> {
+        match self {
+            Closing::Sent(at) | Closing::Failed(at) => Some(at + timeout),
+            Closing::No | Closing::Done => None,
+        }
+    }
+}
+
+/// One WebSocket connection's protocol state.
+pub struct WsConnection {
+    queue: Rc<Outbound>,
+    mcp: Option<McpLink>,
+    decoder: Decoder,
+    closing: Closing,
+    last_heard: Instant,
+    ping_sent: Option<Instant>,
+    message_started: Option<Instant>,
+    /// Input not dispatched yet because a bound was reached: the rest of a
+    /// text frame's messages (empty if the frame was done) and whatever
+    /// frames follow it in the input buffer.
+    held: Option<String>,
+}
+
+impl WsConnection {
+    /// A connection that just completed its handshake.
+    pub fn new(kind: WsKind, config: &Config, metrics: &Rc<Metrics>, now: Instant) -> Self {
+        let queue = Rc::new(Outbound::new(config.max_outbound_bytes));
+        let mcp = match kind {
+            WsKind::Mcp => Some(McpLink {
+                session: SessionState::new_ref(),
+                peer: Rc::new(WsPeer {
+                    queue: Rc::clone(&queue),
+                    metrics: Rc::clone(metrics),
+                }),
+            }),
+            WsKind::Echo => None,
+        };
+        WsConnection {
+            queue,
+            mcp,
+            decoder: Decoder::new(Role::Server, config.max_message_bytes),
+            closing: Closing::No,
+            last_heard: now,
+            ping_sent: None,
+            message_started: None,
+            held: None,
+        }
+    }
+
+    /// Decodes and answers everything complete in `inbuf`.
+    fn process(&mut self, inbuf: &mut Vec<u8>, env: &Env, now: Instant) {
+        if self.held.is_some() && !self.queue.has_room_again() {
+            return;
+        }
+        if let Some(rest) = self.held.take() {
+            if let Some(link) = &self.mcp {
+                self.held = dispatch(env, &self.queue, link, &rest);
+            }
+            if self.held.is_some() {
+                return;
+            }
+        }
+        let mut at = 0;
+        while matches!(self.closing, Closing::No | Closing::Sent(_))
+            && at < inbuf.len()
+            && self.held.is_none()
+        {
+            if self.queue.is_full() {
+                // Dispatch stops here: what is left waits in the buffer and the socket.
+                env.metrics.limit(Limit::OutboundQueue);
+                self.held = Some(String::new());
+                break;
+            }
+            let decoded = match self.decoder.decode(&mut inbuf[at..]) {
+                Ok(d) => d,
+                Err(e) => {
+                    env.metrics.error(ErrorKind::WsProtocol);
+                    log::debug!("websocket protocol error: {e}");
+                    // Whatever else the peer sends now is not read: drop the rest.
+                    at = inbuf.len();
+                    self.fail(env, e.close_code(), &e.to_string(), now);
+                    break;
+                }
+            };
+            at += decoded.consumed;
+            let Some(event) = decoded.event else {
+                if decoded.consumed == 0 {
+                    break;
+                }
+                continue;
+            };
+            if !self.closing.is_open() && !matches!(event, Event::Close(_)) {
+                // RFC 6455 §5.5.1: after sending a Close frame, "the endpoint MUST NOT send any
+                // more data frames"; what arrives meanwhile is discarded.
+                continue;
+            }
+            match event {
+                Event::Text(text) => {
+                    env.metrics.message_in();
+                    match &self.mcp {
+                        Some(link) => self.held = dispatch(env, &self.queue, link, text),
+                        None => {
+                            env.metrics.message_out();
+                            push_frame(&self.queue, OpCode::Text, text.as_bytes());
+                        }
+                    }
+                }
+                Event::Binary(data) => {
+                    env.metrics.message_in();
+                    if self.mcp.is_some() {
+                        // RFC 6455 §7.4.1: "1003 indicates that an endpoint is terminating the
+                        // connection because it has received a type of data it cannot accept".
+                        let reason = "MCP over WebSocket uses text frames";
+                        self.fail(env, CloseCode::UNSUPPORTED_DATA, reason, now);
+                    } else {
+                        env.metrics.message_out();
+                        push_frame(&self.queue, OpCode::Binary, data);
+                    }
+                }
+                // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+                // response ... The Pong frame sent in response ... must have identical "Application data"".
+                Event::Ping(payload) => push_frame(&self.queue, OpCode::Pong, payload),
+                Event::Pong(_) => {}
+                Event::Close(frame) => {
+                    if self.closing.is_open() {
+                        // §5.5.1: "If an endpoint receives a Close frame and did not previously send
+                        // a Close frame, the endpoint MUST send a Close frame in response. ... it
+                        // typically echos the status code it received."
+                        let (code, wire) = match &frame {
+                            Some(f) => (f.code, f.code.0),
+                            None => (CloseCode::NORMAL, 0),
+                        };
+                        if wire == 0 {
+                            self.queue.end_with(|bytes| {
+                                encode_frame(bytes, OpCode::Close, true, &[], None)
+                            });
+                        } else {
+                            self.queue
+                                .end_with(|bytes| encode_close(bytes, code, "", None));
+                        }
+                        env.metrics.close_sent(wire);
+                    }
+                    // §7.1.1: "the server SHOULD close [the TCP connection] first" once both
+                    // Close frames were exchanged.
+                    self.closing = Closing::Done;
+                }
+            }
+        }
+        inbuf.drain(..at);
+        // A frame started but not complete (its bytes wait in the buffer) runs on the same
+        // completion clock as a started message: a frame trickled a byte at a time, each byte
+        // resetting the liveness clock, is not kept open for ever. Input held at a bound is
+        // ours to take up, not the peer's to complete.
+        let started =
+            self.decoder.message_in_progress() || (!inbuf.is_empty() && self.held.is_none());
+        self.message_started = match (started, self.message_started) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(now),
+        };
+    }
+
+    /// Starts an orderly close from our side: the peer's Close is awaited (bounded).
+    fn start_close(&mut self, env: &Env, code: CloseCode, reason: &str, now: Instant) {
+        if self.send_close(env, code, reason) {
+            self.closing = Closing::Sent(now);
+        }
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): send our Close, process nothing more.
+    fn fail(&mut self, env: &Env, code: CloseCode, reason: &str, now: Instant) {
+        if self.send_close(env, code, reason) {
+            self.closing = Closing::Failed(now);
+        }
+    }
+
+    fn send_close(&mut self, env: &Env, code: CloseCode, reason: &str) -> bool {
+        if !self.closing.is_open() {
+            return false;
+        }
+        // §5.5.1: "The application MUST NOT send any more data frames after sending a Close
+        // frame": a handler finishing later finds the queue ended.
+        self.queue
+            .end_with(|bytes| encode_close(bytes, code, reason, None));
+        env.metrics.close_sent(code.0);
+        true
+    }
+}
+
+impl Connection for WsConnection {
+    fn outbound(&self) -> &Outbound {
+        &self.queue
+    }
+
+    fn on_input(&mut self, inbuf: &mut Vec<u8>, env: &Env, now: Instant) {
+        self.process(inbuf, env, now);
+    }
+
+    fn on_read(&mut self, inbuf: &mut Vec<u8>, now: Instant) {
+        self.last_heard = now;
+        self.ping_sent = None;
+        if matches!(self.closing, Closing::Failed(_)) {
+            // §7.1.7: "An endpoint MUST NOT continue to attempt to process data (including a
+            // responding Close frame) from the remote endpoint after being instructed to _Fail
+            // the WebSocket Connection_."
+            inbuf.clear();
+        }
+    }
+
+    fn on_timer(&mut self, env: &Env, now: Instant) -> Flow {
+        let config = env.config;
+        if let Some(at) = self.closing.deadline(config.close_timeout()) {
+            // The peer did not finish the close handshake in time.
+            return if now >= at {
+                Flow::Drop
+            } else {
+                Flow::Continue
+            };
+        }
+        if self
+            .queue
+            .stalled_since()
+            .is_some_and(|at| now >= at + config.slow_reader_timeout())
+        {
+            // The Close may never reach a peer that does not read; the close timeout then drops it.
+            self.fail(env, CloseCode::POLICY, "client not reading", now);
+            return Flow::Continue;
+        }
+        if self
+            .message_started
+            .is_some_and(|at| now >= at + config.fragment_timeout())
+        {
+            env.metrics.error(ErrorKind::Timeout);
+            // RFC 6455 §7.4.1: "1008 indicates that an endpoint is terminating the connection
+            // because it has received a message that violates its policy."
+            let reason = "message not completed in time";
+            self.fail(env, CloseCode::POLICY, reason, now);
+            return Flow::Continue;
+        }
+        if self.held.is_some() {
+            // We are the ones not reading (input held at the outbound bound): silence is no
+            // sign of a dead peer; the slow-reader timeout deals with one that stopped reading.
+            self.last_heard = now;
+            self.ping_sent = None;
+        }
+        match self.ping_sent {
+            Some(at) if now >= at + config.ws_pong_timeout() => {
+                env.metrics.error(ErrorKind::Timeout);
+                self.start_close(env, CloseCode::GOING_AWAY, "idle", now);
+            }
+            None if now >= self.last_heard + config.ws_ping_interval() => {
+                push_frame(&self.queue, OpCode::Ping, b"ringmcp");
+                self.ping_sent = Some(now);
+            }
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    fn on_stop(&mut self, env: &Env, now: Instant) {
+        // RFC 6455 §7.4.1: "1001 indicates that an endpoint is "going away", such as a server
+        // going down".
+        self.fail(env, CloseCode::GOING_AWAY, "server shutting down", now);
+    }
+
+    fn next_deadline(&self, config: &Config) -> Instant {
+        if let Some(at) = self.closing.deadline(config.close_timeout()) {
+            return at;
+        }
+        let liveness = match self.ping_sent {
+            Some(at) => at + config.ws_pong_timeout(),
+            None => self.last_heard + config.ws_ping_interval(),
+        };
+        [
+            self.message_started
+                .map(|at| at + config.fragment_timeout()),
+            self.queue
+                .stalled_since()
+                .map(|at| at + config.slow_reader_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(liveness, Instant::min)
+    }
+
+    fn is_holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    fn wants_read(&self, _buffered: usize, _config: &Config) -> bool {
+        // Input held back stays in the socket: nothing more is read meanwhile.
+        self.closing != Closing::Done && self.held.is_none()
+    }
+
+    fn when_flushed(&self) -> FlushedFlow {
+        match self.closing {
+            Closing::Done => FlushedFlow::Finish(Flow::Drop),
+            // RFC 6455 §7.1.1: the server closes the TCP connection first; a half-close lets
+            // our Close frame arrive before any reset.
+            Closing::Failed(_) => FlushedFlow::HalfClose,
+            Closing::No | Closing::Sent(_) => FlushedFlow::Continue,
+        }
+    }
+
+    fn inbound_held(&self, inbuf: &[u8]) -> usize {
+        if self.closing.is_open() {
+            inbuf.len() + self.decoder.buffered()
+        } else {
+            0
+        }
+    }
+
+    fn over_inbound_budget(&mut self, inbuf: &mut Vec<u8>, env: &Env) {
+        // Each connection is bounded by --max-message-bytes, the shard by its inbound budget:
+        // many connections each holding part of a large message cannot take the process's
+        // memory. RFC 6455 §7.4.1: "1009 indicates that an endpoint is terminating the
+        // connection because it has received a message that is too big for it to process."
+        inbuf.clear();
+        let reason = "server inbound budget exhausted; retry later";
+        self.fail(env, CloseCode::MESSAGE_TOO_BIG, reason, Instant::now());
+    }
+
+    fn on_end(&mut self, env: &Env) {
+        if let Some(link) = &self.mcp {
+            // Cancels what still runs for this client and drops its subscriptions.
+            env.dispatcher.end_session(&link.session);
+        }
+    }
+}
+
+/// Hands each JSON-RPC message of a text frame to the dispatcher until a
+/// bound stops it; returns the rest, to be held.
+fn dispatch(env: &Env, queue: &Rc<Outbound>, link: &McpLink, text: &str) -> Option<String> {
+    for message in mcp::split_frame(text) {
+        if queue.is_full() {
+            env.metrics.limit(Limit::OutboundQueue);
+            let offset = message.as_ptr() as usize - text.as_ptr() as usize;
+            return Some(text[offset..].to_owned());
+        }
+        dispatch_one(env, queue, link, message);
+    }
+    None
+}
+
+/// Hands one JSON-RPC message to the dispatcher; its reply is queued at
+/// once, or by a task of its own when the handler waits.
+fn dispatch_one(env: &Env, queue: &Rc<Outbound>, link: &McpLink, message: &str) {
+    let peer: Rc<dyn Peer> = link.peer.clone();
+    let reply = env
+        .dispatcher
+        .handle(link.session.clone(), peer, message.as_bytes().to_vec());
+    let queue = Rc::clone(queue);
+    let metrics = Rc::clone(env.metrics);
+    let arrived = Instant::now();
+    env.run(async move {
+        if let Some(reply) = reply.await {
+            metrics.message_out();
+            metrics.latency(Path::WebSocket, arrived.elapsed());
+            push_frame(&queue, OpCode::Text, &reply);
+        }
+    });
+}

@@ -1,0 +1,26 @@
+//! The one waiter of a shared flag or queue.
+
+use std::cell::Cell;
+use std::task::Waker;
+
+/// Remembers the waker of the one task waiting on something another task
+/// changes (a reply, a cancellation, bytes to write), and wakes it once.
+#[derive(Default)]
+pub struct WakeSlot(Cell<Option<Waker>>);
+
+impl WakeSlot {
+    /// Remembers `waker` (no clone when the same task is already remembered).
+    pub fn register(&self, waker: &Waker) {
+        match self.0.take() {
+            Some(held) if held.will_wake(waker) => self.0.set(Some(held)),
+            _ => self.0.set(Some(waker.clone())),
+        }
+    }
+
+    /// Wakes the waiting task, if any.
+    pub fn wake(&self) {
+        if let Some(waker) = self.0.take() {
+            waker.wake();
+        }
+    }
+}
