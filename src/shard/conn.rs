@@ -127,8 +127,10 @@ impl Shard {
     pub(super) fn env(&self) -> Env<'_> {
         Env {
             config: &self.config,
+            policy: &self.policy,
             dispatcher: &self.dispatcher,
             metrics: &self.metrics,
+            sessions: &self.http_sessions,
             spawn: |task| {
                 glommio::spawn_local(task).detach();
             },

@@ -1,23 +1,20 @@
 //! The HTTP/1.1 side of a connection: reads heads and bodies within limits
-//! and timeouts, answers in order (pipelining), and hands upgrades over to
-//! the WebSocket task.
+//! and timeouts, has the transport answer them in order (pipelining), and
+//! hands upgrades and streams over to tasks of their own.
 
+use super::conn::drive;
 use super::io::{self, Deadline};
-use super::streamable::{self, Outcome, StreamServe};
 use super::ws;
 use super::{ConnGuard, HandoffParts, Shard};
-use crate::metrics::{ErrorKind, Limit};
+use crate::metrics::Limit;
 use crate::proto::http1::{self, BodyFraming, ChunkedDecoder, HttpError, Method, RequestHead};
-use crate::proto::ws::handshake;
 use crate::proto::Status;
-use crate::transport::ws::WsKind;
+use crate::transport::http::{self as route, Next};
+use crate::transport::{Flow, TransportError};
 use glommio::net::TcpStream;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
-
-/// Subprotocols offered on /mcp, in order of preference.
-const MCP_SUBPROTOCOLS: &[&str] = &["mcp"];
 
 /// What a connection is waiting for while it reads.
 enum Waited {
@@ -35,15 +32,7 @@ enum Waited {
 pub(super) async fn serve_connection(mut stream: TcpStream, conn: ConnGuard, over_cap: bool) {
     if over_cap {
         let mut out = Vec::new();
-        conn.shard.metrics.error(ErrorKind::ConnectionCap);
-        respond_text(
-            &conn.shard,
-            &mut out,
-            503,
-            &[("retry-after", "1")],
-            "connection limit reached\n",
-            false,
-        );
+        TransportError::ConnectionLimit.respond(&mut out, false, &conn.shard.metrics);
         let _ = flush(&mut stream, &mut out, &conn.shard).await;
         return;
     }
@@ -79,16 +68,15 @@ async fn request_loop(
         };
         let keep_alive = head.keep_alive() && !shard.stopping();
         let response_start = out.len();
-        match route(&shard, &head, body, keep_alive, &mut out) {
+        let next = route::route(&shard.env(), &head, &body, keep_alive, &mut out);
+        match next {
             Next::KeepGoing => {
                 http1::omit_content_for_head(head.method(), &mut out, response_start);
                 if !keep_alive {
                     break;
                 }
             }
-            Next::Upgrade(accepted, kind) => {
-                handshake::write_switching_protocols(&mut out, &accepted);
-                shard.metrics.status(101);
+            Next::Upgrade(kind) => {
                 if flush(&mut stream, &mut out, &shard).await.is_err() {
                     return;
                 }
@@ -98,35 +86,32 @@ async fn request_loop(
                 glommio::spawn_local(websocket).detach();
                 return;
             }
-            Next::Stream(serve) => {
+            Next::Stream(mut serve) => {
                 // Like a WebSocket, a stream may stay open for hours: it runs as a small task
                 // of its own, and this task's state is freed. If the connection carries more
                 // requests after the stream, the loop resumes there (boxed, it is rare).
+                serve.put_first(&mut out);
                 glommio::spawn_local(async move {
                     let mut stream = stream;
-                    let (mut inbuf, mut out) = (inbuf, out);
-                    let reusable =
-                        serve_stream(&mut stream, &mut inbuf, &conn, &mut out, serve).await;
-                    if reusable && keep_alive && !conn.shard.stopping() {
-                        Box::pin(request_loop(stream, conn, inbuf, out, None)).await;
-                    } else {
-                        let _ = flush(&mut stream, &mut out, &conn.shard).await;
+                    let mut inbuf = inbuf;
+                    let ended = drive(&mut stream, &mut inbuf, &conn, &mut serve).await;
+                    drop(serve);
+                    if ended == Flow::Reusable && keep_alive && !conn.shard.stopping() {
+                        Box::pin(request_loop(stream, conn, inbuf, Vec::new(), None)).await;
                     }
                 })
                 .detach();
                 return;
             }
             Next::Metrics => {
-                let text = crate::metrics::render(&shard.scrape().await);
-                let content_type = [("content-type", "text/plain; version=0.0.4; charset=utf-8")];
-                http1::write_response(&mut out, 200, &content_type, text.as_bytes(), keep_alive);
+                let snapshots = shard.scrape().await;
+                route::write_metrics(&shard.env(), &snapshots, keep_alive, &mut out);
                 http1::omit_content_for_head(head.method(), &mut out, response_start);
-                shard.metrics.status(200);
                 if !keep_alive {
                     break;
                 }
             }
-            Next::Handoff(owner, body) => {
+            Next::Handoff(owner) => {
                 // Answers to earlier pipelined requests go out from here first, in order.
                 if flush(&mut stream, &mut out, &shard).await.is_err() {
                     return;
@@ -190,124 +175,16 @@ async fn read_request(
         }
     }
     let response_start = out.len();
-    match read_body(stream, inbuf, &head, conn, timer).await {
+    let refusal = match read_body(stream, inbuf, &head, conn, timer).await {
         Ok(body) => return Some((head, body)),
-        Err(BodyError::Http(e)) => reject(shard, out, e.status(), &e.to_string()),
-        Err(BodyError::TimedOut) => {
-            shard.metrics.error(ErrorKind::Timeout);
-            reject_plain(shard, out, 408, "request body timed out");
-        }
-        Err(BodyError::OverBudget) => {
-            // RFC 9110 §15.6.4: 503 "indicates that the server is currently unable to handle
-            // the request due to a temporary overload"; Retry-After says when to come back.
-            respond_text(
-                shard,
-                out,
-                503,
-                &[("retry-after", "1")],
-                "server inbound budget exhausted; retry later\n",
-                false,
-            );
-        }
-        Err(BodyError::Closed) => {}
-    }
+        Err(BodyError::Http(e)) => TransportError::Malformed(e),
+        Err(BodyError::TimedOut) => TransportError::BodyTimedOut,
+        Err(BodyError::OverBudget) => TransportError::InboundBudget,
+        Err(BodyError::Closed) => return None,
+    };
+    refusal.respond(out, false, &shard.metrics);
     http1::omit_content_for_head(head.method(), out, response_start);
     None
-}
-
-/// Serves an SSE response until it ends (true: the connection can carry the
-/// next request), the client goes away or the write fails (false). While it
-/// runs, bytes the client pipelines are kept, up to one head's worth.
-async fn serve_stream(
-    stream: &mut TcpStream,
-    inbuf: &mut Vec<u8>,
-    conn: &ConnGuard,
-    out: &mut Vec<u8>,
-    serve: StreamServe,
-) -> bool {
-    let shard = &conn.shard;
-    let interval = shard.config.sse_keepalive();
-    let mut keep_alive = Deadline::at(Instant::now() + interval);
-    let mut stop_seen = false;
-    let mut cutoff: Option<Deadline> = None;
-    let mut blocked: Option<Deadline> = None;
-    let ended = std::future::poll_fn(|cx| loop {
-        let bound = shard.config.max_outbound_bytes;
-        let ended = serve.sink.drain_into(out, bound, cx);
-        match io::poll_flush(stream, cx, out) {
-            Poll::Ready(Ok(n)) => shard.metrics.wrote(n),
-            Poll::Ready(Err(_)) => return Poll::Ready(false),
-            Poll::Pending => {}
-        }
-        if ended && out.is_empty() {
-            return Poll::Ready(true);
-        }
-        // As on a WebSocket: stalled at the bound, and only unstalled once the queue drained
-        // below half of it, so a reader taking a few bytes now and then cannot keep a full
-        // queue forever by resetting the clock.
-        if out.len() >= bound || (blocked.is_some() && out.len() >= bound / 2) {
-            // The reader stalls: after the slow-reader timeout the stream ends resumably. Its
-            // events stay in the ring; the client comes back with Last-Event-ID.
-            let stalled = blocked.get_or_insert_with(|| {
-                shard.metrics.backpressure();
-                Deadline::at(Instant::now() + shard.config.slow_reader_timeout())
-            });
-            if stalled.poll_expired(cx).is_ready() {
-                return Poll::Ready(false);
-            }
-        } else {
-            blocked = None;
-        }
-        if inbuf.len() <= shard.limits.max_head_bytes {
-            match io::poll_read_into(stream, cx, inbuf) {
-                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(false),
-                Poll::Ready(Ok(n)) => {
-                    shard.metrics.read(n);
-                    continue;
-                }
-                Poll::Pending => {}
-            }
-        }
-        if !stop_seen && shard.poll_stopping(conn, cx).is_ready() {
-            // Shutdown ends the standalone stream with `retry:` so the client comes back (to
-            // another instance) and resumes; a request stream runs on towards its response,
-            // but is ended the same way before the grace period runs out rather than cut.
-            stop_seen = true;
-            if serve.awaits_response() {
-                let grace = shard.config.shutdown_grace();
-                cutoff = Some(Deadline::at(Instant::now() + grace * 3 / 4));
-            } else {
-                serve.sink.end_with_retry(shard.config.sse_retry_ms);
-            }
-            continue;
-        }
-        if cutoff
-            .as_mut()
-            .is_some_and(|c| c.poll_expired(cx).is_ready())
-        {
-            cutoff = None;
-            serve.sink.end_with_retry(shard.config.sse_retry_ms);
-            continue;
-        }
-        if keep_alive.poll_expired(cx).is_ready() {
-            serve.sink.keep_alive();
-            keep_alive.reset(Instant::now() + interval);
-            continue;
-        }
-        // A stream waits for events most of its life: it holds no buffers while it does.
-        io::release_if_empty(out);
-        io::release_if_empty(inbuf);
-        return Poll::Pending;
-    })
-    .await;
-    serve.session.detach(serve.stream, &serve.sink);
-    if serve.ends_session {
-        // A legacy session lives exactly as long as its /sse stream.
-        shard
-            .http_sessions
-            .remove(&serve.session.id(), &shard.dispatcher);
-    }
-    ended
 }
 
 /// Reads until a whole head is buffered, then parses and removes it.
@@ -331,7 +208,7 @@ async fn read_head(
             }
             Ok(Status::Partial) => {}
             Err(e) => {
-                reject(shard, out, e.status(), &e.to_string());
+                TransportError::Malformed(e).respond(out, false, &shard.metrics);
                 return None;
             }
         }
@@ -354,8 +231,7 @@ async fn read_head(
             Waited::Closed | Waited::Stopping => return None,
             Waited::TimedOut if between_requests => return None,
             Waited::TimedOut => {
-                shard.metrics.error(ErrorKind::Timeout);
-                reject_plain(shard, out, 408, "request head timed out");
+                TransportError::HeadTimedOut.respond(out, false, &shard.metrics);
                 return None;
             }
         }
@@ -476,163 +352,4 @@ async fn read_more(
     .await;
     conn.shard.metrics.read(inbuf.len() - before);
     waited
-}
-
-/// What the connection does after a request was answered.
-enum Next {
-    /// Keep serving HTTP on this connection (if keep-alive allows).
-    KeepGoing,
-    /// Switch to WebSocket.
-    Upgrade(handshake::Accepted, WsKind),
-    /// Serve an SSE response.
-    Stream(StreamServe),
-    /// Move the connection to the shard owning the request's session (with the request body).
-    Handoff(usize, Vec<u8>),
-    /// Gather every shard's metrics and answer with them.
-    Metrics,
-}
-
-/// Decides the response for one request and queues it in `out`.
-fn route(
-    shard: &Rc<Shard>,
-    head: &RequestHead,
-    body: Vec<u8>,
-    keep_alive: bool,
-    out: &mut Vec<u8>,
-) -> Next {
-    if let Err(e) = shard.policy.check(head) {
-        shard.metrics.error(ErrorKind::Policy);
-        respond_text(shard, out, 403, &[], e.message(), keep_alive);
-        return Next::KeepGoing;
-    }
-    // A HEAD request is answered as GET: the connection drops the content.
-    match head.path() {
-        "/healthz" => match head.method() {
-            Method::Get | Method::Head => respond_text(shard, out, 200, &[], "ok\n", keep_alive),
-            _ => method_not_allowed(shard, out, "GET, HEAD", keep_alive),
-        },
-        "/metrics" => match head.method() {
-            Method::Get | Method::Head => return Next::Metrics,
-            _ => method_not_allowed(shard, out, "GET, HEAD", keep_alive),
-        },
-        "/echo" if shard.config.echo => {
-            return upgrade_or_refuse(shard, head, WsKind::Echo, out, keep_alive)
-        }
-        "/mcp" if handshake::is_upgrade_request(head) => {
-            return upgrade_or_refuse(shard, head, WsKind::Mcp, out, keep_alive)
-        }
-        "/mcp" => {
-            return mcp_http(
-                streamable::mcp_endpoint(shard, head, &body, keep_alive, out),
-                body,
-            )
-        }
-        "/sse" if !shard.config.no_legacy_sse => {
-            return mcp_http(streamable::legacy_sse(shard, head, keep_alive, out), body)
-        }
-        "/messages" if !shard.config.no_legacy_sse => {
-            return mcp_http(
-                streamable::legacy_message(shard, head, &body, keep_alive, out),
-                body,
-            )
-        }
-        _ => respond_text(shard, out, 404, &[], "not found\n", keep_alive),
-    }
-    Next::KeepGoing
-}
-
-fn mcp_http(outcome: Outcome, body: Vec<u8>) -> Next {
-    match outcome {
-        Outcome::Done => Next::KeepGoing,
-        Outcome::Stream(serve) => Next::Stream(serve),
-        Outcome::Handoff(owner) => Next::Handoff(owner, body),
-    }
-}
-
-/// A WebSocket endpoint: upgrade when asked properly, say what is wrong otherwise.
-fn upgrade_or_refuse(
-    shard: &Rc<Shard>,
-    head: &RequestHead,
-    kind: WsKind,
-    out: &mut Vec<u8>,
-    keep_alive: bool,
-) -> Next {
-    if !handshake::is_upgrade_request(head) {
-        if !matches!(head.method(), Method::Get | Method::Head) {
-            method_not_allowed(shard, out, "GET", keep_alive);
-        } else {
-            respond_text(
-                shard,
-                out,
-                426,
-                &[
-                    ("upgrade", "websocket"),
-                    ("sec-websocket-version", handshake::VERSION),
-                ],
-                "this endpoint speaks WebSocket\n",
-                keep_alive,
-            );
-        }
-        return Next::KeepGoing;
-    }
-    let protocols = match kind {
-        WsKind::Mcp => MCP_SUBPROTOCOLS,
-        WsKind::Echo => &[],
-    };
-    match handshake::accept(head, protocols) {
-        Ok(accepted) => Next::Upgrade(accepted, kind),
-        Err(e) => {
-            shard.metrics.error(ErrorKind::WsHandshake);
-            let version = [("sec-websocket-version", handshake::VERSION)];
-            let headers: &[(&str, &str)] = if e.status() == 426 { &version } else { &[] };
-            respond_text(
-                shard,
-                out,
-                e.status(),
-                headers,
-                &format!("{e}\n"),
-                keep_alive,
-            );
-            Next::KeepGoing
-        }
-    }
-}
-
-fn method_not_allowed(shard: &Rc<Shard>, out: &mut Vec<u8>, allow: &str, keep_alive: bool) {
-    respond_text(
-        shard,
-        out,
-        405,
-        &[("allow", allow)],
-        "method not allowed\n",
-        keep_alive,
-    );
-}
-
-/// Queues a response with a plain-text body and counts its status.
-fn respond_text(
-    shard: &Rc<Shard>,
-    out: &mut Vec<u8>,
-    status: u16,
-    headers: &[(&str, &str)],
-    body: &str,
-    keep_alive: bool,
-) {
-    let mut all = Vec::with_capacity(headers.len() + 1);
-    if !body.is_empty() {
-        all.push(("content-type", "text/plain; charset=utf-8"));
-    }
-    all.extend_from_slice(headers);
-    http1::write_response(out, status, &all, body.as_bytes(), keep_alive);
-    shard.metrics.status(status);
-}
-
-/// Queues the error response for a broken request; the connection closes after it.
-fn reject(shard: &Rc<Shard>, out: &mut Vec<u8>, status: u16, message: &str) {
-    shard.metrics.error(ErrorKind::HttpParse);
-    reject_plain(shard, out, status, message);
-}
-
-fn reject_plain(shard: &Rc<Shard>, out: &mut Vec<u8>, status: u16, message: &str) {
-    respond_text(shard, out, status, &[], &format!("{message}\n"), false);
 }

@@ -5,7 +5,6 @@
 mod conn;
 mod http;
 pub mod io;
-mod streamable;
 mod ws;
 
 use crate::config::Config;
@@ -14,6 +13,7 @@ use crate::metrics::{ErrorKind, Limit, Metrics, Transport};
 use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
+use crate::transport::streamable::HttpSessions;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::channels::shared_channel;
 use glommio::net::{TcpListener, TcpStream};
@@ -335,7 +335,7 @@ pub(crate) struct Shard {
     pub policy: OriginPolicy,
     pub dispatcher: Dispatcher,
     pub metrics: Rc<Metrics>,
-    http_sessions: streamable::HttpSessions,
+    http_sessions: HttpSessions,
     mesh: Rc<Senders<MeshMessage>>,
     conns: RefCell<Slab<ConnSlot>>,
     /// Bytes of partly received input held by all connections (see [`ConnGuard::hold_inbound`]).
@@ -362,7 +362,7 @@ impl Shard {
         Shard {
             index,
             shard_count: mesh.nr_consumers(),
-            http_sessions: streamable::HttpSessions::new(index, config),
+            http_sessions: HttpSessions::new(index, mesh.nr_consumers(), config),
             mesh: Rc::clone(&mesh),
             config: Arc::clone(config),
             limits: config.http_limits(),

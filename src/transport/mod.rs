@@ -3,12 +3,18 @@
 //! Nothing here names glommio or a socket: the shard feeds bytes, deadlines
 //! and stop requests in and carries out what comes back.
 
+mod error;
+pub mod http;
 pub mod outbound;
+pub mod streamable;
 pub mod ws;
+
+pub use error::TransportError;
 
 use crate::config::Config;
 use crate::mcp::Dispatcher;
 use crate::metrics::Metrics;
+use crate::proto::origin::OriginPolicy;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -24,10 +30,14 @@ pub type Spawn = fn(Task);
 pub struct Env<'a> {
     /// The server's configuration (limits and timeouts).
     pub config: &'a Config,
+    /// Which origins and hosts may call (DNS rebinding protection).
+    pub policy: &'a OriginPolicy,
     /// The MCP dispatcher of this shard.
     pub dispatcher: &'a Dispatcher,
     /// This shard's counters.
     pub metrics: &'a Rc<Metrics>,
+    /// This shard's Streamable HTTP and legacy sessions.
+    pub sessions: &'a streamable::HttpSessions,
     /// Starts a task on this shard.
     pub spawn: Spawn,
 }

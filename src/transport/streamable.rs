@@ -8,11 +8,13 @@
 //! attached to it (a [`Sink`]), if any. A client that loses a stream resumes
 //! it with `Last-Event-ID` and gets exactly the events after that id.
 
-use super::Shard;
+use super::outbound::Outbound;
+use super::{Connection, Env, Flow, FlushedFlow, TransportError};
+use crate::config::Config;
 use crate::mcp::{self, Kind, Peer, SessionRef, SessionState};
-use crate::metrics::{ErrorKind, Limit, Metrics, Path};
+use crate::metrics::{Limit, Metrics, Path};
 use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
-use crate::proto::jsonrpc::{self, Id};
+use crate::proto::jsonrpc::Id;
 use crate::proto::sse::{self, EventId};
 use crate::store::ring::{EventStore, ResumeError, RingId};
 use crate::store::sessions::{CreateError, SessionId, SessionTable};
@@ -28,16 +30,16 @@ const STANDALONE: u32 = 0;
 /// Finished POST streams kept for resumption per session (their rings also age out).
 const FINISHED_STREAMS_KEPT: usize = 16;
 
-/// The writing side of one SSE response: chunk-encoded bytes waiting to be
-/// flushed by the connection task that serves the response.
-#[derive(Default)]
-pub(super) struct Sink {
-    bytes: RefCell<Vec<u8>>,
-    waker: Cell<Option<Waker>>,
-    ended: Cell<bool>,
-}
+/// The writing side of one SSE response: its events, chunk-encoded, in the
+/// connection's outbound queue.
+pub struct Sink(Outbound);
 
 impl Sink {
+    /// A response whose reader counts as stalled once `bound` bytes wait.
+    fn new(bound: usize) -> Rc<Sink> {
+        Rc::new(Sink(Outbound::new(bound)))
+    }
+
     fn push_event(&self, id: Option<EventId>, event: Option<&str>, payload: &[u8]) {
         let mut frame = Vec::with_capacity(payload.len() + 48);
         sse::write_event(&mut frame, id, event, payload);
@@ -45,79 +47,36 @@ impl Sink {
     }
 
     fn push_raw(&self, sse_bytes: &[u8]) {
-        // After the last chunk anything more would be read as the next response.
-        if self.ended.get() {
-            return;
-        }
-        http1::write_chunk(&mut self.bytes.borrow_mut(), sse_bytes);
-        self.wake();
+        self.0.push(|bytes| http1::write_chunk(bytes, sse_bytes));
     }
 
     /// Puts `sse_bytes` before everything queued (the priming event, once the
     /// response turns out to be a stream).
     fn push_front_raw(&self, sse_bytes: &[u8]) {
-        let mut chunk = Vec::with_capacity(sse_bytes.len() + 16);
-        http1::write_chunk(&mut chunk, sse_bytes);
-        self.bytes.borrow_mut().splice(0..0, chunk);
-    }
-
-    /// Bytes queued and not yet taken by the connection.
-    fn queued(&self) -> usize {
-        self.bytes.borrow().len()
-    }
-
-    /// Whether the response was ended: nothing more may be written to it.
-    fn is_ended(&self) -> bool {
-        self.ended.get()
+        self.0
+            .push_front(|bytes| http1::write_chunk(bytes, sse_bytes));
     }
 
     /// Ends the response after what is queued (the connection may then serve the next request).
-    pub fn end(&self) {
-        if !self.ended.replace(true) {
-            http1::write_last_chunk(&mut self.bytes.borrow_mut());
-            self.wake();
-        }
+    fn end(&self) {
+        self.0.end_with(http1::write_last_chunk);
     }
 
     /// Ends the response telling the client when to come back (shutdown).
-    pub fn end_with_retry(&self, retry_ms: u64) {
-        if !self.ended.get() {
-            let mut retry = Vec::new();
-            sse::write_retry(&mut retry, retry_ms);
-            self.push_raw(&retry);
-            self.end();
-        }
+    fn end_with_retry(&self, retry_ms: u64) {
+        let mut retry = Vec::new();
+        sse::write_retry(&mut retry, retry_ms);
+        self.0.end_with(|bytes| {
+            http1::write_chunk(bytes, &retry);
+            http1::write_last_chunk(bytes);
+        });
     }
 
     /// A keep-alive comment.
-    pub fn keep_alive(&self) {
+    fn keep_alive(&self) {
         let mut comment = Vec::new();
         sse::write_comment(&mut comment, "keep-alive");
         self.push_raw(&comment);
-    }
-
-    fn wake(&self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-
-    /// Moves queued bytes to `out` unless `out` already holds `bound` bytes (a
-    /// reader that does not keep up leaves them here, where they count against
-    /// the stream's queue); true once the response has ended and all of it
-    /// was moved.
-    pub fn drain_into(&self, out: &mut Vec<u8>, bound: usize, cx: &mut Context<'_>) -> bool {
-        self.waker.set(Some(cx.waker().clone()));
-        if out.len() >= bound {
-            return false;
-        }
-        let queued = std::mem::take(&mut *self.bytes.borrow_mut());
-        if out.is_empty() {
-            *out = queued;
-        } else {
-            out.extend_from_slice(&queued);
-        }
-        self.ended.get()
     }
 }
 
@@ -149,31 +108,23 @@ struct StreamState {
 }
 
 /// One Streamable HTTP or legacy session on its owning shard.
-pub(super) struct HttpSession {
+pub struct HttpSession {
     id: SessionId,
     mcp: SessionRef,
     legacy: bool,
     store: Rc<RefCell<EventStore>>,
-    /// Bytes an attached response may queue before notifications are no longer sent on it.
-    queue_bound: usize,
     streams: RefCell<HashMap<u32, StreamState>>,
     finished_order: RefCell<Vec<u32>>,
     next_stream: Cell<u32>,
 }
 
 impl HttpSession {
-    fn new(
-        id: SessionId,
-        legacy: bool,
-        store: &Rc<RefCell<EventStore>>,
-        queue_bound: usize,
-    ) -> Rc<HttpSession> {
+    fn new(id: SessionId, legacy: bool, store: &Rc<RefCell<EventStore>>) -> Rc<HttpSession> {
         let session = Rc::new(HttpSession {
             id,
             mcp: SessionState::new_ref(),
             legacy,
             store: Rc::clone(store),
-            queue_bound,
             streams: RefCell::new(HashMap::new()),
             finished_order: RefCell::new(Vec::new()),
             next_stream: Cell::new(STANDALONE + 1),
@@ -234,12 +185,7 @@ impl HttpSession {
             );
             return Err(Undelivered::StreamEnded);
         };
-        if kind == Delivery::Droppable
-            && state
-                .sink
-                .as_ref()
-                .is_some_and(|sink| sink.queued() >= self.queue_bound)
-        {
+        if kind == Delivery::Droppable && state.sink.as_ref().is_some_and(|sink| sink.0.is_full()) {
             return Err(Undelivered::QueueFull);
         }
         let Some(appended) = self
@@ -250,7 +196,7 @@ impl HttpSession {
             return Err(Undelivered::StreamEnded);
         };
         // An ended response (shutdown) takes nothing more: the event waits in the ring.
-        if let Some(sink) = state.sink.as_ref().filter(|sink| !sink.is_ended()) {
+        if let Some(sink) = state.sink.as_ref().filter(|sink| !sink.0.is_ended()) {
             sink.push_event(
                 Some(EventId {
                     stream,
@@ -395,11 +341,11 @@ struct HttpPeer {
 }
 
 impl HttpPeer {
-    fn new(shard: &Shard, session: &Rc<HttpSession>, post_stream: Option<u32>) -> Rc<HttpPeer> {
+    fn new(env: &Env, session: &Rc<HttpSession>, post_stream: Option<u32>) -> Rc<HttpPeer> {
         Rc::new(HttpPeer {
             session: Rc::clone(session),
             post_stream,
-            metrics: Rc::clone(&shard.metrics),
+            metrics: Rc::clone(env.metrics),
         })
     }
 }
@@ -428,14 +374,16 @@ impl Peer for HttpPeer {
 }
 
 /// The shard's Streamable HTTP and legacy sessions.
-pub(super) struct HttpSessions {
+pub struct HttpSessions {
     table: RefCell<SessionTable<Rc<HttpSession>>>,
     store: Rc<RefCell<EventStore>>,
-    queue_bound: usize,
+    shard_index: usize,
+    shard_count: usize,
 }
 
 impl HttpSessions {
-    pub fn new(shard_index: usize, config: &crate::config::Config) -> Self {
+    /// The sessions of shard `shard_index` of `shard_count`.
+    pub fn new(shard_index: usize, shard_count: usize, config: &Config) -> Self {
         let limits = crate::store::ring::RingLimits {
             max_events: config.ring_max_events,
             max_bytes: config.ring_max_bytes,
@@ -451,7 +399,8 @@ impl HttpSessions {
                 config.event_budget_bytes,
                 Instant::now(),
             ))),
-            queue_bound: config.max_outbound_bytes,
+            shard_index,
+            shard_count,
         }
     }
 
@@ -483,7 +432,7 @@ impl HttpSessions {
     fn create(&self, legacy: bool) -> Result<Rc<HttpSession>, CreateError> {
         let mut table = self.table.borrow_mut();
         let id = table.create(
-            |id| HttpSession::new(id, legacy, &self.store, self.queue_bound),
+            |id| HttpSession::new(id, legacy, &self.store),
             Instant::now(),
         )?;
         table.get(&id).cloned().ok_or(CreateError::Full)
@@ -493,6 +442,7 @@ impl HttpSessions {
         self.table.borrow_mut().touch(id, Instant::now()).cloned()
     }
 
+    /// Ends the session `id`, if it lives.
     pub fn remove(&self, id: &SessionId, dispatcher: &mcp::Dispatcher) {
         // Take it out of the table before ending it: ending wakes tasks that may look it up.
         let session = self.table.borrow_mut().remove(id);
@@ -503,30 +453,144 @@ impl HttpSessions {
 }
 
 /// What the HTTP connection does with a request for MCP over HTTP.
-pub(super) enum Outcome {
+pub enum Outcome {
     /// The response is queued in `out`.
     Done,
     /// Serve this SSE response until it ends.
-    Stream(StreamServe),
+    Stream(SseStream),
     /// The session lives on another shard: hand the connection over.
     Handoff(usize),
 }
 
-/// An SSE response being served on a connection.
-pub(super) struct StreamServe {
-    pub session: Rc<HttpSession>,
-    pub stream: u32,
-    pub sink: Rc<Sink>,
+/// An SSE response being served on a connection: the session's stream it
+/// carries, keep-alives, and the end at shutdown.
+pub struct SseStream {
+    session: Rc<HttpSession>,
+    stream: u32,
+    sink: Rc<Sink>,
     /// The legacy `/sse` stream: its end ends the session.
-    pub ends_session: bool,
+    ends_session: bool,
+    keep_alive_at: Instant,
+    /// When a request stream is ended at shutdown if its response has not come.
+    cutoff: Option<Instant>,
 }
 
-impl StreamServe {
+impl SseStream {
+    fn new(env: &Env, session: Rc<HttpSession>, stream: u32, sink: Rc<Sink>) -> SseStream {
+        SseStream {
+            ends_session: session.legacy,
+            session,
+            stream,
+            sink,
+            keep_alive_at: Instant::now() + env.config.sse_keepalive(),
+            cutoff: None,
+        }
+    }
+
+    /// Queues `prefix` (the response head, and answers to earlier pipelined requests) before
+    /// the events: the connection writes from one queue.
+    pub fn put_first(&self, prefix: &mut Vec<u8>) {
+        if !prefix.is_empty() {
+            self.sink.0.push_front(|bytes| bytes.append(prefix));
+        }
+    }
+
     /// Whether the stream waits for a request's response (a POST stream, or its resumption):
     /// on shutdown such a stream runs until the response, within the grace period, while the
     /// standalone stream ends at once.
-    pub fn awaits_response(&self) -> bool {
+    fn awaits_response(&self) -> bool {
         self.stream != STANDALONE
+    }
+}
+
+impl Connection for SseStream {
+    fn outbound(&self) -> &Outbound {
+        &self.sink.0
+    }
+
+    fn on_input(&mut self, _inbuf: &mut Vec<u8>, _env: &Env, _now: Instant) {
+        // Bytes the client pipelines wait for the request loop after the stream.
+    }
+
+    fn on_read(&mut self, _inbuf: &mut Vec<u8>, _now: Instant) {}
+
+    fn on_timer(&mut self, env: &Env, now: Instant) -> Flow {
+        let config = env.config;
+        if self
+            .sink
+            .0
+            .stalled_since()
+            .is_some_and(|at| now >= at + config.slow_reader_timeout())
+        {
+            // The reader stalls: the stream ends resumably. Its events stay in the ring; the
+            // client comes back with Last-Event-ID.
+            return Flow::Drop;
+        }
+        if self.cutoff.is_some_and(|at| now >= at) {
+            self.cutoff = None;
+            self.sink.end_with_retry(config.sse_retry_ms);
+        }
+        if now >= self.keep_alive_at {
+            self.sink.keep_alive();
+            self.keep_alive_at = now + config.sse_keepalive();
+        }
+        Flow::Continue
+    }
+
+    fn on_stop(&mut self, env: &Env, now: Instant) {
+        // Shutdown ends the standalone stream with `retry:` so the client comes back (to
+        // another instance) and resumes; a request stream runs on towards its response, but is
+        // ended the same way before the grace period runs out rather than cut.
+        if self.awaits_response() {
+            self.cutoff = Some(now + env.config.shutdown_grace() * 3 / 4);
+        } else {
+            self.sink.end_with_retry(env.config.sse_retry_ms);
+        }
+    }
+
+    fn next_deadline(&self, config: &Config) -> Instant {
+        [
+            self.cutoff,
+            self.sink
+                .0
+                .stalled_since()
+                .map(|at| at + config.slow_reader_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.keep_alive_at, Instant::min)
+    }
+
+    fn is_holding(&self) -> bool {
+        false
+    }
+
+    fn wants_read(&self, buffered: usize, config: &Config) -> bool {
+        // While it runs, bytes the client pipelines are kept, up to one head's worth.
+        buffered <= config.max_head_bytes
+    }
+
+    fn when_flushed(&self) -> FlushedFlow {
+        if self.sink.0.is_ended() {
+            FlushedFlow::Finish(Flow::Reusable)
+        } else {
+            FlushedFlow::Continue
+        }
+    }
+
+    fn inbound_held(&self, _inbuf: &[u8]) -> usize {
+        // Pipelined bytes are bounded by one head (see `wants_read`), not by the budget.
+        0
+    }
+
+    fn over_inbound_budget(&mut self, _inbuf: &mut Vec<u8>, _env: &Env) {}
+
+    fn on_end(&mut self, env: &Env) {
+        self.session.detach(self.stream, &self.sink);
+        if self.ends_session {
+            // A legacy session lives exactly as long as its /sse stream.
+            env.sessions.remove(&self.session.id(), env.dispatcher);
+        }
     }
 }
 
@@ -540,27 +604,6 @@ fn sse_head(out: &mut Vec<u8>, extra: &[(&str, &str)], keep_alive: bool) {
     ];
     headers.extend_from_slice(extra);
     http1::write_head(out, 200, &headers, ResponseBody::Chunked, keep_alive);
-}
-
-/// A JSON-RPC error as the body of an HTTP error status.
-fn json_error(
-    shard: &Shard,
-    out: &mut Vec<u8>,
-    status: u16,
-    code: i64,
-    message: &str,
-    keep_alive: bool,
-) {
-    let mut body = Vec::new();
-    jsonrpc::write_error(&mut body, None, code, message, None);
-    http1::write_response(
-        out,
-        status,
-        &[("content-type", "application/json")],
-        &body,
-        keep_alive,
-    );
-    shard.metrics.status(status);
 }
 
 /// Whether an `Accept` header admits `media_type` (exactly, by `type/*`, or `*/*`).
@@ -581,201 +624,139 @@ fn accepts(head: &RequestHead, media_type: &str) -> bool {
 }
 
 /// A POST body must be JSON: anything else is answered 415.
-fn require_json_body(
-    shard: &Shard,
-    head: &RequestHead,
-    keep_alive: bool,
-    out: &mut Vec<u8>,
-) -> Result<(), Outcome> {
+fn require_json_body(head: &RequestHead) -> Result<(), TransportError> {
     let json = head
         .header_str("content-type")
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
     if json {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(TransportError::UnsupportedMediaType)
     }
-    let message = "Unsupported Media Type: Content-Type must be application/json";
-    json_error(
-        shard,
-        out,
-        415,
-        jsonrpc::INVALID_REQUEST,
-        message,
-        keep_alive,
-    );
-    Err(Outcome::Done)
+}
+
+/// A session, or the shard that owns it.
+enum Found {
+    Here(Rc<HttpSession>),
+    Elsewhere(usize),
 }
 
 /// The session the request's `Mcp-Session-Id` header names (see [`find_session`]).
-fn session_of(
-    shard: &Shard,
-    head: &RequestHead,
-    keep_alive: bool,
-    out: &mut Vec<u8>,
-) -> Result<Rc<HttpSession>, Outcome> {
-    let Ok(raw) = head.single_header("mcp-session-id") else {
-        // Two ids name no one session: using either would act for a client that did not ask.
-        let message = "Bad Request: more than one Mcp-Session-Id";
-        json_error(
-            shard,
-            out,
-            400,
-            jsonrpc::INVALID_REQUEST,
-            message,
-            keep_alive,
-        );
-        return Err(Outcome::Done);
-    };
-    find_session(shard, raw, "Mcp-Session-Id", false, keep_alive, out)
+fn session_of(env: &Env, head: &RequestHead) -> Result<Found, TransportError> {
+    // Two ids name no one session: using either would act for a client that did not ask.
+    let raw = head
+        .single_header("mcp-session-id")
+        .map_err(|_| TransportError::DuplicateSessionId)?;
+    find_session(env, raw, "Mcp-Session-Id", false)
 }
 
-/// The session a request names, or what to answer instead: 400 when the id is missing, 404
-/// when it names no live session of this transport (`legacy`: the HTTP+SSE one), a handoff
-/// when another shard owns it.
+/// The session a request names: 400 when the id is missing, 404 when it names no live
+/// session of this transport (`legacy`: the HTTP+SSE one), the owner when another shard has it.
 fn find_session(
-    shard: &Shard,
+    env: &Env,
     raw: Option<&[u8]>,
-    name: &str,
+    name: &'static str,
     legacy: bool,
-    keep_alive: bool,
-    out: &mut Vec<u8>,
-) -> Result<Rc<HttpSession>, Outcome> {
-    let Some(raw) = raw else {
-        // MCP 2025-11-25: "Servers that require a session ID SHOULD respond to requests without
-        // an Mcp-Session-Id header (other than initialization) with HTTP 400 Bad Request."
-        let message = format!("Bad Request: {name} is required");
-        json_error(
-            shard,
-            out,
-            400,
-            jsonrpc::INVALID_REQUEST,
-            &message,
-            keep_alive,
-        );
-        return Err(Outcome::Done);
-    };
+) -> Result<Found, TransportError> {
+    // MCP 2025-11-25: "Servers that require a session ID SHOULD respond to requests without an
+    // Mcp-Session-Id header (other than initialization) with HTTP 400 Bad Request."
+    let raw = raw.ok_or(TransportError::MissingSession(name))?;
+    let sessions = env.sessions;
     let found = SessionId::parse(raw).and_then(|id| {
-        if id.shard() == shard.index {
+        if id.shard() == sessions.shard_index {
             // A session answers only on the transport that created it: its messages go out on
             // that transport's streams, and a client of the other would never see them.
-            shard
-                .http_sessions
+            sessions
                 .lookup(&id)
                 .filter(|session| session.legacy == legacy)
-                .map(Ok)
+                .map(Found::Here)
         } else {
-            (id.shard() < shard.shard_count).then_some(Err(id.shard()))
+            (id.shard() < sessions.shard_count).then_some(Found::Elsewhere(id.shard()))
         }
     });
-    match found {
-        Some(Ok(session)) => Ok(session),
-        Some(Err(owner)) => Err(Outcome::Handoff(owner)),
-        None => {
-            // "The server MAY terminate the session at any time, after which it MUST respond to
-            // requests containing that session ID with HTTP 404 Not Found."
-            let message = "Not Found: no such session";
-            json_error(
-                shard,
-                out,
-                404,
-                jsonrpc::INVALID_REQUEST,
-                message,
-                keep_alive,
-            );
-            Err(Outcome::Done)
-        }
-    }
+    // "The server MAY terminate the session at any time, after which it MUST respond to
+    // requests containing that session ID with HTTP 404 Not Found."
+    found.ok_or(TransportError::UnknownSession)
 }
 
 /// Answers a request on `/mcp` that is not a WebSocket upgrade.
-pub(super) fn mcp_endpoint(
-    shard: &Rc<Shard>,
+pub fn mcp_endpoint(
+    env: &Env,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Outcome {
-    // MCP 2025-11-25: "If the server receives a request with an invalid or unsupported
-    // MCP-Protocol-Version, it MUST respond with 400 Bad Request." Any supported version is
-    // accepted whatever the session negotiated (clients send 2025-03-26 on newer sessions).
-    if let Some(version) = head.header_str("mcp-protocol-version") {
-        if !mcp::version::SUPPORTED.contains(&version) {
-            json_error(
-                shard,
-                out,
-                400,
-                jsonrpc::INVALID_REQUEST,
-                &format!("Bad Request: unsupported MCP-Protocol-Version {version}"),
-                keep_alive,
-            );
-            return Outcome::Done;
+    let answered = (|| {
+        // MCP 2025-11-25: "If the server receives a request with an invalid or unsupported
+        // MCP-Protocol-Version, it MUST respond with 400 Bad Request." Any supported version is
+        // accepted whatever the session negotiated (clients send 2025-03-26 on newer sessions).
+        if let Some(version) = head.header_str("mcp-protocol-version") {
+            if !mcp::version::SUPPORTED.contains(&version) {
+                return Err(TransportError::UnsupportedProtocolVersion(version.into()));
+            }
         }
-    }
-    match head.method() {
-        Method::Post => post(shard, head, body, keep_alive, out),
-        Method::Get => get(shard, head, keep_alive, out),
-        Method::Delete => delete(shard, head, keep_alive, out),
-        _ => {
-            http1::write_response(out, 405, &[("allow", "GET, POST, DELETE")], b"", keep_alive);
-            shard.metrics.status(405);
-            Outcome::Done
+        match head.method() {
+            Method::Post => post(env, head, body, keep_alive, out),
+            Method::Get => get(env, head, keep_alive, out),
+            Method::Delete => delete(env, head, keep_alive, out),
+            _ => Err(TransportError::MethodNotAllowed {
+                allow: "GET, POST, DELETE",
+            }),
         }
-    }
+    })();
+    answer(env, answered, keep_alive, out)
+}
+
+/// The outcome, or the refusal queued in `out`.
+fn answer(
+    env: &Env,
+    answered: Result<Outcome, TransportError>,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    answered.unwrap_or_else(|refusal| {
+        refusal.respond(out, keep_alive, env.metrics);
+        Outcome::Done
+    })
 }
 
 fn post(
-    shard: &Rc<Shard>,
+    env: &Env,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
     out: &mut Vec<u8>,
-) -> Outcome {
+) -> Result<Outcome, TransportError> {
     // "The client MUST include an Accept header, listing both application/json and
     // text/event-stream as supported content types."
     if !accepts(head, "application/json") || !accepts(head, "text/event-stream") {
-        json_error(
-            shard,
-            out,
-            406,
-            jsonrpc::INVALID_REQUEST,
-            "Not Acceptable: Accept must list application/json and text/event-stream",
-            keep_alive,
-        );
-        return Outcome::Done;
+        return Err(TransportError::NotAcceptable(
+            "Accept must list application/json and text/event-stream",
+        ));
     }
-    if let Err(outcome) = require_json_body(shard, head, keep_alive, out) {
-        return outcome;
-    }
+    require_json_body(head)?;
     let kind = mcp::classify(body);
     let session = match kind {
         Kind::Request {
             is_initialize: true,
-        } => match shard.http_sessions.create(false) {
-            Ok(session) => session,
-            Err(e) => return refuse_session(shard, e, keep_alive, out),
-        },
+        } => env
+            .sessions
+            .create(false)
+            .map_err(TransportError::SessionRefused)?,
         Kind::Invalid => {
             // Parse errors and invalid messages get the dispatcher's JSON-RPC error as a 400.
-            shard.metrics.error(ErrorKind::JsonRpc);
-            let reply = run_now(shard.dispatcher.handle(
+            let reply = run_now(env.dispatcher.handle(
                 SessionState::new_ref(),
                 Rc::new(NoPeer),
                 body.to_vec(),
             ));
-            let reply = reply.unwrap_or_default();
-            http1::write_response(
-                out,
-                400,
-                &[("content-type", "application/json")],
-                &reply,
-                keep_alive,
-            );
-            shard.metrics.status(400);
-            return Outcome::Done;
+            return Err(TransportError::InvalidMessage(reply.unwrap_or_default()));
         }
-        _ => match session_of(shard, head, keep_alive, out) {
-            Ok(session) => session,
-            Err(outcome) => return outcome,
+        _ => match session_of(env, head)? {
+            Found::Here(session) => session,
+            Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
         },
     };
     let is_initialize = matches!(
@@ -791,22 +772,26 @@ fn post(
     if !expects_reply {
         // "If the input is a JSON-RPC response or notification: If the server accepts the input,
         // the server MUST return HTTP status code 202 Accepted with no body."
-        let peer = HttpPeer::new(shard, &session, None);
-        spawn_dispatch(shard, &session, peer, body.to_vec(), |_| {});
+        let peer = HttpPeer::new(env, &session, None);
+        let reply = env
+            .dispatcher
+            .handle(session.mcp.clone(), peer, body.to_vec());
+        env.run(async move {
+            reply.await;
+        });
         http1::write_head(out, 202, &[], ResponseBody::Length(0), keep_alive);
-        shard.metrics.status(202);
-        return Outcome::Done;
+        env.metrics.status(202);
+        return Ok(Outcome::Done);
     }
     let arrived = Instant::now();
     let stream = session.open_post_stream();
     // The response is attached before the handler first runs: whatever it sends before its
     // first pause is written in order, however much of it the replay ring keeps.
-    let sink = Rc::new(Sink::default());
+    let sink = Sink::new(env.config.max_outbound_bytes);
     session.attach_new(stream, &sink);
-    let peer = HttpPeer::new(shard, &session, Some(stream));
+    let peer = HttpPeer::new(env, &session, Some(stream));
     let mut reply = Box::pin(
-        shard
-            .dispatcher
+        env.dispatcher
             .handle(session.mcp.clone(), peer, body.to_vec()),
     );
     // Only initialize answers carry the session id: no string for every other POST.
@@ -821,16 +806,16 @@ fn post(
             session.discard_stream(stream);
             if is_initialize && session.mcp.borrow().protocol_version().is_none() {
                 // A failed initialize leaves no session behind.
-                shard.http_sessions.remove(&session.id, &shard.dispatcher);
+                env.sessions.remove(&session.id, env.dispatcher);
                 headers.clear();
             }
             let reply = reply.unwrap_or_default();
             headers.push(("content-type", "application/json"));
             http1::write_response(out, 200, &headers, &reply, keep_alive);
-            shard.metrics.status(200);
-            shard.metrics.message_out();
-            shard.metrics.latency(Path::Http, arrived.elapsed());
-            return Outcome::Done;
+            env.metrics.status(200);
+            env.metrics.message_out();
+            env.metrics.latency(Path::Http, arrived.elapsed());
+            return Ok(Outcome::Done);
         }
         if let Some(reply) = reply {
             let _ = session.deliver(stream, &reply, Delivery::Reply);
@@ -838,74 +823,54 @@ fn post(
         session.finish(stream);
     } else {
         let finisher = Rc::clone(&session);
-        let shard = Rc::clone(shard);
-        glommio::spawn_local(async move {
+        let metrics = Rc::clone(env.metrics);
+        (env.spawn)(Box::pin(async move {
             if let Some(reply) = reply.await {
                 let _ = finisher.deliver(stream, &reply, Delivery::Reply);
-                shard.metrics.message_out();
-                shard.metrics.latency(Path::Http, arrived.elapsed());
+                metrics.message_out();
+                metrics.latency(Path::Http, arrived.elapsed());
             }
             finisher.finish(stream);
-        })
-        .detach();
+        }));
     }
     sse_head(out, &headers, keep_alive);
-    shard.metrics.status(200);
+    env.metrics.status(200);
     // SEP-1699 priming event, ahead of what the handler already sent: an id the client can
     // resume from even if nothing else arrives.
     let mut primer = Vec::new();
     sse::write_priming(
         &mut primer,
         EventId { stream, seq: 0 },
-        shard.config.sse_retry_ms,
+        env.config.sse_retry_ms,
     );
     sink.push_front_raw(&primer);
-    Outcome::Stream(StreamServe {
-        session,
-        stream,
-        sink,
-        ends_session: false,
-    })
+    Ok(Outcome::Stream(SseStream::new(env, session, stream, sink)))
 }
 
-fn get(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
+fn get(
+    env: &Env,
+    head: &RequestHead,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Result<Outcome, TransportError> {
     if !accepts(head, "text/event-stream") {
-        json_error(
-            shard,
-            out,
-            406,
-            jsonrpc::INVALID_REQUEST,
-            "Not Acceptable: Accept must list text/event-stream",
-            keep_alive,
-        );
-        return Outcome::Done;
+        return Err(TransportError::NotAcceptable(
+            "Accept must list text/event-stream",
+        ));
     }
-    let session = match session_of(shard, head, keep_alive, out) {
-        Ok(session) => session,
-        Err(outcome) => return outcome,
+    let session = match session_of(env, head)? {
+        Found::Here(session) => session,
+        Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
     };
-    let sink = Rc::new(Sink::default());
-    let retry = shard.config.sse_retry_ms;
-    let (stream, result) = match head.header_str("last-event-id") {
+    let sink = Sink::new(env.config.max_outbound_bytes);
+    let retry = env.config.sse_retry_ms;
+    let (stream, attached) = match head.header_str("last-event-id") {
         Some(raw) => {
             // "If the client wishes to resume after a disconnection ... it SHOULD issue an HTTP GET
             // to the MCP endpoint, and include the Last-Event-ID header ... the server MAY use this
             // header to replay messages that would have been sent after the last event ID, on the
             // stream that was disconnected".
-            let id = match EventId::parse(raw) {
-                Ok(id) => id,
-                Err(e) => {
-                    json_error(
-                        shard,
-                        out,
-                        400,
-                        jsonrpc::INVALID_REQUEST,
-                        &format!("Bad Request: {e}"),
-                        keep_alive,
-                    );
-                    return Outcome::Done;
-                }
-            };
+            let id = EventId::parse(raw).map_err(TransportError::BadLastEventId)?;
             (
                 id.stream,
                 session.attach(id.stream, &sink, Some(id.seq), retry),
@@ -915,182 +880,100 @@ fn get(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8
             // One standalone stream per session, as the reference SDK server does: a second
             // one would split server messages between two readers.
             if session.is_attached(STANDALONE) {
-                json_error(
-                    shard,
-                    out,
-                    409,
-                    jsonrpc::INVALID_REQUEST,
-                    "Conflict: this session's GET stream is already open",
-                    keep_alive,
-                );
-                return Outcome::Done;
+                return Err(TransportError::StreamAlreadyOpen);
             }
             (STANDALONE, session.attach(STANDALONE, &sink, None, retry))
         }
     };
-    match result {
-        Ok(()) => {
-            let mut head_bytes = Vec::new();
-            sse_head(&mut head_bytes, &[], keep_alive);
-            // The head goes out before the replayed events the sink already holds.
-            out.extend_from_slice(&head_bytes);
-            shard.metrics.status(200);
-            Outcome::Stream(StreamServe {
-                session,
-                stream,
-                sink,
-                ends_session: false,
-            })
-        }
-        Err(e) => {
-            session.detach(stream, &sink);
-            let (status, text) = match e {
-                // The events are gone: say so instead of a silently empty stream.
-                ResumeError::Evicted | ResumeError::UnknownStream => {
-                    (410, format!("Gone: cannot resume: {e}"))
-                }
-                ResumeError::UnknownEvent => (400, format!("Bad Request: cannot resume: {e}")),
-            };
-            json_error(
-                shard,
-                out,
-                status,
-                jsonrpc::INVALID_REQUEST,
-                &text,
-                keep_alive,
-            );
-            Outcome::Done
-        }
+    if let Err(e) = attached {
+        session.detach(stream, &sink);
+        return Err(TransportError::CannotResume(e));
     }
+    // The head goes out before the replayed events the sink already holds.
+    sse_head(out, &[], keep_alive);
+    env.metrics.status(200);
+    Ok(Outcome::Stream(SseStream::new(env, session, stream, sink)))
 }
 
-fn delete(shard: &Rc<Shard>, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
-    match session_of(shard, head, keep_alive, out) {
-        Ok(session) => {
-            shard.http_sessions.remove(&session.id, &shard.dispatcher);
-            http1::write_response(out, 200, &[], b"", keep_alive);
-            shard.metrics.status(200);
-            Outcome::Done
-        }
-        Err(outcome) => outcome,
-    }
-}
-
-/// GET /sse: a legacy (2024-11-05) session and its event stream.
-pub(super) fn legacy_sse(
-    shard: &Rc<Shard>,
+fn delete(
+    env: &Env,
     head: &RequestHead,
     keep_alive: bool,
     out: &mut Vec<u8>,
-) -> Outcome {
-    if head.method() != Method::Get {
-        http1::write_response(out, 405, &[("allow", "GET")], b"", keep_alive);
-        shard.metrics.status(405);
-        return Outcome::Done;
-    }
-    let session = match shard.http_sessions.create(true) {
-        Ok(session) => session,
-        Err(e) => return refuse_session(shard, e, keep_alive, out),
+) -> Result<Outcome, TransportError> {
+    let session = match session_of(env, head)? {
+        Found::Here(session) => session,
+        Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
     };
-    sse_head(out, &[], keep_alive);
-    shard.metrics.status(200);
-    let sink = Rc::new(Sink::default());
-    // 2024-11-05: "When a client connects, the server MUST send an endpoint event containing a URI
-    // for the client to use for sending messages."
-    let mut endpoint = Vec::new();
-    sse::write_event(
-        &mut endpoint,
-        None,
-        Some("endpoint"),
-        format!("/messages?sessionId={}", session.id).as_bytes(),
-    );
-    sink.push_raw(&endpoint);
-    let _ = session.attach(STANDALONE, &sink, Some(0), shard.config.sse_retry_ms);
-    Outcome::Stream(StreamServe {
-        session,
-        stream: STANDALONE,
-        sink,
-        ends_session: true,
-    })
+    env.sessions.remove(&session.id, env.dispatcher);
+    http1::write_response(out, 200, &[], b"", keep_alive);
+    env.metrics.status(200);
+    Ok(Outcome::Done)
+}
+
+/// GET /sse: a legacy (2024-11-05) session and its event stream.
+pub fn legacy_sse(env: &Env, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
+    let answered = (|| {
+        if head.method() != Method::Get {
+            return Err(TransportError::MethodNotAllowed { allow: "GET" });
+        }
+        let session = env
+            .sessions
+            .create(true)
+            .map_err(TransportError::SessionRefused)?;
+        sse_head(out, &[], keep_alive);
+        env.metrics.status(200);
+        let sink = Sink::new(env.config.max_outbound_bytes);
+        // 2024-11-05: "When a client connects, the server MUST send an endpoint event containing
+        // a URI for the client to use for sending messages."
+        let mut endpoint = Vec::new();
+        sse::write_event(
+            &mut endpoint,
+            None,
+            Some("endpoint"),
+            format!("/messages?sessionId={}", session.id).as_bytes(),
+        );
+        sink.push_raw(&endpoint);
+        let _ = session.attach(STANDALONE, &sink, Some(0), env.config.sse_retry_ms);
+        Ok(Outcome::Stream(SseStream::new(
+            env, session, STANDALONE, sink,
+        )))
+    })();
+    answer(env, answered, keep_alive, out)
 }
 
 /// POST /messages?sessionId=…: a legacy client's message; replies travel on its SSE stream.
-pub(super) fn legacy_message(
-    shard: &Rc<Shard>,
+pub fn legacy_message(
+    env: &Env,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Outcome {
-    if head.method() != Method::Post {
-        http1::write_response(out, 405, &[("allow", "POST")], b"", keep_alive);
-        shard.metrics.status(405);
-        return Outcome::Done;
-    }
-    let session_id = head.query_param("sessionId").map(str::as_bytes);
-    let session = match find_session(
-        shard,
-        session_id,
-        "the sessionId query parameter",
-        true,
-        keep_alive,
-        out,
-    ) {
-        Ok(session) => session,
-        Err(outcome) => return outcome,
-    };
-    if let Err(outcome) = require_json_body(shard, head, keep_alive, out) {
-        return outcome;
-    }
-    let peer = HttpPeer::new(shard, &session, None);
-    let replier = Rc::clone(&session);
-    spawn_dispatch(shard, &session, peer, body.to_vec(), move |reply| {
-        let _ = replier.deliver(STANDALONE, &reply, Delivery::Reply);
-    });
-    http1::write_response(out, 202, &[], b"Accepted", keep_alive);
-    shard.metrics.status(202);
-    Outcome::Done
-}
-
-/// Runs the dispatcher on `body` and hands any reply to `on_reply`, at once if it is ready.
-fn spawn_dispatch(
-    shard: &Rc<Shard>,
-    session: &Rc<HttpSession>,
-    peer: Rc<HttpPeer>,
-    body: Vec<u8>,
-    on_reply: impl FnOnce(Vec<u8>) + 'static,
-) {
-    let mut reply = Box::pin(shard.dispatcher.handle(session.mcp.clone(), peer, body));
-    match reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(Some(reply)) => on_reply(reply),
-        Poll::Ready(None) => {}
-        Poll::Pending => {
-            glommio::spawn_local(async move {
-                if let Some(reply) = reply.await {
-                    on_reply(reply);
-                }
-            })
-            .detach();
+    let answered = (|| {
+        if head.method() != Method::Post {
+            return Err(TransportError::MethodNotAllowed { allow: "POST" });
         }
-    }
-}
-
-fn refuse_session(shard: &Shard, e: CreateError, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
-    let mut body = Vec::new();
-    let message = match e {
-        CreateError::Full => "Service Unavailable: session limit reached, retry later",
-        CreateError::NoRandomness => "Service Unavailable: no randomness for a session id",
-    };
-    jsonrpc::write_error(&mut body, None, jsonrpc::INTERNAL_ERROR, message, None);
-    http1::write_response(
-        out,
-        503,
-        &[("content-type", "application/json"), ("retry-after", "1")],
-        &body,
-        keep_alive,
-    );
-    shard.metrics.status(503);
-    Outcome::Done
+        let session_id = head.query_param("sessionId").map(str::as_bytes);
+        let session = match find_session(env, session_id, "the sessionId query parameter", true)? {
+            Found::Here(session) => session,
+            Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
+        };
+        require_json_body(head)?;
+        let peer = HttpPeer::new(env, &session, None);
+        let reply = env
+            .dispatcher
+            .handle(session.mcp.clone(), peer, body.to_vec());
+        env.run(async move {
+            if let Some(reply) = reply.await {
+                let _ = session.deliver(STANDALONE, &reply, Delivery::Reply);
+            }
+        });
+        http1::write_response(out, 202, &[], b"Accepted", keep_alive);
+        env.metrics.status(202);
+        Ok(Outcome::Done)
+    })();
+    answer(env, answered, keep_alive, out)
 }
 
 /// Polls a future that finishes without waiting (the dispatcher on invalid input).
@@ -1111,33 +994,5 @@ struct NoPeer;
 impl Peer for NoPeer {
     fn send(&self, _message: Vec<u8>, _related_request: Option<&Id>) -> bool {
         false
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::accepts;
-    use crate::proto::http1::{Limits, RequestHead};
-
-    fn head_with_accept(accept: &str) -> RequestHead {
-        let request = format!("POST /mcp HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n");
-        let (head, _) = RequestHead::parse(request.as_bytes(), &Limits::default())
-            .unwrap()
-            .complete()
-            .unwrap();
-        head
-    }
-
-    #[test]
-    fn accept_matches_exact_wildcard_and_any_case() {
-        let head = head_with_accept("Application/JSON;q=0.9, text/*");
-        assert!(accepts(&head, "application/json"));
-        assert!(accepts(&head, "text/event-stream"));
-        assert!(!accepts(&head, "image/png"));
-        assert!(accepts(&head_with_accept("*/*"), "image/png"));
-        assert!(!accepts(
-            &head_with_accept("application/jsonx"),
-            "application/json"
-        ));
     }
 }

@@ -1,0 +1,240 @@
+//! Every reason the transport refuses an HTTP request, and the one place
+//! where a refusal becomes a status line, headers, a body and a counter tick.
+
+use crate::metrics::{ErrorKind, Metrics};
+use crate::proto::http1::{self, HttpError};
+use crate::proto::jsonrpc;
+use crate::proto::origin::PolicyError;
+use crate::proto::sse::LastEventIdError;
+use crate::proto::ws::handshake::{self, HandshakeError};
+use crate::store::ring::ResumeError;
+use crate::store::sessions::CreateError;
+use std::fmt;
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    // The connection and its requests.
+    /// The shard holds its maximum number of connections.
+    ConnectionLimit,
+    /// The request head or body broke an HTTP rule or limit.
+    Malformed(HttpError),
+    /// The head did not arrive within the header timeout.
+    HeadTimedOut,
+    /// The body did not arrive within the header timeout.
+    BodyTimedOut,
+    /// The shard holds its budget of partly received input.
+    InboundBudget,
+    /// The Origin or Host is not allowed (DNS rebinding protection).
+    Forbidden(PolicyError),
+    /// No endpoint at this path.
+    NotFound,
+    /// The endpoint does not take this method; `allow` lists those it takes.
+    MethodNotAllowed {
+        /// The value of the `Allow` header.
+        allow: &'static str,
+    },
+    /// A WebSocket endpoint asked without an upgrade.
+    UpgradeRequired,
+    /// The WebSocket opening handshake is broken.
+    Handshake(HandshakeError),
+
+    // MCP over HTTP: answered with a JSON-RPC error body.
+    /// `MCP-Protocol-Version` names a revision this server does not speak.
+    UnsupportedProtocolVersion(String),
+    /// `Accept` does not list what the response may be.
+    NotAcceptable(&'static str),
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// The session id the request must carry is missing (the header or query parameter named).
+    MissingSession(&'static str),
+    /// More than one `Mcp-Session-Id`.
+    DuplicateSessionId,
+    /// The id names no live session of this transport.
+    UnknownSession,
+    /// The session's standalone GET stream is already open.
+    StreamAlreadyOpen,
+    /// `Last-Event-ID` is not an id this server could have sent.
+    BadLastEventId(LastEventIdError),
+    /// The stream cannot be resumed from that id.
+    CannotResume(ResumeError),
+    /// No session could be created.
+    SessionRefused(CreateError),
+    /// The body is not a valid JSON-RPC message; the dispatcher's error reply is the body.
+    InvalidMessage(Vec<u8>),
+}
+
+impl TransportError {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            TransportError::ConnectionLimit
+            | TransportError::InboundBudget
+            | TransportError::SessionRefused(_) => 503,
+            TransportError::Malformed(e) => e.status(),
+            TransportError::HeadTimedOut | TransportError::BodyTimedOut => 408,
+            TransportError::Forbidden(_) => 403,
+            TransportError::NotFound | TransportError::UnknownSession => 404,
+            TransportError::MethodNotAllowed { .. } => 405,
+            TransportError::UpgradeRequired => 426,
+            TransportError::Handshake(e) => e.status(),
+            TransportError::UnsupportedProtocolVersion(_)
+            | TransportError::MissingSession(_)
+            | TransportError::DuplicateSessionId
+            | TransportError::BadLastEventId(_)
+            | TransportError::InvalidMessage(_)
+            | TransportError::CannotResume(ResumeError::UnknownEvent) => 400,
+            TransportError::NotAcceptable(_) => 406,
+            TransportError::UnsupportedMediaType => 415,
+            TransportError::StreamAlreadyOpen => 409,
+            // The events are gone: say so instead of a silently empty stream.
+            TransportError::CannotResume(ResumeError::Evicted | ResumeError::UnknownStream) => 410,
+        }
+    }
+
+    /// Whether the connection closes after the answer: its input can no longer be trusted
+    /// to start at a request, or the server sheds it.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            TransportError::ConnectionLimit
+                | TransportError::Malformed(_)
+                | TransportError::HeadTimedOut
+                | TransportError::BodyTimedOut
+                | TransportError::InboundBudget
+        )
+    }
+
+    /// The error counter this refusal ticks besides its status, if any.
+    fn counted_as(&self) -> Option<ErrorKind> {
+        match self {
+            TransportError::ConnectionLimit => Some(ErrorKind::ConnectionCap),
+            TransportError::Malformed(_) => Some(ErrorKind::HttpParse),
+            TransportError::HeadTimedOut | TransportError::BodyTimedOut => Some(ErrorKind::Timeout),
+            TransportError::Forbidden(_) => Some(ErrorKind::Policy),
+            TransportError::Handshake(_) => Some(ErrorKind::WsHandshake),
+            TransportError::InvalidMessage(_) => Some(ErrorKind::JsonRpc),
+            _ => None,
+        }
+    }
+
+    /// Whether the body is a JSON-RPC error (the MCP endpoints) rather than a line of text.
+    fn speaks_json_rpc(&self) -> bool {
+        matches!(
+            self,
+            TransportError::UnsupportedProtocolVersion(_)
+                | TransportError::NotAcceptable(_)
+                | TransportError::UnsupportedMediaType
+                | TransportError::MissingSession(_)
+                | TransportError::DuplicateSessionId
+                | TransportError::UnknownSession
+                | TransportError::StreamAlreadyOpen
+                | TransportError::BadLastEventId(_)
+                | TransportError::CannotResume(_)
+                | TransportError::SessionRefused(_)
+        )
+    }
+
+    /// Queues the response in `out` and counts it.
+    pub fn respond(&self, out: &mut Vec<u8>, keep_alive: bool, metrics: &Metrics) {
+        let keep_alive = keep_alive && !self.closes_connection();
+        let status = self.status();
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3);
+        let body = match self {
+            TransportError::InvalidMessage(reply) => reply.clone(),
+            _ if self.speaks_json_rpc() => {
+                let code = match self {
+                    TransportError::SessionRefused(_) => jsonrpc::INTERNAL_ERROR,
+                    _ => jsonrpc::INVALID_REQUEST,
+                };
+                let mut body = Vec::new();
+                jsonrpc::write_error(&mut body, None, code, &self.to_string(), None);
+                body
+            }
+            _ => format!("{self}\n").into_bytes(),
+        };
+        headers.push((
+            "content-type",
+            if self.speaks_json_rpc() || matches!(self, TransportError::InvalidMessage(_)) {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            },
+        ));
+        match self {
+            TransportError::MethodNotAllowed { allow } => headers.push(("allow", allow)),
+            // RFC 9110 §15.6.4: 503 "indicates that the server is currently unable to handle
+            // the request due to a temporary overload"; Retry-After says when to come back.
+            TransportError::ConnectionLimit
+            | TransportError::InboundBudget
+            | TransportError::SessionRefused(CreateError::Full) => {
+                headers.push(("retry-after", "1"))
+            }
+            TransportError::UpgradeRequired => {
+                headers.push(("upgrade", "websocket"));
+                headers.push(("sec-websocket-version", handshake::VERSION));
+            }
+            // RFC 6455 §4.4: a server that does not speak the client's version "MUST
+            // respond with an appropriate HTTP error code (such as 426 Upgrade Required) and a
+            // |Sec-WebSocket-Version| header field indicating the version(s) the server is capable
+            // of understanding".
+            TransportError::Handshake(e) if e.status() == 426 => {
+                headers.push(("sec-websocket-version", handshake::VERSION))
+            }
+            _ => {}
+        }
+        http1::write_response(out, status, &headers, &body, keep_alive);
+        metrics.status(status);
+        if let Some(kind) = self.counted_as() {
+            metrics.error(kind);
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::ConnectionLimit => f.write_str("connection limit reached"),
+            TransportError::Malformed(e) => write!(f, "{e}"),
+            TransportError::HeadTimedOut => f.write_str("request head timed out"),
+            TransportError::BodyTimedOut => f.write_str("request body timed out"),
+            TransportError::InboundBudget => {
+                f.write_str("server inbound budget exhausted; retry later")
+            }
+            TransportError::Forbidden(e) => f.write_str(e.message()),
+            TransportError::NotFound => f.write_str("not found"),
+            TransportError::MethodNotAllowed { .. } => f.write_str("method not allowed"),
+            TransportError::UpgradeRequired => f.write_str("this endpoint speaks WebSocket"),
+            TransportError::Handshake(e) => write!(f, "{e}"),
+            TransportError::UnsupportedProtocolVersion(v) => {
+                write!(f, "Bad Request: unsupported MCP-Protocol-Version {v}")
+            }
+            TransportError::NotAcceptable(what) => write!(f, "Not Acceptable: {what}"),
+            TransportError::UnsupportedMediaType => {
+                f.write_str("Unsupported Media Type: Content-Type must be application/json")
+            }
+            TransportError::MissingSession(name) => write!(f, "Bad Request: {name} is required"),
+            TransportError::DuplicateSessionId => {
+                f.write_str("Bad Request: more than one Mcp-Session-Id")
+            }
+            TransportError::UnknownSession => f.write_str("Not Found: no such session"),
+            TransportError::StreamAlreadyOpen => {
+                f.write_str("Conflict: this session's GET stream is already open")
+            }
+            TransportError::BadLastEventId(e) => write!(f, "Bad Request: {e}"),
+            TransportError::CannotResume(e) if self.status() == 410 => {
+                write!(f, "Gone: cannot resume: {e}")
+            }
+            TransportError::CannotResume(e) => write!(f, "Bad Request: cannot resume: {e}"),
+            TransportError::SessionRefused(CreateError::Full) => {
+                f.write_str("Service Unavailable: session limit reached, retry later")
+            }
+            TransportError::SessionRefused(CreateError::NoRandomness) => {
+                f.write_str("Service Unavailable: no randomness for a session id")
+            }
+            TransportError::InvalidMessage(_) => f.write_str("Bad Request: invalid JSON-RPC"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
