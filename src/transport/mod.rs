@@ -120,3 +120,6 @@ pub enum FlushedFlow {
     /// It is finished (see [`Flow`]).
     Finish(Flow),
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,720 @@
+//! The transport's rules without sockets: a request's bytes in, the
+//! response's bytes out, for every refusal and every resume rule.
+
+use super::http::{route, Next};
+use super::streamable::{HttpSessions, SseStream};
+use super::{Connection, Env, Flow, Task};
+use crate::config::Config;
+use crate::mcp::{Dispatcher, Registry, Tool, ToolContext, ToolResult};
+use crate::metrics::Metrics;
+use crate::proto::http1::{ChunkedDecoder, Limits, RequestHead};
+use crate::proto::origin::OriginPolicy;
+use crate::proto::sse::{SseDecoder, SseEvent};
+use crate::proto::Status;
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+thread_local! {
+    /// Tasks the rules started: the test runs them (there is no executor).
+    static TASKS: RefCell<Vec<Task>> = const { RefCell::new(Vec::new()) };
+    /// Opens the `wait` tool's gate.
+    static RELEASED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn spawn(task: Task) {
+    TASKS.with(|tasks| tasks.borrow_mut().push(task));
+}
+
+/// Polls every started task once (they need no waker: the test polls again).
+fn run_tasks() {
+    let mut tasks = TASKS.with(|tasks| tasks.take());
+    tasks.retain_mut(|task| {
+        task.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    });
+    TASKS.with(|t| t.borrow_mut().extend(tasks));
+}
+
+/// `wait`: reports progress, then waits for the test to release it.
+fn registry() -> Registry {
+    Registry::builder()
+        .tool(
+            Tool::new("wait", "progress, then wait", json!({"type": "object"})),
+            |ctx: ToolContext, _args: Value| async move {
+                ctx.progress(1.0, None, Some("started"));
+                std::future::poll_fn(|_| {
+                    if RELEASED.get() {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+                Ok(ToolResult::text("done"))
+            },
+        )
+        .build()
+}
+
+/// One shard's worth of transport state.
+struct Shard {
+    config: Config,
+    policy: OriginPolicy,
+    dispatcher: Dispatcher,
+    metrics: Rc<Metrics>,
+    sessions: HttpSessions,
+}
+
+/// A response as the client reads it.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// The response in `bytes` (status 0 when nothing was answered: a handoff).
+    fn parse(bytes: &[u8]) -> Response {
+        if bytes.is_empty() {
+            return Response {
+                status: 0,
+                headers: Vec::new(),
+                body: Vec::new(),
+            };
+        }
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a whole head");
+        let head = std::str::from_utf8(&bytes[..end]).expect("ASCII head");
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers = lines
+            .map(|line| {
+                let (name, value) = line.split_once(':').unwrap();
+                (name.to_ascii_lowercase(), value.trim().to_owned())
+            })
+            .collect();
+        Response {
+            status,
+            headers,
+            body: bytes[end + 4..].to_vec(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    /// The JSON-RPC error message of a refusal.
+    fn error_message(&self) -> String {
+        self.json()["error"]["message"].as_str().unwrap().to_owned()
+    }
+}
+
+const ACCEPT_BOTH: &str = "accept: application/json, text/event-stream\r\n";
+const JSON: &str = "content-type: application/json\r\n";
+
+impl Shard {
+    fn new() -> Shard {
+        Shard::with(Config::default(), 0, 2)
+    }
+
+    fn with(config: Config, index: usize, count: usize) -> Shard {
+        RELEASED.set(false);
+        Shard {
+            policy: OriginPolicy::new(&config.allowed_origins, true),
+            dispatcher: Dispatcher::new(Arc::new(registry())),
+            metrics: Rc::new(Metrics::default()),
+            sessions: HttpSessions::new(index, count, &config),
+            config,
+        }
+    }
+
+    fn env(&self) -> Env<'_> {
+        Env {
+            config: &self.config,
+            policy: &self.policy,
+            dispatcher: &self.dispatcher,
+            metrics: &self.metrics,
+            sessions: &self.sessions,
+            spawn,
+        }
+    }
+
+    /// Routes one request (`head_lines` after the request line, then `body`).
+    fn request(&self, request_line: &str, head_lines: &str, body: &str) -> (Next, Response) {
+        let raw = format!(
+            "{request_line} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {}\r\n{head_lines}\r\n{body}",
+            body.len()
+        );
+        let (head, used) = match RequestHead::parse(raw.as_bytes(), &Limits::default()) {
+            Ok(Status::Complete(head, used)) => (head, used),
+            other => panic!("not a whole head: {other:?}"),
+        };
+        let mut out = Vec::new();
+        let next = route(&self.env(), &head, &raw.as_bytes()[used..], true, &mut out);
+        (next, Response::parse(&out))
+    }
+
+    /// A refused request's response.
+    fn refused(&self, request_line: &str, head_lines: &str, body: &str) -> Response {
+        match self.request(request_line, head_lines, body) {
+            (Next::KeepGoing, response) => response,
+            _ => panic!("{request_line}: expected an answer"),
+        }
+    }
+
+    fn post(&self, session: Option<&str>, body: &Value) -> (Next, Response) {
+        let session = session.map_or(String::new(), |id| format!("mcp-session-id: {id}\r\n"));
+        self.request(
+            "POST /mcp",
+            &format!("{ACCEPT_BOTH}{JSON}{session}"),
+            &body.to_string(),
+        )
+    }
+
+    /// A new session's id.
+    fn initialize(&self) -> String {
+        let (_, response) = self.post(
+            None,
+            &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}}}),
+        );
+        assert_eq!(response.status, 200, "{response:?}");
+        response.header("mcp-session-id").unwrap().to_owned()
+    }
+
+    fn get(&self, session: &str, last_event_id: Option<&str>) -> (Next, Response) {
+        let resume = last_event_id.map_or(String::new(), |id| format!("last-event-id: {id}\r\n"));
+        self.request(
+            "GET /mcp",
+            &format!("accept: text/event-stream\r\nmcp-session-id: {session}\r\n{resume}"),
+            "",
+        )
+    }
+
+    fn call_wait(&self, session: &str, id: u64) -> SseStream {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "wait", "arguments": {}, "_meta": {"progressToken": id}}});
+        match self.post(Some(session), &call) {
+            (Next::Stream(stream), response) => {
+                assert_eq!(response.status, 200);
+                assert_eq!(response.header("content-type"), Some("text/event-stream"));
+                stream
+            }
+            (_, response) => panic!("expected a stream: {response:?}"),
+        }
+    }
+}
+
+/// The SSE events queued on `stream` so far (taking them out of its queue).
+fn events(stream: &SseStream, chunks: &mut ChunkedDecoder) -> Vec<SseEvent> {
+    let bytes = std::mem::take(&mut *stream.outbound().bytes());
+    let mut body = Vec::new();
+    chunks.decode(&bytes, &mut body).expect("chunked framing");
+    let mut decoder = SseDecoder::new(1 << 20);
+    let mut events = Vec::new();
+    let mut at = 0;
+    while let Ok(Status::Complete(event, used)) = decoder.decode(&body[at..]) {
+        events.push(event);
+        at += used;
+    }
+    events
+}
+
+fn ids(events: &[SseEvent]) -> Vec<&str> {
+    events.iter().filter_map(|e| e.id.as_deref()).collect()
+}
+
+#[test]
+fn every_refusal_has_its_status_and_says_why() {
+    let shard = Shard::new();
+    let session = shard.initialize();
+    let with_session = format!("mcp-session-id: {session}\r\n");
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let cases: &[(&str, String, &str, u16, &str)] = &[
+        // MCP 2025-11-25 (transports): the POST "MUST include an Accept header, listing both".
+        (
+            "POST /mcp",
+            format!("accept: application/json\r\n{JSON}{with_session}"),
+            ping,
+            406,
+            "Accept must list",
+        ),
+        (
+            "POST /mcp",
+            format!("{ACCEPT_BOTH}content-type: text/plain\r\n{with_session}"),
+            ping,
+            415,
+            "Content-Type",
+        ),
+        (
+            "POST /mcp",
+            format!("{ACCEPT_BOTH}{JSON}mcp-protocol-version: 1999-01-01\r\n{with_session}"),
+            ping,
+            400,
+            "MCP-Protocol-Version 1999-01-01",
+        ),
+        (
+            "POST /mcp",
+            format!("{ACCEPT_BOTH}{JSON}"),
+            ping,
+            400,
+            "Mcp-Session-Id is required",
+        ),
+        (
+            "POST /mcp",
+            format!("{ACCEPT_BOTH}{JSON}{with_session}{with_session}"),
+            ping,
+            400,
+            "more than one",
+        ),
+        (
+            "POST /mcp",
+            format!("{ACCEPT_BOTH}{JSON}mcp-session-id: 00ffffffffffffffffffffffffffffffff\r\n"),
+            ping,
+            404,
+            "no such session",
+        ),
+        (
+            "GET /mcp",
+            format!("accept: application/json\r\n{with_session}"),
+            "",
+            406,
+            "text/event-stream",
+        ),
+        (
+            "GET /mcp",
+            format!("accept: text/event-stream\r\n{with_session}last-event-id: 1-x\r\n"),
+            "",
+            400,
+            "Last-Event-ID",
+        ),
+        (
+            "GET /mcp",
+            format!("accept: text/event-stream\r\n{with_session}last-event-id: 7-0\r\n"),
+            "",
+            410,
+            "Gone",
+        ),
+        (
+            "POST /messages?sessionId=nope",
+            JSON.to_owned(),
+            ping,
+            404,
+            "no such session",
+        ),
+        (
+            "POST /messages",
+            JSON.to_owned(),
+            ping,
+            400,
+            "sessionId query parameter is required",
+        ),
+    ];
+    for (request_line, head, body, status, says) in cases {
+        let response = shard.refused(request_line, head, body);
+        assert_eq!(response.status, *status, "{request_line} {head:?}");
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        let message = response.error_message();
+        assert!(message.contains(says), "{request_line}: {message:?}");
+    }
+}
+
+#[test]
+fn methods_paths_and_upgrades_are_refused_in_text() {
+    let config = Config {
+        echo: true,
+        ..Config::default()
+    };
+    let shard = Shard::with(config, 0, 1);
+    // Request line, head lines, status, a header it must carry.
+    type Case<'a> = (&'a str, &'a str, u16, Option<(&'a str, &'a str)>);
+    let cases: &[Case] = &[
+        ("PUT /mcp", "", 405, Some(("allow", "GET, POST, DELETE"))),
+        ("POST /sse", "", 405, Some(("allow", "GET"))),
+        ("GET /messages", "", 405, Some(("allow", "POST"))),
+        ("POST /healthz", "", 405, Some(("allow", "GET, HEAD"))),
+        ("GET /nowhere", "", 404, None),
+        ("GET /echo", "", 426, Some(("sec-websocket-version", "13"))),
+        ("POST /echo", "", 405, Some(("allow", "GET"))),
+        (
+            "GET /mcp",
+            "upgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 8\r\n",
+            426,
+            Some(("sec-websocket-version", "13")),
+        ),
+        ("GET /healthz", "origin: http://evil.example\r\n", 403, None),
+    ];
+    for (request_line, head, status, header) in cases {
+        let response = shard.refused(request_line, head, "");
+        assert_eq!(response.status, *status, "{request_line}");
+        assert!(response
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain"));
+        if let Some((name, value)) = header {
+            assert_eq!(response.header(name), Some(*value), "{request_line}");
+        }
+    }
+    let response = shard.refused("GET /healthz", "", "");
+    assert_eq!((response.status, &response.body[..]), (200, &b"ok\n"[..]));
+}
+
+#[test]
+fn a_full_shard_refuses_sessions_with_retry_after() {
+    let config = Config {
+        max_sessions_per_shard: 1,
+        ..Config::default()
+    };
+    let shard = Shard::with(config, 0, 1);
+    shard.initialize();
+    let (_, response) = shard.post(
+        None,
+        &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    assert_eq!(response.status, 503);
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert!(response.error_message().contains("session limit"));
+    let legacy = shard.refused("GET /sse", "", "");
+    assert_eq!(legacy.status, 503);
+}
+
+#[test]
+fn invalid_json_rpc_is_a_400_with_the_parse_error() {
+    let shard = Shard::new();
+    let (_, response) = shard.post(None, &json!("not an object"));
+    assert_eq!(response.status, 400);
+    assert_eq!(response.json()["error"]["code"], -32600);
+    let response = shard.refused("POST /mcp", &format!("{ACCEPT_BOTH}{JSON}"), "{");
+    assert_eq!(response.json()["error"]["code"], -32700);
+}
+
+#[test]
+fn another_shards_session_is_handed_over_and_a_deleted_one_is_gone() {
+    let ours = Shard::with(Config::default(), 0, 2);
+    let theirs = Shard::with(Config::default(), 1, 2);
+    let session = theirs.initialize();
+    assert!(matches!(ours.get(&session, None).0, Next::Handoff(1)));
+    let delete = format!("mcp-session-id: {session}\r\n");
+    assert_eq!(theirs.refused("DELETE /mcp", &delete, "").status, 200);
+    // MCP: after the session ends the server "MUST respond to requests containing that
+    // session ID with HTTP 404 Not Found".
+    assert_eq!(theirs.refused("DELETE /mcp", &delete, "").status, 404);
+    // A session id answers only on the transport that made it.
+    let legacy = match theirs.request("GET /sse", "", "") {
+        (Next::Stream(stream), _) => stream,
+        _ => panic!("legacy stream"),
+    };
+    let endpoint = events(&legacy, &mut ChunkedDecoder::new(1 << 20));
+    let legacy_id = endpoint[0].data.rsplit('=').next().unwrap().to_owned();
+    assert_eq!(theirs.get(&legacy_id, None).1.status, 404);
+}
+
+#[test]
+fn a_post_stream_resumes_after_its_last_event_and_ends_with_the_result() {
+    let shard = Shard::new();
+    let session = shard.initialize();
+    let mut stream = shard.call_wait(&session, 7);
+    let mut chunks = ChunkedDecoder::new(1 << 20);
+    let first = events(&stream, &mut chunks);
+    // SEP-1699: the priming event first (an id to resume from, no data), then the progress.
+    // (Stream 1 was initialize's, answered as plain JSON.)
+    assert_eq!(ids(&first), ["2-0", "2-1"]);
+    assert!(first[0].data.is_empty() && first[0].retry.is_some());
+    assert!(first[1].data.contains("notifications/progress"));
+    // The client loses the stream; the handler is still waiting.
+    stream.on_end(&shard.env());
+    drop(stream);
+    let resumed = match shard.get(&session, Some("2-0")) {
+        (Next::Stream(resumed), response) => {
+            assert_eq!(response.status, 200);
+            resumed
+        }
+        (_, response) => panic!("resume refused: {response:?}"),
+    };
+    let mut chunks = ChunkedDecoder::new(1 << 20);
+    let replayed = events(&resumed, &mut chunks);
+    assert_eq!(
+        ids(&replayed),
+        ["2-0", "2-1"],
+        "primer, then exactly what came after 2-0"
+    );
+    RELEASED.set(true);
+    run_tasks();
+    let rest = events(&resumed, &mut chunks);
+    assert_eq!(ids(&rest), ["2-2"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&rest[0].data).unwrap()["id"],
+        7
+    );
+    // The result ends the HTTP response: the connection may carry the next request.
+    assert!(chunks.is_done());
+    assert_eq!(
+        resumed.when_flushed(),
+        super::FlushedFlow::Finish(Flow::Reusable)
+    );
+    // A finished stream still replays (within its ring), and then ends at once.
+    let (next, _) = shard.get(&session, Some("2-1"));
+    let Next::Stream(again) = next else {
+        panic!("finished streams replay")
+    };
+    let mut chunks = ChunkedDecoder::new(1 << 20);
+    assert_eq!(ids(&events(&again, &mut chunks)), ["2-1", "2-2"]);
+    assert!(chunks.is_done());
+    // An id the stream never reached was never sent: resuming from it would be a guess.
+    assert_eq!(shard.get(&session, Some("2-9")).1.status, 400);
+}
+
+#[test]
+fn one_standalone_stream_per_session_and_shutdown_ends_it_resumably() {
+    let shard = Shard::new();
+    let session = shard.initialize();
+    let Next::Stream(mut standalone) = shard.get(&session, None).0 else {
+        panic!("standalone stream")
+    };
+    let second = shard.get(&session, None).1;
+    assert_eq!(second.status, 409);
+    assert!(second.error_message().contains("already open"));
+    let mut chunks = ChunkedDecoder::new(1 << 20);
+    assert_eq!(ids(&events(&standalone, &mut chunks)), ["0-0"]);
+    standalone.on_stop(&shard.env(), Instant::now());
+    let last = events(&standalone, &mut chunks);
+    assert_eq!(last.len(), 0, "a retry field alone dispatches no event");
+    assert!(
+        chunks.is_done(),
+        "the response ends so the client comes back"
+    );
+    standalone.on_end(&shard.env());
+    // Detached: a new GET may open it again.
+    assert!(matches!(shard.get(&session, None).0, Next::Stream(_)));
+}
+
+#[test]
+fn a_request_stream_outlives_the_stop_until_three_quarters_of_the_grace() {
+    let shard = Shard::new();
+    let session = shard.initialize();
+    let mut stream = shard.call_wait(&session, 3);
+    let mut chunks = ChunkedDecoder::new(1 << 20);
+    events(&stream, &mut chunks);
+    let now = Instant::now();
+    stream.on_stop(&shard.env(), now);
+    assert!(!chunks.is_done());
+    let cutoff = now + shard.config.shutdown_grace() * 3 / 4;
+    assert_eq!(stream.next_deadline(&shard.config), cutoff);
+    assert_eq!(stream.on_timer(&shard.env(), cutoff), Flow::Continue);
+    events(&stream, &mut chunks);
+    assert!(chunks.is_done(), "ended with retry at the cutoff");
+}
+
+#[test]
+fn an_sse_reader_that_stalls_is_ended_after_the_slow_reader_timeout() {
+    let config = Config {
+        max_outbound_bytes: 256,
+        ..Config::default()
+    };
+    let shard = Shard::with(config, 0, 1);
+    let session = shard.initialize();
+    let mut stream = shard.call_wait(&session, 5);
+    // The reader took nothing of a queue at its bound.
+    stream.put_first(&mut vec![b'x'; 256]);
+    let t0 = Instant::now();
+    assert!(stream.outbound().is_full());
+    stream.outbound().watch_stall(t0, false);
+    let timeout = shard.config.slow_reader_timeout();
+    assert!(stream.next_deadline(&shard.config) <= t0 + timeout);
+    assert_eq!(
+        stream.on_timer(&shard.env(), t0 + timeout - Duration::from_millis(1)),
+        Flow::Continue
+    );
+    assert_eq!(stream.on_timer(&shard.env(), t0 + timeout), Flow::Drop);
+}
+
+mod websocket {
+    use super::*;
+    use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
+    use crate::transport::ws::{WsConnection, WsKind};
+    use crate::transport::FlushedFlow;
+
+    const MASK: Option<[u8; 4]> = Some([1, 2, 3, 4]);
+
+    fn frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode_frame(&mut bytes, opcode, true, payload, MASK);
+        bytes
+    }
+
+    /// What the server queued, as the client decodes it: (opcode, payload or close code).
+    fn written(ws: &WsConnection) -> Vec<(OpCode, String)> {
+        let mut bytes = std::mem::take(&mut *ws.outbound().bytes());
+        let mut decoder = Decoder::new(Role::Client, 1 << 20);
+        let mut seen = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let decoded = decoder
+                .decode(&mut bytes[at..])
+                .expect("a valid server frame");
+            at += decoded.consumed;
+            seen.push(match decoded.event {
+                Some(Event::Text(text)) => (OpCode::Text, text.to_owned()),
+                Some(Event::Binary(data)) => (OpCode::Binary, format!("{data:?}")),
+                Some(Event::Ping(data)) => (OpCode::Ping, String::from_utf8_lossy(data).into()),
+                Some(Event::Pong(data)) => (OpCode::Pong, String::from_utf8_lossy(data).into()),
+                Some(Event::Close(close)) => {
+                    (OpCode::Close, close.map_or(0, |c| c.code.0).to_string())
+                }
+                None => continue,
+            });
+        }
+        seen
+    }
+
+    fn open(shard: &Shard, kind: WsKind, now: Instant) -> WsConnection {
+        WsConnection::new(kind, &shard.config, &shard.metrics, now)
+    }
+
+    #[test]
+    fn pings_are_answered_and_mcp_is_text_only() {
+        let shard = Shard::new();
+        let now = Instant::now();
+        let mut ws = open(&shard, WsKind::Mcp, now);
+        let mut input = frame(OpCode::Ping, b"hi");
+        input.extend(frame(
+            OpCode::Text,
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        ));
+        ws.on_input(&mut input, &shard.env(), now);
+        let out = written(&ws);
+        assert_eq!(out[0], (OpCode::Pong, "hi".into()));
+        assert_eq!(out[1].0, OpCode::Text);
+        assert!(out[1].1.contains(r#""id":1"#));
+        // RFC 6455 §7.4.1: 1003 for "a type of data it cannot accept".
+        let mut binary = frame(OpCode::Binary, b"\x00");
+        ws.on_input(&mut binary, &shard.env(), now);
+        assert_eq!(written(&ws), [(OpCode::Close, "1003".into())]);
+        assert_eq!(ws.when_flushed(), FlushedFlow::HalfClose);
+        // After our Close, nothing more is sent (§5.5.1), not even a late reply.
+        assert!(!ws.outbound().push(|b| b.push(0)));
+    }
+
+    #[test]
+    fn a_close_is_echoed_and_ends_the_connection() {
+        let shard = Shard::new();
+        let now = Instant::now();
+        let mut ws = open(&shard, WsKind::Echo, now);
+        let mut input = Vec::new();
+        encode_close(&mut input, CloseCode::NORMAL, "bye", MASK);
+        ws.on_input(&mut input, &shard.env(), now);
+        assert_eq!(written(&ws), [(OpCode::Close, "1000".into())]);
+        assert_eq!(ws.when_flushed(), FlushedFlow::Finish(Flow::Drop));
+    }
+
+    #[test]
+    fn an_idle_peer_is_pinged_then_closed_and_then_dropped() {
+        let shard = Shard::new();
+        let config = &shard.config;
+        let t0 = Instant::now();
+        let mut ws = open(&shard, WsKind::Mcp, t0);
+        let ping_at = ws.next_deadline(config);
+        assert_eq!(ping_at, t0 + config.ws_ping_interval());
+        assert_eq!(ws.on_timer(&shard.env(), ping_at), Flow::Continue);
+        assert_eq!(written(&ws), [(OpCode::Ping, "ringmcp".into())]);
+        let pong_due = ws.next_deadline(config);
+        assert_eq!(pong_due, ping_at + config.ws_pong_timeout());
+        ws.on_timer(&shard.env(), pong_due);
+        assert_eq!(written(&ws), [(OpCode::Close, "1001".into())]);
+        let give_up = ws.next_deadline(config);
+        assert_eq!(give_up, pong_due + config.close_timeout());
+        assert_eq!(ws.on_timer(&shard.env(), give_up), Flow::Drop);
+    }
+
+    #[test]
+    fn a_message_not_completed_in_time_is_a_policy_close() {
+        let shard = Shard::new();
+        let t0 = Instant::now();
+        let mut ws = open(&shard, WsKind::Echo, t0);
+        let whole = frame(OpCode::Text, b"hello");
+        let mut part = whole[..3].to_vec();
+        ws.on_input(&mut part, &shard.env(), t0);
+        let due = ws.next_deadline(&shard.config);
+        assert_eq!(due, t0 + shard.config.fragment_timeout());
+        ws.on_timer(&shard.env(), due);
+        assert_eq!(written(&ws), [(OpCode::Close, "1008".into())]);
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_is_held_then_closed() {
+        let config = Config {
+            max_outbound_bytes: 64,
+            ..Config::default()
+        };
+        let shard = Shard::with(config, 0, 1);
+        let t0 = Instant::now();
+        let mut ws = open(&shard, WsKind::Mcp, t0);
+        let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let mut input = Vec::new();
+        for _ in 0..8 {
+            input.extend(frame(OpCode::Text, ping.as_bytes()));
+        }
+        ws.on_input(&mut input, &shard.env(), t0);
+        // Two replies (38 bytes each) fill the 64-byte bound: dispatch stops there, the rest
+        // waits, and nothing more is read.
+        assert!(ws.outbound().is_full());
+        assert!(ws.is_holding());
+        assert!(!ws.wants_read(input.len(), &shard.config));
+        assert!(matches!(
+            ws.outbound().watch_stall(t0, true),
+            crate::transport::outbound::Stall::Started(_)
+        ));
+        // Each time the reader takes everything, the held input goes on, two more replies.
+        for round in 1..=4 {
+            assert_eq!(written(&ws).len(), 2, "round {round}");
+            assert_eq!(ws.is_holding(), round < 4);
+            ws.on_input(&mut input, &shard.env(), t0);
+        }
+        assert!(input.is_empty());
+        // A reader that never takes anything is closed after the slow-reader timeout.
+        let mut more = frame(OpCode::Text, ping.as_bytes()).repeat(8);
+        ws.on_input(&mut more, &shard.env(), t0);
+        ws.outbound().watch_stall(t0, ws.is_holding());
+        let due = ws.next_deadline(&shard.config);
+        assert!(due <= t0 + shard.config.slow_reader_timeout());
+        ws.on_timer(&shard.env(), t0 + shard.config.slow_reader_timeout());
+        let closes: Vec<_> = written(&ws)
+            .into_iter()
+            .filter(|(op, _)| *op == OpCode::Close)
+            .collect();
+        assert_eq!(closes, [(OpCode::Close, "1008".into())]);
+    }
+
+    #[test]
+    fn the_inbound_budget_refusal_is_1009() {
+        let shard = Shard::new();
+        let now = Instant::now();
+        let mut ws = open(&shard, WsKind::Echo, now);
+        let mut part = frame(OpCode::Text, b"hello")[..4].to_vec();
+        ws.on_input(&mut part, &shard.env(), now);
+        assert!(ws.inbound_held(&part) > 0);
+        ws.over_inbound_budget(&mut part, &shard.env());
+        assert!(part.is_empty());
+        assert_eq!(written(&ws), [(OpCode::Close, "1009".into())]);
+        assert_eq!(ws.inbound_held(&part), 0);
+    }
+}
