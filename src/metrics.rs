@@ -402,6 +402,73 @@ fn labelled(key: &str, names: impl Iterator<Item = String>, values: &[u64]) -> V
         .collect()
 }
 
+/// A metric family with one value per shard: name, type, help, and the value.
+type SingleValued = (&'static str, &'static str, &'static str, fn(&Snapshot) -> u64);
+
+/// The families with one value per shard.
+const SINGLE_VALUED: &[SingleValued] = &[
+    (
+        "connections_accepted_total",
+        "counter",
+        "Connections accepted.",
+        |s| s.accepted,
+    ),
+    (
+        "sessions",
+        "gauge",
+        "Live Streamable HTTP and legacy SSE sessions.",
+        |s| s.gauges.sessions,
+    ),
+    (
+        "messages_in_total",
+        "counter",
+        "Messages received (WebSocket messages, JSON-RPC messages).",
+        |s| s.messages_in,
+    ),
+    ("messages_out_total", "counter", "Messages sent.", |s| {
+        s.messages_out
+    }),
+    (
+        "bytes_in_total",
+        "counter",
+        "Bytes read from sockets.",
+        |s| s.bytes_in,
+    ),
+    (
+        "bytes_out_total",
+        "counter",
+        "Bytes written to sockets.",
+        |s| s.bytes_out,
+    ),
+    (
+        "backpressure_events_total",
+        "counter",
+        "Connections that hit their outbound bound.",
+        |s| s.backpressure,
+    ),
+    (
+        "handoffs_total",
+        "counter",
+        "Connections moved to the shard owning their session.",
+        |s| s.handoffs,
+    ),
+    (
+        "ring_bytes",
+        "gauge",
+        "Payload bytes held in SSE replay rings.",
+        |s| s.gauges.ring_bytes,
+    ),
+    (
+        "ring_events",
+        "gauge",
+        "Events held in SSE replay rings.",
+        |s| s.gauges.ring_events,
+    ),
+    ("rings", "gauge", "SSE replay rings (streams).", |s| {
+        s.gauges.rings
+    }),
+];
+
 /// Renders every shard's snapshot in the Prometheus text exposition format (0.0.4).
 pub fn render(snapshots: &[Snapshot]) -> String {
     let mut out = String::with_capacity(8192);
@@ -413,22 +480,6 @@ pub fn render(snapshots: &[Snapshot]) -> String {
         "Open connections by transport.",
         snapshots,
         |s| labelled("transport", transports(), &s.open),
-    );
-    family(
-        &mut out,
-        "connections_accepted_total",
-        "counter",
-        "Connections accepted.",
-        snapshots,
-        |s| one(s.accepted),
-    );
-    family(
-        &mut out,
-        "sessions",
-        "gauge",
-        "Live Streamable HTTP and legacy SSE sessions.",
-        snapshots,
-        |s| one(s.gauges.sessions),
     );
     family(
         &mut out,
@@ -482,83 +533,11 @@ pub fn render(snapshots: &[Snapshot]) -> String {
     );
     family(
         &mut out,
-        "messages_in_total",
-        "counter",
-        "Messages received (WebSocket messages, JSON-RPC messages).",
-        snapshots,
-        |s| one(s.messages_in),
-    );
-    family(
-        &mut out,
-        "messages_out_total",
-        "counter",
-        "Messages sent.",
-        snapshots,
-        |s| one(s.messages_out),
-    );
-    family(
-        &mut out,
-        "bytes_in_total",
-        "counter",
-        "Bytes read from sockets.",
-        snapshots,
-        |s| one(s.bytes_in),
-    );
-    family(
-        &mut out,
-        "bytes_out_total",
-        "counter",
-        "Bytes written to sockets.",
-        snapshots,
-        |s| one(s.bytes_out),
-    );
-    family(
-        &mut out,
-        "backpressure_events_total",
-        "counter",
-        "Connections that hit their outbound bound.",
-        snapshots,
-        |s| one(s.backpressure),
-    );
-    family(
-        &mut out,
-        "handoffs_total",
-        "counter",
-        "Connections moved to the shard owning their session.",
-        snapshots,
-        |s| one(s.handoffs),
-    );
-    family(
-        &mut out,
         "shard_busy_seconds_total",
         "counter",
         "Time the shard's executor spent running tasks and polling I/O (not spinning or parked).",
         snapshots,
         |s| vec![(String::new(), s.busy_seconds)],
-    );
-    family(
-        &mut out,
-        "ring_bytes",
-        "gauge",
-        "Payload bytes held in SSE replay rings.",
-        snapshots,
-        |s| one(s.gauges.ring_bytes),
-    );
-    family(
-        &mut out,
-        "ring_events",
-        "gauge",
-        "Events held in SSE replay rings.",
-        snapshots,
-        |s| one(s.gauges.ring_events),
-    );
-    family(
-        &mut out,
-        "rings",
-        "gauge",
-        "SSE replay rings (streams).",
-        snapshots,
-        |s| one(s.gauges.rings),
     );
     family(
         &mut out,
@@ -576,6 +555,9 @@ pub fn render(snapshots: &[Snapshot]) -> String {
             )
         },
     );
+    for (name, kind, help, value) in SINGLE_VALUED {
+        family(&mut out, name, kind, help, snapshots, |s| one(value(s)));
+    }
     let _ = writeln!(out, "# HELP ringmcp_request_duration_seconds JSON-RPC request latency, arrival to reply queued.");
     let _ = writeln!(out, "# TYPE ringmcp_request_duration_seconds histogram");
     for snap in snapshots {
