@@ -404,3 +404,50 @@ fn an_sse_reader_trickling_bytes_is_ended_after_the_slow_reader_timeout() {
     }
     assert!(metric(srv.addr, "backpressure_events_total", "shard") > 0);
 }
+
+/// The same for a WebSocket: a client that takes a byte every 100 ms while a handler's
+/// notifications pile up keeps the queue above half its bound; it is closed after the
+/// slow-reader timeout (and dropped after the close timeout, as it reads no Close either).
+#[test]
+fn a_websocket_reader_trickling_bytes_is_closed_after_the_slow_reader_timeout() {
+    let srv = server(|c| {
+        c.max_outbound_bytes = 16 * 1024;
+        c.slow_reader_timeout_ms = 500;
+        c.close_timeout_ms = 500;
+    });
+    let mut s = small_window_socket(srv.addr);
+    s.write_all(upgrade_request("/mcp", "").as_bytes()).unwrap();
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 101, "{head}");
+    let call = tool_call(
+        1,
+        "stream",
+        json!({"count":5_000,"interval_ms":1,"bytes":1_000}),
+    );
+    for message in [
+        json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            "protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+        call,
+    ] {
+        s.write_all(&client_frame(
+            OpCode::Text,
+            true,
+            message.to_string().as_bytes(),
+        ))
+        .unwrap();
+    }
+    let ws_connections = || metric(srv.addr, "connections", "transport=\"ws_mcp\"");
+    assert_eq!(ws_connections(), 1);
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    while ws_connections() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "a trickling WebSocket reader is never closed"
+        );
+        let _ = s.read(&mut byte);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(metric(srv.addr, "backpressure_events_total", "shard") > 0);
+    assert!(limit_hits(srv.addr, "notification_queue") > 0);
+}
