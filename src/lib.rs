@@ -1,20 +1,16 @@
 //! ringmcp: a thread-per-core io_uring server that carries MCP (JSON-RPC 2.0)
 //! over WebSocket (RFC 6455) and over MCP Streamable HTTP with Server-Sent Events.
 //!
-//! The crate is split so that protocol code never does I/O:
-//! - [`proto`]: sans-IO parsers and codecs (HTTP/1.1 heads, WebSocket, JSON-RPC);
-//! - [`mcp`]: the MCP lifecycle, dispatcher, handler API and built-in fixtures;
-//! - [`shard`]: the glommio executors, listeners and connection tasks (the only I/O).
-//!
-//! Serving your own tool next to the built-in fixtures:
+//! Register your tools, resources and prompts on a [`Registry`], hand it to a [`Server`]
+//! and start it. Handlers are plain closures, registered once (so they are `Send + Sync`),
+//! that run on whichever shard owns the session; the futures they return need not be `Send`.
 //!
 //! ```no_run
-//! use ringmcp::config::Config;
-//! use ringmcp::mcp::{fixtures, Tool, ToolContext, ToolResult};
+//! use ringmcp::{Registry, Server, Tool, ToolContext, ToolError, ToolResult};
 //! use serde_json::{json, Value};
-//! use std::sync::Arc;
 //!
-//! let registry = fixtures::builtin()
+//! let registry = Registry::builder()
+//!     .server_info("calculator", "1.0.0")
 //!     .tool(
 //!         Tool::new("add", "Adds two numbers", json!({
 //!             "type": "object",
@@ -22,21 +18,40 @@
 //!             "required": ["a", "b"]
 //!         })),
 //!         |_ctx: ToolContext, args: Value| async move {
-//!             let sum = args["a"].as_f64().unwrap_or(0.0) + args["b"].as_f64().unwrap_or(0.0);
-//!             Ok(ToolResult::text(sum.to_string()))
+//!             let (Some(a), Some(b)) = (args["a"].as_f64(), args["b"].as_f64()) else {
+//!                 return Err(ToolError::InvalidParams("a and b must be numbers".into()));
+//!             };
+//!             Ok(ToolResult::text((a + b).to_string()))
 //!         },
 //!     )
 //!     .build();
-//! let server = ringmcp::shard::start(Config::default(), Arc::new(registry)).expect("server starts");
-//! println!("listening on {}", server.local_addr());
-//! server.join().expect("clean exit");
+//! let server = Server::new(registry).bind(([127, 0, 0, 1], 8080)).start()?;
+//! println!("MCP on ws://{0}/mcp and http://{0}/mcp", server.local_addr());
+//! server.join()?;
+//! # Ok::<(), ringmcp::ServerError>(())
 //! ```
+//!
+//! Every limit the server enforces is a field of [`Config`] (see [`Server::with_config`]).
+//! The `cli` feature (on by default) adds the command line of the `ringmcp` binary; an
+//! embedder can turn it off (`default-features = false`) and build without clap.
 
 pub mod config;
 pub mod mcp;
 pub mod metrics;
 pub mod proto;
+mod server;
 pub mod shard;
 pub mod store;
 pub mod transport;
 pub(crate) mod wake;
+
+pub use config::Config;
+pub use mcp::{
+    ClientError, ClientRequest, CompletionFuture, CompletionRef, CompletionRequest, Content,
+    LogLevel, Prompt, PromptFuture, PromptMessage, PromptResult, Registry, RegistryBuilder,
+    Resource, ResourceBody, ResourceContents, ResourceFuture, ResourceRead, ResourceTemplate, Role,
+    SleepFuture, Tool, ToolContext, ToolError, ToolFuture, ToolResult,
+};
+pub use proto::jsonrpc::Id;
+pub use server::Server;
+pub use shard::{ServerError, ServerHandle, Stopper};

@@ -1,10 +1,9 @@
-//! The `ringmcp` server binary: the built-in fixture set on the shard runtime.
+//! The `ringmcp` server binary: the built-in fixture set, served through the public API.
 
 use clap::Parser;
-use ringmcp::config::Config;
 use ringmcp::mcp::fixtures;
+use ringmcp::{Config, Server};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -12,8 +11,7 @@ fn main() -> ExitCode {
     // Block the stop signals before any shard thread exists, so every thread inherits the mask
     // and only the signal thread below ever receives them.
     let signals = StopSignals::block();
-    let handle = match ringmcp::shard::start(config.clone(), Arc::new(fixtures::builtin().build()))
-    {
+    let handle = match Server::with_config(config.clone(), fixtures::builtin().build()).start() {
         Ok(handle) => handle,
         Err(e) => {
             eprintln!("ringmcp: {e}");

@@ -203,8 +203,9 @@ pub fn busy_time() -> Duration {
     })
 }
 
-/// Starts one shard per configured core and returns once all of them listen.
-pub fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHandle, ServerError> {
+/// Starts one shard per configured core and returns once all of them listen; embedders reach
+/// it through [`Server::start`](crate::Server::start).
+pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHandle, ServerError> {
     probe_io_uring()?;
     let shards = config.shard_count();
     // Hold the address while the shards bind, so port 0 resolves to one port for all of them.

@@ -2,13 +2,11 @@
 //! ephemeral 127.0.0.1 port, a raw HTTP client, and raw WebSocket frames.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use ringmcp::config::Config;
 use ringmcp::mcp::fixtures;
 use ringmcp::proto::ws::{encode_frame, OpCode};
-use ringmcp::shard::ServerHandle;
+use ringmcp::{Config, Server, ServerHandle};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A server that stops when dropped.
@@ -45,7 +43,8 @@ pub fn server(edit: impl FnOnce(&mut Config)) -> TestServer {
         ..Config::default()
     };
     edit(&mut config);
-    let handle = ringmcp::shard::start(config, Arc::new(fixtures::builtin().build()))
+    let handle = Server::with_config(config, fixtures::builtin().build())
+        .start()
         .expect("server starts");
     TestServer {
         addr: handle.local_addr(),
