@@ -4,8 +4,12 @@
 //! Kept short by default (0.3 s warm-up, 1 s measurement, 30 samples per bench); raise with
 //! `cargo bench -- --measurement-time 10` for careful comparisons.
 
+// The binary's fixture set, compiled into the benches from the same file.
+#[path = "../src/fixtures.rs"]
+mod fixtures;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringmcp::mcp::{fixtures, Dispatcher, Peer, SessionState};
+use ringmcp::mcp::{Dispatcher, Peer, SessionState};
 use ringmcp::proto::http1::{Limits, RequestHead};
 use ringmcp::proto::jsonrpc::Id;
 use ringmcp::proto::sse::{write_event, EventId};

@@ -55,3 +55,12 @@ pub use mcp::{
 pub use proto::jsonrpc::Id;
 pub use server::Server;
 pub use shard::{ServerError, ServerHandle, Stopper};
+
+// The binary's fixture set (src/fixtures.rs) is written against the public API as
+// `ringmcp::...`; the MCP layer's unit tests compile the same file.
+#[cfg(test)]
+extern crate self as ringmcp;
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod fixtures_tests;

@@ -1,7 +1,8 @@
 //! The `ringmcp` server binary: the built-in fixture set, served through the public API.
 
+mod fixtures;
+
 use clap::Parser;
-use ringmcp::mcp::fixtures;
 use ringmcp::{Config, Server};
 use std::process::ExitCode;
 

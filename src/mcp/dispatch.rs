@@ -1749,7 +1749,7 @@ mod tests {
         let announced = Rc::new(RefCell::new(Vec::<String>::new()));
         let log = Rc::clone(&announced);
         let here = Harness::on(
-            Dispatcher::new(Arc::new(Registry::with_builtin_tools()))
+            Dispatcher::new(Arc::new(crate::fixtures::builtin().build()))
                 .with_resource_broadcast(move |uri| log.borrow_mut().push(uri.to_owned())),
         );
         let there = Harness::builtin();
@@ -2086,7 +2086,7 @@ mod tests {
         let slept = Rc::new(RefCell::new(Vec::new()));
         let record = slept.clone();
         let dispatcher =
-            Dispatcher::new(Arc::new(Registry::with_builtin_tools())).with_sleep(move |d| {
+            Dispatcher::new(Arc::new(crate::fixtures::builtin().build())).with_sleep(move |d| {
                 record.borrow_mut().push(d);
                 Box::pin(std::future::ready(()))
             });

@@ -7,7 +7,6 @@
 
 pub mod client;
 pub mod dispatch;
-pub mod fixtures;
 pub mod peer;
 pub mod prompt;
 pub mod registry;

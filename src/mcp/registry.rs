@@ -98,11 +98,6 @@ impl Registry {
         }
     }
 
-    /// A registry holding only the built-in fixtures.
-    pub fn with_builtin_tools() -> Registry {
-        crate::mcp::fixtures::builtin().build()
-    }
-
     /// The registered tools, in listing order.
     pub fn tools(&self) -> &[Tool] {
         self.tools.items()

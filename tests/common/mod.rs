@@ -2,7 +2,10 @@
 //! ephemeral 127.0.0.1 port, a raw HTTP client, and raw WebSocket frames.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use ringmcp::mcp::fixtures;
+// The binary's fixture set, compiled into the tests from the same file.
+#[path = "../../src/fixtures.rs"]
+mod fixtures;
+
 use ringmcp::proto::ws::{encode_frame, OpCode};
 use ringmcp::{Config, Server, ServerHandle};
 use std::io::{Read, Write};

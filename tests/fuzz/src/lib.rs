@@ -14,8 +14,13 @@
 
 #![allow(dead_code)] // tests/properties.rs uses a subset
 
+// The binary's fixture set, compiled in from the same file (the path is relative to this
+// file, so it holds when tests/properties.rs includes it too).
+#[path = "../../../src/fixtures.rs"]
+mod fixtures;
+
 use futures_lite::future;
-use ringmcp::mcp::{classify, fixtures, Dispatcher, Kind, Peer, SessionState};
+use ringmcp::mcp::{classify, Dispatcher, Kind, Peer, SessionState};
 use ringmcp::proto::http1::{BodyFraming, ChunkedDecoder, HttpError, Limits, RequestHead};
 use ringmcp::proto::jsonrpc::{self, Id, Message, Parsed};
 use ringmcp::proto::sse::{EventId, SseDecoder, SseError, SseEvent};
