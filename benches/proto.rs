@@ -9,7 +9,7 @@
 mod fixtures;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringmcp::mcp::{Dispatcher, Peer, SessionState};
+use ringmcp::dispatch::{Dispatcher, Peer, SessionState};
 use ringmcp::proto::http1::{Limits, RequestHead};
 use ringmcp::proto::jsonrpc::Id;
 use ringmcp::proto::sse::{write_event, EventId};

@@ -34,16 +34,32 @@
 //! Every limit the server enforces is a field of [`Config`] (see [`Server::with_config`]).
 //! The `cli` feature (on by default) adds the command line of the `ringmcp` binary; an
 //! embedder can turn it off (`default-features = false`) and build without clap.
+#![deny(missing_docs)]
 
-pub mod config;
-pub mod mcp;
-pub mod metrics;
-pub mod proto;
+mod config;
+mod mcp;
 mod server;
+
+// Modules below are public only for the load generator, the integration tests, the benches
+// and the fuzz targets in this repository; they are not part of the supported API.
+#[doc(hidden)]
+pub mod metrics;
+#[doc(hidden)]
+pub mod proto;
+#[doc(hidden)]
 pub mod shard;
+#[doc(hidden)]
 pub mod store;
 pub mod transport;
 pub(crate) mod wake;
+
+/// The MCP layer without a transport, for the benches and fuzz targets.
+#[doc(hidden)]
+pub mod dispatch {
+    pub use crate::mcp::{
+        classify, split_frame, DispatchLimits, Dispatcher, Kind, Peer, SessionRef, SessionState,
+    };
+}
 
 pub use config::Config;
 pub use mcp::{

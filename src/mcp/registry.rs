@@ -137,12 +137,12 @@ impl Registry {
 /// Collects server identity and handlers, then freezes them into a [`Registry`].
 ///
 /// ```
-/// use ringmcp::mcp::{Dispatcher, Registry, SessionState, Tool, ToolContext, ToolResult};
+/// use ringmcp::{Registry, Server, Tool, ToolContext, ToolResult};
 /// use serde_json::{json, Value};
-/// use std::{rc::Rc, sync::Arc};
+/// use std::rc::Rc;
 ///
 /// let registry = Registry::builder()
-///     .server_info("ringmcp", env!("CARGO_PKG_VERSION"))
+///     .server_info("calculator", "1.0.0")
 ///     .tool(
 ///         Tool::new(
 ///             "add",
@@ -159,20 +159,11 @@ impl Registry {
 ///     )
 ///     .page_size(50)
 ///     .build();
+/// assert_eq!(registry.tools()[0].name(), "add");
 ///
-/// // One registry for all shards; one dispatcher per shard.
-/// let dispatcher = Dispatcher::new(Arc::new(registry));
-/// # struct NoPeer;
-/// # impl ringmcp::mcp::Peer for NoPeer {
-/// #     fn send(&self, _: Vec<u8>, _: Option<&ringmcp::proto::jsonrpc::Id>) -> bool { true }
-/// # }
-/// let session = SessionState::new_ref();
-/// let reply = futures_lite::future::block_on(dispatcher.handle(
-///     session,
-///     Rc::new(NoPeer),
-///     br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.to_vec(),
-/// ));
-/// assert_eq!(reply.as_deref(), Some(&br#"{"jsonrpc":"2.0","id":1,"result":{}}"#[..]));
+/// // One registry serves every shard.
+/// let server = Server::new(registry);
+/// # drop(server);
 /// ```
 pub struct RegistryBuilder {
     server_info: Implementation,

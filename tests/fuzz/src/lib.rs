@@ -20,7 +20,7 @@
 mod fixtures;
 
 use futures_lite::future;
-use ringmcp::mcp::{classify, Dispatcher, Kind, Peer, SessionState};
+use ringmcp::dispatch::{classify, Dispatcher, Kind, Peer, SessionState};
 use ringmcp::proto::http1::{BodyFraming, ChunkedDecoder, HttpError, Limits, RequestHead};
 use ringmcp::proto::jsonrpc::{self, Id, Message, Parsed};
 use ringmcp::proto::sse::{EventId, SseDecoder, SseError, SseEvent};
@@ -577,7 +577,7 @@ fn check_response(reply: &Value) {
 /// Handles one message on `session` and checks the reply against what
 /// `classify` and `jsonrpc::parse` say about the message.
 pub fn handle_one(
-    session: &ringmcp::mcp::SessionRef,
+    session: &ringmcp::dispatch::SessionRef,
     peer: &Rc<RecordingPeer>,
     message: &[u8],
 ) -> Handled {
