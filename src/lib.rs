@@ -6,29 +6,30 @@
 //! that run on whichever shard owns the session; the futures they return need not be `Send`.
 //!
 //! ```no_run
-//! use ringmcp::{Registry, Server, Tool, ToolContext, ToolError, ToolResult};
+//! use ringmcp::{Registry, Server, ServerError, Tool, ToolContext, ToolError, ToolResult};
 //! use serde_json::{json, Value};
 //!
-//! let registry = Registry::builder()
-//!     .server_info("calculator", "1.0.0")
-//!     .tool(
-//!         Tool::new("add", "Adds two numbers", json!({
-//!             "type": "object",
-//!             "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-//!             "required": ["a", "b"]
-//!         })),
-//!         |_ctx: ToolContext, args: Value| async move {
-//!             let (Some(a), Some(b)) = (args["a"].as_f64(), args["b"].as_f64()) else {
-//!                 return Err(ToolError::InvalidParams("a and b must be numbers".into()));
-//!             };
-//!             Ok(ToolResult::text((a + b).to_string()))
-//!         },
-//!     )
-//!     .build();
-//! let server = Server::new(registry).bind(([127, 0, 0, 1], 8080)).start()?;
-//! println!("MCP on ws://{0}/mcp and http://{0}/mcp", server.local_addr());
-//! server.join()?;
-//! # Ok::<(), ringmcp::ServerError>(())
+//! fn main() -> Result<(), ServerError> {
+//!     let registry = Registry::builder()
+//!         .server_info("calculator", "1.0.0")
+//!         .tool(
+//!             Tool::new("add", "Adds two numbers", json!({
+//!                 "type": "object",
+//!                 "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+//!                 "required": ["a", "b"]
+//!             })),
+//!             |_ctx: ToolContext, args: Value| async move {
+//!                 let (Some(a), Some(b)) = (args["a"].as_f64(), args["b"].as_f64()) else {
+//!                     return Err(ToolError::InvalidParams("a and b must be numbers".into()));
+//!                 };
+//!                 Ok(ToolResult::text((a + b).to_string()))
+//!             },
+//!         )
+//!         .build();
+//!     let server = Server::new(registry).bind(([127, 0, 0, 1], 8080)).start()?;
+//!     println!("MCP on ws://{0}/mcp and http://{0}/mcp", server.local_addr());
+//!     server.join()
+//! }
 //! ```
 //!
 //! Every limit the server enforces is a field of [`Config`] (see [`Server::with_config`]).
