@@ -51,6 +51,7 @@ pub mod proto;
 pub mod shard;
 #[doc(hidden)]
 pub mod store;
+#[doc(hidden)]
 pub mod transport;
 pub(crate) mod wake;
 
