@@ -403,7 +403,12 @@ fn labelled(key: &str, names: impl Iterator<Item = String>, values: &[u64]) -> V
 }
 
 /// A metric family with one value per shard: name, type, help, and the value.
-type SingleValued = (&'static str, &'static str, &'static str, fn(&Snapshot) -> u64);
+type SingleValued = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Snapshot) -> u64,
+);
 
 /// The families with one value per shard.
 const SINGLE_VALUED: &[SingleValued] = &[

@@ -167,9 +167,7 @@ impl TransportError {
             // the request due to a temporary overload"; Retry-After says when to come back.
             TransportError::ConnectionLimit
             | TransportError::InboundBudget
-            | TransportError::SessionRefused(CreateError::Full) => {
-                headers.push(("retry-after", "1"))
-            }
+            | TransportError::SessionRefused(_) => headers.push(("retry-after", "1")),
             TransportError::UpgradeRequired => {
                 headers.push(("upgrade", "websocket"));
                 headers.push(("sec-websocket-version", handshake::VERSION));
