@@ -95,11 +95,15 @@ fn a_post_stream_that_overflows_its_ring_still_delivers_everything() {
 fn a_stream_over_its_queue_withholds_notifications_not_the_result() {
     let srv = server(|c| c.max_outbound_bytes = 16 * 1024);
     let id = http_session(srv.addr);
-    let mut s = connect(srv.addr);
+    // More than the kernel's socket buffers can take (the send buffer grows to tcp_wmem's 4 MiB,
+    // and an unset receive buffer to tcp_rmem's, 32 MiB here: with 2 MB in a default socket the
+    // bound was sometimes never reached), so the rest must wait in the server's queue.
+    let mut s = small_window_socket(srv.addr);
+    const COUNT: usize = 10_000;
     let call = tool_call(
         1,
         "stream",
-        json!({"count":2_000,"interval_ms":0,"bytes":1_000}),
+        json!({"count":COUNT,"interval_ms":0,"bytes":1_000}),
     );
     s.write_all(mcp_post(&call.to_string(), Some(&id), "").as_bytes())
         .unwrap();
@@ -112,7 +116,7 @@ fn a_stream_over_its_queue_withholds_notifications_not_the_result() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(sent < 2_000, "{sent} sent to a client that was not reading");
+    assert!(sent < COUNT, "{sent} sent to a client that was not reading");
     assert_eq!(
         events.len(),
         sent + 1,
