@@ -1,5 +1,6 @@
-//! HTTP/1.1 request heads (RFC 9112) parsed with httparse, request body
-//! framing, and response writing. Sans-IO: bytes in, decisions out.
+//! HTTP/1.1 (RFC 9112) in both roles, parsed with httparse: request heads, request body
+//! framing and response writing for the server; request writing, response heads and
+//! response body framing for the client. Sans-IO: bytes in, decisions out.
 
 use super::authority::{Authority, AuthorityError, Host};
 use super::{date, push_decimal, Status};
@@ -10,7 +11,7 @@ use std::ops::Range;
 /// httparse needs a fixed array to parse into, and it lives on the stack.
 pub const HEADER_SLOTS: usize = 128;
 
-/// Size limits applied while parsing a request.
+/// Size limits applied while parsing a message (`max_uri_bytes` applies to requests only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes from the start of the request line to the blank line that ends the head.
@@ -176,10 +177,133 @@ struct AbsoluteForm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RepeatedHeader;
 
+/// A head's bytes and where its field lines are in them: what a request head and a response
+/// head both keep, so it can outlive the read buffer.
+#[derive(Debug, Clone)]
+pub struct HeaderFields {
+    raw: Box<[u8]>,
+    lines: Vec<(Range<u32>, Range<u32>)>,
+}
+
+impl HeaderFields {
+    /// Copies the head `buf[..head_len]` that httparse parsed into `lines`.
+    fn new(buf: &[u8], head_len: usize, lines: &[httparse::Header<'_>]) -> HeaderFields {
+        let lines = lines
+            .iter()
+            .map(|h| (span_in(buf, h.name.as_bytes()), span_in(buf, h.value)))
+            .collect();
+        HeaderFields {
+            raw: buf[..head_len].into(),
+            lines,
+        }
+    }
+
+    fn text(&self, range: &Range<u32>) -> &[u8] {
+        &self.raw[range.start as usize..range.end as usize]
+    }
+
+    /// Every value of the header `name` (case-insensitive), in order.
+    pub fn values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.value_spans(name).map(move |v| self.text(v))
+    }
+
+    fn value_spans<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a Range<u32>> + use<'a, 'n> {
+        self.lines
+            .iter()
+            .filter(move |(n, _)| self.text(n).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// The first value of the header `name`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.values(name).next()
+    }
+
+    /// The value of a header that may appear at most once.
+    pub fn single(&self, name: &str) -> Result<Option<&[u8]>, RepeatedHeader> {
+        let mut values = self.values(name);
+        match (values.next(), values.next()) {
+            (first, None) => Ok(first),
+            (Some(_), Some(_)) | (None, Some(_)) => Err(RepeatedHeader),
+        }
+    }
+
+    /// The first value of the header `name`, if it is UTF-8 (trimmed).
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::trim)
+    }
+
+    /// Whether any value of a comma-separated header lists `token` (case-insensitive).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.values(name)
+            .flat_map(|v| v.split(|&b| b == b','))
+            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    /// Number of field lines.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether the head has no field lines.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Whether the connection persists after this message (RFC 9112 §9.3), for a message of
+    /// HTTP/1.`minor_version`.
+    fn persists(&self, minor_version: u8) -> bool {
+        // RFC 9112 §9.3: "If the "close" connection option is present, the connection will not persist
+        // after the current response; else, if the received protocol is HTTP/1.1 (or later), the
+        // connection will persist after the current response; else, if the received protocol is
+        // HTTP/1.0, the "keep-alive" connection option is present, ... the connection will persist".
+        if self.has_token("connection", "close") {
+            return false;
+        }
+        minor_version >= 1 || self.has_token("connection", "keep-alive")
+    }
+
+    /// The Content-Length, if any (RFC 9110 §8.6): a list of identical values counts as one.
+    fn content_length(&self) -> Result<Option<u64>, HttpError> {
+        let mut lengths = self.values("content-length");
+        let Some(first) = lengths.next() else {
+            return Ok(None);
+        };
+        let n = parse_content_length(first)?;
+        // RFC 9110 §8.6: a list of identical values may be accepted; differing values are invalid.
+        for other in lengths {
+            if parse_content_length(other)? != n {
+                return Err(HttpError::BadContentLength);
+            }
+        }
+        Ok(Some(n))
+    }
+
+    /// The transfer codings listed, in order (RFC 9110 §5.6.1: "a recipient MUST accept and
+    /// ignore ... empty list elements").
+    fn transfer_codings(&self) -> impl Iterator<Item = &[u8]> {
+        self.values("transfer-encoding")
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|coding| !coding.is_empty())
+    }
+}
+
+/// Where `part` (a slice httparse handed back, so one pointing into `buf`) lies in `buf`.
+fn span_in(buf: &[u8], part: &[u8]) -> Range<u32> {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    start as u32..(start + part.len()) as u32
+}
+
 /// A parsed request head that owns its bytes, so it can outlive the read buffer.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
-    raw: Box<[u8]>,
+    fields: HeaderFields,
     method: Method,
     method_token: Range<u32>,
     target: Range<u32>,
@@ -188,7 +312,6 @@ pub struct RequestHead {
     /// The authority the request is for: the absolute-form target's, else Host's.
     authority: Option<Range<u32>>,
     minor_version: u8,
-    headers: Vec<(Range<u32>, Range<u32>)>,
     framing: BodyFraming,
 }
 
@@ -223,25 +346,14 @@ impl RequestHead {
         if path.len() > limits.max_uri_bytes {
             return Err(HttpError::UriTooLong);
         }
-        let base = buf.as_ptr() as usize;
-        let span = |s: &[u8]| -> Range<u32> {
-            // Every slice httparse hands back points into `buf`.
-            let start = s.as_ptr() as usize - base;
-            start as u32..(start + s.len()) as u32
-        };
-        let headers = req
-            .headers
-            .iter()
-            .map(|h| (span(h.name.as_bytes()), span(h.value)))
-            .collect();
+        let span = |s: &[u8]| span_in(buf, s);
         let mut head = RequestHead {
-            raw: buf[..head_len].into(),
+            fields: HeaderFields::new(buf, head_len, req.headers),
             method: Method::from_token(method),
             method_token: span(method.as_bytes()),
             target: span(path.as_bytes()),
             path_and_query: span(path.as_bytes()),
             minor_version,
-            headers,
             authority: None,
             framing: BodyFraming::Empty,
         };
@@ -258,7 +370,7 @@ impl RequestHead {
     }
 
     fn text(&self, range: &Range<u32>) -> &[u8] {
-        &self.raw[range.start as usize..range.end as usize]
+        self.fields.text(range)
     }
 
     /// The request method.
@@ -329,50 +441,32 @@ impl RequestHead {
         &'a self,
         name: &'n str,
     ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
-        self.value_spans(name).map(move |v| self.text(v))
-    }
-
-    fn value_spans<'a, 'n>(
-        &'a self,
-        name: &'n str,
-    ) -> impl Iterator<Item = &'a Range<u32>> + use<'a, 'n> {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| self.text(n).eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.fields.values(name)
     }
 
     /// The first value of the header `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.header_values(name).next()
+        self.fields.get(name)
     }
 
     /// The value of a header that may appear at most once.
     pub fn single_header(&self, name: &str) -> Result<Option<&[u8]>, RepeatedHeader> {
-        let mut values = self.header_values(name);
-        match (values.next(), values.next()) {
-            (first, None) => Ok(first),
-            (Some(_), Some(_)) | (None, Some(_)) => Err(RepeatedHeader),
-        }
+        self.fields.single(name)
     }
 
     /// The first value of the header `name`, if it is UTF-8 (trimmed).
     pub fn header_str(&self, name: &str) -> Option<&str> {
-        self.header(name)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .map(str::trim)
+        self.fields.get_str(name)
     }
 
     /// Whether any value of a comma-separated header lists `token` (case-insensitive).
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.header_values(name)
-            .flat_map(|v| v.split(|&b| b == b','))
-            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        self.fields.has_token(name, token)
     }
 
     /// Number of header lines.
     pub fn header_count(&self) -> usize {
-        self.headers.len()
+        self.fields.len()
     }
 
     /// How the body is delimited.
@@ -382,14 +476,7 @@ impl RequestHead {
 
     /// Whether the client asked to keep the connection open after this exchange.
     pub fn keep_alive(&self) -> bool {
-        // RFC 9112 §9.3: "If the "close" connection option is present, the connection will not persist
-        // after the current response; else, if the received protocol is HTTP/1.1 (or later), the
-        // connection will persist after the current response; else, if the received protocol is
-        // HTTP/1.0, the "keep-alive" connection option is present, ... the connection will persist".
-        if self.has_token("connection", "close") {
-            return false;
-        }
-        self.minor_version >= 1 || self.has_token("connection", "keep-alive")
+        self.fields.persists(self.minor_version)
     }
 
     /// Whether the client waits for `100 Continue` before it sends the body.
@@ -406,7 +493,7 @@ impl RequestHead {
         // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
         // request message that lacks a Host header field and to any request message that contains
         // more than one Host header field line or a Host header field with an invalid field value."
-        let mut hosts = self.value_spans("host");
+        let mut hosts = self.fields.value_spans("host");
         let value = match (hosts.next(), hosts.next()) {
             (Some(value), None) => trim_span(value, self.text(value)),
             (None, _) if self.minor_version == 0 => return Ok(None),
@@ -447,8 +534,6 @@ impl RequestHead {
 
     fn body_framing(&self, limits: &Limits) -> Result<BodyFraming, HttpError> {
         let has_transfer_encoding = self.header("transfer-encoding").is_some();
-        let mut lengths = self.header_values("content-length");
-        let length = lengths.next();
         if has_transfer_encoding && self.minor_version == 0 {
             // RFC 9112 §6.1: "A server or client that receives an HTTP/1.0 message containing a
             // Transfer-Encoding header field MUST treat the message as if the framing is faulty,
@@ -463,16 +548,10 @@ impl RequestHead {
             // RFC 9112 §6.1: "A server MAY reject a request that contains both Content-Length and
             // Transfer-Encoding or process such a request in accordance with the Transfer-Encoding
             // alone. Regardless, the server MUST close the connection after responding".
-            if length.is_some() {
+            if self.header("content-length").is_some() {
                 return Err(HttpError::AmbiguousFraming);
             }
-            // RFC 9110 §5.6.1: "a recipient MUST accept and ignore ... empty list elements".
-            let codings: Vec<&[u8]> = self
-                .header_values("transfer-encoding")
-                .flat_map(|v| v.split(|&b| b == b','))
-                .map(<[u8]>::trim_ascii)
-                .filter(|coding| !coding.is_empty())
-                .collect();
+            let codings: Vec<&[u8]> = self.fields.transfer_codings().collect();
             let is_chunked = |coding: &&[u8]| coding.eq_ignore_ascii_case(b"chunked");
             let Some((last, before)) = codings.split_last() else {
                 return Err(HttpError::ChunkedNotFinal);
@@ -496,16 +575,9 @@ impl RequestHead {
             }
             return Ok(BodyFraming::Chunked);
         }
-        let Some(first) = length else {
+        let Some(n) = self.fields.content_length()? else {
             return Ok(BodyFraming::Empty);
         };
-        let n = parse_content_length(first)?;
-        // RFC 9110 §8.6: a list of identical values may be accepted; differing values are invalid.
-        for other in lengths {
-            if parse_content_length(other)? != n {
-                return Err(HttpError::BadContentLength);
-            }
-        }
         if n > limits.max_body_bytes as u64 {
             return Err(HttpError::BodyTooLarge);
         }
@@ -681,6 +753,257 @@ fn parse_chunk_size(hex: &[u8]) -> Result<u64, HttpError> {
     })
 }
 
+/// How a response's body is delimited (RFC 9112 §6.3), from the client's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body: the response ends with its head.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// The body ends when the server closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head (the client role), owning its bytes.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    fields: HeaderFields,
+    status: u16,
+    minor_version: u8,
+    framing: ResponseFraming,
+}
+
+impl ResponseHead {
+    /// Parses the head of the response to a `request` request from the start of `buf`.
+    ///
+    /// `Partial` means the blank line ending the head has not arrived yet and the head is
+    /// still within `limits.max_head_bytes`; nothing is consumed. A `Content-Length` over
+    /// `limits.max_body_bytes` fails here, before any of the body is read.
+    pub fn parse(
+        buf: &[u8],
+        limits: &Limits,
+        request: Method,
+    ) -> Result<Status<ResponseHead>, HttpError> {
+        let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+        let max_headers = limits.max_headers.clamp(1, HEADER_SLOTS);
+        let mut response = httparse::Response::new(&mut slots[..max_headers]);
+        // Parse no further than one byte past the limit, so the outcome is the same however
+        // the bytes were split into reads.
+        let scan = &buf[..buf.len().min(limits.max_head_bytes.saturating_add(1))];
+        let head_len = match response.parse(scan) {
+            Ok(httparse::Status::Complete(n)) if n <= limits.max_head_bytes => n,
+            Ok(httparse::Status::Complete(_)) => return Err(HttpError::HeadTooLarge),
+            Ok(httparse::Status::Partial) if scan.len() > limits.max_head_bytes => {
+                return Err(HttpError::HeadTooLarge)
+            }
+            Ok(httparse::Status::Partial) => return Ok(Status::Partial),
+            Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
+            Err(e) => return Err(HttpError::Malformed(e)),
+        };
+        let (Some(status), Some(minor_version)) = (response.code, response.version) else {
+            return Err(HttpError::Malformed(httparse::Error::Status));
+        };
+        let mut head = ResponseHead {
+            fields: HeaderFields::new(buf, head_len, response.headers),
+            status,
+            minor_version,
+            framing: ResponseFraming::Empty,
+        };
+        head.framing = head.body_framing(request)?;
+        if let ResponseFraming::Length(n) = head.framing {
+            if n > limits.max_body_bytes as u64 {
+                return Err(HttpError::BodyTooLarge);
+            }
+        }
+        Ok(Status::Complete(head, head_len))
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The header fields.
+    pub fn headers(&self) -> &HeaderFields {
+        &self.fields
+    }
+
+    /// How the body is delimited.
+    pub fn framing(&self) -> ResponseFraming {
+        self.framing
+    }
+
+    /// An interim response, which a final one follows on the same request.
+    pub fn is_interim(&self) -> bool {
+        // RFC 9110 §15.2: "A client MUST be able to parse one or more 1xx responses received
+        // prior to a final response, even if the client does not expect one." 101 is final for
+        // the HTTP exchange: what follows is the protocol switched to.
+        (100..200).contains(&self.status) && self.status != 101
+    }
+
+    /// Whether the media type of `Content-Type` is `media_type` (case-insensitive, parameters
+    /// ignored: RFC 9110 §8.3.1 "The type and subtype tokens are case-insensitive").
+    pub fn has_media_type(&self, media_type: &str) -> bool {
+        self.fields.get("content-type").is_some_and(|value| {
+            let essence = value.split(|&b| b == b';').next().unwrap_or_default();
+            essence
+                .trim_ascii()
+                .eq_ignore_ascii_case(media_type.as_bytes())
+        })
+    }
+
+    /// Whether the server keeps the connection open for another request after this response.
+    pub fn keep_alive(&self) -> bool {
+        self.framing != ResponseFraming::UntilClose && self.fields.persists(self.minor_version)
+    }
+
+    fn body_framing(&self, request: Method) -> Result<ResponseFraming, HttpError> {
+        // RFC 9112 §6.3 1: "Any response to a HEAD request and any response with a 1xx
+        // (Informational), 204 (No Content), or 304 (Not Modified) status code is always
+        // terminated by the first empty line after the header fields, regardless of the header
+        // fields present in the message, and thus cannot contain a message body or trailer
+        // section."
+        if request == Method::Head
+            || (100..200).contains(&self.status)
+            || self.status == 204
+            || self.status == 304
+        {
+            return Ok(ResponseFraming::Empty);
+        }
+        // §6.3 3: "If a message is received with both a Transfer-Encoding and a Content-Length
+        // header field, the Transfer-Encoding overrides the Content-Length. ... If a
+        // Transfer-Encoding header field is present in a response and the chunked transfer
+        // coding is not the final encoding, the message body length is determined by reading
+        // the connection until it is closed by the server."
+        if self.fields.get("transfer-encoding").is_some() {
+            let last = self.fields.transfer_codings().last();
+            return Ok(match last {
+                Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => ResponseFraming::Chunked,
+                _ => ResponseFraming::UntilClose,
+            });
+        }
+        // §6.3 5: "If a message is received without Transfer-Encoding and with an invalid
+        // Content-Length header field, then the message framing is invalid and the recipient
+        // MUST treat it as an unrecoverable error". §6.3 8: "Otherwise, this is a response
+        // message without a declared message body length, so the message body length is
+        // determined by the number of octets received prior to the server closing the
+        // connection."
+        Ok(match self.fields.content_length()? {
+            Some(0) => ResponseFraming::Empty,
+            Some(n) => ResponseFraming::Length(n),
+            None => ResponseFraming::UntilClose,
+        })
+    }
+}
+
+/// Incremental decoder of a response body as its head frames it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyDecoder {
+    /// `Content-Length` (or no body): bytes still to come.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked(ChunkedDecoder),
+    /// Until the server closes: bytes decoded so far, and the most allowed.
+    UntilClose {
+        /// Bytes decoded so far.
+        total: u64,
+        /// The most allowed.
+        max: u64,
+    },
+}
+
+impl BodyDecoder {
+    /// The decoder for `framing`; a body longer than `max_body_bytes` fails with
+    /// [`HttpError::BodyTooLarge`].
+    pub fn new(framing: ResponseFraming, max_body_bytes: usize) -> BodyDecoder {
+        match framing {
+            ResponseFraming::Empty => BodyDecoder::Length(0),
+            ResponseFraming::Length(n) => BodyDecoder::Length(n),
+            ResponseFraming::Chunked => BodyDecoder::Chunked(ChunkedDecoder::new(max_body_bytes)),
+            ResponseFraming::UntilClose => BodyDecoder::UntilClose {
+                total: 0,
+                max: max_body_bytes as u64,
+            },
+        }
+    }
+
+    /// Decodes from `input`, appending body bytes to `body`; returns bytes consumed.
+    /// Returns fewer than `input.len()` only when the body is complete (the rest is the
+    /// next response) or a chunked body needs more input.
+    pub fn decode(&mut self, input: &[u8], body: &mut Vec<u8>) -> Result<usize, HttpError> {
+        match self {
+            BodyDecoder::Length(left) => {
+                let take = input
+                    .len()
+                    .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                body.extend_from_slice(&input[..take]);
+                *left -= take as u64;
+                Ok(take)
+            }
+            BodyDecoder::Chunked(decoder) => decoder.decode(input, body),
+            BodyDecoder::UntilClose { total, max } => {
+                *total = total.saturating_add(input.len() as u64);
+                if *total > *max {
+                    return Err(HttpError::BodyTooLarge);
+                }
+                body.extend_from_slice(input);
+                Ok(input.len())
+            }
+        }
+    }
+
+    /// True once the whole body was decoded (never for a body that ends with the connection).
+    pub fn is_done(&self) -> bool {
+        match self {
+            BodyDecoder::Length(left) => *left == 0,
+            BodyDecoder::Chunked(decoder) => decoder.is_done(),
+            BodyDecoder::UntilClose { .. } => false,
+        }
+    }
+
+    /// Whether the connection closing now ends the body, rather than truncating it.
+    pub fn ends_at_close(&self) -> bool {
+        matches!(self, BodyDecoder::UntilClose { .. })
+    }
+}
+
+/// Appends a request head (the client role): request line, `Host`, the given headers,
+/// `Content-Length` when there is content, and the blank line.
+pub fn write_request_head(
+    out: &mut Vec<u8>,
+    method: &str,
+    target: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    content_length: Option<usize>,
+) {
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    // RFC 9112 §3.2: "A client MUST send a Host header field in all HTTP/1.1 request messages."
+    push_field(out, "host", host);
+    for (name, value) in headers {
+        push_field(out, name, value);
+    }
+    if let Some(n) = content_length {
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(out, n as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one field line.
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The reason phrase for the statuses this server sends.
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -744,10 +1067,7 @@ pub fn write_head(
         out.extend_from_slice(b"\r\n");
     }
     for (name, value) in headers {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_field(out, name, value);
     }
     match body {
         ResponseBody::Length(n) => {
@@ -1175,5 +1495,229 @@ mod tests {
         let before = get.clone();
         omit_content_for_head(Method::Get, &mut get, 0);
         assert_eq!(get, before);
+    }
+
+    /// Parses a response head delivered in `chunks` as a read loop would; the first outcome.
+    fn response_chunks(
+        chunks: &[&[u8]],
+        request: Method,
+    ) -> Result<Option<(ResponseHead, usize)>, HttpError> {
+        let mut buf = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            if let Status::Complete(head, used) = ResponseHead::parse(&buf, &limits(), request)? {
+                return Ok(Some((head, used)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The response head in `input` (to a `request` request), checked to be the same at
+    /// every split.
+    fn response(input: &[u8], request: Method) -> Result<(ResponseHead, usize), HttpError> {
+        let mut outcome = None;
+        at_every_split(input, |chunks| {
+            let got = response_chunks(chunks, request);
+            let summary = |r: &Result<Option<(ResponseHead, usize)>, HttpError>| match r {
+                Ok(Some((h, used))) => {
+                    Ok(Some((h.status(), h.framing(), h.headers().len(), *used)))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(*e),
+            };
+            if let Some(prev) = &outcome {
+                assert_eq!(summary(prev), summary(&got), "outcome depends on the split");
+            }
+            outcome = Some(got);
+        });
+        outcome.unwrap().map(|r| r.expect("complete head"))
+    }
+
+    #[test]
+    fn response_heads_and_their_framing() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream; charset=utf-8\r\n\
+                    Transfer-Encoding: chunked\r\nMcp-Session-Id: 0-abc\r\n\r\nrest";
+        let (head, used) = response(raw, Method::Post).unwrap();
+        assert_eq!(used, raw.len() - 4);
+        assert_eq!(head.status(), 200);
+        assert!(head.has_media_type("text/event-stream"));
+        assert!(!head.has_media_type("application/json"));
+        assert_eq!(head.framing(), ResponseFraming::Chunked);
+        assert_eq!(head.headers().get_str("mcp-session-id"), Some("0-abc"));
+        assert!(head.keep_alive());
+
+        let cases: &[(&[u8], Method, ResponseFraming, bool)] = &[
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", Method::Get, ResponseFraming::Length(5), true),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Method::Get, ResponseFraming::Empty, true),
+            // Repeated identical lengths count as one (RFC 9110 §8.6).
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Method::Get, ResponseFraming::Length(5), true),
+            // HEAD, 1xx, 204 and 304 have no body whatever the head says.
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", Method::Head, ResponseFraming::Empty, true),
+            (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", Method::Get, ResponseFraming::Empty, true),
+            (b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", Method::Post, ResponseFraming::Empty, true),
+            (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", Method::Get, ResponseFraming::Empty, true),
+            // Transfer-Encoding overrides Content-Length; a final coding other than chunked
+            // runs until close.
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Method::Get, ResponseFraming::Chunked, true),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", Method::Get, ResponseFraming::UntilClose, false),
+            (b"HTTP/1.1 200 OK\r\n\r\n", Method::Get, ResponseFraming::UntilClose, false),
+            (b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 5\r\nconnection: close\r\n\r\n", Method::Post, ResponseFraming::Length(5), false),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", Method::Get, ResponseFraming::Length(1), false),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n", Method::Get, ResponseFraming::Length(1), true),
+        ];
+        for &(raw, request, framing, keep_alive) in cases {
+            let (head, _) = response(raw, request).unwrap();
+            let text = String::from_utf8_lossy(raw);
+            assert_eq!(head.framing(), framing, "{text}");
+            assert_eq!(head.keep_alive(), keep_alive, "{text}");
+        }
+    }
+
+    #[test]
+    fn interim_responses() {
+        let (head, _) = response(b"HTTP/1.1 100 Continue\r\n\r\n", Method::Post).unwrap();
+        assert!(head.is_interim());
+        let (head, _) = response(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", Method::Get).unwrap();
+        assert!(!head.is_interim());
+    }
+
+    #[test]
+    fn broken_response_heads() {
+        let cases: &[(&[u8], HttpError)] = &[
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 101\r\n\r\n",
+                HttpError::BodyTooLarge,
+            ),
+            (
+                b"garbage\r\n\r\n",
+                HttpError::Malformed(httparse::Error::Version),
+            ),
+        ];
+        for &(raw, error) in cases {
+            assert_eq!(
+                response(raw, Method::Get).unwrap_err(),
+                error,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let huge = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", u64::MAX);
+        assert_eq!(
+            response(huge.as_bytes(), Method::Get).unwrap_err(),
+            HttpError::BadContentLength
+        );
+        let many: String = (0..9).map(|i| format!("x-{i}: y\r\n")).collect();
+        let many = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+        assert_eq!(
+            response(many.as_bytes(), Method::Get).unwrap_err(),
+            HttpError::TooManyHeaders
+        );
+        let long = format!("HTTP/1.1 200 OK\r\nx: {}\r\n\r\n", "a".repeat(1024));
+        assert_eq!(
+            response(long.as_bytes(), Method::Get).unwrap_err(),
+            HttpError::HeadTooLarge
+        );
+        // Exactly at the limit is fine.
+        let fill = 1024 - "HTTP/1.1 200 OK\r\nx: \r\n\r\n".len();
+        let at_limit = format!("HTTP/1.1 200 OK\r\nx: {}\r\n\r\n", "a".repeat(fill));
+        assert_eq!(response(at_limit.as_bytes(), Method::Head).unwrap().1, 1024);
+    }
+
+    /// Decodes the body after `head` delivered in `chunks`: (body, bytes left after it, done).
+    fn body_chunks(
+        framing: ResponseFraming,
+        chunks: &[&[u8]],
+    ) -> Result<(Vec<u8>, Vec<u8>, bool), HttpError> {
+        let mut decoder = BodyDecoder::new(framing, 100);
+        let (mut input, mut body) = (Vec::new(), Vec::new());
+        for chunk in chunks {
+            input.extend_from_slice(chunk);
+            let used = decoder.decode(&input, &mut body)?;
+            input.drain(..used);
+        }
+        Ok((body, input, decoder.is_done()))
+    }
+
+    /// What a body decoder made of its input: (body, bytes left after it, done).
+    type Decoded<'a> = Result<(&'a [u8], &'a [u8], bool), HttpError>;
+
+    #[test]
+    fn response_bodies_at_every_split() {
+        let cases: &[(ResponseFraming, &[u8], Decoded<'_>)] = &[
+            (
+                ResponseFraming::Length(3),
+                b"abcNEXT",
+                Ok((b"abc", b"NEXT", true)),
+            ),
+            (ResponseFraming::Length(5), b"abc", Ok((b"abc", b"", false))),
+            (ResponseFraming::Empty, b"NEXT", Ok((b"", b"NEXT", true))),
+            (
+                ResponseFraming::Chunked,
+                b"3\r\nabc\r\n0\r\n\r\nNEXT",
+                Ok((b"abc", b"NEXT", true)),
+            ),
+            (
+                ResponseFraming::UntilClose,
+                b"all of it",
+                Ok((b"all of it", b"", false)),
+            ),
+            (
+                ResponseFraming::Chunked,
+                b"65\r\n",
+                Err(HttpError::BodyTooLarge),
+            ),
+            (
+                ResponseFraming::UntilClose,
+                &[b'x'; 101],
+                Err(HttpError::BodyTooLarge),
+            ),
+        ];
+        for (framing, input, want) in cases {
+            at_every_split(input, |chunks| {
+                let got = body_chunks(*framing, chunks);
+                let got = got
+                    .as_ref()
+                    .map(|(b, r, d)| (b.as_slice(), r.as_slice(), *d))
+                    .map_err(|e| *e);
+                assert_eq!(got, want.clone(), "{framing:?} {chunks:?}");
+            });
+        }
+        assert!(BodyDecoder::new(ResponseFraming::UntilClose, 1).ends_at_close());
+        assert!(!BodyDecoder::new(ResponseFraming::Length(1), 1).ends_at_close());
+    }
+
+    #[test]
+    fn request_heads_round_trip_through_the_server_parser() {
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            "POST",
+            "/mcp",
+            "127.0.0.1:8080",
+            &[("content-type", "application/json")],
+            Some(2),
+        );
+        out.extend_from_slice(b"{}");
+        assert!(out.starts_with(b"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n"));
+        let (head, used) = RequestHead::parse(&out, &Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap();
+        assert_eq!(head.method(), Method::Post);
+        assert_eq!(head.authority(), Some("127.0.0.1:8080"));
+        assert_eq!(head.header_str("content-type"), Some("application/json"));
+        assert_eq!(head.framing(), BodyFraming::Length(2));
+        assert_eq!(&out[used..], b"{}");
+        let mut out = Vec::new();
+        write_request_head(&mut out, "GET", "/", "x", &[], None);
+        assert_eq!(out, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
     }
 }
