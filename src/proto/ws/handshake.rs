@@ -1,6 +1,7 @@
-//! The server's side of the WebSocket opening handshake (RFC 6455 §4.2).
+//! The WebSocket opening handshake (RFC 6455 §4): the server's side (§4.2) and the
+//! client's (§4.1).
 
-use crate::proto::http1::{Method, RequestHead};
+use crate::proto::http1::{self, Method, RequestHead, ResponseHead};
 use std::fmt;
 
 /// The only protocol version this server speaks.
@@ -133,13 +134,168 @@ pub fn write_switching_protocols(out: &mut Vec<u8>, accepted: &Accepted) {
     if let Some(protocol) = accepted.protocol {
         headers.push(("sec-websocket-protocol", protocol));
     }
-    crate::proto::http1::write_head(
-        out,
-        101,
-        &headers,
-        crate::proto::http1::ResponseBody::None,
-        true,
-    );
+    http1::write_head(out, 101, &headers, http1::ResponseBody::None, true);
+}
+
+/// The client's side of the opening handshake (RFC 6455 §4.1): the request it sends and the
+/// checks on the server's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientHandshake<'a> {
+    /// `Sec-WebSocket-Key`: the base64 of the client's nonce.
+    key: String,
+    /// The subprotocols offered, in order of preference.
+    protocols: &'a [&'a str],
+}
+
+/// One rule of §4.1 the server's answer broke; every one fails the WebSocket connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientHandshakeError {
+    /// The status is not 101; the response is plain HTTP.
+    NotSwitching(u16),
+    /// `Upgrade` is missing or not `websocket`.
+    MissingUpgrade,
+    /// `Connection` is missing or does not list `Upgrade`.
+    MissingConnectionUpgrade,
+    /// `Sec-WebSocket-Accept` is missing or does not match the key.
+    BadAccept,
+    /// `Sec-WebSocket-Extensions` names an extension the client did not offer.
+    UnofferedExtension,
+    /// `Sec-WebSocket-Protocol` names a subprotocol the client did not offer.
+    UnofferedProtocol,
+}
+
+impl fmt::Display for ClientHandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientHandshakeError::NotSwitching(status) => {
+                write!(f, "the server answered the upgrade with {status}, not 101")
+            }
+            ClientHandshakeError::MissingUpgrade => f.write_str("Upgrade header is not websocket"),
+            ClientHandshakeError::MissingConnectionUpgrade => {
+                f.write_str("Connection header does not list Upgrade")
+            }
+            ClientHandshakeError::BadAccept => f.write_str("bad Sec-WebSocket-Accept"),
+            ClientHandshakeError::UnofferedExtension => {
+                f.write_str("the server chose an extension that was not offered")
+            }
+            ClientHandshakeError::UnofferedProtocol => {
+                f.write_str("the server chose a subprotocol that was not offered")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientHandshakeError {}
+
+impl<'a> ClientHandshake<'a> {
+    /// A handshake with the key made from `nonce` (§4.1: "a nonce consisting of a randomly
+    /// selected 16-byte value that has been base64-encoded"), offering `protocols` (none:
+    /// no `Sec-WebSocket-Protocol` is sent).
+    pub fn new(nonce: [u8; 16], protocols: &'a [&'a str]) -> Self {
+        ClientHandshake {
+            key: base64(&nonce),
+            protocols,
+        }
+    }
+
+    /// The `Sec-WebSocket-Key` sent.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Appends the opening handshake's GET request for `target` on `host`.
+    pub fn write_request(&self, out: &mut Vec<u8>, target: &str, host: &str) {
+        let offer = self.protocols.join(", ");
+        let mut headers = vec![
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-key", self.key.as_str()),
+            ("sec-websocket-version", VERSION),
+        ];
+        if !offer.is_empty() {
+            headers.push(("sec-websocket-protocol", offer.as_str()));
+        }
+        http1::write_request_head(out, "GET", target, host, &headers, None);
+    }
+
+    /// Checks the server's answer (§4.1: "the client MUST validate the server's response as
+    /// follows"); the subprotocol it selected, if any.
+    pub fn check(&self, head: &ResponseHead) -> Result<Option<&'a str>, ClientHandshakeError> {
+        // 1. "If the status code received from the server is not 101, the client handles the
+        // response per HTTP [RFC2616] procedures."
+        if head.status() != 101 {
+            return Err(ClientHandshakeError::NotSwitching(head.status()));
+        }
+        let headers = head.headers();
+        // 2. "If the response lacks an |Upgrade| header field or the |Upgrade| header field
+        // contains a value that is not an ASCII case-insensitive match for the value
+        // "websocket", the client MUST _Fail the WebSocket Connection_."
+        if !headers
+            .get("upgrade")
+            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+        {
+            return Err(ClientHandshakeError::MissingUpgrade);
+        }
+        // 3. "If the response lacks a |Connection| header field or the |Connection| header field
+        // doesn't contain a token that is an ASCII case-insensitive match for the value
+        // "Upgrade", the client MUST _Fail the WebSocket Connection_."
+        if !headers.has_token("connection", "upgrade") {
+            return Err(ClientHandshakeError::MissingConnectionUpgrade);
+        }
+        // 4. "If the response lacks a |Sec-WebSocket-Accept| header field or the
+        // |Sec-WebSocket-Accept| contains a value other than the base64-encoded SHA-1 of the
+        // concatenation of the |Sec-WebSocket-Key| (as a string, not base64-decoded) with the
+        // string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" ... the client MUST _Fail the WebSocket
+        // Connection_."
+        let expected = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
+        if headers.get_str("sec-websocket-accept") != Some(expected.as_str()) {
+            return Err(ClientHandshakeError::BadAccept);
+        }
+        // 5. "If the response includes a |Sec-WebSocket-Extensions| header field and this header
+        // field indicates the use of an extension that was not present in the client's handshake
+        // ..., the client MUST _Fail the WebSocket Connection_." This client offers none.
+        if headers
+            .values("sec-websocket-extensions")
+            .any(|v| !v.trim_ascii().is_empty())
+        {
+            return Err(ClientHandshakeError::UnofferedExtension);
+        }
+        // 6. "If the response includes a |Sec-WebSocket-Protocol| header field and this header
+        // field indicates the use of a subprotocol that was not present in the client's handshake
+        // ..., the client MUST _Fail the WebSocket Connection_."
+        match headers.get_str("sec-websocket-protocol") {
+            None => Ok(None),
+            Some(chosen) => self
+                .protocols
+                .iter()
+                .copied()
+                .find(|p| p.eq_ignore_ascii_case(chosen))
+                .map(Some)
+                .ok_or(ClientHandshakeError::UnofferedProtocol),
+        }
+    }
+}
+
+/// Standard base64 (RFC 4648 §4) of `bytes`, padded.
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -235,5 +391,105 @@ mod tests {
         assert!(text.contains("sec-websocket-protocol: mcp\r\n"));
         assert!(!text.contains("content-length"));
         assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn base64_known_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        // Every 16-byte nonce gives a key the server side accepts.
+        for seed in 0..64u8 {
+            let nonce: [u8; 16] =
+                std::array::from_fn(|i| seed.wrapping_mul(37).wrapping_add(i as u8 * 11));
+            assert!(
+                is_base64_of_16_bytes(base64(&nonce).as_bytes()),
+                "{nonce:?}"
+            );
+        }
+    }
+
+    /// The server's answer to `client`, through the server side of this module.
+    fn answer(client: &ClientHandshake<'_>, supported: &[&'static str]) -> Vec<u8> {
+        let mut request = Vec::new();
+        client.write_request(&mut request, "/mcp", "127.0.0.1:1");
+        let request = RequestHead::parse(&request, &Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap()
+            .0;
+        let mut out = Vec::new();
+        write_switching_protocols(&mut out, &accept(&request, supported).unwrap());
+        out
+    }
+
+    fn response(raw: &[u8]) -> ResponseHead {
+        ResponseHead::parse(raw, &Limits::default(), Method::Get)
+            .unwrap()
+            .complete()
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn client_handshake_round_trips_with_the_server_side() {
+        // RFC 6455 §1.3's worked example.
+        let client = ClientHandshake::new(*b"the sample nonce", &["mcp"]);
+        assert_eq!(client.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+        let raw = answer(&client, &["mcp"]);
+        assert_eq!(client.check(&response(&raw)), Ok(Some("mcp")));
+        let plain = ClientHandshake::new([7; 16], &[]);
+        let raw = answer(&plain, &["mcp"]);
+        assert_eq!(plain.check(&response(&raw)), Ok(None));
+    }
+
+    #[test]
+    fn client_refuses_answers_that_break_4_1() {
+        let client = ClientHandshake::new(*b"the sample nonce", &["mcp"]);
+        let good =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                    Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+        let cases = [
+            (
+                "HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n".to_owned(),
+                ClientHandshakeError::NotSwitching(426),
+            ),
+            (
+                good.replace("Upgrade: websocket\r\n", ""),
+                ClientHandshakeError::MissingUpgrade,
+            ),
+            (
+                good.replace("Upgrade: websocket", "Upgrade: h2c"),
+                ClientHandshakeError::MissingUpgrade,
+            ),
+            (
+                good.replace("Connection: Upgrade", "Connection: keep-alive"),
+                ClientHandshakeError::MissingConnectionUpgrade,
+            ),
+            (
+                good.replace("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ClientHandshakeError::BadAccept,
+            ),
+            (
+                good.replace("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", ""),
+                ClientHandshakeError::BadAccept,
+            ),
+            (
+                format!("{good}Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+                ClientHandshakeError::UnofferedExtension,
+            ),
+            (
+                format!("{good}Sec-WebSocket-Protocol: chat\r\n"),
+                ClientHandshakeError::UnofferedProtocol,
+            ),
+        ];
+        for (raw, error) in cases {
+            let head = response(format!("{raw}\r\n").as_bytes());
+            assert_eq!(client.check(&head), Err(error), "{raw}");
+        }
+        let upper = format!("{}\r\n", good.replace("websocket", "WebSocket"));
+        assert_eq!(client.check(&response(upper.as_bytes())), Ok(None));
     }
 }
