@@ -141,6 +141,12 @@ impl<'a> RawId<'a> {
     pub fn to_id(self) -> Id {
         Id::from_checked(self.0)
     }
+
+    /// The id as an unsigned integer, if it is one (a client that numbers its requests
+    /// matches replies with this).
+    pub fn as_u64(self) -> Option<u64> {
+        self.0.get().parse().ok()
+    }
 }
 
 /// Value identity of an id: `"1"` and `1` differ, `"a"` and `"\u0061"` match.
@@ -463,6 +469,61 @@ pub fn parse(bytes: &[u8]) -> Parsed<'_> {
             };
             Parsed::Single(Err(Invalid { id: None, error }))
         }
+    }
+}
+
+/// One message a client received, sorted as a client needs it (the client role of [`parse`]):
+/// the reply to one of its requests, or a message the server started.
+#[derive(Debug)]
+pub enum Incoming<'a> {
+    /// The reply to the request with this id: its result, or its error.
+    Reply {
+        /// Id of the request answered.
+        id: RawId<'a>,
+        /// The result value, unparsed, or the error object.
+        outcome: Result<&'a RawValue, ErrorObject<'a>>,
+    },
+    /// An error response tied to no request: the server could not read the request's id.
+    UntiedError(ErrorObject<'a>),
+    /// A notification, or a request from the server (with its id).
+    FromServer {
+        /// The method name.
+        method: Cow<'a, str>,
+        /// The id to answer a server-to-client request with; `None` for a notification.
+        id: Option<RawId<'a>>,
+    },
+    /// Not one valid JSON-RPC message (a batch is not a reply either).
+    Invalid,
+}
+
+/// Sorts one message a client received (see [`Incoming`]).
+pub fn classify(bytes: &[u8]) -> Incoming<'_> {
+    match parse(bytes) {
+        Parsed::Single(Ok(message)) => match message {
+            Message::Response(r) => Incoming::Reply {
+                id: r.id,
+                outcome: Ok(r.result),
+            },
+            Message::ErrorResponse(ErrorResponse {
+                id: Some(id),
+                error,
+            }) => Incoming::Reply {
+                id,
+                outcome: Err(error),
+            },
+            Message::ErrorResponse(ErrorResponse { id: None, error }) => {
+                Incoming::UntiedError(error)
+            }
+            Message::Request(r) => Incoming::FromServer {
+                method: r.method,
+                id: Some(r.id),
+            },
+            Message::Notification(n) => Incoming::FromServer {
+                method: n.method,
+                id: None,
+            },
+        },
+        Parsed::Single(Err(_)) | Parsed::Batch(_) => Incoming::Invalid,
     }
 }
 
@@ -851,5 +912,53 @@ mod tests {
             json!({"jsonrpc":"2.0","id":null,"error":{"code":-32002,"message":"Resource not found",
                 "data":{"uri":"file:///a \"b\""}}})
         );
+    }
+
+    #[test]
+    fn classifies_what_a_client_receives() {
+        let reply = |bytes: &'static [u8]| match classify(bytes) {
+            Incoming::Reply { id, outcome } => {
+                (id.as_u64(), outcome.map(RawValue::get).map_err(|e| e.code))
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reply(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#),
+            (Some(7), Ok(r#"{"content":[]}"#))
+        );
+        assert_eq!(
+            reply(br#"{"jsonrpc":"2.0","id":"s","error":{"code":-32601,"message":"x"}}"#),
+            (None, Err(METHOD_NOT_FOUND))
+        );
+        assert!(matches!(
+            classify(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#),
+            Incoming::UntiedError(ErrorObject {
+                code: PARSE_ERROR,
+                ..
+            })
+        ));
+        assert!(matches!(
+            classify(br#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#),
+            Incoming::FromServer { method, id: None } if method == "notifications/message"
+        ));
+        assert!(matches!(
+            classify(br#"{"jsonrpc":"2.0","id":"r1","method":"sampling/createMessage"}"#),
+            Incoming::FromServer { id: Some(id), .. } if id.get() == r#""r1""#
+        ));
+        for invalid in [
+            &b"not json"[..],
+            br#"{"id":1,"result":{}}"#,
+            br#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#,
+            br#"{"jsonrpc":"2.0","id":1.5,"result":{}}"#,
+        ] {
+            assert!(
+                matches!(classify(invalid), Incoming::Invalid),
+                "{invalid:?}"
+            );
+        }
+        let id = |json: &'static str| RawId::new(serde_json::from_str(json).unwrap()).unwrap();
+        assert_eq!(id("18446744073709551615").as_u64(), Some(u64::MAX));
+        assert_eq!(id("-1").as_u64(), None);
+        assert_eq!(id(r#""1""#).as_u64(), None);
     }
 }
