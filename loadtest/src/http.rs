@@ -2,10 +2,11 @@
 //! responses as JSON or as an SSE stream, and the http-mcp and idle-hold
 //! (HTTP) scenarios.
 
+use crate::ctx::Ctx;
 use crate::mcp::{self, EchoTemplate, Incoming};
-use crate::net::{self, BodyReader, Conn, NetError, ResponseHead};
-use crate::run::Ctx;
+use crate::net::{self, Conn, NetError};
 use crate::stats::ShardStats;
+use ringmcp::proto::http1::{self, Method, ResponseHead};
 use ringmcp::proto::sse::{SseDecoder, SseEvent};
 use ringmcp::proto::Status;
 use std::rc::Rc;
@@ -34,39 +35,34 @@ pub enum SseEnd {
 }
 
 impl Session {
-    /// Appends a request head (and body) carrying the session headers.
-    pub fn request(&self, ctx: &Ctx, method: &str, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256 + body.len());
-        let _ = std::io::Write::write_fmt(
-            &mut out,
-            format_args!(
-                "{method} {} HTTP/1.1\r\nHost: {}\r\n",
-                ctx.target.path, ctx.target.host
-            ),
-        );
-        if method == "POST" {
-            out.extend_from_slice(
-                b"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n",
-            );
-            let _ = std::io::Write::write_fmt(
-                &mut out,
-                format_args!("Content-Length: {}\r\n", body.len()),
-            );
+    /// A request (head and body) carrying the session headers: a POST of `body`, or (`body`
+    /// None) a GET of the session's stream with the `extra` headers.
+    pub fn request(&self, ctx: &Ctx, body: Option<&[u8]>, extra: &[(&str, &str)]) -> Vec<u8> {
+        let mut headers = Vec::with_capacity(4 + extra.len());
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+            headers.push(("accept", "application/json, text/event-stream"));
         } else {
-            out.extend_from_slice(b"Accept: text/event-stream\r\n");
+            headers.push(("accept", "text/event-stream"));
         }
         if let Some(id) = &self.id {
-            let _ = std::io::Write::write_fmt(&mut out, format_args!("Mcp-Session-Id: {id}\r\n"));
+            headers.push(("mcp-session-id", id.as_str()));
         }
-        let _ = std::io::Write::write_fmt(
+        headers.push(("mcp-protocol-version", self.version.as_str()));
+        headers.extend_from_slice(extra);
+        let content = body.unwrap_or_default();
+        let mut out = Vec::with_capacity(256 + content.len());
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let length = body.map(<[u8]>::len);
+        http1::write_request_head(
             &mut out,
-            format_args!("MCP-Protocol-Version: {}\r\n", self.version),
+            method,
+            &ctx.target.path,
+            &ctx.target.host,
+            &headers,
+            length,
         );
-        for (name, value) in extra {
-            let _ = std::io::Write::write_fmt(&mut out, format_args!("{name}: {value}\r\n"));
-        }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body);
+        out.extend_from_slice(content);
         out
     }
 
@@ -79,15 +75,15 @@ impl Session {
         deadline: Instant,
         on_event: &mut dyn FnMut(&SseEvent),
     ) -> Result<Vec<u8>, NetError> {
-        let mut request = self.request(ctx, "POST", &[], body);
+        let mut request = self.request(ctx, Some(body), &[]);
         self.conn.write_all(&mut request, deadline).await?;
-        let head = self.conn.read_head(deadline).await?;
-        if head.status != 200 {
+        let head = self.conn.read_head(Method::Post, deadline).await?;
+        if head.status() != 200 {
             // Read the error body so the connection stays usable.
             let _ = self.conn.read_body(&head, deadline).await;
-            return Err(NetError::Status(head.status));
+            return Err(NetError::Status(head.status()));
         }
-        if head.is_sse() {
+        if is_sse(&head) {
             let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
             let mut reply = None;
             read_sse(
@@ -113,7 +109,7 @@ impl Session {
             reply.ok_or(NetError::Protocol("SSE response ended without a reply"))
         } else {
             let body = self.conn.read_body(&head, deadline).await?;
-            if head.close {
+            if !head.keep_alive() {
                 return Err(NetError::Protocol(
                     "server closed the keep-alive connection",
                 ));
@@ -129,15 +125,20 @@ impl Session {
         body: &[u8],
         deadline: Instant,
     ) -> Result<(), NetError> {
-        let mut request = self.request(ctx, "POST", &[], body);
+        let mut request = self.request(ctx, Some(body), &[]);
         self.conn.write_all(&mut request, deadline).await?;
-        let head = self.conn.read_head(deadline).await?;
+        let head = self.conn.read_head(Method::Post, deadline).await?;
         let _ = self.conn.read_body(&head, deadline).await?;
-        if !(200..300).contains(&head.status) {
-            return Err(NetError::Status(head.status));
+        if !(200..300).contains(&head.status()) {
+            return Err(NetError::Status(head.status()));
         }
         Ok(())
     }
+}
+
+/// Whether the response body is an SSE stream.
+pub fn is_sse(head: &ResponseHead) -> bool {
+    head.has_media_type("text/event-stream")
 }
 
 /// Reads an SSE response body, handing each event to `on_event` (which returns true to
@@ -151,7 +152,7 @@ pub async fn read_sse(
     stop_at: Option<Instant>,
     on_event: &mut dyn FnMut(&SseEvent) -> bool,
 ) -> Result<SseEnd, NetError> {
-    let mut reader = BodyReader::for_head(head);
+    let mut reader = net::body_decoder(head);
     let mut chunk = Vec::new();
     loop {
         let wait_until = stop_at.map_or(deadline, |s| s.min(deadline));
@@ -194,14 +195,14 @@ pub async fn open_session(ctx: &Ctx) -> Result<Session, NetError> {
         id: None,
         version: mcp::PROTOCOL_VERSION.to_owned(),
     };
-    let mut request = session.request(ctx, "POST", &[], &mcp::initialize());
+    let mut request = session.request(ctx, Some(&mcp::initialize()), &[]);
     session.conn.write_all(&mut request, deadline).await?;
-    let head = session.conn.read_head(deadline).await?;
-    if head.status != 200 {
-        return Err(NetError::Status(head.status));
+    let head = session.conn.read_head(Method::Post, deadline).await?;
+    if head.status() != 200 {
+        return Err(NetError::Status(head.status()));
     }
-    session.id = head.session_id.clone();
-    let reply = if head.is_sse() {
+    session.id = head.headers().get_str("mcp-session-id").map(str::to_owned);
+    let reply = if is_sse(&head) {
         let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
         let mut reply = None;
         read_sse(
@@ -330,12 +331,12 @@ pub async fn idle_client(ctx: Rc<Ctx>, _global: usize) {
                 ctx.stats.error("fill_events_missing");
             }
         }
-        let mut request = session.request(&ctx, "GET", &[], b"");
+        let mut request = session.request(&ctx, None, &[]);
         let deadline = ctx.setup_deadline();
         session.conn.write_all(&mut request, deadline).await?;
-        let head = session.conn.read_head(deadline).await?;
-        if head.status != 200 || !head.is_sse() {
-            return Err(NetError::Status(head.status));
+        let head = session.conn.read_head(Method::Get, deadline).await?;
+        if head.status() != 200 || !is_sse(&head) {
+            return Err(NetError::Status(head.status()));
         }
         Ok::<_, NetError>((session, head))
     };

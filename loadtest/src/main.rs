@@ -8,6 +8,7 @@
 //! histograms and counters, which the main thread merges into the report.
 
 mod cli;
+mod ctx;
 mod http;
 mod mcp;
 mod net;

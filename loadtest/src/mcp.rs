@@ -1,6 +1,7 @@
 //! The JSON-RPC messages a client sends, and just enough parsing of what
 //! comes back to match replies to requests and check them.
 
+use ringmcp::proto::jsonrpc;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -80,29 +81,6 @@ pub fn stream_call(id: u64, count: u64, interval_ms: u64, bytes: usize) -> Vec<u
     .into_bytes()
 }
 
-#[derive(Deserialize)]
-struct ErrorObject {
-    code: i64,
-}
-
-#[derive(Deserialize)]
-struct ResultObject {
-    #[serde(rename = "isError", default)]
-    is_error: bool,
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    result: Option<ResultObject>,
-    #[serde(default)]
-    error: Option<ErrorObject>,
-}
-
 /// What a server message was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
@@ -121,30 +99,40 @@ pub enum Incoming {
         code: i64,
     },
     /// A notification or server-to-client request.
-    Notification(String),
+    Notification,
     /// Not a JSON-RPC message we understand.
     Invalid,
 }
 
-/// Classifies one JSON-RPC message from the server.
+/// The one member of a tool result the load generator reads.
+#[derive(Deserialize)]
+struct ToolResult {
+    #[serde(rename = "isError", default)]
+    is_error: bool,
+}
+
+/// Classifies one JSON-RPC message from the server (ringmcp's client-role
+/// [`jsonrpc::classify`]), reading `isError` from results. Our requests carry integer ids.
 pub fn classify(bytes: &[u8]) -> Incoming {
-    let Ok(env) = serde_json::from_slice::<Envelope>(bytes) else {
-        return Incoming::Invalid;
-    };
-    if let Some(method) = env.method {
-        return Incoming::Notification(method);
-    }
-    let id = env.id.as_ref().and_then(Value::as_u64);
-    match (env.result, env.error, id) {
-        (Some(result), None, Some(id)) => Incoming::Result {
-            id,
-            tool_error: result.is_error,
+    match jsonrpc::classify(bytes) {
+        jsonrpc::Incoming::Reply { id, outcome } => match (id.as_u64(), outcome) {
+            (Some(id), Ok(result)) => Incoming::Result {
+                id,
+                tool_error: serde_json::from_str::<ToolResult>(result.get())
+                    .is_ok_and(|r| r.is_error),
+            },
+            (id, Err(error)) => Incoming::Error {
+                id,
+                code: error.code,
+            },
+            (None, Ok(_)) => Incoming::Invalid,
         },
-        (None, Some(error), id) => Incoming::Error {
-            id,
+        jsonrpc::Incoming::UntiedError(error) => Incoming::Error {
+            id: None,
             code: error.code,
         },
-        _ => Incoming::Invalid,
+        jsonrpc::Incoming::FromServer { .. } => Incoming::Notification,
+        jsonrpc::Incoming::Invalid => Incoming::Invalid,
     }
 }
 
@@ -256,7 +244,7 @@ mod tests {
         );
         assert_eq!(
             classify(br#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#),
-            Incoming::Notification("notifications/message".into())
+            Incoming::Notification
         );
         assert_eq!(classify(b"not json"), Incoming::Invalid);
         assert_eq!(

@@ -3,25 +3,18 @@
 //! measured phase, and hand the shard's results back.
 
 use crate::cli::{Args, Scenario, Target};
-use crate::schedule::Schedule;
-use crate::sender::Sender;
-use crate::stats::{ShardResult, ShardStats};
+use crate::ctx::Ctx;
+use crate::stats::ShardResult;
 use crate::{http, net, sse, sys, ws};
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Time from the barrier to the first intended send: every connection task wakes and arms its
 /// first send in it (15,000 wake-ups take 20-30 ms on one core; with 20 ms of lead the first
 /// second's p99 was 20-35 ms).
 const START_LEAD: Duration = Duration::from_millis(250);
-
-/// How long after the measured phase finished connections wait before closing (see
-/// [`Ctx::close_at`]).
-const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 /// State every shard sees (setup and phase points only, never per request).
 #[derive(Debug, Default)]
@@ -78,106 +71,6 @@ pub struct PhaseSamples {
     pub start: Option<Instant>,
 }
 
-/// A one-shot event many tasks of one shard wait for.
-#[derive(Default)]
-pub struct Gate {
-    at: Cell<Option<Instant>>,
-    waiters: RefCell<Vec<Waker>>,
-}
-
-impl Gate {
-    /// Opens the gate with `at`, waking every waiter.
-    pub fn open(&self, at: Instant) {
-        self.at.set(Some(at));
-        for w in self.waiters.borrow_mut().drain(..) {
-            w.wake();
-        }
-    }
-
-    /// Waits until the gate opens; returns its instant.
-    pub async fn wait(&self) -> Instant {
-        std::future::poll_fn(|cx| match self.at.get() {
-            Some(at) => Poll::Ready(at),
-            None => {
-                self.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
-/// What every connection task of one shard shares.
-pub struct Ctx {
-    /// The command line.
-    pub args: Args,
-    /// The parsed target.
-    pub target: Target,
-    /// This shard's measurements.
-    pub stats: ShardStats,
-    /// Opens when the measured phase starts.
-    pub start: Gate,
-    /// Writes the WebSocket scenarios' requests.
-    pub sender: Sender,
-    /// Connections still setting up on this shard.
-    pending: Cell<usize>,
-    /// Opens when every connection of this shard finished setting up.
-    all_set_up: Gate,
-    /// Total connections across shards.
-    pub total: usize,
-}
-
-impl Ctx {
-    /// The measured phase's length.
-    pub fn duration(&self) -> Duration {
-        Duration::from_secs_f64(self.args.duration.max(0.0))
-    }
-
-    /// When a connection whose schedule is done closes: just after the measured phase, late
-    /// enough that the replies still in flight at its end are not held up behind the other
-    /// connections closing (15,000 closes keep a core busy for tens of milliseconds).
-    pub fn close_at(&self, start: Instant) -> Instant {
-        start + self.duration() + CLOSE_GRACE
-    }
-
-    /// Connection `global`'s share of the open-loop schedule of a phase starting at `start`.
-    pub fn schedule(&self, start: Instant, global: usize) -> Schedule {
-        Schedule::for_connection(start, self.duration(), self.args.rate, global, self.total)
-    }
-
-    /// Per-request timeout.
-    pub fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.args.timeout.max(0.001))
-    }
-
-    /// Deadline for connecting and setting up a session.
-    pub fn setup_deadline(&self) -> Instant {
-        Instant::now() + self.timeout()
-    }
-
-    /// A connection task finished its setup (successfully or not).
-    pub fn setup_done(&self) {
-        let left = self.pending.get().saturating_sub(1);
-        self.pending.set(left);
-        if left == 0 {
-            self.all_set_up.open(Instant::now());
-        }
-    }
-
-    /// Records a failed setup.
-    pub fn setup_failed(&self, err: &net::NetError) {
-        self.stats.error(format!("setup:{}", err.kind()));
-        self.setup_done();
-    }
-
-    /// Records a successful setup that took `took`.
-    pub fn setup_ok(&self, took: Duration) {
-        ShardStats::add(&self.stats.connected, 1);
-        self.stats.record_connect(took);
-        self.setup_done();
-    }
-}
-
 /// Global indices of the connections shard `shard` of `shards` runs.
 pub fn shard_connections(total: usize, shard: usize, shards: usize) -> Vec<usize> {
     (shard..total).step_by(shards.max(1)).collect()
@@ -193,19 +86,7 @@ pub async fn run_shard(
 ) -> ShardResult {
     let mine = shard_connections(args.connections, shard, shards);
     fastrand::seed(args.seed.wrapping_add(shard as u64));
-    let ctx = Rc::new(Ctx {
-        total: args.connections,
-        pending: Cell::new(mine.len()),
-        args,
-        target,
-        stats: ShardStats::default(),
-        start: Gate::default(),
-        sender: Sender::default(),
-        all_set_up: Gate::default(),
-    });
-    if mine.is_empty() {
-        ctx.all_set_up.open(Instant::now());
-    }
+    let ctx = Rc::new(Ctx::new(args, target, mine.len()));
     let plan = Rc::new(sse::Plan::new(&ctx, &mine));
     let opened_at = Instant::now();
     let per_shard_ramp = ctx.args.ramp / shards as f64;
@@ -231,7 +112,7 @@ pub async fn run_shard(
         }));
     }
     // Every setup is bounded by the timeout, so this wait is too.
-    ctx.all_set_up.wait().await;
+    ctx.all_set_up().await;
     let connect_window = opened_at.elapsed().as_secs_f64();
 
     // Barrier: the measured phase starts when every shard has its connections up.
@@ -295,7 +176,11 @@ pub async fn run_shard(
     ctx.stats.begin_phase(start);
     let sending = {
         let ctx = Rc::clone(&ctx);
-        glommio::spawn_local(async move { ctx.sender.run(&ctx, start).await })
+        glommio::spawn_local(async move {
+            let payload = ctx.args.payload;
+            let schedule = |global| ctx.schedule(start, global);
+            ctx.sender.run(&ctx.stats, payload, schedule).await
+        })
     };
     ctx.start.open(start);
     for task in tasks {

@@ -9,11 +9,10 @@
 //! connections that took the load generator's busy share from 87% to 82-83%.
 //!
 //! Every connection of a run has the same period and is phase-shifted by its global index
-//! (see [`Ctx::schedule`]), so in index order their sends come round in a fixed
+//! (see [`Ctx::schedule`](crate::ctx::Ctx::schedule)), so in index order their sends come round in a fixed
 //! cycle: the sender walks its connections in that order with a cursor and never searches.
 
 use crate::net::Deadline;
-use crate::run::Ctx;
 use crate::schedule::Schedule;
 use crate::stats::ShardStats;
 use ringmcp::proto::ws::{encode_frame, OpCode};
@@ -185,9 +184,15 @@ impl Sender {
         self.links.borrow_mut().push(link);
     }
 
-    /// Gives every joined connection its schedule from `start`, then writes each request at
-    /// its intended time until every schedule ran out or its connection retired.
-    pub async fn run(&self, ctx: &Ctx, start: Instant) {
+    /// Gives every joined connection its schedule (`schedule(global index)`), then writes each
+    /// request (of a `payload`-byte message) at its intended time until every schedule ran
+    /// out or its connection retired.
+    pub async fn run(
+        &self,
+        stats: &ShardStats,
+        payload: usize,
+        schedule: impl Fn(usize) -> Schedule,
+    ) {
         let mut links = self.links.take();
         if links.is_empty() {
             return;
@@ -195,12 +200,11 @@ impl Sender {
         links.sort_by_key(|link| link.borrow().global);
         for link in &links {
             let mut link = link.borrow_mut();
-            link.schedule = ctx.schedule(start, link.global);
+            link.schedule = schedule(link.global);
         }
-        let mut writer = RequestWriter::new(ctx.args.payload);
-        let stats = &ctx.stats;
+        let mut writer = RequestWriter::new(payload);
         let mut cursor = 0;
-        let mut timer = Deadline::at(start);
+        let mut timer = Deadline::at(Instant::now());
         loop {
             let now = Instant::now();
             let mut written = 0;

@@ -10,11 +10,12 @@
 //! exactly once and in order.
 
 use crate::cli::Scenario;
+use crate::ctx::Ctx;
 use crate::http::{self, SseEnd, MAX_EVENT_BYTES};
 use crate::mcp::{self, Incoming};
 use crate::net::{self, Conn, NetError};
-use crate::run::Ctx;
 use crate::stats::ShardStats;
+use ringmcp::proto::http1::{Method, ResponseHead};
 use ringmcp::proto::sse::{EventId, SseDecoder, SseEvent};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -172,7 +173,7 @@ impl Observer<'_> {
         }
         let now = Instant::now();
         match mcp::classify(event.data.as_bytes()) {
-            Incoming::Notification(_) => {
+            Incoming::Notification => {
                 self.events += 1;
                 let facts = mcp::event_facts(event.data.as_bytes());
                 let seq = facts.seq.or_else(|| {
@@ -306,13 +307,13 @@ async fn stream(
     // Bounded: the stream's own length plus the timeout, whatever the server does.
     let deadline = requested + interval * (plan.count as u32) + ctx.timeout();
     let call = mcp::stream_call(1, plan.count, plan.interval_ms, ctx.args.payload);
-    let mut request = session.request(ctx, "POST", &[], &call);
+    let mut request = session.request(ctx, Some(&call), &[]);
     session.conn.write_all(&mut request, deadline).await?;
-    let mut head = session.conn.read_head(deadline).await?;
-    if head.status != 200 {
-        return Err(NetError::Status(head.status));
+    let mut head = session.conn.read_head(Method::Post, deadline).await?;
+    if head.status() != 200 {
+        return Err(NetError::Status(head.status()));
     }
-    if !head.is_sse() {
+    if !http::is_sse(&head) {
         // A plain JSON answer: no events at all.
         let body = session.conn.read_body(&head, deadline).await?;
         observer.on_event(&SseEvent {
@@ -386,7 +387,7 @@ async fn open_get(
     ctx: &Ctx,
     session: &http::Session,
     last_id: Option<&str>,
-) -> Result<(Conn, net::ResponseHead), NetError> {
+) -> Result<(Conn, ResponseHead), NetError> {
     let deadline = ctx.setup_deadline();
     let stream = net::connect(&ctx.target, ctx.timeout()).await?;
     let mut conn = Conn::new(stream);
@@ -394,11 +395,11 @@ async fn open_get(
         .map(|id| ("Last-Event-ID", id))
         .into_iter()
         .collect();
-    let mut request = session.request(ctx, "GET", &extra, b"");
+    let mut request = session.request(ctx, None, &extra);
     conn.write_all(&mut request, deadline).await?;
-    let head = conn.read_head(deadline).await?;
-    if head.status != 200 || !head.is_sse() {
-        return Err(NetError::Status(head.status));
+    let head = conn.read_head(Method::Get, deadline).await?;
+    if head.status() != 200 || !http::is_sse(&head) {
+        return Err(NetError::Status(head.status()));
     }
     Ok((conn, head))
 }

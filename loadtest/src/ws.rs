@@ -7,9 +7,9 @@
 //! to flush, and the timeouts of its requests in flight.
 
 use crate::cli::Scenario;
+use crate::ctx::Ctx;
 use crate::mcp::{self, EchoTemplate, Incoming};
 use crate::net::{self, Conn, Deadline, NetError};
-use crate::run::Ctx;
 use crate::sender::{random_mask, text_frame, InFlight, Link, Request};
 use crate::stats::ShardStats;
 use crate::sys;
@@ -107,8 +107,8 @@ async fn setup(ctx: &Ctx, mode: Mode, decoder: &mut Decoder) -> Result<Conn, Net
     let deadline = ctx.setup_deadline();
     let stream = net::connect(&ctx.target, ctx.timeout()).await?;
     let mut conn = Conn::new(stream);
-    let subprotocol = (mode != Mode::Echo).then_some("mcp");
-    net::ws_handshake(&mut conn, &ctx.target, subprotocol, deadline).await?;
+    let protocols: &[&str] = if mode == Mode::Echo { &[] } else { &["mcp"] };
+    net::ws_handshake(&mut conn, &ctx.target, protocols, deadline).await?;
     if mode == Mode::Echo {
         return Ok(conn);
     }
@@ -120,7 +120,7 @@ async fn setup(ctx: &Ctx, mode: Mode, decoder: &mut Decoder) -> Result<Conn, Net
         match mcp::classify(reply.as_bytes()) {
             Incoming::Result { id: 0, .. } => break,
             Incoming::Error { .. } => return Err(NetError::Protocol("initialize refused")),
-            Incoming::Notification(_) => continue,
+            Incoming::Notification => continue,
             _ => return Err(NetError::Protocol("unexpected reply to initialize")),
         }
     }
@@ -365,7 +365,7 @@ fn handle_reply(
             }
             stats.error(format!("jsonrpc_{code}"));
         }
-        Incoming::Notification(_) => {}
+        Incoming::Notification => {}
         Incoming::Invalid => stats.error("invalid_reply"),
     }
 }
