@@ -786,13 +786,20 @@ impl ResponseHead {
         limits: &Limits,
         request: Method,
     ) -> Result<Status<ResponseHead>, HttpError> {
-        let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+        // Left uninitialised: a client parses a head per request, and zeroing every slot
+        // cost more than parsing a short head.
+        let mut slots = [const { std::mem::MaybeUninit::uninit() }; HEADER_SLOTS];
         let max_headers = limits.max_headers.clamp(1, HEADER_SLOTS);
-        let mut response = httparse::Response::new(&mut slots[..max_headers]);
+        let mut response = httparse::Response::new(&mut []);
         // Parse no further than one byte past the limit, so the outcome is the same however
         // the bytes were split into reads.
         let scan = &buf[..buf.len().min(limits.max_head_bytes.saturating_add(1))];
-        let head_len = match response.parse(scan) {
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            scan,
+            &mut slots[..max_headers],
+        );
+        let head_len = match parsed {
             Ok(httparse::Status::Complete(n)) if n <= limits.max_head_bytes => n,
             Ok(httparse::Status::Complete(_)) => return Err(HttpError::HeadTooLarge),
             Ok(httparse::Status::Partial) if scan.len() > limits.max_head_bytes => {
