@@ -111,6 +111,24 @@ struct ToolResult {
     is_error: bool,
 }
 
+/// Whether a `tools/call` result says `isError: true`. This runs for every reply, and a second
+/// parse of the result costs about as much as the first of the message, so the two common
+/// shapes are read without one, exactly: a JSON key is spelt literally or with `\u` escapes,
+/// so a result with neither has no `isError`; and a valid object that ends with
+/// `,"isError":false}` (what ringmcp sends) has that as its last top-level member (a quote
+/// after `,` or `{` opens a string, and one followed by `:` is a key).
+fn is_tool_error(result: &str) -> bool {
+    if !result.contains("isError") && !result.contains("\\u") {
+        return false;
+    }
+    if let Some(rest) = result.strip_suffix(r#""isError":false}"#) {
+        if rest.ends_with([',', '{']) {
+            return false;
+        }
+    }
+    serde_json::from_str::<ToolResult>(result).is_ok_and(|r| r.is_error)
+}
+
 /// Classifies one JSON-RPC message from the server (ringmcp's client-role
 /// [`jsonrpc::classify`]), reading `isError` from results. Our requests carry integer ids.
 pub fn classify(bytes: &[u8]) -> Incoming {
@@ -118,8 +136,7 @@ pub fn classify(bytes: &[u8]) -> Incoming {
         jsonrpc::Incoming::Reply { id, outcome } => match (id.as_u64(), outcome) {
             (Some(id), Ok(result)) => Incoming::Result {
                 id,
-                tool_error: serde_json::from_str::<ToolResult>(result.get())
-                    .is_ok_and(|r| r.is_error),
+                tool_error: is_tool_error(result.get()),
             },
             (id, Err(error)) => Incoming::Error {
                 id,
@@ -247,6 +264,22 @@ mod tests {
             Incoming::Notification
         );
         assert_eq!(classify(b"not json"), Incoming::Invalid);
+        for (result, tool_error) in [
+            (r#"{"content":[],"isError":false}"#, false),
+            (r#"{"isError":false}"#, false),
+            (r#"{"content":[],"isError":true}"#, true),
+            (r#"{"isError" : true, "content":[]}"#, true),
+            (r#"{"\u0069sError":true}"#, true),
+            (r#"{"x\"isError":false}"#, false),
+            (r#"{"content":[{"type":"text","text":"isError"}]}"#, false),
+        ] {
+            let reply = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{result}}}"#);
+            assert_eq!(
+                classify(reply.as_bytes()),
+                Incoming::Result { id: 1, tool_error },
+                "{result}"
+            );
+        }
         assert_eq!(
             classify(br#"{"jsonrpc":"2.0","id":"s","result":{}}"#),
             Incoming::Invalid
