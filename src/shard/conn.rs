@@ -34,14 +34,15 @@ pub(super) async fn drive<C: Connection>(
     machine: &mut C,
 ) -> Flow {
     let shard = &conn.shard;
-    let env = shard.env();
+    // The Env is made where it is used, not kept across awaits: it would add its six pointers
+    // to every idle connection's future.
     let mut timer = Deadline::at(machine.next_deadline(&shard.config));
     let mut half_closed = false;
     let mut stop_seen = false;
     let ended = loop {
-        machine.on_input(inbuf, &env, Instant::now());
+        machine.on_input(inbuf, &shard.env(), Instant::now());
         if !conn.hold_inbound(machine.inbound_held(inbuf)) {
-            machine.over_inbound_budget(inbuf, &env);
+            machine.over_inbound_budget(inbuf, &shard.env());
         }
         // Idle connections keep no read buffer (see io.rs).
         io::release_if_empty(inbuf);
@@ -108,17 +109,17 @@ pub(super) async fn drive<C: Connection>(
             Wake::End(flow) => break flow,
             Wake::Stopping => {
                 stop_seen = true;
-                machine.on_stop(&env, Instant::now());
+                machine.on_stop(&shard.env(), Instant::now());
             }
             Wake::Timer => {
-                if machine.on_timer(&env, Instant::now()) == Flow::Drop {
+                if machine.on_timer(&shard.env(), Instant::now()) == Flow::Drop {
                     break Flow::Drop;
                 }
                 timer.reset(machine.next_deadline(&shard.config));
             }
         }
     };
-    machine.on_end(&env);
+    machine.on_end(&shard.env());
     ended
 }
 
