@@ -936,6 +936,18 @@ impl BodyDecoder {
         }
     }
 
+    /// The decoder for a request's body (the server role).
+    pub fn for_request(framing: BodyFraming, max_body_bytes: usize) -> BodyDecoder {
+        BodyDecoder::new(
+            match framing {
+                BodyFraming::Empty => ResponseFraming::Empty,
+                BodyFraming::Length(n) => ResponseFraming::Length(n),
+                BodyFraming::Chunked => ResponseFraming::Chunked,
+            },
+            max_body_bytes,
+        )
+    }
+
     /// Decodes from `input`, appending body bytes to `body`; returns bytes consumed.
     /// Returns fewer than `input.len()` only when the body is complete (the rest is the
     /// next response) or a chunked body needs more input.

@@ -7,7 +7,7 @@ use super::io::{self, Deadline};
 use super::ws;
 use super::{ConnGuard, HandoffParts, Shard};
 use crate::metrics::Limit;
-use crate::proto::http1::{self, BodyFraming, ChunkedDecoder, HttpError, Method, RequestHead};
+use crate::proto::http1::{self, BodyDecoder, HttpError, Method, RequestHead};
 use crate::proto::Status;
 use crate::transport::http::{self as route, Next};
 use crate::transport::{Flow, TransportError};
@@ -249,31 +249,19 @@ async fn read_body(
 ) -> Result<Vec<u8>, BodyError> {
     let shard = &conn.shard;
     let deadline = Instant::now() + shard.config.header_timeout();
-    let body = match head.framing() {
-        BodyFraming::Empty => Vec::new(),
-        BodyFraming::Length(n) => {
-            // The limit was checked against Content-Length before any byte was read.
-            let n = n as usize;
-            while inbuf.len() < n {
-                hold_inbound(conn, inbuf.len())?;
-                body_bytes(stream, inbuf, conn, timer, deadline).await?;
-            }
-            inbuf.drain(..n).collect()
+    // The limit was checked against Content-Length before any byte was read; a chunked body
+    // is held to it as it decodes.
+    let mut decoder = BodyDecoder::for_request(head.framing(), shard.limits.max_body_bytes);
+    let mut body = Vec::new();
+    loop {
+        let used = decoder.decode(inbuf, &mut body).map_err(BodyError::Http)?;
+        inbuf.drain(..used);
+        if decoder.is_done() {
+            break;
         }
-        BodyFraming::Chunked => {
-            let mut decoder = ChunkedDecoder::new(shard.limits.max_body_bytes);
-            let mut body = Vec::new();
-            loop {
-                let used = decoder.decode(inbuf, &mut body).map_err(BodyError::Http)?;
-                inbuf.drain(..used);
-                if decoder.is_done() {
-                    break body;
-                }
-                hold_inbound(conn, inbuf.len() + body.len())?;
-                body_bytes(stream, inbuf, conn, timer, deadline).await?;
-            }
-        }
-    };
+        hold_inbound(conn, inbuf.len() + body.len())?;
+        body_bytes(stream, inbuf, conn, timer, deadline).await?;
+    }
     // The whole body is the request now: it is no longer counted as partly received.
     conn.hold_inbound(0);
     io::release_if_large(inbuf);
