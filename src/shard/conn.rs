@@ -39,8 +39,11 @@ pub(super) async fn drive<C: Connection>(
     let mut timer = Deadline::at(machine.next_deadline(&shard.config));
     let mut half_closed = false;
     let mut stop_seen = false;
+    // The clock is read where the driver learns something (a read, a timer, the stop), not on
+    // every turn: a busy connection turns once per message.
+    let mut now = Instant::now();
     let ended = loop {
-        machine.on_input(inbuf, &shard.env(), Instant::now());
+        machine.on_input(inbuf, &shard.env(), now);
         if !conn.hold_inbound(machine.inbound_held(inbuf)) {
             machine.over_inbound_budget(inbuf, &shard.env());
         }
@@ -56,7 +59,7 @@ pub(super) async fn drive<C: Connection>(
                 Poll::Pending => {}
             }
             let holding = machine.is_holding();
-            match queue.watch_stall(Instant::now(), holding) {
+            match queue.watch_stall(holding, Instant::now) {
                 Stall::Started(_) => {
                     shard.metrics.backpressure();
                     return Poll::Ready(Wake::Timer);
@@ -102,17 +105,20 @@ pub(super) async fn drive<C: Connection>(
             Wake::Read(n) => {
                 shard.metrics.read(n);
                 debug_assert_eq!(n, inbuf.len() - before);
-                machine.on_read(inbuf, Instant::now());
+                now = Instant::now();
+                machine.on_read(inbuf, now);
             }
             // `on_input` takes the held input up at the top of the loop.
-            Wake::Resume => {}
+            Wake::Resume => now = Instant::now(),
             Wake::End(flow) => break flow,
             Wake::Stopping => {
                 stop_seen = true;
-                machine.on_stop(&shard.env(), Instant::now());
+                now = Instant::now();
+                machine.on_stop(&shard.env(), now);
             }
             Wake::Timer => {
-                if machine.on_timer(&shard.env(), Instant::now()) == Flow::Drop {
+                now = Instant::now();
+                if machine.on_timer(&shard.env(), now) == Flow::Drop {
                     break Flow::Drop;
                 }
                 timer.reset(machine.next_deadline(&shard.config));

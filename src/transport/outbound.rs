@@ -108,9 +108,11 @@ impl Outbound {
     /// drained below half of it. Without the hysteresis a socket that takes a
     /// few bytes now and then (TCP memory pressure) would reset the slow-reader
     /// clock forever while the queue stays full.
-    pub fn watch_stall(&self, now: Instant, holding: bool) -> Stall {
+    /// `now` is asked only when a stall starts (this runs on every poll of a busy connection).
+    pub fn watch_stall(&self, holding: bool, now: impl FnOnce() -> Instant) -> Stall {
         match self.stalled_since.get() {
             None if self.is_full() || holding => {
+                let now = now();
                 self.stalled_since.set(Some(now));
                 Stall::Started(now)
             }
@@ -171,17 +173,17 @@ mod tests {
     fn a_stall_lasts_until_the_queue_drains_below_half_the_bound() {
         let queue = Outbound::new(10);
         let t0 = Instant::now();
-        assert_eq!(queue.watch_stall(t0, false), Stall::Flowing);
+        assert_eq!(queue.watch_stall(false, || t0), Stall::Flowing);
         queue.push(|b| b.extend_from_slice(&[0; 10]));
         assert!(queue.is_full());
-        assert_eq!(queue.watch_stall(t0, false), Stall::Started(t0));
+        assert_eq!(queue.watch_stall(false, || t0), Stall::Started(t0));
         // A reader that takes a little keeps the queue above half: still the same stall.
         queue.bytes().drain(..4);
         let later = t0 + Duration::from_secs(1);
-        assert_eq!(queue.watch_stall(later, false), Stall::Since(t0));
+        assert_eq!(queue.watch_stall(false, || later), Stall::Since(t0));
         assert!(!queue.has_room_again());
         queue.bytes().drain(..2);
-        assert_eq!(queue.watch_stall(later, false), Stall::Flowing);
+        assert_eq!(queue.watch_stall(false, || later), Stall::Flowing);
         assert_eq!(queue.stalled_since(), None);
     }
 
@@ -190,10 +192,10 @@ mod tests {
         let queue = Outbound::new(10);
         let t0 = Instant::now();
         queue.push(|b| b.extend_from_slice(&[0; 5]));
-        assert_eq!(queue.watch_stall(t0, true), Stall::Started(t0));
-        assert_eq!(queue.watch_stall(t0, true), Stall::Since(t0));
+        assert_eq!(queue.watch_stall(true, || t0), Stall::Started(t0));
+        assert_eq!(queue.watch_stall(true, || t0), Stall::Since(t0));
         // Drained below half: the held input goes on, and the clock stops.
         queue.bytes().drain(..1);
-        assert_eq!(queue.watch_stall(t0, true), Stall::Flowing);
+        assert_eq!(queue.watch_stall(true, || t0), Stall::Flowing);
     }
 }

@@ -537,7 +537,7 @@ fn an_sse_reader_that_stalls_is_ended_after_the_slow_reader_timeout() {
     stream.put_first(&mut vec![b'x'; 256]);
     let t0 = Instant::now();
     assert!(stream.outbound().is_full());
-    stream.outbound().watch_stall(t0, false);
+    stream.outbound().watch_stall(false, || t0);
     let timeout = shard.config.slow_reader_timeout();
     assert!(stream.next_deadline(&shard.config) <= t0 + timeout);
     assert_eq!(
@@ -680,7 +680,7 @@ mod websocket {
         assert!(ws.is_holding());
         assert!(!ws.wants_read(input.len(), &shard.config));
         assert!(matches!(
-            ws.outbound().watch_stall(t0, true),
+            ws.outbound().watch_stall(true, || t0),
             crate::transport::outbound::Stall::Started(_)
         ));
         // Each time the reader takes everything, the held input goes on, two more replies.
@@ -693,7 +693,7 @@ mod websocket {
         // A reader that never takes anything is closed after the slow-reader timeout.
         let mut more = frame(OpCode::Text, ping.as_bytes()).repeat(8);
         ws.on_input(&mut more, &shard.env(), t0);
-        ws.outbound().watch_stall(t0, ws.is_holding());
+        ws.outbound().watch_stall(ws.is_holding(), || t0);
         let due = ws.next_deadline(&shard.config);
         assert!(due <= t0 + shard.config.slow_reader_timeout());
         ws.on_timer(&shard.env(), t0 + shard.config.slow_reader_timeout());
