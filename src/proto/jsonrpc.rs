@@ -26,6 +26,12 @@ pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// A server bound was reached (JSON-RPC 2.0: "-32000 to -32099 Server error. Reserved for
 /// implementation-defined server-errors.").
 pub const LIMIT_EXCEEDED: i64 = -32000;
+/// MCP 2026-07-28: a request header does not match the request body (`HeaderMismatch`).
+pub const HEADER_MISMATCH: i64 = -32020;
+/// MCP 2026-07-28: the client did not declare a capability the request needs.
+pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+/// MCP 2026-07-28: the request names a protocol version the server does not serve.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 /// Everything that can go wrong at the JSON-RPC level, as sent to the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +48,10 @@ pub enum Error {
     Internal(Cow<'static, str>),
     /// MCP: no resource has this URI (-32002); carries the URI.
     ResourceNotFound(String),
+    /// MCP 2026-07-28: no resource has this URI, as invalid params (-32602, `data.uri`).
+    /// Spec (2026-07-28, basic): implementations "MUST NOT emit these codes: `-32002` —
+    /// resource not found ... (replaced by `-32602`)".
+    NoSuchResource(String),
     /// A server bound refused the request (-32000); says which.
     LimitExceeded(Cow<'static, str>),
 }
@@ -53,7 +63,7 @@ impl Error {
             Error::Parse => PARSE_ERROR,
             Error::InvalidRequest(_) => INVALID_REQUEST,
             Error::MethodNotFound(_) => METHOD_NOT_FOUND,
-            Error::InvalidParams(_) => INVALID_PARAMS,
+            Error::InvalidParams(_) | Error::NoSuchResource(_) => INVALID_PARAMS,
             Error::Internal(_) => INTERNAL_ERROR,
             Error::ResourceNotFound(_) => RESOURCE_NOT_FOUND,
             Error::LimitExceeded(_) => LIMIT_EXCEEDED,
@@ -76,7 +86,7 @@ impl Error {
             | Error::LimitExceeded(m) => Cow::Borrowed(m.as_ref()),
             // Spec (resources): the example error is code -32002 with
             // message "Resource not found" and data `{"uri": ...}`.
-            Error::ResourceNotFound(uri) => {
+            Error::ResourceNotFound(uri) | Error::NoSuchResource(uri) => {
                 write_error_head(out, id, self.code(), "Resource not found");
                 out.extend_from_slice(br#","data":{"uri":"#);
                 write_json_str(out, uri);
@@ -97,7 +107,9 @@ impl fmt::Display for Error {
             | Error::InvalidParams(m)
             | Error::Internal(m)
             | Error::LimitExceeded(m) => write!(f, "{m}"),
-            Error::ResourceNotFound(uri) => write!(f, "resource not found: {uri}"),
+            Error::ResourceNotFound(uri) | Error::NoSuchResource(uri) => {
+                write!(f, "resource not found: {uri}")
+            }
         }
     }
 }
@@ -587,6 +599,24 @@ pub fn write_result<T: Serialize + ?Sized>(
     })
 }
 
+/// Puts `members` (`"name":value` pairs joined by commas) first in the result object of
+/// `reply`, a response [`write_result`] wrote for `id`; false (nothing changed) when the
+/// result is not an object.
+pub fn prepend_result_members(reply: &mut Vec<u8>, id: RawId<'_>, members: &str) -> bool {
+    let at = br#"{"jsonrpc":"2.0","id":"#.len() + id.get().len() + br#","result":"#.len();
+    if reply.get(at) != Some(&b'{') || members.is_empty() {
+        return false;
+    }
+    let empty = reply.get(at + 1) == Some(&b'}');
+    let mut inserted = Vec::with_capacity(members.len() + 1);
+    inserted.extend_from_slice(members.as_bytes());
+    if !empty {
+        inserted.push(b',');
+    }
+    reply.splice(at + 1..at + 1, inserted);
+    true
+}
+
 /// Appends an error response; `id: None` is written as `null`.
 pub fn write_error(
     out: &mut Vec<u8>,
@@ -897,6 +927,7 @@ mod tests {
             (Error::InvalidParams("p".into()), INVALID_PARAMS),
             (Error::Internal("i".into()), INTERNAL_ERROR),
             (Error::ResourceNotFound("u".into()), RESOURCE_NOT_FOUND),
+            (Error::NoSuchResource("u".into()), INVALID_PARAMS),
         ] {
             let mut out = Vec::new();
             error.write_response(&mut out, Some(id.as_raw()));
@@ -960,5 +991,38 @@ mod tests {
         assert_eq!(id("18446744073709551615").as_u64(), Some(u64::MAX));
         assert_eq!(id("-1").as_u64(), None);
         assert_eq!(id(r#""1""#).as_u64(), None);
+    }
+
+    #[test]
+    fn result_members_go_first_in_the_result_object() {
+        let raw = RawValue::from_string(r#""a,\"result\":{""#.to_owned()).unwrap();
+        let id = RawId::new(&raw).unwrap();
+        for (result, expected) in [
+            (json!({"x": 1}), r#"{"resultType":"complete","x":1}"#),
+            (json!({}), r#"{"resultType":"complete"}"#),
+        ] {
+            let mut reply = Vec::new();
+            write_result(&mut reply, id, &result).unwrap();
+            assert!(prepend_result_members(
+                &mut reply,
+                id,
+                r#""resultType":"complete""#
+            ));
+            let parsed: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+            assert_eq!(
+                parsed["result"],
+                serde_json::from_str::<serde_json::Value>(expected).unwrap()
+            );
+            assert_eq!(parsed["id"], "a,\"result\":{");
+        }
+        let mut reply = Vec::new();
+        write_result(&mut reply, id, &json!([1])).unwrap();
+        let before = reply.clone();
+        assert!(!prepend_result_members(
+            &mut reply,
+            id,
+            r#""resultType":"complete""#
+        ));
+        assert_eq!(reply, before);
     }
 }

@@ -2,6 +2,7 @@
 //! Nothing in here names glommio or touches a socket.
 
 pub mod authority;
+pub mod base64;
 pub(crate) mod date;
 pub mod http1;
 pub mod jsonrpc;
