@@ -199,6 +199,14 @@ impl ClientRequest {
             let Ok(mut state) = session.try_borrow_mut() else {
                 return Self::done(Err(ClientError::Internal("session busy".to_owned())));
             };
+            // Spec (2026-07-28, streamable-http): the server "MUST NOT send independent
+            // JSON-RPC requests on this stream"; the revision asks the client through
+            // multi-round results instead, which this server does not offer yet.
+            if state.is_stateless() {
+                return Self::done(Err(ClientError::Internal(
+                    "server-to-client requests are not sent to 2026-07-28 clients".to_owned(),
+                )));
+            }
             // Parsed per request (rare) rather than kept parsed per session.
             let declared: Option<Value> = state
                 .client_capabilities()

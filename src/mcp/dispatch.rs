@@ -5,7 +5,8 @@ use crate::mcp::peer::Peer;
 use crate::mcp::prompt::{Completion, CompletionRef, CompletionRequest};
 use crate::mcp::registry::{Empty, Registry};
 use crate::mcp::resource::{ResourceContents, ResourceHub};
-use crate::mcp::session::{LogLevel, RequestSignal, SessionRef};
+use crate::mcp::session::{LogLevel, RequestSignal, SessionRef, SessionState};
+use crate::mcp::stateless;
 use crate::mcp::table::{Listed, Table};
 use crate::mcp::tool::{Services, SleepFuture, ToolContext, ToolError};
 use crate::mcp::version;
@@ -204,6 +205,28 @@ struct InitializeResult<'a> {
     server_info: &'a crate::mcp::registry::Implementation,
     #[serde(skip_serializing_if = "Option::is_none")]
     instructions: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscoverResult<'a> {
+    supported_versions: &'a [&'a str],
+    capabilities: &'a crate::mcp::registry::ServerCapabilities,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instructions: Option<&'a str>,
+    #[serde(rename = "_meta")]
+    meta: ServerInfoMeta<'a>,
+}
+
+#[derive(Serialize)]
+struct ServerInfoMeta<'a> {
+    #[serde(rename = "io.modelcontextprotocol/serverInfo")]
+    server_info: &'a crate::mcp::registry::Implementation,
+}
+
+/// Whether `session` is the context of one 2026-07-28 request rather than a session.
+fn is_stateless(session: &SessionRef) -> bool {
+    session.borrow().is_stateless()
 }
 
 #[derive(Deserialize, Default)]
@@ -427,6 +450,32 @@ impl Dispatcher {
         }
     }
 
+    /// Serves one MCP 2026-07-28 request: no session, its context from `meta` (checked by
+    /// the transport), the revision's methods and result shapes. Returns the reply, or `None`
+    /// for a notification.
+    pub fn handle_stateless(
+        &self,
+        meta: stateless::RequestMeta,
+        peer: Rc<dyn Peer>,
+        message: Vec<u8>,
+    ) -> impl Future<Output = Option<Vec<u8>>> + 'static {
+        let this = self.clone();
+        async move {
+            let session = SessionState::stateless(meta);
+            match jsonrpc::parse(&message) {
+                Parsed::Single(item) => this.item(&session, &peer, item, false).await,
+                // Spec (2026-07-28, streamable-http): "The body of the HTTP POST MUST be a
+                // single JSON-RPC request or notification".
+                Parsed::Batch(_) => Some(error_reply(
+                    None,
+                    &Error::InvalidRequest(Cow::Borrowed(
+                        "Invalid Request: 2026-07-28 has no JSON-RPC batches",
+                    )),
+                )),
+            }
+        }
+    }
+
     async fn batch(
         &self,
         session: &SessionRef,
@@ -522,7 +571,11 @@ impl Dispatcher {
     ) -> Option<Vec<u8>> {
         let id = request.id;
         let method = request.method.as_ref();
+        let stateless = is_stateless(session);
         let reply = match method {
+            _ if stateless && !stateless::serves(method) => {
+                Err(Error::MethodNotFound(method.to_owned()))
+            }
             // Spec (2025-03-26 lifecycle): "The initialize request MUST NOT be
             // part of a JSON-RPC batch".
             "initialize" if in_batch => Err(Error::InvalidRequest(Cow::Borrowed(
@@ -586,8 +639,10 @@ impl Dispatcher {
             signal,
         };
         let registry = &*self.registry;
+        let stateless = is_stateless(session);
         let work = async {
             let reply = match method {
+                "server/discover" if stateless => self.discover(id),
                 "tools/list" => list(id, params, &registry.tools),
                 "tools/call" => self.tools_call(session, peer, &guard, id, params).await,
                 "resources/list" => list(id, params, &registry.resources),
@@ -600,6 +655,11 @@ impl Dispatcher {
                 "completion/complete" => self.complete(id, params).await,
                 "logging/setLevel" => set_level(session, id, params),
                 _ => Err(Error::MethodNotFound(method.to_owned())),
+            };
+            let reply = if stateless {
+                self.in_stateless_shape(id, method, reply)
+            } else {
+                reply
             };
             Some(reply.unwrap_or_else(|e| error_reply(Some(id), &e)))
         };
@@ -616,6 +676,49 @@ impl Dispatcher {
             return None;
         }
         reply
+    }
+
+    /// `server/discover`.
+    ///
+    /// Spec (2026-07-28, server/discover): "Servers MUST implement it"; the result carries
+    /// `supportedVersions`, `capabilities` and optional `instructions`, and (basic/index) the
+    /// server's identity in `_meta["io.modelcontextprotocol/serverInfo"]`.
+    fn discover(&self, id: RawId<'_>) -> Reply {
+        let registry = &*self.registry;
+        ok(
+            id,
+            &DiscoverResult {
+                supported_versions: &version::ALL,
+                capabilities: &registry.stateless_capabilities,
+                instructions: registry.instructions.as_deref(),
+                meta: ServerInfoMeta {
+                    server_info: &registry.server_info,
+                },
+            },
+        )
+    }
+
+    /// A 2026-07-28 reply: `resultType` on every result, caching hints on those the revision
+    /// caches, and its error codes.
+    ///
+    /// Spec (2026-07-28, basic/index): "The `result` MUST include a `resultType` field".
+    fn in_stateless_shape(&self, id: RawId<'_>, method: &str, reply: Reply) -> Reply {
+        let registry = &*self.registry;
+        match reply {
+            Ok(mut bytes) => {
+                let members = match method {
+                    "resources/read" => registry.read_result_members.as_str(),
+                    _ if stateless::is_cacheable(method) => {
+                        registry.catalogue_result_members.as_str()
+                    }
+                    _ => r#""resultType":"complete""#,
+                };
+                jsonrpc::prepend_result_members(&mut bytes, id, members);
+                Ok(bytes)
+            }
+            Err(Error::ResourceNotFound(uri)) => Err(Error::NoSuchResource(uri)),
+            Err(e) => Err(e),
+        }
     }
 
     fn initialize(&self, session: &SessionRef, id: RawId<'_>, params: Option<&RawValue>) -> Reply {

@@ -12,6 +12,7 @@ pub mod prompt;
 pub mod registry;
 pub mod resource;
 pub mod session;
+pub mod stateless;
 mod table;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -25,7 +26,7 @@ pub use prompt::{
     CompletionFuture, CompletionRef, CompletionRequest, Prompt, PromptFuture, PromptMessage,
     PromptResult, Role,
 };
-pub use registry::{Registry, RegistryBuilder};
+pub use registry::{CacheHints, CacheScope, Registry, RegistryBuilder};
 pub use resource::{
     Resource, ResourceBody, ResourceContents, ResourceFuture, ResourceRead, ResourceTemplate,
 };

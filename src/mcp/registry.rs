@@ -68,11 +68,48 @@ pub(crate) struct ServerCapabilities {
     tools: Option<ListChanged>,
 }
 
+/// Whether a cached result may be shared between users (MCP 2026-07-28 caching hints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheScope {
+    /// Any client may share the cached result.
+    Public,
+    /// Only the user that asked may reuse it.
+    Private,
+}
+
+/// How long, and for whom, a client may reuse a result (MCP 2026-07-28, `ttlMs` and
+/// `cacheScope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheHints {
+    /// Milliseconds the result stays fresh (0: ask again every time).
+    pub ttl_ms: u64,
+    /// Who may reuse it.
+    pub scope: CacheScope,
+}
+
+impl CacheHints {
+    /// The result members `"ttlMs":…,"cacheScope":…`.
+    fn members(self) -> String {
+        let scope = match self.scope {
+            CacheScope::Public => "public",
+            CacheScope::Private => "private",
+        };
+        format!(r#""ttlMs":{},"cacheScope":"{scope}""#, self.ttl_ms)
+    }
+}
+
 /// Everything a server offers; see [`RegistryBuilder`].
 pub struct Registry {
     pub(crate) server_info: Implementation,
     pub(crate) instructions: Option<String>,
     pub(crate) capabilities: ServerCapabilities,
+    /// What `server/discover` declares: no resource subscriptions (2026-07-28 has them only
+    /// through `subscriptions/listen`, which this server does not serve yet).
+    pub(crate) stateless_capabilities: ServerCapabilities,
+    /// The result members of a complete 2026-07-28 result of `server/discover` and the lists.
+    pub(crate) catalogue_result_members: String,
+    /// The same for `resources/read`.
+    pub(crate) read_result_members: String,
     pub(crate) tools: Table<Tool, ToolHandler>,
     pub(crate) resources: Table<Resource, ResourceHandler>,
     pub(crate) templates: Table<ResourceTemplate, ResourceHandler>,
@@ -95,6 +132,16 @@ impl Registry {
             prompts: Vec::new(),
             completions: HashMap::new(),
             page_size: usize::MAX,
+            // The catalogue is fixed once built: a minute is safe to share. Contents may
+            // change (resources can be updated), and may be the user's own.
+            catalogue_cache: CacheHints {
+                ttl_ms: 60_000,
+                scope: CacheScope::Public,
+            },
+            read_cache: CacheHints {
+                ttl_ms: 0,
+                scope: CacheScope::Private,
+            },
         }
     }
 
@@ -174,6 +221,8 @@ pub struct RegistryBuilder {
     prompts: Vec<(Prompt, PromptHandler)>,
     completions: HashMap<(CompletionRef, String), CompletionHandler>,
     page_size: usize,
+    catalogue_cache: CacheHints,
+    read_cache: CacheHints,
 }
 
 /// Boxes a resource read handler.
@@ -192,6 +241,19 @@ impl RegistryBuilder {
             name: name.into(),
             version: version.into(),
         };
+        self
+    }
+
+    /// Caching hints for `server/discover` and the lists (MCP 2026-07-28; default: 60 s,
+    /// public).
+    pub fn catalogue_cache(mut self, hints: CacheHints) -> Self {
+        self.catalogue_cache = hints;
+        self
+    }
+
+    /// Caching hints for `resources/read` results (MCP 2026-07-28; default: 0 ms, private).
+    pub fn read_cache(mut self, hints: CacheHints) -> Self {
+        self.read_cache = hints;
         self
     }
 
@@ -304,10 +366,18 @@ impl RegistryBuilder {
             ),
             tools: (!tools.is_empty()).then(unchanging),
         };
+        let mut stateless_capabilities = capabilities.clone();
+        if let Some(resources) = &mut stateless_capabilities.resources {
+            resources.subscribe = false;
+        }
+        let complete = r#""resultType":"complete","#;
         Registry {
             server_info: self.server_info,
             instructions: self.instructions,
             capabilities,
+            stateless_capabilities,
+            catalogue_result_members: format!("{complete}{}", self.catalogue_cache.members()),
+            read_result_members: format!("{complete}{}", self.read_cache.members()),
             tools,
             resources,
             templates,

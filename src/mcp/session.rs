@@ -2,6 +2,8 @@
 
 use crate::mcp::client::Pending;
 use crate::mcp::peer::Peer;
+use crate::mcp::stateless::RequestMeta;
+use crate::mcp::version;
 use crate::proto::jsonrpc::Id;
 use crate::wake::WakeSlot;
 use serde::{Deserialize, Serialize};
@@ -58,6 +60,23 @@ impl SessionState {
     /// A fresh, uninitialized session behind a shareable handle.
     pub fn new_ref() -> SessionRef {
         Rc::new(RefCell::new(SessionState::default()))
+    }
+
+    /// The context of one MCP 2026-07-28 request: initialized from its `_meta`, alive while
+    /// it runs.
+    pub(crate) fn stateless(meta: RequestMeta) -> SessionRef {
+        Rc::new(RefCell::new(SessionState {
+            protocol_version: Some(version::STATELESS),
+            client_info: meta.client_info,
+            client_capabilities: Some(meta.client_capabilities),
+            log_level: meta.log_level,
+            ..SessionState::default()
+        }))
+    }
+
+    /// Whether this is one 2026-07-28 request's context rather than a session.
+    pub(crate) fn is_stateless(&self) -> bool {
+        self.protocol_version == Some(version::STATELESS)
     }
 
     /// The negotiated version; `Some` once `initialize` has been answered.

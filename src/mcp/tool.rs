@@ -342,13 +342,18 @@ impl ToolContext {
     /// and when the transport's queue to a client that is not reading is full).
     pub fn log<T: Serialize + ?Sized>(&self, level: LogLevel, data: &T) -> bool {
         let call = &self.call;
-        let min = match call.session.try_borrow() {
-            Ok(session) => session.log_level(),
-            Err(_) => None,
+        let (min, stateless) = match call.session.try_borrow() {
+            Ok(session) => (session.log_level(), session.is_stateless()),
+            Err(_) => (None, false),
         };
         // Spec (logging): "If no `logging/setLevel` request has been sent from
         // the client, the server MAY decide which messages to send
-        // automatically." We send everything until a level is set.
+        // automatically." We send everything until a level is set. Spec (2026-07-28,
+        // logging): "The server MUST NOT emit `notifications/message` for a request that
+        // does not include this field" (`_meta` logLevel).
+        if min.is_none() && stateless {
+            return false;
+        }
         if min.is_some_and(|min| level < min) || call.signal.is_finished() {
             return false;
         }

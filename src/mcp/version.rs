@@ -6,6 +6,28 @@ pub const SUPPORTED: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "202
 /// The newest supported revision, offered when the client asks for an unknown one.
 pub const LATEST: &str = SUPPORTED[0];
 
+/// The revision served statelessly: every request carries its version, the client's
+/// capabilities and identity in `_meta`, and no `initialize` comes first.
+///
+/// Spec (2026-07-28, changelog): "remove the `initialize`/`notifications/initialized`
+/// handshake. Every request now carries its protocol version and client capabilities in
+/// `_meta`".
+pub const STATELESS: &str = "2026-07-28";
+
+/// Every revision this server speaks, newest first (`server/discover`'s `supportedVersions`).
+pub const ALL: [&str; 5] = [
+    STATELESS,
+    SUPPORTED[0],
+    SUPPORTED[1],
+    SUPPORTED[2],
+    SUPPORTED[3],
+];
+
+/// Whether `version` is one of the revisions served through `initialize` and sessions.
+pub fn is_session_era(version: &str) -> bool {
+    SUPPORTED.contains(&version)
+}
+
 /// Picks the version to answer `initialize` with.
 ///
 /// Spec (lifecycle): "If the server supports the requested protocol version,
