@@ -1,6 +1,8 @@
 //! Every reason the transport refuses an HTTP request, and the one place
 //! where a refusal becomes a status line, headers, a body and a counter tick.
 
+use crate::mcp::stateless::{EnvelopeError, MetaError};
+use crate::mcp::version;
 use crate::metrics::{ErrorKind, Metrics};
 use crate::proto::http1::{self, HttpError};
 use crate::proto::jsonrpc;
@@ -62,6 +64,39 @@ pub enum TransportError {
     SessionRefused(CreateError),
     /// The body is not a valid JSON-RPC message; the dispatcher's error reply is the body.
     InvalidMessage(Vec<u8>),
+
+    // MCP 2026-07-28 requests: a JSON-RPC error carrying the request's id.
+    /// A standard header is missing or does not match the body (-32020).
+    HeaderMismatch {
+        /// The request id's JSON text.
+        id: Option<String>,
+        /// What does not match.
+        detail: String,
+    },
+    /// `_meta` lacks a required field or has an invalid one (-32602).
+    InvalidMeta {
+        /// The request id's JSON text.
+        id: Option<String>,
+        /// Why.
+        error: MetaError,
+    },
+    /// `_meta` names a revision not served statelessly (-32022).
+    UnsupportedRevision {
+        /// The request id's JSON text.
+        id: Option<String>,
+        /// The version asked for.
+        requested: String,
+    },
+    /// The revision has no such method, or this server does not serve it (-32601).
+    NoSuchMethod {
+        /// The request id's JSON text.
+        id: Option<String>,
+        /// The method asked for.
+        method: String,
+    },
+    /// Not one JSON-RPC request or notification (-32700 for bytes that are not JSON,
+    /// else -32600).
+    NotARequest(EnvelopeError),
 }
 
 impl TransportError {
@@ -83,7 +118,15 @@ impl TransportError {
             | TransportError::DuplicateSessionId
             | TransportError::BadLastEventId(_)
             | TransportError::InvalidMessage(_)
-            | TransportError::CannotResume(ResumeError::UnknownEvent) => 400,
+            | TransportError::CannotResume(ResumeError::UnknownEvent)
+            | TransportError::HeaderMismatch { .. }
+            | TransportError::InvalidMeta { .. }
+            | TransportError::UnsupportedRevision { .. }
+            | TransportError::NotARequest(_) => 400,
+            // Spec (2026-07-28, streamable-http): "If the server does not implement the
+            // requested RPC method, it MUST respond with `404 Not Found` and a JSON-RPC error
+            // with code `-32601`".
+            TransportError::NoSuchMethod { .. } => 404,
             TransportError::NotAcceptable(_) => 406,
             TransportError::UnsupportedMediaType => 415,
             TransportError::StreamAlreadyOpen => 409,
@@ -132,7 +175,46 @@ impl TransportError {
                 | TransportError::BadLastEventId(_)
                 | TransportError::CannotResume(_)
                 | TransportError::SessionRefused(_)
+                | TransportError::HeaderMismatch { .. }
+                | TransportError::InvalidMeta { .. }
+                | TransportError::UnsupportedRevision { .. }
+                | TransportError::NoSuchMethod { .. }
+                | TransportError::NotARequest(_)
         )
+    }
+
+    /// The JSON-RPC error body of a refusal on an MCP endpoint.
+    fn json_rpc_body(&self) -> Vec<u8> {
+        // Spec (2026-07-28): every error echoes the request's id.
+        let id = match self {
+            TransportError::HeaderMismatch { id, .. }
+            | TransportError::InvalidMeta { id, .. }
+            | TransportError::UnsupportedRevision { id, .. }
+            | TransportError::NoSuchMethod { id, .. } => id.as_deref().and_then(raw_id),
+            _ => None,
+        };
+        let (code, data) = match self {
+            TransportError::HeaderMismatch { .. } => (jsonrpc::HEADER_MISMATCH, None),
+            TransportError::InvalidMeta { .. } => (jsonrpc::INVALID_PARAMS, None),
+            // Spec (2026-07-28, basic/index): UnsupportedProtocolVersionError carries
+            // `data: {supported, requested}`.
+            TransportError::UnsupportedRevision { requested, .. } => {
+                let data = serde_json::json!({
+                    "supported": [version::STATELESS],
+                    "requested": requested,
+                });
+                let data = serde_json::value::to_raw_value(&data).ok();
+                (jsonrpc::UNSUPPORTED_PROTOCOL_VERSION, data)
+            }
+            TransportError::NoSuchMethod { .. } => (jsonrpc::METHOD_NOT_FOUND, None),
+            TransportError::NotARequest(EnvelopeError::Parse) => (jsonrpc::PARSE_ERROR, None),
+            TransportError::SessionRefused(_) => (jsonrpc::INTERNAL_ERROR, None),
+            _ => (jsonrpc::INVALID_REQUEST, None),
+        };
+        let mut body = Vec::new();
+        let id = id.as_deref().and_then(jsonrpc::RawId::new);
+        jsonrpc::write_error(&mut body, id, code, &self.to_string(), data.as_deref());
+        body
     }
 
     /// Queues the response in `out` and counts it.
@@ -142,15 +224,7 @@ impl TransportError {
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3);
         let body = match self {
             TransportError::InvalidMessage(reply) => reply.clone(),
-            _ if self.speaks_json_rpc() => {
-                let code = match self {
-                    TransportError::SessionRefused(_) => jsonrpc::INTERNAL_ERROR,
-                    _ => jsonrpc::INVALID_REQUEST,
-                };
-                let mut body = Vec::new();
-                jsonrpc::write_error(&mut body, None, code, &self.to_string(), None);
-                body
-            }
+            _ if self.speaks_json_rpc() => self.json_rpc_body(),
             _ => format!("{self}\n").into_bytes(),
         };
         headers.push((
@@ -231,8 +305,30 @@ impl fmt::Display for TransportError {
                 f.write_str("Service Unavailable: no randomness for a session id")
             }
             TransportError::InvalidMessage(_) => f.write_str("Bad Request: invalid JSON-RPC"),
+            TransportError::HeaderMismatch { detail, .. } => {
+                write!(f, "Header mismatch: {detail}")
+            }
+            TransportError::InvalidMeta { error, .. } => f.write_str(error.message()),
+            TransportError::UnsupportedRevision { requested, .. } => write!(
+                f,
+                "Unsupported protocol version {requested}: this server serves {} per request \
+                 and earlier revisions through initialize",
+                version::STATELESS
+            ),
+            TransportError::NoSuchMethod { method, .. } => {
+                write!(f, "Method not found: {method}")
+            }
+            TransportError::NotARequest(EnvelopeError::Parse) => f.write_str("Parse error"),
+            TransportError::NotARequest(EnvelopeError::NotAnObject) => f.write_str(
+                "Invalid Request: the body must be one JSON-RPC request or notification",
+            ),
         }
     }
 }
 
 impl std::error::Error for TransportError {}
+
+/// The id's JSON text back as a raw value (it came from one).
+fn raw_id(text: &str) -> Option<Box<serde_json::value::RawValue>> {
+    serde_json::value::RawValue::from_string(text.to_owned()).ok()
+}

@@ -6,6 +6,7 @@
 mod error;
 pub mod http;
 pub mod outbound;
+mod stateless;
 pub mod streamable;
 pub mod ws;
 

@@ -9,6 +9,7 @@
 //! it with `Last-Event-ID` and gets exactly the events after that id.
 
 use super::outbound::Outbound;
+use super::stateless::{self, Cancel};
 use super::{Connection, Env, Flow, FlushedFlow, TransportError};
 use crate::config::Config;
 use crate::mcp::{self, Kind, Peer, SessionRef, SessionState};
@@ -36,11 +37,11 @@ pub struct Sink(Outbound);
 
 impl Sink {
     /// A response whose reader counts as stalled once `bound` bytes wait.
-    fn new(bound: usize) -> Rc<Sink> {
+    pub(super) fn new(bound: usize) -> Rc<Sink> {
         Rc::new(Sink(Outbound::new(bound)))
     }
 
-    fn push_event(&self, id: Option<EventId>, event: Option<&str>, payload: &[u8]) {
+    pub(super) fn push_event(&self, id: Option<EventId>, event: Option<&str>, payload: &[u8]) {
         let mut frame = Vec::with_capacity(payload.len() + 48);
         sse::write_event(&mut frame, id, event, payload);
         self.push_raw(&frame);
@@ -58,7 +59,12 @@ impl Sink {
     }
 
     /// Ends the response after what is queued (the connection may then serve the next request).
-    fn end(&self) {
+    /// The queue under the response.
+    pub(super) fn queue(&self) -> &Outbound {
+        &self.0
+    }
+
+    pub(super) fn end(&self) {
         self.0.end_with(http1::write_last_chunk);
     }
 
@@ -462,26 +468,42 @@ pub enum Outcome {
     Handoff(usize),
 }
 
-/// An SSE response being served on a connection: the session's stream it
-/// carries, keep-alives, and the end at shutdown.
+/// An SSE response being served on a connection: what it carries, keep-alives, and the
+/// end at shutdown.
 pub struct SseStream {
-    session: Rc<HttpSession>,
-    stream: u32,
     sink: Rc<Sink>,
-    /// The legacy `/sse` stream: its end ends the session.
-    ends_session: bool,
+    source: Source,
     keep_alive_at: Instant,
     /// When a request stream is ended at shutdown if its response has not come.
     cutoff: Option<Instant>,
 }
 
+/// What an SSE response carries.
+enum Source {
+    /// A numbered stream of a 2025 session: replayed and resumable.
+    Session {
+        session: Rc<HttpSession>,
+        stream: u32,
+    },
+    /// One 2026-07-28 request's messages, ending with its result.
+    Request { cancel: Rc<Cancel> },
+}
+
 impl SseStream {
     fn new(env: &Env, session: Rc<HttpSession>, stream: u32, sink: Rc<Sink>) -> SseStream {
+        SseStream::serving(env, sink, Source::Session { session, stream })
+    }
+
+    /// The response of one 2026-07-28 request; `cancel` stops its handler if the client
+    /// closes the stream before the result.
+    pub(super) fn for_request(env: &Env, sink: Rc<Sink>, cancel: Rc<Cancel>) -> SseStream {
+        SseStream::serving(env, sink, Source::Request { cancel })
+    }
+
+    fn serving(env: &Env, sink: Rc<Sink>, source: Source) -> SseStream {
         SseStream {
-            ends_session: session.legacy,
-            session,
-            stream,
             sink,
+            source,
             keep_alive_at: Instant::now() + env.config.sse_keepalive(),
             cutoff: None,
         }
@@ -499,7 +521,10 @@ impl SseStream {
     /// on shutdown such a stream runs until the response, within the grace period, while the
     /// standalone stream ends at once.
     fn awaits_response(&self) -> bool {
-        self.stream != STANDALONE
+        match &self.source {
+            Source::Session { stream, .. } => *stream != STANDALONE,
+            Source::Request { .. } => true,
+        }
     }
 }
 
@@ -586,16 +611,24 @@ impl Connection for SseStream {
     fn over_inbound_budget(&mut self, _inbuf: &mut Vec<u8>, _env: &Env) {}
 
     fn on_end(&mut self, env: &Env) {
-        self.session.detach(self.stream, &self.sink);
-        if self.ends_session {
-            // A legacy session lives exactly as long as its /sse stream.
-            env.sessions.remove(&self.session.id(), env.dispatcher);
+        match &self.source {
+            Source::Session { session, stream } => {
+                session.detach(*stream, &self.sink);
+                if session.legacy {
+                    // A legacy session lives exactly as long as its /sse stream.
+                    env.sessions.remove(&session.id(), env.dispatcher);
+                }
+            }
+            // Spec (2026-07-28, streamable-http): "Closing the SSE response stream MUST be
+            // treated by the server as cancellation of that request".
+            Source::Request { cancel } if !self.sink.0.is_ended() => cancel.cancel(),
+            Source::Request { .. } => {}
         }
     }
 }
 
 /// The headers every SSE response carries.
-fn sse_head(out: &mut Vec<u8>, extra: &[(&str, &str)], keep_alive: bool) {
+pub(super) fn sse_head(out: &mut Vec<u8>, extra: &[(&str, &str)], keep_alive: bool) {
     let mut headers = vec![
         ("content-type", "text/event-stream"),
         // MCP/SSE behind proxies: no caching, no buffering of the stream.
@@ -607,7 +640,7 @@ fn sse_head(out: &mut Vec<u8>, extra: &[(&str, &str)], keep_alive: bool) {
 }
 
 /// Whether an `Accept` header admits `media_type` (exactly, by `type/*`, or `*/*`).
-fn accepts(head: &RequestHead, media_type: &str) -> bool {
+pub(super) fn accepts(head: &RequestHead, media_type: &str) -> bool {
     let major = media_type.split('/').next().unwrap_or("");
     head.header_values("accept")
         .flat_map(|v| v.split(|&b| b == b','))
@@ -624,7 +657,7 @@ fn accepts(head: &RequestHead, media_type: &str) -> bool {
 }
 
 /// A POST body must be JSON: anything else is answered 415.
-fn require_json_body(head: &RequestHead) -> Result<(), TransportError> {
+pub(super) fn require_json_body(head: &RequestHead) -> Result<(), TransportError> {
     let json = head
         .header_str("content-type")
         .and_then(|v| v.split(';').next())
@@ -688,11 +721,24 @@ pub fn mcp_endpoint(
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Outcome {
+    if let Some(envelope) = stateless::stateless_request(head, body) {
+        let answered = envelope
+            .and_then(|envelope| stateless::post(env, head, envelope, body, keep_alive, out));
+        return answer(env, answered, keep_alive, out);
+    }
     let answered = (|| {
         // MCP 2025-11-25: "If the server receives a request with an invalid or unsupported
         // MCP-Protocol-Version, it MUST respond with 400 Bad Request." Any supported version is
         // accepted whatever the session negotiated (clients send 2025-03-26 on newer sessions).
         if let Some(version) = head.header_str("mcp-protocol-version") {
+            // Spec (2026-07-28, streamable-http): the revision has no GET stream and no DELETE
+            // (no sessions); a client of it asking for them is told what this endpoint takes.
+            if version == mcp::version::STATELESS
+                && head.method() != Method::Post
+                && head.header_values("mcp-session-id").next().is_none()
+            {
+                return Err(TransportError::MethodNotAllowed { allow: "POST" });
+            }
             if !mcp::version::SUPPORTED.contains(&version) {
                 return Err(TransportError::UnsupportedProtocolVersion(version.into()));
             }

@@ -40,9 +40,16 @@ fn run_tasks() {
     TASKS.with(|t| t.borrow_mut().extend(tasks));
 }
 
-/// `wait`: reports progress, then waits for the test to release it.
+/// `wait`: reports progress, then waits for the test to release it; `log`: logs at info.
 fn registry() -> Registry {
     Registry::builder()
+        .tool(
+            Tool::new("log", "logs at info", json!({"type": "object"})),
+            |ctx: ToolContext, _args: Value| async move {
+                ctx.log(crate::mcp::LogLevel::Info, "hello");
+                Ok(ToolResult::text("logged"))
+            },
+        )
         .tool(
             Tool::new("wait", "progress, then wait", json!({"type": "object"})),
             |ctx: ToolContext, _args: Value| async move {
@@ -716,5 +723,381 @@ mod websocket {
         assert!(part.is_empty());
         assert_eq!(written(&ws), [(OpCode::Close, "1009".into())]);
         assert_eq!(ws.inbound_held(&part), 0);
+    }
+}
+
+mod stateless {
+    use super::*;
+
+    const VERSION: &str = "2026-07-28";
+
+    fn meta() -> Value {
+        json!({
+            "io.modelcontextprotocol/protocolVersion": VERSION,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        })
+    }
+
+    /// A 2026-07-28 request with `params` (whose `_meta` is added unless it has one) and
+    /// the standard headers, `headers` replacing them when given.
+    fn request(
+        shard: &Shard,
+        method: &str,
+        params: Value,
+        headers: Option<&str>,
+    ) -> (Next, Response) {
+        let mut params = params;
+        if params.get("_meta").is_none() {
+            params["_meta"] = meta();
+        }
+        let name = params
+            .get("name")
+            .or_else(|| params.get("uri"))
+            .and_then(Value::as_str)
+            .map_or(String::new(), |n| format!("mcp-name: {n}\r\n"));
+        let standard = format!("mcp-protocol-version: {VERSION}\r\nmcp-method: {method}\r\n{name}");
+        let body = json!({"jsonrpc": "2.0", "id": 41, "method": method, "params": params});
+        shard.request(
+            "POST /mcp",
+            &format!("{ACCEPT_BOTH}{JSON}{}", headers.unwrap_or(&standard)),
+            &body.to_string(),
+        )
+    }
+
+    fn answered(shard: &Shard, method: &str, params: Value, headers: Option<&str>) -> Response {
+        match request(shard, method, params, headers) {
+            (Next::KeepGoing, response) => response,
+            (_, response) => panic!("{method}: expected a plain answer, got {response:?}"),
+        }
+    }
+
+    /// The JSON-RPC error (code, message) of a refusal, after checking it echoes the id.
+    fn refusal(response: &Response, status: u16) -> (i64, String) {
+        assert_eq!(
+            response.status,
+            status,
+            "{:?}",
+            String::from_utf8_lossy(&response.body)
+        );
+        let reply = response.json();
+        assert_eq!(reply["id"], 41, "the request id is echoed: {reply}");
+        let error = &reply["error"];
+        (
+            error["code"].as_i64().unwrap(),
+            error["message"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[test]
+    fn discover_says_what_the_server_serves_with_caching_hints() {
+        let shard = Shard::new();
+        let response = answered(&shard, "server/discover", json!({}), None);
+        assert_eq!(response.status, 200);
+        let result = &response.json()["result"];
+        assert_eq!(result["resultType"], "complete");
+        assert_eq!(
+            result["supportedVersions"],
+            json!([
+                "2026-07-28",
+                "2025-11-25",
+                "2025-06-18",
+                "2025-03-26",
+                "2024-11-05"
+            ])
+        );
+        assert!(result["capabilities"]["tools"].is_object());
+        assert_eq!(
+            result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+            "ringmcp"
+        );
+        assert_eq!(
+            (result["ttlMs"].as_u64(), result["cacheScope"].as_str()),
+            (Some(60_000), Some("public"))
+        );
+        // No session was made for it.
+        assert_eq!(shard.sessions.gauges().sessions, 0);
+    }
+
+    #[test]
+    fn lists_and_calls_have_their_result_type_and_a_missing_resource_is_invalid_params() {
+        let shard = Shard::new();
+        let list = answered(&shard, "tools/list", json!({}), None).json();
+        assert_eq!(list["result"]["resultType"], "complete");
+        assert!(list["result"]["ttlMs"].is_u64());
+        assert_eq!(list["result"]["tools"][0]["name"], "log");
+        let call = answered(
+            &shard,
+            "tools/call",
+            json!({"name": "log", "arguments": {}}),
+            None,
+        );
+        let result = &call.json()["result"];
+        assert_eq!(result["resultType"], "complete");
+        assert!(
+            result.get("ttlMs").is_none(),
+            "tool results are not cacheable"
+        );
+        let uri = "test://missing";
+        let read = answered(&shard, "resources/read", json!({"uri": uri}), None).json();
+        // Spec (2026-07-28): -32002 is replaced by -32602.
+        assert_eq!(read["error"]["code"], -32602);
+        assert_eq!(read["error"]["data"]["uri"], uri);
+    }
+
+    #[test]
+    fn a_request_is_refused_in_the_revisions_order() {
+        let shard = Shard::new();
+        let tools = "mcp-method: tools/list\r\n";
+        let cases: Vec<(Value, String, u16, i64, &str)> = vec![
+            // _meta but no version header.
+            (
+                meta(),
+                tools.to_owned(),
+                400,
+                -32020,
+                "MCP-Protocol-Version header is required",
+            ),
+            // _meta without its required fields: -32602 before any header comparison.
+            (
+                json!({"io.modelcontextprotocol/clientCapabilities": {}}),
+                format!("mcp-protocol-version: {VERSION}\r\n{tools}"),
+                400,
+                -32602,
+                "protocolVersion",
+            ),
+            (
+                json!({"io.modelcontextprotocol/protocolVersion": VERSION}),
+                format!("mcp-protocol-version: {VERSION}\r\n{tools}"),
+                400,
+                -32602,
+                "clientCapabilities",
+            ),
+            // Header and _meta disagree.
+            (
+                json!({"io.modelcontextprotocol/protocolVersion": "v999.0.0",
+                    "io.modelcontextprotocol/clientCapabilities": {}}),
+                format!("mcp-protocol-version: {VERSION}\r\n{tools}"),
+                400,
+                -32020,
+                "_meta names v999.0.0",
+            ),
+            // Both name a revision not served per request.
+            (
+                json!({"io.modelcontextprotocol/protocolVersion": "v999.0.0",
+                    "io.modelcontextprotocol/clientCapabilities": {}}),
+                format!("mcp-protocol-version: v999.0.0\r\n{tools}"),
+                400,
+                -32022,
+                "v999.0.0",
+            ),
+            // Mcp-Method missing, of another method, or of another case.
+            (
+                meta(),
+                format!("mcp-protocol-version: {VERSION}\r\n"),
+                400,
+                -32020,
+                "Mcp-Method header is required",
+            ),
+            (
+                meta(),
+                format!("mcp-protocol-version: {VERSION}\r\nmcp-method: prompts/list\r\n"),
+                400,
+                -32020,
+                "does not match",
+            ),
+            (
+                meta(),
+                format!("mcp-protocol-version: {VERSION}\r\nMCP-METHOD: TOOLS/LIST\r\n"),
+                400,
+                -32020,
+                "does not match",
+            ),
+        ];
+        for (meta, headers, status, code, says) in cases {
+            let response = answered(&shard, "tools/list", json!({"_meta": meta}), Some(&headers));
+            let (got, message) = refusal(&response, status);
+            assert_eq!(got, code, "{headers:?}: {message}");
+            assert!(message.contains(says), "{headers:?}: {message}");
+        }
+        let unsupported = answered(
+            &shard,
+            "tools/list",
+            json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "v999.0.0",
+                             "io.modelcontextprotocol/clientCapabilities": {}}}),
+            Some(&format!("mcp-protocol-version: v999.0.0\r\n{tools}")),
+        );
+        let data = &unsupported.json()["error"]["data"];
+        assert_eq!(
+            (data["supported"].clone(), data["requested"].clone()),
+            (json!([VERSION]), json!("v999.0.0"))
+        );
+    }
+
+    #[test]
+    fn mcp_name_is_compared_after_trimming_and_decoding() {
+        let shard = Shard::new();
+        let call = json!({"name": "log", "arguments": {}});
+        let with_name = |name: &str| {
+            format!(
+                "mcp-protocol-version: {VERSION}\r\nmcp-method: tools/call\r\nmcp-name: {name}\r\n"
+            )
+        };
+        // "bG9n" is base64 for "log".
+        for good in ["log", "  log  ", "=?base64?bG9n?="] {
+            let response = answered(&shard, "tools/call", call.clone(), Some(&with_name(good)));
+            assert_eq!(response.status, 200, "{good:?}");
+            assert!(response.json()["error"].is_null(), "{good:?}");
+        }
+        for (bad, says) in [
+            ("wrong", "does not match"),
+            ("=?base64?bG9n?", "does not match"),
+            ("=?base64?bG9!?=", "not a valid header value"),
+            ("=?base64?bG9?=", "not a valid header value"),
+        ] {
+            let response = answered(&shard, "tools/call", call.clone(), Some(&with_name(bad)));
+            let (code, message) = refusal(&response, 400);
+            assert_eq!(code, -32020, "{bad:?}");
+            assert!(message.contains(says), "{bad:?}: {message}");
+        }
+        let missing = format!("mcp-protocol-version: {VERSION}\r\nmcp-method: tools/call\r\n");
+        let (code, message) = refusal(&answered(&shard, "tools/call", call, Some(&missing)), 400);
+        assert_eq!(
+            (code, message.contains("Mcp-Name header is required")),
+            (-32020, true)
+        );
+    }
+
+    #[test]
+    fn removed_and_unknown_methods_are_404() {
+        let shard = Shard::new();
+        for method in [
+            "initialize",
+            "ping",
+            "logging/setLevel",
+            "resources/subscribe",
+            "resources/unsubscribe",
+            "no/such",
+        ] {
+            let (code, _) = refusal(&answered(&shard, method, json!({}), None), 404);
+            assert_eq!(code, -32601, "{method}");
+        }
+    }
+
+    #[test]
+    fn logs_only_with_a_log_level_and_on_the_requests_own_stream() {
+        let shard = Shard::new();
+        let call = json!({"name": "log", "arguments": {}});
+        // Spec (2026-07-28, logging): "The server MUST NOT emit notifications/message for a
+        // request that does not include this field."
+        let plain = answered(&shard, "tools/call", call.clone(), None);
+        assert_eq!(plain.header("content-type"), Some("application/json"));
+        let mut with_level = call;
+        let mut meta = meta();
+        meta["io.modelcontextprotocol/logLevel"] = json!("debug");
+        with_level["_meta"] = meta;
+        let Next::Stream(stream) = request(&shard, "tools/call", with_level, None).0 else {
+            panic!("a log message makes it a stream")
+        };
+        let events = events(&stream, &mut ChunkedDecoder::new(1 << 20));
+        assert!(
+            events.iter().all(|e| e.id.is_none()),
+            "no ids: nothing is resumable"
+        );
+        assert!(events[0].data.contains("notifications/message"));
+        let result: Value = serde_json::from_str(&events[1].data).unwrap();
+        assert_eq!(result["result"]["resultType"], "complete");
+        assert_eq!(
+            stream.when_flushed(),
+            super::super::FlushedFlow::Finish(Flow::Reusable)
+        );
+    }
+
+    #[test]
+    fn closing_the_stream_cancels_the_request() {
+        let shard = Shard::new();
+        let call = json!({"name": "wait", "arguments": {}, "_meta": {
+            "progressToken": 1,
+            "io.modelcontextprotocol/protocolVersion": VERSION,
+            "io.modelcontextprotocol/clientCapabilities": {}}});
+        let Next::Stream(mut stream) = request(&shard, "tools/call", call, None).0 else {
+            panic!("progress makes it a stream")
+        };
+        let mut chunks = ChunkedDecoder::new(1 << 20);
+        assert!(events(&stream, &mut chunks)[0]
+            .data
+            .contains("notifications/progress"));
+        assert_eq!(
+            TASKS.with(|t| t.borrow().len()),
+            1,
+            "the handler waits in a task"
+        );
+        stream.on_end(&shard.env());
+        run_tasks();
+        assert_eq!(
+            TASKS.with(|t| t.borrow().len()),
+            0,
+            "cancelled: the task is gone"
+        );
+        RELEASED.set(true);
+        assert!(
+            events(&stream, &mut chunks).is_empty(),
+            "nothing after the client left"
+        );
+    }
+
+    #[test]
+    fn notifications_are_accepted_and_batches_refused() {
+        let shard = Shard::new();
+        let headers = format!("{ACCEPT_BOTH}{JSON}mcp-protocol-version: {VERSION}\r\n");
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}});
+        assert_eq!(
+            shard
+                .refused("POST /mcp", &headers, &note.to_string())
+                .status,
+            202
+        );
+        let batch = shard.refused("POST /mcp", &headers, "[]");
+        assert_eq!(
+            (batch.status, batch.json()["error"]["code"].clone()),
+            (400, json!(-32600))
+        );
+        let garbage = shard.refused("POST /mcp", &headers, "{");
+        assert_eq!(
+            (garbage.status, garbage.json()["error"]["code"].clone()),
+            (400, json!(-32700))
+        );
+    }
+
+    #[test]
+    fn the_revision_has_no_get_or_delete() {
+        let shard = Shard::new();
+        for line in ["GET /mcp", "DELETE /mcp"] {
+            let response = shard.refused(
+                line,
+                &format!("accept: text/event-stream\r\nmcp-protocol-version: {VERSION}\r\n"),
+                "",
+            );
+            assert_eq!(
+                (response.status, response.header("allow")),
+                (405, Some("POST")),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_2025_client_still_opens_a_session() {
+        let shard = Shard::new();
+        // No version header and no _meta: initialize, as every 2025 client starts.
+        let session = shard.initialize();
+        assert_eq!(shard.sessions.gauges().sessions, 1);
+        // With a 2025 version header and no _meta, a session's request goes to the session.
+        let (_, response) = shard.request(
+            "POST /mcp",
+            &format!("{ACCEPT_BOTH}{JSON}mcp-protocol-version: 2025-11-25\r\nmcp-session-id: {session}\r\n"),
+            r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#,
+        );
+        assert_eq!(response.json()["result"], json!({}));
     }
 }
