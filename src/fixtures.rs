@@ -47,8 +47,11 @@ const STEP: Duration = Duration::from_millis(50);
 
 /// A builder preloaded with every built-in fixture.
 pub fn builtin() -> RegistryBuilder {
-    let builder = add_echo(Registry::builder());
-    let builder = add_conformance_tools(builder);
+    // A tool that takes no arguments lists first: the 2026-07-28 suite calls the first listed
+    // tool with `{}` and expects a result.
+    let builder = add_conformance_tools(Registry::builder());
+    let builder = add_echo(builder);
+    let builder = add_stateless_conformance_tools(builder);
     let builder = add_conformance_resources(builder);
     let builder = add_conformance_prompts(builder);
     add_benchmark_tools(builder)
@@ -105,6 +108,51 @@ pub fn add_echo(builder: RegistryBuilder) -> RegistryBuilder {
         ),
         |_, args| async move { Ok(ToolResult::text(arg_str(&args, "message")?)) },
     )
+}
+
+/// Adds the diagnostic tools the 2026-07-28 conformance suite's `server-stateless` scenario
+/// calls.
+pub fn add_stateless_conformance_tools(builder: RegistryBuilder) -> RegistryBuilder {
+    builder
+        .tool(
+            Tool::new(
+                "test_missing_capability",
+                "Needs the client's sampling capability: a client without it is refused (-32021)",
+                no_args(),
+            )
+            .requires_client_capability("sampling"),
+            |_, _| async { Ok(ToolResult::text("The client declared sampling.")) },
+        )
+        .tool(
+            Tool::new(
+                "test_logging_tool",
+                "Logs at info: sent only when the request asks for log messages",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let sent = ctx.log(LogLevel::Info, "test_logging_tool ran");
+                Ok(ToolResult::text(format!("log message sent: {sent}")))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_streaming_elicitation",
+                "Asks the client for input on its stream; 2026-07-28 requests get no \
+                 server-to-client request on the stream",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let request = json!({
+                    "message": "What is your name?",
+                    "requestedSchema": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}},
+                        "required": ["name"],
+                    },
+                });
+                elicit_and_report(ctx, request, "Elicitation").await
+            },
+        )
 }
 
 /// Adds the conformance suite's 14 tools.

@@ -43,10 +43,15 @@ fn tools_list_satisfies_the_sdk() {
         "payload",
         "stream",
         "touch_resource",
+        "test_missing_capability",
+        "test_logging_tool",
+        "test_streaming_elicitation",
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
-    assert_eq!(tools.len(), 18);
+    assert_eq!(tools.len(), 21);
+    // The first listed tool runs with no arguments (the 2026-07-28 suite calls it with {}).
+    assert_eq!(tools[0]["inputSchema"]["properties"], json!({}));
     for tool in tools {
         assert!(
             tool["description"].as_str().is_some_and(|d| !d.is_empty()),

@@ -165,6 +165,18 @@ impl Registry {
         self.prompts.items()
     }
 
+    /// The client capabilities tool `name` requires that `declared` lacks (none for an
+    /// unknown tool: the dispatcher answers that one).
+    pub(crate) fn missing_client_capabilities(
+        &self,
+        name: &str,
+        declared: &str,
+    ) -> Vec<&'static str> {
+        self.tools.get(name).map_or_else(Vec::new, |(tool, _)| {
+            tool.missing_client_capabilities(declared)
+        })
+    }
+
     /// The read handler for `uri` and what it is asked: an exact resource
     /// first, else the first template that matches.
     pub(crate) fn resolve_resource(&self, uri: &str) -> Option<(&ResourceHandler, ResourceRead)> {

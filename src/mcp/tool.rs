@@ -22,6 +22,9 @@ pub struct Tool {
     name: String,
     description: String,
     input_schema: Value,
+    /// Client capabilities the tool cannot run without (not listed).
+    #[serde(skip)]
+    required_client_capabilities: Vec<&'static str>,
 }
 
 impl Tool {
@@ -37,12 +40,40 @@ impl Tool {
             name: name.into(),
             description: description.into(),
             input_schema,
+            required_client_capabilities: Vec::new(),
         }
+    }
+
+    /// Declares a client capability (`"sampling"`, `"elicitation"`, `"roots"`) the tool cannot
+    /// run without: an MCP 2026-07-28 call from a client that did not declare it is refused
+    /// before the handler runs.
+    ///
+    /// Spec (2026-07-28, basic/index): "the server MUST return a
+    /// MissingRequiredClientCapabilityError (`-32021`) whose `data.requiredCapabilities`
+    /// lists the missing capabilities. On HTTP, the response status MUST be `400 Bad
+    /// Request`."
+    pub fn requires_client_capability(mut self, capability: &'static str) -> Self {
+        self.required_client_capabilities.push(capability);
+        self
     }
 
     /// The tool's unique name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Of the capabilities this tool requires, those `declared` (a client's capabilities
+    /// object, as JSON text) lacks.
+    pub(crate) fn missing_client_capabilities(&self, declared: &str) -> Vec<&'static str> {
+        if self.required_client_capabilities.is_empty() {
+            return Vec::new();
+        }
+        let declared: Value = serde_json::from_str(declared).unwrap_or(Value::Null);
+        self.required_client_capabilities
+            .iter()
+            .copied()
+            .filter(|capability| !declared.get(capability).is_some_and(Value::is_object))
+            .collect()
     }
 }
 

@@ -97,6 +97,13 @@ pub enum TransportError {
     /// Not one JSON-RPC request or notification (-32700 for bytes that are not JSON,
     /// else -32600).
     NotARequest(EnvelopeError),
+    /// The tool needs client capabilities the request did not declare (-32021).
+    MissingClientCapability {
+        /// The request id's JSON text.
+        id: Option<String>,
+        /// The capabilities missing.
+        missing: Vec<&'static str>,
+    },
 }
 
 impl TransportError {
@@ -122,7 +129,8 @@ impl TransportError {
             | TransportError::HeaderMismatch { .. }
             | TransportError::InvalidMeta { .. }
             | TransportError::UnsupportedRevision { .. }
-            | TransportError::NotARequest(_) => 400,
+            | TransportError::NotARequest(_)
+            | TransportError::MissingClientCapability { .. } => 400,
             // Spec (2026-07-28, streamable-http): "If the server does not implement the
             // requested RPC method, it MUST respond with `404 Not Found` and a JSON-RPC error
             // with code `-32601`".
@@ -180,6 +188,7 @@ impl TransportError {
                 | TransportError::UnsupportedRevision { .. }
                 | TransportError::NoSuchMethod { .. }
                 | TransportError::NotARequest(_)
+                | TransportError::MissingClientCapability { .. }
         )
     }
 
@@ -190,7 +199,8 @@ impl TransportError {
             TransportError::HeaderMismatch { id, .. }
             | TransportError::InvalidMeta { id, .. }
             | TransportError::UnsupportedRevision { id, .. }
-            | TransportError::NoSuchMethod { id, .. } => id.as_deref().and_then(raw_id),
+            | TransportError::NoSuchMethod { id, .. }
+            | TransportError::MissingClientCapability { id, .. } => id.as_deref().and_then(raw_id),
             _ => None,
         };
         let (code, data) = match self {
@@ -207,6 +217,15 @@ impl TransportError {
                 (jsonrpc::UNSUPPORTED_PROTOCOL_VERSION, data)
             }
             TransportError::NoSuchMethod { .. } => (jsonrpc::METHOD_NOT_FOUND, None),
+            TransportError::MissingClientCapability { missing, .. } => {
+                let required: serde_json::Map<String, serde_json::Value> = missing
+                    .iter()
+                    .map(|c| (c.to_string(), serde_json::json!({})))
+                    .collect();
+                let data = serde_json::json!({ "requiredCapabilities": required });
+                let data = serde_json::value::to_raw_value(&data).ok();
+                (jsonrpc::MISSING_CLIENT_CAPABILITY, data)
+            }
             TransportError::NotARequest(EnvelopeError::Parse) => (jsonrpc::PARSE_ERROR, None),
             TransportError::SessionRefused(_) => (jsonrpc::INTERNAL_ERROR, None),
             _ => (jsonrpc::INVALID_REQUEST, None),
@@ -318,6 +337,11 @@ impl fmt::Display for TransportError {
             TransportError::NoSuchMethod { method, .. } => {
                 write!(f, "Method not found: {method}")
             }
+            TransportError::MissingClientCapability { missing, .. } => write!(
+                f,
+                "Missing required client capability: {}",
+                missing.join(", ")
+            ),
             TransportError::NotARequest(EnvelopeError::Parse) => f.write_str("Parse error"),
             TransportError::NotARequest(EnvelopeError::NotAnObject) => f.write_str(
                 "Invalid Request: the body must be one JSON-RPC request or notification",

@@ -107,6 +107,17 @@ pub(super) fn post(
             method: method.to_owned(),
         });
     }
+    // Decided before the handler runs, so the refusal can still be a 400.
+    if let ("tools/call", Some(tool)) = (method, envelope.name.as_deref()) {
+        let declared = meta.client_capabilities.get();
+        let missing = env
+            .dispatcher
+            .registry()
+            .missing_client_capabilities(tool, declared);
+        if !missing.is_empty() {
+            return Err(TransportError::MissingClientCapability { id, missing });
+        }
+    }
     Ok(run(env, meta, body, keep_alive, out))
 }
 

@@ -44,6 +44,15 @@ fn run_tasks() {
 fn registry() -> Registry {
     Registry::builder()
         .tool(
+            Tool::new(
+                "needs_sampling",
+                "needs sampling",
+                json!({"type": "object"}),
+            )
+            .requires_client_capability("sampling"),
+            |_ctx: ToolContext, _args: Value| async move { Ok(ToolResult::text("sampled")) },
+        )
+        .tool(
             Tool::new("log", "logs at info", json!({"type": "object"})),
             |ctx: ToolContext, _args: Value| async move {
                 ctx.log(crate::mcp::LogLevel::Info, "hello");
@@ -825,7 +834,7 @@ mod stateless {
         let list = answered(&shard, "tools/list", json!({}), None).json();
         assert_eq!(list["result"]["resultType"], "complete");
         assert!(list["result"]["ttlMs"].is_u64());
-        assert_eq!(list["result"]["tools"][0]["name"], "log");
+        assert_eq!(list["result"]["tools"][0]["name"], "needs_sampling");
         let call = answered(
             &shard,
             "tools/call",
@@ -966,6 +975,23 @@ mod stateless {
             (code, message.contains("Mcp-Name header is required")),
             (-32020, true)
         );
+    }
+
+    #[test]
+    fn a_tool_needing_an_undeclared_capability_is_refused_before_it_runs() {
+        let shard = Shard::new();
+        let call = json!({"name": "needs_sampling", "arguments": {}});
+        let refused = answered(&shard, "tools/call", call.clone(), None);
+        let (code, message) = refusal(&refused, 400);
+        assert_eq!(code, -32021, "{message}");
+        let data = &refused.json()["error"]["data"];
+        assert_eq!(data["requiredCapabilities"], json!({"sampling": {}}));
+        let mut declared = call;
+        let mut meta = meta();
+        meta["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
+        declared["_meta"] = meta;
+        let ran = answered(&shard, "tools/call", declared, None);
+        assert_eq!(ran.json()["result"]["content"][0]["text"], "sampled");
     }
 
     #[test]
