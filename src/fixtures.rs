@@ -125,6 +125,24 @@ pub fn add_stateless_conformance_tools(builder: RegistryBuilder) -> RegistryBuil
         )
         .tool(
             Tool::new(
+                "test_header_param",
+                "Echoes its region, which a 2026-07-28 client also sends as Mcp-Param-Region",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "region": {
+                            "type": "string",
+                            "description": "Region name",
+                            "x-mcp-header": "Region",
+                        },
+                    },
+                    "required": ["region"],
+                }),
+            ),
+            |_, args| async move { Ok(ToolResult::text(arg_str(&args, "region")?)) },
+        )
+        .tool(
+            Tool::new(
                 "test_logging_tool",
                 "Logs at info: sent only when the request asks for log messages",
                 no_args(),
@@ -337,11 +355,18 @@ pub fn add_conformance_tools(builder: RegistryBuilder) -> RegistryBuilder {
                     "type": "object",
                     "$defs": {
                         "address": {
+                            "$anchor": "address",
                             "type": "object",
                             "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
                         },
                     },
                     "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+                    // SEP-2106 (2026-07-28): composition, conditional and anchor keywords pass
+                    // through unchanged.
+                    "allOf": [{"anyOf": [{"required": ["name"]}, {"required": ["address"]}]}],
+                    "if": {"required": ["address"]},
+                    "then": {"properties": {"address": {"required": ["city"]}}},
+                    "else": {"required": ["name"]},
                     "additionalProperties": false,
                 }),
             ),

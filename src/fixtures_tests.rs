@@ -46,10 +46,11 @@ fn tools_list_satisfies_the_sdk() {
         "test_missing_capability",
         "test_logging_tool",
         "test_streaming_elicitation",
+        "test_header_param",
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
-    assert_eq!(tools.len(), 21);
+    assert_eq!(tools.len(), 22);
     // The first listed tool runs with no arguments (the 2026-07-28 suite calls it with {}).
     assert_eq!(tools[0]["inputSchema"]["properties"], json!({}));
     for tool in tools {
@@ -68,8 +69,11 @@ fn tools_list_satisfies_the_sdk() {
         schema,
         &json!({"name":"json_schema_2020_12_tool","description":"Tool with JSON Schema 2020-12 features",
             "inputSchema":{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
-            "$defs":{"address":{"type":"object","properties":{"street":{"type":"string"},"city":{"type":"string"}}}},
+            "$defs":{"address":{"$anchor":"address","type":"object","properties":{"street":{"type":"string"},"city":{"type":"string"}}}},
             "properties":{"name":{"type":"string"},"address":{"$ref":"#/$defs/address"}},
+            "allOf":[{"anyOf":[{"required":["name"]},{"required":["address"]}]}],
+            "if":{"required":["address"]},"then":{"properties":{"address":{"required":["city"]}}},
+            "else":{"required":["name"]},
             "additionalProperties":false}})
     );
     let sampling = tools

@@ -1123,7 +1123,7 @@ mod tests {
         let list = h.reply(json!({"jsonrpc":"2.0","id":"l","method":"tools/list"}));
         assert_eq!(list["id"], json!("l"));
         let tools = list["result"]["tools"].as_array().expect("tools array");
-        assert_eq!(tools.len(), 21);
+        assert_eq!(tools.len(), 22);
         let echo = tools.iter().find(|t| t["name"] == "echo").expect("echo");
         assert_eq!(echo["inputSchema"]["required"], json!(["message"]));
         assert!(list["result"].get("nextCursor").is_none());

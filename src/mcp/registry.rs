@@ -165,16 +165,9 @@ impl Registry {
         self.prompts.items()
     }
 
-    /// The client capabilities tool `name` requires that `declared` lacks (none for an
-    /// unknown tool: the dispatcher answers that one).
-    pub(crate) fn missing_client_capabilities(
-        &self,
-        name: &str,
-        declared: &str,
-    ) -> Vec<&'static str> {
-        self.tools.get(name).map_or_else(Vec::new, |(tool, _)| {
-            tool.missing_client_capabilities(declared)
-        })
+    /// The tool called `name`, if registered.
+    pub(crate) fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.get(name).map(|(tool, _)| tool)
     }
 
     /// The read handler for `uri` and what it is asked: an exact resource

@@ -31,6 +31,8 @@ struct ParamsFields<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     uri: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +57,8 @@ pub struct Envelope<'a> {
     pub name: Option<Cow<'a, str>>,
     /// `params.uri` (resources/read).
     pub uri: Option<Cow<'a, str>>,
+    /// `params.arguments` (tools/call), as JSON text.
+    pub arguments: Option<&'a RawValue>,
     /// `params._meta`, if present.
     pub meta: Option<MetaFields<'a>>,
 }
@@ -89,6 +93,7 @@ impl<'a> Envelope<'a> {
             method: fields.method,
             name: params.name,
             uri: params.uri,
+            arguments: params.arguments,
             meta: params.meta,
         })
     }

@@ -25,6 +25,44 @@ pub struct Tool {
     /// Client capabilities the tool cannot run without (not listed).
     #[serde(skip)]
     required_client_capabilities: Vec<&'static str>,
+    /// Arguments the client also sends as `Mcp-Param-*` headers (from `inputSchema`).
+    #[serde(skip)]
+    header_params: Vec<HeaderParam>,
+}
+
+/// An argument a 2026-07-28 client mirrors in an `Mcp-Param-{name}` header: a property of
+/// `inputSchema` annotated with `x-mcp-header`.
+///
+/// Spec (2026-07-28, streamable-http): the annotation applies to string, integer and
+/// boolean properties reachable from the root through `properties` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderParam {
+    /// The header's name after `Mcp-Param-`.
+    pub name: String,
+    /// The property's path below `arguments`.
+    pub path: Vec<String>,
+}
+
+/// The `x-mcp-header` properties of `schema`, depth first.
+fn header_params(schema: &Value, path: &mut Vec<String>, found: &mut Vec<HeaderParam>) {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (key, property) in properties {
+        path.push(key.clone());
+        let scalar = matches!(
+            property.get("type").and_then(Value::as_str),
+            Some("string" | "integer" | "boolean")
+        );
+        match property.get("x-mcp-header").and_then(Value::as_str) {
+            Some(name) if scalar => found.push(HeaderParam {
+                name: name.to_owned(),
+                path: path.clone(),
+            }),
+            _ => header_params(property, path, found),
+        }
+        path.pop();
+    }
 }
 
 impl Tool {
@@ -36,12 +74,20 @@ impl Tool {
         description: impl Into<String>,
         input_schema: Value,
     ) -> Self {
+        let mut params = Vec::new();
+        header_params(&input_schema, &mut Vec::new(), &mut params);
         Tool {
             name: name.into(),
             description: description.into(),
             input_schema,
             required_client_capabilities: Vec::new(),
+            header_params: params,
         }
+    }
+
+    /// The arguments a 2026-07-28 client also sends as `Mcp-Param-*` headers.
+    pub(crate) fn header_params(&self) -> &[HeaderParam] {
+        &self.header_params
     }
 
     /// Declares a client capability (`"sampling"`, `"elicitation"`, `"roots"`) the tool cannot

@@ -4,12 +4,14 @@
 use super::streamable::{accepts, require_json_body, sse_head, Outcome, Sink, SseStream};
 use super::{Env, TransportError};
 use crate::mcp::stateless::{self, Envelope, EnvelopeError, MetaFields};
-use crate::mcp::{version, Peer};
+use crate::mcp::{version, Peer, Tool};
 use crate::metrics::{Limit, Metrics, Path};
 use crate::proto::base64;
 use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
 use crate::proto::jsonrpc::Id;
 use crate::wake::WakeSlot;
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
@@ -107,13 +109,15 @@ pub(super) fn post(
             method: method.to_owned(),
         });
     }
-    // Decided before the handler runs, so the refusal can still be a 400.
-    if let ("tools/call", Some(tool)) = (method, envelope.name.as_deref()) {
-        let declared = meta.client_capabilities.get();
-        let missing = env
-            .dispatcher
-            .registry()
-            .missing_client_capabilities(tool, declared);
+    // Decided before the handler runs, so the refusal can still be a 400. An unknown tool is
+    // the dispatcher's to answer.
+    let tool = match (method, envelope.name.as_deref()) {
+        ("tools/call", Some(name)) => env.dispatcher.registry().tool(name),
+        _ => None,
+    };
+    if let Some(tool) = tool {
+        check_param_headers(head, tool, envelope.arguments).map_err(mismatch)?;
+        let missing = tool.missing_client_capabilities(meta.client_capabilities.get());
         if !missing.is_empty() {
             return Err(TransportError::MissingClientCapability { id, missing });
         }
@@ -144,6 +148,55 @@ fn check_standard_headers(
         // The body lacks it: the dispatcher refuses the params (-32602).
         None => Ok(()),
     }
+}
+
+/// The `Mcp-Param-*` headers of a tool's `x-mcp-header` arguments against the body.
+///
+/// Spec (2026-07-28, streamable-http): "Any server that processes the message body MUST
+/// validate that encoded header values, after decoding if Base64-encoded, match" the body; a
+/// value present in the body with its header omitted: "Server MUST reject the request"; a
+/// value null or absent: "Server MUST NOT expect the header". Integers compare as numbers.
+fn check_param_headers(
+    head: &RequestHead,
+    tool: &Tool,
+    arguments: Option<&RawValue>,
+) -> Result<(), String> {
+    if tool.header_params().is_empty() {
+        return Ok(());
+    }
+    let arguments: Value = arguments
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or(Value::Null);
+    for param in tool.header_params() {
+        let value = param
+            .path
+            .iter()
+            .try_fold(&arguments, |v, key| v.get(key))
+            .filter(|v| !v.is_null());
+        let Some(value) = value else { continue };
+        let name = format!("Mcp-Param-{}", param.name);
+        let raw = match head.single_header(&name) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Err(format!("{name} header is required")),
+            Err(_) => return Err(format!("more than one {name} header")),
+        };
+        let Some(decoded) = header_value(raw) else {
+            return Err(format!("{name} is not a valid header value"));
+        };
+        let same = match value {
+            Value::String(s) => decoded == s.as_bytes(),
+            Value::Bool(b) => decoded == if *b { &b"true"[..] } else { &b"false"[..] },
+            Value::Number(n) => std::str::from_utf8(&decoded)
+                .ok()
+                .and_then(|text| text.parse::<f64>().ok())
+                .is_some_and(|header| n.as_f64() == Some(header)),
+            _ => false,
+        };
+        if !same {
+            return Err(format!("{name} does not match the request body"));
+        }
+    }
+    Ok(())
 }
 
 fn expect_header(head: &RequestHead, name: &str, body_value: &str) -> Result<(), String> {

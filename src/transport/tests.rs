@@ -45,6 +45,17 @@ fn registry() -> Registry {
     Registry::builder()
         .tool(
             Tool::new(
+                "regional",
+                "mirrors region in a header",
+                json!({"type": "object", "properties": {
+                    "region": {"type": "string", "x-mcp-header": "Region"},
+                    "limits": {"type": "object", "properties": {
+                        "max": {"type": "integer", "x-mcp-header": "Max"}}}}}),
+            ),
+            |_ctx: ToolContext, _args: Value| async move { Ok(ToolResult::text("ok")) },
+        )
+        .tool(
+            Tool::new(
                 "needs_sampling",
                 "needs sampling",
                 json!({"type": "object"}),
@@ -834,7 +845,7 @@ mod stateless {
         let list = answered(&shard, "tools/list", json!({}), None).json();
         assert_eq!(list["result"]["resultType"], "complete");
         assert!(list["result"]["ttlMs"].is_u64());
-        assert_eq!(list["result"]["tools"][0]["name"], "needs_sampling");
+        assert_eq!(list["result"]["tools"][0]["name"], "regional");
         let call = answered(
             &shard,
             "tools/call",
@@ -992,6 +1003,72 @@ mod stateless {
         declared["_meta"] = meta;
         let ran = answered(&shard, "tools/call", declared, None);
         assert_eq!(ran.json()["result"]["content"][0]["text"], "sampled");
+    }
+
+    #[test]
+    fn x_mcp_header_arguments_must_match_their_mcp_param_headers() {
+        let shard = Shard::new();
+        let call = |region: &str, max: Value, extra: &str| {
+            let headers = format!(
+                "mcp-protocol-version: {VERSION}\r\nmcp-method: tools/call\r\nmcp-name: regional\r\n{extra}"
+            );
+            let arguments = json!({"region": region, "limits": {"max": max}});
+            answered(
+                &shard,
+                "tools/call",
+                json!({"name": "regional", "arguments": arguments}),
+                Some(&headers),
+            )
+        };
+        // "SGVsbG8=" is base64 for "Hello".
+        for (region, extra) in [
+            (
+                "Hello",
+                "mcp-param-region: =?base64?SGVsbG8=?=\r\nmcp-param-max: 5\r\n",
+            ),
+            ("Hello", "MCP-PARAM-REGION: Hello\r\nmcp-param-max: 5.0\r\n"),
+            (
+                "SGVsbG8=",
+                "mcp-param-region: SGVsbG8=\r\nmcp-param-max: 5\r\n",
+            ),
+            (
+                "=?base64?SGVsbG8=",
+                "mcp-param-region: =?base64?SGVsbG8=\r\nmcp-param-max: 5\r\n",
+            ),
+        ] {
+            let response = call(region, json!(5), extra);
+            assert_eq!(
+                response.status,
+                200,
+                "{extra:?}: {:?}",
+                String::from_utf8_lossy(&response.body)
+            );
+        }
+        for (extra, says) in [
+            (
+                "mcp-param-region: =?base64?SGVsbG8?=\r\nmcp-param-max: 5\r\n",
+                "not a valid",
+            ),
+            (
+                "mcp-param-region: =?base64?SGVs!!!bG8=?=\r\nmcp-param-max: 5\r\n",
+                "not a valid",
+            ),
+            (
+                "mcp-param-max: 5\r\n",
+                "Mcp-Param-Region header is required",
+            ),
+            (
+                "mcp-param-region: Hello\r\nmcp-param-max: 6\r\n",
+                "Mcp-Param-Max does not match",
+            ),
+        ] {
+            let (code, message) = refusal(&call("Hello", json!(5), extra), 400);
+            assert_eq!(code, -32020, "{extra:?}");
+            assert!(message.contains(says), "{extra:?}: {message}");
+        }
+        // A null argument expects no header.
+        let response = call("Hello", Value::Null, "mcp-param-region: Hello\r\n");
+        assert_eq!(response.status, 200);
     }
 
     #[test]
