@@ -19,7 +19,8 @@
 #   stamp_matches DIR KEY / write_stamp DIR KEY
 #                                   idempotent-install markers keyed on pinned versions
 #   python_venv DIR PINS...         a Python 3 venv with exactly PINS installed
-#   PYTHON_SDK_DIR, PYTHON_SDK_PIN  the official Python MCP SDK's venv and pin
+#   PYTHON_SDK_DIR, PYTHON_SDK_PIN  the official Python MCP SDK's venv and pin (1.x: 2025 revisions)
+#   PYTHON_SDK2_DIR, PYTHON_SDK2_PIN  the same for the 2.x SDK (MCP 2026-07-28 first)
 
 if [[ -n "${_RINGMCP_LIB_SH:-}" ]]; then return 0; fi
 _RINGMCP_LIB_SH=1
@@ -201,3 +202,5 @@ python_venv() {
 # The official Python MCP SDK (client for python_sdk.sh, peer server for bench.sh).
 PYTHON_SDK_DIR="$CACHE_DIR/python-sdk"
 PYTHON_SDK_PIN="mcp[ws]==1.30.0"
+PYTHON_SDK2_DIR="$CACHE_DIR/python-sdk2"
+PYTHON_SDK2_PIN="mcp==2.3.0"

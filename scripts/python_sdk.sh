@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# A real MCP client against the server: the official Python SDK (PyPI `mcp`) lists and calls
-# tools over Streamable HTTP, the legacy HTTP+SSE transport and WebSocket.
+# Real MCP clients against the server: the official Python SDK 1.x (PyPI `mcp`) lists and
+# calls tools over Streamable HTTP, the legacy HTTP+SSE transport and WebSocket; the 2.x SDK,
+# which probes server/discover first, must speak MCP 2026-07-28 to it without falling back.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 python_venv "$PYTHON_SDK_DIR" "$PYTHON_SDK_PIN"
+python_venv "$PYTHON_SDK2_DIR" "$PYTHON_SDK2_PIN"
 
 make_tmpdir WORK
 start_server "$WORK/server.log"
 # The SDK marks its WebSocket client deprecated; it is still what WebSocket MCP clients use.
 "$PYTHON_SDK_DIR/bin/python" -W ignore::DeprecationWarning scripts/python_sdk.py "$SERVER_URL"
+"$PYTHON_SDK2_DIR/bin/python" scripts/python_sdk2.py "$SERVER_URL/mcp"
 log "PYTHON SDK: PASS"
