@@ -68,6 +68,7 @@ stage fuzz scripts/fuzz.sh "${RINGMCP_FUZZ_SECONDS:-15}" || true
 if (( build_ok )); then
     stage metrics scripts/metrics.sh || true
     stage python-sdk scripts/python_sdk.sh || true
+    stage ts-sdk scripts/ts_sdk.sh || true
     stage faults scripts/faults.sh || true
     stage flood scripts/flood.sh || true
     stage loadgen scripts/loadgen.sh || true
@@ -75,6 +76,7 @@ if (( build_ok )); then
 else
     skip metrics "release build failed"; failed=1
     skip python-sdk "release build failed"
+    skip ts-sdk "release build failed"
     skip faults "release build failed"
     skip flood "release build failed"
     skip loadgen "release build failed"
