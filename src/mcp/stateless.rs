@@ -144,6 +144,15 @@ pub struct RequestMeta {
 }
 
 impl MetaFields<'_> {
+    /// Whether any of the revision's per-request fields is present (a 2025 `_meta` carries
+    /// only a progress token).
+    pub fn is_modern(&self) -> bool {
+        self.protocol_version.is_some()
+            || self.client_capabilities.is_some()
+            || self.client_info.is_some()
+            || self.log_level.is_some()
+    }
+
     /// The protocol version the request names, if any.
     pub fn protocol_version(&self) -> Option<&str> {
         self.protocol_version.as_deref()

@@ -24,8 +24,9 @@ use std::time::Instant;
 /// Spec (2026-07-28, basic/versioning): "A request carrying modern per-request `_meta` is
 /// served statelessly according to this revision. An `initialize` request selects legacy
 /// semantics". As the reference server decides: a request with `Mcp-Session-Id`, or with
-/// neither `_meta` nor a version header other than a 2025-or-earlier one, is a 2025 one
-/// (every 2025 client's first `initialize` carries no version header).
+/// neither per-request `_meta` fields nor a version header other than a 2025-or-earlier one,
+/// is a 2025 one (every 2025 client's first `initialize` carries no version header; a 2025
+/// `_meta` holds a progress token, not these fields).
 pub(super) fn stateless_request<'b>(
     head: &RequestHead,
     body: &'b [u8],
@@ -33,13 +34,17 @@ pub(super) fn stateless_request<'b>(
     if head.method() != Method::Post || head.header_values("mcp-session-id").next().is_some() {
         return None;
     }
-    let version = head.header_str("mcp-protocol-version");
-    if version.is_some_and(version::is_session_era) {
-        return None;
-    }
+    // A version header of this revision, or of one unknown, says so on its own.
+    let header_says = head
+        .header_str("mcp-protocol-version")
+        .is_some_and(|v| !version::is_session_era(v));
     match Envelope::parse(body) {
-        Ok(envelope) if version.is_some() || envelope.meta.is_some() => Some(Ok(envelope)),
-        Err(e) if version.is_some() => Some(Err(TransportError::NotARequest(e))),
+        Ok(envelope)
+            if header_says || envelope.meta.as_ref().is_some_and(MetaFields::is_modern) =>
+        {
+            Some(Ok(envelope))
+        }
+        Err(e) if header_says => Some(Err(TransportError::NotARequest(e))),
         _ => None,
     }
 }

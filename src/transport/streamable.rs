@@ -620,9 +620,9 @@ impl Connection for SseStream {
                 }
             }
             // Spec (2026-07-28, streamable-http): "Closing the SSE response stream MUST be
-            // treated by the server as cancellation of that request".
-            Source::Request { cancel } if !self.sink.0.is_ended() => cancel.cancel(),
-            Source::Request { .. } => {}
+            // treated by the server as cancellation of that request". A finished handler
+            // does not mind; one cut off at shutdown stops too.
+            Source::Request { cancel } => cancel.cancel(),
         }
     }
 }

@@ -1173,6 +1173,30 @@ mod stateless {
     }
 
     #[test]
+    fn modern_meta_makes_a_2026_request_whatever_the_version_header_says() {
+        let shard = Shard::new();
+        let mut meta = meta();
+        meta["io.modelcontextprotocol/protocolVersion"] = json!("2025-11-25");
+        let headers = "mcp-protocol-version: 2025-11-25\r\nmcp-method: tools/list\r\n";
+        let response = answered(&shard, "tools/list", json!({"_meta": meta}), Some(headers));
+        let (code, _) = refusal(&response, 400);
+        assert_eq!(
+            code, -32022,
+            "2025-11-25 is served through initialize, not per request"
+        );
+        // A 2025 _meta (a progress token) leaves initialize to the sessions.
+        let (_, response) = shard.request(
+            "POST /mcp",
+            &format!("{ACCEPT_BOTH}{JSON}"),
+            &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}, "_meta": {"progressToken": 1}}})
+            .to_string(),
+        );
+        assert!(response.header("mcp-session-id").is_some(), "{response:?}");
+    }
+
+    #[test]
     fn the_revision_has_no_get_or_delete() {
         let shard = Shard::new();
         for line in ["GET /mcp", "DELETE /mcp"] {
