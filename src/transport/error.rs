@@ -192,8 +192,9 @@ impl TransportError {
         )
     }
 
-    /// The JSON-RPC error body of a refusal on an MCP endpoint.
-    fn json_rpc_body(&self) -> Vec<u8> {
+    /// The JSON-RPC error body of a refusal on an MCP endpoint (and the error message a
+    /// 2026-07-28 WebSocket gets instead of a response).
+    pub(crate) fn json_rpc_error(&self) -> Vec<u8> {
         // Spec (2026-07-28): every error echoes the request's id.
         let id = match self {
             TransportError::HeaderMismatch { id, .. }
@@ -243,7 +244,7 @@ impl TransportError {
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3);
         let body = match self {
             TransportError::InvalidMessage(reply) => reply.clone(),
-            _ if self.speaks_json_rpc() => self.json_rpc_body(),
+            _ if self.speaks_json_rpc() => self.json_rpc_error(),
             _ => format!("{self}\n").into_bytes(),
         };
         headers.push((

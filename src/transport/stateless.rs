@@ -87,47 +87,84 @@ pub(super) fn post(
     let Some(header_version) = head.header_str("mcp-protocol-version") else {
         return Err(mismatch("MCP-Protocol-Version header is required".into()));
     };
-    let no_meta = MetaFields::default();
-    let meta_fields = envelope.meta.as_ref().unwrap_or(&no_meta);
-    let meta = meta_fields
-        .validate()
-        .map_err(|error| TransportError::InvalidMeta {
-            id: id.clone(),
-            error,
-        })?;
-    let requested = meta_fields.protocol_version().unwrap_or_default();
+    let (meta, requested) = read_meta(&envelope, &id)?;
     if requested != header_version {
         return Err(mismatch(format!(
             "MCP-Protocol-Version {header_version} but _meta names {requested}"
         )));
     }
-    if requested != version::STATELESS {
-        return Err(TransportError::UnsupportedRevision {
-            id,
-            requested: requested.to_owned(),
-        });
-    }
+    check_revision(requested, &id)?;
     check_standard_headers(head, method, &envelope).map_err(mismatch)?;
+    if let Some(tool) = check_servable(env, method, &envelope, &meta, &id)? {
+        check_param_headers(head, tool, envelope.arguments).map_err(mismatch)?;
+    }
+    Ok(run(env, meta, body, keep_alive, out))
+}
+
+/// A 2026-07-28 request's `_meta`, checked, and the version it names.
+pub(super) fn read_meta<'e>(
+    envelope: &'e Envelope<'_>,
+    id: &Option<String>,
+) -> Result<(stateless::RequestMeta, &'e str), TransportError> {
+    let no_meta = MetaFields::default();
+    let fields = envelope.meta.as_ref().unwrap_or(&no_meta);
+    let meta = fields
+        .validate()
+        .map_err(|error| TransportError::InvalidMeta {
+            id: id.clone(),
+            error,
+        })?;
+    let requested = envelope
+        .meta
+        .as_ref()
+        .and_then(MetaFields::protocol_version)
+        .unwrap_or_default();
+    Ok((meta, requested))
+}
+
+/// Only this revision is served per request; the 2025 ones go through `initialize`.
+pub(super) fn check_revision(requested: &str, id: &Option<String>) -> Result<(), TransportError> {
+    if requested == version::STATELESS {
+        Ok(())
+    } else {
+        Err(TransportError::UnsupportedRevision {
+            id: id.clone(),
+            requested: requested.to_owned(),
+        })
+    }
+}
+
+/// The method must be one this server serves in the revision (-32601), and a tool the client
+/// calls must have the client capabilities it needs (-32021), decided before the handler
+/// runs so that the refusal can still be a 400. Returns the tool called, if any (an unknown
+/// tool is the dispatcher's to answer).
+pub(super) fn check_servable<'r>(
+    env: &Env<'r>,
+    method: &str,
+    envelope: &Envelope<'_>,
+    meta: &stateless::RequestMeta,
+    id: &Option<String>,
+) -> Result<Option<&'r Tool>, TransportError> {
     if !stateless::serves(method) {
         return Err(TransportError::NoSuchMethod {
-            id,
+            id: id.clone(),
             method: method.to_owned(),
         });
     }
-    // Decided before the handler runs, so the refusal can still be a 400. An unknown tool is
-    // the dispatcher's to answer.
     let tool = match (method, envelope.name.as_deref()) {
         ("tools/call", Some(name)) => env.dispatcher.registry().tool(name),
         _ => None,
     };
     if let Some(tool) = tool {
-        check_param_headers(head, tool, envelope.arguments).map_err(mismatch)?;
         let missing = tool.missing_client_capabilities(meta.client_capabilities.get());
         if !missing.is_empty() {
-            return Err(TransportError::MissingClientCapability { id, missing });
+            return Err(TransportError::MissingClientCapability {
+                id: id.clone(),
+                missing,
+            });
         }
     }
-    Ok(run(env, meta, body, keep_alive, out))
+    Ok(tool)
 }
 
 /// The standard request headers against the body.
@@ -338,7 +375,7 @@ impl Cancel {
     }
 
     /// Completes once cancelled.
-    fn cancelled(&self) -> impl Future<Output = ()> + '_ {
+    pub(super) fn cancelled(&self) -> impl Future<Output = ()> + '_ {
         std::future::poll_fn(move |cx| {
             if self.cancelled.get() {
                 Poll::Ready(())

@@ -731,6 +731,102 @@ mod websocket {
         assert_eq!(closes, [(OpCode::Close, "1008".into())]);
     }
 
+    fn text(value: Value) -> Vec<u8> {
+        frame(OpCode::Text, value.to_string().as_bytes())
+    }
+
+    fn modern_meta() -> Value {
+        json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+               "io.modelcontextprotocol/clientCapabilities": {}})
+    }
+
+    /// The JSON of each text frame queued.
+    fn replies(ws: &WsConnection) -> Vec<Value> {
+        written(ws)
+            .into_iter()
+            .filter(|(op, _)| *op == OpCode::Text)
+            .map(|(_, t)| serde_json::from_str(&t).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_first_message_with_2026_meta_makes_every_message_a_request_of_its_own() {
+        let shard = Shard::new();
+        let now = Instant::now();
+        let mut ws = open(&shard, WsKind::Mcp, now);
+        let mut input = text(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list",
+            "params": {"_meta": modern_meta()}}));
+        // Removed in the revision, a _meta without its required fields, another revision.
+        input.extend(text(json!({"jsonrpc": "2.0", "id": 2, "method": "ping",
+            "params": {"_meta": modern_meta()}})));
+        input.extend(text(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list",
+            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}),
+        ));
+        input.extend(text(
+            json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list",
+            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2025-11-25",
+                                 "io.modelcontextprotocol/clientCapabilities": {}}}}),
+        ));
+        ws.on_input(&mut input, &shard.env(), now);
+        let replies = replies(&ws);
+        assert_eq!(replies[0]["result"]["resultType"], "complete");
+        assert!(replies[0]["result"]["tools"].is_array());
+        let errors: Vec<_> = replies[1..]
+            .iter()
+            .map(|r| (r["id"].clone(), r["error"]["code"].clone()))
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                (json!(2), json!(-32601)),
+                (json!(3), json!(-32602)),
+                (json!(4), json!(-32022))
+            ]
+        );
+    }
+
+    #[test]
+    fn notifications_cancelled_stops_a_2026_request_on_a_websocket() {
+        let shard = Shard::new();
+        let now = Instant::now();
+        let mut ws = open(&shard, WsKind::Mcp, now);
+        let mut meta = modern_meta();
+        meta["progressToken"] = json!("p");
+        let mut input = text(json!({"jsonrpc": "2.0", "id": "w", "method": "tools/call",
+            "params": {"name": "wait", "arguments": {}, "_meta": meta}}));
+        ws.on_input(&mut input, &shard.env(), now);
+        assert!(replies(&ws)[0]["method"] == "notifications/progress");
+        assert_eq!(TASKS.with(|t| t.borrow().len()), 1);
+        let mut cancel = text(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": "w"}}),
+        );
+        ws.on_input(&mut cancel, &shard.env(), now);
+        run_tasks();
+        assert_eq!(
+            TASKS.with(|t| t.borrow().len()),
+            0,
+            "the handler was dropped"
+        );
+        assert!(replies(&ws).is_empty(), "no reply for a cancelled request");
+    }
+
+    #[test]
+    fn an_initialize_first_keeps_the_2025_session() {
+        let shard = Shard::new();
+        let now = Instant::now();
+        let mut ws = open(&shard, WsKind::Mcp, now);
+        let mut input = text(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}));
+        input.extend(text(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})));
+        ws.on_input(&mut input, &shard.env(), now);
+        let replies = replies(&ws);
+        assert_eq!(replies[0]["result"]["protocolVersion"], "2025-11-25");
+        assert_eq!(replies[1]["result"], json!({}));
+    }
+
     #[test]
     fn the_inbound_budget_refusal_is_1009() {
         let shard = Shard::new();

@@ -3,12 +3,18 @@
 //! bound, as a state machine the shard's driver loop feeds.
 
 use super::outbound::Outbound;
+use super::stateless::{self, Cancel};
+use super::TransportError;
 use super::{Connection, Env, Flow, FlushedFlow};
 use crate::config::Config;
+use crate::mcp::stateless::{Envelope, EnvelopeError, MetaFields};
 use crate::mcp::{self, Peer, SessionRef, SessionState};
 use crate::metrics::{ErrorKind, Limit, Metrics, Path};
 use crate::proto::jsonrpc::Id;
 use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -45,10 +51,52 @@ impl Peer for WsPeer {
     }
 }
 
-/// The MCP session bound to this connection.
-struct McpLink {
-    session: SessionRef,
-    peer: Rc<WsPeer>,
+/// How this connection carries MCP, decided by its first message.
+///
+/// MCP 2026-07-28 defines no WebSocket binding; ringmcp serves it as a custom transport in
+/// the revision's message model. Spec (2026-07-28, basic/transports): custom transports
+/// "MUST preserve the JSON-RPC message format, the message patterns, and the per-request
+/// metadata model". A first message carrying the revision's `_meta` (and not `initialize`)
+/// makes every message a request of its own, as on stdio; an `initialize` makes today's
+/// session.
+enum McpLink {
+    /// No message yet.
+    Undecided(Rc<WsPeer>),
+    /// A 2025 session.
+    Session {
+        session: SessionRef,
+        peer: Rc<WsPeer>,
+    },
+    /// 2026-07-28 requests, each on its own; those still running, to cancel.
+    Stateless {
+        peer: Rc<WsPeer>,
+        running: Rc<RefCell<HashMap<String, Rc<Cancel>>>>,
+    },
+}
+
+impl McpLink {
+    /// Settles the era from the connection's first message.
+    fn decide(&mut self, message: &str) {
+        let McpLink::Undecided(peer) = self else {
+            return;
+        };
+        let peer = Rc::clone(peer);
+        let stateless = Envelope::parse(message.as_bytes()).is_ok_and(|envelope| {
+            envelope.meta.as_ref().is_some_and(MetaFields::is_modern)
+                && envelope.method.as_deref() != Some("initialize")
+        });
+        *self = if stateless {
+            McpLink::Stateless {
+                peer,
+                running: Rc::default(),
+            }
+        } else {
+            McpLink::Session {
+                session: SessionState::new_ref(),
+                peer,
+            }
+        };
+    }
 }
 
 /// Where the close handshake stands.
@@ -99,13 +147,10 @@ impl WsConnection {
     pub fn new(kind: WsKind, config: &Config, metrics: &Rc<Metrics>, now: Instant) -> Self {
         let queue = Rc::new(Outbound::new(config.max_outbound_bytes));
         let mcp = match kind {
-            WsKind::Mcp => Some(McpLink {
-                session: SessionState::new_ref(),
-                peer: Rc::new(WsPeer {
-                    queue: Rc::clone(&queue),
-                    metrics: Rc::clone(metrics),
-                }),
-            }),
+            WsKind::Mcp => Some(McpLink::Undecided(Rc::new(WsPeer {
+                queue: Rc::clone(&queue),
+                metrics: Rc::clone(metrics),
+            }))),
             WsKind::Echo => None,
         };
         WsConnection {
@@ -126,7 +171,7 @@ impl WsConnection {
             return;
         }
         if let Some(rest) = self.held.take() {
-            if let Some(link) = &self.mcp {
+            if let Some(link) = &mut self.mcp {
                 self.held = dispatch(env, &self.queue, link, &rest);
             }
             if self.held.is_some() {
@@ -170,7 +215,7 @@ impl WsConnection {
             match event {
                 Event::Text(text) => {
                     env.metrics.message_in();
-                    match &self.mcp {
+                    match &mut self.mcp {
                         Some(link) => self.held = dispatch(env, &self.queue, link, text),
                         None => {
                             env.metrics.message_out();
@@ -394,34 +439,49 @@ impl Connection for WsConnection {
     }
 
     fn on_end(&mut self, env: &Env) {
-        if let Some(link) = &self.mcp {
+        match &self.mcp {
             // Cancels what still runs for this client and drops its subscriptions.
-            env.dispatcher.end_session(&link.session);
+            Some(McpLink::Session { session, .. }) => env.dispatcher.end_session(session),
+            Some(McpLink::Stateless { running, .. }) => {
+                for (_, cancel) in running.borrow_mut().drain() {
+                    cancel.cancel();
+                }
+            }
+            Some(McpLink::Undecided(_)) | None => {}
         }
     }
 }
 
 /// Hands each JSON-RPC message of a text frame to the dispatcher until a
 /// bound stops it; returns the rest, to be held.
-fn dispatch(env: &Env, queue: &Rc<Outbound>, link: &McpLink, text: &str) -> Option<String> {
+fn dispatch(env: &Env, queue: &Rc<Outbound>, link: &mut McpLink, text: &str) -> Option<String> {
     for message in mcp::split_frame(text) {
         if queue.is_full() {
             env.metrics.limit(Limit::OutboundQueue);
             let offset = message.as_ptr() as usize - text.as_ptr() as usize;
             return Some(text[offset..].to_owned());
         }
-        dispatch_one(env, queue, link, message);
+        link.decide(message);
+        match link {
+            McpLink::Session { session, peer } => {
+                let peer: Rc<dyn Peer> = peer.clone();
+                let reply =
+                    env.dispatcher
+                        .handle(session.clone(), peer, message.as_bytes().to_vec());
+                answer(env, queue, reply);
+            }
+            McpLink::Stateless { peer, running } => {
+                stateless_message(env, queue, peer, running, message)
+            }
+            McpLink::Undecided(_) => {}
+        }
     }
     None
 }
 
-/// Hands one JSON-RPC message to the dispatcher; its reply is queued at
-/// once, or by a task of its own when the handler waits.
-fn dispatch_one(env: &Env, queue: &Rc<Outbound>, link: &McpLink, message: &str) {
-    let peer: Rc<dyn Peer> = link.peer.clone();
-    let reply = env
-        .dispatcher
-        .handle(link.session.clone(), peer, message.as_bytes().to_vec());
+/// Queues a message's reply once it is ready: at once, or from a task of its own when the
+/// handler waits.
+fn answer(env: &Env, queue: &Rc<Outbound>, reply: impl Future<Output = Option<Vec<u8>>> + 'static) {
     let queue = Rc::clone(queue);
     let metrics = Rc::clone(env.metrics);
     let arrived = Instant::now();
@@ -432,4 +492,82 @@ fn dispatch_one(env: &Env, queue: &Rc<Outbound>, link: &McpLink, message: &str) 
             push_frame(&queue, OpCode::Text, &reply);
         }
     });
+}
+
+/// One message of a 2026-07-28 WebSocket: checked as an HTTP request is, minus the headers
+/// (no `_meta` -32602, another revision -32022, a method not served -32601, a missing
+/// client capability -32021), then run on its own; `notifications/cancelled` stops one that
+/// still runs, as on stdio.
+fn stateless_message(
+    env: &Env,
+    queue: &Rc<Outbound>,
+    peer: &Rc<WsPeer>,
+    running: &Rc<RefCell<HashMap<String, Rc<Cancel>>>>,
+    message: &str,
+) {
+    let refuse = |refusal: TransportError| {
+        env.metrics.error(ErrorKind::JsonRpc);
+        push_frame(queue, OpCode::Text, &refusal.json_rpc_error());
+    };
+    let envelope = match Envelope::parse(message.as_bytes()) {
+        Ok(envelope) => envelope,
+        Err(e) => return refuse(TransportError::NotARequest(e)),
+    };
+    let Some(method) = envelope.method.as_deref() else {
+        // A response: this revision's server sends no requests to answer.
+        return refuse(TransportError::NotARequest(EnvelopeError::NotAnObject));
+    };
+    if !envelope.is_request() {
+        if method == "notifications/cancelled" {
+            if let Some(cancel) =
+                cancelled_request(message).and_then(|id| running.borrow_mut().remove(&id))
+            {
+                cancel.cancel();
+            }
+        }
+        return;
+    }
+    let id = envelope.id.map(|raw| raw.get().to_owned());
+    let checked = stateless::read_meta(&envelope, &id).and_then(|(meta, requested)| {
+        stateless::check_revision(requested, &id)?;
+        stateless::check_servable(env, method, &envelope, &meta, &id)?;
+        Ok(meta)
+    });
+    let meta = match checked {
+        Ok(meta) => meta,
+        Err(refusal) => return refuse(refusal),
+    };
+    let cancel = Rc::new(Cancel::default());
+    let key = id.unwrap_or_default();
+    running.borrow_mut().insert(key.clone(), Rc::clone(&cancel));
+    let peer: Rc<dyn Peer> = peer.clone();
+    let reply = env
+        .dispatcher
+        .handle_stateless(meta, peer, message.as_bytes().to_vec());
+    let running = Rc::clone(running);
+    answer(env, queue, async move {
+        let reply = futures_lite::future::or(reply, async {
+            cancel.cancelled().await;
+            None
+        })
+        .await;
+        running.borrow_mut().remove(&key);
+        reply
+    });
+}
+
+/// The `requestId` of a `notifications/cancelled`, as JSON text.
+fn cancelled_request(message: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "requestId", borrow)]
+        request_id: &'a serde_json::value::RawValue,
+    }
+    #[derive(serde::Deserialize)]
+    struct Notification<'a> {
+        #[serde(borrow)]
+        params: Params<'a>,
+    }
+    let parsed: Notification<'_> = serde_json::from_str(message).ok()?;
+    Some(parsed.params.request_id.get().to_owned())
 }
