@@ -269,6 +269,7 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
                 Incoming::Result {
                     id: got,
                     tool_error,
+                    ..
                 } if got == id => {
                     stats.record(now, now.saturating_duration_since(intended));
                     if tool_error {

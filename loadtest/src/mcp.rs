@@ -90,6 +90,8 @@ pub enum Incoming {
         id: u64,
         /// A tool result with `isError: true`.
         tool_error: bool,
+        /// What the result's `resultType` says.
+        result_type: ResultType,
     },
     /// An error response (`id` absent when the server could not tell).
     Error {
@@ -102,6 +104,51 @@ pub enum Incoming {
     Notification,
     /// Not a JSON-RPC message we understand.
     Invalid,
+}
+
+/// A result's `resultType` (MCP 2026-07-28; results of the earlier revisions have none).
+///
+/// Spec (2026-07-28, basic/index): "The `result` MUST include a `resultType` field";
+/// `"complete"` is a final result, anything else (`"input_required"`) asks the client for
+/// another round, so a request is not answered until a complete one comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultType {
+    /// No `resultType` (or `null`): a 2025 result, or a 2026 result that breaks the rule
+    /// above.
+    Absent,
+    /// `"resultType":"complete"`.
+    Complete,
+    /// Any other value, or one that is not a string.
+    Other,
+}
+
+/// The one member of a result the load generator reads for [`ResultType`].
+#[derive(Deserialize)]
+struct ResultTypeMember {
+    #[serde(rename = "resultType", default)]
+    result_type: Option<Value>,
+}
+
+/// A result's [`ResultType`], read without a parse in the common shapes, exactly as
+/// [`is_tool_error`] reads `isError`: ringmcp puts `resultType` first, so a result that
+/// starts `{"resultType":"complete"` followed by `,` or `}` has it (a valid object has
+/// each key once); a result with neither `resultType` nor a `\u` escape has none.
+fn result_type(result: &str) -> ResultType {
+    if let Some(rest) = result.strip_prefix(r#"{"resultType":"complete""#) {
+        if rest.starts_with([',', '}']) {
+            return ResultType::Complete;
+        }
+    }
+    if !result.contains("resultType") && !result.contains("\\u") {
+        return ResultType::Absent;
+    }
+    match serde_json::from_str::<ResultTypeMember>(result) {
+        Ok(ResultTypeMember { result_type: None }) => ResultType::Absent,
+        Ok(ResultTypeMember {
+            result_type: Some(Value::String(t)),
+        }) if t == "complete" => ResultType::Complete,
+        _ => ResultType::Other,
+    }
 }
 
 /// The one member of a tool result the load generator reads.
@@ -137,6 +184,7 @@ pub fn classify(bytes: &[u8]) -> Incoming {
             (Some(id), Ok(result)) => Incoming::Result {
                 id,
                 tool_error: is_tool_error(result.get()),
+                result_type: result_type(result.get()),
             },
             (id, Err(error)) => Incoming::Error {
                 id,
@@ -242,14 +290,16 @@ mod tests {
             classify(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#),
             Incoming::Result {
                 id: 7,
-                tool_error: false
+                tool_error: false,
+                result_type: ResultType::Absent,
             }
         );
         assert_eq!(
             classify(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":true}}"#),
             Incoming::Result {
                 id: 7,
-                tool_error: true
+                tool_error: true,
+                result_type: ResultType::Absent,
             }
         );
         assert_eq!(
@@ -276,7 +326,11 @@ mod tests {
             let reply = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{result}}}"#);
             assert_eq!(
                 classify(reply.as_bytes()),
-                Incoming::Result { id: 1, tool_error },
+                Incoming::Result {
+                    id: 1,
+                    tool_error,
+                    result_type: ResultType::Absent
+                },
                 "{result}"
             );
         }
@@ -290,6 +344,71 @@ mod tests {
             ),
             Some("2025-06-18".into())
         );
+    }
+
+    #[test]
+    fn reads_the_2026_result_type() {
+        for (result, result_type, tool_error) in [
+            // What ringmcp answers a 2026-07-28 tools/call with.
+            (
+                r#"{"resultType":"complete","content":[{"type":"text","text":"hi"}],"isError":false}"#,
+                ResultType::Complete,
+                false,
+            ),
+            (r#"{"resultType":"complete"}"#, ResultType::Complete, false),
+            (
+                r#"{"resultType":"complete","isError":true}"#,
+                ResultType::Complete,
+                true,
+            ),
+            (
+                r#"{"content":[],"resultType" : "complete"}"#,
+                ResultType::Complete,
+                false,
+            ),
+            (
+                r#"{"result\u0054ype":"complete"}"#,
+                ResultType::Complete,
+                false,
+            ),
+            (
+                r#"{"resultType":"compl\u0065te"}"#,
+                ResultType::Complete,
+                false,
+            ),
+            (r#"{"resultType":"completed"}"#, ResultType::Other, false),
+            (r#"{"resultType":"complete_"}"#, ResultType::Other, false),
+            (
+                r#"{"resultType":"input_required","inputRequests":{}}"#,
+                ResultType::Other,
+                false,
+            ),
+            // null counts as absent; either way not a complete result.
+            (r#"{"resultType":null}"#, ResultType::Absent, false),
+            (r#"{"resultType":1}"#, ResultType::Other, false),
+            (
+                r#"{"content":[],"isError":false}"#,
+                ResultType::Absent,
+                false,
+            ),
+            (
+                r#"{"content":[{"type":"text","text":"resultType"}]}"#,
+                ResultType::Absent,
+                false,
+            ),
+            (r#"{"x\"resultType":"complete"}"#, ResultType::Absent, false),
+        ] {
+            let reply = format!(r#"{{"jsonrpc":"2.0","id":3,"result":{result}}}"#);
+            assert_eq!(
+                classify(reply.as_bytes()),
+                Incoming::Result {
+                    id: 3,
+                    tool_error,
+                    result_type
+                },
+                "{result}"
+            );
+        }
     }
 
     #[test]

@@ -200,7 +200,9 @@ impl Observer<'_> {
                         .record(now, now.saturating_duration_since(due));
                 }
             }
-            Incoming::Result { id: 1, tool_error } => {
+            Incoming::Result {
+                id: 1, tool_error, ..
+            } => {
                 self.got_result = true;
                 if tool_error {
                     self.ctx.stats.error("tool_error");

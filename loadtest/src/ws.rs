@@ -348,7 +348,7 @@ fn handle_reply(
         return;
     }
     match mcp::classify(message) {
-        Incoming::Result { id, tool_error } => match inflight.take(Some(id)) {
+        Incoming::Result { id, tool_error, .. } => match inflight.take(Some(id)) {
             Some(intended) => {
                 stats.record(now, now.saturating_duration_since(intended));
                 if tool_error {
