@@ -97,6 +97,32 @@ pub struct Args {
     /// Seed for the random choices (masks excepted), so runs are repeatable.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+
+    /// The MCP revision the client speaks. 2026-07-28 (http-mcp only) sends no initialize:
+    /// every request carries its own `_meta` and the Mcp-Method and Mcp-Name headers.
+    #[arg(long, value_enum, default_value_t = Protocol::Session)]
+    pub protocol: Protocol,
+}
+
+/// The MCP revision the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// MCP 2025-11-25: `initialize` opens a session, whose id every later request carries.
+    #[value(name = "2025-11-25")]
+    Session,
+    /// MCP 2026-07-28: no session; every request carries `_meta` and the standard headers.
+    #[value(name = "2026-07-28")]
+    Stateless,
+}
+
+impl Protocol {
+    /// The version string, as on the command line and in `MCP-Protocol-Version`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Protocol::Session => "2025-11-25",
+            Protocol::Stateless => "2026-07-28",
+        }
+    }
 }
 
 /// The load scenarios.
@@ -106,7 +132,8 @@ pub enum Scenario {
     WsEcho,
     /// MCP over WebSocket: initialize, then tools/call echo.
     WsMcp,
-    /// MCP Streamable HTTP: initialize, then tools/call echo over keep-alive connections.
+    /// MCP Streamable HTTP: initialize (not with --protocol 2026-07-28), then tools/call echo
+    /// over keep-alive connections.
     HttpMcp,
     /// Sessions receiving server-sent events at a set rate; measures delivery latency.
     SseFanout,
@@ -130,6 +157,13 @@ impl Scenario {
             Scenario::IdleHold => "idle-hold",
             Scenario::SlowReaders => "slow-readers",
         }
+    }
+
+    /// Whether the scenario can speak `protocol`. Only http-mcp has a 2026-07-28 client: the
+    /// other HTTP scenarios hold sessions (GET streams, `Last-Event-ID` resumption), and ringmcp
+    /// serves 2026-07-28 over Streamable HTTP only.
+    pub fn speaks(self, protocol: Protocol) -> bool {
+        protocol == Protocol::Session || self == Scenario::HttpMcp
     }
 
     /// Whether the scenario speaks WebSocket (else Streamable HTTP).
@@ -292,6 +326,33 @@ mod tests {
 
         let t = Target::parse("ws://127.3.2.1/mcp").expect("127/8 is loopback");
         assert_eq!(t.addr.port(), 80);
+    }
+
+    #[test]
+    fn protocol_flag() {
+        let parse = |extra: &[&str]| {
+            Args::try_parse_from(["ringmcp-load"].iter().chain(extra)).map(|a| a.protocol)
+        };
+        assert_eq!(parse(&[]).ok(), Some(Protocol::Session));
+        assert_eq!(
+            parse(&["--protocol", "2026-07-28"]).ok(),
+            Some(Protocol::Stateless)
+        );
+        assert_eq!(
+            parse(&["--protocol", "2025-11-25"]).ok(),
+            Some(Protocol::Session)
+        );
+        assert!(parse(&["--protocol", "2025-06-18"]).is_err());
+        for p in [Protocol::Session, Protocol::Stateless] {
+            assert_eq!(
+                p.to_possible_value().map(|v| v.get_name().to_owned()),
+                Some(p.version().to_owned())
+            );
+        }
+        assert!(Scenario::HttpMcp.speaks(Protocol::Stateless));
+        assert!(!Scenario::WsMcp.speaks(Protocol::Stateless));
+        assert!(!Scenario::SseResume.speaks(Protocol::Stateless));
+        assert!(Scenario::WsMcp.speaks(Protocol::Session));
     }
 
     #[test]

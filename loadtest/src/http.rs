@@ -1,9 +1,10 @@
-//! MCP Streamable HTTP client side: sessions over keep-alive connections,
-//! responses as JSON or as an SSE stream, and the http-mcp and idle-hold
-//! (HTTP) scenarios.
+//! MCP Streamable HTTP client side: sessions over keep-alive connections (or, in MCP
+//! 2026-07-28, keep-alive connections with no session), responses as JSON or as an SSE
+//! stream, and the http-mcp and idle-hold (HTTP) scenarios.
 
+use crate::cli::{Protocol, Target};
 use crate::ctx::Ctx;
-use crate::mcp::{self, EchoTemplate, Incoming};
+use crate::mcp::{self, EchoTemplate, Incoming, ResultType};
 use crate::net::{self, Conn, NetError};
 use crate::stats::ShardStats;
 use ringmcp::proto::http1::{self, Method, ResponseHead};
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 /// Largest SSE event accepted.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
-/// A Streamable HTTP session: its id, negotiated version and current connection.
+/// A Streamable HTTP session: its id, negotiated version and current connection. A 2026-07-28
+/// client's is a connection with no id ([`open_stateless`]).
 pub struct Session {
     /// The connection (replaced on reconnects).
     pub conn: Conn,
@@ -23,6 +25,81 @@ pub struct Session {
     pub id: Option<String>,
     /// The negotiated protocol version, sent as `MCP-Protocol-Version`.
     pub version: String,
+}
+
+/// Writes a request head with the session headers: a POST of `length` bytes of JSON, or
+/// (`length` None) a GET of the session's stream, with the `extra` headers last but for
+/// `content-length`.
+fn write_head(
+    out: &mut Vec<u8>,
+    target: &Target,
+    session_id: Option<&str>,
+    version: &str,
+    length: Option<usize>,
+    extra: &[(&str, &str)],
+) {
+    let mut headers = Vec::with_capacity(4 + extra.len());
+    if length.is_some() {
+        headers.push(("content-type", "application/json"));
+        headers.push(("accept", "application/json, text/event-stream"));
+    } else {
+        headers.push(("accept", "text/event-stream"));
+    }
+    if let Some(id) = session_id {
+        headers.push(("mcp-session-id", id));
+    }
+    headers.push(("mcp-protocol-version", version));
+    headers.extend_from_slice(extra);
+    let method = if length.is_some() { "POST" } else { "GET" };
+    http1::write_request_head(out, method, &target.path, &target.host, &headers, length);
+}
+
+/// The http-mcp request, written once but for its id: the head up to the value of
+/// `content-length` (last, so the rest is fixed), and the body's [`EchoTemplate`]. Writing
+/// one is three copies and two numbers, whichever the protocol.
+pub struct EchoPost {
+    head: Vec<u8>,
+    body: EchoTemplate,
+}
+
+impl EchoPost {
+    /// The `tools/call echo` POST of `payload` bytes for `session` in `protocol`'s shape.
+    ///
+    /// Spec (2026-07-28, streamable-http): a request carries `MCP-Protocol-Version`, and
+    /// `Mcp-Method` and, for `tools/call`, `Mcp-Name` with the body's `params.name`: "These
+    /// headers are REQUIRED for compliance".
+    pub fn new(target: &Target, session: &Session, protocol: Protocol, payload: usize) -> EchoPost {
+        let (body, extra): (_, &[(&str, &str)]) = match protocol {
+            Protocol::Session => (EchoTemplate::new(payload), &[]),
+            Protocol::Stateless => (
+                EchoTemplate::stateless(payload),
+                &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+            ),
+        };
+        EchoPost::with(target, session.id.as_deref(), &session.version, body, extra)
+    }
+
+    fn with(
+        target: &Target,
+        session_id: Option<&str>,
+        version: &str,
+        body: EchoTemplate,
+        extra: &[(&str, &str)],
+    ) -> EchoPost {
+        let mut head = Vec::new();
+        write_head(&mut head, target, session_id, version, Some(0), extra);
+        // The head ends "content-length: 0\r\n\r\n"; keep it up to the value.
+        head.truncate(head.len() - b"0\r\n\r\n".len());
+        EchoPost { head, body }
+    }
+
+    /// Appends the request with `id`, head and body.
+    pub fn write(&self, out: &mut Vec<u8>, id: u64) {
+        out.extend_from_slice(&self.head);
+        // Writing into a Vec cannot fail.
+        let _ = std::io::Write::write_fmt(out, format_args!("{}\r\n\r\n", self.body.len(id)));
+        self.body.write(out, id);
+    }
 }
 
 /// How an SSE body ended.
@@ -38,29 +115,15 @@ impl Session {
     /// A request (head and body) carrying the session headers: a POST of `body`, or (`body`
     /// None) a GET of the session's stream with the `extra` headers.
     pub fn request(&self, ctx: &Ctx, body: Option<&[u8]>, extra: &[(&str, &str)]) -> Vec<u8> {
-        let mut headers = Vec::with_capacity(4 + extra.len());
-        if body.is_some() {
-            headers.push(("content-type", "application/json"));
-            headers.push(("accept", "application/json, text/event-stream"));
-        } else {
-            headers.push(("accept", "text/event-stream"));
-        }
-        if let Some(id) = &self.id {
-            headers.push(("mcp-session-id", id.as_str()));
-        }
-        headers.push(("mcp-protocol-version", self.version.as_str()));
-        headers.extend_from_slice(extra);
         let content = body.unwrap_or_default();
         let mut out = Vec::with_capacity(256 + content.len());
-        let method = if body.is_some() { "POST" } else { "GET" };
-        let length = body.map(<[u8]>::len);
-        http1::write_request_head(
+        write_head(
             &mut out,
-            method,
-            &ctx.target.path,
-            &ctx.target.host,
-            &headers,
-            length,
+            &ctx.target,
+            self.id.as_deref(),
+            &self.version,
+            body.map(<[u8]>::len),
+            extra,
         );
         out.extend_from_slice(content);
         out
@@ -76,7 +139,18 @@ impl Session {
         on_event: &mut dyn FnMut(&SseEvent),
     ) -> Result<Vec<u8>, NetError> {
         let mut request = self.request(ctx, Some(body), &[]);
-        self.conn.write_all(&mut request, deadline).await?;
+        self.exchange(&mut request, deadline, on_event).await
+    }
+
+    /// Sends a JSON-RPC request already written, head and body (emptying `request`), and
+    /// reads its reply as [`Session::call`] does.
+    pub async fn exchange(
+        &mut self,
+        request: &mut Vec<u8>,
+        deadline: Instant,
+        on_event: &mut dyn FnMut(&SseEvent),
+    ) -> Result<Vec<u8>, NetError> {
+        self.conn.write_all(request, deadline).await?;
         let head = self.conn.read_head(Method::Post, deadline).await?;
         if head.status() != 200 {
             // Read the error body so the connection stays usable.
@@ -234,45 +308,72 @@ pub async fn open_session(ctx: &Ctx) -> Result<Session, NetError> {
     Ok(session)
 }
 
-/// http-mcp: one session per connection, tools/call echo on the open-loop schedule.
-/// HTTP/1.1 has one request in flight per connection, so a late reply delays the next
-/// send, and that delay counts in the next request's latency (it is measured from its
-/// intended time).
+/// Connects for MCP 2026-07-28: no `initialize` and no session, as every request carries
+/// its own context.
+///
+/// Spec (2026-07-28, basic/versioning): "A request carrying modern per-request `_meta` is
+/// served statelessly according to this revision."
+pub async fn open_stateless(ctx: &Ctx) -> Result<Session, NetError> {
+    let stream = net::connect(&ctx.target, ctx.timeout()).await?;
+    Ok(Session {
+        conn: Conn::new(stream),
+        id: None,
+        version: mcp::STATELESS_VERSION.to_owned(),
+    })
+}
+
+/// http-mcp: one session (2026-07-28: one connection) per connection, tools/call echo on the
+/// open-loop schedule. HTTP/1.1 has one request in flight per connection, so a late reply
+/// delays the next send, and that delay counts in the next request's latency (it is
+/// measured from its intended time).
 pub async fn client(ctx: Rc<Ctx>, global: usize) {
     let began = Instant::now();
     ShardStats::add(&ctx.stats.attempted, 1);
-    let mut session = match open_session(&ctx).await {
+    let protocol = ctx.args.protocol;
+    let opened = match protocol {
+        Protocol::Session => open_session(&ctx).await,
+        Protocol::Stateless => open_stateless(&ctx).await,
+    };
+    let mut session = match opened {
         Ok(s) => s,
         Err(e) => return ctx.setup_failed(&e),
     };
     ctx.setup_ok(began.elapsed());
+    let post = EchoPost::new(&ctx.target, &session, protocol, ctx.args.payload);
     let start = ctx.start.wait().await;
     let mut schedule = ctx.schedule(start, global);
-    let template = EchoTemplate::new(ctx.args.payload);
     let stats = &ctx.stats;
-    let mut body = Vec::new();
+    let mut request = Vec::new();
     let mut id = 1;
     while let Some(at) = schedule.peek() {
         net::sleep_until(at).await;
         let Some(intended) = schedule.take_due(Instant::now()) else {
             continue;
         };
-        body.clear();
-        template.write(&mut body, id);
+        request.clear();
+        post.write(&mut request, id);
         ShardStats::add(&stats.sent, 1);
         stats.record_lag(Instant::now().saturating_duration_since(intended));
         let deadline = intended + ctx.timeout();
-        let result = session.call(&ctx, &body, deadline, &mut |_| {}).await;
+        let result = session.exchange(&mut request, deadline, &mut |_| {}).await;
         let now = Instant::now();
         match result {
             Ok(reply) => match mcp::classify(&reply) {
                 Incoming::Result {
                     id: got,
                     tool_error,
-                    ..
+                    result_type,
                 } if got == id => {
                     stats.record(now, now.saturating_duration_since(intended));
-                    if tool_error {
+                    // A 2025 result has no resultType; a 2026 one must say it is complete.
+                    let unfinished = match (protocol, result_type) {
+                        (Protocol::Session, _) | (_, ResultType::Complete) => None,
+                        (_, ResultType::Absent) => Some("result_type_missing"),
+                        (_, ResultType::Other) => Some("result_not_complete"),
+                    };
+                    if let Some(kind) = unfinished {
+                        stats.error(kind);
+                    } else if tool_error {
                         stats.error("tool_error");
                     } else {
                         ShardStats::add(&stats.ok, 1);
@@ -365,4 +466,134 @@ pub async fn idle_client(ctx: Rc<Ctx>, _global: usize) {
     }
     ShardStats::add(&ctx.stats.bytes_in, session.conn.bytes_in);
     ShardStats::add(&ctx.stats.bytes_out, session.conn.bytes_out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target::parse("http://127.0.0.1:8080/mcp").expect("target")
+    }
+
+    fn written(post: &EchoPost, id: u64) -> String {
+        let mut out = Vec::new();
+        post.write(&mut out, id);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn one_2026_request_byte_for_byte() {
+        let post = EchoPost::with(
+            &target(),
+            None,
+            mcp::STATELESS_VERSION,
+            EchoTemplate::stateless(5),
+            &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+        );
+        let body = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\
+             \"arguments\":{{\"message\":\"abcde\"}},\"_meta\":{{\
+             \"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\
+             \"io.modelcontextprotocol/clientCapabilities\":{{}},\
+             \"io.modelcontextprotocol/clientInfo\":{{\"name\":\"ringmcp-load\",\"version\":\"{}\"}}}}}}}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let want = format!(
+            "POST /mcp HTTP/1.1\r\n\
+             host: 127.0.0.1:8080\r\n\
+             content-type: application/json\r\n\
+             accept: application/json, text/event-stream\r\n\
+             mcp-protocol-version: 2026-07-28\r\n\
+             mcp-method: tools/call\r\n\
+             mcp-name: echo\r\n\
+             content-length: {}\r\n\
+             \r\n\
+             {body}",
+            body.len()
+        );
+        assert_eq!(written(&post, 1), want);
+    }
+
+    /// The request read back the way a server reads it: the head parses, `content-length`
+    /// frames the body exactly, and the body is the JSON-RPC request with the id.
+    fn parse_back(bytes: &str) -> (Vec<(String, String)>, Value) {
+        let (head, body) = bytes.split_once("\r\n\r\n").expect("a head");
+        let mut lines = head.split("\r\n");
+        assert_eq!(lines.next(), Some("POST /mcp HTTP/1.1"));
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l.split_once(": ").expect("a field");
+                (n.to_owned(), v.to_owned())
+            })
+            .collect();
+        let length = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| v.parse::<usize>().expect("a length"));
+        assert_eq!(length, Some(body.len()));
+        (headers, serde_json::from_str(body).expect("json body"))
+    }
+
+    use serde_json::Value;
+
+    #[test]
+    fn headers_and_meta_agree_at_every_id_width() {
+        let post = EchoPost::with(
+            &target(),
+            None,
+            mcp::STATELESS_VERSION,
+            EchoTemplate::stateless(64),
+            &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+        );
+        for id in [1, 9, 10, 99, 100, 12_345, u64::MAX] {
+            let (headers, body) = parse_back(&written(&post, id));
+            let header = |name: &str| {
+                let found: Vec<&str> = (headers.iter())
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                assert_eq!(found.len(), 1, "{name} once");
+                found[0].to_owned()
+            };
+            assert_eq!(body["id"], id);
+            // What the server checks: the headers against the body and its _meta.
+            assert_eq!(header("mcp-method"), body["method"]);
+            assert_eq!(header("mcp-name"), body["params"]["name"]);
+            assert_eq!(
+                header("mcp-protocol-version"),
+                body["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"]
+            );
+            assert!(!headers.iter().any(|(n, _)| n == "mcp-session-id"));
+        }
+    }
+
+    #[test]
+    fn the_2025_request_is_what_the_generic_writer_writes() {
+        let post = EchoPost::with(
+            &target(),
+            Some("s-1"),
+            mcp::PROTOCOL_VERSION,
+            EchoTemplate::new(64),
+            &[],
+        );
+        for id in [1, 9, 10, 999, 1000, u64::MAX] {
+            let mut body = Vec::new();
+            EchoTemplate::new(64).write(&mut body, id);
+            let mut want = Vec::new();
+            write_head(
+                &mut want,
+                &target(),
+                Some("s-1"),
+                mcp::PROTOCOL_VERSION,
+                Some(body.len()),
+                &[],
+            );
+            want.extend_from_slice(&body);
+            assert_eq!(written(&post, id).as_bytes(), want, "id {id}");
+            let (headers, _) = parse_back(&written(&post, id));
+            assert!(headers.contains(&("mcp-session-id".into(), "s-1".into())));
+            assert!(!headers.iter().any(|(n, _)| n.starts_with("mcp-method")));
+        }
+    }
 }

@@ -56,6 +56,15 @@ fn real_main(args: Args) -> Result<i32, String> {
             ))
         }
     }
+    if !args.scenario.speaks(args.protocol) {
+        return Err(format!(
+            "--protocol {} is for http-mcp only: scenario {} has no {0} client (ringmcp serves \
+             {0} over Streamable HTTP POSTs, not over WebSocket, and the other HTTP scenarios \
+             hold sessions)",
+            args.protocol.version(),
+            args.scenario.name()
+        ));
+    }
     let server_metrics = match &args.server_metrics {
         Some(url) => match Target::parse(url).map_err(|e| e.to_string())? {
             t if t.scheme == cli::Scheme::Http => Some(t),

@@ -5,8 +5,11 @@ use ringmcp::proto::jsonrpc;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The protocol version the client asks for.
+/// The protocol version the client asks for in `initialize`.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// The revision whose requests carry their own context instead of a session's.
+pub const STATELESS_VERSION: &str = "2026-07-28";
 
 /// The `initialize` request (id 0).
 pub fn initialize() -> Vec<u8> {
@@ -40,11 +43,30 @@ pub fn echo_message(payload: usize) -> String {
 impl EchoTemplate {
     /// A template whose message is [`echo_message`] of `payload` bytes.
     pub fn new(payload: usize) -> EchoTemplate {
+        EchoTemplate::with_meta(payload, "")
+    }
+
+    /// The same request in MCP 2026-07-28 shape: `params._meta` carries what `initialize`
+    /// told a session once.
+    ///
+    /// Spec (2026-07-28, basic/lifecycle): every request carries
+    /// `io.modelcontextprotocol/protocolVersion`, `io.modelcontextprotocol/clientCapabilities`
+    /// and `io.modelcontextprotocol/clientInfo` in `_meta`.
+    pub fn stateless(payload: usize) -> EchoTemplate {
+        let meta = format!(
+            r#","_meta":{{"io.modelcontextprotocol/protocolVersion":"{STATELESS_VERSION}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"ringmcp-load","version":"{}"}}}}"#,
+            env!("CARGO_PKG_VERSION")
+        );
+        EchoTemplate::with_meta(payload, &meta)
+    }
+
+    /// `meta` is spliced into `params` after `arguments`: empty, or `,"_meta":{...}`.
+    fn with_meta(payload: usize, meta: &str) -> EchoTemplate {
         let message = echo_message(payload);
         EchoTemplate {
             prefix: br#"{"jsonrpc":"2.0","id":"#,
             suffix: format!(
-                r#","method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{message}"}}}}}}"#
+                r#","method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{message}"}}{meta}}}}}"#
             )
             .into_bytes(),
         }
@@ -409,6 +431,37 @@ mod tests {
                 "{result}"
             );
         }
+    }
+
+    #[test]
+    fn stateless_echo_template_carries_meta() {
+        let t = EchoTemplate::stateless(10);
+        let mut out = Vec::new();
+        t.write(&mut out, 7);
+        assert_eq!(out.len(), t.len(7));
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["method"], "tools/call");
+        assert_eq!(v["params"]["name"], "echo");
+        assert_eq!(v["params"]["arguments"]["message"], "abcdefghij");
+        let meta = &v["params"]["_meta"];
+        assert_eq!(
+            meta["io.modelcontextprotocol/protocolVersion"],
+            STATELESS_VERSION
+        );
+        assert_eq!(
+            meta["io.modelcontextprotocol/clientCapabilities"],
+            serde_json::json!({})
+        );
+        assert_eq!(
+            meta["io.modelcontextprotocol/clientInfo"]["name"],
+            "ringmcp-load"
+        );
+        // The 2025 shape has no _meta.
+        let mut out = Vec::new();
+        EchoTemplate::new(10).write(&mut out, 7);
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        assert!(v["params"].get("_meta").is_none());
     }
 
     #[test]

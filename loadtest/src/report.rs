@@ -141,6 +141,7 @@ impl Report {
         settings.insert("ramp", args.ramp.into());
         settings.insert("payload", args.payload.into());
         settings.insert("timeout_s", args.timeout.into());
+        settings.insert("protocol", args.protocol.version().into());
         match args.scenario {
             Scenario::IdleHold => {
                 settings.insert("transport", format!("{:?}", args.transport).into());
@@ -227,9 +228,10 @@ impl Report {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         let _ = writeln!(
             s,
-            "ringmcp-load {} -> {} ({} shard{})",
+            "ringmcp-load {} -> {} (MCP {}, {} shard{})",
             self.scenario,
             self.target,
+            self.settings["protocol"].as_str().unwrap_or("?"),
             self.shards,
             if self.shards == 1 { "" } else { "s" }
         );
