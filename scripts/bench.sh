@@ -27,6 +27,11 @@
 #                             are skipped, and BENCH_FILL_EVENTS must be 0 (the stream tool is
 #                             ringmcp's)
 #   BENCH_FILL_EVENTS [100]   idle-hold-http: events in each session's ring before it idles
+#   BENCH_PROTOCOL [2025-11-25]  the MCP revision of the load (ringmcp-load --protocol):
+#                             2026-07-28 sends http-mcp's calls with no initialize, each with
+#                             its _meta and Mcp-Method/Mcp-Name headers; the other scenarios
+#                             have no 2026 client and are skipped. Each JSON records it
+#                             (settings.protocol)
 #   BENCH_DEMOTE [""]         PIDs of other processes whose threads run SCHED_IDLE for the
 #                             benchmark (restored at exit; needs root): a background process
 #                             that shares the pinned cores then runs only when they idle.
@@ -48,6 +53,7 @@ PAYLOAD=${BENCH_PAYLOAD:-64}
 SCENARIOS=${BENCH_SCENARIOS:-"idle-hold-ws idle-hold-http ws-mcp http-mcp sse-resume"}
 PEER=${BENCH_PEER:-ringmcp}
 FILL_EVENTS=${BENCH_FILL_EVENTS:-100}
+PROTOCOL=${BENCH_PROTOCOL:-2025-11-25}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 OUT="${BENCH_RESULTS:-$REPO_ROOT/results}/$(date +%Y%m%d-%H%M%S)"
@@ -85,6 +91,12 @@ case "$PEER" in
         cp scripts/peers/ts_server.mjs "$TS_SDK_DIR/" ;;
     *) die "unknown BENCH_PEER '$PEER' (ringmcp, python-sdk, typescript-sdk)" ;;
 esac
+# The scenarios that have a client for each revision.
+case "$PROTOCOL" in
+    2025-11-25) ;;
+    2026-07-28) PEER_SCENARIOS=$([[ " $PEER_SCENARIOS " == *" http-mcp "* ]] && echo http-mcp || true) ;;
+    *) die "unknown BENCH_PROTOCOL '$PROTOCOL' (2025-11-25, 2026-07-28)" ;;
+esac
 if [[ "$PEER" != ringmcp ]] && (( FILL_EVENTS > 0 )) && [[ " $SCENARIOS " == *" idle-hold-http "* ]]; then
     die "BENCH_PEER=$PEER: idle-hold-http fills rings with ringmcp's stream tool; set BENCH_FILL_EVENTS=0"
 fi
@@ -118,6 +130,7 @@ for pid in ${BENCH_DEMOTE:-}; do
 done
 echo "${BENCH_DEMOTE:-}" >"$OUT/demoted-pids"
 echo "$PEER" >"$OUT/server"
+echo "$PROTOCOL" >"$OUT/protocol"
 
 BENCH_SERVER_PID=""
 stop_bench_server() {
@@ -169,7 +182,7 @@ start_bench_server() {
 run_load() {
     local name=$1; shift
     local cmd=(taskset -c "$LOAD_CPU" "$LOAD_BIN" --shards 1 --ramp "$RAMP" --server-pid "$BENCH_SERVER_PID"
-               --json "$OUT/$name.json" "$@")
+               --protocol "$PROTOCOL" --json "$OUT/$name.json" "$@")
     # The busy share (CPU use without idle spinning) is a ringmcp counter.
     [[ "$PEER" != ringmcp ]] || cmd+=(--server-metrics "http://127.0.0.1:$BENCH_PORT/metrics")
     printf '%q ' "${cmd[@]}" >"$OUT/$name.cmd"
@@ -181,7 +194,7 @@ run_load() {
 RUN=()
 for scenario in $SCENARIOS; do
     if [[ " $PEER_SCENARIOS " != *" $scenario "* ]]; then
-        log "$scenario: skipped, $PEER does not serve it"
+        log "$scenario: skipped, $PEER does not serve it over MCP $PROTOCOL"
         continue
     fi
     RUN+=("$scenario")
