@@ -226,12 +226,16 @@ impl Report {
     pub fn human(&self) -> String {
         let mut s = String::new();
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        // The one scenario whose revision is a choice.
+        let protocol = match self.settings["protocol"].as_str() {
+            Some(p) if self.scenario == Scenario::HttpMcp.name() => format!("MCP {p}, "),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "ringmcp-load {} -> {} (MCP {}, {} shard{})",
+            "ringmcp-load {} -> {} ({protocol}{} shard{})",
             self.scenario,
             self.target,
-            self.settings["protocol"].as_str().unwrap_or("?"),
             self.shards,
             if self.shards == 1 { "" } else { "s" }
         );
