@@ -160,8 +160,8 @@ impl Scenario {
     }
 
     /// Whether the scenario can speak `protocol`. Only http-mcp has a 2026-07-28 client: the
-    /// other HTTP scenarios hold sessions (GET streams, `Last-Event-ID` resumption), and ringmcp
-    /// serves 2026-07-28 over Streamable HTTP only.
+    /// other HTTP scenarios hold sessions (GET streams, `Last-Event-ID` resumption), and the
+    /// WebSocket ones were written when ringmcp served 2026-07-28 over HTTP only.
     pub fn speaks(self, protocol: Protocol) -> bool {
         protocol == Protocol::Session || self == Scenario::HttpMcp
     }

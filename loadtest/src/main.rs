@@ -58,9 +58,8 @@ fn real_main(args: Args) -> Result<i32, String> {
     }
     if !args.scenario.speaks(args.protocol) {
         return Err(format!(
-            "--protocol {} is for http-mcp only: scenario {} has no {0} client (ringmcp serves \
-             {0} over Streamable HTTP POSTs, not over WebSocket, and the other HTTP scenarios \
-             hold sessions)",
+            "--protocol {} is for http-mcp only: ringmcp-load has no {0} client for scenario {} \
+             (use the default, 2025-11-25)",
             args.protocol.version(),
             args.scenario.name()
         ));
