@@ -1,18 +1,17 @@
 //! MCP 2026-07-28 over Streamable HTTP: a POST that carries its own context in `_meta`, is
 //! checked against its headers, and is answered by the shard that read it, with no session.
 
-use super::streamable::{accepts, require_json_body, sse_head, Outcome, Sink, SseStream};
+use super::streamable::{check_post_head, sse_head, Outcome, Sink, SseStream};
 use super::{Env, TransportError};
+use crate::mcp::session::RequestSignal;
 use crate::mcp::stateless::{self, Envelope, EnvelopeError, MetaFields};
 use crate::mcp::{version, Peer, Tool};
 use crate::metrics::{Limit, Metrics, Path};
 use crate::proto::base64;
 use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
 use crate::proto::jsonrpc::Id;
-use crate::wake::WakeSlot;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -58,12 +57,7 @@ pub(super) fn post(
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Result<Outcome, TransportError> {
-    if !accepts(head, "application/json") || !accepts(head, "text/event-stream") {
-        return Err(TransportError::NotAcceptable(
-            "Accept must list application/json and text/event-stream",
-        ));
-    }
-    require_json_body(head)?;
+    check_post_head(head)?;
     let Some(method) = envelope.method.as_deref() else {
         return Err(TransportError::NotARequest(EnvelopeError::NotAnObject));
     };
@@ -301,7 +295,7 @@ fn run(
             sink.end();
         }
     };
-    let cancel = Rc::new(Cancel::default());
+    let cancel = Rc::new(RequestSignal::default());
     match reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(reply) if sink.queue().is_empty() => {
             let reply = reply.unwrap_or_default();
@@ -357,32 +351,5 @@ impl Peer for RequestPeer {
         }
         self.sink.push_event(None, None, &message);
         true
-    }
-}
-
-/// The client gave up on a request: its handler stops at its next pause.
-#[derive(Default)]
-pub(super) struct Cancel {
-    cancelled: Cell<bool>,
-    waiter: WakeSlot,
-}
-
-impl Cancel {
-    /// Cancels the request.
-    pub(super) fn cancel(&self) {
-        self.cancelled.set(true);
-        self.waiter.wake();
-    }
-
-    /// Completes once cancelled.
-    pub(super) fn cancelled(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| {
-            if self.cancelled.get() {
-                Poll::Ready(())
-            } else {
-                self.waiter.register(cx.waker());
-                Poll::Pending
-            }
-        })
     }
 }

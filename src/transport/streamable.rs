@@ -9,9 +9,10 @@
 //! it with `Last-Event-ID` and gets exactly the events after that id.
 
 use super::outbound::Outbound;
-use super::stateless::{self, Cancel};
+use super::stateless;
 use super::{Connection, Env, Flow, FlushedFlow, TransportError};
 use crate::config::Config;
+use crate::mcp::session::RequestSignal;
 use crate::mcp::{self, Kind, Peer, SessionRef, SessionState};
 use crate::metrics::{Limit, Metrics, Path};
 use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
@@ -486,7 +487,7 @@ enum Source {
         stream: u32,
     },
     /// One 2026-07-28 request's messages, ending with its result.
-    Request { cancel: Rc<Cancel> },
+    Request { cancel: Rc<RequestSignal> },
 }
 
 impl SseStream {
@@ -496,7 +497,7 @@ impl SseStream {
 
     /// The response of one 2026-07-28 request; `cancel` stops its handler if the client
     /// closes the stream before the result.
-    pub(super) fn for_request(env: &Env, sink: Rc<Sink>, cancel: Rc<Cancel>) -> SseStream {
+    pub(super) fn for_request(env: &Env, sink: Rc<Sink>, cancel: Rc<RequestSignal>) -> SseStream {
         SseStream::serving(env, sink, Source::Request { cancel })
     }
 
@@ -640,7 +641,7 @@ pub(super) fn sse_head(out: &mut Vec<u8>, extra: &[(&str, &str)], keep_alive: bo
 }
 
 /// Whether an `Accept` header admits `media_type` (exactly, by `type/*`, or `*/*`).
-pub(super) fn accepts(head: &RequestHead, media_type: &str) -> bool {
+fn accepts(head: &RequestHead, media_type: &str) -> bool {
     let major = media_type.split('/').next().unwrap_or("");
     head.header_values("accept")
         .flat_map(|v| v.split(|&b| b == b','))
@@ -656,8 +657,21 @@ pub(super) fn accepts(head: &RequestHead, media_type: &str) -> bool {
         })
 }
 
+/// What every POST to `/mcp` must say of itself, in either revision: it accepts both answer
+/// forms (406 otherwise) and sends JSON (415 otherwise).
+pub(super) fn check_post_head(head: &RequestHead) -> Result<(), TransportError> {
+    // "The client MUST include an Accept header, listing both application/json and
+    // text/event-stream as supported content types."
+    if !accepts(head, "application/json") || !accepts(head, "text/event-stream") {
+        return Err(TransportError::NotAcceptable(
+            "Accept must list application/json and text/event-stream",
+        ));
+    }
+    require_json_body(head)
+}
+
 /// A POST body must be JSON: anything else is answered 415.
-pub(super) fn require_json_body(head: &RequestHead) -> Result<(), TransportError> {
+fn require_json_body(head: &RequestHead) -> Result<(), TransportError> {
     let json = head
         .header_str("content-type")
         .and_then(|v| v.split(';').next())
@@ -775,14 +789,7 @@ fn post(
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Result<Outcome, TransportError> {
-    // "The client MUST include an Accept header, listing both application/json and
-    // text/event-stream as supported content types."
-    if !accepts(head, "application/json") || !accepts(head, "text/event-stream") {
-        return Err(TransportError::NotAcceptable(
-            "Accept must list application/json and text/event-stream",
-        ));
-    }
-    require_json_body(head)?;
+    check_post_head(head)?;
     let kind = mcp::classify(body);
     let session = match kind {
         Kind::Request {

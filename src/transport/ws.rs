@@ -3,10 +3,11 @@
 //! bound, as a state machine the shard's driver loop feeds.
 
 use super::outbound::Outbound;
-use super::stateless::{self, Cancel};
+use super::stateless;
 use super::TransportError;
 use super::{Connection, Env, Flow, FlushedFlow};
 use crate::config::Config;
+use crate::mcp::session::RequestSignal;
 use crate::mcp::stateless::{Envelope, EnvelopeError, MetaFields};
 use crate::mcp::{self, Peer, SessionRef, SessionState};
 use crate::metrics::{ErrorKind, Limit, Metrics, Path};
@@ -70,7 +71,7 @@ enum McpLink {
     /// 2026-07-28 requests, each on its own; those still running, to cancel.
     Stateless {
         peer: Rc<WsPeer>,
-        running: Rc<RefCell<HashMap<String, Rc<Cancel>>>>,
+        running: Rc<RefCell<HashMap<String, Rc<RequestSignal>>>>,
     },
 }
 
@@ -502,7 +503,7 @@ fn stateless_message(
     env: &Env,
     queue: &Rc<Outbound>,
     peer: &Rc<WsPeer>,
-    running: &Rc<RefCell<HashMap<String, Rc<Cancel>>>>,
+    running: &Rc<RefCell<HashMap<String, Rc<RequestSignal>>>>,
     message: &str,
 ) {
     let refuse = |refusal: TransportError| {
@@ -537,7 +538,7 @@ fn stateless_message(
         Ok(meta) => meta,
         Err(refusal) => return refuse(refusal),
     };
-    let cancel = Rc::new(Cancel::default());
+    let cancel = Rc::new(RequestSignal::default());
     let key = id.unwrap_or_default();
     running.borrow_mut().insert(key.clone(), Rc::clone(&cancel));
     let peer: Rc<dyn Peer> = peer.clone();
