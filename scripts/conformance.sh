@@ -42,19 +42,9 @@ EVENTSOURCE_PARSER_VERSION="3.1.1"
 ZOD_VERSION="4.6.7"
 
 # Scenarios of the 2026-07-28 requirements that fail because ringmcp does not implement
-# what they test yet (issue 18): multi-round tool results, and the tasks extension
-# (io.modelcontextprotocol/tasks, not part of the revision's scored set).
+# what they test: the tasks extension (io.modelcontextprotocol/tasks, not part of the
+# revision's scored set).
 EXPECTED_FAILURES=(
-    input-required-result-basic-elicitation
-    input-required-result-basic-sampling
-    input-required-result-basic-list-roots
-    input-required-result-request-state
-    input-required-result-multiple-input-requests
-    input-required-result-multi-round
-    input-required-result-non-tool-request
-    input-required-result-result-type
-    input-required-result-tampered-state
-    input-required-result-capability-check
     tasks-lifecycle
     tasks-capability-negotiation
     tasks-wire-fields

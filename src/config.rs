@@ -4,6 +4,7 @@
 //! The clap attributes sit behind `cfg_attr(feature = "cli", ...)` so the options are declared
 //! once (name, help text, default) and the library itself never needs clap.
 
+use crate::mcp::request_state::StateSeal;
 use crate::mcp::DispatchLimits;
 use crate::proto::http1;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -168,6 +169,16 @@ pub struct Config {
     /// by default only localhost origins (http/https on localhost, 127.0.0.1, `[::1]`, any port) are allowed.
     #[cfg_attr(feature = "cli", arg(long = "allow-origin", value_name = "ORIGIN"))]
     pub allowed_origins: Vec<String>,
+
+    /// File holding the key (at least 32 bytes; trailing whitespace ignored) that seals the
+    /// `requestState` of MCP 2026-07-28 multi-round results. Processes and nodes given the same
+    /// file accept each other's states; without it each process draws a random key.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
+    pub state_key_file: Option<std::path::PathBuf>,
+
+    /// How long a `requestState` stays valid, in milliseconds (the client must retry within it).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.request_state_ttl_ms))]
+    pub request_state_ttl_ms: u64,
 }
 
 impl Default for Config {
@@ -212,6 +223,8 @@ const DEFAULT: Config = Config {
     sse_retry_ms: 1_000,
     no_legacy_sse: false,
     allowed_origins: Vec::new(),
+    state_key_file: None,
+    request_state_ttl_ms: 300_000,
 };
 
 impl Config {
@@ -231,6 +244,24 @@ impl Config {
             max_headers: self.max_headers.min(http1::HEADER_SLOTS),
             max_uri_bytes: self.max_uri_bytes,
             max_body_bytes: self.max_body_bytes,
+        }
+    }
+
+    /// The seal of multi-round `requestState`s: the key file's, or a random key.
+    pub(crate) fn state_seal(&self) -> Result<StateSeal, String> {
+        let ttl = Duration::from_millis(self.request_state_ttl_ms);
+        match &self.state_key_file {
+            None => StateSeal::random(ttl),
+            Some(path) => {
+                let key = std::fs::read(path)
+                    .map_err(|e| format!("cannot read --state-key-file {}: {e}", path.display()))?;
+                let end = key
+                    .iter()
+                    .rposition(|b| !b.is_ascii_whitespace())
+                    .map_or(0, |i| i + 1);
+                StateSeal::new(&key[..end], ttl)
+                    .map_err(|e| format!("--state-key-file {}: {e}", path.display()))
+            }
         }
     }
 

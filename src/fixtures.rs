@@ -8,10 +8,11 @@
 //! tests, benches and fuzz targets include this file by path. So it uses only the public API,
 //! as an embedder would.
 
+use futures_lite::future::zip;
 use ringmcp::{
-    Content, LogLevel, Prompt, PromptMessage, PromptResult, Registry, RegistryBuilder, Resource,
-    ResourceBody, ResourceContents, ResourceRead, ResourceTemplate, Role, Tool, ToolContext,
-    ToolError, ToolResult,
+    ClientError, Content, LogLevel, Prompt, PromptMessage, PromptResult, Registry, RegistryBuilder,
+    Resource, ResourceBody, ResourceContents, ResourceRead, ResourceTemplate, Role, Tool,
+    ToolContext, ToolError, ToolResult,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -54,6 +55,7 @@ pub fn builtin() -> RegistryBuilder {
     let builder = add_stateless_conformance_tools(builder);
     let builder = add_conformance_resources(builder);
     let builder = add_conformance_prompts(builder);
+    let builder = add_input_required_tools(builder);
     add_benchmark_tools(builder)
 }
 
@@ -169,6 +171,208 @@ pub fn add_stateless_conformance_tools(builder: RegistryBuilder) -> RegistryBuil
                     },
                 });
                 elicit_and_report(ctx, request, "Elicitation").await
+            },
+        )
+}
+
+/// An `elicitation/create` form asking for one string property.
+fn ask_for(message: &str, property: &str) -> Value {
+    json!({
+        "message": message,
+        "requestedSchema": {
+            "type": "object",
+            "properties": {property: {"type": "string"}},
+            "required": [property],
+        },
+    })
+}
+
+/// The accepted content's `property`, or why there is none.
+fn accepted(answer: &Value, property: &str) -> Result<String, String> {
+    match answer.get("action").and_then(Value::as_str) {
+        Some("accept") => answer
+            .pointer(&format!("/content/{property}"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the answer has no {property}")),
+        other => Err(format!("the user chose {}", other.unwrap_or("nothing"))),
+    }
+}
+
+/// The sampled text of a `sampling/createMessage` answer.
+fn sampled_text(answer: &Value) -> String {
+    answer
+        .pointer("/content/text")
+        .and_then(Value::as_str)
+        .map_or_else(|| answer["content"].to_string(), str::to_owned)
+}
+
+/// Adds the tools (and the prompt) of the 2026-07-28 multi-round scenarios
+/// (`input-required-result-*`). Each asks through the context, so in a 2025 session the
+/// same handler sends server-to-client requests instead.
+pub fn add_input_required_tools(builder: RegistryBuilder) -> RegistryBuilder {
+    builder
+        .tool(
+            Tool::new(
+                "test_input_required_result_elicitation",
+                "Asks the user's name (inputRequests key user_name), then greets them",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let ask = ask_for("What is your name?", "name");
+                let answer = ctx.request_as("user_name", "elicitation/create", ask).await?;
+                Ok(match accepted(&answer, "name") {
+                    Ok(name) => ToolResult::text(format!("Hello, {name}!")),
+                    Err(why) => ToolResult::error(why),
+                })
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_input_required_result_sampling",
+                "Asks the client's model a question and reports the answer",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let answer = ctx
+                    .create_message(json!({
+                        "messages": [{"role": "user", "content": {"type": "text",
+                            "text": "What is the capital of France?"}}],
+                        "maxTokens": 100,
+                    }))
+                    .await?;
+                Ok(ToolResult::text(format!(
+                    "Sampling result: {}",
+                    sampled_text(&answer)
+                )))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_input_required_result_list_roots",
+                "Asks for the client's roots and counts them",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let answer = ctx.list_roots().await?;
+                let count = answer["roots"].as_array().map_or(0, Vec::len);
+                Ok(ToolResult::text(format!("Found {count} root(s)")))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_input_required_result_request_state",
+                "Asks for a confirmation; the retry must carry the verified requestState",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let ask = json!({
+                    "message": "Confirm?",
+                    "requestedSchema": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
+                });
+                ctx.elicit(ask).await?;
+                Ok(if ctx.input_rounds() > 0 {
+                    ToolResult::text("state-ok: the requestState was verified")
+                } else {
+                    ToolResult::error("answered without the requestState")
+                })
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_input_required_result_multiple_inputs",
+                "Asks for a name, a sampled answer and the roots in one round",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let name = ctx.request_as(
+                    "user_name",
+                    "elicitation/create",
+                    ask_for("What is your name?", "name"),
+                );
+                let sampled = ctx.create_message(json!({
+                    "messages": [{"role": "user", "content": {"type": "text", "text": "Say hello"}}],
+                    "maxTokens": 50,
+                }));
+                let roots = ctx.list_roots();
+                let ((name, sampled), roots) = zip(zip(name, sampled), roots).await;
+                let (name, sampled, roots) = (name?, sampled?, roots?);
+                Ok(ToolResult::text(format!(
+                    "name: {}, sampled: {}, roots: {}",
+                    accepted(&name, "name").unwrap_or_default(),
+                    sampled_text(&sampled),
+                    roots["roots"].as_array().map_or(0, Vec::len)
+                )))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_input_required_result_multi_round",
+                "Asks for a name, then (in a second round) a favourite colour",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let name = ctx.elicit(ask_for("What is your name?", "name")).await?;
+                let color = ctx
+                    .elicit(ask_for("What is your favourite colour?", "color"))
+                    .await?;
+                Ok(ToolResult::text(format!(
+                    "Multi-round complete for {} who likes {}",
+                    accepted(&name, "name").unwrap_or_default(),
+                    accepted(&color, "color").unwrap_or_default()
+                )))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_input_required_result_tampered_state",
+                "Asks for a name under a sealed requestState; a changed state is refused",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                ctx.elicit(ask_for("What is your name?", "name")).await?;
+                Ok(ToolResult::text(format!(
+                    "integrity-ok: state verified after {} round(s)",
+                    ctx.input_rounds()
+                )))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_input_required_result_capabilities",
+                "Asks the user if the client can elicit, else the client's model",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let answer = match ctx.elicit(ask_for("What is your name?", "name")).await {
+                    Err(ClientError::Unsupported(_)) => {
+                        let sampled = ctx
+                            .create_message(json!({
+                                "messages": [{"role": "user", "content": {"type": "text",
+                                    "text": "Make up a name"}}],
+                                "maxTokens": 20,
+                            }))
+                            .await?;
+                        sampled_text(&sampled)
+                    }
+                    answer => accepted(&answer?, "name").unwrap_or_default(),
+                };
+                Ok(ToolResult::text(format!("Name: {answer}")))
+            },
+        )
+        .prompt(
+            Prompt::new(
+                "test_input_required_result_prompt",
+                "Asks for context (inputRequests key user_context), then builds the prompt",
+            ),
+            |ctx, _| async move {
+                let ask = ask_for("What should the prompt be about?", "context");
+                let answer = ctx.request_as("user_context", "elicitation/create", ask).await?;
+                let context = accepted(&answer, "context").map_err(ToolError::InvalidParams)?;
+                Ok(PromptResult::new(vec![PromptMessage::new(
+                    Role::User,
+                    Content::text(format!("Please help with: {context}")),
+                )]))
             },
         )
 }
@@ -520,7 +724,7 @@ pub fn add_conformance_prompts(builder: RegistryBuilder) -> RegistryBuilder {
     builder
         .prompt(
             Prompt::new("test_simple_prompt", "A simple prompt without arguments"),
-            move |_| {
+            move |_, _| {
                 std::future::ready(Ok(PromptResult::new(vec![user(Content::text(
                     "This is a simple prompt for testing.",
                 ))])))
@@ -533,7 +737,7 @@ pub fn add_conformance_prompts(builder: RegistryBuilder) -> RegistryBuilder {
             )
             .argument("arg1", "First test argument", true)
             .argument("arg2", "Second test argument", true),
-            move |args| {
+            move |_, args| {
                 let text = format!(
                     "Prompt with arguments: arg1='{}', arg2='{}'",
                     prompt_arg(&args, "arg1"),
@@ -548,7 +752,7 @@ pub fn add_conformance_prompts(builder: RegistryBuilder) -> RegistryBuilder {
                 "A prompt that includes an embedded resource",
             )
             .argument("resourceUri", "URI of the resource to embed", true),
-            move |args| {
+            move |_, args| {
                 let resource = ResourceContents::new(
                     prompt_arg(&args, "resourceUri"),
                     ResourceBody::Text("Embedded resource content for testing.".into()),
@@ -565,7 +769,7 @@ pub fn add_conformance_prompts(builder: RegistryBuilder) -> RegistryBuilder {
                 "test_prompt_with_image",
                 "A prompt that includes image content",
             ),
-            move |_| {
+            move |_, _| {
                 std::future::ready(Ok(PromptResult::new(vec![
                     user(Content::image(PNG_BASE64, "image/png")),
                     user(Content::text("Please analyze the image above.")),

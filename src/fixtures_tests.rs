@@ -47,10 +47,18 @@ fn tools_list_satisfies_the_sdk() {
         "test_logging_tool",
         "test_streaming_elicitation",
         "test_header_param",
+        "test_input_required_result_elicitation",
+        "test_input_required_result_sampling",
+        "test_input_required_result_list_roots",
+        "test_input_required_result_request_state",
+        "test_input_required_result_multiple_inputs",
+        "test_input_required_result_multi_round",
+        "test_input_required_result_tampered_state",
+        "test_input_required_result_capabilities",
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
-    assert_eq!(tools.len(), 22);
+    assert_eq!(tools.len(), 30);
     // The first listed tool runs with no arguments (the 2026-07-28 suite calls it with {}).
     assert_eq!(tools[0]["inputSchema"]["properties"], json!({}));
     for tool in tools {
@@ -355,6 +363,8 @@ fn prompts_return_the_reference_messages() {
             {"name":"test_prompt_with_embedded_resource","description":"A prompt that includes an embedded resource",
                 "arguments":[{"name":"resourceUri","description":"URI of the resource to embed","required":true}]},
             {"name":"test_prompt_with_image","description":"A prompt that includes image content"},
+            {"name":"test_input_required_result_prompt",
+                "description":"Asks for context (inputRequests key user_context), then builds the prompt"},
         ])
     );
     let get = |name: &str, arguments: Option<Value>| {

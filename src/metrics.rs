@@ -102,11 +102,14 @@ pub enum Limit {
     InboundBudget,
     /// A plain HTTP reply was not read within `--slow-reader-timeout-ms`: the connection closed.
     WriteTimeout,
+    /// A 2026-07-28 retry was refused for its `requestState`: tampered, expired, replayed,
+    /// sealed for another request, or the shard's ledger of used states was full.
+    RequestState,
 }
 
 impl Limit {
     /// Every limit, in label order.
-    pub const ALL: [Limit; 7] = [
+    pub const ALL: [Limit; 8] = [
         Limit::NotificationQueue,
         Limit::OutboundQueue,
         Limit::InFlight,
@@ -114,6 +117,7 @@ impl Limit {
         Limit::Batch,
         Limit::InboundBudget,
         Limit::WriteTimeout,
+        Limit::RequestState,
     ];
 
     /// The Prometheus label value.
@@ -126,6 +130,7 @@ impl Limit {
             Limit::Batch => "batch",
             Limit::InboundBudget => "inbound_budget",
             Limit::WriteTimeout => "write_timeout",
+            Limit::RequestState => "request_state",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Server-to-client requests (`sampling/createMessage`, `elicitation/create`,
 //! ...): issuing them, and matching the client's answers to their waiters.
 
+use crate::mcp::input::{InputRound, Lookup};
 use crate::mcp::peer::Peer;
 use crate::mcp::session::SessionRef;
 use crate::mcp::tool::ToolError;
@@ -135,6 +136,8 @@ pub struct ClientRequest {
 enum State {
     Done(Option<Result<Value, ClientError>>),
     Waiting(Waiting),
+    /// A 2026-07-28 request with no answer yet: it ends the call's round when awaited.
+    Asked(Rc<InputRound>),
 }
 
 struct Waiting {
@@ -185,6 +188,23 @@ impl ClientRequest {
         }
     }
 
+    /// Checks the capability and takes the answer under `key` from a 2026-07-28 call's
+    /// round, or records the request for the round's `inputRequests`.
+    ///
+    /// Spec (2026-07-28, mrtr): servers "MUST NOT send an `inputRequests` that the client
+    /// has not declared support for in its capabilities".
+    pub(crate) fn ask(round: &Rc<InputRound>, key: String, method: &str, params: Value) -> Self {
+        if let Err(e) = check_capability(Some(&round.client_capabilities), method, &params) {
+            return Self::done(Err(e));
+        }
+        match round.lookup(&key, method, params) {
+            Lookup::Answered(answer) => Self::done(Ok(answer)),
+            Lookup::Waiting => ClientRequest {
+                state: State::Asked(Rc::clone(round)),
+            },
+        }
+    }
+
     /// Checks the capability, registers a waiter under a fresh id, and sends
     /// the request through `peer`, tagged with `related_request`.
     pub(crate) fn send(
@@ -200,8 +220,8 @@ impl ClientRequest {
                 return Self::done(Err(ClientError::Internal("session busy".to_owned())));
             };
             // Spec (2026-07-28, streamable-http): the server "MUST NOT send independent
-            // JSON-RPC requests on this stream"; the revision asks the client through
-            // multi-round results instead, which this server does not offer yet.
+            // JSON-RPC requests on this stream"; handlers of the revision ask through their
+            // round (`ask`), and those without one cannot ask.
             if state.is_stateless() {
                 return Self::done(Err(ClientError::Internal(
                     "server-to-client requests are not sent to 2026-07-28 clients".to_owned(),
@@ -264,6 +284,11 @@ impl Future for ClientRequest {
         let this = self.get_mut();
         let outcome = match &mut this.state {
             State::Done(outcome) => outcome.take(),
+            State::Asked(round) => {
+                // The dispatcher ends the round once the handler is pending on this.
+                round.block();
+                return Poll::Pending;
+            }
             State::Waiting(waiting) => {
                 let outcome = waiting.slot.outcome.borrow_mut().take();
                 if outcome.is_none() {

@@ -1,9 +1,11 @@
 //! Routes JSON-RPC messages to MCP methods for one session.
 
 use crate::mcp::client::ClientError;
+use crate::mcp::input::InputRound;
 use crate::mcp::peer::Peer;
 use crate::mcp::prompt::{Completion, CompletionRef, CompletionRequest};
 use crate::mcp::registry::{Empty, Registry};
+use crate::mcp::request_state::{Binding, StateError, StateSeal, StateUse, States};
 use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef, SessionState};
 use crate::mcp::stateless;
@@ -19,11 +21,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 /// What a message is, found without running any handler.
@@ -252,6 +257,59 @@ struct RequestMeta<'a> {
     progress_token: Option<&'a RawValue>,
 }
 
+/// The multi-round fields of a 2026-07-28 retry (`tools/call`, `prompts/get`).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RetryParams {
+    /// `Some(Value::Null)` when the client sent `null`, which is malformed.
+    #[serde(default, deserialize_with = "present")]
+    input_responses: Option<Value>,
+    #[serde(default)]
+    request_state: Option<String>,
+}
+
+/// A field that is present, `null` included (absent stays `None` through `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InputRequiredResult {
+    input_requests: Map<String, Value>,
+    request_state: String,
+}
+
+/// How a handler run with a round ended.
+enum Step<T> {
+    /// It returned.
+    Complete(T),
+    /// It waits on input the client has not given.
+    InputRequired,
+}
+
+/// Polls `work` until it completes or, in a 2026-07-28 call, waits on input the client has
+/// not given (or gave in the wrong shape: -32602).
+async fn until_input_needed<T>(
+    round: Option<&InputRound>,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<Step<T>, Error> {
+    let mut work = pin!(work);
+    poll_fn(|cx| match work.as_mut().poll(cx) {
+        Poll::Ready(result) => Poll::Ready(result.map(Step::Complete)),
+        Poll::Pending => match round {
+            Some(round) if round.is_blocked() => Poll::Ready(match round.invalid() {
+                Some(why) => Err(Error::InvalidParams(Cow::Owned(format!(
+                    "Invalid params: {why}"
+                )))),
+                None => Ok(Step::InputRequired),
+            }),
+            _ => Poll::Pending,
+        },
+    })
+    .await
+}
+
 #[derive(Deserialize)]
 struct UriParams<'a> {
     #[serde(borrow)]
@@ -269,6 +327,8 @@ struct GetPromptParams<'a> {
     name: Cow<'a, str>,
     #[serde(default)]
     arguments: Option<HashMap<String, String>>,
+    #[serde(borrow, default, rename = "_meta")]
+    meta: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +384,8 @@ struct InFlight {
     session: SessionRef,
     id: Id,
     signal: Rc<RequestSignal>,
+    /// Set when the reply is a 2026-07-28 `input_required` result.
+    input_required: Cell<bool>,
 }
 
 impl Drop for InFlight {
@@ -335,6 +397,9 @@ impl Drop for InFlight {
         }
     }
 }
+
+/// How long a `requestState` stays valid unless configured.
+pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(300);
 
 /// Without a transport timer, sleeps end at once.
 fn no_timer(_: Duration) -> SleepFuture {
@@ -350,6 +415,15 @@ impl Dispatcher {
                 hub: Rc::new(ResourceHub::default()),
                 sleep: Rc::new(no_timer),
                 broadcast: Rc::new(|_: &str| {}),
+                states: Rc::new(States::new(
+                    StateSeal::random(DEFAULT_STATE_TTL)
+                        .map_err(|e| log::error!("multi-round results unavailable: {e}"))
+                        .ok()
+                        .map(Arc::new),
+                    0,
+                    1,
+                    Rc::new(|_, _| Box::pin(std::future::ready(Err(StateError::Replayed)))),
+                )),
             },
             limits: DispatchLimits::default(),
             on_limit: Rc::new(|_| {}),
@@ -388,6 +462,27 @@ impl Dispatcher {
     pub fn with_resource_broadcast(mut self, broadcast: impl Fn(&str) + 'static) -> Self {
         self.services.broadcast = Rc::new(broadcast);
         self
+    }
+
+    /// Seals the `requestState` of 2026-07-28 multi-round results with `seal` (one per
+    /// process, or one key shared by several), as shard `shard` of `shards`; `remote` asks
+    /// another shard's ledger to accept a state it sealed (the transport's message passing),
+    /// which answers through [`Dispatcher::accept_request_state_here`]. Without this, states
+    /// are sealed under a random key of this dispatcher's own.
+    pub fn with_request_states(
+        mut self,
+        seal: Arc<StateSeal>,
+        shard: usize,
+        shards: usize,
+        remote: impl Fn(usize, StateUse) -> BoxedLocal<Result<(), StateError>> + 'static,
+    ) -> Self {
+        self.services.states = Rc::new(States::new(Some(seal), shard, shards, Rc::new(remote)));
+        self
+    }
+
+    /// Records the use of a request state this shard sealed; refuses a second use.
+    pub fn accept_request_state_here(&self, state_use: StateUse) -> Result<(), StateError> {
+        self.services.states.accept_here(state_use)
     }
 
     /// Announces that the resource at `uri` changed: every session
@@ -637,6 +732,7 @@ impl Dispatcher {
             session: session.clone(),
             id: owned,
             signal,
+            input_required: Cell::new(false),
         };
         let registry = &*self.registry;
         let stateless = is_stateless(session);
@@ -651,13 +747,13 @@ impl Dispatcher {
                 "resources/subscribe" => self.subscription(session, peer, id, params, true),
                 "resources/unsubscribe" => self.subscription(session, peer, id, params, false),
                 "prompts/list" => list(id, params, &registry.prompts),
-                "prompts/get" => self.prompts_get(id, params).await,
+                "prompts/get" => self.prompts_get(session, peer, &guard, id, params).await,
                 "completion/complete" => self.complete(id, params).await,
                 "logging/setLevel" => set_level(session, id, params),
                 _ => Err(Error::MethodNotFound(method.to_owned())),
             };
             let reply = if stateless {
-                self.in_stateless_shape(id, method, reply)
+                self.in_stateless_shape(id, method, reply, guard.input_required.get())
             } else {
                 reply
             };
@@ -702,11 +798,21 @@ impl Dispatcher {
     /// caches, and its error codes.
     ///
     /// Spec (2026-07-28, basic/index): "The `result` MUST include a `resultType` field".
-    fn in_stateless_shape(&self, id: RawId<'_>, method: &str, reply: Reply) -> Reply {
+    ///
+    /// Spec (2026-07-28, caching): "Interim results with `resultType: "input_required"` ...
+    /// are not cacheable and carry no caching hints."
+    fn in_stateless_shape(
+        &self,
+        id: RawId<'_>,
+        method: &str,
+        reply: Reply,
+        input_required: bool,
+    ) -> Reply {
         let registry = &*self.registry;
         match reply {
             Ok(mut bytes) => {
                 let members = match method {
+                    _ if input_required => r#""resultType":"input_required""#,
                     "resources/read" => registry.read_result_members.as_str(),
                     _ if stateless::is_cacheable(method) => {
                         registry.catalogue_result_members.as_str()
@@ -768,25 +874,129 @@ impl Dispatcher {
                 call.name
             ))));
         };
+        let args = Value::Object(call.arguments.unwrap_or_default());
+        let binding = Binding::of("tools/call", &call.name, &args);
+        let round = self.open_round(session, params, &binding).await?;
+        let ctx = self.context(session, peer, request, call.meta, round.clone());
+        let step = until_input_needed(
+            round.as_deref(),
+            guarded(format_args!("tool {:?}", call.name), || handler(ctx, args)),
+        )
+        .await?;
+        match step {
+            Step::Complete(result) => ok(id, &result),
+            Step::InputRequired => self.input_required(id, request, round, &binding),
+        }
+    }
+
+    /// The context a tool or prompt handler runs in.
+    fn context(
+        &self,
+        session: &SessionRef,
+        peer: &Rc<dyn Peer>,
+        request: &InFlight,
+        meta: Option<&RawValue>,
+        round: Option<Rc<InputRound>>,
+    ) -> ToolContext {
         // Spec (progress): "Progress tokens MUST be a string or integer value";
         // anything else means the client cannot match progress, so send none.
-        let progress_token = call
-            .meta
+        let progress_token = meta
             .and_then(|meta| serde_json::from_str::<RequestMeta<'_>>(meta.get()).ok())
             .and_then(|meta| meta.progress_token)
             .and_then(RawId::new)
             .map(RawId::to_id);
-        let ctx = ToolContext::new(
+        ToolContext::new(
             request.id.clone(),
             progress_token,
             peer.clone(),
             session.clone(),
             request.signal.clone(),
             self.services.clone(),
-        );
-        let args = Value::Object(call.arguments.unwrap_or_default());
-        let result = guarded(format_args!("tool {:?}", call.name), || handler(ctx, args)).await?;
-        ok(id, &result)
+            round,
+        )
+    }
+
+    /// The input round of a 2026-07-28 call (`None` in a 2025 session): the answers of its
+    /// `inputResponses` and, on a retry, of its verified `requestState`.
+    async fn open_round(
+        &self,
+        session: &SessionRef,
+        params: Option<&RawValue>,
+        binding: &Binding,
+    ) -> Result<Option<Rc<InputRound>>, Error> {
+        if !is_stateless(session) {
+            return Ok(None);
+        }
+        let retry: RetryParams = optional_params(
+            params,
+            "inputResponses must be an object and requestState a string",
+        )?
+        .unwrap_or_default();
+        let (mut answers, rounds) = match retry.request_state.as_deref() {
+            None => (Map::new(), 0),
+            Some(sealed) => {
+                let opened = self.services.states.open(sealed, binding).await;
+                let opened = opened.map_err(|e| {
+                    (self.on_limit)(Limit::RequestState);
+                    match e {
+                        StateError::LedgerFull => Error::LimitExceeded(Cow::Owned(e.to_string())),
+                        StateError::LedgerUnreachable => Error::Internal(Cow::Owned(e.to_string())),
+                        _ => Error::InvalidParams(Cow::Owned(format!("Invalid params: {e}"))),
+                    }
+                })?;
+                (opened.answers, opened.rounds)
+            }
+        };
+        match retry.input_responses {
+            None => {}
+            // Spec (2026-07-28, mrtr): "If additional, unexpected parameters are provided
+            // ... the server SHOULD ignore" them: the round uses only the keys it asks for.
+            Some(Value::Object(given)) => answers.extend(given),
+            Some(_) => {
+                return Err(invalid_params(
+                    "inputResponses must be an object of answers by key",
+                ))
+            }
+        }
+        let capabilities = session
+            .borrow()
+            .client_capabilities()
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or(Value::Null);
+        Ok(Some(Rc::new(InputRound::new(
+            capabilities,
+            answers,
+            rounds,
+        ))))
+    }
+
+    /// Ends a round the handler cannot finish: the requests it waits on, and the answers so
+    /// far sealed into the `requestState` the client echoes.
+    ///
+    /// Spec (2026-07-28, mrtr): "Servers MUST include at least one of `inputRequests` or
+    /// `requestState`".
+    fn input_required(
+        &self,
+        id: RawId<'_>,
+        request: &InFlight,
+        round: Option<Rc<InputRound>>,
+        binding: &Binding,
+    ) -> Reply {
+        let round = round.ok_or(Error::Internal(Cow::Borrowed("no input round")))?;
+        let (input_requests, answers) = round.finish();
+        let request_state = self
+            .services
+            .states
+            .seal(binding, answers, round.rounds() + 1)
+            .map_err(|e| Error::Internal(Cow::Owned(e)))?;
+        request.input_required.set(true);
+        ok(
+            id,
+            &InputRequiredResult {
+                input_requests,
+                request_state,
+            },
+        )
     }
 
     async fn resources_read(&self, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
@@ -838,30 +1048,47 @@ impl Dispatcher {
         ok(id, &Empty {})
     }
 
-    async fn prompts_get(&self, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
-        let params: GetPromptParams<'_> = required_params(
+    async fn prompts_get(
+        &self,
+        session: &SessionRef,
+        peer: &Rc<dyn Peer>,
+        request: &InFlight,
+        id: RawId<'_>,
+        params: Option<&RawValue>,
+    ) -> Reply {
+        let get: GetPromptParams<'_> = required_params(
             params,
             "prompts/get params must be an object with a string \"name\" and string \"arguments\"",
         )?;
         // Spec (prompts): "Invalid prompt name: `-32602` (Invalid params)".
-        let Some((prompt, handler)) = self.registry.prompts.get(&params.name) else {
+        let Some((prompt, handler)) = self.registry.prompts.get(&get.name) else {
             return Err(Error::InvalidParams(Cow::Owned(format!(
                 "Unknown prompt: {}",
-                params.name
+                get.name
             ))));
         };
-        let arguments = params.arguments.unwrap_or_default();
+        let arguments = get.arguments.unwrap_or_default();
         // Spec (prompts): "Missing required arguments: `-32602` (Invalid params)".
         if let Some(missing) = prompt.missing_argument(&arguments) {
             return Err(Error::InvalidParams(Cow::Owned(format!(
                 "Missing required argument: {missing}"
             ))));
         }
-        let result = guarded(format_args!("prompt {:?}", params.name), || {
-            handler(arguments)
-        })
+        let bound = serde_json::to_value(&arguments).unwrap_or_default();
+        let binding = Binding::of("prompts/get", &get.name, &bound);
+        let round = self.open_round(session, params, &binding).await?;
+        let ctx = self.context(session, peer, request, get.meta, round.clone());
+        let step = until_input_needed(
+            round.as_deref(),
+            guarded(format_args!("prompt {:?}", get.name), || {
+                handler(ctx, arguments)
+            }),
+        )
         .await?;
-        ok(id, &result)
+        match step {
+            Step::Complete(result) => ok(id, &result),
+            Step::InputRequired => self.input_required(id, request, round, &binding),
+        }
     }
 
     async fn complete(&self, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
@@ -1123,7 +1350,7 @@ mod tests {
         let list = h.reply(json!({"jsonrpc":"2.0","id":"l","method":"tools/list"}));
         assert_eq!(list["id"], json!("l"));
         let tools = list["result"]["tools"].as_array().expect("tools array");
-        assert_eq!(tools.len(), 22);
+        assert_eq!(tools.len(), 30);
         let echo = tools.iter().find(|t| t["name"] == "echo").expect("echo");
         assert_eq!(echo["inputSchema"]["required"], json!(["message"]));
         assert!(list["result"].get("nextCursor").is_none());
@@ -1704,7 +1931,7 @@ mod tests {
                     ResourceTemplate::new(format!("t{i}://{{x}}"), format!("t{i}")),
                     |_| async { Ok(Vec::new()) },
                 )
-                .prompt(Prompt::new(format!("p{i}"), "numbered"), |_| async {
+                .prompt(Prompt::new(format!("p{i}"), "numbered"), |_, _| async {
                     Ok(PromptResult::new(Vec::new()))
                 })
             })
@@ -1940,7 +2167,7 @@ mod tests {
         let registry = Registry::builder()
             .prompt(
                 Prompt::new("lang", "Pick a language").argument("name", "Language", true),
-                |_| async { Ok(PromptResult::new(Vec::new())) },
+                |_, _| async { Ok(PromptResult::new(Vec::new())) },
             )
             .resource_template(
                 ResourceTemplate::new("file:///{path}", "files"),
@@ -2359,3 +2586,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "multi_round_tests.rs"]
+mod multi_round_tests;

@@ -7,9 +7,11 @@
 
 pub mod client;
 pub mod dispatch;
+mod input;
 pub mod peer;
 pub mod prompt;
 pub mod registry;
+pub mod request_state;
 pub mod resource;
 pub mod session;
 pub mod stateless;

@@ -2,7 +2,7 @@
 //! (`completion/complete`).
 
 use crate::mcp::table::Listed;
-use crate::mcp::tool::{Content, ToolError};
+use crate::mcp::tool::{Content, ToolContext, ToolError};
 use futures_lite::future::BoxedLocal;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -122,7 +122,8 @@ impl PromptResult {
 pub type PromptFuture = BoxedLocal<Result<PromptResult, ToolError>>;
 
 /// A type-erased prompt handler; it gets the call's string arguments.
-pub(crate) type PromptHandler = Box<dyn Fn(HashMap<String, String>) -> PromptFuture + Send + Sync>;
+pub(crate) type PromptHandler =
+    Box<dyn Fn(ToolContext, HashMap<String, String>) -> PromptFuture + Send + Sync>;
 
 /// What `completion/complete` completes an argument of.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -318,14 +318,15 @@ impl RegistryBuilder {
         self
     }
 
-    /// Registers a prompt; `handler` gets the string arguments after the
-    /// required ones were checked.
+    /// Registers a prompt; `handler` gets the context (the same a tool gets: logging,
+    /// progress, asking the client) and the string arguments after the required ones were
+    /// checked.
     pub fn prompt<F, Fut>(mut self, prompt: Prompt, handler: F) -> Self
     where
-        F: Fn(HashMap<String, String>) -> Fut + Send + Sync + 'static,
+        F: Fn(ToolContext, HashMap<String, String>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<PromptResult, ToolError>> + 'static,
     {
-        let handler: PromptHandler = Box::new(move |args| Box::pin(handler(args)));
+        let handler: PromptHandler = Box::new(move |ctx, args| Box::pin(handler(ctx, args)));
         upsert(&mut self.prompts, prompt, handler);
         self
     }

@@ -1,7 +1,9 @@
 //! Tool definitions, results, errors, and the context a tool handler runs in.
 
 use crate::mcp::client::ClientRequest;
+use crate::mcp::input::InputRound;
 use crate::mcp::peer::Peer;
+use crate::mcp::request_state::States;
 use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef};
 use crate::mcp::table::Listed;
@@ -284,6 +286,8 @@ pub(crate) struct Services {
     pub(crate) sleep: Rc<SleepFn>,
     /// Carries a resource update to the other shards' subscribers.
     pub(crate) broadcast: Rc<BroadcastFn>,
+    /// Seals and opens the `requestState` of 2026-07-28 multi-round results.
+    pub(crate) states: Rc<States>,
 }
 
 impl Services {
@@ -303,6 +307,9 @@ struct CallState {
     signal: Rc<RequestSignal>,
     services: Services,
     last_progress: Cell<Option<f64>>,
+    /// A 2026-07-28 call's multi-round input; `None` in a 2025 session, whose requests go
+    /// to the client at once.
+    round: Option<Rc<InputRound>>,
 }
 
 /// What a tool handler can do besides computing its result: report
@@ -338,6 +345,7 @@ impl ToolContext {
         session: SessionRef,
         signal: Rc<RequestSignal>,
         services: Services,
+        round: Option<Rc<InputRound>>,
     ) -> Self {
         ToolContext {
             call: Rc::new(CallState {
@@ -348,6 +356,7 @@ impl ToolContext {
                 signal,
                 services,
                 last_progress: Cell::new(None),
+                round,
             }),
         }
     }
@@ -464,13 +473,35 @@ impl ToolContext {
         self.call.services.resource_updated(uri)
     }
 
-    /// Sends a request to the client and resolves to its answer.
+    /// Asks the client (`sampling/createMessage`, `elicitation/create`, `roots/list`) and
+    /// resolves to its answer; the same call serves both protocol revisions.
     ///
-    /// The request goes out at once, with a fresh id unique within the
-    /// session, on this call's stream. Requests needing a capability the
-    /// client did not declare fail with [`ClientError::Unsupported`](crate::mcp::ClientError)
-    /// without being sent.
+    /// In a 2025 session the request goes out at once, with a fresh id unique within the
+    /// session, on this call's stream. In a 2026-07-28 request, which may not carry
+    /// server-to-client requests, it resolves at once when the client's retry already holds
+    /// the answer; otherwise the handler waits, the call ends with an `input_required` result
+    /// asking for it, and the handler runs again when the client retries with the answers.
+    /// Requests are keyed `input-1`, `input-2`, ... in the order the handler makes them (see
+    /// [`ToolContext::request_as`] for a key of your own). Either way, a request needing a
+    /// capability the client did not declare fails with
+    /// [`ClientError::Unsupported`](crate::mcp::ClientError) without being sent.
     pub fn request(&self, method: &str, params: Value) -> ClientRequest {
+        match &self.call.round {
+            Some(round) => ClientRequest::ask(round, round.next_key(), method, params),
+            None => self.send(method, params),
+        }
+    }
+
+    /// [`ToolContext::request`] under the `inputRequests` key `key` (2026-07-28); in a 2025
+    /// session the key is not used.
+    pub fn request_as(&self, key: &str, method: &str, params: Value) -> ClientRequest {
+        match &self.call.round {
+            Some(round) => ClientRequest::ask(round, key.to_owned(), method, params),
+            None => self.send(method, params),
+        }
+    }
+
+    fn send(&self, method: &str, params: Value) -> ClientRequest {
         let call = &self.call;
         ClientRequest::send(
             &call.session,
@@ -481,6 +512,13 @@ impl ToolContext {
         )
     }
 
+    /// How many times the client has already answered this call's input requests
+    /// (2026-07-28 multi-round results, counted in the verified `requestState`); 0 on a
+    /// first call and in a 2025 session.
+    pub fn input_rounds(&self) -> u32 {
+        self.call.round.as_ref().map_or(0, |round| round.rounds())
+    }
+
     /// `sampling/createMessage`: asks the client's model for a completion.
     pub fn create_message(&self, params: Value) -> ClientRequest {
         self.request("sampling/createMessage", params)
@@ -489,5 +527,10 @@ impl ToolContext {
     /// `elicitation/create`: asks the user for input through the client.
     pub fn elicit(&self, params: Value) -> ClientRequest {
         self.request("elicitation/create", params)
+    }
+
+    /// `roots/list`: asks for the client's roots.
+    pub fn list_roots(&self) -> ClientRequest {
+        self.request("roots/list", Value::Object(serde_json::Map::new()))
     }
 }

@@ -8,12 +8,14 @@ pub mod io;
 mod ws;
 
 use crate::config::Config;
+use crate::mcp::request_state::{StateError, StateSeal, StateUse};
 use crate::mcp::{Dispatcher, Registry};
 use crate::metrics::{ErrorKind, Limit, Metrics, Transport};
 use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
 use crate::transport::streamable::HttpSessions;
+use futures_lite::future::BoxedLocal;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::channels::shared_channel;
 use glommio::net::{TcpListener, TcpStream};
@@ -37,6 +39,8 @@ pub enum ServerError {
     Bind(SocketAddr, std::io::Error),
     /// The executor pool failed.
     Runtime(String),
+    /// The configuration cannot be served (for example an unreadable key file).
+    Config(String),
 }
 
 impl fmt::Display for ServerError {
@@ -54,6 +58,7 @@ impl fmt::Display for ServerError {
             ),
             ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServerError::Runtime(e) => write!(f, "shard runtime failed: {e}"),
+            ServerError::Config(e) => write!(f, "{e}"),
         }
     }
 }
@@ -207,6 +212,8 @@ pub fn busy_time() -> Duration {
 /// it through [`Server::start`](crate::Server::start).
 pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHandle, ServerError> {
     probe_io_uring()?;
+    // One seal for every shard: a state sealed on one opens on all.
+    let seal = Arc::new(config.state_seal().map_err(ServerError::Config)?);
     let shards = config.shard_count();
     // Hold the address while the shards bind, so port 0 resolves to one port for all of them.
     let reservation = reserve(config.bind)?;
@@ -247,7 +254,7 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
                 .join()
                 .await
                 .map_err(|e| format!("shard mesh failed to form: {e}"))?;
-            let shard = Rc::new(Shard::new(&config, &registry, local_addr, senders));
+            let shard = Rc::new(Shard::new(&config, &registry, &seal, local_addr, senders));
             glommio::spawn_local(receive_handoffs(Rc::clone(&shard), receivers)).detach();
             glommio::spawn_local(expire_sessions(Rc::clone(&shard))).detach();
             serve(shard, listener, stop).await;
@@ -306,6 +313,11 @@ pub(crate) enum MeshMessage {
     Scrape(shared_channel::SharedSender<Snapshot>),
     /// A resource changed: notify this shard's subscribers of the URI.
     ResourceUpdated(String),
+    /// A request state this shard sealed is being used: record it, answer on the channel.
+    AcceptState(
+        StateUse,
+        shared_channel::SharedSender<Result<(), StateError>>,
+    ),
 }
 
 /// A connection moved to the shard that owns its session, with the request
@@ -353,6 +365,7 @@ impl Shard {
     fn new(
         config: &Arc<Config>,
         registry: &Arc<Registry>,
+        seal: &Arc<StateSeal>,
         addr: SocketAddr,
         mesh: Senders<MeshMessage>,
     ) -> Self {
@@ -370,7 +383,13 @@ impl Shard {
             policy: OriginPolicy::new(&config.allowed_origins, addr.ip().is_loopback()),
             dispatcher: Dispatcher::new(Arc::clone(registry))
                 .with_sleep(|d| Box::pin(glommio::timer::sleep(d)))
-                .with_resource_broadcast(broadcast_resource_updates(mesh))
+                .with_resource_broadcast(broadcast_resource_updates(Rc::clone(&mesh)))
+                .with_request_states(
+                    Arc::clone(seal),
+                    index,
+                    mesh.nr_consumers(),
+                    accept_states_elsewhere(mesh),
+                )
                 .with_limits(config.dispatch_limits(), move |hit| limit_hits.limit(hit)),
             metrics,
             conns: RefCell::new(Slab::new()),
@@ -575,6 +594,10 @@ async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage
                     MeshMessage::ResourceUpdated(uri) => {
                         shard.dispatcher.resource_updated_on_this_shard(&uri);
                     }
+                    MeshMessage::AcceptState(state_use, reply) => {
+                        let verdict = shard.dispatcher.accept_request_state_here(state_use);
+                        let _ = reply.connect().await.send(verdict).await;
+                    }
                 }
             }
         })
@@ -602,6 +625,32 @@ fn broadcast_resource_updates(mesh: Rc<Senders<MeshMessage>>) -> impl Fn(&str) {
             }
         })
         .detach();
+    }
+}
+
+/// The dispatcher's way to another shard's ledger of used request states: ask the shard that
+/// sealed the state and wait for its verdict. A shard that does not answer within a second
+/// counts as a refusal, so a state is never used twice for want of an answer.
+fn accept_states_elsewhere(
+    mesh: Rc<Senders<MeshMessage>>,
+) -> impl Fn(usize, StateUse) -> BoxedLocal<Result<(), StateError>> {
+    move |owner, state_use| {
+        let mesh = Rc::clone(&mesh);
+        Box::pin(async move {
+            let (tx, rx) = shared_channel::new_bounded(1);
+            let asked = glommio::timer::timeout(Duration::from_secs(1), async {
+                let message = MeshMessage::AcceptState(state_use, tx);
+                if mesh.send_to(owner, message).await.is_err() {
+                    return Ok(None);
+                }
+                Ok(rx.connect().await.recv().await)
+            })
+            .await;
+            match asked {
+                Ok(Some(verdict)) => verdict,
+                _ => Err(StateError::LedgerUnreachable),
+            }
+        })
     }
 }
 
