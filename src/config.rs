@@ -87,6 +87,10 @@ pub struct Config {
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.max_batch_reply_bytes))]
     pub max_batch_reply_bytes: usize,
 
+    /// MCP 2026-07-28 `subscriptions/listen` streams open at once per shard (more: -32000).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.max_listen_streams_per_shard))]
+    pub max_listen_streams_per_shard: usize,
+
     /// Time allowed for a request head (and body) to arrive once its first byte has, in milliseconds (slowloris guard; then 408).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.header_timeout_ms))]
     pub header_timeout_ms: u64,
@@ -203,6 +207,7 @@ const DEFAULT: Config = Config {
     max_subscriptions: DispatchLimits::DEFAULT.max_subscriptions,
     max_batch_items: DispatchLimits::DEFAULT.max_batch_items,
     max_batch_reply_bytes: DispatchLimits::DEFAULT.max_batch_reply_bytes,
+    max_listen_streams_per_shard: DispatchLimits::DEFAULT.max_listen_streams,
     header_timeout_ms: 10_000,
     http_idle_timeout_secs: 60,
     fragment_timeout_ms: 30_000,
@@ -317,6 +322,7 @@ impl Config {
             max_subscriptions: self.max_subscriptions,
             max_batch_items: self.max_batch_items,
             max_batch_reply_bytes: self.max_batch_reply_bytes,
+            max_listen_streams: self.max_listen_streams_per_shard,
         }
     }
 

@@ -10,9 +10,9 @@
 
 use futures_lite::future::zip;
 use ringmcp::{
-    ClientError, Content, LogLevel, Prompt, PromptMessage, PromptResult, Registry, RegistryBuilder,
-    Resource, ResourceBody, ResourceContents, ResourceRead, ResourceTemplate, Role, Tool,
-    ToolContext, ToolError, ToolResult,
+    ClientError, Content, ListKind, LogLevel, Prompt, PromptMessage, PromptResult, Registry,
+    RegistryBuilder, Resource, ResourceBody, ResourceContents, ResourceRead, ResourceTemplate,
+    Role, Tool, ToolContext, ToolError, ToolResult,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -50,7 +50,7 @@ const STEP: Duration = Duration::from_millis(50);
 pub fn builtin() -> RegistryBuilder {
     // A tool that takes no arguments lists first: the 2026-07-28 suite calls the first listed
     // tool with `{}` and expects a result.
-    let builder = add_conformance_tools(Registry::builder());
+    let builder = add_conformance_tools(Registry::builder().list_changes(true));
     let builder = add_echo(builder);
     let builder = add_stateless_conformance_tools(builder);
     let builder = add_conformance_resources(builder);
@@ -142,6 +142,32 @@ pub fn add_stateless_conformance_tools(builder: RegistryBuilder) -> RegistryBuil
                 }),
             ),
             |_, args| async move { Ok(ToolResult::text(arg_str(&args, "region")?)) },
+        )
+        .tool(
+            Tool::new(
+                "test_trigger_tool_change",
+                "Announces a tools/list change to listen streams on every shard",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let reached = ctx.list_changed(ListKind::Tools);
+                Ok(ToolResult::text(format!(
+                    "tools/list change announced ({reached} listen stream(s) on this shard)"
+                )))
+            },
+        )
+        .tool(
+            Tool::new(
+                "test_trigger_prompt_change",
+                "Announces a prompts/list change to listen streams on every shard",
+                no_args(),
+            ),
+            |ctx, _| async move {
+                let reached = ctx.list_changed(ListKind::Prompts);
+                Ok(ToolResult::text(format!(
+                    "prompts/list change announced ({reached} listen stream(s) on this shard)"
+                )))
+            },
         )
         .tool(
             Tool::new(

@@ -47,6 +47,8 @@ fn tools_list_satisfies_the_sdk() {
         "test_logging_tool",
         "test_streaming_elicitation",
         "test_header_param",
+        "test_trigger_tool_change",
+        "test_trigger_prompt_change",
         "test_input_required_result_elicitation",
         "test_input_required_result_sampling",
         "test_input_required_result_list_roots",
@@ -58,7 +60,7 @@ fn tools_list_satisfies_the_sdk() {
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
-    assert_eq!(tools.len(), 30);
+    assert_eq!(tools.len(), 32);
     // The first listed tool runs with no arguments (the 2026-07-28 suite calls it with {}).
     assert_eq!(tools[0]["inputSchema"]["properties"], json!({}));
     for tool in tools {

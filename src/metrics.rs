@@ -105,11 +105,13 @@ pub enum Limit {
     /// A 2026-07-28 retry was refused for its `requestState`: tampered, expired, replayed,
     /// sealed for another request, or the shard's ledger of used states was full.
     RequestState,
+    /// A `subscriptions/listen` was refused at `--max-listen-streams-per-shard`.
+    ListenStreams,
 }
 
 impl Limit {
     /// Every limit, in label order.
-    pub const ALL: [Limit; 8] = [
+    pub const ALL: [Limit; 9] = [
         Limit::NotificationQueue,
         Limit::OutboundQueue,
         Limit::InFlight,
@@ -118,6 +120,7 @@ impl Limit {
         Limit::InboundBudget,
         Limit::WriteTimeout,
         Limit::RequestState,
+        Limit::ListenStreams,
     ];
 
     /// The Prometheus label value.
@@ -131,6 +134,7 @@ impl Limit {
             Limit::InboundBudget => "inbound_budget",
             Limit::WriteTimeout => "write_timeout",
             Limit::RequestState => "request_state",
+            Limit::ListenStreams => "listen_streams",
         }
     }
 }

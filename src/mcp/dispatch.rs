@@ -2,6 +2,7 @@
 
 use crate::mcp::client::ClientError;
 use crate::mcp::input::InputRound;
+use crate::mcp::listen::{Announcement, ListKind, ListenHub, SubscriptionFilter};
 use crate::mcp::peer::Peer;
 use crate::mcp::prompt::{Completion, CompletionRef, CompletionRequest};
 use crate::mcp::registry::{Empty, Registry};
@@ -102,6 +103,8 @@ pub struct DispatchLimits {
     pub max_batch_items: usize,
     /// Reply bytes one batch may collect; later requests get -32000 without running.
     pub max_batch_reply_bytes: usize,
+    /// MCP 2026-07-28 `subscriptions/listen` streams open on one shard (more: -32000).
+    pub max_listen_streams: usize,
 }
 
 impl DispatchLimits {
@@ -111,6 +114,7 @@ impl DispatchLimits {
         max_subscriptions: 1_024,
         max_batch_items: 64,
         max_batch_reply_bytes: 4 * 1024 * 1024,
+        max_listen_streams: 25_000,
     };
 }
 
@@ -232,6 +236,23 @@ struct ServerInfoMeta<'a> {
 /// Whether `session` is the context of one 2026-07-28 request rather than a session.
 fn is_stateless(session: &SessionRef) -> bool {
     session.borrow().is_stateless()
+}
+
+#[derive(Deserialize)]
+struct ListenParams {
+    notifications: SubscriptionFilter,
+}
+
+#[derive(Serialize)]
+struct ListenResult {
+    #[serde(rename = "_meta")]
+    meta: SubscriptionMeta,
+}
+
+#[derive(Serialize)]
+struct SubscriptionMeta {
+    #[serde(rename = "io.modelcontextprotocol/subscriptionId")]
+    subscription_id: Id,
 }
 
 #[derive(Deserialize, Default)]
@@ -414,7 +435,8 @@ impl Dispatcher {
             services: Services {
                 hub: Rc::new(ResourceHub::default()),
                 sleep: Rc::new(no_timer),
-                broadcast: Rc::new(|_: &str| {}),
+                listeners: Rc::new(ListenHub::default()),
+                broadcast: Rc::new(|_: &Announcement| {}),
                 states: Rc::new(States::new(
                     StateSeal::random(DEFAULT_STATE_TTL)
                         .map_err(|e| log::error!("multi-round results unavailable: {e}"))
@@ -455,11 +477,10 @@ impl Dispatcher {
         &self.registry
     }
 
-    /// Installs the hook that carries resource updates to the other shards
-    /// (the transport's message passing), which deliver them with
-    /// [`Dispatcher::resource_updated_on_this_shard`]; without one, updates
-    /// reach this shard's sessions only.
-    pub fn with_resource_broadcast(mut self, broadcast: impl Fn(&str) + 'static) -> Self {
+    /// Installs the hook that carries announcements (resource updates, list changes) to the
+    /// other shards (the transport's message passing), which deliver them with
+    /// [`Dispatcher::announce_on_this_shard`]; without one, they reach this shard only.
+    pub fn with_broadcast(mut self, broadcast: impl Fn(&Announcement) + 'static) -> Self {
         self.services.broadcast = Rc::new(broadcast);
         self
     }
@@ -490,13 +511,31 @@ impl Dispatcher {
     /// peer, on this shard at once and on the others through the broadcast
     /// hook. Returns how many sessions on this shard were reached.
     pub fn resource_updated(&self, uri: &str) -> usize {
-        self.services.resource_updated(uri)
+        self.services
+            .announce(Announcement::ResourceUpdated(uri.to_owned()))
     }
 
-    /// Delivers an update another shard announced to this shard's
-    /// subscribers (and broadcasts nothing); returns how many were reached.
-    pub fn resource_updated_on_this_shard(&self, uri: &str) -> usize {
-        self.services.hub.notify(uri)
+    /// Announces that a list changed: every MCP 2026-07-28 listen stream that asked for it
+    /// gets the `list_changed` notification, on this shard at once and on the others through
+    /// the broadcast hook. Returns how many streams on this shard were reached. (2025
+    /// sessions are not told: their capabilities say the lists are fixed.)
+    pub fn list_changed(&self, list: ListKind) -> usize {
+        self.services.announce(Announcement::ListChanged(list))
+    }
+
+    /// Delivers what another shard announced to this shard's subscribers and listen streams
+    /// (and broadcasts nothing); returns how many were reached.
+    pub fn announce_on_this_shard(&self, announcement: &Announcement) -> usize {
+        self.services.announce_here(announcement)
+    }
+
+    /// Ends this shard's listen streams (shutdown): each is answered with its completion
+    /// result.
+    ///
+    /// Spec (2026-07-28, subscriptions): the server "SHOULD respond to the original
+    /// `subscriptions/listen` request with a completion result before closing the stream".
+    pub fn end_listen_streams(&self) {
+        self.services.listeners.end_all();
     }
 
     /// Ends `session` for the MCP layer; call it when the transport closes
@@ -739,6 +778,7 @@ impl Dispatcher {
         let work = async {
             let reply = match method {
                 "server/discover" if stateless => self.discover(id),
+                "subscriptions/listen" if stateless => self.listen(peer, id, params).await,
                 "tools/list" => list(id, params, &registry.tools),
                 "tools/call" => self.tools_call(session, peer, &guard, id, params).await,
                 "resources/list" => list(id, params, &registry.resources),
@@ -824,6 +864,57 @@ impl Dispatcher {
             }
             Err(Error::ResourceNotFound(uri)) => Err(Error::NoSuchResource(uri)),
             Err(e) => Err(e),
+        }
+    }
+
+    /// `subscriptions/listen`: acknowledges what the server will send, then runs until the
+    /// client closes the stream (which drops this future) or the server ends it.
+    async fn listen(&self, peer: &Rc<dyn Peer>, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
+        let ListenParams { notifications } = required_params(
+            params,
+            "subscriptions/listen params must have a \"notifications\" object",
+        )?;
+        let listeners = &self.services.listeners;
+        if listeners.len() >= self.limits.max_listen_streams {
+            (self.on_limit)(Limit::ListenStreams);
+            return Err(Error::LimitExceeded(Cow::Borrowed(
+                "listen stream limit reached on this server; try again later",
+            )));
+        }
+        let registration = ListenHub::listen(
+            listeners,
+            id.get().to_owned(),
+            self.agree(notifications),
+            peer.clone(),
+        );
+        registration.ended.cancelled().await;
+        ok(
+            id,
+            &ListenResult {
+                meta: SubscriptionMeta {
+                    subscription_id: id.to_id(),
+                },
+            },
+        )
+    }
+
+    /// The part of `asked` this server honours.
+    ///
+    /// Spec (2026-07-28, subscriptions): "The `notifications` field in the acknowledgment
+    /// reflects the subset the server agreed to honor."
+    fn agree(&self, asked: SubscriptionFilter) -> SubscriptionFilter {
+        let capabilities = &self.registry.stateless_capabilities;
+        let mut uris = asked.resource_subscriptions;
+        // Spec (resources): "Servers MUST validate all resource URIs".
+        uris.retain(|uri| self.registry.resolve_resource(uri).is_some());
+        uris.sort();
+        uris.dedup();
+        uris.truncate(self.limits.max_subscriptions);
+        SubscriptionFilter {
+            tools_list_changed: asked.tools_list_changed && capabilities.tools_change(),
+            prompts_list_changed: asked.prompts_list_changed && capabilities.prompts_change(),
+            resources_list_changed: asked.resources_list_changed && capabilities.resources_change(),
+            resource_subscriptions: uris,
         }
     }
 
@@ -1350,7 +1441,7 @@ mod tests {
         let list = h.reply(json!({"jsonrpc":"2.0","id":"l","method":"tools/list"}));
         assert_eq!(list["id"], json!("l"));
         let tools = list["result"]["tools"].as_array().expect("tools array");
-        assert_eq!(tools.len(), 30);
+        assert_eq!(tools.len(), 32);
         let echo = tools.iter().find(|t| t["name"] == "echo").expect("echo");
         assert_eq!(echo["inputSchema"]["required"], json!(["message"]));
         assert!(list["result"].get("nextCursor").is_none());
@@ -2076,11 +2167,11 @@ mod tests {
 
     #[test]
     fn resource_updates_reach_other_shards_through_the_broadcast_hook() {
-        let announced = Rc::new(RefCell::new(Vec::<String>::new()));
+        let announced = Rc::new(RefCell::new(Vec::<Announcement>::new()));
         let log = Rc::clone(&announced);
         let here = Harness::on(
             Dispatcher::new(Arc::new(crate::fixtures::builtin().build()))
-                .with_resource_broadcast(move |uri| log.borrow_mut().push(uri.to_owned())),
+                .with_broadcast(move |a| log.borrow_mut().push(a.clone())),
         );
         let there = Harness::builtin();
         for h in [&here, &there] {
@@ -2089,10 +2180,11 @@ mod tests {
         let watched = json!({"uri":"test://watched-resource"});
         there.rpc(1, "resources/subscribe", watched.clone());
         here.call(2, "touch_resource", watched);
-        assert_eq!(*announced.borrow(), ["test://watched-resource"]);
+        let update = Announcement::ResourceUpdated("test://watched-resource".into());
+        assert_eq!(*announced.borrow(), std::slice::from_ref(&update));
         // What the transport does with an announcement on the receiving shard.
-        for uri in announced.borrow().iter() {
-            assert_eq!(there.dispatcher.resource_updated_on_this_shard(uri), 1);
+        for announcement in announced.borrow().iter() {
+            assert_eq!(there.dispatcher.announce_on_this_shard(announcement), 1);
         }
         assert_eq!(
             there.peer.messages(),
@@ -2102,8 +2194,7 @@ mod tests {
             ]
         );
         // Delivering an announcement does not announce it again.
-        here.dispatcher
-            .resource_updated_on_this_shard("test://watched-resource");
+        here.dispatcher.announce_on_this_shard(&update);
         assert_eq!(announced.borrow().len(), 1);
     }
 

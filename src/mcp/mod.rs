@@ -8,6 +8,7 @@
 pub mod client;
 pub mod dispatch;
 mod input;
+pub mod listen;
 pub mod peer;
 pub mod prompt;
 pub mod registry;
@@ -23,6 +24,7 @@ pub mod version;
 
 pub use client::{ClientError, ClientRequest};
 pub use dispatch::{classify, split_frame, DispatchLimits, Dispatcher, Kind};
+pub use listen::{Announcement, ListKind};
 pub use peer::Peer;
 pub use prompt::{
     CompletionFuture, CompletionRef, CompletionRequest, Prompt, PromptFuture, PromptMessage,

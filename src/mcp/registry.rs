@@ -42,8 +42,8 @@ pub(crate) struct ResourcesCapability {
     list_changed: bool,
 }
 
-/// The `capabilities` object of the `initialize` result, derived from what
-/// is registered. The tables are fixed at build time, so no list changes.
+/// The `capabilities` object of the `initialize` result (and of `server/discover`), derived
+/// from what is registered.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ServerCapabilities {
     // Always present: `ToolContext::log` can emit `notifications/message`.
@@ -103,8 +103,8 @@ pub struct Registry {
     pub(crate) server_info: Implementation,
     pub(crate) instructions: Option<String>,
     pub(crate) capabilities: ServerCapabilities,
-    /// What `server/discover` declares: no resource subscriptions (2026-07-28 has them only
-    /// through `subscriptions/listen`, which this server does not serve yet).
+    /// What `server/discover` declares: lists that may change when the builder says so
+    /// (2026-07-28 listen streams hear of it; 2025 sessions are not told).
     pub(crate) stateless_capabilities: ServerCapabilities,
     /// The result members of a complete 2026-07-28 result of `server/discover` and the lists.
     pub(crate) catalogue_result_members: String,
@@ -115,6 +115,23 @@ pub struct Registry {
     pub(crate) templates: Table<ResourceTemplate, ResourceHandler>,
     pub(crate) prompts: Table<Prompt, PromptHandler>,
     pub(crate) completions: HashMap<(CompletionRef, String), CompletionHandler>,
+}
+
+impl ServerCapabilities {
+    /// Whether the tool list may change.
+    pub(crate) fn tools_change(&self) -> bool {
+        self.tools.as_ref().is_some_and(|t| t.list_changed)
+    }
+
+    /// Whether the prompt list may change.
+    pub(crate) fn prompts_change(&self) -> bool {
+        self.prompts.as_ref().is_some_and(|p| p.list_changed)
+    }
+
+    /// Whether the resource list may change.
+    pub(crate) fn resources_change(&self) -> bool {
+        self.resources.as_ref().is_some_and(|r| r.list_changed)
+    }
 }
 
 impl Registry {
@@ -132,6 +149,7 @@ impl Registry {
             prompts: Vec::new(),
             completions: HashMap::new(),
             page_size: usize::MAX,
+            list_changes: false,
             // The catalogue is fixed once built: a minute is safe to share. Contents may
             // change (resources can be updated), and may be the user's own.
             catalogue_cache: CacheHints {
@@ -226,6 +244,7 @@ pub struct RegistryBuilder {
     prompts: Vec<(Prompt, PromptHandler)>,
     completions: HashMap<(CompletionRef, String), CompletionHandler>,
     page_size: usize,
+    list_changes: bool,
     catalogue_cache: CacheHints,
     read_cache: CacheHints,
 }
@@ -253,6 +272,16 @@ impl RegistryBuilder {
     /// public).
     pub fn catalogue_cache(mut self, hints: CacheHints) -> Self {
         self.catalogue_cache = hints;
+        self
+    }
+
+    /// Declares that the tool, prompt and resource lists change while the server runs, as
+    /// announced with [`ToolContext::list_changed`] or
+    /// [`Dispatcher::list_changed`](crate::mcp::Dispatcher::list_changed): MCP 2026-07-28
+    /// `server/discover` then says `listChanged: true`, and `subscriptions/listen` streams
+    /// that ask hear of each change (default: the lists are fixed).
+    pub fn list_changes(mut self, changing: bool) -> Self {
+        self.list_changes = changing;
         self
     }
 
@@ -373,8 +402,13 @@ impl RegistryBuilder {
             tools: (!tools.is_empty()).then(unchanging),
         };
         let mut stateless_capabilities = capabilities.clone();
-        if let Some(resources) = &mut stateless_capabilities.resources {
-            resources.subscribe = false;
+        if self.list_changes {
+            let changing = ListChanged { list_changed: true };
+            stateless_capabilities.tools = stateless_capabilities.tools.map(|_| changing.clone());
+            stateless_capabilities.prompts = stateless_capabilities.prompts.map(|_| changing);
+            if let Some(resources) = &mut stateless_capabilities.resources {
+                resources.list_changed = true;
+            }
         }
         let complete = r#""resultType":"complete","#;
         Registry {

@@ -196,6 +196,7 @@ pub fn serves(method: &str) -> bool {
     matches!(
         method,
         "server/discover"
+            | "subscriptions/listen"
             | "tools/list"
             | "tools/call"
             | "resources/list"

@@ -2,6 +2,7 @@
 
 use crate::mcp::client::ClientRequest;
 use crate::mcp::input::InputRound;
+use crate::mcp::listen::{Announcement, ListKind, ListenHub};
 use crate::mcp::peer::Peer;
 use crate::mcp::request_state::States;
 use crate::mcp::resource::{ResourceContents, ResourceHub};
@@ -276,26 +277,37 @@ pub type SleepFuture = BoxedLocal<()>;
 pub(crate) type SleepFn = dyn Fn(Duration) -> SleepFuture;
 
 /// The hook a transport installs with
-/// [`Dispatcher::with_resource_broadcast`](crate::mcp::Dispatcher::with_resource_broadcast).
-pub(crate) type BroadcastFn = dyn Fn(&str);
+/// [`Dispatcher::with_broadcast`](crate::mcp::Dispatcher::with_broadcast).
+pub(crate) type BroadcastFn = dyn Fn(&Announcement);
 
 /// Per-shard services shared by every handler running on the shard.
 #[derive(Clone)]
 pub(crate) struct Services {
     pub(crate) hub: Rc<ResourceHub>,
     pub(crate) sleep: Rc<SleepFn>,
-    /// Carries a resource update to the other shards' subscribers.
+    /// 2026-07-28 listen streams on this shard.
+    pub(crate) listeners: Rc<ListenHub>,
+    /// Carries announcements to the other shards.
     pub(crate) broadcast: Rc<BroadcastFn>,
     /// Seals and opens the `requestState` of 2026-07-28 multi-round results.
     pub(crate) states: Rc<States>,
 }
 
 impl Services {
-    /// Notifies this shard's subscribers of `uri` and hands the update to the
+    /// Tells this shard's subscribers and listen streams, and hands the announcement to the
     /// broadcast hook for the other shards; returns how many were reached here.
-    pub(crate) fn resource_updated(&self, uri: &str) -> usize {
-        (self.broadcast)(uri);
-        self.hub.notify(uri)
+    pub(crate) fn announce(&self, announcement: Announcement) -> usize {
+        (self.broadcast)(&announcement);
+        self.announce_here(&announcement)
+    }
+
+    /// Tells this shard's subscribers (2025 sessions) and listen streams (2026).
+    pub(crate) fn announce_here(&self, announcement: &Announcement) -> usize {
+        let sessions = match announcement {
+            Announcement::ResourceUpdated(uri) => self.hub.notify(uri),
+            Announcement::ListChanged(_) => 0,
+        };
+        sessions + self.listeners.announce(announcement)
     }
 }
 
@@ -470,7 +482,16 @@ impl ToolContext {
     /// subscribed to it (see [`Dispatcher::resource_updated`](crate::mcp::Dispatcher::resource_updated));
     /// returns how many on this shard were reached.
     pub fn resource_updated(&self, uri: &str) -> usize {
-        self.call.services.resource_updated(uri)
+        self.call
+            .services
+            .announce(Announcement::ResourceUpdated(uri.to_owned()))
+    }
+
+    /// Announces that a list changed (see
+    /// [`Dispatcher::list_changed`](crate::mcp::Dispatcher::list_changed)); returns how many
+    /// listen streams on this shard were reached.
+    pub fn list_changed(&self, list: ListKind) -> usize {
+        self.call.services.announce(Announcement::ListChanged(list))
     }
 
     /// Asks the client (`sampling/createMessage`, `elicitation/create`, `roots/list`) and

@@ -9,7 +9,7 @@ mod ws;
 
 use crate::config::Config;
 use crate::mcp::request_state::{StateError, StateSeal, StateUse};
-use crate::mcp::{Dispatcher, Registry};
+use crate::mcp::{Announcement, Dispatcher, Registry};
 use crate::metrics::{ErrorKind, Limit, Metrics, Transport};
 use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
@@ -311,8 +311,8 @@ pub(crate) enum MeshMessage {
     Handoff(Handoff),
     /// A metrics scrape: send this shard's snapshot back on the channel.
     Scrape(shared_channel::SharedSender<Snapshot>),
-    /// A resource changed: notify this shard's subscribers of the URI.
-    ResourceUpdated(String),
+    /// A resource changed or a list changed: tell this shard's subscribers and listeners.
+    Announce(Announcement),
     /// A request state this shard sealed is being used: record it, answer on the channel.
     AcceptState(
         StateUse,
@@ -383,7 +383,7 @@ impl Shard {
             policy: OriginPolicy::new(&config.allowed_origins, addr.ip().is_loopback()),
             dispatcher: Dispatcher::new(Arc::clone(registry))
                 .with_sleep(|d| Box::pin(glommio::timer::sleep(d)))
-                .with_resource_broadcast(broadcast_resource_updates(Rc::clone(&mesh)))
+                .with_broadcast(broadcast_announcements(Rc::clone(&mesh)))
                 .with_request_states(
                     Arc::clone(seal),
                     index,
@@ -481,6 +481,7 @@ impl Shard {
 
     fn begin_stop(&self) {
         self.stopping.set(true);
+        self.dispatcher.end_listen_streams();
         for (_, slot) in self.conns.borrow_mut().iter_mut() {
             if let Some(w) = slot.waker.take() {
                 w.wake();
@@ -591,8 +592,8 @@ async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage
                     MeshMessage::Scrape(reply) => {
                         let _ = reply.connect().await.send(shard.snapshot()).await;
                     }
-                    MeshMessage::ResourceUpdated(uri) => {
-                        shard.dispatcher.resource_updated_on_this_shard(&uri);
+                    MeshMessage::Announce(announcement) => {
+                        shard.dispatcher.announce_on_this_shard(&announcement);
                     }
                     MeshMessage::AcceptState(state_use, reply) => {
                         let verdict = shard.dispatcher.accept_request_state_here(state_use);
@@ -605,22 +606,21 @@ async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage
     }
 }
 
-/// The dispatcher's broadcast hook: carries a resource update to every other shard, whose
-/// receiver notifies its own subscribers. It sends from a task of its own, because a full
-/// mesh channel makes the sender wait and the hook is called from synchronous code.
-fn broadcast_resource_updates(mesh: Rc<Senders<MeshMessage>>) -> impl Fn(&str) {
-    move |uri| {
+/// The dispatcher's broadcast hook: carries an announcement (a resource update, a list
+/// change) to every other shard, whose receiver tells its own subscribers and listeners. It
+/// sends from a task of its own, because a full mesh channel makes the sender wait and the
+/// hook is called from synchronous code.
+fn broadcast_announcements(mesh: Rc<Senders<MeshMessage>>) -> impl Fn(&Announcement) {
+    move |announcement| {
         if mesh.nr_consumers() < 2 {
             return;
         }
-        let (mesh, uri) = (Rc::clone(&mesh), uri.to_owned());
+        let (mesh, announcement) = (Rc::clone(&mesh), announcement.clone());
         glommio::spawn_local(async move {
             for peer in (0..mesh.nr_consumers()).filter(|&p| p != mesh.peer_id()) {
-                let message = MeshMessage::ResourceUpdated(uri.clone());
+                let message = MeshMessage::Announce(announcement.clone());
                 if mesh.send_to(peer, message).await.is_err() {
-                    log::debug!(
-                        "shard {peer} is gone; resource update for {uri:?} not delivered there"
-                    );
+                    log::debug!("shard {peer} is gone; {announcement:?} not delivered there");
                 }
             }
         })

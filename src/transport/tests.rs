@@ -5,7 +5,7 @@ use super::http::{route, Next};
 use super::streamable::{HttpSessions, SseStream};
 use super::{Connection, Env, Flow, Task};
 use crate::config::Config;
-use crate::mcp::{Dispatcher, Registry, Tool, ToolContext, ToolResult};
+use crate::mcp::{Dispatcher, ListKind, Registry, Tool, ToolContext, ToolResult};
 use crate::metrics::Metrics;
 use crate::proto::http1::{ChunkedDecoder, Limits, RequestHead};
 use crate::proto::origin::OriginPolicy;
@@ -43,6 +43,7 @@ fn run_tasks() {
 /// `wait`: reports progress, then waits for the test to release it; `log`: logs at info.
 fn registry() -> Registry {
     Registry::builder()
+        .list_changes(true)
         .tool(
             Tool::new(
                 "regional",
@@ -813,6 +814,42 @@ mod websocket {
     }
 
     #[test]
+    fn listen_streams_on_a_websocket_are_told_apart_by_subscription_id() {
+        let shard = Shard::new();
+        let now = Instant::now();
+        let mut ws = open(&shard, WsKind::Mcp, now);
+        let listen = |id: Value| {
+            text(
+                json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
+                "params": {"notifications": {"toolsListChanged": true}, "_meta": modern_meta()}}),
+            )
+        };
+        let mut input = listen(json!(1));
+        input.extend(listen(json!("two")));
+        ws.on_input(&mut input, &shard.env(), now);
+        let acks: Vec<Value> = replies(&ws)
+            .iter()
+            .map(|r| r["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].clone())
+            .collect();
+        assert_eq!(acks, [json!(1), json!("two")]);
+        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 2);
+        assert_eq!(replies(&ws).len(), 2);
+        // The client ends one the stdio way; the other hears the next change alone.
+        let mut cancel = text(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": 1}}),
+        );
+        ws.on_input(&mut cancel, &shard.env(), now);
+        run_tasks();
+        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 1);
+        let tags: Vec<Value> = replies(&ws)
+            .iter()
+            .map(|r| r["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].clone())
+            .collect();
+        assert_eq!(tags, [json!("two")]);
+    }
+
+    #[test]
     fn an_initialize_first_keeps_the_2025_session() {
         let shard = Shard::new();
         let now = Instant::now();
@@ -1243,6 +1280,60 @@ mod stateless {
             events(&stream, &mut chunks).is_empty(),
             "nothing after the client left"
         );
+    }
+
+    /// Opens a listen stream for `filter`; returns it with its acknowledgment.
+    fn listen(shard: &Shard, filter: Value, chunks: &mut ChunkedDecoder) -> (SseStream, Value) {
+        let params = json!({ "notifications": filter });
+        let Next::Stream(stream) = request(shard, "subscriptions/listen", params, None).0 else {
+            panic!("a listen is a stream")
+        };
+        let ack = serde_json::from_str(&events(&stream, chunks)[0].data).unwrap();
+        (stream, ack)
+    }
+
+    #[test]
+    fn listen_streams_hear_what_they_asked_for_and_complete_at_shutdown() {
+        let shard = Shard::new();
+        let mut chunks = ChunkedDecoder::new(1 << 20);
+        let asked = json!({"toolsListChanged": true, "resourceSubscriptions": ["nope://x"]});
+        let (stream, ack) = listen(&shard, asked, &mut chunks);
+        // Spec (2026-07-28, subscriptions): the acknowledgment comes first, with the subset
+        // the server agreed to (no such resource here).
+        let subscription = json!({"io.modelcontextprotocol/subscriptionId": 41});
+        assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+        assert_eq!(
+            ack["params"],
+            json!({"_meta": subscription, "notifications": {"toolsListChanged": true}})
+        );
+        assert_eq!(shard.dispatcher.list_changed(ListKind::Prompts), 0);
+        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 1);
+        let change: Value = serde_json::from_str(&events(&stream, &mut chunks)[0].data).unwrap();
+        assert_eq!(change["method"], "notifications/tools/list_changed");
+        assert_eq!(change["params"]["_meta"], subscription);
+        shard.dispatcher.end_listen_streams();
+        run_tasks();
+        let last: Value = serde_json::from_str(&events(&stream, &mut chunks)[0].data).unwrap();
+        assert_eq!(
+            last,
+            json!({"jsonrpc": "2.0", "id": 41,
+                "result": {"resultType": "complete", "_meta": subscription}})
+        );
+        assert_eq!(
+            stream.when_flushed(),
+            super::super::FlushedFlow::Finish(Flow::Reusable)
+        );
+    }
+
+    #[test]
+    fn closing_a_listen_stream_ends_the_subscription() {
+        let shard = Shard::new();
+        let mut chunks = ChunkedDecoder::new(1 << 20);
+        let (mut stream, _) = listen(&shard, json!({"toolsListChanged": true}), &mut chunks);
+        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 1);
+        stream.on_end(&shard.env());
+        run_tasks();
+        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 0);
     }
 
     #[test]
