@@ -10,9 +10,9 @@
 
 use futures_lite::future::zip;
 use ringmcp::{
-    ClientError, Content, ListKind, LogLevel, Prompt, PromptMessage, PromptResult, Registry,
+    ClientError, Content, Icon, ListKind, LogLevel, Prompt, PromptMessage, PromptResult, Registry,
     RegistryBuilder, Resource, ResourceBody, ResourceContents, ResourceRead, ResourceTemplate,
-    Role, Tool, ToolContext, ToolError, ToolResult,
+    Role, Tool, ToolAnnotations, ToolContext, ToolError, ToolResult,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -52,6 +52,7 @@ pub fn builtin() -> RegistryBuilder {
     // tool with `{}` and expects a result.
     let builder = add_conformance_tools(Registry::builder().list_changes(true));
     let builder = add_echo(builder);
+    let builder = add_describe_number(builder);
     let builder = add_stateless_conformance_tools(builder);
     let builder = add_conformance_resources(builder);
     let builder = add_conformance_prompts(builder);
@@ -109,6 +110,57 @@ pub fn add_echo(builder: RegistryBuilder) -> RegistryBuilder {
             one_string("message", "Text to echo"),
         ),
         |_, args| async move { Ok(ToolResult::text(arg_str(&args, "message")?)) },
+    )
+}
+
+/// A 16×16 SVG (a square), as a `data:` URI.
+const SQUARE_ICON: &str = "data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAxNiAxNiI+PHJlY3Qgd2lkdGg9IjE2IiBoZWlnaHQ9IjE2Ii8+PC9zdmc+";
+
+/// Adds `describe_number`, which shows the whole tool surface: a title, an icon,
+/// annotations, an output schema and structured content.
+pub fn add_describe_number(builder: RegistryBuilder) -> RegistryBuilder {
+    builder.tool(
+        Tool::new(
+            "describe_number",
+            "Squares an integer and says whether it is even",
+            json!({
+                "type": "object",
+                "properties": {"n": {"type": "integer", "description": "The number"}},
+                "required": ["n"],
+            }),
+        )
+        .title("Describe a number")
+        .icon(
+            Icon::new(SQUARE_ICON)
+                .mime_type("image/svg+xml")
+                .size("any"),
+        )
+        .annotations(ToolAnnotations {
+            read_only_hint: Some(true),
+            idempotent_hint: Some(true),
+            open_world_hint: Some(false),
+            ..ToolAnnotations::default()
+        })
+        .output_schema(json!({
+            "type": "object",
+            "properties": {"n": {"type": "integer"}, "square": {"type": "integer"},
+                           "even": {"type": "boolean"}},
+            "required": ["n", "square", "even"],
+        })),
+        |_, args| async move {
+            let n = args
+                .get("n")
+                .and_then(Value::as_i64)
+                .filter(|n| n.unsigned_abs() <= 3_037_000_499)
+                .ok_or_else(|| {
+                    ToolError::InvalidParams("n must be an integer of at most 3037000499".into())
+                })?;
+            let mut described = serde_json::Map::new();
+            described.insert("n".into(), n.into());
+            described.insert("square".into(), (n * n).into());
+            described.insert("even".into(), (n % 2 == 0).into());
+            Ok(ToolResult::structured(described))
+        },
     )
 }
 

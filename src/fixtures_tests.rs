@@ -48,6 +48,7 @@ fn tools_list_satisfies_the_sdk() {
         "test_streaming_elicitation",
         "test_header_param",
         "test_trigger_tool_change",
+        "describe_number",
         "test_trigger_prompt_change",
         "test_input_required_result_elicitation",
         "test_input_required_result_sampling",
@@ -60,7 +61,7 @@ fn tools_list_satisfies_the_sdk() {
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
-    assert_eq!(tools.len(), 32);
+    assert_eq!(tools.len(), 33);
     // The first listed tool runs with no arguments (the 2026-07-28 suite calls it with {}).
     assert_eq!(tools[0]["inputSchema"]["properties"], json!({}));
     for tool in tools {
@@ -69,7 +70,10 @@ fn tools_list_satisfies_the_sdk() {
             "{tool}"
         );
         assert_eq!(tool["inputSchema"]["type"], json!("object"), "{tool}");
-        assert!(tool.get("outputSchema").is_none(), "{tool}");
+        // Spec (2025-11-25, schema): `outputSchema` has `type: "object"` like `inputSchema`.
+        if let Some(output) = tool.get("outputSchema") {
+            assert_eq!(output["type"], json!("object"), "{tool}");
+        }
     }
     let schema = tools
         .iter()
@@ -540,4 +544,34 @@ fn echo_and_touch_resource_validate_arguments() {
     ] {
         assert_eq!(error_code(&h.call(3, tool, args)), INVALID_PARAMS, "{tool}");
     }
+}
+
+#[test]
+fn describe_number_shows_the_whole_tool_surface() {
+    let h = harness();
+    let list = h.rpc(1, "tools/list", json!({}));
+    let tools = list["result"]["tools"].as_array().unwrap();
+    let tool = tools
+        .iter()
+        .find(|t| t["name"] == "describe_number")
+        .unwrap();
+    assert_eq!(tool["title"], "Describe a number");
+    assert_eq!(tool["icons"][0]["mimeType"], "image/svg+xml");
+    assert_eq!(tool["icons"][0]["sizes"], json!(["any"]));
+    assert_eq!(
+        tool["annotations"],
+        json!({"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false})
+    );
+    assert_eq!(
+        tool["outputSchema"]["required"],
+        json!(["n", "square", "even"])
+    );
+    let result = result_of(&h, "describe_number", json!({"n": -3}));
+    let structured = json!({"n": -3, "square": 9, "even": false});
+    assert_eq!(result["structuredContent"], structured);
+    // Spec (2025-11-25, tools): the serialized JSON also goes in a text block.
+    let text: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(text, structured);
+    let too_big = h.call(3, "describe_number", json!({"n": 4_000_000_000i64}));
+    assert_eq!(too_big["error"]["code"], -32602);
 }

@@ -66,10 +66,10 @@ pub mod dispatch {
 pub use config::Config;
 pub use mcp::{
     CacheHints, CacheScope, ClientError, ClientRequest, CompletionFuture, CompletionRef,
-    CompletionRequest, Content, ListKind, LogLevel, Prompt, PromptFuture, PromptMessage,
-    PromptResult, Registry, RegistryBuilder, Resource, ResourceBody, ResourceContents,
-    ResourceFuture, ResourceRead, ResourceTemplate, Role, SleepFuture, Tool, ToolContext,
-    ToolError, ToolFuture, ToolResult,
+    CompletionRequest, Content, Icon, IconTheme, ListKind, LogLevel, Prompt, PromptFuture,
+    PromptMessage, PromptResult, Registry, RegistryBuilder, Resource, ResourceBody,
+    ResourceContents, ResourceFuture, ResourceRead, ResourceTemplate, Role, SleepFuture, Tool,
+    ToolAnnotations, ToolContext, ToolError, ToolFuture, ToolResult,
 };
 pub use proto::jsonrpc::Id;
 pub use server::Server;

@@ -957,7 +957,7 @@ impl Dispatcher {
             params,
             "tools/call params must be an object with a string \"name\" and an object \"arguments\"",
         )?;
-        let Some((_, handler)) = self.registry.tools.get(&call.name) else {
+        let Some((tool, handler)) = self.registry.tools.get(&call.name) else {
             // Spec (tools): protocol errors cover "Unknown tools"; the example
             // is code -32602 with message "Unknown tool: invalid_tool_name".
             return Err(Error::InvalidParams(Cow::Owned(format!(
@@ -975,6 +975,17 @@ impl Dispatcher {
         )
         .await?;
         match step {
+            // Spec (2025-11-25, tools): with an output schema, "Servers MUST provide
+            // structured results that conform to this schema."
+            Step::Complete(result) if tool.has_output_schema() && result.lacks_structure() => {
+                log::error!(
+                    "tool {:?} has an outputSchema but returned no structuredContent",
+                    call.name
+                );
+                Err(Error::Internal(Cow::Borrowed(
+                    "the tool returned no structuredContent for its outputSchema",
+                )))
+            }
             Step::Complete(result) => ok(id, &result),
             Step::InputRequired => self.input_required(id, request, round, &binding),
         }
@@ -1441,7 +1452,7 @@ mod tests {
         let list = h.reply(json!({"jsonrpc":"2.0","id":"l","method":"tools/list"}));
         assert_eq!(list["id"], json!("l"));
         let tools = list["result"]["tools"].as_array().expect("tools array");
-        assert_eq!(tools.len(), 32);
+        assert_eq!(tools.len(), 33);
         let echo = tools.iter().find(|t| t["name"] == "echo").expect("echo");
         assert_eq!(echo["inputSchema"]["required"], json!(["message"]));
         assert!(list["result"].get("nextCursor").is_none());

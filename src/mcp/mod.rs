@@ -35,4 +35,7 @@ pub use resource::{
     Resource, ResourceBody, ResourceContents, ResourceFuture, ResourceRead, ResourceTemplate,
 };
 pub use session::{LogLevel, SessionRef, SessionState};
-pub use tool::{Content, SleepFuture, Tool, ToolContext, ToolError, ToolFuture, ToolResult};
+pub use tool::{
+    Content, Icon, IconTheme, SleepFuture, Tool, ToolAnnotations, ToolContext, ToolError,
+    ToolFuture, ToolResult,
+};

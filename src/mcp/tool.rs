@@ -11,7 +11,7 @@ use crate::mcp::table::Listed;
 use crate::proto::jsonrpc::{self, Id};
 use futures_lite::future::BoxedLocal;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
@@ -19,12 +19,24 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// A tool as listed by `tools/list`.
+///
+/// Spec (2025-11-25, tools): a tool has a `name`, an optional `title` "for display
+/// purposes", a `description`, optional `icons`, an `inputSchema`, an optional
+/// `outputSchema` and optional `annotations` describing its behaviour.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tool {
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
     description: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    icons: Vec<Icon>,
     input_schema: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<ToolAnnotations>,
     /// Client capabilities the tool cannot run without (not listed).
     #[serde(skip)]
     required_client_capabilities: Vec<&'static str>,
@@ -81,11 +93,48 @@ impl Tool {
         header_params(&input_schema, &mut Vec::new(), &mut params);
         Tool {
             name: name.into(),
+            title: None,
             description: description.into(),
+            icons: Vec::new(),
             input_schema,
+            output_schema: None,
+            annotations: None,
             required_client_capabilities: Vec::new(),
             header_params: params,
         }
+    }
+
+    /// A human-readable name for display.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// Adds an icon for display.
+    pub fn icon(mut self, icon: Icon) -> Self {
+        self.icons.push(icon);
+        self
+    }
+
+    /// Hints about the tool's behaviour (clients treat them as untrusted).
+    pub fn annotations(mut self, annotations: ToolAnnotations) -> Self {
+        self.annotations = Some(annotations);
+        self
+    }
+
+    /// The JSON Schema (an object) of the tool's `structuredContent`; every successful
+    /// result must then carry one ([`ToolResult::structured`]).
+    ///
+    /// Spec (2025-11-25, tools): "If an output schema is provided: Servers MUST provide
+    /// structured results that conform to this schema."
+    pub fn output_schema(mut self, schema: Value) -> Self {
+        self.output_schema = Some(schema);
+        self
+    }
+
+    /// Whether successful results must carry `structuredContent`.
+    pub(crate) fn has_output_schema(&self) -> bool {
+        self.output_schema.is_some()
     }
 
     /// The arguments a 2026-07-28 client also sends as `Mcp-Param-*` headers.
@@ -130,6 +179,86 @@ impl Listed for Tool {
     fn key(&self) -> &str {
         &self.name
     }
+}
+
+/// An icon a client may show for a tool.
+///
+/// Spec (2025-11-25, schema `Icon`): `src` (an HTTP(S) or `data:` URI), optional `mimeType`,
+/// `sizes` (e.g. `"48x48"`, `"any"`) and `theme` (`light` or `dark`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Icon {
+    src: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mime_type: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sizes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    theme: Option<IconTheme>,
+}
+
+/// The background an icon is drawn for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IconTheme {
+    /// For a light background.
+    Light,
+    /// For a dark background.
+    Dark,
+}
+
+impl Icon {
+    /// An icon at `src`.
+    pub fn new(src: impl Into<String>) -> Self {
+        Icon {
+            src: src.into(),
+            mime_type: None,
+            sizes: Vec::new(),
+            theme: None,
+        }
+    }
+
+    /// Its MIME type.
+    pub fn mime_type(mut self, mime_type: impl Into<String>) -> Self {
+        self.mime_type = Some(mime_type.into());
+        self
+    }
+
+    /// A size it is drawn at (`"48x48"`, `"any"`).
+    pub fn size(mut self, size: impl Into<String>) -> Self {
+        self.sizes.push(size.into());
+        self
+    }
+
+    /// The background it is meant for.
+    pub fn theme(mut self, theme: IconTheme) -> Self {
+        self.theme = Some(theme);
+        self
+    }
+}
+
+/// Hints about a tool's behaviour.
+///
+/// Spec (2025-11-25, schema `ToolAnnotations`): every field is a hint, and "clients MUST
+/// consider tool annotations to be untrusted unless they come from trusted servers".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolAnnotations {
+    /// A human-readable title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The tool does not modify its environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
+    /// The tool may perform destructive updates (meaningful when not read-only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destructive_hint: Option<bool>,
+    /// Calling it again with the same arguments has no further effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent_hint: Option<bool>,
+    /// The tool reaches an open world of external entities (a search engine, not a memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_world_hint: Option<bool>,
 }
 
 /// One content item of a tool result or prompt message.
@@ -195,11 +324,14 @@ impl Content {
     }
 }
 
-/// The result of `tools/call`: content plus whether the tool itself failed.
+/// The result of `tools/call`: content, optional structured content, and whether the tool
+/// itself failed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ToolResult {
     content: Vec<Content>,
-    #[serde(rename = "isError")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    structured_content: Option<Map<String, Value>>,
     is_error: bool,
 }
 
@@ -208,8 +340,30 @@ impl ToolResult {
     pub fn new(content: Vec<Content>) -> Self {
         ToolResult {
             content,
+            structured_content: None,
             is_error: false,
         }
+    }
+
+    /// A successful result carrying `object` as `structuredContent`, and its JSON text as
+    /// the one text item.
+    ///
+    /// Spec (2025-11-25, tools): "For backwards compatibility, a tool that returns
+    /// structured content SHOULD also return the serialized JSON in a TextContent block."
+    pub fn structured(object: Map<String, Value>) -> Self {
+        // A map of JSON values with string keys always serialises.
+        let text = serde_json::to_string(&object).unwrap_or_default();
+        ToolResult {
+            content: vec![Content::text(text)],
+            structured_content: Some(object),
+            is_error: false,
+        }
+    }
+
+    /// Whether this is a success without `structuredContent` (which a tool with an
+    /// `outputSchema` must not return).
+    pub(crate) fn lacks_structure(&self) -> bool {
+        !self.is_error && self.structured_content.is_none()
     }
 
     /// A successful result holding one text item.
@@ -224,6 +378,7 @@ impl ToolResult {
     pub fn error(text: impl Into<String>) -> Self {
         ToolResult {
             content: vec![Content::text(text)],
+            structured_content: None,
             is_error: true,
         }
     }
