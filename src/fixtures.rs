@@ -10,9 +10,9 @@
 
 use futures_lite::future::zip;
 use ringmcp::{
-    ClientError, Content, Icon, ListKind, LogLevel, Prompt, PromptMessage, PromptResult, Registry,
-    RegistryBuilder, Resource, ResourceBody, ResourceContents, ResourceRead, ResourceTemplate,
-    Role, Tool, ToolAnnotations, ToolContext, ToolError, ToolResult,
+    CatalogueChange, ClientError, Content, Icon, LogLevel, Prompt, PromptMessage, PromptResult,
+    Registry, RegistryBuilder, Resource, ResourceBody, ResourceContents, ResourceRead,
+    ResourceTemplate, Role, Tool, ToolAnnotations, ToolContext, ToolError, ToolResult,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -198,27 +198,38 @@ pub fn add_stateless_conformance_tools(builder: RegistryBuilder) -> RegistryBuil
         .tool(
             Tool::new(
                 "test_trigger_tool_change",
-                "Announces a tools/list change to listen streams on every shard",
+                "Adds (or replaces) the tool test_dynamic_tool on every shard",
                 no_args(),
             ),
             |ctx, _| async move {
-                let reached = ctx.list_changed(ListKind::Tools);
-                Ok(ToolResult::text(format!(
-                    "tools/list change announced ({reached} listen stream(s) on this shard)"
-                )))
+                ctx.change_catalogue(CatalogueChange::add_tool(
+                    Tool::new("test_dynamic_tool", "Added at run time", no_args()),
+                    |_, _| async { Ok(ToolResult::text("added at run time")) },
+                ));
+                Ok(ToolResult::text(
+                    "tools/list changed: test_dynamic_tool added",
+                ))
             },
         )
         .tool(
             Tool::new(
                 "test_trigger_prompt_change",
-                "Announces a prompts/list change to listen streams on every shard",
+                "Adds (or replaces) the prompt test_dynamic_prompt on every shard",
                 no_args(),
             ),
             |ctx, _| async move {
-                let reached = ctx.list_changed(ListKind::Prompts);
-                Ok(ToolResult::text(format!(
-                    "prompts/list change announced ({reached} listen stream(s) on this shard)"
-                )))
+                ctx.change_catalogue(CatalogueChange::add_prompt(
+                    Prompt::new("test_dynamic_prompt", "Added at run time"),
+                    |_, _| async {
+                        Ok(PromptResult::new(vec![PromptMessage::new(
+                            Role::User,
+                            Content::text("added at run time"),
+                        )]))
+                    },
+                ));
+                Ok(ToolResult::text(
+                    "prompts/list changed: test_dynamic_prompt added",
+                ))
             },
         )
         .tool(

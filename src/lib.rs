@@ -59,14 +59,15 @@ pub(crate) mod wake;
 #[doc(hidden)]
 pub mod dispatch {
     pub use crate::mcp::{
-        classify, split_frame, DispatchLimits, Dispatcher, Kind, Peer, SessionRef, SessionState,
+        classify, split_frame, Announcement, CatalogueUpdate, DispatchLimits, Dispatcher, Kind,
+        ListKind, Peer, SessionRef, SessionState,
     };
 }
 
 pub use config::Config;
 pub use mcp::{
-    CacheHints, CacheScope, ClientError, ClientRequest, CompletionFuture, CompletionRef,
-    CompletionRequest, Content, Icon, IconTheme, ListKind, LogLevel, Prompt, PromptFuture,
+    CacheHints, CacheScope, CatalogueChange, ClientError, ClientRequest, CompletionFuture,
+    CompletionRef, CompletionRequest, Content, Icon, IconTheme, LogLevel, Prompt, PromptFuture,
     PromptMessage, PromptResult, Registry, RegistryBuilder, Resource, ResourceBody,
     ResourceContents, ResourceFuture, ResourceRead, ResourceTemplate, Role, SleepFuture, Tool,
     ToolAnnotations, ToolContext, ToolError, ToolFuture, ToolResult,

@@ -1,11 +1,12 @@
 //! Routes JSON-RPC messages to MCP methods for one session.
 
+use crate::mcp::catalogue::{Catalogue, CatalogueUpdate};
 use crate::mcp::client::ClientError;
 use crate::mcp::input::InputRound;
-use crate::mcp::listen::{Announcement, ListKind, ListenHub, SubscriptionFilter};
+use crate::mcp::listen::{Announcement, ListenHub, SubscriptionFilter};
 use crate::mcp::peer::Peer;
 use crate::mcp::prompt::{Completion, CompletionRef, CompletionRequest};
-use crate::mcp::registry::{Empty, Registry};
+use crate::mcp::registry::{CatalogueChange, Empty, Registry};
 use crate::mcp::request_state::{Binding, StateError, StateSeal, StateUse, States};
 use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef, SessionState};
@@ -85,7 +86,6 @@ pub fn split_frame(text: &str) -> impl Iterator<Item = &str> {
 /// the shard's resource subscriptions and timer hook, so the type is `!Send`.
 #[derive(Clone)]
 pub struct Dispatcher {
-    registry: Arc<Registry>,
     services: Services,
     limits: DispatchLimits,
     on_limit: Rc<dyn Fn(Limit)>,
@@ -431,8 +431,8 @@ impl Dispatcher {
     /// A dispatcher serving `registry` on this shard.
     pub fn new(registry: Arc<Registry>) -> Self {
         Dispatcher {
-            registry,
             services: Services {
+                catalogue: Rc::new(Catalogue::new(registry, true, Rc::new(|_| {}))),
                 hub: Rc::new(ResourceHub::default()),
                 sleep: Rc::new(no_timer),
                 listeners: Rc::new(ListenHub::default()),
@@ -472,9 +472,46 @@ impl Dispatcher {
         self
     }
 
-    /// The registry being served.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The registry being served now (a change installs a new one; this one stays valid).
+    #[allow(clippy::redundant_allocation)]
+    pub fn registry(&self) -> Rc<Arc<Registry>> {
+        self.services.catalogue.current()
+    }
+
+    /// Keeps this shard's catalogue in step with the others': `sync` carries each
+    /// [`CatalogueUpdate`] (a change to the writer shard, a new version to every other
+    /// shard), whose receiver hands it to [`Dispatcher::apply_catalogue_update`]. The writer
+    /// makes every change. Without this, the dispatcher is its own writer.
+    pub fn with_catalogue_sync(
+        mut self,
+        writer: bool,
+        sync: impl Fn(CatalogueUpdate) + 'static,
+    ) -> Self {
+        let registry = Arc::clone(&self.registry());
+        self.services.catalogue = Rc::new(Catalogue::new(registry, writer, Rc::new(sync)));
+        self
+    }
+
+    /// Adds or removes a tool or prompt on every shard. MCP 2026-07-28 listen streams that
+    /// asked for the list hear of it once each shard serves the new catalogue; requests
+    /// already running keep the catalogue they started with.
+    pub fn change_catalogue(&self, change: CatalogueChange) {
+        self.services
+            .catalogue
+            .change(change, &self.services.listeners);
+    }
+
+    /// Takes an update another shard sent.
+    pub fn apply_catalogue_update(&self, update: CatalogueUpdate) {
+        let catalogue = &self.services.catalogue;
+        match update {
+            CatalogueUpdate::Change(change) => catalogue.change(*change, &self.services.listeners),
+            CatalogueUpdate::Install {
+                version,
+                registry,
+                list,
+            } => catalogue.install(version, registry, list, &self.services.listeners),
+        }
     }
 
     /// Installs the hook that carries announcements (resource updates, list changes) to the
@@ -513,14 +550,6 @@ impl Dispatcher {
     pub fn resource_updated(&self, uri: &str) -> usize {
         self.services
             .announce(Announcement::ResourceUpdated(uri.to_owned()))
-    }
-
-    /// Announces that a list changed: every MCP 2026-07-28 listen stream that asked for it
-    /// gets the `list_changed` notification, on this shard at once and on the others through
-    /// the broadcast hook. Returns how many streams on this shard were reached. (2025
-    /// sessions are not told: their capabilities say the lists are fixed.)
-    pub fn list_changed(&self, list: ListKind) -> usize {
-        self.services.announce(Announcement::ListChanged(list))
     }
 
     /// Delivers what another shard announced to this shard's subscribers and listen streams
@@ -773,7 +802,7 @@ impl Dispatcher {
             signal,
             input_required: Cell::new(false),
         };
-        let registry = &*self.registry;
+        let registry = self.registry();
         let stateless = is_stateless(session);
         let work = async {
             let reply = match method {
@@ -820,7 +849,7 @@ impl Dispatcher {
     /// `supportedVersions`, `capabilities` and optional `instructions`, and (basic/index) the
     /// server's identity in `_meta["io.modelcontextprotocol/serverInfo"]`.
     fn discover(&self, id: RawId<'_>) -> Reply {
-        let registry = &*self.registry;
+        let registry = self.registry();
         ok(
             id,
             &DiscoverResult {
@@ -848,7 +877,7 @@ impl Dispatcher {
         reply: Reply,
         input_required: bool,
     ) -> Reply {
-        let registry = &*self.registry;
+        let registry = self.registry();
         match reply {
             Ok(mut bytes) => {
                 let members = match method {
@@ -903,10 +932,11 @@ impl Dispatcher {
     /// Spec (2026-07-28, subscriptions): "The `notifications` field in the acknowledgment
     /// reflects the subset the server agreed to honor."
     fn agree(&self, asked: SubscriptionFilter) -> SubscriptionFilter {
-        let capabilities = &self.registry.stateless_capabilities;
+        let registry = self.registry();
+        let capabilities = &registry.stateless_capabilities;
         let mut uris = asked.resource_subscriptions;
         // Spec (resources): "Servers MUST validate all resource URIs".
-        uris.retain(|uri| self.registry.resolve_resource(uri).is_some());
+        uris.retain(|uri| registry.resolve_resource(uri).is_some());
         uris.sort();
         uris.dedup();
         uris.truncate(self.limits.max_subscriptions);
@@ -929,7 +959,7 @@ impl Dispatcher {
             "initialize params must be an object with a string \"protocolVersion\"",
         )?;
         let negotiated = version::negotiate(&params.protocol_version);
-        let registry = &*self.registry;
+        let registry = self.registry();
         let reply = ok(
             id,
             &InitializeResult {
@@ -957,7 +987,8 @@ impl Dispatcher {
             params,
             "tools/call params must be an object with a string \"name\" and an object \"arguments\"",
         )?;
-        let Some((tool, handler)) = self.registry.tools.get(&call.name) else {
+        let registry = self.registry();
+        let Some((tool, handler)) = registry.tools.get(&call.name) else {
             // Spec (tools): protocol errors cover "Unknown tools"; the example
             // is code -32602 with message "Unknown tool: invalid_tool_name".
             return Err(Error::InvalidParams(Cow::Owned(format!(
@@ -1107,8 +1138,8 @@ impl Dispatcher {
             "resources/read params must be an object with a string \"uri\"",
         )?;
         // Spec (resources): "Resource not found: `-32002`".
-        let (handler, read) = self
-            .registry
+        let registry = self.registry();
+        let (handler, read) = registry
             .resolve_resource(&uri)
             .ok_or_else(|| Error::ResourceNotFound(uri.clone().into_owned()))?;
         let contents = guarded(format_args!("resource {uri:?}"), || handler(read)).await?;
@@ -1129,7 +1160,7 @@ impl Dispatcher {
             "resources/subscribe and resources/unsubscribe params must be an object with a string \"uri\"",
         )?;
         // Spec (resources): "Servers **MUST** validate all resource URIs".
-        if self.registry.resolve_resource(&uri).is_none() {
+        if self.registry().resolve_resource(&uri).is_none() {
             return Err(Error::ResourceNotFound(uri.into_owned()));
         }
         let hub = &self.services.hub;
@@ -1163,7 +1194,8 @@ impl Dispatcher {
             "prompts/get params must be an object with a string \"name\" and string \"arguments\"",
         )?;
         // Spec (prompts): "Invalid prompt name: `-32602` (Invalid params)".
-        let Some((prompt, handler)) = self.registry.prompts.get(&get.name) else {
+        let registry = self.registry();
+        let Some((prompt, handler)) = registry.prompts.get(&get.name) else {
             return Err(Error::InvalidParams(Cow::Owned(format!(
                 "Unknown prompt: {}",
                 get.name
@@ -1198,7 +1230,7 @@ impl Dispatcher {
             params,
             "completion/complete params must be an object with \"ref\" and \"argument\"",
         )?;
-        let registry = &*self.registry;
+        let registry = self.registry();
         // Spec (completion): "Invalid prompt name: `-32602` (Invalid params)".
         // A static resource is a known reference without variables.
         let (reference, known) = match params.reference {

@@ -5,6 +5,7 @@
 //! [`Dispatcher::handle`] with the session's [`SessionRef`] and a [`Peer`]
 //! for out-of-band messages, and write back whatever reply it returns.
 
+pub mod catalogue;
 pub mod client;
 pub mod dispatch;
 mod input;
@@ -22,6 +23,7 @@ pub(crate) mod testing;
 pub mod tool;
 pub mod version;
 
+pub use catalogue::CatalogueUpdate;
 pub use client::{ClientError, ClientRequest};
 pub use dispatch::{classify, split_frame, DispatchLimits, Dispatcher, Kind};
 pub use listen::{Announcement, ListKind};
@@ -30,7 +32,7 @@ pub use prompt::{
     CompletionFuture, CompletionRef, CompletionRequest, Prompt, PromptFuture, PromptMessage,
     PromptResult, Role,
 };
-pub use registry::{CacheHints, CacheScope, Registry, RegistryBuilder};
+pub use registry::{CacheHints, CacheScope, CatalogueChange, Registry, RegistryBuilder};
 pub use resource::{
     Resource, ResourceBody, ResourceContents, ResourceFuture, ResourceRead, ResourceTemplate,
 };

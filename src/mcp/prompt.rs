@@ -6,6 +6,7 @@ use crate::mcp::tool::{Content, ToolContext, ToolError};
 use futures_lite::future::BoxedLocal;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A prompt as listed by `prompts/list`.
 #[derive(Debug, Clone, Serialize)]
@@ -123,7 +124,7 @@ pub type PromptFuture = BoxedLocal<Result<PromptResult, ToolError>>;
 
 /// A type-erased prompt handler; it gets the call's string arguments.
 pub(crate) type PromptHandler =
-    Box<dyn Fn(ToolContext, HashMap<String, String>) -> PromptFuture + Send + Sync>;
+    Arc<dyn Fn(ToolContext, HashMap<String, String>) -> PromptFuture + Send + Sync>;
 
 /// What `completion/complete` completes an argument of.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -150,7 +151,7 @@ pub type CompletionFuture = BoxedLocal<Result<Vec<String>, ToolError>>;
 
 /// A type-erased completion handler.
 pub(crate) type CompletionHandler =
-    Box<dyn Fn(CompletionRequest) -> CompletionFuture + Send + Sync>;
+    Arc<dyn Fn(CompletionRequest) -> CompletionFuture + Send + Sync>;
 
 /// Spec (completion): "Maximum 100 items per response".
 const MAX_COMPLETIONS: usize = 100;

@@ -4,13 +4,14 @@
 //! Built once and shared by every shard as `Arc<Registry>`; handlers are
 //! `Send + Sync`, the futures they return need not be.
 
+use crate::mcp::listen::ListKind;
 use crate::mcp::prompt::{
     CompletionHandler, CompletionRef, CompletionRequest, Prompt, PromptHandler, PromptResult,
 };
 use crate::mcp::resource::{
     Resource, ResourceBody, ResourceContents, ResourceHandler, ResourceRead, ResourceTemplate,
 };
-use crate::mcp::table::{upsert, Table};
+use crate::mcp::table::{upsert, Listed, Table};
 use crate::mcp::tool::{Tool, ToolContext, ToolError, ToolHandler, ToolResult};
 use serde::Serialize;
 use serde_json::Value;
@@ -115,6 +116,77 @@ pub struct Registry {
     pub(crate) templates: Table<ResourceTemplate, ResourceHandler>,
     pub(crate) prompts: Table<Prompt, PromptHandler>,
     pub(crate) completions: HashMap<(CompletionRef, String), CompletionHandler>,
+    /// What the builder was told besides the catalogue, to rebuild a changed registry.
+    page_size: usize,
+    list_changes: bool,
+    catalogue_cache: CacheHints,
+    read_cache: CacheHints,
+}
+
+/// A change to the tools or prompts being served; see
+/// [`ToolContext::change_catalogue`](crate::mcp::ToolContext::change_catalogue).
+pub struct CatalogueChange(Change);
+
+enum Change {
+    AddTool(Tool, ToolHandler),
+    RemoveTool(String),
+    AddPrompt(Prompt, PromptHandler),
+    RemovePrompt(String),
+    AddResource(Resource, ResourceHandler),
+    RemoveResource(String),
+}
+
+impl CatalogueChange {
+    /// Adds a tool (or replaces the one with its name).
+    pub fn add_tool<F, Fut>(tool: Tool, handler: F) -> Self
+    where
+        F: Fn(ToolContext, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ToolResult, ToolError>> + 'static,
+    {
+        CatalogueChange(Change::AddTool(tool, tool_handler(handler)))
+    }
+
+    /// Removes the tool called `name`.
+    pub fn remove_tool(name: impl Into<String>) -> Self {
+        CatalogueChange(Change::RemoveTool(name.into()))
+    }
+
+    /// Adds a prompt (or replaces the one with its name).
+    pub fn add_prompt<F, Fut>(prompt: Prompt, handler: F) -> Self
+    where
+        F: Fn(ToolContext, HashMap<String, String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<PromptResult, ToolError>> + 'static,
+    {
+        CatalogueChange(Change::AddPrompt(prompt, prompt_handler(handler)))
+    }
+
+    /// Removes the prompt called `name`.
+    pub fn remove_prompt(name: impl Into<String>) -> Self {
+        CatalogueChange(Change::RemovePrompt(name.into()))
+    }
+
+    /// Adds a resource whose contents `handler` reads (or replaces the one with its URI).
+    pub fn add_resource<F, Fut>(resource: Resource, handler: F) -> Self
+    where
+        F: Fn(ResourceRead) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<ResourceContents>, ToolError>> + 'static,
+    {
+        CatalogueChange(Change::AddResource(resource, resource_handler(handler)))
+    }
+
+    /// Removes the resource at `uri`.
+    pub fn remove_resource(uri: impl Into<String>) -> Self {
+        CatalogueChange(Change::RemoveResource(uri.into()))
+    }
+
+    /// The list this change changes.
+    pub(crate) fn list(&self) -> ListKind {
+        match self.0 {
+            Change::AddTool(..) | Change::RemoveTool(_) => ListKind::Tools,
+            Change::AddPrompt(..) | Change::RemovePrompt(_) => ListKind::Prompts,
+            Change::AddResource(..) | Change::RemoveResource(_) => ListKind::Resources,
+        }
+    }
 }
 
 impl ServerCapabilities {
@@ -183,6 +255,41 @@ impl Registry {
         self.prompts.items()
     }
 
+    /// This registry with `change` made, and whether it changed anything.
+    pub(crate) fn changed(&self, change: CatalogueChange) -> Option<Registry> {
+        let mut builder = RegistryBuilder {
+            server_info: self.server_info.clone(),
+            instructions: self.instructions.clone(),
+            tools: self.tools.entries(),
+            resources: self.resources.entries(),
+            templates: self.templates.entries(),
+            prompts: self.prompts.entries(),
+            completions: self.completions.clone(),
+            page_size: self.page_size,
+            list_changes: self.list_changes,
+            catalogue_cache: self.catalogue_cache,
+            read_cache: self.read_cache,
+        };
+        let changed = match change.0 {
+            Change::AddTool(tool, handler) => {
+                upsert(&mut builder.tools, tool, handler);
+                true
+            }
+            Change::AddPrompt(prompt, handler) => {
+                upsert(&mut builder.prompts, prompt, handler);
+                true
+            }
+            Change::AddResource(resource, handler) => {
+                upsert(&mut builder.resources, resource, handler);
+                true
+            }
+            Change::RemoveTool(name) => remove(&mut builder.tools, &name),
+            Change::RemovePrompt(name) => remove(&mut builder.prompts, &name),
+            Change::RemoveResource(uri) => remove(&mut builder.resources, &uri),
+        };
+        changed.then(|| builder.build())
+    }
+
     /// The tool called `name`, if registered.
     pub(crate) fn tool(&self, name: &str) -> Option<&Tool> {
         self.tools.get(name).map(|(tool, _)| tool)
@@ -249,13 +356,38 @@ pub struct RegistryBuilder {
     read_cache: CacheHints,
 }
 
-/// Boxes a resource read handler.
+/// Removes the entry with `key`; returns whether there was one.
+fn remove<T: Listed, H>(entries: &mut Vec<(T, H)>, key: &str) -> bool {
+    let before = entries.len();
+    entries.retain(|(item, _)| item.key() != key);
+    entries.len() != before
+}
+
+/// Shares a tool handler.
+fn tool_handler<F, Fut>(handler: F) -> ToolHandler
+where
+    F: Fn(ToolContext, Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<ToolResult, ToolError>> + 'static,
+{
+    Arc::new(move |ctx, args| Box::pin(handler(ctx, args)))
+}
+
+/// Shares a prompt handler.
+fn prompt_handler<F, Fut>(handler: F) -> PromptHandler
+where
+    F: Fn(ToolContext, HashMap<String, String>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<PromptResult, ToolError>> + 'static,
+{
+    Arc::new(move |ctx, args| Box::pin(handler(ctx, args)))
+}
+
+/// Shares a resource read handler.
 fn resource_handler<F, Fut>(handler: F) -> ResourceHandler
 where
     F: Fn(ResourceRead) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<ResourceContents>, ToolError>> + 'static,
 {
-    Box::new(move |read| Box::pin(handler(read)))
+    Arc::new(move |read| Box::pin(handler(read)))
 }
 
 impl RegistryBuilder {
@@ -275,11 +407,11 @@ impl RegistryBuilder {
         self
     }
 
-    /// Declares that the tool, prompt and resource lists change while the server runs, as
-    /// announced with [`ToolContext::list_changed`] or
-    /// [`Dispatcher::list_changed`](crate::mcp::Dispatcher::list_changed): MCP 2026-07-28
-    /// `server/discover` then says `listChanged: true`, and `subscriptions/listen` streams
-    /// that ask hear of each change (default: the lists are fixed).
+    /// Declares that the tool, prompt and resource lists change while the server runs
+    /// ([`ToolContext::change_catalogue`],
+    /// [`Dispatcher::change_catalogue`](crate::mcp::Dispatcher::change_catalogue)): MCP
+    /// 2026-07-28 `server/discover` then says `listChanged: true`, and `subscriptions/listen`
+    /// streams that ask hear of each change (default: the lists are fixed).
     pub fn list_changes(mut self, changing: bool) -> Self {
         self.list_changes = changing;
         self
@@ -312,8 +444,7 @@ impl RegistryBuilder {
         F: Fn(ToolContext, Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ToolResult, ToolError>> + 'static,
     {
-        let handler: ToolHandler = Box::new(move |ctx, args| Box::pin(handler(ctx, args)));
-        upsert(&mut self.tools, tool, handler);
+        upsert(&mut self.tools, tool, tool_handler(handler));
         self
     }
 
@@ -355,8 +486,7 @@ impl RegistryBuilder {
         F: Fn(ToolContext, HashMap<String, String>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<PromptResult, ToolError>> + 'static,
     {
-        let handler: PromptHandler = Box::new(move |ctx, args| Box::pin(handler(ctx, args)));
-        upsert(&mut self.prompts, prompt, handler);
+        upsert(&mut self.prompts, prompt, prompt_handler(handler));
         self
     }
 
@@ -373,7 +503,7 @@ impl RegistryBuilder {
         F: Fn(CompletionRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<String>, ToolError>> + 'static,
     {
-        let handler: CompletionHandler = Box::new(move |request| Box::pin(handler(request)));
+        let handler: CompletionHandler = Arc::new(move |request| Box::pin(handler(request)));
         self.completions
             .insert((reference, argument.into()), handler);
         self
@@ -423,6 +553,10 @@ impl RegistryBuilder {
             templates,
             prompts,
             completions: self.completions,
+            page_size,
+            list_changes: self.list_changes,
+            catalogue_cache: self.catalogue_cache,
+            read_cache: self.read_cache,
         }
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
 /// A resource as listed by `resources/list`.
 #[derive(Debug, Clone, Serialize)]
@@ -296,8 +297,9 @@ pub struct ResourceRead {
 /// What a resource read handler returns: a future that may be `!Send`.
 pub type ResourceFuture = BoxedLocal<Result<Vec<ResourceContents>, ToolError>>;
 
-/// A type-erased read handler; `Send + Sync` so one registry serves every shard.
-pub(crate) type ResourceHandler = Box<dyn Fn(ResourceRead) -> ResourceFuture + Send + Sync>;
+/// A type-erased read handler; `Send + Sync` so one registry serves every shard, shared so
+/// that a changed catalogue keeps the handlers it did not change.
+pub(crate) type ResourceHandler = Arc<dyn Fn(ResourceRead) -> ResourceFuture + Send + Sync>;
 
 /// This shard's resource subscriptions: which sessions to look at for a
 /// URI. The hub holds sessions weakly; each session keeps the peer to notify

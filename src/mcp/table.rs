@@ -55,6 +55,19 @@ impl<T: Listed, H> Table<T, H> {
         }
     }
 
+    /// Items with their handlers, for a builder (a changed catalogue starts from these).
+    pub(crate) fn entries(&self) -> Vec<(T, H)>
+    where
+        T: Clone,
+        H: Clone,
+    {
+        self.items
+            .iter()
+            .cloned()
+            .zip(self.handlers.iter().cloned())
+            .collect()
+    }
+
     /// All items, in listing order.
     pub(crate) fn items(&self) -> &[T] {
         &self.items

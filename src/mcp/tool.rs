@@ -1,9 +1,11 @@
 //! Tool definitions, results, errors, and the context a tool handler runs in.
 
+use crate::mcp::catalogue::Catalogue;
 use crate::mcp::client::ClientRequest;
 use crate::mcp::input::InputRound;
-use crate::mcp::listen::{Announcement, ListKind, ListenHub};
+use crate::mcp::listen::{Announcement, ListenHub};
 use crate::mcp::peer::Peer;
+use crate::mcp::registry::CatalogueChange;
 use crate::mcp::request_state::States;
 use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef};
@@ -16,6 +18,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A tool as listed by `tools/list`.
@@ -422,7 +425,7 @@ impl From<ToolError> for jsonrpc::Error {
 pub type ToolFuture = BoxedLocal<Result<ToolResult, ToolError>>;
 
 /// A type-erased handler; `Send + Sync` so one registry serves every shard.
-pub(crate) type ToolHandler = Box<dyn Fn(ToolContext, Value) -> ToolFuture + Send + Sync>;
+pub(crate) type ToolHandler = Arc<dyn Fn(ToolContext, Value) -> ToolFuture + Send + Sync>;
 
 /// What [`ToolContext::sleep`] returns.
 pub type SleepFuture = BoxedLocal<()>;
@@ -446,6 +449,8 @@ pub(crate) struct Services {
     pub(crate) broadcast: Rc<BroadcastFn>,
     /// Seals and opens the `requestState` of 2026-07-28 multi-round results.
     pub(crate) states: Rc<States>,
+    /// The registry served now.
+    pub(crate) catalogue: Rc<Catalogue>,
 }
 
 impl Services {
@@ -642,11 +647,11 @@ impl ToolContext {
             .announce(Announcement::ResourceUpdated(uri.to_owned()))
     }
 
-    /// Announces that a list changed (see
-    /// [`Dispatcher::list_changed`](crate::mcp::Dispatcher::list_changed)); returns how many
-    /// listen streams on this shard were reached.
-    pub fn list_changed(&self, list: ListKind) -> usize {
-        self.call.services.announce(Announcement::ListChanged(list))
+    /// Adds or removes a tool or prompt on every shard; listen streams that asked hear of
+    /// it (see [`Dispatcher::change_catalogue`](crate::mcp::Dispatcher::change_catalogue)).
+    pub fn change_catalogue(&self, change: CatalogueChange) {
+        let services = &self.call.services;
+        services.catalogue.change(change, &services.listeners);
     }
 
     /// Asks the client (`sampling/createMessage`, `elicitation/create`, `roots/list`) and

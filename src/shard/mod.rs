@@ -9,7 +9,7 @@ mod ws;
 
 use crate::config::Config;
 use crate::mcp::request_state::{StateError, StateSeal, StateUse};
-use crate::mcp::{Announcement, Dispatcher, Registry};
+use crate::mcp::{Announcement, CatalogueUpdate, Dispatcher, Registry};
 use crate::metrics::{ErrorKind, Limit, Metrics, Transport};
 use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
@@ -313,6 +313,8 @@ pub(crate) enum MeshMessage {
     Scrape(shared_channel::SharedSender<Snapshot>),
     /// A resource changed or a list changed: tell this shard's subscribers and listeners.
     Announce(Announcement),
+    /// A catalogue change for the writer shard, or a new catalogue from it.
+    Catalogue(CatalogueUpdate),
     /// A request state this shard sealed is being used: record it, answer on the channel.
     AcceptState(
         StateUse,
@@ -384,6 +386,7 @@ impl Shard {
             dispatcher: Dispatcher::new(Arc::clone(registry))
                 .with_sleep(|d| Box::pin(glommio::timer::sleep(d)))
                 .with_broadcast(broadcast_announcements(Rc::clone(&mesh)))
+                .with_catalogue_sync(index == CATALOGUE_WRITER, sync_catalogue(Rc::clone(&mesh)))
                 .with_request_states(
                     Arc::clone(seal),
                     index,
@@ -595,6 +598,9 @@ async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage
                     MeshMessage::Announce(announcement) => {
                         shard.dispatcher.announce_on_this_shard(&announcement);
                     }
+                    MeshMessage::Catalogue(update) => {
+                        shard.dispatcher.apply_catalogue_update(update);
+                    }
                     MeshMessage::AcceptState(state_use, reply) => {
                         let verdict = shard.dispatcher.accept_request_state_here(state_use);
                         let _ = reply.connect().await.send(verdict).await;
@@ -622,6 +628,51 @@ fn broadcast_announcements(mesh: Rc<Senders<MeshMessage>>) -> impl Fn(&Announcem
                 if mesh.send_to(peer, message).await.is_err() {
                     log::debug!("shard {peer} is gone; {announcement:?} not delivered there");
                 }
+            }
+        })
+        .detach();
+    }
+}
+
+/// The shard that makes every catalogue change, so all shards see one sequence of versions.
+const CATALOGUE_WRITER: usize = 0;
+
+/// The dispatcher's catalogue hook: a change goes to the writer shard, a new version to every
+/// other shard. Sent from a task of its own (a full mesh channel makes the sender wait).
+fn sync_catalogue(mesh: Rc<Senders<MeshMessage>>) -> impl Fn(CatalogueUpdate) {
+    move |update| {
+        if mesh.nr_consumers() < 2 {
+            return;
+        }
+        let mesh = Rc::clone(&mesh);
+        glommio::spawn_local(async move {
+            let sent = match update {
+                CatalogueUpdate::Change(_) => mesh
+                    .send_to(CATALOGUE_WRITER, MeshMessage::Catalogue(update))
+                    .await
+                    .is_ok(),
+                CatalogueUpdate::Install {
+                    version,
+                    registry,
+                    list,
+                } => {
+                    let mut all = true;
+                    for peer in (0..mesh.nr_consumers()).filter(|&p| p != mesh.peer_id()) {
+                        let update = CatalogueUpdate::Install {
+                            version,
+                            registry: Arc::clone(&registry),
+                            list,
+                        };
+                        all &= mesh
+                            .send_to(peer, MeshMessage::Catalogue(update))
+                            .await
+                            .is_ok();
+                    }
+                    all
+                }
+            };
+            if !sent {
+                log::warn!("a catalogue update did not reach every shard");
             }
         })
         .detach();

@@ -89,9 +89,7 @@ pub(super) fn post(
     }
     check_revision(requested, &id)?;
     check_standard_headers(head, method, &envelope).map_err(mismatch)?;
-    if let Some(tool) = check_servable(env, method, &envelope, &meta, &id)? {
-        check_param_headers(head, tool, envelope.arguments).map_err(mismatch)?;
-    }
+    check_servable(env, method, &envelope, &meta, &id, Some(head))?;
     Ok(run(env, meta, body, keep_alive, out))
 }
 
@@ -129,36 +127,47 @@ pub(super) fn check_revision(requested: &str, id: &Option<String>) -> Result<(),
 }
 
 /// The method must be one this server serves in the revision (-32601), and a tool the client
-/// calls must have the client capabilities it needs (-32021), decided before the handler
-/// runs so that the refusal can still be a 400. Returns the tool called, if any (an unknown
-/// tool is the dispatcher's to answer).
-pub(super) fn check_servable<'r>(
-    env: &Env<'r>,
+/// calls must have the client capabilities it needs (-32021) and, on HTTP (`head`), its
+/// `Mcp-Param-*` headers (-32020); decided before the handler runs so that the refusal can
+/// still be a 400. An unknown tool is the dispatcher's to answer.
+pub(super) fn check_servable(
+    env: &Env<'_>,
     method: &str,
     envelope: &Envelope<'_>,
     meta: &stateless::RequestMeta,
     id: &Option<String>,
-) -> Result<Option<&'r Tool>, TransportError> {
+    head: Option<&RequestHead>,
+) -> Result<(), TransportError> {
     if !stateless::serves(method) {
         return Err(TransportError::NoSuchMethod {
             id: id.clone(),
             method: method.to_owned(),
         });
     }
+    let registry = env.dispatcher.registry();
     let tool = match (method, envelope.name.as_deref()) {
-        ("tools/call", Some(name)) => env.dispatcher.registry().tool(name),
+        ("tools/call", Some(name)) => registry.tool(name),
         _ => None,
     };
-    if let Some(tool) = tool {
-        let missing = tool.missing_client_capabilities(meta.client_capabilities.get());
-        if !missing.is_empty() {
-            return Err(TransportError::MissingClientCapability {
-                id: id.clone(),
-                missing,
-            });
-        }
+    let Some(tool) = tool else {
+        return Ok(());
+    };
+    let missing = tool.missing_client_capabilities(meta.client_capabilities.get());
+    if !missing.is_empty() {
+        return Err(TransportError::MissingClientCapability {
+            id: id.clone(),
+            missing,
+        });
     }
-    Ok(tool)
+    match head {
+        Some(head) => check_param_headers(head, tool, envelope.arguments).map_err(|detail| {
+            TransportError::HeaderMismatch {
+                id: id.clone(),
+                detail,
+            }
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The standard request headers against the body.

@@ -5,7 +5,9 @@ use super::http::{route, Next};
 use super::streamable::{HttpSessions, SseStream};
 use super::{Connection, Env, Flow, Task};
 use crate::config::Config;
-use crate::mcp::{Dispatcher, ListKind, Registry, Tool, ToolContext, ToolResult};
+use crate::mcp::{
+    CatalogueChange, Dispatcher, Prompt, PromptResult, Registry, Tool, ToolContext, ToolResult,
+};
 use crate::metrics::Metrics;
 use crate::proto::http1::{ChunkedDecoder, Limits, RequestHead};
 use crate::proto::origin::OriginPolicy;
@@ -87,6 +89,10 @@ fn registry() -> Registry {
             },
         )
         .build()
+}
+
+fn remove_tool(name: &str) -> CatalogueChange {
+    CatalogueChange::remove_tool(name)
 }
 
 /// One shard's worth of transport state.
@@ -832,7 +838,7 @@ mod websocket {
             .map(|r| r["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].clone())
             .collect();
         assert_eq!(acks, [json!(1), json!("two")]);
-        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 2);
+        shard.dispatcher.change_catalogue(remove_tool("log"));
         assert_eq!(replies(&ws).len(), 2);
         // The client ends one the stdio way; the other hears the next change alone.
         let mut cancel = text(
@@ -841,7 +847,7 @@ mod websocket {
         );
         ws.on_input(&mut cancel, &shard.env(), now);
         run_tasks();
-        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 1);
+        shard.dispatcher.change_catalogue(remove_tool("wait"));
         let tags: Vec<Value> = replies(&ws)
             .iter()
             .map(|r| r["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].clone())
@@ -1306,11 +1312,29 @@ mod stateless {
             ack["params"],
             json!({"_meta": subscription, "notifications": {"toolsListChanged": true}})
         );
-        assert_eq!(shard.dispatcher.list_changed(ListKind::Prompts), 0);
-        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 1);
+        // A prompt list change was not asked for (and not offered when the listen began).
+        shard
+            .dispatcher
+            .change_catalogue(CatalogueChange::add_prompt(
+                Prompt::new("p", "new"),
+                |_, _| async { Ok(PromptResult::new(Vec::new())) },
+            ));
+        assert!(events(&stream, &mut chunks).is_empty());
+        shard.dispatcher.change_catalogue(remove_tool("log"));
         let change: Value = serde_json::from_str(&events(&stream, &mut chunks)[0].data).unwrap();
         assert_eq!(change["method"], "notifications/tools/list_changed");
         assert_eq!(change["params"]["_meta"], subscription);
+        // Removing what is not there changes nothing, and nobody is told.
+        shard.dispatcher.change_catalogue(remove_tool("log"));
+        assert!(events(&stream, &mut chunks).is_empty());
+        let listed = answered(&shard, "tools/list", json!({}), None).json();
+        let names: Vec<&Value> = listed["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| &t["name"])
+            .collect();
+        assert!(!names.contains(&&json!("log")), "{names:?}");
         shard.dispatcher.end_listen_streams();
         run_tasks();
         let last: Value = serde_json::from_str(&events(&stream, &mut chunks)[0].data).unwrap();
@@ -1330,10 +1354,13 @@ mod stateless {
         let shard = Shard::new();
         let mut chunks = ChunkedDecoder::new(1 << 20);
         let (mut stream, _) = listen(&shard, json!({"toolsListChanged": true}), &mut chunks);
-        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 1);
         stream.on_end(&shard.env());
         run_tasks();
-        assert_eq!(shard.dispatcher.list_changed(ListKind::Tools), 0);
+        shard.dispatcher.change_catalogue(remove_tool("log"));
+        assert!(
+            events(&stream, &mut chunks).is_empty(),
+            "the listener is gone"
+        );
     }
 
     #[test]

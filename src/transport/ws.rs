@@ -531,7 +531,7 @@ fn stateless_message(
     let id = envelope.id.map(|raw| raw.get().to_owned());
     let checked = stateless::read_meta(&envelope, &id).and_then(|(meta, requested)| {
         stateless::check_revision(requested, &id)?;
-        stateless::check_servable(env, method, &envelope, &meta, &id)?;
+        stateless::check_servable(env, method, &envelope, &meta, &id, None)?;
         Ok(meta)
     });
     let meta = match checked {
