@@ -193,8 +193,14 @@ impl ClientRequest {
     ///
     /// Spec (2026-07-28, mrtr): servers "MUST NOT send an `inputRequests` that the client
     /// has not declared support for in its capabilities".
-    pub(crate) fn ask(round: &Rc<InputRound>, key: String, method: &str, params: Value) -> Self {
-        if let Err(e) = check_capability(Some(&round.client_capabilities), method, &params) {
+    pub(crate) fn ask(
+        round: &Rc<InputRound>,
+        declared: Option<&Value>,
+        key: String,
+        method: &str,
+        params: Value,
+    ) -> Self {
+        if let Err(e) = check_capability(declared, method, &params) {
             return Self::done(Err(e));
         }
         match round.lookup(&key, method, params) {

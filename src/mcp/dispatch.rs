@@ -262,6 +262,7 @@ struct ListParams {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct CallParams<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
@@ -269,6 +270,11 @@ struct CallParams<'a> {
     arguments: Option<Map<String, Value>>,
     #[serde(borrow, default, rename = "_meta")]
     meta: Option<&'a RawValue>,
+    /// 2026-07-28 retries; `Some(Value::Null)` when the client sent `null` (malformed).
+    #[serde(default, deserialize_with = "present")]
+    input_responses: Option<Value>,
+    #[serde(default)]
+    request_state: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -278,15 +284,18 @@ struct RequestMeta<'a> {
     progress_token: Option<&'a RawValue>,
 }
 
-/// The multi-round fields of a 2026-07-28 retry (`tools/call`, `prompts/get`).
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct RetryParams {
-    /// `Some(Value::Null)` when the client sent `null`, which is malformed.
-    #[serde(default, deserialize_with = "present")]
-    input_responses: Option<Value>,
-    #[serde(default)]
-    request_state: Option<String>,
+/// What a 2026-07-28 call's `requestState` is bound to; digested only when a state is
+/// opened or sealed, which most calls never need.
+struct BindingSource {
+    method: &'static str,
+    target: String,
+    arguments: Value,
+}
+
+impl BindingSource {
+    fn binding(&self) -> Binding {
+        Binding::of(self.method, &self.target, &self.arguments)
+    }
 }
 
 /// A field that is present, `null` included (absent stays `None` through `default`).
@@ -343,6 +352,7 @@ struct ReadResult {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct GetPromptParams<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
@@ -350,6 +360,11 @@ struct GetPromptParams<'a> {
     arguments: Option<HashMap<String, String>>,
     #[serde(borrow, default, rename = "_meta")]
     meta: Option<&'a RawValue>,
+    /// As in [`CallParams`].
+    #[serde(default, deserialize_with = "present")]
+    input_responses: Option<Value>,
+    #[serde(default)]
+    request_state: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -997,8 +1012,13 @@ impl Dispatcher {
             ))));
         };
         let args = Value::Object(call.arguments.unwrap_or_default());
-        let binding = Binding::of("tools/call", &call.name, &args);
-        let round = self.open_round(session, params, &binding).await?;
+        let source = is_stateless(session).then(|| BindingSource {
+            method: "tools/call",
+            target: call.name.clone().into_owned(),
+            arguments: args.clone(),
+        });
+        let retry = (call.input_responses, call.request_state);
+        let round = self.open_round(source.as_ref(), retry).await?;
         let ctx = self.context(session, peer, request, call.meta, round.clone());
         let step = until_input_needed(
             round.as_deref(),
@@ -1018,7 +1038,7 @@ impl Dispatcher {
                 )))
             }
             Step::Complete(result) => ok(id, &result),
-            Step::InputRequired => self.input_required(id, request, round, &binding),
+            Step::InputRequired => self.input_required(id, request, round, source.as_ref()),
         }
     }
 
@@ -1049,26 +1069,21 @@ impl Dispatcher {
         )
     }
 
-    /// The input round of a 2026-07-28 call (`None` in a 2025 session): the answers of its
-    /// `inputResponses` and, on a retry, of its verified `requestState`.
+    /// The input round of a 2026-07-28 call (`source` is `None` in a 2025 session, which
+    /// has no rounds): the answers of its `inputResponses` and, on a retry, of its verified
+    /// `requestState`.
     async fn open_round(
         &self,
-        session: &SessionRef,
-        params: Option<&RawValue>,
-        binding: &Binding,
+        source: Option<&BindingSource>,
+        (input_responses, request_state): (Option<Value>, Option<String>),
     ) -> Result<Option<Rc<InputRound>>, Error> {
-        if !is_stateless(session) {
+        let Some(source) = source else {
             return Ok(None);
-        }
-        let retry: RetryParams = optional_params(
-            params,
-            "inputResponses must be an object and requestState a string",
-        )?
-        .unwrap_or_default();
-        let (mut answers, rounds) = match retry.request_state.as_deref() {
+        };
+        let (mut answers, rounds) = match request_state.as_deref() {
             None => (Map::new(), 0),
             Some(sealed) => {
-                let opened = self.services.states.open(sealed, binding).await;
+                let opened = self.services.states.open(sealed, &source.binding()).await;
                 let opened = opened.map_err(|e| {
                     (self.on_limit)(Limit::RequestState);
                     match e {
@@ -1080,7 +1095,7 @@ impl Dispatcher {
                 (opened.answers, opened.rounds)
             }
         };
-        match retry.input_responses {
+        match input_responses {
             None => {}
             // Spec (2026-07-28, mrtr): "If additional, unexpected parameters are provided
             // ... the server SHOULD ignore" them: the round uses only the keys it asks for.
@@ -1091,16 +1106,7 @@ impl Dispatcher {
                 ))
             }
         }
-        let capabilities = session
-            .borrow()
-            .client_capabilities()
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            .unwrap_or(Value::Null);
-        Ok(Some(Rc::new(InputRound::new(
-            capabilities,
-            answers,
-            rounds,
-        ))))
+        Ok(Some(Rc::new(InputRound::new(answers, rounds))))
     }
 
     /// Ends a round the handler cannot finish: the requests it waits on, and the answers so
@@ -1113,14 +1119,16 @@ impl Dispatcher {
         id: RawId<'_>,
         request: &InFlight,
         round: Option<Rc<InputRound>>,
-        binding: &Binding,
+        source: Option<&BindingSource>,
     ) -> Reply {
-        let round = round.ok_or(Error::Internal(Cow::Borrowed("no input round")))?;
+        let (Some(round), Some(source)) = (round, source) else {
+            return Err(Error::Internal(Cow::Borrowed("no input round")));
+        };
         let (input_requests, answers) = round.finish();
         let request_state = self
             .services
             .states
-            .seal(binding, answers, round.rounds() + 1)
+            .seal(&source.binding(), answers, round.rounds() + 1)
             .map_err(|e| Error::Internal(Cow::Owned(e)))?;
         request.input_required.set(true);
         ok(
@@ -1208,9 +1216,13 @@ impl Dispatcher {
                 "Missing required argument: {missing}"
             ))));
         }
-        let bound = serde_json::to_value(&arguments).unwrap_or_default();
-        let binding = Binding::of("prompts/get", &get.name, &bound);
-        let round = self.open_round(session, params, &binding).await?;
+        let source = is_stateless(session).then(|| BindingSource {
+            method: "prompts/get",
+            target: get.name.clone().into_owned(),
+            arguments: serde_json::to_value(&arguments).unwrap_or_default(),
+        });
+        let retry = (get.input_responses, get.request_state);
+        let round = self.open_round(source.as_ref(), retry).await?;
         let ctx = self.context(session, peer, request, get.meta, round.clone());
         let step = until_input_needed(
             round.as_deref(),
@@ -1221,7 +1233,7 @@ impl Dispatcher {
         .await?;
         match step {
             Step::Complete(result) => ok(id, &result),
-            Step::InputRequired => self.input_required(id, request, round, &binding),
+            Step::InputRequired => self.input_required(id, request, round, source.as_ref()),
         }
     }
 

@@ -14,8 +14,6 @@ use std::cell::{Cell, RefCell};
 /// The answers a round starts with and the requests it collects.
 #[derive(Debug)]
 pub(crate) struct InputRound {
-    /// The client's capabilities, which bound what may be asked.
-    pub(crate) client_capabilities: Value,
     /// Answers by key: this retry's `inputResponses` over those carried in the state.
     answers: Map<String, Value>,
     /// Rounds completed before this one.
@@ -42,15 +40,9 @@ pub(crate) enum Lookup {
 }
 
 impl InputRound {
-    /// A round with `answers` after `rounds` earlier ones, for a client declaring
-    /// `client_capabilities`.
-    pub(crate) fn new(
-        client_capabilities: Value,
-        answers: Map<String, Value>,
-        rounds: u32,
-    ) -> Self {
+    /// A round with `answers` after `rounds` earlier ones.
+    pub(crate) fn new(answers: Map<String, Value>, rounds: u32) -> Self {
         InputRound {
-            client_capabilities,
             answers,
             rounds,
             used: RefCell::default(),
@@ -168,7 +160,7 @@ mod tests {
     use serde_json::json;
 
     fn round(answers: Value) -> InputRound {
-        InputRound::new(json!({}), answers.as_object().unwrap().clone(), 0)
+        InputRound::new(answers.as_object().unwrap().clone(), 0)
     }
 
     #[test]

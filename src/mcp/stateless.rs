@@ -75,13 +75,20 @@ pub enum EnvelopeError {
 impl<'a> Envelope<'a> {
     /// Reads the envelope of one JSON-RPC message.
     pub fn parse(body: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
-        let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::Parse)?;
-        let value: &RawValue = serde_json::from_str(text).map_err(|_| EnvelopeError::Parse)?;
-        if !value.get().starts_with('{') {
-            return Err(EnvelopeError::NotAnObject);
-        }
-        let fields: EnvelopeFields<'a> =
-            serde_json::from_str(text).map_err(|_| EnvelopeError::NotAnObject)?;
+        let text = simdutf8::basic::from_utf8(body).map_err(|_| EnvelopeError::Parse)?;
+        // One pass when it is an object (serde would also read a struct from an array, so
+        // anything else is classified apart); a second only to tell bad JSON from JSON that
+        // is not one object.
+        let fields = match text.trim_start().starts_with('{') {
+            true => serde_json::from_str::<EnvelopeFields<'a>>(text).ok(),
+            false => None,
+        };
+        let Some(fields) = fields else {
+            return Err(match serde_json::from_str::<&RawValue>(text) {
+                Ok(_) => EnvelopeError::NotAnObject,
+                Err(_) => EnvelopeError::Parse,
+            });
+        };
         // Params of the wrong shape are the dispatcher's to refuse; here they carry nothing.
         let params: ParamsFields<'a> = fields
             .params

@@ -668,7 +668,7 @@ impl ToolContext {
     /// [`ClientError::Unsupported`](crate::mcp::ClientError) without being sent.
     pub fn request(&self, method: &str, params: Value) -> ClientRequest {
         match &self.call.round {
-            Some(round) => ClientRequest::ask(round, round.next_key(), method, params),
+            Some(round) => self.ask(round, round.next_key(), method, params),
             None => self.send(method, params),
         }
     }
@@ -677,9 +677,25 @@ impl ToolContext {
     /// session the key is not used.
     pub fn request_as(&self, key: &str, method: &str, params: Value) -> ClientRequest {
         match &self.call.round {
-            Some(round) => ClientRequest::ask(round, key.to_owned(), method, params),
+            Some(round) => self.ask(round, key.to_owned(), method, params),
             None => self.send(method, params),
         }
+    }
+
+    fn ask(
+        &self,
+        round: &Rc<InputRound>,
+        key: String,
+        method: &str,
+        params: Value,
+    ) -> ClientRequest {
+        // Parsed per request made (rare), not per call.
+        let declared: Option<Value> = self.call.session.try_borrow().ok().and_then(|session| {
+            session
+                .client_capabilities()
+                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        });
+        ClientRequest::ask(round, declared.as_ref(), key, method, params)
     }
 
     fn send(&self, method: &str, params: Value) -> ClientRequest {
