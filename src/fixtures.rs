@@ -786,7 +786,7 @@ pub fn add_conformance_resources(builder: RegistryBuilder) -> RegistryBuilder {
             ResourceTemplate::new("test://template/{id}/data", "template")
                 .description("A resource template with parameter substitution")
                 .mime_type("application/json"),
-            |read: ResourceRead| async move {
+            |_, read: ResourceRead| async move {
                 let id = read.variables.get("id").cloned().unwrap_or_default();
                 let data = Value::from(format!("Data for ID: {id}"));
                 let text = format!(

@@ -6,7 +6,7 @@ use crate::mcp::input::InputRound;
 use crate::mcp::listen::{Announcement, ListenHub, SubscriptionFilter};
 use crate::mcp::peer::Peer;
 use crate::mcp::prompt::{Completion, CompletionRef, CompletionRequest};
-use crate::mcp::registry::{CatalogueChange, Empty, Registry};
+use crate::mcp::registry::{CacheHints, CatalogueChange, Empty, Registry};
 use crate::mcp::request_state::{Binding, StateError, StateSeal, StateUse, States};
 use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef, SessionState};
@@ -341,6 +341,31 @@ async fn until_input_needed<T>(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadParams<'a> {
+    #[serde(borrow)]
+    uri: Cow<'a, str>,
+    #[serde(borrow, default, rename = "_meta")]
+    meta: Option<&'a RawValue>,
+    /// As in [`CallParams`].
+    #[serde(default, deserialize_with = "present")]
+    input_responses: Option<Value>,
+    #[serde(default)]
+    request_state: Option<String>,
+}
+
+/// How a 2026-07-28 result is shaped.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// As its method's results are (caching hints on the catalogue's).
+    ByMethod,
+    /// An interim `input_required` result: no caching hints.
+    InputRequired,
+    /// A complete result with these caching hints.
+    Cached(CacheHints),
+}
+
+#[derive(Deserialize)]
 struct UriParams<'a> {
     #[serde(borrow)]
     uri: Cow<'a, str>,
@@ -420,8 +445,8 @@ struct InFlight {
     session: SessionRef,
     id: Id,
     signal: Rc<RequestSignal>,
-    /// Set when the reply is a 2026-07-28 `input_required` result.
-    input_required: Cell<bool>,
+    /// How a 2026-07-28 result is shaped, when its handler decides.
+    shape: Cell<Shape>,
 }
 
 impl Drop for InFlight {
@@ -815,7 +840,7 @@ impl Dispatcher {
             session: session.clone(),
             id: owned,
             signal,
-            input_required: Cell::new(false),
+            shape: Cell::new(Shape::ByMethod),
         };
         let registry = self.registry();
         let stateless = is_stateless(session);
@@ -827,7 +852,7 @@ impl Dispatcher {
                 "tools/call" => self.tools_call(session, peer, &guard, id, params).await,
                 "resources/list" => list(id, params, &registry.resources),
                 "resources/templates/list" => list(id, params, &registry.templates),
-                "resources/read" => self.resources_read(id, params).await,
+                "resources/read" => self.resources_read(session, peer, &guard, id, params).await,
                 "resources/subscribe" => self.subscription(session, peer, id, params, true),
                 "resources/unsubscribe" => self.subscription(session, peer, id, params, false),
                 "prompts/list" => list(id, params, &registry.prompts),
@@ -837,7 +862,7 @@ impl Dispatcher {
                 _ => Err(Error::MethodNotFound(method.to_owned())),
             };
             let reply = if stateless {
-                self.in_stateless_shape(id, method, reply, guard.input_required.get())
+                self.in_stateless_shape(id, method, reply, guard.shape.get())
             } else {
                 reply
             };
@@ -885,23 +910,21 @@ impl Dispatcher {
     ///
     /// Spec (2026-07-28, caching): "Interim results with `resultType: "input_required"` ...
     /// are not cacheable and carry no caching hints."
-    fn in_stateless_shape(
-        &self,
-        id: RawId<'_>,
-        method: &str,
-        reply: Reply,
-        input_required: bool,
-    ) -> Reply {
+    fn in_stateless_shape(&self, id: RawId<'_>, method: &str, reply: Reply, shape: Shape) -> Reply {
         let registry = self.registry();
         match reply {
             Ok(mut bytes) => {
-                let members = match method {
-                    _ if input_required => r#""resultType":"input_required""#,
-                    "resources/read" => registry.read_result_members.as_str(),
-                    _ if stateless::is_cacheable(method) => {
+                let cached;
+                let members = match shape {
+                    Shape::InputRequired => r#""resultType":"input_required""#,
+                    Shape::Cached(hints) => {
+                        cached = format!(r#""resultType":"complete",{}"#, hints.members());
+                        cached.as_str()
+                    }
+                    Shape::ByMethod if stateless::is_cacheable(method) => {
                         registry.catalogue_result_members.as_str()
                     }
-                    _ => r#""resultType":"complete""#,
+                    Shape::ByMethod => r#""resultType":"complete""#,
                 };
                 jsonrpc::prepend_result_members(&mut bytes, id, members);
                 Ok(bytes)
@@ -1130,7 +1153,7 @@ impl Dispatcher {
             .states
             .seal(&source.binding(), answers, round.rounds() + 1)
             .map_err(|e| Error::Internal(Cow::Owned(e)))?;
-        request.input_required.set(true);
+        request.shape.set(Shape::InputRequired);
         ok(
             id,
             &InputRequiredResult {
@@ -1140,18 +1163,55 @@ impl Dispatcher {
         )
     }
 
-    async fn resources_read(&self, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
-        let UriParams { uri } = required_params(
+    async fn resources_read(
+        &self,
+        session: &SessionRef,
+        peer: &Rc<dyn Peer>,
+        request: &InFlight,
+        id: RawId<'_>,
+        params: Option<&RawValue>,
+    ) -> Reply {
+        let read: ReadParams<'_> = required_params(
             params,
             "resources/read params must be an object with a string \"uri\"",
         )?;
         // Spec (resources): "Resource not found: `-32002`".
         let registry = self.registry();
-        let (handler, read) = registry
-            .resolve_resource(&uri)
-            .ok_or_else(|| Error::ResourceNotFound(uri.clone().into_owned()))?;
-        let contents = guarded(format_args!("resource {uri:?}"), || handler(read)).await?;
-        ok(id, &ReadResult { contents })
+        let resolved = registry
+            .resolve_resource(&read.uri)
+            .ok_or_else(|| Error::ResourceNotFound(read.uri.clone().into_owned()))?;
+        let source = is_stateless(session).then(|| BindingSource {
+            method: "resources/read",
+            target: read.uri.clone().into_owned(),
+            arguments: Value::Null,
+        });
+        let retried = read.input_responses.is_some() || read.request_state.is_some();
+        let round = self
+            .open_round(source.as_ref(), (read.input_responses, read.request_state))
+            .await?;
+        let ctx = self.context(session, peer, request, read.meta, round.clone());
+        let step = until_input_needed(
+            round.as_deref(),
+            guarded(format_args!("resource {:?}", read.uri), || {
+                (resolved.handler)(ctx, resolved.read)
+            }),
+        )
+        .await?;
+        match step {
+            Step::Complete(contents) => {
+                // Spec (2026-07-28, caching): "Results produced by retrying a request through
+                // the MRTR mechanism ... MUST NOT be cached"; the schema still wants the
+                // hints on a complete read, so such a result says 0 ms, private.
+                let hints = if retried {
+                    CacheHints::NONE
+                } else {
+                    resolved.cache
+                };
+                request.shape.set(Shape::Cached(hints));
+                ok(id, &ReadResult { contents })
+            }
+            Step::InputRequired => self.input_required(id, request, round, source.as_ref()),
+        }
     }
 
     /// `resources/subscribe` (`subscribe`) or `resources/unsubscribe`.
@@ -2033,7 +2093,7 @@ mod tests {
         let registry = Registry::builder()
             .resource_template(
                 ResourceTemplate::new("db://{table}", "rows"),
-                |read| async move {
+                |_, read: crate::mcp::ResourceRead| async move {
                     match read.variables.get("table").map(String::as_str) {
                         Some("users") => Ok(vec![ResourceContents::new(
                             read.uri,
@@ -2075,7 +2135,7 @@ mod tests {
                 )
                 .resource_template(
                     ResourceTemplate::new(format!("t{i}://{{x}}"), format!("t{i}")),
-                    |_| async { Ok(Vec::new()) },
+                    |_, _| async { Ok(Vec::new()) },
                 )
                 .prompt(Prompt::new(format!("p{i}"), "numbered"), |_, _| async {
                     Ok(PromptResult::new(Vec::new()))
@@ -2317,7 +2377,7 @@ mod tests {
             )
             .resource_template(
                 ResourceTemplate::new("file:///{path}", "files"),
-                |_| async { Ok(Vec::new()) },
+                |_, _| async { Ok(Vec::new()) },
             )
             .completion(
                 CompletionRef::Prompt("lang".into()),

@@ -246,3 +246,47 @@ fn a_replayed_state_is_refused_on_any_shard() {
     assert!(refused(&call(&a, TOOL, retry.clone())).contains("already used"));
     assert!(refused(&call(&b, TOOL, retry)).contains("already used"));
 }
+
+#[test]
+fn resource_reads_ask_too_and_a_retried_read_is_not_cacheable() {
+    use crate::mcp::registry::{CacheHints, CacheScope};
+    use crate::mcp::resource::{Resource, ResourceBody, ResourceContents, ResourceRead};
+    let day = CacheHints {
+        ttl_ms: 86_400_000,
+        scope: CacheScope::Public,
+    };
+    let registry = Registry::builder()
+        .resource(
+            Resource::new("test://greeting", "greeting").cache(day),
+            |ctx: ToolContext, read: ResourceRead| async move {
+                let answer = ctx.request_as("who", "elicitation/create", json!({
+                    "message": "Who is reading?",
+                    "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}))
+                    .await?;
+                let name = answer.pointer("/content/name").and_then(Value::as_str).unwrap_or("?");
+                Ok(vec![ResourceContents::new(read.uri, ResourceBody::Text(format!("hi {name}")))])
+            },
+        )
+        .static_resource(
+            Resource::new("test://fixed", "fixed").cache(day),
+            ResourceBody::Text("fixed".into()),
+        )
+        .build();
+    let d = Dispatcher::new(Arc::new(registry));
+    let read = |params: Value| stateless(&d, &every_capability(), "resources/read", params);
+    let fixed = read(json!({"uri": "test://fixed"}));
+    assert_eq!(fixed["result"]["ttlMs"], 86_400_000, "{fixed}");
+    assert_eq!(fixed["result"]["cacheScope"], "public");
+    let first = read(json!({"uri": "test://greeting"}));
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    assert!(first["result"].get("ttlMs").is_none());
+    let done = read(
+        json!({"uri": "test://greeting", "inputResponses": {"who": accept("name", "Ann")},
+        "requestState": first["result"]["requestState"]}),
+    );
+    assert_eq!(done["result"]["contents"][0]["text"], "hi Ann", "{done}");
+    assert_eq!(
+        (&done["result"]["ttlMs"], &done["result"]["cacheScope"]),
+        (&json!(0), &json!("private"))
+    );
+}

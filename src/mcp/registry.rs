@@ -89,8 +89,14 @@ pub struct CacheHints {
 }
 
 impl CacheHints {
+    /// Not to be kept: 0 ms, private.
+    pub const NONE: CacheHints = CacheHints {
+        ttl_ms: 0,
+        scope: CacheScope::Private,
+    };
+
     /// The result members `"ttlMs":…,"cacheScope":…`.
-    fn members(self) -> String {
+    pub(crate) fn members(self) -> String {
         let scope = match self.scope {
             CacheScope::Public => "public",
             CacheScope::Private => "private",
@@ -109,8 +115,6 @@ pub struct Registry {
     pub(crate) stateless_capabilities: ServerCapabilities,
     /// The result members of a complete 2026-07-28 result of `server/discover` and the lists.
     pub(crate) catalogue_result_members: String,
-    /// The same for `resources/read`.
-    pub(crate) read_result_members: String,
     pub(crate) tools: Table<Tool, ToolHandler>,
     pub(crate) resources: Table<Resource, ResourceHandler>,
     pub(crate) templates: Table<ResourceTemplate, ResourceHandler>,
@@ -121,6 +125,13 @@ pub struct Registry {
     list_changes: bool,
     catalogue_cache: CacheHints,
     read_cache: CacheHints,
+}
+
+/// A resource read, resolved: who reads it, with what, and how long its result may be kept.
+pub(crate) struct Resolved<'r> {
+    pub(crate) handler: &'r ResourceHandler,
+    pub(crate) read: ResourceRead,
+    pub(crate) cache: CacheHints,
 }
 
 /// A change to the tools or prompts being served; see
@@ -168,7 +179,7 @@ impl CatalogueChange {
     /// Adds a resource whose contents `handler` reads (or replaces the one with its URI).
     pub fn add_resource<F, Fut>(resource: Resource, handler: F) -> Self
     where
-        F: Fn(ResourceRead) -> Fut + Send + Sync + 'static,
+        F: Fn(ToolContext, ResourceRead) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<ResourceContents>, ToolError>> + 'static,
     {
         CatalogueChange(Change::AddResource(resource, resource_handler(handler)))
@@ -228,10 +239,7 @@ impl Registry {
                 ttl_ms: 60_000,
                 scope: CacheScope::Public,
             },
-            read_cache: CacheHints {
-                ttl_ms: 0,
-                scope: CacheScope::Private,
-            },
+            read_cache: CacheHints::NONE,
         }
     }
 
@@ -295,19 +303,27 @@ impl Registry {
         self.tools.get(name).map(|(tool, _)| tool)
     }
 
-    /// The read handler for `uri` and what it is asked: an exact resource
-    /// first, else the first template that matches.
-    pub(crate) fn resolve_resource(&self, uri: &str) -> Option<(&ResourceHandler, ResourceRead)> {
+    /// The read handler for `uri`, what it is asked, and the caching hints of its result:
+    /// an exact resource first, else the first template that matches.
+    pub(crate) fn resolve_resource(&self, uri: &str) -> Option<Resolved<'_>> {
         let read = |variables| ResourceRead {
             uri: uri.to_owned(),
             variables,
         };
-        if let Some((_, handler)) = self.resources.get(uri) {
-            return Some((handler, read(HashMap::new())));
+        if let Some((resource, handler)) = self.resources.get(uri) {
+            return Some(Resolved {
+                handler,
+                read: read(HashMap::new()),
+                cache: resource.cache.unwrap_or(self.read_cache),
+            });
         }
-        self.templates
-            .iter()
-            .find_map(|(t, handler)| Some((handler, read(t.matches(uri)?))))
+        self.templates.iter().find_map(|(template, handler)| {
+            Some(Resolved {
+                handler,
+                read: read(template.matches(uri)?),
+                cache: template.cache.unwrap_or(self.read_cache),
+            })
+        })
     }
 }
 
@@ -384,10 +400,10 @@ where
 /// Shares a resource read handler.
 fn resource_handler<F, Fut>(handler: F) -> ResourceHandler
 where
-    F: Fn(ResourceRead) -> Fut + Send + Sync + 'static,
+    F: Fn(ToolContext, ResourceRead) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<ResourceContents>, ToolError>> + 'static,
 {
-    Arc::new(move |read| Box::pin(handler(read)))
+    Arc::new(move |ctx, read| Box::pin(handler(ctx, read)))
 }
 
 impl RegistryBuilder {
@@ -452,7 +468,7 @@ impl RegistryBuilder {
     /// a second resource with the same URI replaces the first.
     pub fn resource<F, Fut>(mut self, resource: Resource, handler: F) -> Self
     where
-        F: Fn(ResourceRead) -> Fut + Send + Sync + 'static,
+        F: Fn(ToolContext, ResourceRead) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<ResourceContents>, ToolError>> + 'static,
     {
         upsert(&mut self.resources, resource, resource_handler(handler));
@@ -462,7 +478,7 @@ impl RegistryBuilder {
     /// Registers a resource with fixed contents (its URI and MIME type plus `body`).
     pub fn static_resource(self, resource: Resource, body: ResourceBody) -> Self {
         let contents = Arc::new(resource.contents(body));
-        self.resource(resource, move |_| {
+        self.resource(resource, move |_, _| {
             std::future::ready(Ok(vec![ResourceContents::clone(&contents)]))
         })
     }
@@ -471,7 +487,7 @@ impl RegistryBuilder {
     /// (and no plain resource) calls `handler` with the bound variables.
     pub fn resource_template<F, Fut>(mut self, template: ResourceTemplate, handler: F) -> Self
     where
-        F: Fn(ResourceRead) -> Fut + Send + Sync + 'static,
+        F: Fn(ToolContext, ResourceRead) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<ResourceContents>, ToolError>> + 'static,
     {
         upsert(&mut self.templates, template, resource_handler(handler));
@@ -547,7 +563,6 @@ impl RegistryBuilder {
             capabilities,
             stateless_capabilities,
             catalogue_result_members: format!("{complete}{}", self.catalogue_cache.members()),
-            read_result_members: format!("{complete}{}", self.read_cache.members()),
             tools,
             resources,
             templates,

@@ -1,9 +1,10 @@
 //! Resources, resource templates, their contents, and the per-shard hub that
 //! delivers `notifications/resources/updated` to subscribed sessions.
 
+use crate::mcp::registry::CacheHints;
 use crate::mcp::session::{SessionRef, SessionState};
 use crate::mcp::table::Listed;
-use crate::mcp::tool::ToolError;
+use crate::mcp::tool::{ToolContext, ToolError};
 use crate::proto::jsonrpc;
 use futures_lite::future::BoxedLocal;
 use serde::Serialize;
@@ -22,6 +23,8 @@ pub struct Resource {
     description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mime_type: Option<String>,
+    #[serde(skip)]
+    pub(crate) cache: Option<CacheHints>,
 }
 
 impl Resource {
@@ -32,7 +35,15 @@ impl Resource {
             name: name.into(),
             description: None,
             mime_type: None,
+            cache: None,
         }
+    }
+
+    /// Caching hints for reads of this resource (MCP 2026-07-28), instead of the server's
+    /// [`RegistryBuilder::read_cache`](crate::mcp::RegistryBuilder::read_cache).
+    pub fn cache(mut self, hints: CacheHints) -> Self {
+        self.cache = Some(hints);
+        self
     }
 
     /// Sets the optional `description`.
@@ -85,6 +96,8 @@ pub struct ResourceTemplate {
     mime_type: Option<String>,
     #[serde(skip)]
     pattern: Option<Vec<Segment>>,
+    #[serde(skip)]
+    pub(crate) cache: Option<CacheHints>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +221,16 @@ impl ResourceTemplate {
             description: None,
             mime_type: None,
             pattern,
+            cache: None,
         }
+    }
+
+    /// Caching hints for reads of the resources this template matches (MCP 2026-07-28),
+    /// instead of the server's
+    /// [`RegistryBuilder::read_cache`](crate::mcp::RegistryBuilder::read_cache).
+    pub fn cache(mut self, hints: CacheHints) -> Self {
+        self.cache = Some(hints);
+        self
     }
 
     /// Sets the optional `description`.
@@ -299,7 +321,8 @@ pub type ResourceFuture = BoxedLocal<Result<Vec<ResourceContents>, ToolError>>;
 
 /// A type-erased read handler; `Send + Sync` so one registry serves every shard, shared so
 /// that a changed catalogue keeps the handlers it did not change.
-pub(crate) type ResourceHandler = Arc<dyn Fn(ResourceRead) -> ResourceFuture + Send + Sync>;
+pub(crate) type ResourceHandler =
+    Arc<dyn Fn(ToolContext, ResourceRead) -> ResourceFuture + Send + Sync>;
 
 /// This shard's resource subscriptions: which sessions to look at for a
 /// URI. The hub holds sessions weakly; each session keeps the peer to notify
