@@ -417,8 +417,8 @@ fn completion_and_lifecycle_utilities() {
     assert_eq!(init["result"]["protocolVersion"], json!("2025-11-25"));
     assert_eq!(
         init["result"]["capabilities"],
-        json!({"tools":{"listChanged":false},"resources":{"subscribe":true,"listChanged":false},
-            "prompts":{"listChanged":false},"logging":{},"completions":{}})
+        json!({"tools":{"listChanged":true},"resources":{"subscribe":true,"listChanged":true},
+            "prompts":{"listChanged":true},"logging":{},"completions":{}})
     );
     let r = h.rpc(
         1,

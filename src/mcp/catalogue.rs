@@ -5,7 +5,7 @@
 //! another shard's change is sent to the writer, and each new version is sent to every other
 //! shard, which installs it unless it already has a newer one.
 
-use crate::mcp::listen::{Announcement, ListKind, ListenHub};
+use crate::mcp::listen::ListKind;
 use crate::mcp::registry::{CatalogueChange, Registry};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -60,8 +60,9 @@ impl Catalogue {
         Rc::clone(&self.current.borrow())
     }
 
-    /// Makes `change` (on the writer) or hands it to the writer.
-    pub(crate) fn change(&self, change: CatalogueChange, listeners: &ListenHub) {
+    /// Makes `change` (on the writer) or hands it to the writer; `tell` announces a list
+    /// change on this shard.
+    pub(crate) fn change(&self, change: CatalogueChange, tell: &dyn Fn(ListKind)) {
         if !self.writer {
             (self.sync)(CatalogueUpdate::Change(Box::new(change)));
             return;
@@ -76,24 +77,24 @@ impl Catalogue {
             registry: Arc::clone(&registry),
             list,
         });
-        self.install(version, registry, list, listeners);
+        self.install(version, registry, list, tell);
     }
 
-    /// Serves `registry` from now on unless a newer version is already served, and tells
-    /// this shard's listen streams.
+    /// Serves `registry` from now on unless a newer version is already served, and has
+    /// `tell` announce the change on this shard.
     pub(crate) fn install(
         &self,
         version: u64,
         registry: Arc<Registry>,
         list: ListKind,
-        listeners: &ListenHub,
+        tell: &dyn Fn(ListKind),
     ) {
         if version <= self.version.get() {
             return;
         }
         self.version.set(version);
         *self.current.borrow_mut() = Rc::new(registry);
-        listeners.announce(&Announcement::ListChanged(list));
+        tell(list);
     }
 }
 
@@ -174,5 +175,27 @@ mod tests {
         shards[0].change_catalogue(add("a"));
         assert!(before.tools().is_empty());
         assert_eq!(shards[0].registry().tools().len(), 1);
+    }
+
+    #[test]
+    fn initialized_2025_sessions_hear_of_a_change_until_they_end() {
+        let (shards, sent) = two_shards();
+        let here = Harness::on(shards[1].clone());
+        let init = here.init("2025-11-25");
+        assert_eq!(
+            init["result"]["capabilities"]["tools"],
+            json!({"listChanged": true})
+        );
+        here.peer.messages();
+        shards[0].change_catalogue(add("a"));
+        deliver(&shards, &sent);
+        assert_eq!(
+            here.peer.messages(),
+            [json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})]
+        );
+        shards[1].end_session(&here.session);
+        shards[0].change_catalogue(add("b"));
+        deliver(&shards, &sent);
+        assert!(here.peer.messages().is_empty());
     }
 }

@@ -3,7 +3,7 @@
 use crate::mcp::catalogue::{Catalogue, CatalogueUpdate};
 use crate::mcp::client::ClientError;
 use crate::mcp::input::InputRound;
-use crate::mcp::listen::{Announcement, ListenHub, SubscriptionFilter};
+use crate::mcp::listen::{Announcement, ListenHub, SessionIndex, SubscriptionFilter};
 use crate::mcp::peer::Peer;
 use crate::mcp::prompt::{Completion, CompletionRef, CompletionRequest};
 use crate::mcp::registry::{CacheHints, CatalogueChange, Empty, Registry};
@@ -476,6 +476,7 @@ impl Dispatcher {
                 hub: Rc::new(ResourceHub::default()),
                 sleep: Rc::new(no_timer),
                 listeners: Rc::new(ListenHub::default()),
+                sessions: Rc::new(SessionIndex::default()),
                 broadcast: Rc::new(|_: &Announcement| {}),
                 states: Rc::new(States::new(
                     StateSeal::random(DEFAULT_STATE_TTL)
@@ -536,21 +537,21 @@ impl Dispatcher {
     /// asked for the list hear of it once each shard serves the new catalogue; requests
     /// already running keep the catalogue they started with.
     pub fn change_catalogue(&self, change: CatalogueChange) {
-        self.services
-            .catalogue
-            .change(change, &self.services.listeners);
+        self.services.change_catalogue(change);
     }
 
     /// Takes an update another shard sent.
     pub fn apply_catalogue_update(&self, update: CatalogueUpdate) {
-        let catalogue = &self.services.catalogue;
+        let services = &self.services;
         match update {
-            CatalogueUpdate::Change(change) => catalogue.change(*change, &self.services.listeners),
+            CatalogueUpdate::Change(change) => services.change_catalogue(*change),
             CatalogueUpdate::Install {
                 version,
                 registry,
                 list,
-            } => catalogue.install(version, registry, list, &self.services.listeners),
+            } => services
+                .catalogue
+                .install(version, registry, list, &|list| services.list_changed(list)),
         }
     }
 
@@ -784,7 +785,7 @@ impl Dispatcher {
             "initialize" if in_batch => Err(Error::InvalidRequest(Cow::Borrowed(
                 "Invalid Request: initialize must not be part of a batch",
             ))),
-            "initialize" => self.initialize(session, id, request.params),
+            "initialize" => self.initialize(session, peer, id, request.params),
             // Spec (ping): the receiver "MUST respond promptly with an empty
             // response", and pings are allowed before initialization.
             "ping" => ok(id, &Empty {}),
@@ -894,7 +895,7 @@ impl Dispatcher {
             id,
             &DiscoverResult {
                 supported_versions: &version::ALL,
-                capabilities: &registry.stateless_capabilities,
+                capabilities: &registry.capabilities,
                 instructions: registry.instructions.as_deref(),
                 meta: ServerInfoMeta {
                     server_info: &registry.server_info,
@@ -971,7 +972,7 @@ impl Dispatcher {
     /// reflects the subset the server agreed to honor."
     fn agree(&self, asked: SubscriptionFilter) -> SubscriptionFilter {
         let registry = self.registry();
-        let capabilities = &registry.stateless_capabilities;
+        let capabilities = &registry.capabilities;
         let mut uris = asked.resource_subscriptions;
         // Spec (resources): "Servers MUST validate all resource URIs".
         uris.retain(|uri| registry.resolve_resource(uri).is_some());
@@ -986,7 +987,13 @@ impl Dispatcher {
         }
     }
 
-    fn initialize(&self, session: &SessionRef, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
+    fn initialize(
+        &self,
+        session: &SessionRef,
+        peer: &Rc<dyn Peer>,
+        id: RawId<'_>,
+        params: Option<&RawValue>,
+    ) -> Reply {
         if session.borrow().protocol_version().is_some() {
             return Err(Error::InvalidRequest(Cow::Borrowed(
                 "Invalid Request: initialize was already received on this session",
@@ -1007,9 +1014,14 @@ impl Dispatcher {
                 instructions: registry.instructions.as_deref(),
             },
         )?;
-        session
-            .borrow_mut()
-            .set_initialized(negotiated, params.client_info, params.capabilities);
+        let mut state = session.borrow_mut();
+        state.set_initialized(negotiated, params.client_info, params.capabilities);
+        // Only a catalogue that can change needs to reach the session later.
+        if registry.capabilities.lists_change() {
+            state.set_notifier(peer);
+            drop(state);
+            self.services.sessions.add(session);
+        }
         Ok(reply)
     }
 
@@ -1540,8 +1552,8 @@ mod tests {
             init,
             json!({"jsonrpc":"2.0","id":0,"result":{
                 "protocolVersion":"2025-06-18",
-                "capabilities":{"logging":{},"completions":{},"prompts":{"listChanged":false},
-                    "resources":{"subscribe":true,"listChanged":false},"tools":{"listChanged":false}},
+                "capabilities":{"logging":{},"completions":{},"prompts":{"listChanged":true},
+                    "resources":{"subscribe":true,"listChanged":true},"tools":{"listChanged":true}},
                 "serverInfo":{"name":"ringmcp","version":env!("CARGO_PKG_VERSION")}}})
         );
         {

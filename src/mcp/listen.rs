@@ -9,11 +9,11 @@
 //! has not explicitly requested."
 
 use crate::mcp::peer::Peer;
-use crate::mcp::session::RequestSignal;
+use crate::mcp::session::{RequestSignal, SessionRef, SessionState};
 use serde::{Deserialize, Serialize};
 use slab::Slab;
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 
 /// A catalogue whose changes listen streams (and 2025 sessions) are told of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +191,50 @@ impl ListenHub {
         for signal in ended {
             signal.cancel();
         }
+    }
+}
+
+/// This shard's 2025 sessions, held weakly, for list changes; each session's notifier says
+/// where its notifications go (a WebSocket, or the standalone GET stream of Streamable HTTP).
+///
+/// Spec (2025-11-25, tools): "When the list of available tools changes, servers that
+/// declared the `listChanged` capability SHOULD send a notification".
+#[derive(Default)]
+pub(crate) struct SessionIndex {
+    sessions: RefCell<Vec<Weak<RefCell<SessionState>>>>,
+    sweep_at: Cell<usize>,
+}
+
+/// The smallest index that is swept for ended sessions.
+const MIN_SWEEP: usize = 64;
+
+impl SessionIndex {
+    /// Indexes an initialized session.
+    pub(crate) fn add(&self, session: &SessionRef) {
+        let mut sessions = self.sessions.borrow_mut();
+        // Ended sessions go when the index has doubled since the last sweep, so the index
+        // stays within twice the live sessions at amortised constant cost.
+        if sessions.len() >= self.sweep_at.get().max(MIN_SWEEP) {
+            sessions.retain(|s| s.strong_count() > 0);
+            self.sweep_at.set(sessions.len() * 2);
+        }
+        sessions.push(Rc::downgrade(session));
+    }
+
+    /// Sends `list`'s `list_changed` to every live session; returns how many got it.
+    pub(crate) fn list_changed(&self, list: ListKind) -> usize {
+        let peers: Vec<Rc<dyn Peer>> = self
+            .sessions
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|s| s.try_borrow().ok().and_then(|s| s.notifier()))
+            .collect();
+        let message = format!(r#"{{"jsonrpc":"2.0","method":"{}"}}"#, list.method());
+        peers
+            .into_iter()
+            .filter(|peer| peer.send(message.clone().into_bytes(), None))
+            .count()
     }
 }
 

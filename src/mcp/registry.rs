@@ -110,9 +110,6 @@ pub struct Registry {
     pub(crate) server_info: Implementation,
     pub(crate) instructions: Option<String>,
     pub(crate) capabilities: ServerCapabilities,
-    /// What `server/discover` declares: lists that may change when the builder says so
-    /// (2026-07-28 listen streams hear of it; 2025 sessions are not told).
-    pub(crate) stateless_capabilities: ServerCapabilities,
     /// The result members of a complete 2026-07-28 result of `server/discover` and the lists.
     pub(crate) catalogue_result_members: String,
     pub(crate) tools: Table<Tool, ToolHandler>,
@@ -214,6 +211,11 @@ impl ServerCapabilities {
     /// Whether the resource list may change.
     pub(crate) fn resources_change(&self) -> bool {
         self.resources.as_ref().is_some_and(|r| r.list_changed)
+    }
+
+    /// Whether any list may change.
+    pub(crate) fn lists_change(&self) -> bool {
+        self.tools_change() || self.prompts_change() || self.resources_change()
     }
 }
 
@@ -532,36 +534,28 @@ impl RegistryBuilder {
         let resources = Table::new("resources", self.resources, page_size);
         let templates = Table::new("resourceTemplates", self.templates, page_size);
         let prompts = Table::new("prompts", self.prompts, page_size);
-        let unchanging = || ListChanged {
-            list_changed: false,
+        // Lists that may change are declared even while empty: items may come at run time.
+        let changing = self.list_changes;
+        let lists = ListChanged {
+            list_changed: changing,
         };
         let capabilities = ServerCapabilities {
             logging: Empty {},
             completions: (!prompts.is_empty() || !templates.is_empty()).then_some(Empty {}),
-            prompts: (!prompts.is_empty()).then(unchanging),
-            resources: (!resources.is_empty() || !templates.is_empty()).then_some(
+            prompts: (changing || !prompts.is_empty()).then(|| lists.clone()),
+            resources: (changing || !resources.is_empty() || !templates.is_empty()).then_some(
                 ResourcesCapability {
                     subscribe: true,
-                    list_changed: false,
+                    list_changed: changing,
                 },
             ),
-            tools: (!tools.is_empty()).then(unchanging),
+            tools: (changing || !tools.is_empty()).then_some(lists),
         };
-        let mut stateless_capabilities = capabilities.clone();
-        if self.list_changes {
-            let changing = ListChanged { list_changed: true };
-            stateless_capabilities.tools = stateless_capabilities.tools.map(|_| changing.clone());
-            stateless_capabilities.prompts = stateless_capabilities.prompts.map(|_| changing);
-            if let Some(resources) = &mut stateless_capabilities.resources {
-                resources.list_changed = true;
-            }
-        }
         let complete = r#""resultType":"complete","#;
         Registry {
             server_info: self.server_info,
             instructions: self.instructions,
             capabilities,
-            stateless_capabilities,
             catalogue_result_members: format!("{complete}{}", self.catalogue_cache.members()),
             tools,
             resources,

@@ -183,6 +183,17 @@ impl SessionState {
         self.notifier = Some(peer.clone());
     }
 
+    /// Where notifications that belong to no request go (list changes), until the session
+    /// ends.
+    pub(crate) fn set_notifier(&mut self, peer: &Rc<dyn Peer>) {
+        self.notifier = Some(peer.clone());
+    }
+
+    /// Where notifications that belong to no request go, if anywhere.
+    pub(crate) fn notifier(&self) -> Option<Rc<dyn Peer>> {
+        self.notifier.clone()
+    }
+
     /// The peer for `notifications/resources/updated` of `uri`, if subscribed.
     pub(crate) fn notifier_for(&self, uri: &str) -> Option<Rc<dyn Peer>> {
         self.notifier
@@ -204,12 +215,9 @@ impl SessionState {
         self.subscriptions.len()
     }
 
-    /// Removes `uri` from the subscriptions; the peer goes with the last one.
+    /// Removes `uri` from the subscriptions.
     pub(crate) fn unsubscribe(&mut self, uri: &str) {
         self.subscriptions.remove(uri);
-        if self.subscriptions.is_empty() {
-            self.notifier = None;
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::mcp::catalogue::Catalogue;
 use crate::mcp::client::ClientRequest;
 use crate::mcp::input::InputRound;
-use crate::mcp::listen::{Announcement, ListenHub};
+use crate::mcp::listen::{Announcement, ListKind, ListenHub, SessionIndex};
 use crate::mcp::peer::Peer;
 use crate::mcp::registry::CatalogueChange;
 use crate::mcp::request_state::States;
@@ -445,6 +445,8 @@ pub(crate) struct Services {
     pub(crate) sleep: Rc<SleepFn>,
     /// 2026-07-28 listen streams on this shard.
     pub(crate) listeners: Rc<ListenHub>,
+    /// 2025 sessions on this shard that hear of list changes.
+    pub(crate) sessions: Rc<SessionIndex>,
     /// Carries announcements to the other shards.
     pub(crate) broadcast: Rc<BroadcastFn>,
     /// Seals and opens the `requestState` of 2026-07-28 multi-round results.
@@ -459,6 +461,20 @@ impl Services {
     pub(crate) fn announce(&self, announcement: Announcement) -> usize {
         (self.broadcast)(&announcement);
         self.announce_here(&announcement)
+    }
+
+    /// Makes a catalogue change (or hands it to the writer shard).
+    pub(crate) fn change_catalogue(&self, change: CatalogueChange) {
+        self.catalogue
+            .change(change, &|list| self.list_changed(list));
+    }
+
+    /// Tells this shard's 2025 sessions and the listen streams that asked that `list`
+    /// changed.
+    pub(crate) fn list_changed(&self, list: ListKind) {
+        let sessions = self.sessions.list_changed(list);
+        let streams = self.listeners.announce(&Announcement::ListChanged(list));
+        log::debug!("{list:?} changed: told {sessions} session(s), {streams} listen stream(s)");
     }
 
     /// Tells this shard's subscribers (2025 sessions) and listen streams (2026).
@@ -650,8 +666,7 @@ impl ToolContext {
     /// Adds or removes a tool or prompt on every shard; listen streams that asked hear of
     /// it (see [`Dispatcher::change_catalogue`](crate::mcp::Dispatcher::change_catalogue)).
     pub fn change_catalogue(&self, change: CatalogueChange) {
-        let services = &self.call.services;
-        services.catalogue.change(change, &services.listeners);
+        self.call.services.change_catalogue(change);
     }
 
     /// Asks the client (`sampling/createMessage`, `elicitation/create`, `roots/list`) and
