@@ -58,6 +58,7 @@ pub(crate) mod wake;
 /// The MCP layer without a transport, for the benches and fuzz targets.
 #[doc(hidden)]
 pub mod dispatch {
+    pub use crate::mcp::stateless::{Envelope, EnvelopeError};
     pub use crate::mcp::{
         classify, split_frame, Announcement, CatalogueUpdate, DispatchLimits, Dispatcher, Kind,
         ListKind, Peer, SessionRef, SessionState,

@@ -104,6 +104,11 @@ pub enum TransportError {
         /// The capabilities missing.
         missing: Vec<&'static str>,
     },
+    /// A request reuses the id of one still running on the connection (-32600).
+    IdInUse {
+        /// The request id's JSON text.
+        id: Option<String>,
+    },
 }
 
 impl TransportError {
@@ -130,7 +135,8 @@ impl TransportError {
             | TransportError::InvalidMeta { .. }
             | TransportError::UnsupportedRevision { .. }
             | TransportError::NotARequest(_)
-            | TransportError::MissingClientCapability { .. } => 400,
+            | TransportError::MissingClientCapability { .. }
+            | TransportError::IdInUse { .. } => 400,
             // Spec (2026-07-28, streamable-http): "If the server does not implement the
             // requested RPC method, it MUST respond with `404 Not Found` and a JSON-RPC error
             // with code `-32601`".
@@ -189,6 +195,7 @@ impl TransportError {
                 | TransportError::NoSuchMethod { .. }
                 | TransportError::NotARequest(_)
                 | TransportError::MissingClientCapability { .. }
+                | TransportError::IdInUse { .. }
         )
     }
 
@@ -201,7 +208,8 @@ impl TransportError {
             | TransportError::InvalidMeta { id, .. }
             | TransportError::UnsupportedRevision { id, .. }
             | TransportError::NoSuchMethod { id, .. }
-            | TransportError::MissingClientCapability { id, .. } => id.as_deref().and_then(raw_id),
+            | TransportError::MissingClientCapability { id, .. }
+            | TransportError::IdInUse { id } => id.as_deref().and_then(raw_id),
             _ => None,
         };
         let (code, data) = match self {
@@ -342,6 +350,9 @@ impl fmt::Display for TransportError {
                 f,
                 "Missing required client capability: {}",
                 missing.join(", ")
+            ),
+            TransportError::IdInUse { .. } => f.write_str(
+                "Invalid Request: a request with this id is still running on this connection",
             ),
             TransportError::NotARequest(EnvelopeError::Parse) => f.write_str("Parse error"),
             TransportError::NotARequest(EnvelopeError::NotAnObject) => f.write_str(

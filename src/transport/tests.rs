@@ -856,6 +856,27 @@ mod websocket {
     }
 
     #[test]
+    fn a_2026_request_reusing_a_running_id_is_refused() {
+        let shard = Shard::new();
+        let now = Instant::now();
+        let mut ws = open(&shard, WsKind::Mcp, now);
+        let wait = || {
+            text(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "wait", "arguments": {}, "_meta": modern_meta()}}))
+        };
+        let mut input = wait();
+        input.extend(wait());
+        ws.on_input(&mut input, &shard.env(), now);
+        let replies = replies(&ws);
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        assert_eq!(
+            (&replies[0]["id"], &replies[0]["error"]["code"]),
+            (&json!(7), &json!(-32600))
+        );
+        assert_eq!(TASKS.with(|t| t.borrow().len()), 1, "the first still runs");
+    }
+
+    #[test]
     fn an_initialize_first_keeps_the_2025_session() {
         let shard = Shard::new();
         let now = Instant::now();

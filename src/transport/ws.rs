@@ -538,8 +538,14 @@ fn stateless_message(
         Ok(meta) => meta,
         Err(refusal) => return refuse(refusal),
     };
+    // Spec (basic): "The request ID MUST NOT have been previously used by the requestor
+    // within the same session"; here, ids of requests still running are the ones
+    // `notifications/cancelled` names, so a reused one would make cancellation ambiguous.
+    let key = id.clone().unwrap_or_default();
+    if running.borrow().contains_key(&key) {
+        return refuse(TransportError::IdInUse { id });
+    }
     let cancel = Rc::new(RequestSignal::default());
-    let key = id.unwrap_or_default();
     running.borrow_mut().insert(key.clone(), Rc::clone(&cancel));
     let peer: Rc<dyn Peer> = peer.clone();
     let reply = env

@@ -20,7 +20,7 @@
 mod fixtures;
 
 use futures_lite::future;
-use ringmcp::dispatch::{classify, Dispatcher, Kind, Peer, SessionState};
+use ringmcp::dispatch::{classify, Dispatcher, Envelope, EnvelopeError, Kind, Peer, SessionState};
 use ringmcp::proto::http1::{BodyFraming, ChunkedDecoder, HttpError, Limits, RequestHead};
 use ringmcp::proto::jsonrpc::{self, Id, Message, Parsed};
 use ringmcp::proto::sse::{EventId, SseDecoder, SseError, SseEvent};
@@ -669,7 +669,48 @@ pub fn check_dispatch<'a>(messages: impl IntoIterator<Item = &'a [u8]>) -> Vec<H
     out
 }
 
-/// Fuzz entry: newline-separated messages on one session, at most 64.
+/// Reads `message` as an MCP 2026-07-28 request would be read (its envelope: id, method,
+/// names, `_meta`) and, when its `_meta` makes a valid request, serves it statelessly: the
+/// envelope agrees with a plain JSON parse on what is JSON, and a request's reply is one
+/// response with its id.
+pub fn check_stateless(message: &[u8]) {
+    let envelope = Envelope::parse(message);
+    let is_json = serde_json::from_slice::<&serde_json::value::RawValue>(message).is_ok();
+    match &envelope {
+        Err(EnvelopeError::Parse) => assert!(!is_json, "JSON read as unparseable"),
+        Err(EnvelopeError::NotAnObject) | Ok(_) => assert!(is_json, "not JSON, yet read"),
+    }
+    let Ok(envelope) = envelope else { return };
+    let Some(Ok(meta)) = envelope.meta.as_ref().map(|m| m.validate()) else {
+        return;
+    };
+    let request_id = envelope.is_request().then(|| {
+        envelope
+            .id
+            .and_then(|id| serde_json::from_str::<Value>(id.get()).ok())
+    });
+    let peer: Rc<dyn Peer> = Rc::new(RecordingPeer::default());
+    let fut = dispatcher().handle_stateless(meta, peer, message.to_vec());
+    let Some(Some(reply)) = run_bounded(fut) else {
+        return;
+    };
+    // A lone surrogate in an echoed id is JSON serde's Value refuses (see `handle_one`).
+    let Ok(reply) = serde_json::from_slice::<Value>(&reply) else {
+        return;
+    };
+    check_response(&reply);
+    // MCP ids are strings or integers; anything else is refused with a null id.
+    if let Some(Some(id)) = request_id {
+        if id.is_string() || id.is_i64() || id.is_u64() {
+            assert_eq!(reply["id"], id, "reply id differs from the request id");
+        }
+    }
+}
+
+/// Fuzz entry: newline-separated messages on one session, at most 64, each also read as a
+/// 2026-07-28 request.
 pub fn fuzz_dispatch(data: &[u8]) {
-    check_dispatch(data.split(|&b| b == b'\n').take(64));
+    let messages: Vec<&[u8]> = data.split(|&b| b == b'\n').take(64).collect();
+    messages.iter().for_each(|m| check_stateless(m));
+    check_dispatch(messages);
 }
