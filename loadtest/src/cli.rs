@@ -98,8 +98,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// The MCP revision the client speaks. 2026-07-28 (http-mcp only) sends no initialize:
-    /// every request carries its own `_meta` and the Mcp-Method and Mcp-Name headers.
+    /// The MCP revision the client speaks. 2026-07-28 (http-mcp and ws-mcp only) sends no
+    /// initialize: every request carries its own `_meta`, and over HTTP the Mcp-Method and
+    /// Mcp-Name headers.
     #[arg(long, value_enum, default_value_t = Protocol::Session)]
     pub protocol: Protocol,
 }
@@ -130,7 +131,7 @@ impl Protocol {
 pub enum Scenario {
     /// Raw WebSocket echo (any RFC 6455 echo server).
     WsEcho,
-    /// MCP over WebSocket: initialize, then tools/call echo.
+    /// MCP over WebSocket: initialize (not with --protocol 2026-07-28), then tools/call echo.
     WsMcp,
     /// MCP Streamable HTTP: initialize (not with --protocol 2026-07-28), then tools/call echo
     /// over keep-alive connections.
@@ -159,11 +160,12 @@ impl Scenario {
         }
     }
 
-    /// Whether the scenario can speak `protocol`. Only http-mcp has a 2026-07-28 client: the
-    /// other HTTP scenarios hold sessions (GET streams, `Last-Event-ID` resumption), and the
-    /// WebSocket ones were written when ringmcp served 2026-07-28 over HTTP only.
+    /// Whether the scenario can speak `protocol`. http-mcp and ws-mcp have a 2026-07-28
+    /// client (ws-mcp's is ringmcp's own WebSocket binding of the revision); the other HTTP
+    /// scenarios hold sessions (GET streams, `Last-Event-ID` resumption), and idle-hold and
+    /// slow-readers measure 2025 sessions.
     pub fn speaks(self, protocol: Protocol) -> bool {
-        protocol == Protocol::Session || self == Scenario::HttpMcp
+        protocol == Protocol::Session || matches!(self, Scenario::HttpMcp | Scenario::WsMcp)
     }
 
     /// Whether the scenario speaks WebSocket (else Streamable HTTP).
@@ -350,7 +352,8 @@ mod tests {
             );
         }
         assert!(Scenario::HttpMcp.speaks(Protocol::Stateless));
-        assert!(!Scenario::WsMcp.speaks(Protocol::Stateless));
+        assert!(Scenario::WsMcp.speaks(Protocol::Stateless));
+        assert!(!Scenario::IdleHold.speaks(Protocol::Stateless));
         assert!(!Scenario::SseResume.speaks(Protocol::Stateless));
         assert!(Scenario::WsMcp.speaks(Protocol::Session));
     }

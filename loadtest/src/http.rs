@@ -4,7 +4,7 @@
 
 use crate::cli::{Protocol, Target};
 use crate::ctx::Ctx;
-use crate::mcp::{self, EchoTemplate, Incoming, ResultType};
+use crate::mcp::{self, EchoTemplate, Incoming};
 use crate::net::{self, Conn, NetError};
 use crate::stats::ShardStats;
 use ringmcp::proto::http1::{self, Method, ResponseHead};
@@ -69,13 +69,11 @@ impl EchoPost {
     /// `Mcp-Method` and, for `tools/call`, `Mcp-Name` with the body's `params.name`: "These
     /// headers are REQUIRED for compliance".
     pub fn new(target: &Target, session: &Session, protocol: Protocol, payload: usize) -> EchoPost {
-        let (body, extra): (_, &[(&str, &str)]) = match protocol {
-            Protocol::Session => (EchoTemplate::new(payload), &[]),
-            Protocol::Stateless => (
-                EchoTemplate::stateless(payload),
-                &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
-            ),
+        let extra: &[(&str, &str)] = match protocol {
+            Protocol::Session => &[],
+            Protocol::Stateless => &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
         };
+        let body = EchoTemplate::speaking(protocol, payload);
         EchoPost::with(target, session.id.as_deref(), &session.version, body, extra)
     }
 
@@ -365,13 +363,7 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
                     result_type,
                 } if got == id => {
                     stats.record(now, now.saturating_duration_since(intended));
-                    // A 2025 result has no resultType; a 2026 one must say it is complete.
-                    let unfinished = match (protocol, result_type) {
-                        (Protocol::Session, _) | (_, ResultType::Complete) => None,
-                        (_, ResultType::Absent) => Some("result_type_missing"),
-                        (_, ResultType::Other) => Some("result_not_complete"),
-                    };
-                    if let Some(kind) = unfinished {
+                    if let Some(kind) = mcp::unfinished(protocol, result_type) {
                         stats.error(kind);
                     } else if tool_error {
                         stats.error("tool_error");

@@ -58,8 +58,7 @@ fn real_main(args: Args) -> Result<i32, String> {
     }
     if !args.scenario.speaks(args.protocol) {
         return Err(format!(
-            "--protocol {} is for http-mcp only: ringmcp-load has no {0} client for scenario {} \
-             (use the default, 2025-11-25)",
+            "ringmcp-load has no MCP {} client for scenario {} (use the default, 2025-11-25)",
             args.protocol.version(),
             args.scenario.name()
         ));

@@ -1,6 +1,7 @@
 //! The JSON-RPC messages a client sends, and just enough parsing of what
 //! comes back to match replies to requests and check them.
 
+use crate::cli::Protocol;
 use ringmcp::proto::jsonrpc;
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,6 +26,19 @@ pub fn initialized() -> &'static [u8] {
     br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
 }
 
+/// The `_meta` member of every MCP 2026-07-28 request's `params` (`"_meta":{...}`, no
+/// comma): what `initialize` told a session once.
+///
+/// Spec (2026-07-28, basic/lifecycle): every request carries
+/// `io.modelcontextprotocol/protocolVersion`, `io.modelcontextprotocol/clientCapabilities`
+/// and `io.modelcontextprotocol/clientInfo` in `_meta`.
+pub fn stateless_meta() -> String {
+    format!(
+        r#""_meta":{{"io.modelcontextprotocol/protocolVersion":"{STATELESS_VERSION}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"ringmcp-load","version":"{}"}}}}"#,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 /// A `tools/call echo` request with a message of `payload` bytes, split so the id can be
 /// spliced in without re-serialising the payload.
 #[derive(Debug, Clone)]
@@ -46,18 +60,17 @@ impl EchoTemplate {
         EchoTemplate::with_meta(payload, "")
     }
 
-    /// The same request in MCP 2026-07-28 shape: `params._meta` carries what `initialize`
-    /// told a session once.
-    ///
-    /// Spec (2026-07-28, basic/lifecycle): every request carries
-    /// `io.modelcontextprotocol/protocolVersion`, `io.modelcontextprotocol/clientCapabilities`
-    /// and `io.modelcontextprotocol/clientInfo` in `_meta`.
+    /// The same request in MCP 2026-07-28 shape, with [`stateless_meta`] in `params`.
     pub fn stateless(payload: usize) -> EchoTemplate {
-        let meta = format!(
-            r#","_meta":{{"io.modelcontextprotocol/protocolVersion":"{STATELESS_VERSION}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"ringmcp-load","version":"{}"}}}}"#,
-            env!("CARGO_PKG_VERSION")
-        );
-        EchoTemplate::with_meta(payload, &meta)
+        EchoTemplate::with_meta(payload, &format!(",{}", stateless_meta()))
+    }
+
+    /// The request in `protocol`'s shape: [`EchoTemplate::new`] or [`EchoTemplate::stateless`].
+    pub fn speaking(protocol: Protocol, payload: usize) -> EchoTemplate {
+        match protocol {
+            Protocol::Session => EchoTemplate::new(payload),
+            Protocol::Stateless => EchoTemplate::stateless(payload),
+        }
     }
 
     /// `meta` is spliced into `params` after `arguments`: empty, or `,"_meta":{...}`.
@@ -170,6 +183,16 @@ fn result_type(result: &str) -> ResultType {
             result_type: Some(Value::String(t)),
         }) if t == "complete" => ResultType::Complete,
         _ => ResultType::Other,
+    }
+}
+
+/// Why a result to a `tools/call` in `protocol` does not finish it (an error-count key), if
+/// it does not: a 2025 result has no `resultType`; a 2026 one must say it is complete.
+pub fn unfinished(protocol: Protocol, result_type: ResultType) -> Option<&'static str> {
+    match (protocol, result_type) {
+        (Protocol::Session, _) | (_, ResultType::Complete) => None,
+        (_, ResultType::Absent) => Some("result_type_missing"),
+        (_, ResultType::Other) => Some("result_not_complete"),
     }
 }
 
@@ -431,6 +454,44 @@ mod tests {
                 "{result}"
             );
         }
+    }
+
+    #[test]
+    fn a_2026_result_must_say_it_is_complete() {
+        for (protocol, result_type, want) in [
+            (Protocol::Session, ResultType::Absent, None),
+            (Protocol::Session, ResultType::Other, None),
+            (Protocol::Stateless, ResultType::Complete, None),
+            (
+                Protocol::Stateless,
+                ResultType::Absent,
+                Some("result_type_missing"),
+            ),
+            (
+                Protocol::Stateless,
+                ResultType::Other,
+                Some("result_not_complete"),
+            ),
+        ] {
+            assert_eq!(unfinished(protocol, result_type), want, "{result_type:?}");
+        }
+    }
+
+    #[test]
+    fn each_protocol_gets_its_own_echo_shape() {
+        let written = |t: EchoTemplate| {
+            let mut out = Vec::new();
+            t.write(&mut out, 3);
+            out
+        };
+        assert_eq!(
+            written(EchoTemplate::speaking(Protocol::Session, 8)),
+            written(EchoTemplate::new(8))
+        );
+        assert_eq!(
+            written(EchoTemplate::speaking(Protocol::Stateless, 8)),
+            written(EchoTemplate::stateless(8))
+        );
     }
 
     #[test]

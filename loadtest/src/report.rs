@@ -1,8 +1,9 @@
 //! The merged results: a human summary and the JSON written by `--json`.
 
-use crate::cli::{Args, Scenario};
+use crate::cli::{Args, Protocol, Scenario};
 use crate::run::PhaseSamples;
 use crate::stats::{Percentiles, ShardResult, SlowTally, SseTally};
+use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -226,9 +227,11 @@ impl Report {
     pub fn human(&self) -> String {
         let mut s = String::new();
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        // The one scenario whose revision is a choice.
+        // Named for the scenarios whose revision is a choice.
+        let has_choice = Scenario::from_str(self.scenario, false)
+            .is_ok_and(|scenario| scenario.speaks(Protocol::Stateless));
         let protocol = match self.settings["protocol"].as_str() {
-            Some(p) if self.scenario == Scenario::HttpMcp.name() => format!("MCP {p}, "),
+            Some(p) if has_choice => format!("MCP {p}, "),
             _ => String::new(),
         };
         let _ = writeln!(

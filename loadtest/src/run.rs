@@ -177,9 +177,11 @@ pub async fn run_shard(
     let sending = {
         let ctx = Rc::clone(&ctx);
         glommio::spawn_local(async move {
-            let payload = ctx.args.payload;
+            let (protocol, payload) = (ctx.args.protocol, ctx.args.payload);
             let schedule = |global| ctx.schedule(start, global);
-            ctx.sender.run(&ctx.stats, payload, schedule).await
+            ctx.sender
+                .run(&ctx.stats, protocol, payload, schedule)
+                .await
         })
     };
     ctx.start.open(start);

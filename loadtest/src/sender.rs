@@ -12,6 +12,8 @@
 //! (see [`Ctx::schedule`](crate::ctx::Ctx::schedule)), so in index order their sends come round in a fixed
 //! cycle: the sender walks its connections in that order with a cursor and never searches.
 
+use crate::cli::Protocol;
+use crate::mcp::EchoTemplate;
 use crate::net::Deadline;
 use crate::schedule::Schedule;
 use crate::stats::ShardStats;
@@ -185,11 +187,12 @@ impl Sender {
     }
 
     /// Gives every joined connection its schedule (`schedule(global index)`), then writes each
-    /// request (of a `payload`-byte message) at its intended time until every schedule ran
+    /// request (of a `payload`-byte message, MCP ones in `protocol`'s shape) at its intended time until every schedule ran
     /// out or its connection retired.
     pub async fn run(
         &self,
         stats: &ShardStats,
+        protocol: Protocol,
         payload: usize,
         schedule: impl Fn(usize) -> Schedule,
     ) {
@@ -202,7 +205,7 @@ impl Sender {
             let mut link = link.borrow_mut();
             link.schedule = schedule(link.global);
         }
-        let mut writer = RequestWriter::new(payload);
+        let mut writer = RequestWriter::new(protocol, payload);
         let mut cursor = 0;
         let mut timer = Deadline::at(Instant::now());
         loop {
@@ -244,16 +247,16 @@ impl Sender {
 
 /// Encodes requests into one reused frame buffer.
 struct RequestWriter {
-    template: crate::mcp::EchoTemplate,
+    template: EchoTemplate,
     echo_payload: Vec<u8>,
     body: Vec<u8>,
     frame: Vec<u8>,
 }
 
 impl RequestWriter {
-    fn new(payload: usize) -> RequestWriter {
+    fn new(protocol: Protocol, payload: usize) -> RequestWriter {
         RequestWriter {
-            template: crate::mcp::EchoTemplate::new(payload),
+            template: EchoTemplate::speaking(protocol, payload),
             echo_payload: crate::mcp::echo_message(payload).into_bytes(),
             body: Vec::new(),
             frame: Vec::new(),

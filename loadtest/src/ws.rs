@@ -6,7 +6,7 @@
 //! event loop over its socket's readability, the output the sender left for it
 //! to flush, and the timeouts of its requests in flight.
 
-use crate::cli::Scenario;
+use crate::cli::{Protocol, Scenario};
 use crate::ctx::Ctx;
 use crate::mcp::{self, EchoTemplate, Incoming};
 use crate::net::{self, Conn, Deadline, NetError};
@@ -102,14 +102,16 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
     }
 }
 
-/// Connects, upgrades and (for MCP) initializes.
+/// Connects, upgrades and (for MCP 2025-11-25) initializes.
 async fn setup(ctx: &Ctx, mode: Mode, decoder: &mut Decoder) -> Result<Conn, NetError> {
     let deadline = ctx.setup_deadline();
     let stream = net::connect(&ctx.target, ctx.timeout()).await?;
     let mut conn = Conn::new(stream);
     let protocols: &[&str] = if mode == Mode::Echo { &[] } else { &["mcp"] };
     net::ws_handshake(&mut conn, &ctx.target, protocols, deadline).await?;
-    if mode == Mode::Echo {
+    // Spec (2026-07-28, basic/versioning): "A request carrying modern per-request `_meta` is
+    // served statelessly according to this revision": no `initialize` opens the connection.
+    if mode == Mode::Echo || ctx.args.protocol == Protocol::Stateless {
         return Ok(conn);
     }
     let mut out = Vec::new();
@@ -291,12 +293,12 @@ async fn drive(
                 let mut link = link.borrow_mut();
                 match event {
                     Event::Text(text) => {
-                        handle_reply(stats, &mut link.inflight, mode, text.as_bytes(), now);
+                        handle_reply(ctx, &mut link.inflight, mode, text.as_bytes(), now);
                         None
                     }
                     Event::Binary(bytes) => {
                         if mode == Mode::Echo {
-                            handle_reply(stats, &mut link.inflight, mode, bytes, now);
+                            handle_reply(ctx, &mut link.inflight, mode, bytes, now);
                         } else {
                             stats.error("unexpected_binary");
                         }
@@ -330,13 +332,8 @@ async fn drive(
 }
 
 /// Matches one reply to its request and records its latency from the intended send time.
-fn handle_reply(
-    stats: &ShardStats,
-    inflight: &mut InFlight,
-    mode: Mode,
-    message: &[u8],
-    now: Instant,
-) {
+fn handle_reply(ctx: &Ctx, inflight: &mut InFlight, mode: Mode, message: &[u8], now: Instant) {
+    let stats = &ctx.stats;
     if mode == Mode::Echo {
         match inflight.take(None) {
             Some(intended) => {
@@ -348,10 +345,16 @@ fn handle_reply(
         return;
     }
     match mcp::classify(message) {
-        Incoming::Result { id, tool_error, .. } => match inflight.take(Some(id)) {
+        Incoming::Result {
+            id,
+            tool_error,
+            result_type,
+        } => match inflight.take(Some(id)) {
             Some(intended) => {
                 stats.record(now, now.saturating_duration_since(intended));
-                if tool_error {
+                if let Some(kind) = mcp::unfinished(ctx.args.protocol, result_type) {
+                    stats.error(kind);
+                } else if tool_error {
                     stats.error("tool_error");
                 } else {
                     ShardStats::add(&stats.ok, 1);
