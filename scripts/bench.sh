@@ -28,8 +28,10 @@
 #                             ringmcp's)
 #   BENCH_FILL_EVENTS [100]   idle-hold-http: events in each session's ring before it idles
 #   BENCH_PROTOCOL [2025-11-25]  the MCP revision of the load (ringmcp-load --protocol):
-#                             2026-07-28 sends http-mcp's calls with no initialize, each with
-#                             its _meta and Mcp-Method/Mcp-Name headers; the other scenarios
+#                             2026-07-28 sends http-mcp's and ws-mcp's calls with no
+#                             initialize, each with its _meta (and over HTTP the
+#                             Mcp-Method/Mcp-Name headers); ws-mcp's is ringmcp's own WebSocket
+#                             binding, so it runs against ringmcp only; the other scenarios
 #                             have no 2026 client and are skipped. Each JSON records it
 #                             (settings.protocol)
 #   BENCH_DEMOTE [""]         PIDs of other processes whose threads run SCHED_IDLE for the
@@ -91,10 +93,17 @@ case "$PEER" in
         cp scripts/peers/ts_server.mjs "$TS_SDK_DIR/" ;;
     *) die "unknown BENCH_PEER '$PEER' (ringmcp, python-sdk, typescript-sdk)" ;;
 esac
-# The scenarios that have a client for each revision.
+# The scenarios that have a client for each revision (2026 over WebSocket is ringmcp's own).
 case "$PROTOCOL" in
     2025-11-25) ;;
-    2026-07-28) PEER_SCENARIOS=$([[ " $PEER_SCENARIOS " == *" http-mcp "* ]] && echo http-mcp || true) ;;
+    2026-07-28)
+        STATELESS_SCENARIOS="http-mcp"
+        [[ "$PEER" != ringmcp ]] || STATELESS_SCENARIOS+=" ws-mcp"
+        kept=""
+        for scenario in $STATELESS_SCENARIOS; do
+            [[ " $PEER_SCENARIOS " != *" $scenario "* ]] || kept+=" $scenario"
+        done
+        PEER_SCENARIOS=$kept ;;
     *) die "unknown BENCH_PROTOCOL '$PROTOCOL' (2025-11-25, 2026-07-28)" ;;
 esac
 if [[ "$PEER" != ringmcp ]] && (( FILL_EVENTS > 0 )) && [[ " $SCENARIOS " == *" idle-hold-http "* ]]; then

@@ -3,9 +3,9 @@
 # scripts/bench.sh at small scale against the release server, then checks the JSON of each:
 # every connection up, no errors, every request answered at the asked rate, the phase's
 # server and load samples present, and for sse-resume every event exactly once and in order
-# across every planned disconnect; then http-mcp once more as MCP 2026-07-28 (stateless
-# requests, BENCH_PROTOCOL), checked the same way and for the protocol its JSON records.
-# Bounded: ~35 s.
+# across every planned disconnect; then http-mcp and ws-mcp once more as MCP 2026-07-28
+# (stateless requests, BENCH_PROTOCOL), checked the same way and for the protocol their JSON
+# records. Bounded: ~45 s.
 #
 # Env: LOADGEN_CONNECTIONS [200], LOADGEN_DURATION [3] (seconds per scenario).
 set -euo pipefail
@@ -18,10 +18,11 @@ export BENCH_NO_BUILD=1 BENCH_CONNECTIONS="${LOADGEN_CONNECTIONS:-200}" \
     BENCH_DURATION="${LOADGEN_DURATION:-3}" BENCH_HOLD=2 BENCH_WS_RATE=4000 BENCH_HTTP_RATE=2000 \
     BENCH_SSE_RATE=400 BENCH_DISCONNECTS=40
 BENCH_RESULTS="$WORK/2025" BENCH_SCENARIOS="$SCENARIOS" scripts/bench.sh
-BENCH_RESULTS="$WORK/2026" BENCH_SCENARIOS=http-mcp BENCH_PROTOCOL=2026-07-28 scripts/bench.sh
+STATELESS_SCENARIOS="http-mcp ws-mcp"
+BENCH_RESULTS="$WORK/2026" BENCH_SCENARIOS="$STATELESS_SCENARIOS" BENCH_PROTOCOL=2026-07-28 scripts/bench.sh
 
 python3 scripts/check_runs.py "$WORK"/2025/*/ $SCENARIOS
-python3 scripts/check_runs.py "$WORK"/2026/*/ http-mcp
+python3 scripts/check_runs.py "$WORK"/2026/*/ $STATELESS_SCENARIOS
 # Each run says which revision it spoke.
 for run in "$WORK"/2025/*/ "$WORK"/2026/*/; do
     want=$([[ $run == "$WORK/2026/"* ]] && echo 2026-07-28 || echo 2025-11-25)
