@@ -7,14 +7,14 @@ use crate::ctx::Ctx;
 use crate::mcp::{self, EchoTemplate, Incoming};
 use crate::net::{self, Conn, NetError};
 use crate::stats::ShardStats;
-use ringmcp::proto::http1::{self, Method, ResponseHead};
+use ringmcp::proto::http1::{self, BodyDecoder, Method, ResponseHead};
 use ringmcp::proto::sse::{SseDecoder, SseEvent};
 use ringmcp::proto::Status;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Largest SSE event accepted.
-pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// A Streamable HTTP session: its id, negotiated version and current connection. A 2026-07-28
 /// client's is a connection with no id ([`open_stateless`]).
@@ -156,15 +156,9 @@ impl Session {
             return Err(NetError::Status(head.status()));
         }
         if is_sse(&head) {
-            let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
             let mut reply = None;
-            read_sse(
-                &mut self.conn,
-                &head,
-                &mut decoder,
-                deadline,
-                None,
-                &mut |event| {
+            SseBody::new(&head)
+                .read(&mut self.conn, deadline, None, &mut |event| {
                     on_event(event);
                     if !event.data.is_empty()
                         && matches!(
@@ -175,9 +169,8 @@ impl Session {
                         reply = Some(event.data.clone().into_bytes());
                     }
                     false
-                },
-            )
-            .await?;
+                })
+                .await?;
             reply.ok_or(NetError::Protocol("SSE response ended without a reply"))
         } else {
             let body = self.conn.read_body(&head, deadline).await?;
@@ -213,48 +206,86 @@ pub fn is_sse(head: &ResponseHead) -> bool {
     head.has_media_type("text/event-stream")
 }
 
-/// Reads an SSE response body, handing each event to `on_event` (which returns true to
-/// stop). Returns when the body ends, at `stop_at`, or fails at `idle_deadline` ... which
-/// is pushed back by every event.
-pub async fn read_sse(
-    conn: &mut Conn,
-    head: &ResponseHead,
-    decoder: &mut SseDecoder,
-    deadline: Instant,
-    stop_at: Option<Instant>,
-    on_event: &mut dyn FnMut(&SseEvent) -> bool,
-) -> Result<SseEnd, NetError> {
-    let mut reader = net::body_decoder(head);
-    let mut chunk = Vec::new();
-    loop {
-        let wait_until = stop_at.map_or(deadline, |s| s.min(deadline));
-        let done = match conn.body_step(&mut reader, &mut chunk, wait_until).await {
-            Ok(done) => done,
-            Err(NetError::Timeout) if stop_at.is_some_and(|s| Instant::now() >= s) => {
-                return Ok(SseEnd::Stopped)
+/// An SSE response body read in steps. Its HTTP framing, its event decoder and the body
+/// bytes not yet decoded into events stay here between reads, so a reader that stops after
+/// one event (a listen stream's acknowledgment) carries on with the next one later.
+pub struct SseBody {
+    framing: BodyDecoder,
+    events: SseDecoder,
+    /// Body bytes out of the framing; those before `fed` went to `events`.
+    chunk: Vec<u8>,
+    fed: usize,
+}
+
+impl SseBody {
+    /// The body of the response `head` starts.
+    pub fn new(head: &ResponseHead) -> SseBody {
+        SseBody {
+            framing: net::body_decoder(head),
+            events: SseDecoder::new(MAX_EVENT_BYTES),
+            chunk: Vec::new(),
+            fed: 0,
+        }
+    }
+
+    /// The last event id the stream set (what a resume sends as `Last-Event-ID`).
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.events.last_event_id()
+    }
+
+    /// Reads on, handing each event to `on_event` (which returns true to stop). Returns when
+    /// the body ends, at `stop_at`, or when `on_event` stops it; fails at `deadline`.
+    pub async fn read(
+        &mut self,
+        conn: &mut Conn,
+        deadline: Instant,
+        stop_at: Option<Instant>,
+        on_event: &mut dyn FnMut(&SseEvent) -> bool,
+    ) -> Result<SseEnd, NetError> {
+        let mut done = false;
+        loop {
+            if self.deliver(on_event)? {
+                return Ok(SseEnd::Stopped);
             }
-            Err(e) => return Err(e),
-        };
-        let mut at = 0;
-        while at < chunk.len() {
-            match decoder.decode(&chunk[at..]) {
+            if done {
+                return Ok(SseEnd::Complete);
+            }
+            if stop_at.is_some_and(|s| Instant::now() >= s) {
+                return Ok(SseEnd::Stopped);
+            }
+            let wait_until = stop_at.map_or(deadline, |s| s.min(deadline));
+            done = match conn
+                .body_step(&mut self.framing, &mut self.chunk, wait_until)
+                .await
+            {
+                Ok(done) => done,
+                Err(NetError::Timeout) if stop_at.is_some_and(|s| Instant::now() >= s) => {
+                    return Ok(SseEnd::Stopped)
+                }
+                Err(e) => return Err(e),
+            };
+        }
+    }
+
+    /// Decodes the body bytes read so far into events for `on_event`; true if it asked to
+    /// stop (the bytes after that event wait for the next read).
+    fn deliver(&mut self, on_event: &mut dyn FnMut(&SseEvent) -> bool) -> Result<bool, NetError> {
+        while self.fed < self.chunk.len() {
+            match self.events.decode(&self.chunk[self.fed..]) {
                 Ok(Status::Complete(event, used)) => {
-                    at += used;
+                    self.fed += used;
                     if on_event(&event) {
-                        return Ok(SseEnd::Stopped);
+                        return Ok(true);
                     }
                 }
-                Ok(Status::Partial) => at = chunk.len(),
+                // The decoder keeps what it took of an unfinished event.
+                Ok(Status::Partial) => self.fed = self.chunk.len(),
                 Err(_) => return Err(NetError::Protocol("SSE event too large")),
             }
         }
-        chunk.clear();
-        if done {
-            return Ok(SseEnd::Complete);
-        }
-        if stop_at.is_some_and(|s| Instant::now() >= s) {
-            return Ok(SseEnd::Stopped);
-        }
+        self.chunk.clear();
+        self.fed = 0;
+        Ok(false)
     }
 }
 
@@ -275,22 +306,15 @@ pub async fn open_session(ctx: &Ctx) -> Result<Session, NetError> {
     }
     session.id = head.headers().get_str("mcp-session-id").map(str::to_owned);
     let reply = if is_sse(&head) {
-        let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
         let mut reply = None;
-        read_sse(
-            &mut session.conn,
-            &head,
-            &mut decoder,
-            deadline,
-            None,
-            &mut |e| {
+        SseBody::new(&head)
+            .read(&mut session.conn, deadline, None, &mut |e| {
                 if !e.data.is_empty() {
                     reply = Some(e.data.clone().into_bytes());
                 }
                 false
-            },
-        )
-        .await?;
+            })
+            .await?;
         reply.ok_or(NetError::Protocol("no initialize reply"))?
     } else {
         session.conn.read_body(&head, deadline).await?
@@ -441,16 +465,14 @@ pub async fn idle_client(ctx: Rc<Ctx>, _global: usize) {
     ctx.setup_ok(began.elapsed());
     let start = ctx.start.wait().await;
     let end = start + ctx.duration();
-    let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
-    let held = read_sse(
-        &mut session.conn,
-        &head,
-        &mut decoder,
-        end + Duration::from_secs(1),
-        Some(end),
-        &mut |_| false,
-    )
-    .await;
+    let held = SseBody::new(&head)
+        .read(
+            &mut session.conn,
+            end + Duration::from_secs(1),
+            Some(end),
+            &mut |_| false,
+        )
+        .await;
     match held {
         Ok(SseEnd::Stopped) => ShardStats::add(&ctx.stats.ok, 1),
         Ok(SseEnd::Complete) => ctx.stats.error("get_stream_ended_early"),
@@ -466,6 +488,45 @@ mod tests {
 
     fn target() -> Target {
         Target::parse("http://127.0.0.1:8080/mcp").expect("target")
+    }
+
+    #[test]
+    fn an_sse_body_read_on_after_a_stop_starts_at_the_next_event() {
+        // Two events in one chunk, the third split across two chunks, a comment line between.
+        let server = crate::net::tests::serve_once(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+             16\r\ndata: one\n\ndata: two\n\n\r\n\
+             10\r\n: keep-alive\ndat\r\n\
+             a\r\na: three\n\n\r\n\
+             0\r\n\r\n",
+        );
+        glommio::LocalExecutor::default().run(async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let stream = net::connect(&server, Duration::from_secs(5))
+                .await
+                .expect("connect");
+            let mut conn = Conn::new(stream);
+            let mut request = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+            conn.write_all(&mut request, deadline).await.expect("write");
+            let head = conn.read_head(Method::Get, deadline).await.expect("head");
+            let mut body = SseBody::new(&head);
+            let mut seen = Vec::new();
+            let first = body
+                .read(&mut conn, deadline, None, &mut |e| {
+                    seen.push(e.data.clone());
+                    true
+                })
+                .await;
+            assert_eq!(first, Ok(SseEnd::Stopped));
+            let rest = body
+                .read(&mut conn, deadline, None, &mut |e| {
+                    seen.push(e.data.clone());
+                    false
+                })
+                .await;
+            assert_eq!(rest, Ok(SseEnd::Complete));
+            assert_eq!(seen, ["one", "two", "three"]);
+        });
     }
 
     fn written(post: &EchoPost, id: u64) -> String {

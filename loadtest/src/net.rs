@@ -285,11 +285,11 @@ pub async fn ws_handshake(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Serves `response` to one connection on a loopback port; returns the endpoint.
-    fn serve_once(response: &'static str) -> Target {
+    pub(crate) fn serve_once(response: &'static str) -> Target {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();

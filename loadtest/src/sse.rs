@@ -11,12 +11,12 @@
 
 use crate::cli::Scenario;
 use crate::ctx::Ctx;
-use crate::http::{self, SseEnd, MAX_EVENT_BYTES};
+use crate::http::{self, SseBody, SseEnd};
 use crate::mcp::{self, Incoming};
 use crate::net::{self, Conn, NetError};
 use crate::stats::ShardStats;
 use ringmcp::proto::http1::{Method, ResponseHead};
-use ringmcp::proto::sse::{EventId, SseDecoder, SseEvent};
+use ringmcp::proto::sse::{EventId, SseEvent};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -239,13 +239,13 @@ pub async fn client(ctx: Rc<Ctx>, plan: Rc<Plan>, global: usize) {
         let ctx = Rc::clone(&ctx);
         let end = start + ctx.duration() + ctx.timeout();
         glommio::spawn_local(async move {
-            let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
             let mut events = 0u64;
-            let r = http::read_sse(&mut conn, &head, &mut decoder, end, Some(end), &mut |e| {
-                events += u64::from(!e.data.is_empty());
-                false
-            })
-            .await;
+            let r = SseBody::new(&head)
+                .read(&mut conn, end, Some(end), &mut |e| {
+                    events += u64::from(!e.data.is_empty());
+                    false
+                })
+                .await;
             if let Err(e) = r {
                 ctx.stats.error(format!("get_stream:{}", e.kind()));
             }
@@ -311,7 +311,7 @@ async fn stream(
     let call = mcp::stream_call(1, plan.count, plan.interval_ms, ctx.args.payload);
     let mut request = session.request(ctx, Some(&call), &[]);
     session.conn.write_all(&mut request, deadline).await?;
-    let mut head = session.conn.read_head(Method::Post, deadline).await?;
+    let head = session.conn.read_head(Method::Post, deadline).await?;
     if head.status() != 200 {
         return Err(NetError::Status(head.status()));
     }
@@ -326,26 +326,20 @@ async fn stream(
         });
         return Err(NetError::Protocol("stream answered without SSE"));
     }
-    let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
+    let mut body = SseBody::new(&head);
     let mut last_id: Option<String> = None;
     let mut next_drop = 0;
     // Every resume is either planned or forced by the server; bound them anyway.
     let mut resumes_left = disconnects.len() + 16;
     loop {
         let stop_at = disconnects.get(next_drop).map(|d| requested + *d);
-        let ended = http::read_sse(
-            &mut session.conn,
-            &head,
-            &mut decoder,
-            deadline,
-            stop_at,
-            &mut |e| {
+        let ended = body
+            .read(&mut session.conn, deadline, stop_at, &mut |e| {
                 observer.on_event(e);
                 false
-            },
-        )
-        .await;
-        if let Some(id) = decoder.last_event_id() {
+            })
+            .await;
+        if let Some(id) = body.last_event_id() {
             last_id = Some(id.to_owned());
         }
         match ended {
@@ -371,8 +365,7 @@ async fn stream(
                 let old = std::mem::replace(&mut session.conn, conn);
                 ShardStats::add(&ctx.stats.bytes_in, old.bytes_in);
                 ShardStats::add(&ctx.stats.bytes_out, old.bytes_out);
-                head = new_head;
-                decoder = SseDecoder::new(MAX_EVENT_BYTES);
+                body = SseBody::new(&new_head);
                 ctx.stats.sse.borrow_mut().resumes += 1;
             }
             Err(NetError::Status(s)) => {
