@@ -26,12 +26,14 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Scenario::WsMcp)]
     pub scenario: Scenario,
 
-    /// Connections (WebSocket connections, or Streamable HTTP sessions), total across shards.
+    /// Connections (WebSocket connections, Streamable HTTP sessions, or listen streams), total
+    /// across shards.
     #[arg(long, default_value_t = 100)]
     pub connections: usize,
 
-    /// Requests per second (sse-fanout/sse-resume: events per second), total across shards.
-    /// The schedule is fixed in advance; 0 sends nothing (idle).
+    /// Requests per second (sse-fanout/sse-resume: events per second; listen: tool-list
+    /// changes per second), total across shards. The schedule is fixed in advance; 0 sends
+    /// nothing (idle).
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
 
@@ -90,6 +92,10 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub fill_events: usize,
 
+    /// listen: tool-list changes to trigger at most (at --rate, within --duration).
+    #[arg(long, default_value_t = 10)]
+    pub changes: usize,
+
     /// sse-fanout: also hold each session's standalone GET stream on a second connection.
     #[arg(long)]
     pub get_stream: bool,
@@ -98,9 +104,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// The MCP revision the client speaks. 2026-07-28 (http-mcp and ws-mcp only) sends no
-    /// initialize: every request carries its own `_meta`, and over HTTP the Mcp-Method and
-    /// Mcp-Name headers.
+    /// The MCP revision the client speaks. 2026-07-28 (http-mcp, ws-mcp, and listen, which
+    /// needs it) sends no initialize: every request carries its own `_meta`, and over HTTP
+    /// the Mcp-Method and Mcp-Name headers.
     #[arg(long, value_enum, default_value_t = Protocol::Session)]
     pub protocol: Protocol,
 }
@@ -144,6 +150,9 @@ pub enum Scenario {
     IdleHold,
     /// A share of WebSocket MCP clients stop reading; reports what the server did about them.
     SlowReaders,
+    /// MCP 2026-07-28 `subscriptions/listen` streams (one per connection) hearing of tool-list
+    /// changes triggered on a control connection; measures each change's delivery to them.
+    Listen,
 }
 
 impl Scenario {
@@ -157,22 +166,29 @@ impl Scenario {
             Scenario::SseResume => "sse-resume",
             Scenario::IdleHold => "idle-hold",
             Scenario::SlowReaders => "slow-readers",
+            Scenario::Listen => "listen",
         }
     }
 
     /// Whether the scenario can speak `protocol`. http-mcp and ws-mcp have a 2026-07-28
     /// client (ws-mcp's is ringmcp's own WebSocket binding of the revision); the other HTTP
     /// scenarios hold sessions (GET streams, `Last-Event-ID` resumption), and idle-hold and
-    /// slow-readers measure 2025 sessions.
+    /// slow-readers measure 2025 sessions. listen's `subscriptions/listen` is 2026-07-28's.
     pub fn speaks(self, protocol: Protocol) -> bool {
-        protocol == Protocol::Session || matches!(self, Scenario::HttpMcp | Scenario::WsMcp)
+        match self {
+            Scenario::HttpMcp | Scenario::WsMcp => true,
+            Scenario::Listen => protocol == Protocol::Stateless,
+            _ => protocol == Protocol::Session,
+        }
     }
 
     /// Whether the scenario speaks WebSocket (else Streamable HTTP).
     pub fn wants_ws(self, transport: Transport) -> bool {
         match self {
             Scenario::WsEcho | Scenario::WsMcp | Scenario::SlowReaders => true,
-            Scenario::HttpMcp | Scenario::SseFanout | Scenario::SseResume => false,
+            Scenario::HttpMcp | Scenario::SseFanout | Scenario::SseResume | Scenario::Listen => {
+                false
+            }
             Scenario::IdleHold => transport == Transport::Ws,
         }
     }
@@ -354,6 +370,8 @@ mod tests {
         assert!(Scenario::HttpMcp.speaks(Protocol::Stateless));
         assert!(Scenario::WsMcp.speaks(Protocol::Stateless));
         assert!(!Scenario::IdleHold.speaks(Protocol::Stateless));
+        assert!(Scenario::Listen.speaks(Protocol::Stateless));
+        assert!(!Scenario::Listen.speaks(Protocol::Session));
         assert!(!Scenario::SseResume.speaks(Protocol::Stateless));
         assert!(Scenario::WsMcp.speaks(Protocol::Session));
     }

@@ -54,6 +54,19 @@ fn write_head(
     http1::write_request_head(out, method, &target.path, &target.host, &headers, length);
 }
 
+/// The headers an MCP 2026-07-28 POST carries beside `MCP-Protocol-Version` (which every
+/// request head written here has): `Mcp-Method`, and `Mcp-Name` with the body's `params.name`
+/// for the methods that name something (`tools/call`).
+///
+/// Spec (2026-07-28, streamable-http): a request carries `MCP-Protocol-Version`, and
+/// `Mcp-Method` and, for `tools/call`, `Mcp-Name`: "These headers are REQUIRED for
+/// compliance".
+pub fn stateless_headers<'a>(method: &'a str, name: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![("mcp-method", method)];
+    headers.extend(name.map(|name| ("mcp-name", name)));
+    headers
+}
+
 /// The http-mcp request, written once but for its id: the head up to the value of
 /// `content-length` (last, so the rest is fixed), and the body's [`EchoTemplate`]. Writing
 /// one is three copies and two numbers, whichever the protocol.
@@ -64,17 +77,19 @@ pub struct EchoPost {
 
 impl EchoPost {
     /// The `tools/call echo` POST of `payload` bytes for `session` in `protocol`'s shape.
-    ///
-    /// Spec (2026-07-28, streamable-http): a request carries `MCP-Protocol-Version`, and
-    /// `Mcp-Method` and, for `tools/call`, `Mcp-Name` with the body's `params.name`: "These
-    /// headers are REQUIRED for compliance".
     pub fn new(target: &Target, session: &Session, protocol: Protocol, payload: usize) -> EchoPost {
-        let extra: &[(&str, &str)] = match protocol {
-            Protocol::Session => &[],
-            Protocol::Stateless => &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+        let extra = match protocol {
+            Protocol::Session => Vec::new(),
+            Protocol::Stateless => stateless_headers("tools/call", Some("echo")),
         };
         let body = EchoTemplate::speaking(protocol, payload);
-        EchoPost::with(target, session.id.as_deref(), &session.version, body, extra)
+        EchoPost::with(
+            target,
+            session.id.as_deref(),
+            &session.version,
+            body,
+            &extra,
+        )
     }
 
     fn with(
@@ -542,7 +557,7 @@ mod tests {
             None,
             mcp::STATELESS_VERSION,
             EchoTemplate::stateless(5),
-            &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+            &stateless_headers("tools/call", Some("echo")),
         );
         let body = format!(
             "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\
@@ -597,7 +612,7 @@ mod tests {
             None,
             mcp::STATELESS_VERSION,
             EchoTemplate::stateless(64),
-            &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+            &stateless_headers("tools/call", Some("echo")),
         );
         for id in [1, 9, 10, 99, 100, 12_345, u64::MAX] {
             let (headers, body) = parse_back(&written(&post, id));

@@ -10,6 +10,7 @@
 mod cli;
 mod ctx;
 mod http;
+mod listen;
 mod mcp;
 mod net;
 mod report;
@@ -57,10 +58,15 @@ fn real_main(args: Args) -> Result<i32, String> {
         }
     }
     if !args.scenario.speaks(args.protocol) {
+        let other = match args.protocol {
+            cli::Protocol::Session => cli::Protocol::Stateless,
+            cli::Protocol::Stateless => cli::Protocol::Session,
+        };
         return Err(format!(
-            "ringmcp-load has no MCP {} client for scenario {} (use the default, 2025-11-25)",
+            "ringmcp-load has no MCP {} client for scenario {} (use --protocol {})",
             args.protocol.version(),
-            args.scenario.name()
+            args.scenario.name(),
+            other.version()
         ));
     }
     let server_metrics = match &args.server_metrics {
@@ -97,7 +103,10 @@ fn real_main(args: Args) -> Result<i32, String> {
     };
 
     let rss_before = args.server_pid.and_then(sys::rss_bytes);
-    let shared = Arc::new(run::Shared::new(server_metrics));
+    let shared = Arc::new(run::Shared::new(
+        server_metrics,
+        listen::Triggers::new(&args),
+    ));
     let series = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = args.server_pid.map(|pid| {

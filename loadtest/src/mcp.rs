@@ -116,6 +116,89 @@ pub fn stream_call(id: u64, count: u64, interval_ms: u64, bytes: usize) -> Vec<u
     .into_bytes()
 }
 
+/// A `subscriptions/listen` request (MCP 2026-07-28) for tool-list changes.
+pub fn listen_request(id: u64) -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"subscriptions/listen","params":{{"notifications":{{"toolsListChanged":true}},{}}}}}"#,
+        stateless_meta()
+    )
+    .into_bytes()
+}
+
+/// A `tools/call` of the tool `name` (written as is: a plain tool name) with no arguments, in
+/// MCP 2026-07-28 shape.
+pub fn stateless_tool_call(id: u64, name: &str) -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}","arguments":{{}},{}}}}}"#,
+        stateless_meta()
+    )
+    .into_bytes()
+}
+
+/// A message on a listen stream, as far as the listen scenario reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenMessage {
+    /// `notifications/subscriptions/acknowledged`: its subscription id, and whether the server
+    /// agreed to send tool-list changes.
+    Acknowledged {
+        /// `params._meta["io.modelcontextprotocol/subscriptionId"]`, if a number.
+        subscription_id: Option<u64>,
+        /// `params.notifications.toolsListChanged`.
+        tools_list_changed: bool,
+    },
+    /// `notifications/tools/list_changed`.
+    ToolsListChanged {
+        /// `params._meta["io.modelcontextprotocol/subscriptionId"]`, if a number.
+        subscription_id: Option<u64>,
+    },
+    /// Anything else: a reply, another notification, not JSON.
+    Other,
+}
+
+/// The members of a listen stream's notification the listen scenario reads.
+#[derive(Deserialize)]
+struct StreamNotification {
+    method: String,
+    #[serde(default)]
+    params: StreamParams,
+}
+
+#[derive(Deserialize, Default)]
+struct StreamParams {
+    #[serde(rename = "_meta", default)]
+    meta: SubscriptionMeta,
+    #[serde(default)]
+    notifications: AgreedNotifications,
+}
+
+#[derive(Deserialize, Default)]
+struct SubscriptionMeta {
+    #[serde(rename = "io.modelcontextprotocol/subscriptionId", default)]
+    subscription_id: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct AgreedNotifications {
+    #[serde(rename = "toolsListChanged", default)]
+    tools_list_changed: bool,
+}
+
+/// Reads one message of a listen stream.
+pub fn listen_message(bytes: &[u8]) -> ListenMessage {
+    let Ok(StreamNotification { method, params }) = serde_json::from_slice(bytes) else {
+        return ListenMessage::Other;
+    };
+    let subscription_id = params.meta.subscription_id.as_ref().and_then(Value::as_u64);
+    match method.as_str() {
+        "notifications/subscriptions/acknowledged" => ListenMessage::Acknowledged {
+            subscription_id,
+            tools_list_changed: params.notifications.tools_list_changed,
+        },
+        "notifications/tools/list_changed" => ListenMessage::ToolsListChanged { subscription_id },
+        _ => ListenMessage::Other,
+    }
+}
+
 /// What a server message was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
@@ -523,6 +606,85 @@ mod tests {
         EchoTemplate::new(10).write(&mut out, 7);
         let v: Value = serde_json::from_slice(&out).expect("json");
         assert!(v["params"].get("_meta").is_none());
+    }
+
+    #[test]
+    fn listen_requests_carry_the_2026_meta() {
+        for (message, method) in [
+            (listen_request(5), "subscriptions/listen"),
+            (
+                stateless_tool_call(5, "test_trigger_tool_change"),
+                "tools/call",
+            ),
+        ] {
+            let v: Value = serde_json::from_slice(&message).expect("json");
+            assert_eq!(v["id"], 5);
+            assert_eq!(v["method"], method);
+            assert_eq!(
+                v["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+                STATELESS_VERSION
+            );
+        }
+        let v: Value = serde_json::from_slice(&listen_request(1)).expect("json");
+        assert_eq!(
+            v["params"]["notifications"],
+            serde_json::json!({"toolsListChanged": true})
+        );
+        let v: Value = serde_json::from_slice(&stateless_tool_call(1, "test_trigger_tool_change"))
+            .expect("json");
+        assert_eq!(v["params"]["name"], "test_trigger_tool_change");
+        assert_eq!(v["params"]["arguments"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn reads_listen_stream_messages() {
+        for (message, want) in [
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":7},"notifications":{"toolsListChanged":true}}}"#,
+                ListenMessage::Acknowledged {
+                    subscription_id: Some(7),
+                    tools_list_changed: true,
+                },
+            ),
+            // The server agreed to nothing.
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":7},"notifications":{}}}"#,
+                ListenMessage::Acknowledged {
+                    subscription_id: Some(7),
+                    tools_list_changed: false,
+                },
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":12}}}"#,
+                ListenMessage::ToolsListChanged {
+                    subscription_id: Some(12),
+                },
+            ),
+            // Untagged, or tagged with what cannot be our numeric id.
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+                ListenMessage::ToolsListChanged {
+                    subscription_id: None,
+                },
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":"12"}}}"#,
+                ListenMessage::ToolsListChanged {
+                    subscription_id: None,
+                },
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/prompts/list_changed","params":{}}"#,
+                ListenMessage::Other,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":7,"result":{"resultType":"complete"}}"#,
+                ListenMessage::Other,
+            ),
+            ("not json", ListenMessage::Other),
+        ] {
+            assert_eq!(listen_message(message.as_bytes()), want, "{message}");
+        }
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub enum NetError {
     Handshake(ClientHandshakeError),
     /// A WebSocket Close frame arrived with this code (0: no code).
     Closed(u16),
+    /// The server answered with this JSON-RPC error code instead.
+    JsonRpc(i64),
 }
 
 impl NetError {
@@ -55,6 +57,7 @@ impl NetError {
             NetError::Http(e) => format!("protocol:http:{e:?}"),
             NetError::Handshake(e) => format!("protocol:{e}"),
             NetError::Closed(code) => format!("ws_close_{code}"),
+            NetError::JsonRpc(code) => format!("jsonrpc_{code}"),
         }
     }
 }

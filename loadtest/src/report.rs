@@ -50,6 +50,71 @@ impl SecondLatency {
     }
 }
 
+/// How one listen change reached the streams.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeDelivery {
+    /// The change's number, from 1 (its trigger's request id).
+    pub change: usize,
+    /// Streams that heard of it.
+    pub reached: u64,
+    /// Delivery latency from the trigger's send: median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+    /// From the trigger's send until the last stream heard of it: the largest latency if
+    /// every stream did, else none.
+    pub last_stream_ms: Option<f64>,
+}
+
+/// What the listen scenario measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenReport {
+    /// Streams acknowledged and held.
+    pub streams: u64,
+    /// Seconds from the first connection attempt until every stream had its acknowledgment
+    /// (the slowest load shard's; --ramp paces the attempts).
+    pub open_all_s: Option<f64>,
+    /// Changes on the control connection's schedule.
+    pub changes_planned: u64,
+    /// Changes triggered.
+    pub changes_sent: u64,
+    /// Streams that heard of fewer changes than were triggered (must be 0).
+    pub streams_missing_changes: u64,
+    /// Each triggered change, in order.
+    pub changes: Vec<ChangeDelivery>,
+}
+
+impl ListenReport {
+    fn of(r: &ShardResult) -> ListenReport {
+        let t = &r.listen;
+        let empty = crate::stats::new_histogram();
+        let changes = (0..t.changes_sent as usize)
+            .map(|n| {
+                let delivered = t.by_change.get(n).unwrap_or(&empty);
+                let p = Percentiles::of(delivered);
+                ChangeDelivery {
+                    change: n + 1,
+                    reached: p.count,
+                    p50_ms: p.p50_ms,
+                    p99_ms: p.p99_ms,
+                    max_ms: p.max_ms,
+                    last_stream_ms: (p.count == t.streams && p.count > 0).then_some(p.max_ms),
+                }
+            })
+            .collect();
+        ListenReport {
+            streams: t.streams,
+            open_all_s: r.connect_window,
+            changes_planned: t.changes_planned,
+            changes_sent: t.changes_sent,
+            streams_missing_changes: t.streams_missing_changes,
+            changes,
+        }
+    }
+}
+
 /// Everything one run measured.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -115,6 +180,8 @@ pub struct Report {
     pub sse: Option<SseTally>,
     /// Slow readers (slow-readers).
     pub slow_readers: Option<SlowTally>,
+    /// Listen streams and each change's delivery (listen).
+    pub listen: Option<ListenReport>,
     /// Wall-clock seconds of the whole run.
     pub wall_seconds: f64,
 }
@@ -157,6 +224,9 @@ impl Report {
             }
             Scenario::SseFanout => {
                 settings.insert("get_stream", args.get_stream.into());
+            }
+            Scenario::Listen => {
+                settings.insert("changes", args.changes.into());
             }
             Scenario::WsEcho | Scenario::WsMcp | Scenario::HttpMcp => {}
         }
@@ -219,6 +289,7 @@ impl Report {
             sse: matches!(args.scenario, Scenario::SseFanout | Scenario::SseResume)
                 .then(|| r.sse.clone()),
             slow_readers: (args.scenario == Scenario::SlowReaders).then(|| r.slow.clone()),
+            listen: (args.scenario == Scenario::Listen).then(|| ListenReport::of(r)),
             wall_seconds: wall.as_secs_f64(),
         }
     }
@@ -253,11 +324,41 @@ impl Report {
             self.connect_latency.max_ms
         );
         let l = &self.latency;
-        let _ = writeln!(
-            s,
-            "  requests     sent {} ok {} achieved {:.0}/s (target {})",
-            self.sent, self.ok, self.achieved_rate, self.settings["rate"]
-        );
+        if let Some(listen) = &self.listen {
+            let _ = writeln!(
+                s,
+                "  listen       {} streams acknowledged in {}; changes {} of {} triggered; streams that missed one {}",
+                listen.streams,
+                listen.open_all_s.map_or("?".into(), |t| format!("{t:.2} s")),
+                listen.changes_sent,
+                listen.changes_planned,
+                listen.streams_missing_changes
+            );
+            for c in &listen.changes {
+                let _ = writeln!(
+                    s,
+                    "  change {:<5} reached {} p50 {:.3} p99 {:.3} max {:.3} ms; last stream {}",
+                    c.change,
+                    c.reached,
+                    c.p50_ms,
+                    c.p99_ms,
+                    c.max_ms,
+                    c.last_stream_ms
+                        .map_or("never".into(), |ms| format!("{ms:.3} ms")),
+                );
+            }
+            let _ = writeln!(
+                s,
+                "  deliveries   due {} heard {} (latency below: from each trigger's send)",
+                self.sent, self.ok
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "  requests     sent {} ok {} achieved {:.0}/s (target {})",
+                self.sent, self.ok, self.achieved_rate, self.settings["rate"]
+            );
+        }
         let _ = writeln!(
             s,
             "  latency ms   p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} (n={})",

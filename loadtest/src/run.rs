@@ -4,11 +4,12 @@
 
 use crate::cli::{Args, Scenario, Target};
 use crate::ctx::Ctx;
+use crate::listen::{self, Triggers};
 use crate::stats::ShardResult;
 use crate::{http, net, sse, sys, ws};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Time from the barrier to the first intended send: every connection task wakes and arms its
@@ -27,13 +28,17 @@ pub struct Shared {
     pub samples: Mutex<PhaseSamples>,
     /// The server's metrics endpoint (`--server-metrics`).
     server_metrics: Option<Target>,
+    /// listen: when each change's trigger went out.
+    triggers: Triggers,
 }
 
 impl Shared {
-    /// Shared state for a run that reads the server's busy time from `server_metrics`.
-    pub fn new(server_metrics: Option<Target>) -> Shared {
+    /// Shared state for a run that reads the server's busy time from `server_metrics` (and
+    /// for listen, sends `triggers`).
+    pub fn new(server_metrics: Option<Target>, triggers: Triggers) -> Shared {
         Shared {
             server_metrics,
+            triggers,
             ..Shared::default()
         }
     }
@@ -80,7 +85,7 @@ pub fn shard_connections(total: usize, shard: usize, shards: usize) -> Vec<usize
 pub async fn run_shard(
     args: Args,
     target: Target,
-    shared: std::sync::Arc<Shared>,
+    shared: Arc<Shared>,
     shard: usize,
     shards: usize,
 ) -> ShardResult {
@@ -90,6 +95,11 @@ pub async fn run_shard(
     let plan = Rc::new(sse::Plan::new(&ctx, &mine));
     let opened_at = Instant::now();
     let per_shard_ramp = ctx.args.ramp / shards as f64;
+    let listen_control = (ctx.args.scenario == Scenario::Listen && shard == 0).then(|| {
+        let ctx = Rc::clone(&ctx);
+        let shared = Arc::clone(&shared);
+        glommio::spawn_local(async move { listen::control(ctx, &shared.triggers).await })
+    });
     let mut tasks = Vec::with_capacity(mine.len());
     for (k, &global) in mine.iter().enumerate() {
         if per_shard_ramp > 0.0 {
@@ -97,6 +107,7 @@ pub async fn run_shard(
         }
         let ctx = Rc::clone(&ctx);
         let plan = Rc::clone(&plan);
+        let shared = Arc::clone(&shared);
         tasks.push(glommio::spawn_local(async move {
             match ctx.args.scenario {
                 Scenario::WsEcho | Scenario::WsMcp | Scenario::SlowReaders => {
@@ -108,6 +119,7 @@ pub async fn run_shard(
                 Scenario::IdleHold => http::idle_client(ctx, global).await,
                 Scenario::HttpMcp => http::client(ctx, global).await,
                 Scenario::SseFanout | Scenario::SseResume => sse::client(ctx, plan, global).await,
+                Scenario::Listen => listen::client(ctx, &shared.triggers, global).await,
             }
         }));
     }
@@ -141,7 +153,7 @@ pub async fn run_shard(
     let end = start + ctx.duration();
     let phase_samples = {
         let ctx = Rc::clone(&ctx);
-        let shared = std::sync::Arc::clone(&shared);
+        let shared = Arc::clone(&shared);
         glommio::spawn_local(async move {
             // During the lead-in, before any request is due.
             let server_busy_start = match shard {
@@ -189,6 +201,9 @@ pub async fn run_shard(
         task.await;
     }
     sending.await;
+    if let Some(control) = listen_control {
+        control.await;
+    }
     phase_samples.await;
     let mut result = ctx.stats.take_result();
     result.connect_window = Some(connect_window);

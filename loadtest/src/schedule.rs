@@ -56,6 +56,14 @@ impl Schedule {
         }
     }
 
+    /// The same schedule cut to its first `count` requests.
+    pub fn at_most(self, count: u64) -> Schedule {
+        Schedule {
+            count: self.count.min(count),
+            ..self
+        }
+    }
+
     /// Requests not yet taken.
     pub fn remaining(&self) -> u64 {
         self.count - self.next
@@ -122,6 +130,21 @@ mod tests {
         assert_eq!(taken.len(), 4);
         assert_eq!(taken[3] - start, Duration::from_millis(300));
         assert_eq!(s.peek(), Some(start + Duration::from_millis(400)));
+    }
+
+    #[test]
+    fn at_most_keeps_the_first_requests() {
+        let start = Instant::now();
+        let whole = Schedule::for_connection(start, Duration::from_secs(10), 2.0, 0, 1);
+        assert_eq!(whole.remaining(), 20);
+        let mut cut = whole.at_most(3);
+        let end = start + Duration::from_secs(60);
+        let taken: Vec<_> = std::iter::from_fn(|| cut.take_due(end)).collect();
+        assert_eq!(
+            taken,
+            [0, 500, 1000].map(|ms| start + Duration::from_millis(ms))
+        );
+        assert_eq!(whole.at_most(50).remaining(), 20);
     }
 
     #[test]

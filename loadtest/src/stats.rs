@@ -63,6 +63,8 @@ pub struct ShardStats {
     pub sse: RefCell<SseTally>,
     /// Slow-reader observations.
     pub slow: RefCell<SlowTally>,
+    /// listen: the streams and each change's delivery.
+    pub listen: RefCell<ListenTally>,
     /// This shard's executor busy time over the measured phase (tasks and I/O polls, no spin).
     pub busy: Cell<Duration>,
 }
@@ -85,6 +87,7 @@ impl Default for ShardStats {
             fill_bytes: Cell::new(0),
             sse: RefCell::new(SseTally::default()),
             slow: RefCell::new(SlowTally::default()),
+            listen: RefCell::new(ListenTally::default()),
             busy: Cell::new(Duration::ZERO),
         }
     }
@@ -115,6 +118,18 @@ impl ShardStats {
             }
             let _ = by_second[second].record(us);
         }
+    }
+
+    /// Records a listen stream hearing of change `change` (counted from 0) at `done`,
+    /// `latency` after its trigger went out: in that change's histogram and the run's.
+    pub fn record_change(&self, change: usize, done: Instant, latency: Duration) {
+        self.record(done, latency);
+        let us = (latency.as_micros() as u64).clamp(1, MAX_TRACKED_US);
+        let by_change = &mut self.listen.borrow_mut().by_change;
+        if by_change.len() <= change {
+            by_change.resize_with(change + 1, new_histogram);
+        }
+        let _ = by_change[change].record(us);
     }
 
     /// Records how late a request was written against its intended time.
@@ -151,6 +166,7 @@ impl ShardStats {
             fill_bytes: self.fill_bytes.take(),
             sse: self.sse.take(),
             slow: self.slow.take(),
+            listen: self.listen.take(),
             busy: self.busy.take(),
             connect_window: None,
         }
@@ -236,6 +252,38 @@ impl SlowTally {
     }
 }
 
+/// listen: the streams and how each change reached them.
+#[derive(Debug, Default)]
+pub struct ListenTally {
+    /// Streams acknowledged and held through the measured phase.
+    pub streams: u64,
+    /// Streams that heard of fewer changes than were triggered.
+    pub streams_missing_changes: u64,
+    /// Changes the control connection had on its schedule (--changes, --rate, --duration).
+    pub changes_planned: u64,
+    /// Changes it triggered.
+    pub changes_sent: u64,
+    /// Delivery latency of each change from its trigger's send, µs, by change (from 0): at
+    /// the whole run's precision (150 KB each), as its max is the time to the last stream.
+    pub by_change: Vec<Histogram<u64>>,
+}
+
+impl ListenTally {
+    fn merge(&mut self, o: &ListenTally) {
+        self.streams += o.streams;
+        self.streams_missing_changes += o.streams_missing_changes;
+        // Only the shard that runs the control connection counts changes.
+        self.changes_planned = self.changes_planned.max(o.changes_planned);
+        self.changes_sent = self.changes_sent.max(o.changes_sent);
+        if self.by_change.len() < o.by_change.len() {
+            self.by_change.resize_with(o.by_change.len(), new_histogram);
+        }
+        for (mine, theirs) in self.by_change.iter_mut().zip(&o.by_change) {
+            let _ = mine.add(theirs);
+        }
+    }
+}
+
 /// One shard's results, sent to the main thread.
 #[derive(Debug)]
 pub struct ShardResult {
@@ -267,6 +315,8 @@ pub struct ShardResult {
     pub sse: SseTally,
     /// Slow-reader tallies.
     pub slow: SlowTally,
+    /// listen tallies.
+    pub listen: ListenTally,
     /// Executor busy time over the measured phase, summed over shards.
     pub busy: Duration,
     /// Seconds the shard spent opening its connections.
@@ -299,6 +349,7 @@ impl ShardResult {
         self.fill_bytes += other.fill_bytes;
         self.sse.merge(&other.sse);
         self.slow.merge(&other.slow);
+        self.listen.merge(&other.listen);
         self.busy += other.busy;
         self.connect_window = match (self.connect_window, other.connect_window) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -381,6 +432,26 @@ mod tests {
         assert!(p.max_ms >= 119_000.0);
         // No phase start was set: nothing is kept by second.
         assert!(merged.by_second.is_empty());
+    }
+
+    #[test]
+    fn listen_deliveries_are_kept_by_change() {
+        let now = Instant::now();
+        let a = ShardStats::default();
+        a.record_change(0, now, Duration::from_millis(2));
+        a.record_change(2, now, Duration::from_millis(40));
+        a.listen.borrow_mut().changes_sent = 3;
+        let b = ShardStats::default();
+        b.record_change(0, now, Duration::from_millis(4));
+        let mut merged = a.take_result();
+        merged.merge(&b.take_result());
+        let counts: Vec<u64> = merged.listen.by_change.iter().map(|h| h.len()).collect();
+        assert_eq!(counts, [2, 0, 1]);
+        assert_eq!(merged.listen.changes_sent, 3);
+        // Every delivery is in the run's latency too.
+        assert_eq!(merged.latency.len(), 3);
+        let first = Percentiles::of(&merged.listen.by_change[0]);
+        assert!((3.9..4.1).contains(&first.max_ms), "{first:?}");
     }
 
     #[test]
