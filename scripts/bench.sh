@@ -12,11 +12,18 @@
 #   http-mcp         tools/call echo over Streamable HTTP at BENCH_HTTP_RATE
 #   sse-resume       stream tool events at BENCH_SSE_RATE with BENCH_DISCONNECTS forced
 #                    disconnects and Last-Event-ID resumes: lost / duplicated / out of order
+# and, named in BENCH_SCENARIOS only:
+#   listen           MCP 2026-07-28 subscriptions/listen streams (BENCH_PROTOCOL=2026-07-28):
+#                    the time to open them all, then BENCH_LISTEN_CHANGES tool-list changes at
+#                    BENCH_LISTEN_RATE a second, each one's delivery to every stream
+#                    (docs/benchmarks.md#listen-streams); also ws-echo and slow-readers
 #
 # Env (defaults in brackets):
 #   BENCH_CONNECTIONS [15000]  BENCH_DURATION [30]  BENCH_RAMP [5000] (connections/s)
 #   BENCH_WS_RATE [100000]  BENCH_HTTP_RATE [50000]  BENCH_SSE_RATE [15000] (events/s)
 #   BENCH_DISCONNECTS [1500]  BENCH_HOLD [10] (idle-hold seconds)  BENCH_PAYLOAD [64]
+#   BENCH_LISTEN_CHANGES [10]  BENCH_LISTEN_RATE [1] (changes/s; listen runs for
+#                             changes / rate + 1 s, not BENCH_DURATION)
 #   BENCH_SCENARIOS ["idle-hold-ws idle-hold-http ws-mcp http-mcp sse-resume"]
 #   BENCH_RESULTS [results]   BENCH_SERVER_CPU [0]  BENCH_LOAD_CPU [1]
 #   BENCH_NO_BUILD=1          use the binaries already in target/release
@@ -30,10 +37,11 @@
 #   BENCH_PROTOCOL [2025-11-25]  the MCP revision of the load (ringmcp-load --protocol):
 #                             2026-07-28 sends http-mcp's and ws-mcp's calls with no
 #                             initialize, each with its _meta (and over HTTP the
-#                             Mcp-Method/Mcp-Name headers); ws-mcp's is ringmcp's own WebSocket
-#                             binding, so it runs against ringmcp only; the other scenarios
-#                             have no 2026 client and are skipped. Each JSON records it
-#                             (settings.protocol)
+#                             Mcp-Method/Mcp-Name headers), and runs listen; ws-mcp's is
+#                             ringmcp's own WebSocket binding and listen's trigger a ringmcp
+#                             fixture, so those two run against ringmcp only; the other
+#                             scenarios have no 2026 client and are skipped, as listen is in
+#                             2025-11-25. Each JSON records it (settings.protocol)
 #   BENCH_DEMOTE [""]         PIDs of other processes whose threads run SCHED_IDLE for the
 #                             benchmark (restored at exit; needs root): a background process
 #                             that shares the pinned cores then runs only when they idle.
@@ -52,6 +60,8 @@ SSE_RATE=${BENCH_SSE_RATE:-15000}
 DISCONNECTS=${BENCH_DISCONNECTS:-1500}
 HOLD=${BENCH_HOLD:-10}
 PAYLOAD=${BENCH_PAYLOAD:-64}
+LISTEN_CHANGES=${BENCH_LISTEN_CHANGES:-10}
+LISTEN_RATE=${BENCH_LISTEN_RATE:-1}
 SCENARIOS=${BENCH_SCENARIOS:-"idle-hold-ws idle-hold-http ws-mcp http-mcp sse-resume"}
 PEER=${BENCH_PEER:-ringmcp}
 FILL_EVENTS=${BENCH_FILL_EVENTS:-100}
@@ -72,7 +82,7 @@ LOAD_BIN="$CARGO_TARGET_DIR/release/ringmcp-load"
 
 # The scenarios each server serves, and its installs.
 case "$PEER" in
-    ringmcp) PEER_SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp sse-resume slow-readers" ;;
+    ringmcp) PEER_SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp sse-resume slow-readers listen" ;;
     python-sdk)
         PEER_SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp"
         python_venv "$PYTHON_SDK_DIR" "$PYTHON_SDK_PIN" ;;
@@ -93,19 +103,20 @@ case "$PEER" in
         cp scripts/peers/ts_server.mjs "$TS_SDK_DIR/" ;;
     *) die "unknown BENCH_PEER '$PEER' (ringmcp, python-sdk, typescript-sdk)" ;;
 esac
-# The scenarios that have a client for each revision (2026 over WebSocket is ringmcp's own).
+# The scenarios that have a client for each revision (2026 over WebSocket is ringmcp's own
+# binding, and listen's trigger a ringmcp fixture).
 case "$PROTOCOL" in
-    2025-11-25) ;;
+    2025-11-25) REVISION_SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp sse-resume slow-readers" ;;
     2026-07-28)
-        STATELESS_SCENARIOS="http-mcp"
-        [[ "$PEER" != ringmcp ]] || STATELESS_SCENARIOS+=" ws-mcp"
-        kept=""
-        for scenario in $STATELESS_SCENARIOS; do
-            [[ " $PEER_SCENARIOS " != *" $scenario "* ]] || kept+=" $scenario"
-        done
-        PEER_SCENARIOS=$kept ;;
+        REVISION_SCENARIOS="http-mcp"
+        [[ "$PEER" != ringmcp ]] || REVISION_SCENARIOS+=" ws-mcp listen" ;;
     *) die "unknown BENCH_PROTOCOL '$PROTOCOL' (2025-11-25, 2026-07-28)" ;;
 esac
+kept=""
+for scenario in $PEER_SCENARIOS; do
+    [[ " $REVISION_SCENARIOS " != *" $scenario "* ]] || kept+=" $scenario"
+done
+PEER_SCENARIOS=$kept
 if [[ "$PEER" != ringmcp ]] && (( FILL_EVENTS > 0 )) && [[ " $SCENARIOS " == *" idle-hold-http "* ]]; then
     die "BENCH_PEER=$PEER: idle-hold-http fills rings with ringmcp's stream tool; set BENCH_FILL_EVENTS=0"
 fi
@@ -232,6 +243,13 @@ for scenario in $SCENARIOS; do
         slow-readers)
             run_load "$scenario" --scenario slow-readers --target "ws://$base/mcp" \
                 --connections "$CONNS" --rate "$WS_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
+        listen)
+            # Long enough for every change, and a second for the last one to arrive.
+            listen_duration=$(awk -v c="$LISTEN_CHANGES" -v r="$LISTEN_RATE" 'BEGIN { if (r <= 0) exit 1; print c / r + 1 }') \
+                || die "BENCH_LISTEN_RATE must be above 0"
+            run_load "$scenario" --scenario listen --target "http://$base/mcp" \
+                --connections "$CONNS" --rate "$LISTEN_RATE" --changes "$LISTEN_CHANGES" \
+                --duration "$listen_duration" ;;
         *) die "unknown scenario $scenario" ;;
     esac
     stop_bench_server

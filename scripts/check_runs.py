@@ -5,7 +5,8 @@ Usage: check_runs.py [--peer] RESULTS_DIR SCENARIO...
 Every connection up, no errors, the phase's server and load samples present; request/response
 scenarios: every request answered at the asked rate; idle-hold: bytes per connection measured;
 slow-readers: the slow clients were written to; sse-resume: every event exactly once and in
-order across every planned disconnect. --peer: the server is not ringmcp, so it has no busy
+order across every planned disconnect; listen: every planned change triggered and heard by
+every stream. --peer: the server is not ringmcp, so it has no busy
 counter. Exits 1 with one line per failure.
 """
 import json, os, sys
@@ -45,6 +46,16 @@ for name in names:
         check(name, r["ok"] > 0, "no answers to the clients that read")
         check(name, slow.get("clients", 0) > 0 and slow.get("bytes_written", 0) > 0,
               f"no slow readers at work: {slow}")
+    elif name == "listen":
+        l = r["listen"]
+        check(name, 0 < l["changes_sent"] == l["changes_planned"],
+              f"{l['changes_sent']} of {l['changes_planned']} changes triggered")
+        check(name, l["streams"] == want and l["streams_missing_changes"] == 0,
+              f"{l['streams_missing_changes']} of {l['streams']} streams missed a change")
+        check(name, r["ok"] == r["sent"] == want * l["changes_sent"],
+              f"{r['ok']} of {r['sent']} deliveries heard")
+        late = [c["change"] for c in l["changes"] if c["last_stream_ms"] is None]
+        check(name, not late, f"changes {late} never reached every stream")
     else:
         check(name, r["sent"] > 0 and r["ok"] == r["sent"], f"ok {r['ok']} of {r['sent']} sent")
         rate = r["settings"]["rate"]
