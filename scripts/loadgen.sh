@@ -5,7 +5,8 @@
 # server and load samples present, and for sse-resume every event exactly once and in order
 # across every planned disconnect; then http-mcp and ws-mcp once more as MCP 2026-07-28
 # (stateless requests, BENCH_PROTOCOL), checked the same way and for the protocol their JSON
-# records. Bounded: ~45 s.
+# records, and listen (5 tool-list changes to every stream, each heard by every stream).
+# Bounded: ~50 s.
 #
 # Env: LOADGEN_CONNECTIONS [200], LOADGEN_DURATION [3] (seconds per scenario).
 set -euo pipefail
@@ -16,9 +17,9 @@ make_tmpdir WORK
 SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp sse-resume slow-readers"
 export BENCH_NO_BUILD=1 BENCH_CONNECTIONS="${LOADGEN_CONNECTIONS:-200}" \
     BENCH_DURATION="${LOADGEN_DURATION:-3}" BENCH_HOLD=2 BENCH_WS_RATE=4000 BENCH_HTTP_RATE=2000 \
-    BENCH_SSE_RATE=400 BENCH_DISCONNECTS=40
+    BENCH_SSE_RATE=400 BENCH_DISCONNECTS=40 BENCH_LISTEN_CHANGES=5 BENCH_LISTEN_RATE=5
 BENCH_RESULTS="$WORK/2025" BENCH_SCENARIOS="$SCENARIOS" scripts/bench.sh
-STATELESS_SCENARIOS="http-mcp ws-mcp"
+STATELESS_SCENARIOS="http-mcp ws-mcp listen"
 BENCH_RESULTS="$WORK/2026" BENCH_SCENARIOS="$STATELESS_SCENARIOS" BENCH_PROTOCOL=2026-07-28 scripts/bench.sh
 
 python3 scripts/check_runs.py "$WORK"/2025/*/ $SCENARIOS
