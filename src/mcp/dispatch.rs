@@ -825,12 +825,16 @@ impl Dispatcher {
         }
         let owned = id.to_id();
         let signal = Rc::new(RequestSignal::default());
+        let stateless = is_stateless(session);
         // Spec (basic): "The request ID MUST NOT have been previously used by
         // the requestor within the same session." We can only see reuse
-        // among requests still in flight.
-        if !session
-            .borrow_mut()
-            .begin_request(owned.clone(), signal.clone())
+        // among requests still in flight. A 2026-07-28 request's context holds it alone,
+        // and the transport cancels it (closing its stream, or a WebSocket's
+        // `notifications/cancelled`), so it needs no entry.
+        if !stateless
+            && !session
+                .borrow_mut()
+                .begin_request(owned.clone(), signal.clone())
         {
             return Some(error_reply(
                 Some(id),
@@ -844,7 +848,6 @@ impl Dispatcher {
             shape: Cell::new(Shape::ByMethod),
         };
         let registry = self.registry();
-        let stateless = is_stateless(session);
         let work = async {
             let reply = match method {
                 "server/discover" if stateless => self.discover(id),
