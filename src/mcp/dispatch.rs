@@ -310,6 +310,23 @@ struct InputRequiredResult {
     request_state: String,
 }
 
+/// A tools/call, prompts/get or resources/read as its handler's run needs it.
+struct Invocation<'p> {
+    /// What a 2026-07-28 state binds to; `None` in a 2025 session.
+    source: Option<BindingSource>,
+    meta: Option<&'p RawValue>,
+    input_responses: Option<Value>,
+    request_state: Option<String>,
+}
+
+/// How a handler's run ended, for its method to finish.
+enum Ran<T> {
+    /// The handler returned this.
+    Complete(T),
+    /// It waits on input: the `input_required` reply.
+    InputRequired(Vec<u8>),
+}
+
 /// How a handler run with a round ended.
 enum Step<T> {
     /// It returned.
@@ -1050,33 +1067,72 @@ impl Dispatcher {
             ))));
         };
         let args = Value::Object(call.arguments.unwrap_or_default());
-        let source = is_stateless(session).then(|| BindingSource {
-            method: "tools/call",
-            target: call.name.clone().into_owned(),
-            arguments: args.clone(),
-        });
-        let retry = (call.input_responses, call.request_state);
-        let round = self.open_round(source.as_ref(), retry).await?;
-        let ctx = self.context(session, peer, request, call.meta, round.clone());
-        let step = until_input_needed(
-            round.as_deref(),
-            guarded(format_args!("tool {:?}", call.name), || handler(ctx, args)),
-        )
-        .await?;
-        match step {
-            // Spec (2025-11-25, tools): with an output schema, "Servers MUST provide
-            // structured results that conform to this schema."
-            Step::Complete(result) if tool.has_output_schema() && result.lacks_structure() => {
-                log::error!(
-                    "tool {:?} has an outputSchema but returned no structuredContent",
-                    call.name
-                );
-                Err(Error::Internal(Cow::Borrowed(
-                    "the tool returned no structuredContent for its outputSchema",
-                )))
-            }
-            Step::Complete(result) => ok(id, &result),
-            Step::InputRequired => self.input_required(id, request, round, source.as_ref()),
+        let invocation = Invocation {
+            source: is_stateless(session).then(|| BindingSource {
+                method: "tools/call",
+                target: call.name.clone().into_owned(),
+                arguments: args.clone(),
+            }),
+            meta: call.meta,
+            input_responses: call.input_responses,
+            request_state: call.request_state,
+        };
+        let start = |ctx| handler(ctx, args);
+        let ran = self
+            .run_handler(
+                request,
+                peer,
+                id,
+                invocation,
+                format_args!("tool {:?}", call.name),
+                start,
+            )
+            .await?;
+        let result = match ran {
+            Ran::Complete(result) => result,
+            Ran::InputRequired(reply) => return Ok(reply),
+        };
+        // Spec (2025-11-25, tools): with an output schema, "Servers MUST provide structured
+        // results that conform to this schema."
+        if tool.has_output_schema() && result.lacks_structure() {
+            log::error!(
+                "tool {:?} has an outputSchema but returned no structuredContent",
+                call.name
+            );
+            return Err(Error::Internal(Cow::Borrowed(
+                "the tool returned no structuredContent for its outputSchema",
+            )));
+        }
+        ok(id, &result)
+    }
+
+    /// Runs a tool, prompt or resource handler with its context; in a 2026-07-28 call, with
+    /// the input round its retry fields open, ending in an `input_required` reply when the
+    /// handler waits on input the client has not given.
+    async fn run_handler<T>(
+        &self,
+        request: &InFlight,
+        peer: &Rc<dyn Peer>,
+        id: RawId<'_>,
+        invocation: Invocation<'_>,
+        what: std::fmt::Arguments<'_>,
+        start: impl FnOnce(ToolContext) -> BoxedLocal<Result<T, ToolError>>,
+    ) -> Result<Ran<T>, Error> {
+        let Invocation {
+            source,
+            meta,
+            input_responses,
+            request_state,
+        } = invocation;
+        let round = self
+            .open_round(source.as_ref(), (input_responses, request_state))
+            .await?;
+        let ctx = self.context(&request.session, peer, request, meta, round.clone());
+        match until_input_needed(round.as_deref(), guarded(what, || start(ctx))).await? {
+            Step::Complete(value) => Ok(Ran::Complete(value)),
+            Step::InputRequired => self
+                .input_required(id, request, round, source.as_ref())
+                .map(Ran::InputRequired),
         }
     }
 
@@ -1195,38 +1251,42 @@ impl Dispatcher {
         let resolved = registry
             .resolve_resource(&read.uri)
             .ok_or_else(|| Error::ResourceNotFound(read.uri.clone().into_owned()))?;
-        let source = is_stateless(session).then(|| BindingSource {
-            method: "resources/read",
-            target: read.uri.clone().into_owned(),
-            arguments: Value::Null,
-        });
         let retried = read.input_responses.is_some() || read.request_state.is_some();
-        let round = self
-            .open_round(source.as_ref(), (read.input_responses, read.request_state))
-            .await?;
-        let ctx = self.context(session, peer, request, read.meta, round.clone());
-        let step = until_input_needed(
-            round.as_deref(),
-            guarded(format_args!("resource {:?}", read.uri), || {
-                (resolved.handler)(ctx, resolved.read)
+        let invocation = Invocation {
+            source: is_stateless(session).then(|| BindingSource {
+                method: "resources/read",
+                target: read.uri.clone().into_owned(),
+                arguments: Value::Null,
             }),
-        )
-        .await?;
-        match step {
-            Step::Complete(contents) => {
-                // Spec (2026-07-28, caching): "Results produced by retrying a request through
-                // the MRTR mechanism ... MUST NOT be cached"; the schema still wants the
-                // hints on a complete read, so such a result says 0 ms, private.
-                let hints = if retried {
-                    CacheHints::NONE
-                } else {
-                    resolved.cache
-                };
-                request.shape.set(Shape::Cached(hints));
-                ok(id, &ReadResult { contents })
-            }
-            Step::InputRequired => self.input_required(id, request, round, source.as_ref()),
-        }
+            meta: read.meta,
+            input_responses: read.input_responses,
+            request_state: read.request_state,
+        };
+        let start = |ctx| (resolved.handler)(ctx, resolved.read);
+        let ran = self
+            .run_handler(
+                request,
+                peer,
+                id,
+                invocation,
+                format_args!("resource {:?}", read.uri),
+                start,
+            )
+            .await?;
+        let contents = match ran {
+            Ran::Complete(contents) => contents,
+            Ran::InputRequired(reply) => return Ok(reply),
+        };
+        // Spec (2026-07-28, caching): "Results produced by retrying a request through the
+        // MRTR mechanism ... MUST NOT be cached"; the schema still wants the hints on a
+        // complete read, so such a result says 0 ms, private.
+        let hints = if retried {
+            CacheHints::NONE
+        } else {
+            resolved.cache
+        };
+        request.shape.set(Shape::Cached(hints));
+        ok(id, &ReadResult { contents })
     }
 
     /// `resources/subscribe` (`subscribe`) or `resources/unsubscribe`.
@@ -1291,24 +1351,30 @@ impl Dispatcher {
                 "Missing required argument: {missing}"
             ))));
         }
-        let source = is_stateless(session).then(|| BindingSource {
-            method: "prompts/get",
-            target: get.name.clone().into_owned(),
-            arguments: serde_json::to_value(&arguments).unwrap_or_default(),
-        });
-        let retry = (get.input_responses, get.request_state);
-        let round = self.open_round(source.as_ref(), retry).await?;
-        let ctx = self.context(session, peer, request, get.meta, round.clone());
-        let step = until_input_needed(
-            round.as_deref(),
-            guarded(format_args!("prompt {:?}", get.name), || {
-                handler(ctx, arguments)
+        let invocation = Invocation {
+            source: is_stateless(session).then(|| BindingSource {
+                method: "prompts/get",
+                target: get.name.clone().into_owned(),
+                arguments: serde_json::to_value(&arguments).unwrap_or_default(),
             }),
-        )
-        .await?;
-        match step {
-            Step::Complete(result) => ok(id, &result),
-            Step::InputRequired => self.input_required(id, request, round, source.as_ref()),
+            meta: get.meta,
+            input_responses: get.input_responses,
+            request_state: get.request_state,
+        };
+        let start = |ctx| handler(ctx, arguments);
+        let ran = self
+            .run_handler(
+                request,
+                peer,
+                id,
+                invocation,
+                format_args!("prompt {:?}", get.name),
+                start,
+            )
+            .await?;
+        match ran {
+            Ran::Complete(result) => ok(id, &result),
+            Ran::InputRequired(reply) => Ok(reply),
         }
     }
 
