@@ -1147,6 +1147,28 @@ pub fn omit_content_for_head(method: Method, out: &mut Vec<u8>, response_start: 
     }
 }
 
+/// Adds `headers` to the response head that starts at `response_start` in `out`, right after
+/// its status line; false (and nothing added) when no response head starts there.
+pub fn add_headers(out: &mut Vec<u8>, response_start: usize, headers: &[(&str, &str)]) -> bool {
+    let written = out.get(response_start..).unwrap_or_default();
+    if !written.starts_with(b"HTTP/1.1 ") {
+        return false;
+    }
+    let Some(line_end) = written.windows(2).position(|w| w == b"\r\n") else {
+        return false;
+    };
+    let mut fields = Vec::new();
+    for (name, value) in headers {
+        fields.extend_from_slice(name.as_bytes());
+        fields.extend_from_slice(b": ");
+        fields.extend_from_slice(value.as_bytes());
+        fields.extend_from_slice(b"\r\n");
+    }
+    let at = response_start + line_end + 2;
+    out.splice(at..at, fields);
+    true
+}
+
 /// Appends one chunk of a chunked body (an empty `data` is skipped: it would end the body).
 pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
@@ -1167,6 +1189,27 @@ pub fn write_last_chunk(out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::proto::testutil::at_every_split;
+
+    #[test]
+    fn headers_are_added_after_the_status_line_of_the_response_at_the_offset() {
+        let mut out = b"HTTP/1.1 200 OK\r\na: 1\r\n\r\n".to_vec();
+        let start = out.len();
+        write_response(&mut out, 404, &[("x", "y")], b"no", true);
+        assert!(add_headers(
+            &mut out,
+            start,
+            &[("vary", "origin"), ("z", "2")]
+        ));
+        let second = std::str::from_utf8(&out[start..]).unwrap();
+        assert!(second.starts_with("HTTP/1.1 404 Not Found\r\nvary: origin\r\nz: 2\r\ndate: "));
+        assert!(second.ends_with("\r\n\r\nno"));
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\na: 1\r\n\r\nHTTP"));
+        let before = out.clone();
+        let end = out.len();
+        assert!(!add_headers(&mut out, end, &[("z", "2")]));
+        assert!(!add_headers(&mut out, 3, &[("z", "2")]));
+        assert_eq!(out, before);
+    }
 
     fn limits() -> Limits {
         Limits {

@@ -65,6 +65,13 @@ impl OriginPolicy {
         Ok(())
     }
 
+    /// The request's `Origin`, when it has one the policy allows: the origin a browser may
+    /// read the response from (CORS).
+    pub fn allowed_origin<'h>(&self, head: &'h RequestHead) -> Option<&'h str> {
+        let origin = head.header_str("origin")?.trim();
+        self.origin_allowed(origin).then_some(origin)
+    }
+
     fn origin_allowed(&self, origin: &str) -> bool {
         let origin = origin.to_ascii_lowercase();
         if self.allowed.is_empty() {

@@ -11,6 +11,28 @@ use crate::proto::ws::handshake;
 /// Subprotocols offered on /mcp, in order of preference.
 const MCP_SUBPROTOCOLS: &[&str] = &["mcp"];
 
+/// Methods a page on an allowed origin may use on the MCP endpoints.
+const CORS_METHODS: &str = "GET, POST, DELETE";
+
+/// Request headers a page on an allowed origin may send (names lowercase); `mcp-param-*`
+/// besides, for the 2026-07-28 `Mcp-Param-{name}` headers.
+const CORS_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "authorization",
+    "content-type",
+    "last-event-id",
+    "mcp-method",
+    "mcp-name",
+    "mcp-protocol-version",
+    "mcp-session-id",
+];
+
+/// Response headers a page may read besides the safelisted ones.
+const CORS_EXPOSED_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate";
+
+/// Seconds a browser may reuse a preflight answer (Chromium caps it at 7200).
+const CORS_MAX_AGE: &str = "600";
+
 /// What the connection does after a request was answered.
 pub enum Next {
     /// Keep serving HTTP on this connection (if keep-alive allows).
@@ -33,13 +55,64 @@ pub fn route(
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Next {
-    match route_or_refuse(env, head, body, keep_alive, out) {
+    let start = out.len();
+    let next = match route_or_refuse(env, head, body, keep_alive, out) {
         Ok(next) => next,
         Err(refusal) => {
             refusal.respond(out, keep_alive, env.metrics);
             Next::KeepGoing
         }
+    };
+    // Fetch (CORS protocol): a browser lets a page on `Origin` read a response only if it
+    // names that origin in `Access-Control-Allow-Origin`; the answer differs by origin, so
+    // caches must key it on `Vary: Origin`. A WebSocket is not subject to CORS, and a
+    // connection handed off is answered by the shard that takes it.
+    if let Some(origin) = env.policy.allowed_origin(head) {
+        if !matches!(next, Next::Upgrade(_) | Next::Handoff(_)) {
+            let cors = [
+                ("access-control-allow-origin", origin),
+                ("vary", "origin"),
+                ("access-control-expose-headers", CORS_EXPOSED_HEADERS),
+            ];
+            http1::add_headers(out, start, &cors);
+        }
     }
+    next
+}
+
+/// Answers a CORS preflight (an `OPTIONS` with `Origin` and `Access-Control-Request-Method`)
+/// on an MCP endpoint: which methods and which of the requested headers a page on an allowed
+/// origin may use (the origin itself is added by [`route`]; other origins were refused).
+fn preflight(env: &Env, head: &RequestHead, keep_alive: bool, out: &mut Vec<u8>) -> Next {
+    // Fetch: header names in `Access-Control-Request-Headers` are compared
+    // case-insensitively; answering with only those allowed makes the browser refuse a
+    // request that would send another.
+    let requested = head
+        .header_str("access-control-request-headers")
+        .unwrap_or_default();
+    let allowed: Vec<String> = requested
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| {
+            CORS_REQUEST_HEADERS.contains(&name.as_str()) || name.starts_with("mcp-param-")
+        })
+        .collect();
+    let allowed = allowed.join(", ");
+    let headers = [
+        ("access-control-allow-methods", CORS_METHODS),
+        ("access-control-allow-headers", allowed.as_str()),
+        ("access-control-max-age", CORS_MAX_AGE),
+    ];
+    // RFC 9110 §8.6: "A server MUST NOT send a Content-Length header field in any response
+    // with a status code of 1xx (Informational) or 204 (No Content)."
+    http1::write_head(out, 204, &headers, http1::ResponseBody::None, keep_alive);
+    env.metrics.status(204);
+    Next::KeepGoing
+}
+
+/// Whether `path` is one of the MCP endpoints (the ones a page may call).
+fn is_mcp_endpoint(path: &str) -> bool {
+    matches!(path, "/mcp" | "/sse" | "/messages")
 }
 
 fn route_or_refuse(
@@ -50,6 +123,13 @@ fn route_or_refuse(
     out: &mut Vec<u8>,
 ) -> Result<Next, TransportError> {
     env.policy.check(head).map_err(TransportError::Forbidden)?;
+    if head.method() == Method::Options
+        && is_mcp_endpoint(head.path())
+        && head.header("origin").is_some()
+        && head.header("access-control-request-method").is_some()
+    {
+        return Ok(preflight(env, head, keep_alive, out));
+    }
     let config = env.config;
     // A HEAD request is answered as GET: the connection drops the content.
     let reads = matches!(head.method(), Method::Get | Method::Head);

@@ -411,6 +411,67 @@ fn methods_paths_and_upgrades_are_refused_in_text() {
 }
 
 #[test]
+fn pages_on_allowed_origins_get_cors_answers_and_others_are_refused() {
+    let shard = Shard::new();
+    let page = "origin: http://localhost:6274\r\n";
+    let preflight = format!(
+        "{page}access-control-request-method: POST\r\n\
+         access-control-request-headers: Content-Type, MCP-Protocol-Version, mcp-param-region, x-evil\r\n"
+    );
+    let answer = shard.refused("OPTIONS /mcp", &preflight, "");
+    assert_eq!(answer.status, 204);
+    assert_eq!(answer.header("content-length"), None);
+    assert_eq!(
+        answer.header("access-control-allow-origin"),
+        Some("http://localhost:6274")
+    );
+    assert_eq!(answer.header("vary"), Some("origin"));
+    assert_eq!(
+        answer.header("access-control-allow-methods"),
+        Some("GET, POST, DELETE")
+    );
+    // Only the headers a page may send are granted: the browser refuses the rest.
+    assert_eq!(
+        answer.header("access-control-allow-headers"),
+        Some("content-type, mcp-protocol-version, mcp-param-region")
+    );
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "page", "version": "1"}}});
+    let (_, response) = shard.request(
+        "POST /mcp",
+        &format!("{ACCEPT_BOTH}{JSON}{page}"),
+        &initialize.to_string(),
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("http://localhost:6274")
+    );
+    assert_eq!(
+        response.header("access-control-expose-headers"),
+        Some("mcp-session-id, mcp-protocol-version, www-authenticate")
+    );
+    assert!(response.header("mcp-session-id").is_some());
+    // Refusals on an allowed origin carry the headers too, so the page can read why.
+    let refusal = shard.refused("PUT /mcp", page, "");
+    assert_eq!(
+        (
+            refusal.status,
+            refusal.header("access-control-allow-origin")
+        ),
+        (405, Some("http://localhost:6274"))
+    );
+    // Another origin: refused as before, preflight included, and never named.
+    let evil = "origin: http://evil.example\r\naccess-control-request-method: POST\r\n";
+    let refused = shard.refused("OPTIONS /mcp", evil, "");
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.header("access-control-allow-origin"), None);
+    // No Origin, no CORS headers (non-browser clients).
+    let plain = shard.refused("GET /healthz", "", "");
+    assert_eq!(plain.header("access-control-allow-origin"), None);
+}
+
+#[test]
 fn a_full_shard_refuses_sessions_with_retry_after() {
     let config = Config {
         max_sessions_per_shard: 1,
