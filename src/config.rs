@@ -174,6 +174,12 @@ pub struct Config {
     #[cfg_attr(feature = "cli", arg(long = "allow-origin", value_name = "ORIGIN"))]
     pub allowed_origins: Vec<String>,
 
+    /// Hosts the server answers for (repeatable; `name` or `name:port`): a request whose
+    /// `Host` names another gets 403. On a loopback bind they come on top of the local names
+    /// (the DNS-rebinding guard); on any other bind, without this, every host passes.
+    #[cfg_attr(feature = "cli", arg(long = "allow-host", value_name = "HOST"))]
+    pub allowed_hosts: Vec<String>,
+
     /// File holding the key (at least 32 bytes; trailing whitespace ignored) that seals the
     /// `requestState` of MCP 2026-07-28 multi-round results. Processes and nodes given the same
     /// file accept each other's states; without it each process draws a random key.
@@ -228,6 +234,7 @@ const DEFAULT: Config = Config {
     sse_retry_ms: 1_000,
     no_legacy_sse: false,
     allowed_origins: Vec::new(),
+    allowed_hosts: Vec::new(),
     state_key_file: None,
     request_state_ttl_ms: 300_000,
 };

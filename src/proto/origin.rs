@@ -4,10 +4,12 @@
 use crate::proto::authority::Authority;
 use crate::proto::http1::RequestHead;
 
-/// Which browser origins may talk to the server, and whether Host must be local.
+/// Which browser origins may talk to the server, and which hosts it answers for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginPolicy {
     allowed: Vec<String>,
+    /// Hosts (`name`, or `name:port`) requests may name besides local ones, lowercase.
+    hosts: Vec<String>,
     require_local_host: bool,
 }
 
@@ -16,8 +18,9 @@ pub struct OriginPolicy {
 pub enum PolicyError {
     /// An `Origin` header outside the allow list.
     OriginNotAllowed,
-    /// A non-local `Host` on a loopback-bound server (DNS rebinding).
-    HostNotLocal,
+    /// A `Host` the server does not answer for: not local on a loopback bind (DNS
+    /// rebinding), or not in the `--allow-host` list.
+    HostNotAllowed,
 }
 
 impl PolicyError {
@@ -25,18 +28,23 @@ impl PolicyError {
     pub fn message(self) -> &'static str {
         match self {
             PolicyError::OriginNotAllowed => "origin not allowed",
-            PolicyError::HostNotLocal => "host not allowed on a loopback-bound server",
+            PolicyError::HostNotAllowed => "host not allowed",
         }
     }
 }
 
 impl OriginPolicy {
-    /// `allowed` empty means: localhost origins only. `loopback_bind` turns on the Host check.
-    pub fn new(allowed: &[String], loopback_bind: bool) -> Self {
+    /// `allowed` empty means: localhost origins only. `hosts` lists the hosts requests may
+    /// name; `loopback_bind` adds the local ones. With neither, any host passes.
+    pub fn new(allowed: &[String], hosts: &[String], loopback_bind: bool) -> Self {
         OriginPolicy {
             allowed: allowed
                 .iter()
                 .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            hosts: hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
             require_local_host: loopback_bind,
         }
@@ -55,14 +63,30 @@ impl OriginPolicy {
         }
         // The authority the request is for: the absolute-form target's, else Host's (parsing
         // the head already refused an invalid one; a failed parse here still counts as foreign).
-        if self.require_local_host {
+        // On a loopback bind that is the DNS-rebinding guard; on any bind, `--allow-host`
+        // names the hosts this server answers for.
+        if self.require_local_host || !self.hosts.is_empty() {
             if let Some(authority) = head.authority() {
-                if !is_loopback(authority) {
-                    return Err(PolicyError::HostNotLocal);
+                let local = self.require_local_host && is_loopback(authority);
+                if !local && !self.host_listed(authority) {
+                    return Err(PolicyError::HostNotAllowed);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether `authority` names a listed host: the same `name:port`, or the same name when
+    /// the entry has no port (compared without case).
+    fn host_listed(&self, authority: &str) -> bool {
+        let authority = authority.to_ascii_lowercase();
+        let name = match authority.strip_prefix('[') {
+            Some(_) => authority
+                .find(']')
+                .map_or(authority.as_str(), |end| &authority[..=end]),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        self.hosts.iter().any(|h| *h == authority || *h == name)
     }
 
     /// The request's `Origin`, when it has one the policy allows: the origin a browser may
@@ -110,7 +134,7 @@ mod tests {
 
     #[test]
     fn default_policy_allows_local_origins_and_no_origin() {
-        let p = OriginPolicy::new(&[], true);
+        let p = OriginPolicy::new(&[], &[], true);
         assert_eq!(p.check(&head("Host: 127.0.0.1:8080\r\n")), Ok(()));
         for origin in [
             "http://localhost:3000",
@@ -130,15 +154,39 @@ mod tests {
     fn rebinding_host_refused_on_loopback_only() {
         let h = head("Host: attacker.example:8080\r\n");
         assert_eq!(
-            OriginPolicy::new(&[], true).check(&h),
-            Err(PolicyError::HostNotLocal)
+            OriginPolicy::new(&[], &[], true).check(&h),
+            Err(PolicyError::HostNotAllowed)
         );
-        assert_eq!(OriginPolicy::new(&[], false).check(&h), Ok(()));
+        assert_eq!(OriginPolicy::new(&[], &[], false).check(&h), Ok(()));
+    }
+
+    #[test]
+    fn allowed_hosts_replace_the_loopback_check_on_a_public_bind() {
+        let hosts = ["mcp.example.com".to_owned(), "10.0.0.5:8443".to_owned()];
+        let public = OriginPolicy::new(&[], &hosts, false);
+        for (host, expected) in [
+            ("MCP.example.com", Ok(())),
+            ("mcp.example.com:443", Ok(())),
+            ("10.0.0.5:8443", Ok(())),
+            ("10.0.0.5:9000", Err(PolicyError::HostNotAllowed)),
+            ("10.0.0.5", Err(PolicyError::HostNotAllowed)),
+            ("attacker.example", Err(PolicyError::HostNotAllowed)),
+            ("localhost", Err(PolicyError::HostNotAllowed)),
+        ] {
+            let h = head(&format!("Host: {host}\r\n"));
+            assert_eq!(public.check(&h), expected, "{host}");
+        }
+        // On a loopback bind the listed hosts come on top of the local ones.
+        let local = OriginPolicy::new(&[], &hosts, true);
+        assert_eq!(local.check(&head("Host: localhost:8080\r\n")), Ok(()));
+        assert_eq!(local.check(&head("Host: mcp.example.com\r\n")), Ok(()));
+        let v6 = OriginPolicy::new(&[], &["[2001:db8::1]".to_owned()], false);
+        assert_eq!(v6.check(&head("Host: [2001:db8::1]:8080\r\n")), Ok(()));
     }
 
     #[test]
     fn explicit_allow_list() {
-        let p = OriginPolicy::new(&["https://app.example/".into()], false);
+        let p = OriginPolicy::new(&["https://app.example/".into()], &[], false);
         let ok = head("Host: x\r\nOrigin: https://APP.example\r\n");
         assert_eq!(p.check(&ok), Ok(()));
         let local = head("Host: x\r\nOrigin: http://localhost\r\n");

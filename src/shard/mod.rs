@@ -382,7 +382,11 @@ impl Shard {
             mesh: Rc::clone(&mesh),
             config: Arc::clone(config),
             limits: config.http_limits(),
-            policy: OriginPolicy::new(&config.allowed_origins, addr.ip().is_loopback()),
+            policy: OriginPolicy::new(
+                &config.allowed_origins,
+                &config.allowed_hosts,
+                addr.ip().is_loopback(),
+            ),
             dispatcher: Dispatcher::new(Arc::clone(registry))
                 .with_sleep(|d| Box::pin(glommio::timer::sleep(d)))
                 .with_broadcast(broadcast_announcements(Rc::clone(&mesh)))

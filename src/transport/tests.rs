@@ -170,7 +170,7 @@ impl Shard {
     fn with(config: Config, index: usize, count: usize) -> Shard {
         RELEASED.set(false);
         Shard {
-            policy: OriginPolicy::new(&config.allowed_origins, true),
+            policy: OriginPolicy::new(&config.allowed_origins, &config.allowed_hosts, true),
             dispatcher: Dispatcher::new(Arc::new(registry())),
             metrics: Rc::new(Metrics::default()),
             sessions: HttpSessions::new(index, count, &config),
