@@ -327,29 +327,21 @@ enum Ran<T> {
     InputRequired(Vec<u8>),
 }
 
-/// How a handler run with a round ended.
-enum Step<T> {
-    /// It returned.
-    Complete(T),
-    /// It waits on input the client has not given.
-    InputRequired,
-}
-
-/// Polls `work` until it completes or, in a 2026-07-28 call, waits on input the client has
-/// not given (or gave in the wrong shape: -32602).
+/// Polls `work` until it completes (`Some`) or, in a 2026-07-28 call, waits on input the
+/// client has not given (`None`; -32602 when it gave it in the wrong shape).
 async fn until_input_needed<T>(
     round: Option<&InputRound>,
     work: impl Future<Output = Result<T, Error>>,
-) -> Result<Step<T>, Error> {
+) -> Result<Option<T>, Error> {
     let mut work = pin!(work);
     poll_fn(|cx| match work.as_mut().poll(cx) {
-        Poll::Ready(result) => Poll::Ready(result.map(Step::Complete)),
+        Poll::Ready(result) => Poll::Ready(result.map(Some)),
         Poll::Pending => match round {
             Some(round) if round.is_blocked() => Poll::Ready(match round.invalid() {
                 Some(why) => Err(Error::InvalidParams(Cow::Owned(format!(
                     "Invalid params: {why}"
                 )))),
-                None => Ok(Step::InputRequired),
+                None => Ok(None),
             }),
             _ => Poll::Pending,
         },
@@ -566,9 +558,7 @@ impl Dispatcher {
                 version,
                 registry,
                 list,
-            } => services
-                .catalogue
-                .install(version, registry, list, &|list| services.list_changed(list)),
+            } => services.install_catalogue(version, registry, list),
         }
     }
 
@@ -1129,8 +1119,8 @@ impl Dispatcher {
             .await?;
         let ctx = self.context(&request.session, peer, request, meta, round.clone());
         match until_input_needed(round.as_deref(), guarded(what, || start(ctx))).await? {
-            Step::Complete(value) => Ok(Ran::Complete(value)),
-            Step::InputRequired => self
+            Some(value) => Ok(Ran::Complete(value)),
+            None => self
                 .input_required(id, request, round, source.as_ref())
                 .map(Ran::InputRequired),
         }

@@ -154,17 +154,16 @@ impl ListenHub {
 
     /// Tells every listener that asked for it; returns how many were reached.
     pub(crate) fn announce(&self, announcement: &Announcement) -> usize {
-        let rest = match announcement {
+        let (method, rest) = match announcement {
             Announcement::ResourceUpdated(uri) => {
                 // A URI is a JSON string like any other.
                 let uri = serde_json::to_string(uri).unwrap_or_else(|_| "\"\"".to_owned());
-                format!(r#","uri":{uri}"#)
+                (
+                    "notifications/resources/updated",
+                    format!(r#","uri":{uri}"#),
+                )
             }
-            Announcement::ListChanged(_) => String::new(),
-        };
-        let method = match announcement {
-            Announcement::ResourceUpdated(_) => "notifications/resources/updated",
-            Announcement::ListChanged(kind) => kind.method(),
+            Announcement::ListChanged(kind) => (kind.method(), String::new()),
         };
         let targets: Vec<(String, Rc<dyn Peer>)> = self
             .listeners

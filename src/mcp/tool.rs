@@ -6,6 +6,7 @@ use crate::mcp::input::InputRound;
 use crate::mcp::listen::{Announcement, ListKind, ListenHub, SessionIndex};
 use crate::mcp::peer::Peer;
 use crate::mcp::registry::CatalogueChange;
+use crate::mcp::registry::Registry;
 use crate::mcp::request_state::States;
 use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef};
@@ -463,25 +464,30 @@ impl Services {
         self.announce_here(&announcement)
     }
 
-    /// Makes a catalogue change (or hands it to the writer shard).
+    /// Makes a catalogue change (or hands it to the writer shard); each shard that installs
+    /// the new version tells its own sessions and listen streams.
     pub(crate) fn change_catalogue(&self, change: CatalogueChange) {
         self.catalogue
             .change(change, &|list| self.list_changed(list));
     }
 
-    /// Tells this shard's 2025 sessions and the listen streams that asked that `list`
-    /// changed.
-    pub(crate) fn list_changed(&self, list: ListKind) {
-        let sessions = self.sessions.list_changed(list);
-        let streams = self.listeners.announce(&Announcement::ListChanged(list));
-        log::debug!("{list:?} changed: told {sessions} session(s), {streams} listen stream(s)");
+    /// Serves a version the writer shard sent, unless a newer one is served already.
+    pub(crate) fn install_catalogue(&self, version: u64, registry: Arc<Registry>, list: ListKind) {
+        self.catalogue
+            .install(version, registry, list, &|list| self.list_changed(list));
     }
 
-    /// Tells this shard's subscribers (2025 sessions) and listen streams (2026).
+    fn list_changed(&self, list: ListKind) {
+        self.announce_here(&Announcement::ListChanged(list));
+    }
+
+    /// Tells this shard's 2025 sessions (those subscribed to the resource, or every indexed
+    /// one for a list change) and the listen streams that asked; returns how many were
+    /// reached.
     pub(crate) fn announce_here(&self, announcement: &Announcement) -> usize {
         let sessions = match announcement {
             Announcement::ResourceUpdated(uri) => self.hub.notify(uri),
-            Announcement::ListChanged(_) => 0,
+            Announcement::ListChanged(list) => self.sessions.list_changed(*list),
         };
         sessions + self.listeners.announce(announcement)
     }
