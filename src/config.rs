@@ -369,6 +369,40 @@ mod tests {
         assert_eq!(c.http_limits().max_headers, http1::HEADER_SLOTS);
     }
 
+    #[test]
+    fn the_state_key_file_needs_32_bytes_besides_trailing_whitespace() {
+        let dir = std::env::temp_dir().join(format!("ringmcp-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let with_key = |bytes: &[u8]| {
+            let path = dir.join("key");
+            std::fs::write(&path, bytes).unwrap();
+            Config {
+                state_key_file: Some(path),
+                ..Config::default()
+            }
+            .state_seal()
+        };
+        assert!(with_key(&[b'k'; 32]).is_ok());
+        // `openssl rand -hex 32 > key` ends with a newline, which is not key material.
+        let short = with_key(b"0123456789abcdef0123456789abcde\n").unwrap_err();
+        assert!(short.contains("31 bytes"), "{short}");
+        let missing = Config {
+            state_key_file: Some(dir.join("absent")),
+            ..Config::default()
+        }
+        .state_seal()
+        .unwrap_err();
+        assert!(
+            missing.contains("cannot read --state-key-file"),
+            "{missing}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            Config::default().state_seal().is_ok(),
+            "a random key without a file"
+        );
+    }
+
     #[cfg(feature = "cli")]
     #[test]
     fn replay_age_beyond_what_the_ring_can_time_is_refused() {

@@ -2000,6 +2000,43 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_with_an_output_schema_must_return_structured_content() {
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+        let registry = Registry::builder()
+            .tool(
+                Tool::new("unstructured", "", json!({})).output_schema(schema.clone()),
+                |_, _| async { Ok(ToolResult::text("7")) },
+            )
+            .tool(
+                Tool::new("failing", "", json!({})).output_schema(schema.clone()),
+                |_, _| async { Ok(ToolResult::error("no n today")) },
+            )
+            .tool(
+                Tool::new("structured", "", json!({})).output_schema(schema),
+                |_, _| async {
+                    let mut n = Map::new();
+                    n.insert("n".into(), json!(7));
+                    Ok(ToolResult::structured(n))
+                },
+            )
+            .build();
+        let h = Harness::new(registry);
+        h.init(version::LATEST);
+        // Spec (2025-11-25, tools): "Servers MUST provide structured results that conform to
+        // this schema."
+        assert_eq!(
+            error_code(&h.call(1, "unstructured", json!({}))),
+            INTERNAL_ERROR
+        );
+        // A tool execution error has no result to structure.
+        assert_eq!(h.call(2, "failing", json!({}))["result"]["isError"], true);
+        assert_eq!(
+            h.call(3, "structured", json!({}))["result"]["structuredContent"],
+            json!({"n": 7})
+        );
+    }
+
+    #[test]
     fn notifications_and_client_responses_get_no_reply() {
         let h = Harness::builtin();
         h.init(version::LATEST);

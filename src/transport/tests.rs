@@ -1432,6 +1432,31 @@ mod stateless {
     }
 
     #[test]
+    fn listen_streams_are_bounded_per_shard() {
+        let config = Config {
+            max_listen_streams_per_shard: 1,
+            ..Config::default()
+        };
+        let mut shard = Shard::with(config, 0, 2);
+        let hits = Rc::new(Metrics::default());
+        let counted = Rc::clone(&hits);
+        shard.dispatcher = Dispatcher::new(Arc::new(registry()))
+            .with_limits(shard.config.dispatch_limits(), move |hit| {
+                counted.limit(hit)
+            });
+        let mut chunks = ChunkedDecoder::new(1 << 20);
+        let (_open, _) = listen(&shard, json!({"toolsListChanged": true}), &mut chunks);
+        let params = json!({"notifications": {"toolsListChanged": true}});
+        let refused = answered(&shard, "subscriptions/listen", params, None).json();
+        assert_eq!(refused["error"]["code"], -32000, "{refused}");
+        assert_eq!(refused["id"], 41);
+        assert_eq!(
+            hits.limits[crate::metrics::Limit::ListenStreams as usize].get(),
+            1
+        );
+    }
+
+    #[test]
     fn closing_a_listen_stream_ends_the_subscription() {
         let shard = Shard::new();
         let mut chunks = ChunkedDecoder::new(1 << 20);
