@@ -8,6 +8,7 @@ use crate::mcp::request_state::StateSeal;
 use crate::mcp::DispatchLimits;
 use crate::proto::http1;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server can be told; every limit has a default and, in the binary, a flag.
@@ -189,6 +190,21 @@ pub struct Config {
     /// How long a `requestState` stays valid, in milliseconds (the client must retry within it).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.request_state_ttl_ms))]
     pub request_state_ttl_ms: u64,
+
+    /// PEM certificate chain (leaf first) for TLS: with it and `--tls-key`, the port speaks
+    /// TLS 1.3 and 1.2 only (https:// and wss://, ALPN http/1.1). Both files are read again on
+    /// SIGHUP; connections already open keep the certificate they started with.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH", requires = "tls_key"))]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the `--tls-cert` leaf.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH", requires = "tls_cert"))]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Time a TLS client has to finish its handshake, in milliseconds (then the connection
+    /// closes without an answer, counted as `kind="timeout"`).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.tls_handshake_timeout_ms))]
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -237,6 +253,9 @@ const DEFAULT: Config = Config {
     allowed_hosts: Vec::new(),
     state_key_file: None,
     request_state_ttl_ms: 300_000,
+    tls_cert: None,
+    tls_key: None,
+    tls_handshake_timeout_ms: 10_000,
 };
 
 impl Config {
@@ -275,6 +294,36 @@ impl Config {
                     .map_err(|e| format!("--state-key-file {}: {e}", path.display()))
             }
         }
+    }
+
+    /// The TLS server configuration from `--tls-cert` and `--tls-key` (read now), or `None`
+    /// for plain TCP.
+    pub fn tls_server_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return match (&self.tls_cert, &self.tls_key) {
+                (None, None) => Ok(None),
+                _ => Err("TLS needs both --tls-cert and --tls-key".into()),
+            };
+        };
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read --{flag} {}: {e}", path.display()))
+        };
+        let chain = read("tls-cert", cert)?;
+        let key_pem = read("tls-key", key)?;
+        crate::transport::tls::server_config(&chain, &key_pem)
+            .map(Some)
+            .map_err(|e| {
+                format!(
+                    "--tls-cert {} / --tls-key {}: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })
+    }
+
+    /// Time a TLS client has to finish its handshake.
+    pub(crate) fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls_handshake_timeout_ms)
     }
 
     /// Header read timeout.

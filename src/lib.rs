@@ -75,7 +75,7 @@ pub use mcp::{
 };
 pub use proto::jsonrpc::Id;
 pub use server::Server;
-pub use shard::{ServerError, ServerHandle, Stopper};
+pub use shard::{ServerError, ServerHandle, Stopper, TlsReloader};
 
 // The binary's fixture set (src/fixtures.rs) is written against the public API as
 // `ringmcp::...`; the MCP layer's unit tests compile the same file.

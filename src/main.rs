@@ -9,9 +9,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let config = Config::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    // Block the stop signals before any shard thread exists, so every thread inherits the mask
-    // and only the signal thread below ever receives them.
-    let signals = StopSignals::block();
+    // Block the signals before any shard thread exists, so every thread inherits the mask and
+    // only the signal thread below ever receives them.
+    let signals = Signals::block();
     let handle = match Server::with_config(config.clone(), fixtures::builtin().build()).start() {
         Ok(handle) => handle,
         Err(e) => {
@@ -25,15 +25,30 @@ fn main() -> ExitCode {
         config.shard_count(),
         if config.echo { ", /echo enabled" } else { "" }
     );
+    if config.tls_cert.is_some() {
+        eprintln!("ringmcp: TLS on (https:// and wss://); SIGHUP reloads the certificate and key");
+    }
     let stopper = handle.stopper();
+    let reloader = handle.tls_reloader();
     std::thread::Builder::new()
         .name("ringmcp-signals".into())
         .spawn(move || {
-            signals.wait();
-            eprintln!("ringmcp: stopping (a second signal exits at once)");
-            stopper.stop();
-            signals.wait();
-            std::process::exit(130);
+            let mut stopping = false;
+            loop {
+                match signals.wait() {
+                    libc::SIGHUP => match reloader.reload() {
+                        Ok(true) => eprintln!("ringmcp: TLS certificate and key reloaded"),
+                        Ok(false) => eprintln!("ringmcp: SIGHUP: no TLS configured, nothing to reload"),
+                        Err(e) => eprintln!("ringmcp: TLS reload failed, still serving the previous certificate: {e}"),
+                    },
+                    _ if stopping => std::process::exit(130),
+                    _ => {
+                        eprintln!("ringmcp: stopping (a second signal exits at once)");
+                        stopper.stop();
+                        stopping = true;
+                    }
+                }
+            }
         })
         .ok();
     match handle.join() {
@@ -45,10 +60,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// SIGTERM and SIGINT, blocked for normal delivery and taken with `sigwait`.
-struct StopSignals(libc::sigset_t);
+/// SIGTERM and SIGINT (stop) and SIGHUP (reload TLS), blocked for normal delivery and taken
+/// with `sigwait`.
+struct Signals(libc::sigset_t);
 
-impl StopSignals {
+impl Signals {
     fn block() -> Self {
         // SAFETY: sigset_t is plain data that sigemptyset initialises; pthread_sigmask only
         // changes this thread's mask (inherited by threads spawned afterwards).
@@ -57,14 +73,17 @@ impl StopSignals {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGTERM);
             libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGHUP);
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            StopSignals(set)
+            Signals(set)
         }
     }
 
-    fn wait(&self) {
+    /// The next signal of the set.
+    fn wait(&self) -> libc::c_int {
         let mut signal = 0;
         // SAFETY: the set was initialised in `block`; sigwait writes one int.
         unsafe { libc::sigwait(&self.0, &mut signal) };
+        signal
     }
 }

@@ -52,11 +52,13 @@ pub enum ErrorKind {
     Io,
     /// A connection refused because the shard was at its cap.
     ConnectionCap,
+    /// A TLS handshake or record that failed (bad hello, no common protocol, bad record).
+    Tls,
 }
 
 impl ErrorKind {
     /// Every kind, in label order.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::HttpParse,
         ErrorKind::WsHandshake,
         ErrorKind::WsProtocol,
@@ -65,6 +67,7 @@ impl ErrorKind {
         ErrorKind::JsonRpc,
         ErrorKind::Io,
         ErrorKind::ConnectionCap,
+        ErrorKind::Tls,
     ];
 
     /// The Prometheus label value.
@@ -78,6 +81,7 @@ impl ErrorKind {
             ErrorKind::JsonRpc => "jsonrpc",
             ErrorKind::Io => "io",
             ErrorKind::ConnectionCap => "connection_cap",
+            ErrorKind::Tls => "tls",
         }
     }
 }

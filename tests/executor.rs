@@ -4,7 +4,7 @@
 //! it reports only grows.
 
 use glommio::net::TcpStream;
-use ringmcp::shard::io::{poll_read_into, Deadline};
+use ringmcp::shard::io::{Deadline, Socket};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -154,13 +154,14 @@ fn a_timer_woken_task_runs_on_time_beside_socket_reads() {
     let handles = ringmcp::shard::pool("executor-test", 1)
         .unwrap()
         .on_all_shards(move || async move {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let mut stream = Socket::new(tcp, None);
             let fd = stream.as_raw_fd();
             let reader = glommio::spawn_local(async move {
                 let mut inbuf = Vec::new();
                 while let Ok(1..) =
-                    std::future::poll_fn(|cx| poll_read_into(&mut stream, cx, &mut inbuf)).await
+                    std::future::poll_fn(|cx| stream.poll_read_into(cx, &mut inbuf)).await
                 {
                     inbuf.clear();
                 }

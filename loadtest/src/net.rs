@@ -90,12 +90,9 @@ impl From<glommio::GlommioError<()>> for NetError {
     }
 }
 
-/// Reads through the shard's scratch buffer, as the server does.
-pub use ringmcp::shard::io::poll_read_into;
-
-/// Writes through the server's flush: `Ready(Ok(n))` after any progress (`out` may still
-/// hold bytes), `Pending` when the socket took nothing.
-pub use ringmcp::shard::io::poll_flush;
+/// The server's socket: reads through the shard's scratch buffer, writes with `Ready(Ok(n))`
+/// after any progress (`out` may still hold bytes) and `Pending` when the socket took nothing.
+pub use ringmcp::shard::io::Socket;
 
 /// The server's deadline timer: one reactor registration kept across resets.
 pub use ringmcp::shard::io::Deadline;
@@ -109,10 +106,10 @@ pub async fn sleep_until(at: Instant) {
 }
 
 /// Connects with a timeout, with Nagle off (requests are small and latency-bound).
-pub async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, NetError> {
+pub async fn connect(target: &Target, timeout: Duration) -> Result<Socket, NetError> {
     let stream = TcpStream::connect_timeout(target.addr, timeout).await?;
     let _ = stream.set_nodelay(true);
-    Ok(stream)
+    Ok(Socket::new(stream, None))
 }
 
 /// The server's busy seconds so far, summed over its shards: one `GET` of its metrics endpoint
@@ -143,7 +140,7 @@ pub async fn server_busy_seconds(metrics: &Target) -> Option<f64> {
 /// A connection with an input buffer: the HTTP client side and the WebSocket handshake.
 pub struct Conn {
     /// The socket.
-    pub stream: TcpStream,
+    pub stream: Socket,
     /// Bytes read and not yet used.
     pub inbuf: Vec<u8>,
     /// Bytes read in total.
@@ -154,7 +151,7 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> Conn {
+    pub fn new(stream: Socket) -> Conn {
         Conn {
             stream,
             inbuf: Vec::new(),
@@ -168,7 +165,7 @@ impl Conn {
         let mut timer = Deadline::at(deadline);
         let (stream, inbuf) = (&mut self.stream, &mut self.inbuf);
         let n = std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = poll_read_into(stream, cx, inbuf) {
+            if let Poll::Ready(r) = stream.poll_read_into(cx, inbuf) {
                 return Poll::Ready(r.map_err(NetError::from));
             }
             timer.poll_expired(cx).map(|()| Err(NetError::Timeout))
@@ -191,7 +188,7 @@ impl Conn {
         let stream = &mut self.stream;
         let len = out.len() as u64;
         std::future::poll_fn(|cx| loop {
-            match poll_flush(stream, cx, out) {
+            match stream.poll_flush(cx, out) {
                 Poll::Ready(Ok(_)) if out.is_empty() => return Poll::Ready(Ok(())),
                 // Progress, but the socket is full: poll again to register for writability.
                 Poll::Ready(Ok(_)) => continue,

@@ -233,14 +233,14 @@ async fn drive(
             link.set_flusher(cx.waker());
             if !link.out.is_empty() {
                 let out_before = link.out.len();
-                let flushed = net::poll_flush(stream, cx, &mut link.out);
+                let flushed = stream.poll_flush(cx, &mut link.out);
                 link.bytes_out += (out_before - link.out.len()) as u64;
                 if let Poll::Ready(Err(e)) = flushed {
                     return Poll::Ready(Err(NetError::from(e)));
                 }
                 link.record_flushed(stats);
             }
-            match net::poll_read_into(stream, cx, inbuf) {
+            match stream.poll_read_into(cx, inbuf) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(NetError::Eof)),
                 Poll::Ready(Ok(_)) => return Poll::Ready(Ok(Wake::Read)),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(NetError::from(e))),
@@ -462,7 +462,7 @@ async fn slow_reader(
         let before = out.len();
         let r = std::future::poll_fn(|cx| {
             if !out.is_empty() {
-                if let Poll::Ready(Err(e)) = net::poll_flush(stream, cx, &mut out) {
+                if let Poll::Ready(Err(e)) = stream.poll_flush(cx, &mut out) {
                     return Poll::Ready(Err(e));
                 }
             }

@@ -3,13 +3,10 @@
 //! the shard's stop and one timer, and hands each of those to the
 //! transport's state machine, which decides.
 
-use super::io::{self, Deadline};
+use super::io::{self, Deadline, Socket};
 use super::{ConnGuard, Shard};
 use crate::transport::outbound::Stall;
 use crate::transport::{Connection, Env, Flow, FlushedFlow};
-use futures_lite::AsyncWrite;
-use glommio::net::TcpStream;
-use std::pin::Pin;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -28,7 +25,7 @@ enum Wake {
 /// Returns how it ended: [`Flow::Reusable`] when the connection may carry the
 /// next HTTP request.
 pub(super) async fn drive<C: Connection>(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     inbuf: &mut Vec<u8>,
     conn: &ConnGuard,
     machine: &mut C,
@@ -53,7 +50,7 @@ pub(super) async fn drive<C: Connection>(
         let before = inbuf.len();
         let wake = std::future::poll_fn(|cx| {
             let queue = machine.outbound();
-            match io::poll_flush(stream, cx, &mut queue.bytes()) {
+            match stream.poll_flush(cx, &mut queue.bytes()) {
                 Poll::Ready(Ok(n)) => shard.metrics.wrote(n),
                 Poll::Ready(Err(_)) => return Poll::Ready(Wake::End(Flow::Drop)),
                 Poll::Pending => {}
@@ -73,7 +70,7 @@ pub(super) async fn drive<C: Connection>(
                 match machine.when_flushed() {
                     FlushedFlow::Finish(flow) => return Poll::Ready(Wake::End(flow)),
                     FlushedFlow::HalfClose if !half_closed => {
-                        let _ = Pin::new(&mut *stream).poll_close(cx);
+                        let _ = stream.poll_close(cx);
                         half_closed = true;
                     }
                     FlushedFlow::HalfClose | FlushedFlow::Continue => {}
@@ -85,7 +82,7 @@ pub(super) async fn drive<C: Connection>(
             let reading =
                 queue.stalled_since().is_none() && machine.wants_read(inbuf.len(), &shard.config);
             if reading {
-                if let Poll::Ready(r) = io::poll_read_into(stream, cx, inbuf) {
+                if let Poll::Ready(r) = stream.poll_read_into(cx, inbuf) {
                     return Poll::Ready(match r {
                         Ok(0) | Err(_) => Wake::End(Flow::Drop),
                         Ok(n) => Wake::Read(n),

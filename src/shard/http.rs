@@ -3,15 +3,14 @@
 //! hands upgrades and streams over to tasks of their own.
 
 use super::conn::drive;
-use super::io::{self, Deadline};
+use super::io::{self, Deadline, Handshake, Socket};
 use super::ws;
 use super::{ConnGuard, HandoffParts, Shard};
-use crate::metrics::Limit;
+use crate::metrics::{ErrorKind, Limit};
 use crate::proto::http1::{self, BodyDecoder, HttpError, Method, RequestHead};
 use crate::proto::Status;
 use crate::transport::http::{self as route, Next};
 use crate::transport::{Flow, TransportError};
-use glommio::net::TcpStream;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
@@ -28,26 +27,34 @@ enum Waited {
     Stopping,
 }
 
-/// One HTTP connection, from accept to close or upgrade.
-pub(super) async fn serve_connection(mut stream: TcpStream, conn: ConnGuard, over_cap: bool) {
+/// One HTTP connection, from accept to close or upgrade (after its TLS handshake, if any).
+pub(super) async fn serve_connection(mut stream: Socket, conn: ConnGuard, over_cap: bool) {
+    let mut inbuf = Vec::new();
+    let deadline = Instant::now() + conn.shard.config.tls_handshake_timeout();
+    match stream.handshake(&mut inbuf, deadline).await {
+        Handshake::Done => {}
+        Handshake::Failed => return conn.shard.metrics.error(ErrorKind::Tls),
+        Handshake::TimedOut => return conn.shard.metrics.error(ErrorKind::Timeout),
+        Handshake::Closed => return,
+    }
     if over_cap {
         let mut out = Vec::new();
         TransportError::ConnectionLimit.respond(&mut out, false, &conn.shard.metrics);
         let _ = flush(&mut stream, &mut out, &conn.shard).await;
         return;
     }
-    request_loop(stream, conn, Vec::new(), Vec::new(), None).await;
+    request_loop(stream, conn, inbuf, Vec::new(), None).await;
 }
 
 /// A connection another shard handed over, starting with the request that named our session.
-pub(super) async fn serve_handed_off(stream: TcpStream, conn: ConnGuard, first: HandoffParts) {
+pub(super) async fn serve_handed_off(stream: Socket, conn: ConnGuard, first: HandoffParts) {
     let (head, body, inbuf) = first;
     request_loop(stream, conn, inbuf, Vec::new(), Some((head, body))).await;
 }
 
 /// The request loop: read, answer in order, until close, upgrade, stream or handoff.
 async fn request_loop(
-    mut stream: TcpStream,
+    mut stream: Socket,
     conn: ConnGuard,
     mut inbuf: Vec<u8>,
     mut out: Vec<u8>,
@@ -140,8 +147,8 @@ async fn request_loop(
 
 /// Writes `out` within the write timeout (`--slow-reader-timeout-ms` without progress); a
 /// client that stopped reading its answers is dropped and counted.
-async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, shard: &Shard) -> std::io::Result<()> {
-    let flushed = io::flush(stream, out, shard.config.slow_reader_timeout()).await;
+async fn flush(stream: &mut Socket, out: &mut Vec<u8>, shard: &Shard) -> std::io::Result<()> {
+    let flushed = stream.flush(out, shard.config.slow_reader_timeout()).await;
     if flushed
         .as_ref()
         .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
@@ -153,7 +160,7 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, shard: &Shard) -> std:
 
 /// Reads one whole request; `None` when the connection should close (any error response is queued in `out`).
 async fn read_request(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     inbuf: &mut Vec<u8>,
     conn: &ConnGuard,
     out: &mut Vec<u8>,
@@ -191,7 +198,7 @@ async fn read_request(
 /// `None` means the connection closes: quietly (EOF, idle, draining) or after
 /// the error response this queued in `out`.
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     inbuf: &mut Vec<u8>,
     conn: &ConnGuard,
     out: &mut Vec<u8>,
@@ -241,7 +248,7 @@ async fn read_head(
 /// Reads the request body as the head frames it, within the size limit and
 /// the header timeout (a body that trickles in is the same attack as a slow head).
 async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     inbuf: &mut Vec<u8>,
     head: &RequestHead,
     conn: &ConnGuard,
@@ -291,7 +298,7 @@ enum BodyError {
 
 /// More body bytes before `deadline`.
 async fn body_bytes(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     inbuf: &mut Vec<u8>,
     conn: &ConnGuard,
     timer: &mut Deadline,
@@ -310,7 +317,7 @@ async fn body_bytes(
 /// later with every request, and re-arming the reactor's timer table for each of them cost
 /// more than the rare early wake-up, which re-arms for the real deadline.
 async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     inbuf: &mut Vec<u8>,
     conn: &ConnGuard,
     timer: &mut Deadline,
@@ -320,7 +327,7 @@ async fn read_more(
     timer.pull_in(deadline);
     let before = inbuf.len();
     let waited = std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = io::poll_read_into(stream, cx, inbuf) {
+        if let Poll::Ready(r) = stream.poll_read_into(cx, inbuf) {
             return Poll::Ready(match r {
                 Ok(0) | Err(_) => Waited::Closed,
                 Ok(_) => Waited::Data,

@@ -6,6 +6,7 @@
 //! bytes that did not form a whole frame or head yet. An idle connection
 //! therefore holds no read buffer at all.
 
+use crate::transport::tls::TlsSession;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
@@ -26,31 +27,204 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_BYTES].into_boxed_slice());
 }
 
-/// Polls one read, appending what arrived to `buf`. `Ok(0)` is end of stream.
-pub fn poll_read_into(
-    stream: &mut TcpStream,
-    cx: &mut Context<'_>,
-    buf: &mut Vec<u8>,
-) -> Poll<io::Result<usize>> {
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let polled = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]);
-        if let Poll::Ready(Ok(n)) = polled {
-            buf.extend_from_slice(&scratch[..n]);
-        }
-        polled
-    })
+/// A connection's socket: plain TCP, or TCP carrying TLS (the session travels with the socket
+/// when a connection moves to another shard).
+pub struct Socket {
+    tcp: TcpStream,
+    tls: Option<Box<TlsSession>>,
 }
 
-/// Polls writing all of `out`, removing what was written.
-pub fn poll_flush(
-    stream: &mut TcpStream,
+impl Socket {
+    /// A socket speaking plain TCP, or TLS when `tls` is given.
+    pub fn new(tcp: TcpStream, tls: Option<Box<TlsSession>>) -> Socket {
+        Socket { tcp, tls }
+    }
+
+    /// The TCP stream and the TLS session, if any.
+    pub fn into_parts(self) -> (TcpStream, Option<Box<TlsSession>>) {
+        (self.tcp, self.tls)
+    }
+
+    /// Polls one read, appending the application bytes that arrived to `buf`. `Ok(0)` is end
+    /// of stream (for TLS, also the peer's close_notify).
+    pub fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<io::Result<usize>> {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Some(tls) = &mut self.tls else {
+                let polled = Pin::new(&mut self.tcp).poll_read(cx, &mut scratch[..]);
+                if let Poll::Ready(Ok(n)) = polled {
+                    buf.extend_from_slice(&scratch[..n]);
+                }
+                return polled;
+            };
+            if tls.peer_closed() {
+                return Poll::Ready(Ok(0));
+            }
+            // A part of a record gives no application bytes yet: read on until a whole one
+            // arrived or the socket has nothing more.
+            loop {
+                let n = match Pin::new(&mut self.tcp).poll_read(cx, &mut scratch[..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                    Poll::Ready(Ok(n)) => n,
+                    other => return other,
+                };
+                match tls.receive(&mut scratch[..n], buf) {
+                    Ok(got) if got.plaintext > 0 => return Poll::Ready(Ok(got.plaintext)),
+                    Ok(got) if got.peer_closed => return Poll::Ready(Ok(0)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)))
+                    }
+                }
+            }
+        })
+    }
+
+    /// Polls writing all of `out`, removing what was written.
+    pub fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<u8>,
+    ) -> Poll<io::Result<usize>> {
+        let polled = match &mut self.tls {
+            None => poll_write_all(&mut self.tcp, cx, out),
+            Some(tls) => poll_write_sealed(&mut self.tcp, tls, cx, out),
+        };
+        if let Poll::Ready(Ok(_)) = polled {
+            release_if_large(out);
+        }
+        polled
+    }
+
+    /// Writes all of `out`, or fails with `TimedOut` once the peer has taken nothing for
+    /// `timeout` (a write timeout measured between two successive writes, like nginx's
+    /// `send_timeout`, so a slow but steady reader is kept while one that stopped reading is
+    /// not). The timer exists only while the socket is full.
+    pub async fn flush(&mut self, out: &mut Vec<u8>, timeout: Duration) -> io::Result<()> {
+        let mut stalled: Option<Deadline> = None;
+        std::future::poll_fn(|cx| loop {
+            if out.is_empty() && self.ciphertext_owed().is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            match self.poll_flush(cx, out) {
+                Poll::Ready(Ok(_)) => {
+                    if let Some(deadline) = &mut stalled {
+                        deadline.reset(Instant::now() + timeout);
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    let deadline =
+                        stalled.get_or_insert_with(|| Deadline::at(Instant::now() + timeout));
+                    if deadline.poll_expired(cx).is_ready() {
+                        return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Closes the write side (after TLS's close_notify, sent if the socket takes it now).
+    pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(tls) = &mut self.tls {
+            if tls.close_notify().is_ok() {
+                let _ = poll_write_sealed(&mut self.tcp, tls, cx, &mut Vec::new());
+            }
+        }
+        Pin::new(&mut self.tcp).poll_close(cx)
+    }
+
+    /// Runs the TLS handshake to its end (the client's first application bytes, if they came
+    /// with it, land in `inbuf`). Plain sockets have none.
+    pub async fn handshake(&mut self, inbuf: &mut Vec<u8>, deadline: Instant) -> Handshake {
+        let mut timer = Deadline::at(deadline);
+        let mut none = Vec::new();
+        std::future::poll_fn(|cx| loop {
+            let Some(tls) = &mut self.tls else {
+                return Poll::Ready(Handshake::Done);
+            };
+            // The session's flight goes out first; the socket may not take all of it now.
+            let write_blocked = match poll_write_sealed(&mut self.tcp, tls, cx, &mut none) {
+                Poll::Ready(Ok(_)) => false,
+                Poll::Ready(Err(_)) => return Poll::Ready(Handshake::Closed),
+                Poll::Pending => true,
+            };
+            if !tls.is_handshaking() {
+                if !write_blocked {
+                    return Poll::Ready(Handshake::Done);
+                }
+            } else {
+                match self.poll_read_into(cx, inbuf) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Handshake::Closed),
+                    Poll::Ready(Ok(_)) => continue,
+                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                        // The alert that says why is queued: hand it to the socket if it takes it.
+                        if let Some(tls) = &mut self.tls {
+                            let _ = poll_write_sealed(&mut self.tcp, tls, cx, &mut none);
+                        }
+                        return Poll::Ready(Handshake::Failed);
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(Handshake::Closed),
+                    Poll::Pending => {
+                        // What the read processed may have finished the handshake or made a
+                        // flight to send: go round while the socket can take it.
+                        let progressed = self.tls.as_ref().is_some_and(|tls| {
+                            !tls.is_handshaking() || !tls.ciphertext().is_empty()
+                        });
+                        if progressed && !write_blocked {
+                            continue;
+                        }
+                    }
+                }
+            }
+            if timer.poll_expired(cx).is_ready() {
+                return Poll::Ready(Handshake::TimedOut);
+            }
+            return Poll::Pending;
+        })
+        .await
+    }
+
+    /// Ciphertext sealed but not yet written (always empty for plain TCP).
+    fn ciphertext_owed(&self) -> &[u8] {
+        self.tls.as_ref().map_or(&[], |tls| tls.ciphertext())
+    }
+}
+
+impl std::os::fd::AsRawFd for Socket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.tcp.as_raw_fd()
+    }
+}
+
+/// How a TLS handshake ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// Application data may flow.
+    Done,
+    /// The client broke a TLS rule (its alert was sent).
+    Failed,
+    /// The client did not finish within the handshake timeout.
+    TimedOut,
+    /// The peer went away.
+    Closed,
+}
+
+/// Writes as much of `out` as the socket takes now, removing it from `out`.
+fn poll_write_all(
+    tcp: &mut TcpStream,
     cx: &mut Context<'_>,
     out: &mut Vec<u8>,
 ) -> Poll<io::Result<usize>> {
     let mut written = 0;
     while !out.is_empty() {
-        match Pin::new(&mut *stream).poll_write(cx, out) {
+        match Pin::new(&mut *tcp).poll_write(cx, out) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
             Poll::Ready(Ok(n)) => {
                 out.drain(..n);
@@ -61,39 +235,40 @@ pub fn poll_flush(
             Poll::Pending => return Poll::Pending,
         }
     }
-    release_if_large(out);
     Poll::Ready(Ok(written))
 }
 
-/// Writes all of `out`, or fails with `TimedOut` once the peer has taken
-/// nothing for `timeout` (a write timeout measured between two successive
-/// writes, like nginx's `send_timeout`, so a slow but steady reader is kept
-/// while one that stopped reading is not). The timer exists only while the
-/// socket is full.
-pub async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, timeout: Duration) -> io::Result<()> {
-    let mut stalled: Option<Deadline> = None;
-    std::future::poll_fn(|cx| loop {
+/// The TLS form of [`poll_write_all`]: seals `out` a record at a time and writes the
+/// ciphertext the session owes; plaintext leaves `out` once its record was written, so the
+/// queue's length still says what the peer has not taken (the outbound bound holds).
+fn poll_write_sealed(
+    tcp: &mut TcpStream,
+    tls: &mut TlsSession,
+    cx: &mut Context<'_>,
+    out: &mut Vec<u8>,
+) -> Poll<io::Result<usize>> {
+    let mut written = 0;
+    loop {
+        while !tls.ciphertext().is_empty() {
+            match Pin::new(&mut *tcp).poll_write(cx, tls.ciphertext()) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    let sent = tls.wrote(n);
+                    out.drain(..sent);
+                    written += sent;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if written > 0 => return Poll::Ready(Ok(written)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
         if out.is_empty() {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Ok(written));
         }
-        match poll_flush(stream, cx, out) {
-            Poll::Ready(Ok(_)) => {
-                if let Some(deadline) = &mut stalled {
-                    deadline.reset(Instant::now() + timeout);
-                }
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => {
-                let deadline =
-                    stalled.get_or_insert_with(|| Deadline::at(Instant::now() + timeout));
-                if deadline.poll_expired(cx).is_ready() {
-                    return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
-                }
-                return Poll::Pending;
-            }
+        if let Err(e) = tls.seal(out) {
+            return Poll::Ready(Err(io::Error::other(e)));
         }
-    })
-    .await
+    }
 }
 
 /// Drops an emptied buffer's allocation: a connection that waits for its peer holds no buffer

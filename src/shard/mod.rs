@@ -15,11 +15,13 @@ use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
 use crate::transport::streamable::HttpSessions;
+use crate::transport::tls::{self, TlsSession};
 use futures_lite::future::BoxedLocal;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::channels::shared_channel;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use io::Socket;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -93,6 +95,7 @@ fn probe_io_uring() -> Result<(), ServerError> {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     stop: Vec<mpsc::Sender<()>>,
+    tls: TlsReloader,
     threads: Option<glommio::PoolThreadHandles<Result<(), String>>>,
 }
 
@@ -107,6 +110,11 @@ impl ServerHandle {
         Stopper {
             stop: self.stop.clone(),
         }
+    }
+
+    /// A handle that reloads the TLS certificate and key from their files, from any thread.
+    pub fn tls_reloader(&self) -> TlsReloader {
+        self.tls.clone()
     }
 
     /// Asks every shard to drain and stop (see [`Stopper::stop`]).
@@ -142,6 +150,34 @@ impl Stopper {
         for tx in &self.stop {
             let _ = tx.send(());
         }
+    }
+}
+
+/// Reloads `--tls-cert` and `--tls-key` into every shard; cheap to clone, usable from a
+/// signal thread.
+#[derive(Clone)]
+pub struct TlsReloader {
+    config: Arc<Config>,
+    shards: Vec<mpsc::Sender<Arc<rustls::ServerConfig>>>,
+}
+
+impl TlsReloader {
+    /// Reads the certificate and key again and hands them to every shard for its next
+    /// connections; connections already open keep theirs, none is dropped. On an error (an
+    /// unreadable file, a key that does not match the certificate) nothing changes. Returns
+    /// whether TLS is configured at all.
+    pub fn reload(&self) -> Result<bool, ServerError> {
+        let Some(tls) = self
+            .config
+            .tls_server_config()
+            .map_err(ServerError::Config)?
+        else {
+            return Ok(false);
+        };
+        for shard in &self.shards {
+            let _ = shard.send(Arc::clone(&tls));
+        }
+        Ok(true)
     }
 }
 
@@ -230,13 +266,27 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
         stop_rx.push(rx);
     }
     let stop_rx = Arc::new(std::sync::Mutex::new(stop_rx));
+    // The certificate reaches each shard the way a reload's does, before its first accept.
+    let tls_config = config.tls_server_config().map_err(ServerError::Config)?;
+    let (tls, tls_rx): (Vec<_>, Vec<_>) = (0..shards).map(|_| mpsc::channel()).unzip();
+    if let Some(tls_config) = &tls_config {
+        for tx in &tls {
+            let _ = tx.send(Arc::clone(tls_config));
+        }
+    }
+    let tls_rx = Arc::new(std::sync::Mutex::new(tls_rx));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let config = Arc::new(config);
+    let reloader = TlsReloader {
+        config: Arc::clone(&config),
+        shards: tls,
+    };
     let mesh = MeshBuilder::<MeshMessage, _>::full(shards, MESH_CHANNEL_CAPACITY);
     let threads = pool("ringmcp-shard", shards)
         .map_err(ServerError::Runtime)?
         .on_all_shards(move || async move {
             let stop = stop_rx.lock().ok().and_then(|mut v| v.pop());
+            let tls_updates = tls_rx.lock().ok().and_then(|mut v| v.pop());
             let listener = match TcpListener::bind(local_addr) {
                 Ok(l) => {
                     let _ = ready_tx.send(Ok(()));
@@ -247,14 +297,21 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
                     return Err(e.to_string());
                 }
             };
-            let Some(stop) = stop else {
+            let (Some(stop), Some(tls_updates)) = (stop, tls_updates) else {
                 return Err("more shards than stop channels".into());
             };
             let (senders, receivers) = mesh
                 .join()
                 .await
                 .map_err(|e| format!("shard mesh failed to form: {e}"))?;
-            let shard = Rc::new(Shard::new(&config, &registry, &seal, local_addr, senders));
+            let shard = Rc::new(Shard::new(
+                &config,
+                &registry,
+                &seal,
+                local_addr,
+                senders,
+                tls_updates,
+            ));
             glommio::spawn_local(receive_handoffs(Rc::clone(&shard), receivers)).detach();
             glommio::spawn_local(expire_sessions(Rc::clone(&shard))).detach();
             serve(shard, listener, stop).await;
@@ -264,6 +321,7 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
     let mut handle = ServerHandle {
         local_addr,
         stop,
+        tls: reloader,
         threads: Some(threads),
     };
     for _ in 0..shards {
@@ -326,6 +384,7 @@ pub(crate) enum MeshMessage {
 /// that named the session and whatever the client sent after it.
 pub(crate) struct Handoff {
     pub fd: OwnedFd,
+    pub tls: Option<Box<TlsSession>>,
     pub head: http1::RequestHead,
     pub body: Vec<u8>,
     pub inbuf: Vec<u8>,
@@ -356,6 +415,10 @@ pub(crate) struct Shard {
     /// Bytes of partly received input held by all connections (see [`ConnGuard::hold_inbound`]).
     inbound_held: Cell<usize>,
     stopping: Cell<bool>,
+    /// This shard's TLS configuration (its own session cache), `None` for plain TCP.
+    tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+    /// Certificates a reload sent, taken up at the next accept.
+    tls_updates: mpsc::Receiver<Arc<rustls::ServerConfig>>,
 }
 
 struct ConnSlot {
@@ -370,6 +433,7 @@ impl Shard {
         seal: &Arc<StateSeal>,
         addr: SocketAddr,
         mesh: Senders<MeshMessage>,
+        tls_updates: mpsc::Receiver<Arc<rustls::ServerConfig>>,
     ) -> Self {
         let index = mesh.peer_id();
         let mesh = Rc::new(mesh);
@@ -402,6 +466,8 @@ impl Shard {
             conns: RefCell::new(Slab::new()),
             inbound_held: Cell::new(0),
             stopping: Cell::new(false),
+            tls: RefCell::new(None),
+            tls_updates,
         }
     }
 
@@ -424,18 +490,39 @@ impl Shard {
         Poll::Pending
     }
 
+    /// The socket for a connection just accepted: TLS (with the newest certificate a reload
+    /// sent) when the server has one.
+    fn socket(&self, tcp: TcpStream) -> Option<Socket> {
+        while let Ok(config) = self.tls_updates.try_recv() {
+            *self.tls.borrow_mut() = Some(tls::for_shard(&config));
+        }
+        let Some(config) = self.tls.borrow().clone() else {
+            return Some(Socket::new(tcp, None));
+        };
+        match TlsSession::new(config) {
+            Ok(session) => Some(Socket::new(tcp, Some(session))),
+            Err(e) => {
+                log::warn!("shard {}: cannot start a TLS session: {e}", self.index);
+                self.metrics.error(ErrorKind::Tls);
+                None
+            }
+        }
+    }
+
     /// Number of open connections on this shard.
     pub fn connection_count(&self) -> usize {
         self.conns.borrow().len()
     }
 
     /// Moves a connection to the shard that owns the session its request named.
-    pub async fn hand_off(&self, owner: usize, stream: TcpStream, handoff: HandoffParts) {
+    pub async fn hand_off(&self, owner: usize, stream: Socket, handoff: HandoffParts) {
         use std::os::fd::AsRawFd;
         // SAFETY: dup returns a new descriptor for the same socket, owned by nobody else; the
-        // original closes when `stream` drops, the socket lives on through the duplicate.
+        // original closes when `tcp` drops, the socket lives on through the duplicate.
         let fd = unsafe { libc::dup(stream.as_raw_fd()) };
-        drop(stream);
+        // The TLS session (keys, sequence numbers, a part of a record) goes along.
+        let (tcp, tls) = stream.into_parts();
+        drop(tcp);
         if fd < 0 {
             self.metrics.error(ErrorKind::Io);
             return;
@@ -445,6 +532,7 @@ impl Shard {
         let (head, body, inbuf) = handoff;
         let message = MeshMessage::Handoff(Handoff {
             fd,
+            tls,
             head,
             body,
             inbuf,
@@ -591,7 +679,8 @@ async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage
                 match message {
                     MeshMessage::Handoff(handoff) => {
                         // SAFETY: the descriptor was dup'ed for this handoff and is owned by it.
-                        let stream = unsafe { TcpStream::from_raw_fd(handoff.fd.into_raw_fd()) };
+                        let tcp = unsafe { TcpStream::from_raw_fd(handoff.fd.into_raw_fd()) };
+                        let stream = Socket::new(tcp, handoff.tls);
                         let conn = ConnGuard::open(&shard);
                         let first = (handoff.head, handoff.body, handoff.inbuf);
                         glommio::spawn_local(http::serve_handed_off(stream, conn, first)).detach();
@@ -743,9 +832,12 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         };
         shard.metrics.accepted.set(shard.metrics.accepted.get() + 1);
         let _ = stream.set_nodelay(true);
+        let Some(socket) = shard.socket(stream) else {
+            continue;
+        };
         let conn = ConnGuard::open(&shard);
         let over_cap = shard.connection_count() > shard.config.max_connections_per_shard;
-        glommio::spawn_local(http::serve_connection(stream, conn, over_cap)).detach();
+        glommio::spawn_local(http::serve_connection(socket, conn, over_cap)).detach();
     }
 }
 

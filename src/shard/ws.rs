@@ -2,20 +2,15 @@
 //! transport's WebSocket state machine in the shard's driver loop.
 
 use super::conn::drive;
+use super::io::Socket;
 use super::ConnGuard;
 use crate::metrics::Transport;
 use crate::transport::ws::{WsConnection, WsKind};
-use glommio::net::TcpStream;
 use std::time::Instant;
 
 /// Runs a WebSocket connection until it closes. `inbuf` holds any bytes the
 /// client sent right after its handshake.
-pub(super) async fn serve(
-    mut stream: TcpStream,
-    mut inbuf: Vec<u8>,
-    conn: ConnGuard,
-    kind: WsKind,
-) {
+pub(super) async fn serve(mut stream: Socket, mut inbuf: Vec<u8>, conn: ConnGuard, kind: WsKind) {
     conn.set_transport(match kind {
         WsKind::Mcp => Transport::WsMcp,
         WsKind::Echo => Transport::WsEcho,

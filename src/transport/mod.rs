@@ -8,6 +8,7 @@ pub mod http;
 pub mod outbound;
 mod stateless;
 pub mod streamable;
+pub mod tls;
 pub mod ws;
 
 pub use error::TransportError;

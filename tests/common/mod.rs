@@ -28,6 +28,11 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
+    /// Reloads the TLS certificate and key from their files, as SIGHUP does.
+    pub fn reload_tls(&self) -> Result<bool, ringmcp::ServerError> {
+        self.handle.as_ref().unwrap().tls_reloader().reload()
+    }
+
     /// Asks the server to drain (without waiting for it to finish).
     pub fn begin_shutdown(&self) {
         if let Some(handle) = &self.handle {
@@ -102,7 +107,7 @@ pub fn http(addr: SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
 }
 
 /// Reads one HTTP response: status, head text, body.
-pub fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
+pub fn read_response(s: &mut impl Read) -> (u16, String, Vec<u8>) {
     let (status, head) = read_head(s);
     let length = header(&head, "content-length").map_or(0, |v| v.parse::<usize>().unwrap());
     let mut body = vec![0; length];
@@ -112,7 +117,7 @@ pub fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
 
 /// Reads one response head (status, head text) and nothing after it: the whole of a response
 /// to HEAD, or an interim response.
-pub fn read_head(s: &mut TcpStream) -> (u16, String) {
+pub fn read_head(s: &mut impl Read) -> (u16, String) {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {

@@ -1,0 +1,483 @@
+//! TLS on a connection, without I/O: rustls's unbuffered server connection, fed the ciphertext
+//! the shard read and asked for the ciphertext the shard should write.
+//!
+//! The caller owns every buffer (rustls's unbuffered API), so a session keeps only what is in
+//! transit: a partly received record, and the ciphertext of at most one sealed chunk of the
+//! connection's outbound queue. Both are released once empty, so an idle TLS connection holds
+//! no record buffer, as an idle plain one holds no read or write buffer.
+
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+use rustls::ServerConfig;
+use std::fmt;
+use std::sync::Arc;
+
+/// Plaintext sealed into one record at a time: RFC 8446 §5.1, "The length (in bytes) of the
+/// following TLSPlaintext.fragment. The length MUST NOT exceed 2^14 bytes."
+const RECORD_PLAINTEXT: usize = 16 * 1024;
+
+/// Room for a record's header, tag and content type besides its plaintext when sealing (grown
+/// on demand if rustls asks for more).
+const RECORD_OVERHEAD: usize = 256;
+
+/// Protocols offered by ALPN: HTTP/1.1 only (WebSocket upgrades ride on it). RFC 7301 §3.2: a
+/// server that supports none of the client's protocols "MUST respond with a fatal
+/// "no_application_protocol" alert"; a client that offers no ALPN is served.
+const ALPN: &[&[u8]] = &[b"http/1.1"];
+
+/// Builds the server side of TLS 1.3 and 1.2 from a PEM certificate chain (leaf first) and
+/// its PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn server_config(chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate chain: {e}"))?;
+    if chain.is_empty() {
+        return Err("certificate chain: no CERTIFICATE in the file".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("private key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_no_client_auth()
+        // Fails when the key does not belong to the leaf certificate: caught at start and at a
+        // reload, not at a client's handshake.
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("certificate and key: {e}"))?;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// One shard's copy of a server configuration: its own session-resumption cache, so a
+/// handshake never takes a lock another core holds (rustls's cache is a mutex).
+pub fn for_shard(config: &ServerConfig) -> Arc<ServerConfig> {
+    let mut config = config.clone();
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSIONS_PER_SHARD);
+    Arc::new(config)
+}
+
+/// TLS sessions a shard remembers for resumption (rustls's default for a whole server).
+const SESSIONS_PER_SHARD: usize = 256;
+
+/// Why a TLS connection cannot go on.
+#[derive(Debug)]
+pub struct TlsError(rustls::Error);
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// What one batch of ciphertext gave.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Application bytes appended to the caller's plaintext buffer.
+    pub plaintext: usize,
+    /// The peer sent close_notify: no more application data follows.
+    pub peer_closed: bool,
+}
+
+/// The TLS state of one server connection.
+pub struct TlsSession {
+    conn: UnbufferedServerConnection,
+    /// A record (or records) received in part, kept until the rest arrives.
+    incoming: Vec<u8>,
+    /// Ciphertext owed to the peer: handshake records, then at most one sealed chunk.
+    outgoing: Vec<u8>,
+    /// Bytes at the front of `outgoing` already written.
+    written: usize,
+    /// Plaintext bytes of the caller's queue that `outgoing` carries sealed.
+    sealed: usize,
+    peer_closed: bool,
+}
+
+impl TlsSession {
+    /// A connection that has yet to receive the client's hello.
+    pub fn new(config: Arc<ServerConfig>) -> Result<Box<Self>, TlsError> {
+        Ok(Box::new(TlsSession {
+            conn: UnbufferedServerConnection::new(config).map_err(TlsError)?,
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            written: 0,
+            sealed: 0,
+            peer_closed: false,
+        }))
+    }
+
+    /// Whether the handshake is still under way.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Whether the peer sent close_notify.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// Takes `ciphertext` from the socket (decrypted in place), appends the application data
+    /// it completes to `plaintext`, and queues whatever the handshake answers. A fatal error
+    /// leaves the alert for the peer in [`Self::ciphertext`].
+    pub fn receive(
+        &mut self,
+        ciphertext: &mut [u8],
+        plaintext: &mut Vec<u8>,
+    ) -> Result<Received, TlsError> {
+        let before = plaintext.len();
+        let result = if self.incoming.is_empty() {
+            let used = self.process(ciphertext, plaintext);
+            if let Ok(used) = used {
+                self.incoming.extend_from_slice(&ciphertext[used..]);
+            }
+            used
+        } else {
+            self.incoming.extend_from_slice(ciphertext);
+            let mut incoming = std::mem::take(&mut self.incoming);
+            let used = self.process(&mut incoming, plaintext);
+            if let Ok(used) = used {
+                incoming.drain(..used);
+            }
+            self.incoming = incoming;
+            used
+        };
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        match result {
+            Ok(_) => Ok(Received {
+                plaintext: plaintext.len() - before,
+                peer_closed: self.peer_closed,
+            }),
+            Err(e) => {
+                // rustls queued the fatal alert; it comes out as one more record to encode.
+                let _ = self.process(&mut [], plaintext);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs rustls over `buf` until it needs more input; returns the bytes it consumed.
+    fn process(&mut self, buf: &mut [u8], plaintext: &mut Vec<u8>) -> Result<usize, TlsError> {
+        let mut used = 0;
+        loop {
+            let status = self.conn.process_tls_records(&mut buf[used..]);
+            let mut discard = status.discard;
+            match status.state.map_err(TlsError)? {
+                ConnectionState::ReadTraffic(mut traffic) => {
+                    while let Some(record) = traffic.next_record() {
+                        let record = record.map_err(TlsError)?;
+                        discard += record.discard;
+                        plaintext.extend_from_slice(record.payload);
+                    }
+                }
+                ConnectionState::EncodeTlsData(mut data) => {
+                    // An empty room first: rustls answers with the record's exact size.
+                    grow_into(&mut self.outgoing, 0, |room| match data.encode(room) {
+                        Ok(n) => Ok(n),
+                        Err(EncodeError::InsufficientSize(InsufficientSizeError {
+                            required_size,
+                        })) => Err(Some(required_size)),
+                        Err(EncodeError::AlreadyEncoded) => Err(None),
+                    });
+                }
+                // Queued in `outgoing`, which the caller writes before anything sealed later.
+                ConnectionState::TransmitTlsData(data) => data.done(),
+                ConnectionState::PeerClosed => self.peer_closed = true,
+                ConnectionState::Closed
+                | ConnectionState::BlockedHandshake
+                | ConnectionState::WriteTraffic(_) => {
+                    return Ok(used + discard);
+                }
+                // Early data is off (`max_early_data_size` stays 0); anything else is new.
+                _ => {
+                    return Err(TlsError(rustls::Error::General(
+                        "unexpected TLS state".into(),
+                    )))
+                }
+            }
+            used += discard;
+        }
+    }
+
+    /// The ciphertext to write now (empty when nothing is owed).
+    pub fn ciphertext(&self) -> &[u8] {
+        &self.outgoing[self.written..]
+    }
+
+    /// `n` bytes of [`Self::ciphertext`] were written. Returns how many plaintext bytes of the
+    /// caller's queue that completed: those may leave the queue now.
+    pub fn wrote(&mut self, n: usize) -> usize {
+        self.written += n;
+        if self.written < self.outgoing.len() {
+            return 0;
+        }
+        self.outgoing = Vec::new();
+        self.written = 0;
+        std::mem::take(&mut self.sealed)
+    }
+
+    /// Seals the front of the caller's `queue` (up to one record) once the ciphertext owed
+    /// before it is out; the queue keeps those bytes until [`Self::wrote`] says they left, so
+    /// its length still measures what the peer has not taken.
+    pub fn seal(&mut self, queue: &[u8]) -> Result<(), TlsError> {
+        if self.sealed > 0 || !self.ciphertext().is_empty() || queue.is_empty() {
+            return Ok(());
+        }
+        let chunk = &queue[..queue.len().min(RECORD_PLAINTEXT)];
+        self.encrypt(chunk.len(), |traffic, room| traffic.encrypt(chunk, room))?;
+        if self.outgoing.is_empty() {
+            return Err(TlsError(rustls::Error::EncryptError));
+        }
+        self.sealed = chunk.len();
+        Ok(())
+    }
+
+    /// Queues close_notify (RFC 8446 §6.1: "Each party MUST send a "close_notify" alert before
+    /// closing its write side of the connection").
+    pub fn close_notify(&mut self) -> Result<(), TlsError> {
+        self.encrypt(0, |traffic, room| traffic.queue_close_notify(room))
+    }
+
+    /// Runs one encryption of `plaintext` bytes into `outgoing` in the traffic state.
+    fn encrypt(
+        &mut self,
+        plaintext: usize,
+        mut op: impl FnMut(
+            &mut rustls::unbuffered::WriteTraffic<'_, rustls::server::ServerConnectionData>,
+            &mut [u8],
+        ) -> Result<usize, EncryptError>,
+    ) -> Result<(), TlsError> {
+        let status = self.conn.process_tls_records(&mut []);
+        let ConnectionState::WriteTraffic(mut traffic) = status.state.map_err(TlsError)? else {
+            return Err(TlsError(rustls::Error::HandshakeNotComplete));
+        };
+        let mut exhausted = false;
+        let room = plaintext + RECORD_OVERHEAD;
+        grow_into(&mut self.outgoing, room, |room| {
+            match op(&mut traffic, room) {
+                Ok(n) => Ok(n),
+                Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                    Err(Some(required_size))
+                }
+                Err(_) => {
+                    exhausted = true;
+                    Err(None)
+                }
+            }
+        });
+        if exhausted {
+            return Err(TlsError(rustls::Error::EncryptError));
+        }
+        Ok(())
+    }
+}
+
+/// Appends to `out` what `write` puts into `room` bytes, growing the room if `write` says
+/// how much it needs (`Err(Some(size))`).
+fn grow_into(
+    out: &mut Vec<u8>,
+    mut room: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) {
+    let start = out.len();
+    loop {
+        out.resize(start + room, 0);
+        match write(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return;
+            }
+            Err(Some(required)) if required > room => room = required,
+            Err(_) => {
+                out.truncate(start);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+    use std::io::{Read, Write};
+
+    const CA: &[u8] = include_bytes!("../../tests/data/tls/ca.pem");
+    const CERT: &[u8] = include_bytes!("../../tests/data/tls/server.pem");
+    const KEY: &[u8] = include_bytes!("../../tests/data/tls/server.key");
+
+    fn client(
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        alpn: &[&[u8]],
+    ) -> ClientConnection {
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(CA) {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let name = ServerName::try_from("localhost").unwrap();
+        ClientConnection::new(Arc::new(config), name).unwrap()
+    }
+
+    fn server() -> Box<TlsSession> {
+        TlsSession::new(server_config(CERT, KEY).unwrap()).unwrap()
+    }
+
+    /// Moves the client's ciphertext to the server `chunk` bytes at a time; returns the
+    /// plaintext the server got.
+    fn to_server(
+        client: &mut ClientConnection,
+        server: &mut TlsSession,
+        chunk: usize,
+    ) -> Result<Vec<u8>, TlsError> {
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        let mut plaintext = Vec::new();
+        for piece in wire.chunks_mut(chunk.max(1)) {
+            server.receive(piece, &mut plaintext)?;
+        }
+        Ok(plaintext)
+    }
+
+    /// Moves everything the server owes to the client.
+    fn to_client(server: &mut TlsSession, client: &mut ClientConnection) {
+        let wire = server.ciphertext().to_vec();
+        server.wrote(wire.len());
+        let mut reader = &wire[..];
+        while !reader.is_empty() {
+            client.read_tls(&mut reader).unwrap();
+        }
+        client.process_new_packets().unwrap();
+    }
+
+    fn handshake(client: &mut ClientConnection, server: &mut TlsSession, chunk: usize) {
+        while client.is_handshaking() || server.is_handshaking() {
+            to_server(client, server, chunk).unwrap();
+            to_client(server, client);
+        }
+        // TLS 1.3 tickets or the client's last flight.
+        to_server(client, server, chunk).unwrap();
+        to_client(server, client);
+    }
+
+    #[test]
+    fn a_handshake_fed_a_byte_at_a_time_completes_in_both_versions_with_alpn() {
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let mut client = client(&[version], &[b"h2", b"http/1.1"]);
+            let mut server = server();
+            handshake(&mut client, &mut server, 1);
+            assert!(!server.is_handshaking());
+            assert_eq!(client.alpn_protocol(), Some(&b"http/1.1"[..]));
+            assert_eq!(client.protocol_version(), Some(version.version));
+        }
+    }
+
+    #[test]
+    fn application_data_crosses_both_ways_and_the_queue_keeps_its_bytes_until_written() {
+        let mut client = client(&[&rustls::version::TLS13], &[]);
+        let mut server = server();
+        handshake(&mut client, &mut server, 4096);
+        client
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            to_server(&mut client, &mut server, 7).unwrap(),
+            b"GET / HTTP/1.1\r\n\r\n"
+        );
+
+        // 40,000 bytes go out as three records, each leaving the queue once written.
+        let mut queue: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+        let expected = queue.clone();
+        let mut received = Vec::new();
+        while !queue.is_empty() {
+            server.seal(&queue).unwrap();
+            let wire = server.ciphertext().to_vec();
+            assert!(wire.len() <= RECORD_PLAINTEXT + RECORD_OVERHEAD);
+            // Half of it first: nothing leaves the queue yet.
+            assert_eq!(server.wrote(wire.len() / 2), 0);
+            let sent = server.wrote(wire.len() - wire.len() / 2);
+            assert!(sent > 0 && sent <= RECORD_PLAINTEXT);
+            queue.drain(..sent);
+            let mut reader = &wire[..];
+            while !reader.is_empty() {
+                client.read_tls(&mut reader).unwrap();
+                client.process_new_packets().unwrap();
+                let mut got = Vec::new();
+                let _ = client.reader().read_to_end(&mut got);
+                received.extend_from_slice(&got);
+            }
+        }
+        assert!(received == expected, "{} bytes arrived", received.len());
+        // Idle again: no record buffer held.
+        assert!(server.ciphertext().is_empty());
+        assert_eq!(server.outgoing.capacity(), 0);
+        assert_eq!(server.incoming.capacity(), 0);
+    }
+
+    #[test]
+    fn close_notify_goes_both_ways() {
+        let mut client = client(&[&rustls::version::TLS13], &[]);
+        let mut server = server();
+        handshake(&mut client, &mut server, 4096);
+        client.send_close_notify();
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        let got = server.receive(&mut wire, &mut Vec::new()).unwrap();
+        assert!(got.peer_closed && server.peer_closed());
+        server.close_notify().unwrap();
+        to_client(&mut server, &mut client);
+        let mut rest = Vec::new();
+        assert_eq!(client.reader().read_to_end(&mut rest).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_client_offering_only_other_protocols_gets_the_no_application_protocol_alert() {
+        let mut client = client(&[&rustls::version::TLS13], &[b"h2"]);
+        let mut server = server();
+        let err = to_server(&mut client, &mut server, 4096).unwrap_err();
+        assert!(err.to_string().contains("protocol"), "{err}");
+        let alert = server.ciphertext().to_vec();
+        client.read_tls(&mut &alert[..]).unwrap();
+        let err = client.process_new_packets().unwrap_err();
+        assert!(err.to_string().contains("NoApplicationProtocol"), "{err}");
+    }
+
+    #[test]
+    fn a_tampered_record_and_plain_http_are_refused() {
+        let mut client = client(&[&rustls::version::TLS13], &[]);
+        let mut server = server();
+        handshake(&mut client, &mut server, 4096);
+        client.writer().write_all(b"hello").unwrap();
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        assert!(server.receive(&mut wire, &mut Vec::new()).is_err());
+
+        let mut server = self::server();
+        let mut plain = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        assert!(server.receive(&mut plain, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused_at_configuration() {
+        let other = include_bytes!("../../tests/data/tls/renewed.key");
+        let err = server_config(CERT, other).unwrap_err();
+        assert!(err.starts_with("certificate and key"), "{err}");
+        assert!(server_config(b"", KEY).is_err());
+        assert!(server_config(CERT, b"not a key").is_err());
+    }
+}
