@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The single test command: release build, tests, clippy, a short fuzz run, fault and
-# load-generator runs, Autobahn|Testsuite, MCP conformance.
+# The single test command: release build, tests, clippy, a short fuzz run, real MCP clients
+# (the Python and TypeScript SDKs, headless Chromium), fault and load-generator runs,
+# Autobahn|Testsuite, MCP conformance.
 # Prints one PASS/FAIL/SKIP line per stage and exits non-zero if any gating stage failed.
 # Later stages still run after a failure (except those that need the release binary), so a
 # single run shows everything that is broken. Works from any cwd.
@@ -10,10 +11,12 @@
 #   RINGMCP_CONFORMANCE_REQUIRED=0  report conformance failures without failing the run
 #                                   (default 1: any failed scenario fails the run)
 #   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stage (local quick runs only)
+#   RINGMCP_SKIP_BROWSER=1          skip the browser stage (headless Chromium; local quick runs only)
 #   RINGMCP_FUZZ_SECONDS=N          seconds per fuzz target in the fuzz stage (default 15;
 #                                   0 replays the seeds and corpus once)
 #   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh (e.g. '1.*,2.*')
-# Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh).
+# Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh);
+# the browser stage installs Debian's chromium with apt-get when /usr/bin/chromium is missing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -69,6 +72,11 @@ if (( build_ok )); then
     stage metrics scripts/metrics.sh || true
     stage python-sdk scripts/python_sdk.sh || true
     stage ts-sdk scripts/ts_sdk.sh || true
+    if [[ -n "${RINGMCP_SKIP_BROWSER:-}" ]]; then
+        skip browser "RINGMCP_SKIP_BROWSER is set"
+    else
+        stage browser scripts/browser.sh || true
+    fi
     stage faults scripts/faults.sh || true
     stage flood scripts/flood.sh || true
     stage loadgen scripts/loadgen.sh || true
@@ -77,6 +85,7 @@ else
     skip metrics "release build failed"; failed=1
     skip python-sdk "release build failed"
     skip ts-sdk "release build failed"
+    skip browser "release build failed"
     skip faults "release build failed"
     skip flood "release build failed"
     skip loadgen "release build failed"

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# ringmcp from a real browser (a test.sh stage): headless Chromium (Debian's `chromium`,
+# installed with apt-get when /usr/bin/chromium is missing) opens scripts/browser_page.html on
+# two loopback origins served by scripts/browser_pages.py. The server is started with
+# --allow-origin for origin A only.
+#   origin A (http://127.0.0.1:PA, allowed): Streamable HTTP initialize, initialized, an echo
+#     call with the session headers, DELETE and a 404 after it (2025-11-25); two MCP 2026-07-28
+#     stateless calls with Mcp-Method/Mcp-Name (one with Mcp-Param-Region); the legacy
+#     transport through EventSource; MCP over WebSocket with subprotocol `mcp`. All cross-origin:
+#     preflights, exposed mcp-session-id, the DELETE method.
+#   origin B (http://localhost:PB, not allowed): the same requests must be refused (fetch
+#     TypeError, EventSource closed, WebSocket handshake failed), and the server must have
+#     answered 403 to them.
+# Each page POSTs its steps to its own origin; the reports are checked step by step and
+# printed as one table. Chromium, the page server and ringmcp are stopped by PID on exit.
+#
+# Env:
+#   RINGMCP_BIN                 server binary (default: target/release/ringmcp)
+#   CHROMIUM                    browser binary (default: /usr/bin/chromium, apt-installed if missing)
+#   BROWSER_TIMEOUT=N           seconds to wait for each page's report (default 30)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+TIMEOUT="${BROWSER_TIMEOUT:-30}"
+
+make_tmpdir WORK
+
+if [[ ! -x "$CHROMIUM" ]]; then
+    [[ "$CHROMIUM" == /usr/bin/chromium ]] || die "CHROMIUM=$CHROMIUM is not executable"
+    command -v apt-get >/dev/null 2>&1 || die "no $CHROMIUM and no apt-get to install Debian's chromium"
+    (( EUID == 0 )) || die "no $CHROMIUM; installing it with apt-get needs root"
+    log "installing Debian's chromium with apt-get"
+    t0=$SECONDS
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { timeout 600 apt-get update && timeout 600 apt-get install -y --no-install-recommends chromium; } \
+        >"$WORK/apt.log" 2>&1; then
+        tail -n 30 "$WORK/apt.log" >&2
+        die "apt-get could not install chromium"
+    fi
+    [[ -x "$CHROMIUM" ]] || die "apt-get installed chromium but $CHROMIUM is missing"
+    log "chromium installed in $(( SECONDS - t0 )) s"
+fi
+# The Debian launcher prints a shell warning on some /dev/shm layouts; the version is its last line.
+log "$(timeout 10 "$CHROMIUM" --version 2>/dev/null | tail -n 1)"
+
+# start_group LOGFILE CMD...: run CMD in a new process group (setsid: a background job is no
+# group leader, so setsid does not fork and $! is the group's id), stopped on exit. Sets GROUP.
+declare -A RUNNING=()
+start_group() {
+    local logfile=$1; shift
+    setsid "$@" >"$logfile" 2>&1 </dev/null &
+    GROUP=$!
+    RUNNING[$GROUP]=1
+    on_exit stop_group "$GROUP"
+}
+
+# stop_group PGID: SIGTERM a group started by start_group (Chromium's helper processes are in
+# it), SIGKILL what is left after 5 s. Only once per group, so an id the system has since
+# reused is never signalled.
+stop_group() {
+    local pgid=$1 i
+    [[ -n "${RUNNING[$pgid]:-}" ]] || return 0
+    unset "RUNNING[$pgid]"
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    for (( i=0; i<50; i++ )); do
+        kill -0 -- "-$pgid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 -- "-$pgid" 2>/dev/null; then
+        warn "process group $pgid ignored SIGTERM for 5 s; sending SIGKILL"
+        kill -KILL -- "-$pgid" 2>/dev/null || true
+    fi
+    wait "$pgid" 2>/dev/null || true
+}
+
+start_group "$WORK/pages.log" python3 scripts/browser_pages.py serve scripts/browser_page.html "$WORK"
+PAGES_PID=$GROUP
+for (( i=0; i<100; i++ )); do
+    [[ -f "$WORK/ports" ]] && break
+    kill -0 "$PAGES_PID" 2>/dev/null || { cat "$WORK/pages.log" >&2; die "the page server exited"; }
+    sleep 0.1
+done
+[[ -f "$WORK/ports" ]] || die "the page server did not start within 10 s"
+read -r PORT_A PORT_B <"$WORK/ports"
+ORIGIN_A="http://127.0.0.1:$PORT_A"
+ORIGIN_B="http://localhost:$PORT_B"
+
+start_server "$WORK/server.log" --shards 1 --allow-origin "$ORIGIN_A"
+# responses_403: the server's count of 403 answers, all shards.
+responses_403() {
+    curl -s -m 5 "$SERVER_URL/metrics" \
+        | awk '/^ringmcp_http_responses_total\{.*status="403"/ { n += $2 } END { print n + 0 }'
+}
+refused_before="$(responses_403)"
+
+# run_page LABEL URL: one headless Chromium with a fresh profile opens URL (headless mode takes
+# one target) until the page has reported or BROWSER_TIMEOUT has passed, then is stopped. The
+# flags keep it off the network (this machine's closed network refuses the connections
+# Chromium makes on its own).
+run_page() {
+    local label=$1 url=$2 pid t0=$SECONDS deadline=$(( SECONDS + TIMEOUT ))
+    log "chromium: $url"
+    start_group "$WORK/chromium-$label.log" "$CHROMIUM" --headless --no-sandbox --disable-gpu \
+        --disable-quic --no-first-run --disable-background-networking --disable-component-update \
+        --disable-sync --user-data-dir="$WORK/profile-$label" "$url"
+    pid=$GROUP
+    until [[ -f "$WORK/report-$label.json" ]]; do
+        if (( SECONDS >= deadline )); then
+            warn "no report from page $label within $TIMEOUT s; chromium's log:"
+            tail -n 40 "$WORK/chromium-$label.log" >&2 || true
+            break
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            warn "chromium exited before page $label reported; its log:"
+            tail -n 40 "$WORK/chromium-$label.log" >&2 || true
+            break
+        fi
+        sleep 0.2
+    done
+    [[ -f "$WORK/report-$label.json" ]] && log "page $label reported after $(( SECONDS - t0 )) s"
+    stop_group "$pid"
+}
+run_page A "$ORIGIN_A/?label=A&expect=allow&mcp=$SERVER_URL"
+run_page B "$ORIGIN_B/?label=B&expect=refuse&mcp=$SERVER_URL"
+
+rc=0
+python3 scripts/browser_pages.py check "$WORK" || rc=1
+
+# The refusals must be the server's: a 403 to origin B's preflights, GET /sse and WebSocket
+# handshake (4 at least; a browser may retry some).
+refused=$(( $(responses_403) - refused_before ))
+if (( refused >= 4 )); then
+    log "the server answered 403 $refused times to origin B"
+else
+    warn "the server answered 403 only $refused times (want at least 4: two preflights, /sse, the WebSocket handshake)"
+    rc=1
+fi
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    warn "the server died during the run; its log:"
+    tail -n 40 "$WORK/server.log" >&2 || true
+    rc=1
+fi
+if (( rc )); then
+    echo "BROWSER: FAIL"
+    exit 1
+fi
+echo "BROWSER: PASS"
