@@ -279,8 +279,15 @@ impl HttpSession {
         let store = self.store.borrow();
         let events = store.replay_after(state.ring, after, Instant::now())?;
         // SEP-1699 priming event: an id the client can resume from even if nothing else arrives.
+        // The 2024-11-05 transport has no resumption, and its clients parse every `message`
+        // event as JSON-RPC: an empty one would be an error there, so it gets `retry:` alone
+        // (a block without data is not dispatched).
         let mut primer = Vec::new();
-        sse::write_priming(&mut primer, EventId { stream, seq: after }, retry_ms);
+        if self.legacy {
+            sse::write_retry(&mut primer, retry_ms);
+        } else {
+            sse::write_priming(&mut primer, EventId { stream, seq: after }, retry_ms);
+        }
         sink.push_raw(&primer);
         for (seq, payload) in events {
             sink.push_event(Some(EventId { stream, seq }), self.event_name(), payload);
