@@ -1,14 +1,20 @@
-//! TLS on a connection, without I/O: rustls's unbuffered server connection, fed the ciphertext
-//! the shard read and asked for the ciphertext the shard should write.
+//! TLS on a connection, without I/O: rustls's unbuffered connection (the server's, or the load
+//! generator's client), fed the ciphertext the shard read and asked for the ciphertext the
+//! shard should write.
 //!
 //! The caller owns every buffer (rustls's unbuffered API), so a session keeps only what is in
 //! transit: a partly received record, and the ciphertext of at most one sealed chunk of the
 //! connection's outbound queue. Both are released once empty, so an idle TLS connection holds
 //! no record buffer, as an idle plain one holds no read or write buffer.
 
-use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
-use rustls::ServerConfig;
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use rustls::pki_types::ServerName;
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+    WriteTraffic,
+};
+use rustls::{ClientConfig, ServerConfig};
 use std::fmt;
 use std::sync::Arc;
 
@@ -82,9 +88,9 @@ pub struct Received {
     pub peer_closed: bool,
 }
 
-/// The TLS state of one server connection.
+/// The TLS state of one connection.
 pub struct TlsSession {
-    conn: UnbufferedServerConnection,
+    side: Side,
     /// A record (or records) received in part, kept until the rest arrives.
     incoming: Vec<u8>,
     /// Ciphertext owed to the peer: handshake records, then at most one sealed chunk.
@@ -97,21 +103,40 @@ pub struct TlsSession {
 }
 
 impl TlsSession {
-    /// A connection that has yet to receive the client's hello.
+    /// A server connection that has yet to receive the client's hello.
     pub fn new(config: Arc<ServerConfig>) -> Result<Box<Self>, TlsError> {
-        Ok(Box::new(TlsSession {
-            conn: UnbufferedServerConnection::new(config).map_err(TlsError)?,
+        let conn = UnbufferedServerConnection::new(config).map_err(TlsError)?;
+        Ok(Self::with(Side::Server(conn)))
+    }
+
+    /// A client connection to `name`, its hello ready in [`Self::ciphertext`].
+    pub fn client(
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> Result<Box<Self>, TlsError> {
+        let conn = UnbufferedClientConnection::new(config, name).map_err(TlsError)?;
+        let mut session = Self::with(Side::Client(conn));
+        session.process(&mut [], &mut Vec::new())?;
+        Ok(session)
+    }
+
+    fn with(side: Side) -> Box<Self> {
+        Box::new(TlsSession {
+            side,
             incoming: Vec::new(),
             outgoing: Vec::new(),
             written: 0,
             sealed: 0,
             peer_closed: false,
-        }))
+        })
     }
 
     /// Whether the handshake is still under way.
     pub fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
+        match &self.side {
+            Side::Server(conn) => conn.is_handshaking(),
+            Side::Client(conn) => conn.is_handshaking(),
+        }
     }
 
     /// Whether the peer sent close_notify.
@@ -162,44 +187,10 @@ impl TlsSession {
 
     /// Runs rustls over `buf` until it needs more input; returns the bytes it consumed.
     fn process(&mut self, buf: &mut [u8], plaintext: &mut Vec<u8>) -> Result<usize, TlsError> {
-        let mut used = 0;
-        loop {
-            let status = self.conn.process_tls_records(&mut buf[used..]);
-            let mut discard = status.discard;
-            match status.state.map_err(TlsError)? {
-                ConnectionState::ReadTraffic(mut traffic) => {
-                    while let Some(record) = traffic.next_record() {
-                        let record = record.map_err(TlsError)?;
-                        discard += record.discard;
-                        plaintext.extend_from_slice(record.payload);
-                    }
-                }
-                ConnectionState::EncodeTlsData(mut data) => {
-                    // An empty room first: rustls answers with the record's exact size.
-                    grow_into(&mut self.outgoing, 0, |room| match data.encode(room) {
-                        Ok(n) => Ok(n),
-                        Err(EncodeError::InsufficientSize(InsufficientSizeError {
-                            required_size,
-                        })) => Err(Some(required_size)),
-                        Err(EncodeError::AlreadyEncoded) => Err(None),
-                    });
-                }
-                // Queued in `outgoing`, which the caller writes before anything sealed later.
-                ConnectionState::TransmitTlsData(data) => data.done(),
-                ConnectionState::PeerClosed => self.peer_closed = true,
-                ConnectionState::Closed
-                | ConnectionState::BlockedHandshake
-                | ConnectionState::WriteTraffic(_) => {
-                    return Ok(used + discard);
-                }
-                // Early data is off (`max_early_data_size` stays 0); anything else is new.
-                _ => {
-                    return Err(TlsError(rustls::Error::General(
-                        "unexpected TLS state".into(),
-                    )))
-                }
-            }
-            used += discard;
+        let (outgoing, peer_closed) = (&mut self.outgoing, &mut self.peer_closed);
+        match &mut self.side {
+            Side::Server(conn) => process(conn, buf, plaintext, outgoing, peer_closed),
+            Side::Client(conn) => process(conn, buf, plaintext, outgoing, peer_closed),
         }
     }
 
@@ -246,34 +237,141 @@ impl TlsSession {
     fn encrypt(
         &mut self,
         plaintext: usize,
-        mut op: impl FnMut(
-            &mut rustls::unbuffered::WriteTraffic<'_, rustls::server::ServerConnectionData>,
-            &mut [u8],
-        ) -> Result<usize, EncryptError>,
+        op: impl FnMut(&mut dyn Encrypt, &mut [u8]) -> Result<usize, EncryptError>,
     ) -> Result<(), TlsError> {
-        let status = self.conn.process_tls_records(&mut []);
-        let ConnectionState::WriteTraffic(mut traffic) = status.state.map_err(TlsError)? else {
-            return Err(TlsError(rustls::Error::HandshakeNotComplete));
-        };
-        let mut exhausted = false;
-        let room = plaintext + RECORD_OVERHEAD;
-        grow_into(&mut self.outgoing, room, |room| {
-            match op(&mut traffic, room) {
-                Ok(n) => Ok(n),
-                Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                    Err(Some(required_size))
-                }
-                Err(_) => {
-                    exhausted = true;
-                    Err(None)
+        match &mut self.side {
+            Side::Server(conn) => encrypt(conn, &mut self.outgoing, plaintext, op),
+            Side::Client(conn) => encrypt(conn, &mut self.outgoing, plaintext, op),
+        }
+    }
+}
+
+/// The two ends rustls's unbuffered API has.
+enum Side {
+    Server(UnbufferedServerConnection),
+    Client(UnbufferedClientConnection),
+}
+
+/// What the session needs of either end: rustls gives each its own `process_tls_records`.
+trait Records {
+    type Data;
+    fn records<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+impl Records for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn records<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+impl Records for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn records<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+/// Encryption in the traffic state, whichever end.
+trait Encrypt {
+    fn encrypt(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, EncryptError>;
+    fn queue_close_notify(&mut self, out: &mut [u8]) -> Result<usize, EncryptError>;
+}
+
+impl<Data> Encrypt for WriteTraffic<'_, Data> {
+    fn encrypt(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, EncryptError> {
+        WriteTraffic::encrypt(self, plaintext, out)
+    }
+    fn queue_close_notify(&mut self, out: &mut [u8]) -> Result<usize, EncryptError> {
+        WriteTraffic::queue_close_notify(self, out)
+    }
+}
+
+/// Runs rustls over `buf` until it needs more input: application data to `plaintext`,
+/// handshake records to `outgoing`. Returns the bytes consumed.
+fn process<C: Records>(
+    conn: &mut C,
+    buf: &mut [u8],
+    plaintext: &mut Vec<u8>,
+    outgoing: &mut Vec<u8>,
+    peer_closed: &mut bool,
+) -> Result<usize, TlsError> {
+    let mut used = 0;
+    loop {
+        let status = conn.records(&mut buf[used..]);
+        let mut discard = status.discard;
+        match status.state.map_err(TlsError)? {
+            ConnectionState::ReadTraffic(mut traffic) => {
+                while let Some(record) = traffic.next_record() {
+                    let record = record.map_err(TlsError)?;
+                    discard += record.discard;
+                    plaintext.extend_from_slice(record.payload);
                 }
             }
-        });
-        if exhausted {
-            return Err(TlsError(rustls::Error::EncryptError));
+            ConnectionState::EncodeTlsData(mut data) => {
+                // An empty room first: rustls answers with the record's exact size.
+                grow_into(outgoing, 0, |room| match data.encode(room) {
+                    Ok(n) => Ok(n),
+                    Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                        Err(Some(required_size))
+                    }
+                    Err(EncodeError::AlreadyEncoded) => Err(None),
+                });
+            }
+            // Queued in `outgoing`, which the caller writes before anything sealed later.
+            ConnectionState::TransmitTlsData(data) => data.done(),
+            ConnectionState::PeerClosed => *peer_closed = true,
+            ConnectionState::Closed
+            | ConnectionState::BlockedHandshake
+            | ConnectionState::WriteTraffic(_) => return Ok(used + discard),
+            // Early data is off (`max_early_data_size` stays 0); anything else is new.
+            _ => {
+                return Err(TlsError(rustls::Error::General(
+                    "unexpected TLS state".into(),
+                )))
+            }
         }
-        Ok(())
+        used += discard;
     }
+}
+
+/// Runs `op` in the traffic state, appending what it encrypts to `outgoing`.
+fn encrypt<C: Records>(
+    conn: &mut C,
+    outgoing: &mut Vec<u8>,
+    plaintext: usize,
+    mut op: impl FnMut(&mut dyn Encrypt, &mut [u8]) -> Result<usize, EncryptError>,
+) -> Result<(), TlsError> {
+    let status = conn.records(&mut []);
+    let ConnectionState::WriteTraffic(mut traffic) = status.state.map_err(TlsError)? else {
+        return Err(TlsError(rustls::Error::HandshakeNotComplete));
+    };
+    let mut exhausted = false;
+    grow_into(outgoing, plaintext + RECORD_OVERHEAD, |room| {
+        match op(&mut traffic, room) {
+            Ok(n) => Ok(n),
+            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                Err(Some(required_size))
+            }
+            Err(_) => {
+                exhausted = true;
+                Err(None)
+            }
+        }
+    });
+    if exhausted {
+        return Err(TlsError(rustls::Error::EncryptError));
+    }
+    Ok(())
 }
 
 /// Appends to `out` what `write` puts into `room` bytes, growing the room if `write` says
@@ -470,6 +568,40 @@ mod tests {
         let mut server = self::server();
         let mut plain = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
         assert!(server.receive(&mut plain, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn the_client_session_talks_to_the_server_session() {
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(CA) {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client = TlsSession::client(Arc::new(config), name).unwrap();
+        let mut server = server();
+        // Each side takes what the other owes until neither owes anything.
+        let mut plaintext = Vec::new();
+        for _ in 0..8 {
+            let mut wire = client.ciphertext().to_vec();
+            client.wrote(wire.len());
+            server.receive(&mut wire, &mut plaintext).unwrap();
+            let mut wire = server.ciphertext().to_vec();
+            server.wrote(wire.len());
+            client.receive(&mut wire, &mut plaintext).unwrap();
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+        assert!(plaintext.is_empty());
+        client.seal(b"ping").unwrap();
+        let mut wire = client.ciphertext().to_vec();
+        assert_eq!(client.wrote(wire.len()), 4);
+        server.receive(&mut wire, &mut plaintext).unwrap();
+        assert_eq!(plaintext, b"ping");
     }
 
     #[test]
