@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite (fuzzingclient) against `ringmcp --echo`.
 #
+# usage: scripts/autobahn.sh [--tls | --url URL]
+#
 # Installs wstest (Python 2.7 only) into .cache/autobahn/, starts the server on a free
 # port, runs the WebSocket cases against ws://127.0.0.1:PORT/echo and fails unless every
 # case is OK / NON-STRICT / INFORMATIONAL (scripts/autobahn_report.py).
+#   --tls      serve the echo over TLS (a test CA and certificate made with openssl, the server
+#              started with --tls-cert/--tls-key) and run the cases against wss://…/echo.
+#              wstest 0.8.2 speaks wss:// itself (Twisted + pyOpenSSL, both in the pins below);
+#              it does not verify the server's certificate, the handshake is real TLS.
+#   --url URL  run the cases against a WebSocket echo server that is already running at URL
+#              (ws:// or wss://); nothing is started, the caller owns that server.
 #
 # Env:
 #   RINGMCP_BIN      server binary (default: target/release/ringmcp)
@@ -12,7 +20,8 @@
 #   PYTHON27         CPython 2.7 interpreter (default: $(pyenv root)/versions/2.7.18/bin/python2.7)
 #   AUTOBAHN_TIMEOUT  cap for the whole wstest run in seconds (default 900)
 #   AUTOBAHN_INSTALL_ONLY=1   install and exit
-# Report (HTML + JSON): .cache/autobahn/reports/index.html
+# Report (HTML + JSON): .cache/autobahn/reports/index.html (reports-tls/ with --tls,
+# reports-url/ with --url)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -20,7 +29,6 @@ cd "$REPO_ROOT"
 AB_DIR="$CACHE_DIR/autobahn"
 AB_VENV3="$AB_DIR/venv3"      # Python 3 venv that only hosts virtualenv
 AB_PY2="$AB_DIR/py2"          # Python 2.7 virtualenv with wstest
-AB_REPORTS="$AB_DIR/reports"
 
 # virtualenv 20.21.x is the last line that can create Python 2.7 environments; it seeds
 # pip 20.3.4 / setuptools 44.1.1 / wheel 0.37.1 (the last releases supporting 2.7).
@@ -68,6 +76,24 @@ linecache2==1.0.0
 "
 
 DEFAULT_CASES="1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*"
+
+mode=plain
+target_url=""
+while (( $# )); do
+    case "$1" in
+        --tls) mode=tls ;;
+        --url) shift; mode=url; target_url="${1:?--url needs a ws:// or wss:// URL}" ;;
+        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) die "unknown argument: $1" ;;
+    esac
+    shift
+done
+case "$mode" in
+    plain) AB_REPORTS="$AB_DIR/reports" ;;
+    tls)   AB_REPORTS="$AB_DIR/reports-tls" ;;
+    url)   AB_REPORTS="$AB_DIR/reports-url"
+           [[ "$target_url" == ws://* || "$target_url" == wss://* ]] || die "--url needs a ws:// or wss:// URL, not $target_url" ;;
+esac
 
 find_python27() {
     if [[ -n "${PYTHON27:-}" ]]; then printf '%s' "$PYTHON27"; return; fi
@@ -117,16 +143,26 @@ PY
 
 make_tmpdir WORK
 # Autobahn's 9.x cases send messages of up to 16 MiB; the default limit is 1 MiB.
-start_server "$WORK/server.log" --shards 1 --echo --max-message-bytes 16777216
+ECHO_ARGS=(--shards 1 --echo --max-message-bytes 16777216)
+case "$mode" in
+    plain)
+        start_server "$WORK/server.log" "${ECHO_ARGS[@]}"
+        target_url="ws://127.0.0.1:$SERVER_PORT/echo" ;;
+    tls)
+        make_test_certs "$WORK/tls"
+        SERVER_SCHEME=https HTTP_CA_FILE="$WORK/tls/ca.pem" start_server "$WORK/server.log" "${ECHO_ARGS[@]}" \
+            --tls-cert "$WORK/tls/server.pem" --tls-key "$WORK/tls/server.key"
+        target_url="wss://127.0.0.1:$SERVER_PORT/echo" ;;
+esac
 
 rm -rf "$AB_REPORTS"
 mkdir -p "$AB_REPORTS"
-python3 - "$WORK/spec.json" "$AB_REPORTS" "ws://127.0.0.1:$SERVER_PORT/echo" "$cases_json" <<'PY'
+python3 - "$WORK/spec.json" "$AB_REPORTS" "$target_url" "$cases_json" "$mode" <<'PY'
 import json, sys
-path, outdir, url, cases = sys.argv[1:5]
+path, outdir, url, cases, mode = sys.argv[1:6]
 spec = {
     "outdir": outdir,
-    "servers": [{"agent": "ringmcp", "url": url}],
+    "servers": [{"agent": {"plain": "ringmcp", "tls": "ringmcp-tls"}.get(mode, "target"), "url": url}],
     "cases": json.loads(cases),
     "exclude-cases": [],
     "exclude-agent-cases": {},
@@ -146,7 +182,7 @@ wstest_rc=0
 (( wstest_rc != 124 )) || warn "wstest hit AUTOBAHN_TIMEOUT (${AUTOBAHN_TIMEOUT:-900} s)"
 log "wstest finished in $(( SECONDS - t0 )) s (rc $wstest_rc)"
 
-if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+if [[ "$mode" != url ]] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
     warn "the server died during the run; last log lines:"
     tail -n 40 "$WORK/server.log" >&2 || true
 fi

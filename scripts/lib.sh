@@ -9,13 +9,18 @@
 #   on_exit CMD...                  register a cleanup command (run LIFO by one EXIT trap)
 #   make_tmpdir VAR                 mktemp -d, removed on exit, path stored in VAR
 #   free_port                       print a currently-free TCP port on 127.0.0.1
-#   http_status URL                 print the HTTP status code of GET URL (000 on error)
+#   http_status URL                 print the HTTP status code of GET URL (000 on error;
+#                                   HTTP_CA_FILE: the CA an https URL is checked against)
 #   wait_http_ok URL TIMEOUT [PID]  poll until GET URL answers 200; fail early if PID dies
 #   ringmcp_bin                     print the server binary (RINGMCP_BIN or target/release/ringmcp)
 #   start_server LOG ARGS...        start the server on a free port (sets SERVER_PORT,
 #                                   SERVER_PID, SERVER_URL), wait for /healthz, stop on exit
+#                                   (SERVER_SCHEME=https for a TLS port)
 #   stop_server                     stop it now (idempotent)
+#   stop_pid PID [NAME]             SIGTERM a process, SIGKILL it after 5 s, reap it
 #   wait_listening PORT TIMEOUT PID poll until 127.0.0.1:PORT accepts; fail early if PID dies
+#   make_test_certs DIR             a test CA (ca.pem) and a server certificate for 127.0.0.1 and
+#                                   localhost signed by it (server.pem, server.key)
 #   stamp_matches DIR KEY / write_stamp DIR KEY
 #                                   idempotent-install markers keyed on pinned versions
 #   python_venv DIR PINS...         a Python 3 venv with exactly PINS installed
@@ -74,15 +79,17 @@ s.close()
 PY
 }
 
+# HTTP_CA_FILE, if set, is the CA bundle an https:// URL is checked against (a test CA).
 http_status() {
     local url=$1
     if command -v curl >/dev/null 2>&1; then
-        curl -s -o /dev/null -m 2 -w '%{http_code}' "$url" 2>/dev/null || true
+        curl -s -o /dev/null -m 2 -w '%{http_code}' ${HTTP_CA_FILE:+--cacert "$HTTP_CA_FILE"} "$url" 2>/dev/null || true
     else
-        python3 - "$url" <<'PY' 2>/dev/null || printf '000'
-import sys, urllib.request, urllib.error
+        python3 - "$url" "${HTTP_CA_FILE:-}" <<'PY' 2>/dev/null || printf '000'
+import ssl, sys, urllib.request, urllib.error
+ctx = ssl.create_default_context(cafile=sys.argv[2] or None)
 try:
-    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+    with urllib.request.urlopen(sys.argv[1], timeout=2, context=ctx) as r:
         print(r.status, end="")
 except urllib.error.HTTPError as e:
     print(e.code, end="")
@@ -118,10 +125,9 @@ SERVER_PID=""
 SERVER_PORT=""
 SERVER_URL=""
 
-stop_server() {
-    [[ -n "$SERVER_PID" ]] || return 0
-    local pid=$SERVER_PID i
-    SERVER_PID=""
+# stop_pid PID [NAME]: SIGTERM, up to 5 s to exit, then SIGKILL; reaps PID if it is our child.
+stop_pid() {
+    local pid=$1 name=${2:-process} i
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null
         for (( i=0; i<50; i++ )); do
@@ -129,16 +135,24 @@ stop_server() {
             sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null; then
-            warn "server pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
+            warn "$name pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
             kill -KILL "$pid" 2>/dev/null
         fi
     fi
     wait "$pid" 2>/dev/null || true
 }
 
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    local pid=$SERVER_PID
+    SERVER_PID=""
+    stop_pid "$pid" server
+}
+
 # start_server LOGFILE EXTRA_ARGS...
 # Runs: <bin> --bind 127.0.0.1:<free port> EXTRA_ARGS...   (stdout+stderr -> LOGFILE)
 # Waits up to SERVER_START_TIMEOUT (default 30) seconds for GET /healthz == 200.
+# SERVER_SCHEME=https (with HTTP_CA_FILE) for a server started with --tls-cert/--tls-key.
 # Retries on a new port if the process dies during startup (port race).
 start_server() {
     local logfile=$1; shift
@@ -148,7 +162,7 @@ start_server() {
     on_exit stop_server
     for attempt in 1 2 3; do
         SERVER_PORT="$(free_port)"
-        SERVER_URL="http://127.0.0.1:$SERVER_PORT"
+        SERVER_URL="${SERVER_SCHEME:-http}://127.0.0.1:$SERVER_PORT"
         log "starting: $bin --bind 127.0.0.1:$SERVER_PORT $* (log: $logfile)"
         "$bin" --bind "127.0.0.1:$SERVER_PORT" "$@" >"$logfile" 2>&1 </dev/null &
         SERVER_PID=$!
@@ -183,6 +197,30 @@ wait_listening() {
         sleep 0.2
     done
     return 1
+}
+
+# ---------------------------------------------------------------- TLS test certificates
+# make_test_certs DIR: a throwaway CA (DIR/ca.pem) and a server leaf signed by it
+# (DIR/server.pem, DIR/server.key: ECDSA P-256, SAN IP:127.0.0.1 and DNS:localhost, valid for
+# 2 days). P-256 rather than RSA: a handshake costs tens of microseconds instead of about a
+# millisecond, which matters when a test opens thousands of connections. Clients trust it with
+# SSL_CERT_FILE (Python/httpx), NODE_EXTRA_CA_CERTS (Node) or curl --cacert.
+make_test_certs() {
+    local dir=$1
+    command -v openssl >/dev/null 2>&1 || die "openssl not found (needed for the test certificates)"
+    mkdir -p "$dir"
+    printf '%s\n' basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature \
+        extendedKeyUsage=serverAuth subjectAltName=IP:127.0.0.1,DNS:localhost >"$dir/leaf.ext"
+    {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj "/CN=ringmcp test CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+            -keyout "$dir/server.key" -out "$dir/server.csr" \
+        && openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+            -CAcreateserial -days 2 -sha256 -extfile "$dir/leaf.ext" -out "$dir/server.pem" \
+        && openssl verify -CAfile "$dir/ca.pem" "$dir/server.pem"
+    } >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; die "making the test certificates failed"; }
 }
 
 # ---------------------------------------------------------------- install stamps
