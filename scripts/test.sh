@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The single test command: release build, tests, clippy, a short fuzz run, real MCP clients
 # (the Python and TypeScript SDKs, headless Chromium), fault and load-generator runs,
-# Autobahn|Testsuite, MCP conformance.
+# Autobahn|Testsuite, MCP conformance, TLS + OAuth authorization.
 # Prints one PASS/FAIL/SKIP line per stage and exits non-zero if any gating stage failed.
 # Later stages still run after a failure (except those that need the release binary), so a
 # single run shows everything that is broken. Works from any cwd.
@@ -10,13 +10,17 @@
 #   RINGMCP_SKIP_CONFORMANCE=1      skip the MCP conformance stage
 #   RINGMCP_CONFORMANCE_REQUIRED=0  report conformance failures without failing the run
 #                                   (default 1: any failed scenario fails the run)
-#   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stage (local quick runs only)
+#   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stage and the auth stage's wss:// run
+#                                   (local quick runs only)
 #   RINGMCP_SKIP_BROWSER=1          skip the browser stage (headless Chromium; local quick runs only)
+#   RINGMCP_SKIP_AUTH=1             skip the auth stage (TLS + OAuth; it is skipped by itself
+#                                   while the binary has no --tls-cert/--auth-issuer)
 #   RINGMCP_FUZZ_SECONDS=N          seconds per fuzz target in the fuzz stage (default 15;
 #                                   0 replays the seeds and corpus once)
 #   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh (e.g. '1.*,2.*')
-# Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh);
-# the browser stage installs Debian's chromium with apt-get when /usr/bin/chromium is missing.
+# Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh,
+# scripts/auth.sh); the browser stage installs Debian's chromium with apt-get when
+# /usr/bin/chromium is missing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -117,6 +121,21 @@ else
     else
         RESULTS+=("FAIL  conformance (optional, not gating; set RINGMCP_CONFORMANCE_REQUIRED=1 to gate) ($(( SECONDS - t0 )) s)")
     fi
+fi
+
+# TLS and OAuth authorization against a real OpenID provider (scripts/auth.sh). It runs only on
+# a binary that has --tls-cert and --auth-issuer, and then gates the run like any other stage.
+if [[ -n "${RINGMCP_SKIP_AUTH:-}" ]]; then
+    skip auth "RINGMCP_SKIP_AUTH is set"
+elif (( ! build_ok )); then
+    skip auth "release build failed"
+elif ! auth_help="$("$(ringmcp_bin)" --help 2>/dev/null)" \
+        || [[ "$auth_help" != *--tls-cert* || "$auth_help" != *--auth-issuer* ]]; then
+    skip auth "the server has no --tls-cert/--auth-issuer flags yet"
+elif [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then
+    stage auth env AUTH_SKIP_AUTOBAHN=1 scripts/auth.sh || true
+else
+    stage auth scripts/auth.sh || true
 fi
 
 exit "$failed"
