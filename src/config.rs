@@ -7,6 +7,7 @@
 use crate::mcp::request_state::StateSeal;
 use crate::mcp::DispatchLimits;
 use crate::proto::http1;
+use crate::transport::admission::{AdmissionLimits, Rate};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +131,42 @@ pub struct Config {
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.max_connections_per_shard))]
     pub max_connections_per_shard: usize,
 
+    /// Connections open at once from one client address, per shard (IPv6 by its /64); a further
+    /// one gets 429 and is closed. 0: no cap (the default: on a loopback bind or behind a
+    /// proxy every client has the same address).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.max_connections_per_ip))]
+    pub max_connections_per_ip: usize,
+
+    /// New connections one client address may open per second, per shard, after a burst of
+    /// `--new-connection-burst`; a connection over it gets 429 with Retry-After and is closed.
+    /// 0: no limit (the default, for the reason `--max-connections-per-ip` gives).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.max_new_connections_per_ip_per_sec))]
+    pub max_new_connections_per_ip_per_sec: u32,
+
+    /// New connections one client address may open at once above its steady rate (a client
+    /// opening a few connections together, or reconnecting after a restart).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.new_connection_burst, value_parser = clap::value_parser!(u32).range(1..)))]
+    pub new_connection_burst: u32,
+
+    /// JSON-RPC messages one client (its address; its principal once authorization is on) may
+    /// send per second, per shard, after a burst of `--request-burst`: over it, a POST gets 429
+    /// with Retry-After, a request on the legacy /messages gets -32000 on its SSE stream, a
+    /// WebSocket is closed with 1008. 0: no limit (the default; see `--max-connections-per-ip`).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.max_requests_per_sec))]
+    pub max_requests_per_sec: u32,
+
+    /// JSON-RPC messages one client may send at once above its steady rate (an MCP client's
+    /// opening handshake and listings, an agent's parallel tool calls).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.request_burst, value_parser = clap::value_parser!(u32).range(1..)))]
+    pub request_burst: u32,
+
+    /// Clients (addresses, principals) one shard tracks for the per-client limits, about 64
+    /// bytes each; idle ones (no connection, buckets full) are forgotten, and when none is, a
+    /// new client is refused (503 with Retry-After) rather than letting one that cycles
+    /// through addresses reset the buckets of others. Keep it above --max-connections-per-shard.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.max_tracked_clients_per_shard))]
+    pub max_tracked_clients_per_shard: usize,
+
     /// On SIGTERM/SIGINT, how long in-flight work may take before the shard exits, in milliseconds. A second signal exits at once.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.shutdown_grace_ms))]
     pub shutdown_grace_ms: u64,
@@ -239,6 +276,12 @@ const DEFAULT: Config = Config {
     max_outbound_bytes: 64 * 1024,
     slow_reader_timeout_ms: 10_000,
     max_connections_per_shard: 20_000,
+    max_connections_per_ip: 0,
+    max_new_connections_per_ip_per_sec: 0,
+    new_connection_burst: 20,
+    max_requests_per_sec: 0,
+    request_burst: 100,
+    max_tracked_clients_per_shard: 65_536,
     shutdown_grace_ms: 5_000,
     max_sessions_per_shard: 25_000,
     session_idle_timeout_secs: 600,
@@ -382,6 +425,19 @@ impl Config {
         }
     }
 
+    /// The per-client admission rules.
+    pub(crate) fn admission_limits(&self) -> AdmissionLimits {
+        AdmissionLimits {
+            max_connections_per_ip: self.max_connections_per_ip,
+            connection_rate: Rate::per_second(
+                self.max_new_connections_per_ip_per_sec,
+                self.new_connection_burst,
+            ),
+            request_rate: Rate::per_second(self.max_requests_per_sec, self.request_burst),
+            max_tracked: self.max_tracked_clients_per_shard,
+        }
+    }
+
     /// Grace period for draining on shutdown.
     pub(crate) fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
@@ -408,6 +464,31 @@ mod tests {
         use clap::Parser;
         let parsed = Config::parse_from(["ringmcp"]);
         assert_eq!(format!("{parsed:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn admission_is_off_by_default() {
+        // Every client of a loopback bind, or of a proxy, has one address: see the flags.
+        let limits = Config::default().admission_limits();
+        assert_eq!(limits.max_connections_per_ip, 0);
+        assert_eq!(limits.connection_rate, None);
+        assert_eq!(limits.request_rate, None);
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn a_burst_is_at_least_one() {
+        use clap::Parser;
+        for flag in ["--request-burst", "--new-connection-burst"] {
+            assert!(
+                Config::try_parse_from(["ringmcp", flag, "0"]).is_err(),
+                "{flag}"
+            );
+            assert!(
+                Config::try_parse_from(["ringmcp", flag, "1"]).is_ok(),
+                "{flag}"
+            );
+        }
     }
 
     #[cfg(feature = "cli")]

@@ -111,11 +111,19 @@ pub enum Limit {
     RequestState,
     /// A `subscriptions/listen` was refused at `--max-listen-streams-per-shard`.
     ListenStreams,
+    /// A connection was refused at `--max-connections-per-ip`.
+    ConnectionsPerIp,
+    /// A connection was refused at `--max-new-connections-per-ip-per-sec`.
+    ConnectionRate,
+    /// A JSON-RPC message was refused at `--max-requests-per-sec`.
+    RequestRate,
+    /// A new client was refused: the shard tracks `--max-tracked-clients-per-shard`, none idle.
+    AdmissionTable,
 }
 
 impl Limit {
     /// Every limit, in label order.
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 13] = [
         Limit::NotificationQueue,
         Limit::OutboundQueue,
         Limit::InFlight,
@@ -125,6 +133,10 @@ impl Limit {
         Limit::WriteTimeout,
         Limit::RequestState,
         Limit::ListenStreams,
+        Limit::ConnectionsPerIp,
+        Limit::ConnectionRate,
+        Limit::RequestRate,
+        Limit::AdmissionTable,
     ];
 
     /// The Prometheus label value.
@@ -139,6 +151,10 @@ impl Limit {
             Limit::WriteTimeout => "write_timeout",
             Limit::RequestState => "request_state",
             Limit::ListenStreams => "listen_streams",
+            Limit::ConnectionsPerIp => "connections_per_ip",
+            Limit::ConnectionRate => "connection_rate",
+            Limit::RequestRate => "request_rate",
+            Limit::AdmissionTable => "admission_table",
         }
     }
 }

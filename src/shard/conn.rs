@@ -135,6 +135,7 @@ impl Shard {
             dispatcher: &self.dispatcher,
             metrics: &self.metrics,
             sessions: &self.http_sessions,
+            admission: &self.admission,
             spawn: |task| {
                 glommio::spawn_local(task).detach();
             },

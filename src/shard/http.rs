@@ -27,8 +27,14 @@ enum Waited {
     Stopping,
 }
 
-/// One HTTP connection, from accept to close or upgrade (after its TLS handshake, if any).
-pub(super) async fn serve_connection(mut stream: Socket, conn: ConnGuard, over_cap: bool) {
+/// One HTTP connection, from accept to close or upgrade, after its TLS handshake if any. A
+/// connection refused at accept is answered without being read (over TLS once the handshake
+/// is done, so the client can read why) and closed.
+pub(super) async fn serve_connection(
+    mut stream: Socket,
+    conn: ConnGuard,
+    refused: Option<TransportError>,
+) {
     let mut inbuf = Vec::new();
     let deadline = Instant::now() + conn.shard.config.tls_handshake_timeout();
     match stream.handshake(&mut inbuf, deadline).await {
@@ -37,9 +43,9 @@ pub(super) async fn serve_connection(mut stream: Socket, conn: ConnGuard, over_c
         Handshake::TimedOut => return conn.shard.metrics.error(ErrorKind::Timeout),
         Handshake::Closed => return,
     }
-    if over_cap {
+    if let Some(refusal) = refused {
         let mut out = Vec::new();
-        TransportError::ConnectionLimit.respond(&mut out, false, &conn.shard.metrics);
+        refusal.respond(&mut out, false, &conn.shard.metrics);
         let _ = flush(&mut stream, &mut out, &conn.shard).await;
         return;
     }
@@ -75,7 +81,7 @@ async fn request_loop(
         };
         let keep_alive = head.keep_alive() && !shard.stopping();
         let response_start = out.len();
-        let next = route::route(&shard.env(), &head, &body, keep_alive, &mut out);
+        let next = route::route(&shard.env(), conn.peer, &head, &body, keep_alive, &mut out);
         match next {
             Next::KeepGoing => {
                 http1::omit_content_for_head(head.method(), &mut out, response_start);

@@ -14,8 +14,10 @@ use crate::metrics::{ErrorKind, Limit, Metrics, Transport};
 use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
+use crate::transport::admission::Admission;
 use crate::transport::streamable::HttpSessions;
 use crate::transport::tls::{self, TlsSession};
+use crate::transport::TransportError;
 use futures_lite::future::BoxedLocal;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::channels::shared_channel;
@@ -25,7 +27,7 @@ use io::Socket;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
@@ -410,6 +412,8 @@ pub(crate) struct Shard {
     pub dispatcher: Dispatcher,
     pub metrics: Rc<Metrics>,
     http_sessions: HttpSessions,
+    /// Per-client connection counts and rates (see [`ConnGuard::admit`]).
+    admission: RefCell<Admission>,
     mesh: Rc<Senders<MeshMessage>>,
     conns: RefCell<Slab<ConnSlot>>,
     /// Bytes of partly received input held by all connections (see [`ConnGuard::hold_inbound`]).
@@ -443,6 +447,7 @@ impl Shard {
             index,
             shard_count: mesh.nr_consumers(),
             http_sessions: HttpSessions::new(index, mesh.nr_consumers(), config),
+            admission: RefCell::new(Admission::new(config.admission_limits(), Instant::now())),
             mesh: Rc::clone(&mesh),
             config: Arc::clone(config),
             limits: config.http_limits(),
@@ -592,6 +597,8 @@ pub(crate) struct ConnGuard {
     /// Bytes of a partly received message or body this connection counts against the shard's
     /// inbound budget.
     inbound: Cell<usize>,
+    /// The client's address, once admitted (and counted) under it.
+    peer: Option<IpAddr>,
 }
 
 impl ConnGuard {
@@ -605,6 +612,35 @@ impl ConnGuard {
             shard: Rc::clone(shard),
             key,
             inbound: Cell::new(0),
+            peer: None,
+        }
+    }
+
+    /// Admits the connection from `peer` under the per-client rules (counted until it ends),
+    /// or says how to refuse it (counted as a limit hit). A peer whose address cannot be read
+    /// has already gone: nothing to count.
+    fn admit(&mut self, peer: Option<SocketAddr>) -> Result<(), TransportError> {
+        let Some(ip) = peer.map(|addr| addr.ip()) else {
+            return Ok(());
+        };
+        let admitted = self
+            .shard
+            .admission
+            .borrow_mut()
+            .connect(ip, Instant::now());
+        if let Err(refusal) = admitted {
+            self.shard.metrics.limit(refusal.limit());
+            return Err(refusal.into());
+        }
+        self.peer = Some(ip);
+        Ok(())
+    }
+
+    /// Counts a connection another shard admitted and handed over.
+    fn adopt(&mut self, peer: Option<SocketAddr>) {
+        self.peer = peer.map(|addr| addr.ip());
+        if let Some(ip) = self.peer {
+            self.shard.admission.borrow_mut().adopt(ip);
         }
     }
 
@@ -636,6 +672,12 @@ impl ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.hold_inbound(0);
+        if let Some(ip) = self.peer {
+            self.shard
+                .admission
+                .borrow_mut()
+                .disconnect(ip, Instant::now());
+        }
         if let Some(slot) = self.shard.conns.borrow_mut().try_remove(self.key) {
             self.shard.metrics.closed(slot.transport);
         }
@@ -680,8 +722,9 @@ async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage
                     MeshMessage::Handoff(handoff) => {
                         // SAFETY: the descriptor was dup'ed for this handoff and is owned by it.
                         let tcp = unsafe { TcpStream::from_raw_fd(handoff.fd.into_raw_fd()) };
+                        let mut conn = ConnGuard::open(&shard);
+                        conn.adopt(tcp.peer_addr().ok());
                         let stream = Socket::new(tcp, handoff.tls);
-                        let conn = ConnGuard::open(&shard);
                         let first = (handoff.head, handoff.body, handoff.inbuf);
                         glommio::spawn_local(http::serve_handed_off(stream, conn, first)).detach();
                     }
@@ -832,12 +875,17 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         };
         shard.metrics.accepted.set(shard.metrics.accepted.get() + 1);
         let _ = stream.set_nodelay(true);
+        let peer = stream.peer_addr().ok();
         let Some(socket) = shard.socket(stream) else {
             continue;
         };
-        let conn = ConnGuard::open(&shard);
-        let over_cap = shard.connection_count() > shard.config.max_connections_per_shard;
-        glommio::spawn_local(http::serve_connection(socket, conn, over_cap)).detach();
+        let mut conn = ConnGuard::open(&shard);
+        let refusal = if shard.connection_count() > shard.config.max_connections_per_shard {
+            Err(TransportError::ConnectionLimit)
+        } else {
+            conn.admit(peer)
+        };
+        glommio::spawn_local(http::serve_connection(socket, conn, refusal.err())).detach();
     }
 }
 

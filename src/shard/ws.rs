@@ -16,6 +16,7 @@ pub(super) async fn serve(mut stream: Socket, mut inbuf: Vec<u8>, conn: ConnGuar
         WsKind::Echo => Transport::WsEcho,
     });
     let shard = &conn.shard;
-    let mut machine = WsConnection::new(kind, &shard.config, &shard.metrics, Instant::now());
+    let now = Instant::now();
+    let mut machine = WsConnection::new(kind, &shard.config, &shard.metrics, now, conn.peer);
     drive(&mut stream, &mut inbuf, &conn, &mut machine).await;
 }

@@ -19,6 +19,15 @@ pub enum TransportError {
     // The connection and its requests.
     /// The shard holds its maximum number of connections.
     ConnectionLimit,
+    /// The client's address holds `--max-connections-per-ip` connections on this shard.
+    ConnectionsPerIp,
+    /// The client's address opens connections faster than its rate.
+    ConnectionRate {
+        /// Seconds until it may open the next one.
+        retry_after: u64,
+    },
+    /// The shard tracks as many clients as it may, none of them idle.
+    TooManyClients,
     /// The request head or body broke an HTTP rule or limit.
     Malformed(HttpError),
     /// The head did not arrive within the header timeout.
@@ -64,6 +73,14 @@ pub enum TransportError {
     SessionRefused(CreateError),
     /// The body is not a valid JSON-RPC message; the dispatcher's error reply is the body.
     InvalidMessage(Vec<u8>),
+    /// The client sends JSON-RPC messages faster than its rate (-32000).
+    RequestRate {
+        /// Seconds until its next message is admitted.
+        retry_after: u64,
+        /// The request id's JSON text, when the error answers the request itself (on the
+        /// legacy transport's stream); an HTTP 429 answers its POST.
+        id: Option<String>,
+    },
 
     // MCP 2026-07-28 requests: a JSON-RPC error carrying the request's id.
     /// A standard header is missing or does not match the body (-32020).
@@ -117,7 +134,13 @@ impl TransportError {
         match self {
             TransportError::ConnectionLimit
             | TransportError::InboundBudget
-            | TransportError::SessionRefused(_) => 503,
+            | TransportError::SessionRefused(_)
+            | TransportError::TooManyClients => 503,
+            // RFC 6585 §4: "The 429 status code indicates that the user has sent too many
+            // requests in a given amount of time ("rate limiting")."
+            TransportError::ConnectionsPerIp
+            | TransportError::ConnectionRate { .. }
+            | TransportError::RequestRate { .. } => 429,
             TransportError::Malformed(e) => e.status(),
             TransportError::HeadTimedOut | TransportError::BodyTimedOut => 408,
             TransportError::Forbidden(_) => 403,
@@ -155,6 +178,9 @@ impl TransportError {
         matches!(
             self,
             TransportError::ConnectionLimit
+                | TransportError::ConnectionsPerIp
+                | TransportError::ConnectionRate { .. }
+                | TransportError::TooManyClients
                 | TransportError::Malformed(_)
                 | TransportError::HeadTimedOut
                 | TransportError::BodyTimedOut
@@ -196,6 +222,7 @@ impl TransportError {
                 | TransportError::NotARequest(_)
                 | TransportError::MissingClientCapability { .. }
                 | TransportError::IdInUse { .. }
+                | TransportError::RequestRate { .. }
         )
     }
 
@@ -209,7 +236,8 @@ impl TransportError {
             | TransportError::UnsupportedRevision { id, .. }
             | TransportError::NoSuchMethod { id, .. }
             | TransportError::MissingClientCapability { id, .. }
-            | TransportError::IdInUse { id } => id.as_deref().and_then(raw_id),
+            | TransportError::IdInUse { id }
+            | TransportError::RequestRate { id, .. } => id.as_deref().and_then(raw_id),
             _ => None,
         };
         let (code, data) = match self {
@@ -237,6 +265,7 @@ impl TransportError {
             }
             TransportError::NotARequest(EnvelopeError::Parse) => (jsonrpc::PARSE_ERROR, None),
             TransportError::SessionRefused(_) => (jsonrpc::INTERNAL_ERROR, None),
+            TransportError::RequestRate { .. } => (jsonrpc::LIMIT_EXCEEDED, None),
             _ => (jsonrpc::INVALID_REQUEST, None),
         };
         let mut body = Vec::new();
@@ -249,6 +278,7 @@ impl TransportError {
     pub fn respond(&self, out: &mut Vec<u8>, keep_alive: bool, metrics: &Metrics) {
         let keep_alive = keep_alive && !self.closes_connection();
         let status = self.status();
+        let retry_after: String;
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3);
         let body = match self {
             TransportError::InvalidMessage(reply) => reply.clone(),
@@ -269,7 +299,19 @@ impl TransportError {
             // the request due to a temporary overload"; Retry-After says when to come back.
             TransportError::ConnectionLimit
             | TransportError::InboundBudget
-            | TransportError::SessionRefused(_) => headers.push(("retry-after", "1")),
+            | TransportError::SessionRefused(_)
+            | TransportError::TooManyClients
+            // A connection frees when a client closes one: no better time to name.
+            | TransportError::ConnectionsPerIp => headers.push(("retry-after", "1")),
+            // RFC 6585 §4: the 429 response "MAY include a Retry-After header indicating how
+            // long to wait before making a new request"; the wait until the client's next token.
+            TransportError::ConnectionRate { retry_after: secs }
+            | TransportError::RequestRate {
+                retry_after: secs, ..
+            } => {
+                retry_after = secs.to_string();
+                headers.push(("retry-after", &retry_after));
+            }
             TransportError::UpgradeRequired => {
                 headers.push(("upgrade", "websocket"));
                 headers.push(("sec-websocket-version", handshake::VERSION));
@@ -295,6 +337,20 @@ impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TransportError::ConnectionLimit => f.write_str("connection limit reached"),
+            TransportError::ConnectionsPerIp => {
+                f.write_str("Too Many Requests: too many connections from this address")
+            }
+            TransportError::ConnectionRate { retry_after } => write!(
+                f,
+                "Too Many Requests: new connections from this address are rate limited; \
+                 retry after {retry_after} s"
+            ),
+            TransportError::TooManyClients => {
+                f.write_str("Service Unavailable: too many clients; retry later")
+            }
+            TransportError::RequestRate { retry_after, .. } => {
+                write!(f, "rate limited; retry after {retry_after} s")
+            }
             TransportError::Malformed(e) => write!(f, "{e}"),
             TransportError::HeadTimedOut => f.write_str("request head timed out"),
             TransportError::BodyTimedOut => f.write_str("request body timed out"),

@@ -1,12 +1,14 @@
 //! What an HTTP request gets: the endpoint by path, the WebSocket upgrade,
 //! and the plain answers (health, metrics).
 
+use super::admission::RateKey;
 use super::streamable::{self, Outcome, SseStream};
 use super::ws::WsKind;
 use super::{Env, TransportError};
 use crate::metrics::{self, Snapshot};
 use crate::proto::http1::{self, Method, RequestHead};
 use crate::proto::ws::handshake;
+use std::net::IpAddr;
 
 /// Subprotocols offered on /mcp, in order of preference.
 const MCP_SUBPROTOCOLS: &[&str] = &["mcp"];
@@ -47,16 +49,17 @@ pub enum Next {
     Metrics,
 }
 
-/// Decides the response for one request and queues it in `out`.
+/// Decides the response for one request from `peer` and queues it in `out`.
 pub fn route(
     env: &Env,
+    peer: Option<IpAddr>,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Next {
     let start = out.len();
-    let next = match route_or_refuse(env, head, body, keep_alive, out) {
+    let next = match route_or_refuse(env, peer, head, body, keep_alive, out) {
         Ok(next) => next,
         Err(refusal) => {
             refusal.respond(out, keep_alive, env.metrics);
@@ -117,6 +120,7 @@ fn is_mcp_endpoint(path: &str) -> bool {
 
 fn route_or_refuse(
     env: &Env,
+    peer: Option<IpAddr>,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
@@ -131,6 +135,8 @@ fn route_or_refuse(
         return Ok(preflight(env, head, keep_alive, out));
     }
     let config = env.config;
+    // Whom the request rate counts this request for (an authenticated principal will be).
+    let client = peer.map(|ip| RateKey::of(ip, None));
     // A HEAD request is answered as GET: the connection drops the content.
     let reads = matches!(head.method(), Method::Get | Method::Head);
     Ok(match head.path() {
@@ -146,11 +152,13 @@ fn route_or_refuse(
         }
         "/echo" if config.echo => upgrade(env, head, WsKind::Echo, out)?,
         "/mcp" if handshake::is_upgrade_request(head) => upgrade(env, head, WsKind::Mcp, out)?,
-        "/mcp" => mcp(streamable::mcp_endpoint(env, head, body, keep_alive, out)),
+        "/mcp" => mcp(streamable::mcp_endpoint(
+            env, client, head, body, keep_alive, out,
+        )),
         "/sse" if !config.no_legacy_sse => mcp(streamable::legacy_sse(env, head, keep_alive, out)),
-        "/messages" if !config.no_legacy_sse => {
-            mcp(streamable::legacy_message(env, head, body, keep_alive, out))
-        }
+        "/messages" if !config.no_legacy_sse => mcp(streamable::legacy_message(
+            env, client, head, body, keep_alive, out,
+        )),
         _ => return Err(TransportError::NotFound),
     })
 }

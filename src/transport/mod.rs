@@ -3,6 +3,7 @@
 //! Nothing here names glommio or a socket: the shard feeds bytes, deadlines
 //! and stop requests in and carries out what comes back.
 
+pub mod admission;
 mod error;
 pub mod http;
 pub mod outbound;
@@ -17,6 +18,7 @@ use crate::config::Config;
 use crate::mcp::Dispatcher;
 use crate::metrics::Metrics;
 use crate::proto::origin::OriginPolicy;
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -40,6 +42,8 @@ pub struct Env<'a> {
     pub metrics: &'a Rc<Metrics>,
     /// This shard's Streamable HTTP and legacy sessions.
     pub sessions: &'a streamable::HttpSessions,
+    /// This shard's admission control (per-client connection counts and rates).
+    pub admission: &'a RefCell<admission::Admission>,
     /// Starts a task on this shard.
     pub spawn: Spawn,
 }

@@ -8,11 +8,13 @@
 //! attached to it (a [`Sink`]), if any. A client that loses a stream resumes
 //! it with `Last-Event-ID` and gets exactly the events after that id.
 
+use super::admission::{self, RateKey};
 use super::outbound::Outbound;
 use super::stateless;
 use super::{Connection, Env, Flow, FlushedFlow, TransportError};
 use crate::config::Config;
 use crate::mcp::session::RequestSignal;
+use crate::mcp::stateless::Envelope;
 use crate::mcp::{self, Kind, Peer, SessionRef, SessionState};
 use crate::metrics::{Limit, Metrics, Path};
 use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
@@ -734,14 +736,22 @@ fn find_session(
     found.ok_or(TransportError::UnknownSession)
 }
 
-/// Answers a request on `/mcp` that is not a WebSocket upgrade.
+/// Answers a request from `client` on `/mcp` that is not a WebSocket upgrade.
 pub fn mcp_endpoint(
     env: &Env,
+    client: Option<RateKey>,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Outcome {
+    // Every POST carries JSON-RPC (valid or not): each takes a token, before anything is
+    // parsed. A request handed to the shard that owns its session is counted there again.
+    if head.method() == Method::Post {
+        if let Err(refusal) = admission::admit_request(env, client, Instant::now()) {
+            return answer(env, Err(refusal.into()), keep_alive, out);
+        }
+    }
     if let Some(envelope) = stateless::stateless_request(head, body) {
         let answered = envelope
             .and_then(|envelope| stateless::post(env, head, envelope, body, keep_alive, out));
@@ -1005,6 +1015,7 @@ pub fn legacy_sse(env: &Env, head: &RequestHead, keep_alive: bool, out: &mut Vec
 /// POST /messages?sessionId=…: a legacy client's message; replies travel on its SSE stream.
 pub fn legacy_message(
     env: &Env,
+    client: Option<RateKey>,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
@@ -1020,6 +1031,10 @@ pub fn legacy_message(
             Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
         };
         require_json_body(head)?;
+        // Counted here, on the shard that owns the session, where a refusal can be answered.
+        if let Err(refusal) = admission::admit_request(env, client, Instant::now()) {
+            return refuse_on_stream(env, &session, body, refusal.into(), keep_alive, out);
+        }
         let peer = HttpPeer::new(env, &session, None);
         let reply = env
             .dispatcher
@@ -1034,6 +1049,36 @@ pub fn legacy_message(
         Ok(Outcome::Done)
     })();
     answer(env, answered, keep_alive, out)
+}
+
+/// A legacy message over the request rate. A request is answered where its reply would
+/// have gone: 202, then a JSON-RPC -32000 error with its id on the session's SSE stream (the
+/// client is waiting there for that id; the reference Python client's writer also stops at
+/// the first POST answered with an error status). A notification or response has no reply to
+/// carry the refusal, so its POST gets the 429 with `Retry-After`.
+fn refuse_on_stream(
+    env: &Env,
+    session: &HttpSession,
+    body: &[u8],
+    refusal: TransportError,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Result<Outcome, TransportError> {
+    let TransportError::RequestRate { retry_after, .. } = refusal else {
+        return Err(refusal);
+    };
+    let id = match Envelope::parse(body) {
+        Ok(envelope) if envelope.is_request() => envelope.id.map(|raw| raw.get().to_owned()),
+        _ => None,
+    };
+    if id.is_none() {
+        return Err(refusal);
+    }
+    let error = TransportError::RequestRate { retry_after, id }.json_rpc_error();
+    let _ = session.deliver(STANDALONE, &error, Delivery::Reply);
+    http1::write_response(out, 202, &[], b"Accepted", keep_alive);
+    env.metrics.status(202);
+    Ok(Outcome::Done)
 }
 
 /// Polls a future that finishes without waiting (the dispatcher on invalid input).

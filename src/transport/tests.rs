@@ -1,6 +1,7 @@
 //! The transport's rules without sockets: a request's bytes in, the
 //! response's bytes out, for every refusal and every resume rule.
 
+use super::admission::Admission;
 use super::http::{route, Next};
 use super::streamable::{HttpSessions, SseStream};
 use super::{Connection, Env, Flow, Task};
@@ -8,7 +9,7 @@ use crate::config::Config;
 use crate::mcp::{
     CatalogueChange, Dispatcher, Prompt, PromptResult, Registry, Tool, ToolContext, ToolResult,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{Limit, Metrics};
 use crate::proto::http1::{ChunkedDecoder, Limits, RequestHead};
 use crate::proto::origin::OriginPolicy;
 use crate::proto::sse::{SseDecoder, SseEvent};
@@ -102,6 +103,7 @@ struct Shard {
     dispatcher: Dispatcher,
     metrics: Rc<Metrics>,
     sessions: HttpSessions,
+    admission: RefCell<Admission>,
 }
 
 /// A response as the client reads it.
@@ -159,6 +161,9 @@ impl Response {
     }
 }
 
+/// The address every request of these tests comes from.
+const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 const ACCEPT_BOTH: &str = "accept: application/json, text/event-stream\r\n";
 const JSON: &str = "content-type: application/json\r\n";
 
@@ -174,6 +179,7 @@ impl Shard {
             dispatcher: Dispatcher::new(Arc::new(registry())),
             metrics: Rc::new(Metrics::default()),
             sessions: HttpSessions::new(index, count, &config),
+            admission: RefCell::new(Admission::new(config.admission_limits(), Instant::now())),
             config,
         }
     }
@@ -185,6 +191,7 @@ impl Shard {
             dispatcher: &self.dispatcher,
             metrics: &self.metrics,
             sessions: &self.sessions,
+            admission: &self.admission,
             spawn,
         }
     }
@@ -200,7 +207,8 @@ impl Shard {
             other => panic!("not a whole head: {other:?}"),
         };
         let mut out = Vec::new();
-        let next = route(&self.env(), &head, &raw.as_bytes()[used..], true, &mut out);
+        let body = &raw.as_bytes()[used..];
+        let next = route(&self.env(), Some(CLIENT), &head, body, true, &mut out);
         (next, Response::parse(&out))
     }
 
@@ -642,6 +650,85 @@ fn an_sse_reader_that_stalls_is_ended_after_the_slow_reader_timeout() {
     assert_eq!(stream.on_timer(&shard.env(), t0 + timeout), Flow::Drop);
 }
 
+/// A shard whose clients may send `per_second` messages a second after a burst of `burst`.
+fn rate_limited(per_second: u32, burst: u32) -> Shard {
+    let config = Config {
+        max_requests_per_sec: per_second,
+        request_burst: burst,
+        ..Config::default()
+    };
+    Shard::with(config, 0, 1)
+}
+
+#[test]
+fn a_post_over_the_request_rate_gets_429_with_retry_after_and_a_json_rpc_error() {
+    let shard = rate_limited(1, 3);
+    let session = shard.initialize();
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    // The burst (initialize was its first) passes whatever the clock says.
+    for _ in 0..2 {
+        assert_eq!(shard.post(Some(&session), &ping).1.status, 200);
+    }
+    // At one a second, 20 more in a row meet a refusal unless the test takes 17 s.
+    let refused = (0..20)
+        .map(|_| shard.post(Some(&session), &ping).1)
+        .find(|response| response.status == 429)
+        .expect("a request over the rate");
+    // RFC 6585 §4: 429 "MAY include a Retry-After header".
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.json()["error"]["code"], -32000);
+    assert!(
+        refused.error_message().contains("rate limited"),
+        "{refused:?}"
+    );
+    assert!(shard.metrics.limits[Limit::RequestRate as usize].get() >= 1);
+    // Only JSON-RPC is counted: the shard's other endpoints still answer.
+    assert_eq!(shard.refused("GET /healthz", "", "").status, 200);
+}
+
+#[test]
+fn a_legacy_request_over_the_rate_gets_its_error_on_the_stream() {
+    let shard = rate_limited(1, 1);
+    let stream = match shard.request("GET /sse", "", "") {
+        (Next::Stream(stream), _) => stream,
+        _ => panic!("legacy stream"),
+    };
+    let mut chunks = ChunkedDecoder::new(1 << 20);
+    let endpoint = events(&stream, &mut chunks)[0].data.clone();
+    let post = |body: Value| {
+        let line = format!("POST {endpoint}");
+        shard.refused(&line, JSON, &body.to_string())
+    };
+    // Requests are answered 202 whatever happens; over the rate, the answer on the stream is
+    // a -32000 error carrying the request's id, for the client waits for that id there.
+    for id in 1..=20 {
+        let ping = json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
+        assert_eq!(post(ping).status, 202);
+    }
+    let replies: Vec<Value> = events(&stream, &mut chunks)
+        .iter()
+        .map(|event| serde_json::from_str(&event.data).unwrap())
+        .collect();
+    assert_eq!(replies.len(), 20, "{replies:?}");
+    assert!(replies[0].get("result").is_some(), "{replies:?}");
+    let refused: Vec<&Value> = replies
+        .iter()
+        .filter(|r| r.get("error").is_some())
+        .collect();
+    assert!(!refused.is_empty(), "{replies:?}");
+    for error in refused {
+        assert_eq!(error["error"]["code"], -32000);
+        assert!(error["id"].as_u64().is_some_and(|id| id > 1), "{error}");
+    }
+    // A notification has no reply to carry the refusal: its POST gets the 429.
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let refused = (0..20)
+        .map(|_| post(note.clone()))
+        .find(|response| response.status == 429)
+        .expect("a notification over the rate");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+}
+
 mod websocket {
     use super::*;
     use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
@@ -682,7 +769,7 @@ mod websocket {
     }
 
     fn open(shard: &Shard, kind: WsKind, now: Instant) -> WsConnection {
-        WsConnection::new(kind, &shard.config, &shard.metrics, now)
+        WsConnection::new(kind, &shard.config, &shard.metrics, now, Some(CLIENT))
     }
 
     #[test]
@@ -964,6 +1051,30 @@ mod websocket {
         assert!(part.is_empty());
         assert_eq!(written(&ws), [(OpCode::Close, "1009".into())]);
         assert_eq!(ws.inbound_held(&part), 0);
+    }
+
+    #[test]
+    fn every_message_over_the_request_rate_closes_the_websocket_with_1008() {
+        let shard = rate_limited(1, 2);
+        let now = Instant::now();
+        let mut ws = open(&shard, WsKind::Mcp, now);
+        let ping = |id: u32| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let mut input = frame(OpCode::Text, ping(1).as_bytes());
+        ws.on_input(&mut input, &shard.env(), now);
+        assert_eq!(written(&ws).len(), 1);
+        // A second on: one token back, plus the burst's second. Each message of a frame
+        // counts: the third of these is over the rate, and nothing after it is dispatched.
+        let later = now + Duration::from_secs(1);
+        let text = [ping(2), ping(3), ping(4), ping(5)].join("\n");
+        let mut input = frame(OpCode::Text, text.as_bytes());
+        ws.on_input(&mut input, &shard.env(), later);
+        let out = written(&ws);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(out[0].1.contains(r#""id":2"#) && out[1].1.contains(r#""id":3"#));
+        // RFC 6455 §7.4.1: 1008, "a message that violates its policy".
+        assert_eq!(out[2], (OpCode::Close, "1008".into()));
+        assert_eq!(ws.when_flushed(), FlushedFlow::HalfClose);
+        assert_eq!(shard.metrics.limits[Limit::RequestRate as usize].get(), 1);
     }
 }
 

@@ -2,6 +2,7 @@
 //! answering, pings for idle peers, the close handshake and the outbound
 //! bound, as a state machine the shard's driver loop feeds.
 
+use super::admission::{self, RateKey, Refusal};
 use super::outbound::Outbound;
 use super::stateless;
 use super::TransportError;
@@ -16,6 +17,7 @@ use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, Op
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -141,11 +143,19 @@ pub struct WsConnection {
     /// text frame's messages (empty if the frame was done) and whatever
     /// frames follow it in the input buffer.
     held: Option<String>,
+    /// Whom the request rate counts this connection's messages for.
+    client: Option<RateKey>,
 }
 
 impl WsConnection {
-    /// A connection that just completed its handshake.
-    pub fn new(kind: WsKind, config: &Config, metrics: &Rc<Metrics>, now: Instant) -> Self {
+    /// A connection from `peer` that just completed its handshake.
+    pub fn new(
+        kind: WsKind,
+        config: &Config,
+        metrics: &Rc<Metrics>,
+        now: Instant,
+        peer: Option<IpAddr>,
+    ) -> Self {
         let queue = Rc::new(Outbound::new(config.max_outbound_bytes));
         let mcp = match kind {
             WsKind::Mcp => Some(McpLink::Undecided(Rc::new(WsPeer {
@@ -163,6 +173,7 @@ impl WsConnection {
             ping_sent: None,
             message_started: None,
             held: None,
+            client: peer.map(|ip| RateKey::of(ip, None)),
         }
     }
 
@@ -173,7 +184,8 @@ impl WsConnection {
         }
         if let Some(rest) = self.held.take() {
             if let Some(link) = &mut self.mcp {
-                self.held = dispatch(env, &self.queue, link, &rest);
+                let dispatched = dispatch(env, &self.queue, link, self.client, &rest, now);
+                self.take_up(env, dispatched, now);
             }
             if self.held.is_some() {
                 return;
@@ -217,7 +229,11 @@ impl WsConnection {
                 Event::Text(text) => {
                     env.metrics.message_in();
                     match &mut self.mcp {
-                        Some(link) => self.held = dispatch(env, &self.queue, link, text),
+                        Some(link) => {
+                            let dispatched =
+                                dispatch(env, &self.queue, link, self.client, text, now);
+                            self.take_up(env, dispatched, now);
+                        }
                         None => {
                             env.metrics.message_out();
                             push_frame(&self.queue, OpCode::Text, text.as_bytes());
@@ -277,6 +293,22 @@ impl WsConnection {
             (true, Some(t)) => Some(t),
             (true, None) => Some(now),
         };
+    }
+
+    /// Holds what a bound left undispatched, or fails the connection over the request rate.
+    fn take_up(&mut self, env: &Env, dispatched: Dispatched, now: Instant) {
+        match dispatched {
+            Dispatched::All => {}
+            Dispatched::Held(rest) => self.held = Some(rest),
+            // The issue's outcome for a WebSocket, and the one that ends a flood: answering
+            // each message over the rate with -32000 would keep reading and parsing at the
+            // flood's pace, and a notification has no reply to carry it. RFC 6455 §7.4.1:
+            // "1008 indicates that an endpoint is terminating the connection because it has
+            // received a message that violates its policy." The reason names the wait.
+            Dispatched::OverRate(refusal) => {
+                self.fail(env, CloseCode::POLICY, &refusal.to_string(), now)
+            }
+        }
     }
 
     /// Starts an orderly close from our side: the peer's Close is awaited (bounded).
@@ -453,14 +485,35 @@ impl Connection for WsConnection {
     }
 }
 
-/// Hands each JSON-RPC message of a text frame to the dispatcher until a
-/// bound stops it; returns the rest, to be held.
-fn dispatch(env: &Env, queue: &Rc<Outbound>, link: &mut McpLink, text: &str) -> Option<String> {
+/// How far [`dispatch`] got through a text frame.
+enum Dispatched {
+    /// Every message was dispatched.
+    All,
+    /// The outbound bound stopped it: the rest, to be held.
+    Held(String),
+    /// A message was over the client's request rate: it and the rest were not dispatched.
+    OverRate(Refusal),
+}
+
+/// Hands each JSON-RPC message of a text frame from `client` to the dispatcher until a
+/// bound or the request rate stops it. Every message counts against the rate, requests,
+/// notifications and responses alike: each costs a parse and a dispatch.
+fn dispatch(
+    env: &Env,
+    queue: &Rc<Outbound>,
+    link: &mut McpLink,
+    client: Option<RateKey>,
+    text: &str,
+    now: Instant,
+) -> Dispatched {
     for message in mcp::split_frame(text) {
         if queue.is_full() {
             env.metrics.limit(Limit::OutboundQueue);
             let offset = message.as_ptr() as usize - text.as_ptr() as usize;
-            return Some(text[offset..].to_owned());
+            return Dispatched::Held(text[offset..].to_owned());
+        }
+        if let Err(refusal) = admission::admit_request(env, client, now) {
+            return Dispatched::OverRate(refusal);
         }
         link.decide(message);
         match link {
@@ -477,7 +530,7 @@ fn dispatch(env: &Env, queue: &Rc<Outbound>, link: &mut McpLink, text: &str) -> 
             McpLink::Undecided(_) => {}
         }
     }
-    None
+    Dispatched::All
 }
 
 /// Queues a message's reply once it is ready: at once, or from a task of its own when the
