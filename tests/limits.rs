@@ -455,3 +455,223 @@ fn a_websocket_reader_trickling_bytes_is_closed_after_the_slow_reader_timeout() 
     assert!(metric(srv.addr, "backpressure_events_total", "shard") > 0);
     assert!(limit_hits(srv.addr, "notification_queue") > 0);
 }
+
+// Admission control (issue 19, item 3). Every rule is off by default; these tests turn one
+// on at a low rate with a burst the test stays inside of or goes far past, so no outcome
+// depends on how fast this machine runs them.
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+/// Whether the server answered this connection unasked, within `wait`: a connection refused
+/// at accept is told so at once (and one admitted waits for its request).
+fn answered_unasked(s: &TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let answered = s.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    answered
+}
+
+/// Whether `s` gets a 200 for `/healthz` (false if it was refused, whenever that is said).
+fn serves_healthz(s: &mut TcpStream) -> bool {
+    if s.write_all(HEALTHZ).is_err() {
+        return false;
+    }
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return false,
+        }
+    }
+    let mut body = [0u8; 3];
+    head.starts_with(b"HTTP/1.1 200 ") && s.read_exact(&mut body).is_ok()
+}
+
+/// A connection the server admitted (and served once), as soon as it admits one again.
+fn admitted(addr: SocketAddr) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut s = connect(addr);
+        if !answered_unasked(&s, Duration::from_millis(500)) && serves_healthz(&mut s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "no connection admitted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Hits of `limit` in a scrape over `s`.
+fn limit_hits_on(s: &mut TcpStream, limit: &str) -> u64 {
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let (status, head, body) = read_response(s);
+    assert_eq!(status, 200, "{head}");
+    let label = format!("limit=\"{limit}\"");
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("ringmcp_limit_hits_total{") && l.contains(&label))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum()
+}
+
+fn ping(id: u64) -> String {
+    json!({"jsonrpc":"2.0","id":id,"method":"ping"}).to_string()
+}
+
+/// A refusal at accept: 429 with Retry-After, and the connection closed.
+fn assert_refused_at_accept(s: &mut TcpStream) {
+    let (status, head, _) = read_response(s);
+    assert_eq!(status, 429, "{head}");
+    assert_eq!(header(&head, "retry-after"), Some("1"), "{head}");
+    assert!(closed_by_server(s));
+}
+
+#[test]
+fn connections_over_the_per_address_cap_are_refused_until_one_closes() {
+    let srv = server(|c| c.max_connections_per_ip = 2);
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = connect(srv.addr);
+            s.write_all(HEALTHZ).unwrap();
+            assert_eq!(read_response(&mut s).0, 200);
+            s
+        })
+        .collect();
+    // The third is answered without being read (it sent nothing, so it closes cleanly).
+    let mut third = connect(srv.addr);
+    assert_refused_at_accept(&mut third);
+    // The connections held are unaffected.
+    held[0].write_all(HEALTHZ).unwrap();
+    assert_eq!(read_response(&mut held[0]).0, 200);
+    // One closes: the server notices in its own time, then admits one more.
+    drop(held.pop());
+    let again = admitted(srv.addr);
+    drop(held);
+    drop(again);
+    let mut s = admitted(srv.addr);
+    assert!(limit_hits_on(&mut s, "connections_per_ip") >= 1);
+}
+
+#[test]
+fn new_connections_over_the_per_address_rate_are_refused() {
+    let srv = server(|c| {
+        c.max_new_connections_per_ip_per_sec = 1;
+        c.new_connection_burst = 3;
+    });
+    // Ten at once: past the burst of three, the shard refuses at accept unless it takes
+    // seven seconds to accept them.
+    let mut conns: Vec<TcpStream> = (0..10).map(|_| connect(srv.addr)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        if let Some(s) = conns
+            .iter_mut()
+            .find(|s| answered_unasked(s, Duration::from_millis(100)))
+        {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no connection refused");
+    };
+    assert_refused_at_accept(refused);
+    drop(conns);
+    let mut s = admitted(srv.addr);
+    assert!(limit_hits_on(&mut s, "connection_rate") >= 1);
+}
+
+#[test]
+fn http_requests_over_the_rate_get_429_with_retry_after() {
+    let srv = server(|c| {
+        c.max_requests_per_sec = 1;
+        c.request_burst = 5;
+    });
+    // initialize and notifications/initialized: two of the burst.
+    let id = http_session(srv.addr);
+    let mut s = connect(srv.addr);
+    let mut statuses = Vec::new();
+    let mut refusal = None;
+    for n in 1..=30 {
+        s.write_all(mcp_post(&ping(n), Some(&id), "").as_bytes())
+            .unwrap();
+        let (status, head, body) = read_response(&mut s);
+        statuses.push(status);
+        if status == 429 && refusal.is_none() {
+            refusal = Some((head, body));
+        }
+    }
+    // The rest of the burst passes whatever the clock says; at one a second, 27 more in a
+    // row meet a refusal unless the test takes 25 s.
+    assert_eq!(statuses[..3], [200; 3], "{statuses:?}");
+    let (head, body) = refusal.expect("a request over the rate");
+    assert_eq!(header(&head, "retry-after"), Some("1"), "{head}");
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["code"], -32000, "{error}");
+    // The refusal kept the connection open: every request on it was answered.
+    assert_eq!(statuses.len(), 30);
+    assert!(limit_hits(srv.addr, "request_rate") >= 1);
+}
+
+#[test]
+fn a_websocket_over_the_request_rate_is_closed_with_1008() {
+    let srv = server(|c| {
+        c.max_requests_per_sec = 1;
+        c.request_burst = 5;
+    });
+    // initialize is the burst's first message.
+    let mut s = mcp_ws(srv.addr);
+    let pings: Vec<u8> = (1..=30)
+        .flat_map(|id| client_frame(OpCode::Text, true, ping(id).as_bytes()))
+        .collect();
+    s.write_all(&pings).unwrap();
+    let mut replies = 0;
+    let code = loop {
+        let (opcode, _, payload) = read_frame(&mut s);
+        match opcode {
+            1 => replies += 1,
+            8 => break u16::from_be_bytes([payload[0], payload[1]]),
+            _ => {}
+        }
+    };
+    // RFC 6455 §7.4.1: 1008, "a message that violates its policy".
+    assert_eq!(code, 1008);
+    assert!((4..30).contains(&replies), "{replies} replies");
+    assert!(closed_by_server(&mut s));
+    assert!(limit_hits(srv.addr, "request_rate") >= 1);
+}
+
+#[test]
+fn below_the_admission_limits_nothing_is_refused() {
+    let srv = server(|c| {
+        c.max_connections_per_ip = 100;
+        c.max_new_connections_per_ip_per_sec = 1;
+        c.new_connection_burst = 100;
+        c.max_requests_per_sec = 1;
+        c.request_burst = 200;
+    });
+    let id = http_session(srv.addr);
+    for _ in 0..10 {
+        let mut s = connect(srv.addr);
+        for n in 1..=5 {
+            s.write_all(mcp_post(&ping(n), Some(&id), "").as_bytes())
+                .unwrap();
+            assert_eq!(read_response(&mut s).0, 200);
+        }
+    }
+    let mut ws = mcp_ws(srv.addr);
+    let pings: Vec<u8> = (1..=50)
+        .flat_map(|id| client_frame(OpCode::Text, true, ping(id).as_bytes()))
+        .collect();
+    ws.write_all(&pings).unwrap();
+    for _ in 1..=50 {
+        assert!(ws_json(&mut ws).get("result").is_some());
+    }
+    for limit in [
+        "connections_per_ip",
+        "connection_rate",
+        "request_rate",
+        "admission_table",
+    ] {
+        assert_eq!(limit_hits(srv.addr, limit), 0, "{limit}");
+    }
+}
