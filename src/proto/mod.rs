@@ -1,6 +1,7 @@
 //! Sans-IO protocol code: plain functions and state machines over byte slices.
 //! Nothing in here names glommio or touches a socket.
 
+pub mod auth;
 pub mod authority;
 pub mod base64;
 pub(crate) mod date;
