@@ -9,6 +9,7 @@
 #   ws_decoder        ws::Decoder::decode, both roles, fuzzer-chosen chunking and read window
 #   sse               SseDecoder::decode and EventId::parse (Last-Event-ID)
 #   jsonrpc_dispatch  jsonrpc::parse + mcp::Dispatcher::handle, built-in registry
+#   auth_header       proto::auth: bearer_token, query_carries_token, Challenge (RFC 6750)
 #
 # cargo-fuzz is installed into .cache/fuzz-tools on first use. It needs nightly-only
 # rustc flags (-Zsanitizer); by default the stable toolchain is used with
@@ -33,7 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(http_head ws_decoder sse jsonrpc_dispatch)
+ALL_TARGETS=(http_head ws_decoder sse jsonrpc_dispatch auth_header)
 
 SECONDS_PER_TARGET=${1:-600}
 [[ "$SECONDS_PER_TARGET" =~ ^[0-9]+$ ]] || die "usage: $0 [SECONDS_PER_TARGET] [TARGET...]"

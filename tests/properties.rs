@@ -1,8 +1,9 @@
 //! Property tests over the sans-IO entry points: arbitrary (and near-valid) bytes,
 //! in arbitrary chunkings, into the HTTP head parser and chunked body decoder, the
-//! WebSocket decoder in both roles, the SSE decoder and `Last-Event-ID` parser, and
-//! the MCP dispatcher. Each must complete, ask for more, or return its protocol's
-//! error — never panic — and give the same outcome however the bytes are cut.
+//! WebSocket decoder in both roles, the SSE decoder and `Last-Event-ID` parser, the
+//! RFC 6750 bearer codecs, and the MCP dispatcher. Each must complete, ask for more, or
+//! return its protocol's error — never panic — and give the same outcome however the bytes
+//! are cut.
 //!
 //! The drivers and their invariants are shared with the fuzz targets
 //! (`tests/fuzz/src/lib.rs`), so a fuzzer crash replays here byte for byte; the
@@ -457,6 +458,16 @@ proptest! {
         prop_assert!(input.cuts.iter().all(|&c| c <= input.stream.len()));
         prop_assert_eq!(pieces(input.stream, &input.cuts).concat(), input.stream);
     }
+
+    #[test]
+    fn bearer_codecs_hold_their_invariants(
+        knobs in 0u8..3,
+        prefix in prop_oneof![Just(""), Just("Bearer "), Just("/mcp?access_token"), Just("/mcp?a=%")],
+        rest in proptest::collection::vec(any::<u8>(), 0..96),
+    ) {
+        let data = [&[knobs][..], prefix.as_bytes(), &rest].concat();
+        fuzz_auth(&data);
+    }
 }
 
 // ---------------------------------------------------------------- fuzz seeds and findings
@@ -465,11 +476,12 @@ proptest! {
 #[test]
 fn fuzz_seeds_replay() {
     type Driver = fn(&[u8]);
-    let targets: [(&str, Driver); 4] = [
+    let targets: [(&str, Driver); 5] = [
         ("http_head", fuzz_http),
         ("ws_decoder", fuzz_ws),
         ("sse", fuzz_sse),
         ("jsonrpc_dispatch", fuzz_dispatch),
+        ("auth_header", fuzz_auth),
     ];
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/seeds");
     for (target, run) in targets {
@@ -503,6 +515,11 @@ fn seeds_reach_the_interesting_paths() {
     let input = split_input(&data);
     let sse = check_sse(input.stream, &input.cuts, sse_limit(input.knobs));
     assert_eq!(sse.last_event_id.as_deref(), Some("0-1"), "{sse:?}");
+
+    let data = read("auth_header/bearer_padded");
+    assert_eq!(check_bearer(&data[1..]), Ok("a+b/c~d=="));
+    let data = read("auth_header/query_encoded");
+    assert!(check_query_token(&String::from_utf8_lossy(&data[1..])));
 
     let out = check_dispatch(read("jsonrpc_dispatch/lifecycle").split(|&b| b == b'\n'));
     let Handled::Done(Some(echo)) = &out[4] else {

@@ -21,6 +21,9 @@ mod fixtures;
 
 use futures_lite::future;
 use ringmcp::dispatch::{classify, Dispatcher, Envelope, EnvelopeError, Kind, Peer, SessionState};
+use ringmcp::proto::auth::{
+    bearer_token, query_carries_token, BearerError, Challenge, ChallengeError, MAX_TOKEN_BYTES,
+};
 use ringmcp::proto::http1::{BodyFraming, ChunkedDecoder, HttpError, Limits, RequestHead};
 use ringmcp::proto::jsonrpc::{self, Id, Message, Parsed};
 use ringmcp::proto::sse::{EventId, SseDecoder, SseError, SseEvent};
@@ -713,4 +716,130 @@ pub fn fuzz_dispatch(data: &[u8]) {
     let messages: Vec<&[u8]> = data.split(|&b| b == b'\n').take(64).collect();
     messages.iter().for_each(|m| check_stateless(m));
     check_dispatch(messages);
+}
+
+// ---------------------------------------------------------------- OAuth bearer (RFC 6750)
+
+/// Parses one `Authorization` value and checks what came out: a token is a non-empty,
+/// bounded `b64token` taken from the value, and it parses back the same from the plain form.
+pub fn check_bearer(value: &[u8]) -> Result<&str, BearerError> {
+    let outcome = bearer_token(value);
+    if let Ok(token) = outcome {
+        assert!(!token.is_empty() && token.len() <= MAX_TOKEN_BYTES);
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)),
+            "token {token:?} outside b64token"
+        );
+        let at = token.as_ptr() as usize - value.as_ptr() as usize;
+        assert!(
+            at + token.len() <= value.len(),
+            "token not taken from the value"
+        );
+        assert_eq!(
+            bearer_token(format!("Bearer {token}").as_bytes()),
+            Ok(token)
+        );
+    }
+    outcome
+}
+
+/// The naive reading of "the query has an `access_token` parameter": decode every name in
+/// full, then compare.
+fn naive_query_carries_token(target: &str) -> bool {
+    let Some((_, query)) = target.split_once('?') else {
+        return false;
+    };
+    query.split('&').any(|pair| {
+        let name = pair
+            .split_once('=')
+            .map_or(pair, |(name, _)| name)
+            .as_bytes();
+        let mut decoded = Vec::new();
+        let mut at = 0;
+        while at < name.len() {
+            if name[at] == b'%' {
+                let Some(byte) = name
+                    .get(at + 1..at + 3)
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                else {
+                    return false;
+                };
+                decoded.push(byte);
+                at += 3;
+            } else {
+                decoded.push(name[at]);
+                at += 1;
+            }
+        }
+        decoded == b"access_token"
+    })
+}
+
+/// `query_carries_token` agrees with the naive reading.
+pub fn check_query_token(target: &str) -> bool {
+    let seen = query_carries_token(target);
+    assert_eq!(seen, naive_query_carries_token(target), "{target:?}");
+    seen
+}
+
+/// Writes a challenge with `text` in every value, for each error code and none, and checks
+/// it: one `Bearer` scheme, printable ASCII only (no CR/LF to break the header), each
+/// parameter once, every value quoted with no `"` or `\` inside.
+pub fn check_challenge(text: &str) {
+    let errors = [
+        None,
+        Some(ChallengeError::InvalidRequest),
+        Some(ChallengeError::InvalidToken),
+        Some(ChallengeError::InsufficientScope),
+    ];
+    for error in errors {
+        let challenge = Challenge {
+            error,
+            description: Some(text),
+            scope: Some(text),
+            resource_metadata: text,
+        };
+        let value = challenge.to_string();
+        assert!(
+            value.bytes().all(|b| (0x20..=0x7E).contains(&b)),
+            "{value:?}"
+        );
+        let mut rest = value.strip_prefix("Bearer ").expect("Bearer scheme");
+        let mut names = Vec::new();
+        loop {
+            let (name, after) = rest.split_once("=\"").expect("name=\"");
+            let (inner, after) = after.split_once('"').expect("closing quote");
+            assert!(!inner.contains('\\'), "{value:?}");
+            names.push(name);
+            if after.is_empty() {
+                break;
+            }
+            rest = after.strip_prefix(", ").expect("separator");
+        }
+        let expected: &[&str] = if error.is_some() {
+            &["error", "error_description", "resource_metadata", "scope"]
+        } else {
+            &["error_description", "resource_metadata", "scope"]
+        };
+        assert_eq!(names, expected, "{value:?}");
+    }
+}
+
+/// Fuzz entry: the first byte picks the codec (`& 3`: 0 the `Authorization` value, 1 the
+/// request-target, else a challenge), the rest is its input.
+pub fn fuzz_auth(data: &[u8]) {
+    let (knobs, rest) = data.split_first().map_or((0, data), |(k, r)| (*k, r));
+    match knobs & 3 {
+        0 => {
+            let _ = check_bearer(rest);
+        }
+        1 => {
+            check_query_token(&String::from_utf8_lossy(rest));
+        }
+        _ => check_challenge(&String::from_utf8_lossy(rest)),
+    }
 }
