@@ -44,6 +44,8 @@ mod server;
 // Modules below are public only for the load generator, the integration tests, the benches
 // and the fuzz targets in this repository; they are not part of the supported API.
 #[doc(hidden)]
+pub mod auth;
+#[doc(hidden)]
 pub mod metrics;
 #[doc(hidden)]
 pub mod proto;

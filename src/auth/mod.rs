@@ -1,0 +1,36 @@
+//! The OAuth 2.1 resource server, sans-IO: MCP authorization (2025-11-25 and 2026-07-28)
+//! from the protected resource's side.
+//!
+//! Every function here is a pure function of its arguments, the current time included (unix
+//! seconds, passed in): it never reads a clock, opens a socket or names glommio. The shard
+//! fetches JWKS documents and introspection answers; this module decides what they mean.
+//!
+//! - [`AuthConfig`]: the issuer trusted, the resource this server is, the algorithms and
+//!   scopes; [`AuthConfig::required_scopes`] for an operation.
+//! - [`KeySet::from_jwks`] and [`validate_jwt`]: JWT access tokens (RFC 9068).
+//! - [`Introspection`]: opaque tokens (RFC 7662), the request bytes and the answer's meaning.
+//! - [`Principal`] and its [`PrincipalTag`], which sessions are bound to.
+//! - [`TokenError::answer`]: the one mapping from a refusal to a status and a challenge.
+//!
+//! The wire codecs (`Authorization: Bearer`, the query-string check, the challenge writer)
+//! are in `crate::proto::auth`.
+
+mod claims;
+mod config;
+mod error;
+mod introspect;
+mod jwt;
+mod keys;
+mod principal;
+mod uri;
+
+pub use config::{AuthConfig, ConfigError, DEFAULT_ALGORITHMS, DEFAULT_LEEWAY_SECS};
+pub use error::{Answer, TokenError};
+pub use introspect::{Introspection, DEFAULT_CACHE_SECS};
+pub use jsonwebtoken::Algorithm;
+pub use jwt::validate_jwt;
+pub use keys::{KeySet, KeysError, MAX_JWKS_BYTES, MAX_KEYS};
+pub use principal::{Principal, PrincipalTag};
+
+#[cfg(test)]
+mod tests;
