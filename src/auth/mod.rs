@@ -10,11 +10,13 @@
 //! - [`KeySet::from_jwks`] and [`validate_jwt`]: JWT access tokens (RFC 9068).
 //! - [`Introspection`]: opaque tokens (RFC 7662), the request bytes and the answer's meaning.
 //! - [`Principal`] and its [`PrincipalTag`], which sessions are bound to.
+//! - [`TokenCache`]: a shard's bounded memory of checked tokens.
 //! - [`TokenError::answer`]: the one mapping from a refusal to a status and a challenge.
 //!
 //! The wire codecs (`Authorization: Bearer`, the query-string check, the challenge writer)
 //! are in `crate::proto::auth`.
 
+mod cache;
 mod claims;
 mod config;
 mod error;
@@ -24,6 +26,7 @@ mod keys;
 mod principal;
 mod uri;
 
+pub use cache::{Outcome, TokenCache, TokenKey, NEGATIVE_TTL_SECS};
 pub use config::{AuthConfig, ConfigError, DEFAULT_ALGORITHMS, DEFAULT_LEEWAY_SECS};
 pub use error::{Answer, TokenError};
 pub use introspect::{Introspection, DEFAULT_CACHE_SECS};

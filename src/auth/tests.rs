@@ -8,6 +8,7 @@ use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 const RSA_KEY: &[u8] = include_bytes!("testdata/rsa2048-pkcs1.der");
@@ -724,4 +725,14 @@ fn an_introspection_without_iss_or_sub_trusts_the_endpoint_and_the_client() {
     let (principal, _) = introspected(response).expect("active");
     assert_eq!(principal.issuer, ISSUER);
     assert_eq!(principal.subject, "app");
+}
+
+#[test]
+fn an_introspected_principal_lives_in_the_cache_until_cache_until() {
+    let (principal, until) = introspected(active()).expect("active");
+    let mut cache = TokenCache::new(16);
+    let key = TokenKey::of("opaque-token");
+    cache.insert(key, Ok(Rc::new(principal)), until, NOW);
+    assert!(matches!(cache.get(&key, until - 1), Some(Ok(_))));
+    assert_eq!(cache.get(&key, until), None);
 }
