@@ -12,6 +12,7 @@
 //! - [`Principal`] and its [`PrincipalTag`], which sessions are bound to.
 //! - [`TokenCache`]: a shard's bounded memory of checked tokens.
 //! - [`TokenError::answer`]: the one mapping from a refusal to a status and a challenge.
+//! - [`metadata_document`], [`metadata_paths`], [`metadata_url`]: RFC 9728 metadata.
 //!
 //! The wire codecs (`Authorization: Bearer`, the query-string check, the challenge writer)
 //! are in `crate::proto::auth`.
@@ -24,6 +25,7 @@ mod introspect;
 mod jwt;
 mod keys;
 mod principal;
+mod prm;
 mod uri;
 
 pub use cache::{Outcome, TokenCache, TokenKey, NEGATIVE_TTL_SECS};
@@ -34,6 +36,7 @@ pub use jsonwebtoken::Algorithm;
 pub use jwt::validate_jwt;
 pub use keys::{KeySet, KeysError, MAX_JWKS_BYTES, MAX_KEYS};
 pub use principal::{Principal, PrincipalTag};
+pub use prm::{metadata_document, metadata_paths, metadata_url};
 
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,6 @@ const ED25519_KEY: &[u8] = include_bytes!("testdata/ed25519-pkcs8.der");
 const ISSUER: &str = "https://as.example";
 const RESOURCE: &str = "https://127.0.0.1:8443/mcp";
 const NOW: u64 = 1_800_000_000;
-const PRM_URL: &str = "https://127.0.0.1:8443/.well-known/oauth-protected-resource/mcp";
 
 /// The private key for `alg`.
 fn encoding_key(alg: Algorithm) -> EncodingKey {
@@ -468,7 +467,7 @@ fn step_up_compares_the_granted_scopes_with_the_required_ones() {
         .is_empty());
     let required = c.required_scopes("tools/call", Some("deploy"));
     assert_eq!(principal.missing_scopes(&required), ["mcp:deploy"]);
-    let answer = TokenError::InsufficientScope.answer(PRM_URL, &required);
+    let answer = TokenError::InsufficientScope.answer(&metadata_url(&c), &required);
     assert_eq!(answer.status, 403);
     assert_eq!(
         answer.www_authenticate.as_deref(),
