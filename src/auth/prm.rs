@@ -10,7 +10,7 @@ const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// The metadata document, as JSON.
 ///
 /// MCP 2025-11-25: "MCP servers MUST implement OAuth 2.0 Protected Resource Metadata
-/// ([RFC9728])". RFC 9728 §2: "Parameters with zero values MUST be omitted from the
+/// (RFC9728)". RFC 9728 §2: "Parameters with zero values MUST be omitted from the
 /// response."
 pub fn metadata_document(config: &AuthConfig) -> Vec<u8> {
     let mut document = Map::new();

@@ -99,8 +99,8 @@ pub(crate) fn same_resource(a: &str, b: &str) -> bool {
 /// Scheme and host lowercase (§6.2.2.1: "the scheme and host are case-insensitive and
 /// therefore should be normalized to lowercase"); percent-encodings with uppercase hex digits
 /// (§6.2.2.1) and unreserved characters decoded (§6.2.2.2); the port dropped when it is the
-/// scheme's default or empty and an empty path read as `/` (§6.2.3: "http://example.com" and
-/// "http://example.com:80/" are equivalent). Dot segments (§6.2.2.3) are left alone: no
+/// scheme's default or empty and an empty path read as `/` (§6.2.3: `http://example.com` and
+/// `http://example.com:80/` are equivalent). Dot segments (§6.2.2.3) are left alone: no
 /// audience or resource has a reason to carry them.
 fn normalize(uri: &str) -> Option<String> {
     let parts = split(uri)?;
