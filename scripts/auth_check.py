@@ -365,11 +365,13 @@ def legacy(c, t, mcp_url, tok_a, tok_b):
     with c.stream("GET", f"{base}/sse", headers={"authorization": f"Bearer {tok_a}",
                                                  "accept": "text/event-stream"}) as stream:
         endpoint = None
-        if stream.status_code == 200:
-            for line in stream.iter_lines():
-                if line.startswith("data:") and "sessionId=" in line:
-                    endpoint = urljoin(base, line[5:].strip())
-                    break
+        # The line iterator stays referenced: leaving a `for` over it closes the generator,
+        # and httpcore then closes the connection, which ends the legacy session.
+        lines = stream.iter_lines() if stream.status_code == 200 else iter(())
+        for line in lines:
+            if line.startswith("data:") and "sessionId=" in line:
+                endpoint = urljoin(base, line[5:].strip())
+                break
         if not endpoint:
             t.row("legacy: B posts to A's /messages?sessionId=", "404", f"GET /sse as A: {stream.status_code}", False)
             return

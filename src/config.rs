@@ -242,12 +242,107 @@ pub struct Config {
     /// closes without an answer, counted as `kind="timeout"`).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.tls_handshake_timeout_ms))]
     pub tls_handshake_timeout_ms: u64,
+
+    /// Turns authorization on: the authorization server (issuer) whose access tokens this
+    /// server accepts. Every request to /mcp, /sse, /messages, /echo (and /healthz, /metrics
+    /// unless --auth-open-health) then needs `Authorization: Bearer`; needs a key source
+    /// (--auth-jwks-file or --auth-jwks-url) or --auth-introspection-url.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub auth_issuer: Option<String>,
+
+    /// This server's resource identifier (RFC 8707), what tokens must be issued for and what
+    /// the protected resource metadata names. Default: https://BIND/mcp with TLS,
+    /// http://BIND/mcp without (set it to the public URL behind a proxy or a DNS name).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub auth_resource: Option<String>,
+
+    /// The `aud` a token must carry, when the authorization server maps the resource to
+    /// another audience. Default: the resource.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "AUDIENCE"))]
+    pub auth_audience: Option<String>,
+
+    /// JWKS file with the issuer's signing keys (read at start).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
+    pub auth_jwks_file: Option<std::path::PathBuf>,
+
+    /// The issuer's JWKS URL: each shard fetches it at start, then every
+    /// --auth-jwks-refresh-secs and when a token names a key it lacks (at most every 30 s).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub auth_jwks_url: Option<String>,
+
+    /// Seconds between two fetches of --auth-jwks-url.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.auth_jwks_refresh_secs))]
+    pub auth_jwks_refresh_secs: u64,
+
+    /// RFC 7662 introspection endpoint for opaque (non-JWT) tokens; answers are cached per
+    /// shard up to the token's expiry and at most 60 s.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "URL", requires = "auth_client_id")
+    )]
+    pub auth_introspection_url: Option<String>,
+
+    /// This server's client id at the introspection endpoint.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "ID", requires = "auth_client_secret_file")
+    )]
+    pub auth_client_id: Option<String>,
+
+    /// File holding this server's client secret for the introspection endpoint.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
+    pub auth_client_secret_file: Option<std::path::PathBuf>,
+
+    /// PEM roots trusted for https:// key-set and introspection URLs. Default: the system
+    /// bundle at /etc/ssl/certs/ca-certificates.crt.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
+    pub auth_ca_file: Option<std::path::PathBuf>,
+
+    /// A scope every request needs (repeatable); named in the 401 challenge.
+    #[cfg_attr(feature = "cli", arg(long = "auth-scope", value_name = "SCOPE"))]
+    pub auth_scopes: Vec<String>,
+
+    /// Scopes a tool needs besides those, as TOOL=SCOPE[,SCOPE] (repeatable); a call without
+    /// them gets 403 insufficient_scope (HTTP) or JSON-RPC -32003 (WebSocket).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "auth-tool-scope", value_name = "TOOL=SCOPES")
+    )]
+    pub auth_tool_scopes: Vec<String>,
+
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.auth_leeway_secs))]
+    pub auth_leeway_secs: u64,
+
+    /// Accept JWTs whose `typ` is not `at+jwt` (RFC 9068 requires it; some providers send `JWT`).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub auth_any_typ: bool,
+
+    /// Serve /healthz and /metrics without a token (for probes and scrapers).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub auth_open_health: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         DEFAULT
     }
+}
+
+/// The system's trusted roots (Debian's ca-certificates bundle).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Authorization as configured, checked at start: what every shard builds its authorizer from.
+pub(crate) struct AuthSettings {
+    pub config: crate::auth::AuthConfig,
+    /// The JWKS document of `--auth-jwks-file`.
+    pub jwks_file: Option<Vec<u8>>,
+    pub jwks_url: Option<crate::auth::HttpUrl>,
+    pub jwks_refresh: Duration,
+    pub introspection: Option<crate::auth::Introspection>,
+    /// PEM roots for https:// endpoints.
+    pub roots: Vec<u8>,
+    pub open_health: bool,
 }
 
 /// The defaults, written once: [`Config::default`] returns them and the command line shows them
@@ -299,6 +394,21 @@ const DEFAULT: Config = Config {
     tls_cert: None,
     tls_key: None,
     tls_handshake_timeout_ms: 10_000,
+    auth_issuer: None,
+    auth_resource: None,
+    auth_audience: None,
+    auth_jwks_file: None,
+    auth_jwks_url: None,
+    auth_jwks_refresh_secs: 3600,
+    auth_introspection_url: None,
+    auth_client_id: None,
+    auth_client_secret_file: None,
+    auth_ca_file: None,
+    auth_scopes: Vec::new(),
+    auth_tool_scopes: Vec::new(),
+    auth_leeway_secs: crate::auth::DEFAULT_LEEWAY_SECS,
+    auth_any_typ: false,
+    auth_open_health: false,
 };
 
 impl Config {
@@ -362,6 +472,105 @@ impl Config {
                     key.display()
                 )
             })
+    }
+
+    /// What authorization needs, read and checked now (files, URLs, scopes), or `None` when
+    /// it is off. `local` is the bound address, for the default resource identifier.
+    pub(crate) fn auth_settings(&self, local: SocketAddr) -> Result<Option<AuthSettings>, String> {
+        use crate::auth::{AuthConfig, HttpUrl, Introspection, KeySet};
+        let Some(issuer) = &self.auth_issuer else {
+            return Ok(None);
+        };
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let resource =
+            (self.auth_resource.clone()).unwrap_or_else(|| format!("{scheme}://{local}/mcp"));
+        let mut config = AuthConfig::new(issuer.clone(), resource);
+        if let Some(audience) = &self.auth_audience {
+            config.audience = audience.clone();
+        }
+        config.leeway_secs = self.auth_leeway_secs;
+        config.accept_any_typ = self.auth_any_typ;
+        config.scopes = self.auth_scopes.clone();
+        for entry in &self.auth_tool_scopes {
+            let (tool, scopes) = entry
+                .split_once('=')
+                .filter(|(tool, scopes)| !tool.is_empty() && !scopes.is_empty())
+                .ok_or_else(|| {
+                    format!("--auth-tool-scope {entry:?}: expected TOOL=SCOPE[,SCOPE]")
+                })?;
+            let scopes = scopes
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+            config.tool_scopes.push((tool.to_owned(), scopes.collect()));
+        }
+        config
+            .validate()
+            .map_err(|e| format!("authorization: {e}"))?;
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read --{flag} {}: {e}", path.display()))
+        };
+        let jwks_file = match &self.auth_jwks_file {
+            Some(path) => {
+                let jwks = read("auth-jwks-file", path)?;
+                KeySet::from_jwks(&jwks)
+                    .map_err(|e| format!("--auth-jwks-file {}: {e}", path.display()))?;
+                Some(jwks)
+            }
+            None => None,
+        };
+        let jwks_url = (self.auth_jwks_url.as_deref())
+            .map(|url| HttpUrl::parse(url).map_err(|e| format!("--auth-jwks-url: {e}")))
+            .transpose()?;
+        let introspection =
+            match (
+                &self.auth_introspection_url,
+                &self.auth_client_id,
+                &self.auth_client_secret_file,
+            ) {
+                (None, _, _) => None,
+                (Some(url), Some(id), Some(secret)) => {
+                    let secret = read("auth-client-secret-file", secret)?;
+                    let secret = String::from_utf8(secret)
+                        .map_err(|_| "--auth-client-secret-file is not UTF-8".to_string())?;
+                    let introspection =
+                        Introspection::new(url, id.clone(), secret.trim_end().to_owned())
+                            .map_err(|e| format!("--auth-introspection-url: {e}"))?;
+                    Some(introspection)
+                }
+                _ => return Err(
+                    "--auth-introspection-url needs --auth-client-id and --auth-client-secret-file"
+                        .into(),
+                ),
+            };
+        if jwks_file.is_none() && jwks_url.is_none() && introspection.is_none() {
+            return Err("--auth-issuer needs a way to check tokens: --auth-jwks-file, --auth-jwks-url or --auth-introspection-url".into());
+        }
+        if jwks_file.is_some() && jwks_url.is_some() {
+            return Err("give --auth-jwks-file or --auth-jwks-url, not both".into());
+        }
+        let roots = match &self.auth_ca_file {
+            Some(path) => read("auth-ca-file", path)?,
+            None if jwks_url.as_ref().is_some_and(|u| u.tls)
+                || introspection.as_ref().is_some_and(|i| i.tls) =>
+            {
+                read("auth-ca-file (default)", std::path::Path::new(SYSTEM_ROOTS))?
+            }
+            None => Vec::new(),
+        };
+        Ok(Some(AuthSettings {
+            config,
+            jwks_file,
+            jwks_url,
+            jwks_refresh: Duration::from_secs(self.auth_jwks_refresh_secs.max(1)),
+            introspection,
+            roots,
+            open_health: self.auth_open_health,
+        }))
     }
 
     /// Time a TLS client has to finish its handshake.

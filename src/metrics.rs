@@ -54,11 +54,14 @@ pub enum ErrorKind {
     ConnectionCap,
     /// A TLS handshake or record that failed (bad hello, no common protocol, bad record).
     Tls,
+    /// A request refused by authorization (401, 400 for a token in the query, 403 for a
+    /// missing scope, 503 when a token could not be checked).
+    Auth,
 }
 
 impl ErrorKind {
     /// Every kind, in label order.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::HttpParse,
         ErrorKind::WsHandshake,
         ErrorKind::WsProtocol,
@@ -68,6 +71,7 @@ impl ErrorKind {
         ErrorKind::Io,
         ErrorKind::ConnectionCap,
         ErrorKind::Tls,
+        ErrorKind::Auth,
     ];
 
     /// The Prometheus label value.
@@ -82,6 +86,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::ConnectionCap => "connection_cap",
             ErrorKind::Tls => "tls",
+            ErrorKind::Auth => "auth",
         }
     }
 }
@@ -160,9 +165,9 @@ impl Limit {
 }
 
 /// The HTTP statuses the server sends, for the per-status counter.
-pub const STATUSES: [u16; 22] = [
-    101, 200, 202, 204, 400, 403, 404, 405, 406, 408, 409, 410, 413, 414, 415, 421, 426, 429, 431,
-    500, 501, 503,
+pub const STATUSES: [u16; 23] = [
+    101, 200, 202, 204, 400, 401, 403, 404, 405, 406, 408, 409, 410, 413, 414, 415, 421, 426, 429,
+    431, 500, 501, 503,
 ];
 
 /// The close codes counted when sent or received.

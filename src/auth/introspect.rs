@@ -14,6 +14,42 @@ pub const DEFAULT_CACHE_SECS: u64 = 60;
 /// The largest introspection response read; bigger means the endpoint is not one.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// Where an `http`/`https` URL points: what the resource server needs to send a request
+/// there (the introspection endpoint, the issuer's key set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    /// Whether the scheme is `https`.
+    pub tls: bool,
+    /// `host [":" port]`, for connecting and for the `Host` header.
+    pub authority: String,
+    /// The request-target: path (at least `/`) and query.
+    pub target: String,
+}
+
+impl HttpUrl {
+    /// The parts of `url`, an absolute `http`/`https` URL without a fragment.
+    pub fn parse(url: &str) -> Result<HttpUrl, ConfigError> {
+        let parts = absolute_http_uri(url)?;
+        if parts.fragment.is_some() {
+            return Err(ConfigError::NotAbsoluteUri(url.to_owned()));
+        }
+        let path = if parts.path.is_empty() {
+            "/"
+        } else {
+            parts.path
+        };
+        let target = match parts.query {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
+        };
+        Ok(HttpUrl {
+            tls: parts.scheme.eq_ignore_ascii_case("https"),
+            authority: parts.authority.to_owned(),
+            target,
+        })
+    }
+}
+
 /// An introspection endpoint and the credentials the resource server presents to it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Introspection {
@@ -52,22 +88,14 @@ impl Introspection {
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> Result<Introspection, ConfigError> {
-        let parts = absolute_http_uri(url)?;
-        if parts.fragment.is_some() {
-            return Err(ConfigError::NotAbsoluteUri(url.to_owned()));
-        }
-        let path = if parts.path.is_empty() {
-            "/"
-        } else {
-            parts.path
-        };
-        let target = match parts.query {
-            Some(query) => format!("{path}?{query}"),
-            None => path.to_owned(),
-        };
+        let HttpUrl {
+            tls,
+            authority,
+            target,
+        } = HttpUrl::parse(url)?;
         Ok(Introspection {
-            tls: parts.scheme.eq_ignore_ascii_case("https"),
-            authority: parts.authority.to_owned(),
+            tls,
+            authority,
             target,
             client_id: client_id.into(),
             client_secret: client_secret.into(),

@@ -31,7 +31,7 @@ mod uri;
 pub use cache::{Outcome, TokenCache, TokenKey, NEGATIVE_TTL_SECS};
 pub use config::{AuthConfig, ConfigError, DEFAULT_ALGORITHMS, DEFAULT_LEEWAY_SECS};
 pub use error::{Answer, TokenError};
-pub use introspect::{Introspection, DEFAULT_CACHE_SECS};
+pub use introspect::{HttpUrl, Introspection, DEFAULT_CACHE_SECS};
 pub use jsonwebtoken::Algorithm;
 pub use jwt::validate_jwt;
 pub use keys::{KeySet, KeysError, MAX_JWKS_BYTES, MAX_KEYS};
@@ -39,4 +39,4 @@ pub use principal::{Principal, PrincipalTag};
 pub use prm::{metadata_document, metadata_paths, metadata_url};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -20,7 +20,7 @@ const RESOURCE: &str = "https://127.0.0.1:8443/mcp";
 const NOW: u64 = 1_800_000_000;
 
 /// The private key for `alg`.
-fn encoding_key(alg: Algorithm) -> EncodingKey {
+pub(crate) fn encoding_key(alg: Algorithm) -> EncodingKey {
     match alg {
         Algorithm::ES256 => EncodingKey::from_ec_der(P256_KEY),
         Algorithm::EdDSA => EncodingKey::from_ed_der(ED25519_KEY),
@@ -29,14 +29,14 @@ fn encoding_key(alg: Algorithm) -> EncodingKey {
 }
 
 /// The public JWK of the test key for `alg`, under `kid`, with `use: sig` and `alg` set.
-fn jwk(alg: Algorithm, kid: &str) -> Value {
+pub(crate) fn jwk(alg: Algorithm, kid: &str) -> Value {
     let mut jwk = Jwk::from_encoding_key(&encoding_key(alg), alg).expect("public half");
     jwk.common.key_id = Some(kid.into());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     serde_json::to_value(jwk).expect("JWK as JSON")
 }
 
-fn jwks(keys: &[Value]) -> Vec<u8> {
+pub(crate) fn jwks(keys: &[Value]) -> Vec<u8> {
     json!({ "keys": keys }).to_string().into_bytes()
 }
 
@@ -93,7 +93,7 @@ fn header(alg: Algorithm, kid: Option<&str>, typ: Option<&str>) -> Header {
 }
 
 /// A token signed with the test key for `alg`, `typ: at+jwt`.
-fn mint(alg: Algorithm, kid: &str, claims: &Value) -> String {
+pub(crate) fn mint(alg: Algorithm, kid: &str, claims: &Value) -> String {
     mint_with(
         &header(alg, Some(kid), Some("at+jwt")),
         claims,

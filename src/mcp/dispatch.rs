@@ -1,5 +1,6 @@
 //! Routes JSON-RPC messages to MCP methods for one session.
 
+use crate::auth::PrincipalTag;
 use crate::mcp::catalogue::{Catalogue, CatalogueUpdate};
 use crate::mcp::client::ClientError;
 use crate::mcp::input::InputRound;
@@ -290,11 +291,14 @@ struct BindingSource {
     method: &'static str,
     target: String,
     arguments: Value,
+    /// MCP 2026-07-28 (mrtr): servers SHOULD verify "the authenticated principal, rejecting
+    /// state presented by a different principal".
+    principal: Option<PrincipalTag>,
 }
 
 impl BindingSource {
     fn binding(&self) -> Binding {
-        Binding::of(self.method, &self.target, &self.arguments)
+        Binding::of(self.method, &self.target, &self.arguments, self.principal)
     }
 }
 
@@ -1062,6 +1066,7 @@ impl Dispatcher {
                 method: "tools/call",
                 target: call.name.clone().into_owned(),
                 arguments: args.clone(),
+                principal: session.borrow().principal().map(|p| p.tag),
             }),
             meta: call.meta,
             input_responses: call.input_responses,
@@ -1247,6 +1252,7 @@ impl Dispatcher {
                 method: "resources/read",
                 target: read.uri.clone().into_owned(),
                 arguments: Value::Null,
+                principal: session.borrow().principal().map(|p| p.tag),
             }),
             meta: read.meta,
             input_responses: read.input_responses,
@@ -1346,6 +1352,7 @@ impl Dispatcher {
                 method: "prompts/get",
                 target: get.name.clone().into_owned(),
                 arguments: serde_json::to_value(&arguments).unwrap_or_default(),
+                principal: session.borrow().principal().map(|p| p.tag),
             }),
             meta: get.meta,
             input_responses: get.input_responses,

@@ -25,6 +25,7 @@ fn stateless(d: &Dispatcher, capabilities: &Value, method: &str, params: Value) 
         client_capabilities: RawValue::from_string(capabilities.to_string()).unwrap(),
         client_info: None,
         log_level: None,
+        principal: None,
     };
     let message = json!({"jsonrpc": "2.0", "id": 9, "method": method, "params": params});
     let reply = block_on(d.handle_stateless(

@@ -11,6 +11,7 @@
 //! The wire form is `base64(payload JSON) "." base64(tag)`; the payload is readable by the
 //! client (it holds only what the client itself sent) but not forgeable.
 
+use crate::auth::PrincipalTag;
 use futures_lite::future::BoxedLocal;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -43,11 +44,20 @@ const FORMAT: u8 = 1;
 pub struct Binding(String);
 
 impl Binding {
-    /// The binding of `method` on `target` (`params.name` or `params.uri`) with `arguments`.
-    pub fn of(method: &str, target: &str, arguments: &Value) -> Binding {
+    /// The binding of `method` on `target` (`params.name` or `params.uri`) with `arguments`,
+    /// made by `principal` (with authorization on).
+    pub fn of(
+        method: &str,
+        target: &str,
+        arguments: &Value,
+        principal: Option<PrincipalTag>,
+    ) -> Binding {
         let mut hash = Sha256::new();
         for part in [method.as_bytes(), b"\0", target.as_bytes(), b"\0"] {
             hash.update(part);
+        }
+        if let Some(PrincipalTag(tag)) = principal {
+            hash.update(tag);
         }
         // serde_json's maps are sorted (no `preserve_order`), so equal arguments serialise
         // equally however the client ordered them.
@@ -376,7 +386,7 @@ mod tests {
     }
 
     fn binding(arguments: &Value) -> Binding {
-        Binding::of("tools/call", "t", arguments)
+        Binding::of("tools/call", "t", arguments, None)
     }
 
     fn answers() -> Map<String, Value> {
@@ -426,9 +436,14 @@ mod tests {
             open(&sealed, &json!({"a": "y", "b": 1}), NOW),
             Err(StateError::OtherRequest)
         );
-        let other_tool = Binding::of("tools/call", "u", &args);
+        let other_tool = Binding::of("tools/call", "u", &args, None);
+        let other_principal = Binding::of("tools/call", "t", &args, Some(PrincipalTag([7; 16])));
         assert_eq!(
             seal().open(&sealed, &other_tool, NOW),
+            Err(StateError::OtherRequest)
+        );
+        assert_eq!(
+            seal().open(&sealed, &other_principal, NOW),
             Err(StateError::OtherRequest)
         );
         for junk in ["", ".", "abc", "e30=.e30=", "!!!.!!!"] {

@@ -1,5 +1,6 @@
 //! Per-session MCP state, owned by one shard and never shared across threads.
 
+use crate::auth::Principal;
 use crate::mcp::client::Pending;
 use crate::mcp::peer::Peer;
 use crate::mcp::stateless::RequestMeta;
@@ -54,6 +55,9 @@ pub struct SessionState {
     pending: HashMap<Id, Rc<Pending>>,
     subscriptions: HashSet<String>,
     notifier: Option<Rc<dyn Peer>>,
+    /// Who the session's requests act for, when authorization is on: set when the session
+    /// is made and by each request after (a step-up token may carry more scopes).
+    principal: Option<Rc<Principal>>,
 }
 
 impl SessionState {
@@ -70,6 +74,7 @@ impl SessionState {
             client_info: meta.client_info,
             client_capabilities: Some(meta.client_capabilities),
             log_level: meta.log_level,
+            principal: meta.principal,
             ..SessionState::default()
         }))
     }
@@ -99,6 +104,16 @@ impl SessionState {
     /// JSON text.
     pub fn client_capabilities(&self) -> Option<&RawValue> {
         self.client_capabilities.as_deref()
+    }
+
+    /// Who the session's requests act for (with authorization on).
+    pub fn principal(&self) -> Option<&Rc<Principal>> {
+        self.principal.as_ref()
+    }
+
+    /// Sets who the session's requests act for.
+    pub fn set_principal(&mut self, principal: Option<Rc<Principal>>) {
+        self.principal = principal;
     }
 
     /// The minimum level set by `logging/setLevel`, if the client set one.

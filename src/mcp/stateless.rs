@@ -2,9 +2,11 @@
 //! instead of an `initialize` handshake, and which methods the revision has.
 
 use super::session::LogLevel;
+use crate::auth::Principal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::rc::Rc;
 
 /// `params._meta` keys of a 2026-07-28 request.
 ///
@@ -148,6 +150,8 @@ pub struct RequestMeta {
     pub client_info: Option<Box<RawValue>>,
     /// The lowest level of `notifications/message` the client wants; none without it.
     pub log_level: Option<LogLevel>,
+    /// Who the request acts for (authorization on): the transport sets it.
+    pub principal: Option<Rc<Principal>>,
 }
 
 impl MetaFields<'_> {
@@ -189,6 +193,7 @@ impl MetaFields<'_> {
             client_capabilities: client_capabilities.to_owned(),
             client_info: self.client_info.map(|c| c.to_owned()),
             log_level,
+            principal: None,
         })
     }
 }

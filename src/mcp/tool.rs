@@ -560,6 +560,12 @@ impl ToolContext {
         &self.call.request_id
     }
 
+    /// Who the call acts for when authorization is on (`--auth-issuer`): the token's
+    /// issuer, subject, client and scopes. `None` without authorization.
+    pub fn principal(&self) -> Option<Rc<crate::auth::Principal>> {
+        self.call.session.borrow().principal().cloned()
+    }
+
     /// The `progressToken` the client gave, if any.
     pub fn progress_token(&self) -> Option<&Id> {
         self.call.progress_token.as_ref()

@@ -136,6 +136,8 @@ impl Shard {
             metrics: &self.metrics,
             sessions: &self.http_sessions,
             admission: &self.admission,
+            auth: self.auth.as_ref(),
+            principal: None,
             spawn: |task| {
                 glommio::spawn_local(task).detach();
             },

@@ -9,6 +9,7 @@ use super::{ConnGuard, HandoffParts, Shard};
 use crate::metrics::{ErrorKind, Limit};
 use crate::proto::http1::{self, BodyDecoder, HttpError, Method, RequestHead};
 use crate::proto::Status;
+use crate::transport::auth::unix_now;
 use crate::transport::http::{self as route, Next};
 use crate::transport::{Flow, TransportError};
 use std::rc::Rc;
@@ -89,13 +90,13 @@ async fn request_loop(
                     break;
                 }
             }
-            Next::Upgrade(kind) => {
+            Next::Upgrade(kind, principal) => {
                 if flush(&mut stream, &mut out, &shard).await.is_err() {
                     return;
                 }
                 // The WebSocket runs as its own task, so this HTTP task's state (sized for
                 // every request path) is freed instead of living as long as the socket.
-                let websocket = ws::serve(stream, inbuf, conn, kind);
+                let websocket = ws::serve(stream, inbuf, conn, kind, principal);
                 glommio::spawn_local(websocket).detach();
                 return;
             }
@@ -115,6 +116,16 @@ async fn request_loop(
                 })
                 .detach();
                 return;
+            }
+            Next::Introspect(token) => {
+                // The answer goes into the authorizer's cache; the request is routed again
+                // and finds it there (an endpoint that failed is remembered briefly too).
+                let answer = super::auth::introspect(&shard, &token).await;
+                if let Some(auth) = &shard.auth {
+                    auth.introspected(&token, answer, unix_now());
+                }
+                first = Some((head, body));
+                continue;
             }
             Next::Metrics => {
                 let snapshots = shard.scrape().await;

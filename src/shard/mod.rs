@@ -2,7 +2,9 @@
 //! `SO_REUSEPORT` listener, connection slab, metrics and MCP dispatcher.
 //! This is the only module that touches sockets and timers.
 
+mod auth;
 mod conn;
+mod fetch;
 mod http;
 pub mod io;
 mod ws;
@@ -15,9 +17,11 @@ use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
 use crate::transport::admission::Admission;
+use crate::transport::auth::Authorizer;
 use crate::transport::streamable::HttpSessions;
 use crate::transport::tls::{self, TlsSession};
 use crate::transport::TransportError;
+use auth::AuthPlan;
 use futures_lite::future::BoxedLocal;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::channels::shared_channel;
@@ -278,6 +282,15 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
     }
     let tls_rx = Arc::new(std::sync::Mutex::new(tls_rx));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let auth_plan = match config
+        .auth_settings(local_addr)
+        .map_err(ServerError::Config)?
+    {
+        Some(settings) => Some(Arc::new(
+            AuthPlan::new(settings).map_err(ServerError::Config)?,
+        )),
+        None => None,
+    };
     let config = Arc::new(config);
     let reloader = TlsReloader {
         config: Arc::clone(&config),
@@ -313,9 +326,14 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
                 local_addr,
                 senders,
                 tls_updates,
+                auth_plan.clone(),
             ));
             glommio::spawn_local(receive_handoffs(Rc::clone(&shard), receivers)).detach();
             glommio::spawn_local(expire_sessions(Rc::clone(&shard))).detach();
+            if let Some(plan) = &auth_plan {
+                glommio::spawn_local(auth::keep_keys_fresh(Rc::clone(&shard), Arc::clone(plan)))
+                    .detach();
+            }
             serve(shard, listener, stop).await;
             Ok(())
         })
@@ -423,6 +441,9 @@ pub(crate) struct Shard {
     tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
     /// Certificates a reload sent, taken up at the next accept.
     tls_updates: mpsc::Receiver<Arc<rustls::ServerConfig>>,
+    /// This shard's authorization, when it is on, and the endpoints it fetches from.
+    auth: Option<Authorizer>,
+    auth_plan: Option<Arc<AuthPlan>>,
 }
 
 struct ConnSlot {
@@ -438,6 +459,7 @@ impl Shard {
         addr: SocketAddr,
         mesh: Senders<MeshMessage>,
         tls_updates: mpsc::Receiver<Arc<rustls::ServerConfig>>,
+        auth_plan: Option<Arc<AuthPlan>>,
     ) -> Self {
         let index = mesh.peer_id();
         let mesh = Rc::new(mesh);
@@ -473,6 +495,8 @@ impl Shard {
             stopping: Cell::new(false),
             tls: RefCell::new(None),
             tls_updates,
+            auth: auth_plan.as_ref().map(|plan| plan.authorizer()),
+            auth_plan,
         }
     }
 

@@ -4,19 +4,34 @@
 use super::conn::drive;
 use super::io::Socket;
 use super::ConnGuard;
+use crate::auth::Principal;
 use crate::metrics::Transport;
 use crate::transport::ws::{WsConnection, WsKind};
+use std::rc::Rc;
 use std::time::Instant;
 
 /// Runs a WebSocket connection until it closes. `inbuf` holds any bytes the
 /// client sent right after its handshake.
-pub(super) async fn serve(mut stream: Socket, mut inbuf: Vec<u8>, conn: ConnGuard, kind: WsKind) {
+pub(super) async fn serve(
+    mut stream: Socket,
+    mut inbuf: Vec<u8>,
+    conn: ConnGuard,
+    kind: WsKind,
+    principal: Option<Rc<Principal>>,
+) {
     conn.set_transport(match kind {
         WsKind::Mcp => Transport::WsMcp,
         WsKind::Echo => Transport::WsEcho,
     });
     let shard = &conn.shard;
     let now = Instant::now();
-    let mut machine = WsConnection::new(kind, &shard.config, &shard.metrics, now, conn.peer);
+    let mut machine = WsConnection::new(
+        kind,
+        &shard.config,
+        &shard.metrics,
+        now,
+        conn.peer,
+        principal,
+    );
     drive(&mut stream, &mut inbuf, &conn, &mut machine).await;
 }

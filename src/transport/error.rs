@@ -1,6 +1,7 @@
 //! Every reason the transport refuses an HTTP request, and the one place
 //! where a refusal becomes a status line, headers, a body and a counter tick.
 
+use crate::auth::{Answer, TokenError};
 use crate::mcp::stateless::{EnvelopeError, MetaError};
 use crate::mcp::version;
 use crate::metrics::{ErrorKind, Metrics};
@@ -49,6 +50,14 @@ pub enum TransportError {
     UpgradeRequired,
     /// The WebSocket opening handshake is broken.
     Handshake(HandshakeError),
+    /// Authorization refused the request: no token, a token that is not good, one without
+    /// the scope the request needs, or one that could not be checked.
+    Unauthorized {
+        /// Why (its text is the body).
+        error: TokenError,
+        /// The status and challenge, made by [`TokenError::answer`].
+        answer: Answer,
+    },
 
     // MCP over HTTP: answered with a JSON-RPC error body.
     /// `MCP-Protocol-Version` names a revision this server does not speak.
@@ -148,6 +157,7 @@ impl TransportError {
             TransportError::MethodNotAllowed { .. } => 405,
             TransportError::UpgradeRequired => 426,
             TransportError::Handshake(e) => e.status(),
+            TransportError::Unauthorized { answer, .. } => answer.status,
             TransportError::UnsupportedProtocolVersion(_)
             | TransportError::MissingSession(_)
             | TransportError::DuplicateSessionId
@@ -195,6 +205,7 @@ impl TransportError {
             TransportError::Malformed(_) => Some(ErrorKind::HttpParse),
             TransportError::HeadTimedOut | TransportError::BodyTimedOut => Some(ErrorKind::Timeout),
             TransportError::Forbidden(_) => Some(ErrorKind::Policy),
+            TransportError::Unauthorized { .. } => Some(ErrorKind::Auth),
             TransportError::Handshake(_) => Some(ErrorKind::WsHandshake),
             TransportError::InvalidMessage(_) => Some(ErrorKind::JsonRpc),
             _ => None,
@@ -312,6 +323,15 @@ impl TransportError {
                 retry_after = secs.to_string();
                 headers.push(("retry-after", &retry_after));
             }
+            // RFC 6750 §3: "If the protected resource request does not include authentication
+            // credentials or does not contain an access token that enables access to the
+            // protected resource, the resource server MUST include the HTTP
+            // "WWW-Authenticate" response header field".
+            TransportError::Unauthorized { answer, .. } => {
+                if let Some(challenge) = &answer.www_authenticate {
+                    headers.push(("www-authenticate", challenge));
+                }
+            }
             TransportError::UpgradeRequired => {
                 headers.push(("upgrade", "websocket"));
                 headers.push(("sec-websocket-version", handshake::VERSION));
@@ -362,6 +382,7 @@ impl fmt::Display for TransportError {
             TransportError::MethodNotAllowed { .. } => f.write_str("method not allowed"),
             TransportError::UpgradeRequired => f.write_str("this endpoint speaks WebSocket"),
             TransportError::Handshake(e) => write!(f, "{e}"),
+            TransportError::Unauthorized { error, .. } => write!(f, "{error}"),
             TransportError::UnsupportedProtocolVersion(v) => {
                 write!(f, "Bad Request: unsupported MCP-Protocol-Version {v}")
             }

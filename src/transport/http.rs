@@ -2,13 +2,16 @@
 //! and the plain answers (health, metrics).
 
 use super::admission::RateKey;
+use super::auth::{unix_now, Credential};
 use super::streamable::{self, Outcome, SseStream};
 use super::ws::WsKind;
 use super::{Env, TransportError};
+use crate::auth::Principal;
 use crate::metrics::{self, Snapshot};
 use crate::proto::http1::{self, Method, RequestHead};
 use crate::proto::ws::handshake;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 /// Subprotocols offered on /mcp, in order of preference.
 const MCP_SUBPROTOCOLS: &[&str] = &["mcp"];
@@ -39,14 +42,18 @@ const CORS_MAX_AGE: &str = "600";
 pub enum Next {
     /// Keep serving HTTP on this connection (if keep-alive allows).
     KeepGoing,
-    /// Switch to WebSocket (the 101 is queued).
-    Upgrade(WsKind),
+    /// Switch to WebSocket (the 101 is queued), acting for the principal (authorization on).
+    Upgrade(WsKind, Option<Rc<Principal>>),
     /// Serve an SSE response.
     Stream(SseStream),
     /// Move the connection to the shard owning the request's session.
     Handoff(usize),
     /// Gather every shard's metrics and answer with [`write_metrics`].
     Metrics,
+    /// Ask the introspection endpoint about this opaque token, hand the answer to
+    /// [`Authorizer::introspected`](super::auth::Authorizer::introspected), then route the
+    /// request again.
+    Introspect(String),
 }
 
 /// Decides the response for one request from `peer` and queues it in `out`.
@@ -71,7 +78,10 @@ pub fn route(
     // caches must key it on `Vary: Origin`. A WebSocket is not subject to CORS, and a
     // connection handed off is answered by the shard that takes it.
     if let Some(origin) = env.policy.allowed_origin(head) {
-        if !matches!(next, Next::Upgrade(_) | Next::Handoff(_)) {
+        if !matches!(
+            next,
+            Next::Upgrade(..) | Next::Handoff(_) | Next::Introspect(_)
+        ) {
             let cors = [
                 ("access-control-allow-origin", origin),
                 ("vary", "origin"),
@@ -127,18 +137,48 @@ fn route_or_refuse(
     out: &mut Vec<u8>,
 ) -> Result<Next, TransportError> {
     env.policy.check(head).map_err(TransportError::Forbidden)?;
+    let metadata = env.auth.and_then(|auth| auth.metadata_at(head.path()));
+    // Preflights carry no credentials (Fetch: "CORS-preflight request ... excludes user
+    // credentials"), so they are answered before authorization.
     if head.method() == Method::Options
-        && is_mcp_endpoint(head.path())
+        && (is_mcp_endpoint(head.path()) || metadata.is_some())
         && head.header("origin").is_some()
         && head.header("access-control-request-method").is_some()
     {
         return Ok(preflight(env, head, keep_alive, out));
     }
-    let config = env.config;
-    // Whom the request rate counts this request for (an authenticated principal will be).
-    let client = peer.map(|ip| RateKey::of(ip, None));
     // A HEAD request is answered as GET: the connection drops the content.
     let reads = matches!(head.method(), Method::Get | Method::Head);
+    if let Some(document) = metadata {
+        // RFC 9728 §3.2: "A successful response MUST use the 200 OK HTTP status code and
+        // return a JSON object using the application/json content type".
+        if !reads {
+            return Err(TransportError::MethodNotAllowed { allow: "GET, HEAD" });
+        }
+        let json = [("content-type", "application/json")];
+        http1::write_response(out, 200, &json, document, keep_alive);
+        env.metrics.status(200);
+        return Ok(Next::KeepGoing);
+    }
+    let principal = match env.auth {
+        Some(auth) if auth.protects(head.path()) => match auth.authenticate(head, unix_now())? {
+            Credential::Principal(principal) => {
+                if head.method() == Method::Post {
+                    auth.authorize_body(&principal, body)?;
+                }
+                Some(principal)
+            }
+            Credential::Introspect(token) => return Ok(Next::Introspect(token)),
+        },
+        _ => None,
+    };
+    let env = &Env {
+        principal: principal.as_ref(),
+        ..*env
+    };
+    let config = env.config;
+    // Whom the request rate counts this request for: its principal, else its address.
+    let client = peer.map(|ip| RateKey::of(ip, principal.as_ref().map(|p| p.tag.0)));
     Ok(match head.path() {
         "/healthz" if reads => {
             let text = [("content-type", "text/plain; charset=utf-8")];
@@ -150,8 +190,10 @@ fn route_or_refuse(
         "/healthz" | "/metrics" => {
             return Err(TransportError::MethodNotAllowed { allow: "GET, HEAD" })
         }
-        "/echo" if config.echo => upgrade(env, head, WsKind::Echo, out)?,
-        "/mcp" if handshake::is_upgrade_request(head) => upgrade(env, head, WsKind::Mcp, out)?,
+        "/echo" if config.echo => upgrade(env, head, WsKind::Echo, out, principal.clone())?,
+        "/mcp" if handshake::is_upgrade_request(head) => {
+            upgrade(env, head, WsKind::Mcp, out, principal.clone())?
+        }
         "/mcp" => mcp(streamable::mcp_endpoint(
             env, client, head, body, keep_alive, out,
         )),
@@ -177,6 +219,7 @@ fn upgrade(
     head: &RequestHead,
     kind: WsKind,
     out: &mut Vec<u8>,
+    principal: Option<Rc<Principal>>,
 ) -> Result<Next, TransportError> {
     if !handshake::is_upgrade_request(head) {
         return Err(if matches!(head.method(), Method::Get | Method::Head) {
@@ -192,7 +235,7 @@ fn upgrade(
     let accepted = handshake::accept(head, protocols).map_err(TransportError::Handshake)?;
     handshake::write_switching_protocols(out, &accepted);
     env.metrics.status(101);
-    Ok(Next::Upgrade(kind))
+    Ok(Next::Upgrade(kind, principal))
 }
 
 /// Queues the answer to a `/metrics` scrape.

@@ -4,6 +4,7 @@
 //! and stop requests in and carries out what comes back.
 
 pub mod admission;
+pub mod auth;
 mod error;
 pub mod http;
 pub mod outbound;
@@ -14,6 +15,7 @@ pub mod ws;
 
 pub use error::TransportError;
 
+use crate::auth::Principal;
 use crate::config::Config;
 use crate::mcp::Dispatcher;
 use crate::metrics::Metrics;
@@ -44,6 +46,10 @@ pub struct Env<'a> {
     pub sessions: &'a streamable::HttpSessions,
     /// This shard's admission control (per-client connection counts and rates).
     pub admission: &'a RefCell<admission::Admission>,
+    /// This shard's authorization, when it is on.
+    pub auth: Option<&'a auth::Authorizer>,
+    /// Who the request being answered acts for (authorization on and the token good).
+    pub principal: Option<&'a Rc<Principal>>,
     /// Starts a task on this shard.
     pub spawn: Spawn,
 }

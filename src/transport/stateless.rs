@@ -279,11 +279,12 @@ fn header_value(raw: &[u8]) -> Option<Vec<u8>> {
 /// SSE response carrying its notifications and ending with its result.
 fn run(
     env: &Env,
-    meta: stateless::RequestMeta,
+    mut meta: stateless::RequestMeta,
     body: &[u8],
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Outcome {
+    meta.principal = env.principal.cloned();
     let arrived = Instant::now();
     let sink = Sink::new(env.config.max_outbound_bytes);
     let peer = Rc::new(RequestPeer {

@@ -12,6 +12,7 @@ use super::admission::{self, RateKey};
 use super::outbound::Outbound;
 use super::stateless;
 use super::{Connection, Env, Flow, FlushedFlow, TransportError};
+use crate::auth::Principal;
 use crate::config::Config;
 use crate::mcp::session::RequestSignal;
 use crate::mcp::stateless::Envelope;
@@ -128,6 +129,22 @@ pub struct HttpSession {
 }
 
 impl HttpSession {
+    /// Whether a request acting for `principal` may use this session: the principal that
+    /// made it (by tag: a step-up token with more scopes is the same principal, and its
+    /// scopes become the session's). Another principal's request is answered as if the
+    /// session did not exist (MCP security best practices: servers "SHOULD bind session IDs
+    /// to user-specific information").
+    fn acts_for(&self, principal: Option<&Rc<Principal>>) -> bool {
+        let mut mcp = self.mcp.borrow_mut();
+        if mcp.principal().map(|p| p.tag) != principal.map(|p| p.tag) {
+            return false;
+        }
+        if principal.is_some() {
+            mcp.set_principal(principal.cloned());
+        }
+        true
+    }
+
     fn new(id: SessionId, legacy: bool, store: &Rc<RefCell<EventStore>>) -> Rc<HttpSession> {
         let session = Rc::new(HttpSession {
             id,
@@ -445,13 +462,20 @@ impl HttpSessions {
         }
     }
 
-    fn create(&self, legacy: bool) -> Result<Rc<HttpSession>, CreateError> {
+    /// A new session of `principal` (authorization on): only its requests will find it.
+    fn create(
+        &self,
+        legacy: bool,
+        principal: Option<&Rc<Principal>>,
+    ) -> Result<Rc<HttpSession>, CreateError> {
         let mut table = self.table.borrow_mut();
         let id = table.create(
             |id| HttpSession::new(id, legacy, &self.store),
             Instant::now(),
         )?;
-        table.get(&id).cloned().ok_or(CreateError::Full)
+        let session = table.get(&id).cloned().ok_or(CreateError::Full)?;
+        session.mcp.borrow_mut().set_principal(principal.cloned());
+        Ok(session)
     }
 
     fn lookup(&self, id: &SessionId) -> Option<Rc<HttpSession>> {
@@ -726,6 +750,7 @@ fn find_session(
             sessions
                 .lookup(&id)
                 .filter(|session| session.legacy == legacy)
+                .filter(|session| session.acts_for(env.principal))
                 .map(Found::Here)
         } else {
             (id.shard() < sessions.shard_count).then_some(Found::Elsewhere(id.shard()))
@@ -813,7 +838,7 @@ fn post(
             is_initialize: true,
         } => env
             .sessions
-            .create(false)
+            .create(false, env.principal)
             .map_err(TransportError::SessionRefused)?,
         Kind::Invalid => {
             // Parse errors and invalid messages get the dispatcher's JSON-RPC error as a 400.
@@ -989,7 +1014,7 @@ pub fn legacy_sse(env: &Env, head: &RequestHead, keep_alive: bool, out: &mut Vec
         }
         let session = env
             .sessions
-            .create(true)
+            .create(true, env.principal)
             .map_err(TransportError::SessionRefused)?;
         sse_head(out, &[], keep_alive);
         env.metrics.status(200);

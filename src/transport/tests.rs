@@ -104,6 +104,7 @@ struct Shard {
     metrics: Rc<Metrics>,
     sessions: HttpSessions,
     admission: RefCell<Admission>,
+    auth: Option<super::auth::Authorizer>,
 }
 
 /// A response as the client reads it.
@@ -180,6 +181,10 @@ impl Shard {
             metrics: Rc::new(Metrics::default()),
             sessions: HttpSessions::new(index, count, &config),
             admission: RefCell::new(Admission::new(config.admission_limits(), Instant::now())),
+            auth: (config
+                .auth_settings("127.0.0.1:8080".parse().unwrap())
+                .unwrap())
+            .map(|settings| super::auth::Authorizer::from_settings(&settings)),
             config,
         }
     }
@@ -192,6 +197,8 @@ impl Shard {
             metrics: &self.metrics,
             sessions: &self.sessions,
             admission: &self.admission,
+            auth: self.auth.as_ref(),
+            principal: None,
             spawn,
         }
     }
@@ -769,7 +776,7 @@ mod websocket {
     }
 
     fn open(shard: &Shard, kind: WsKind, now: Instant) -> WsConnection {
-        WsConnection::new(kind, &shard.config, &shard.metrics, now, Some(CLIENT))
+        WsConnection::new(kind, &shard.config, &shard.metrics, now, Some(CLIENT), None)
     }
 
     #[test]
@@ -1659,4 +1666,157 @@ mod stateless {
         );
         assert_eq!(response.json()["result"], json!({}));
     }
+}
+
+/// A shard with authorization on: tokens from `https://as.example` signed with the test P-256
+/// key, `mcp:tools` needed for everything and `mcp:admin` for `add`.
+fn authorizing() -> Shard {
+    use crate::auth::{tests, Algorithm};
+    let dir = std::env::temp_dir().join(format!("ringmcp-transport-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, tests::jwks(&[tests::jwk(Algorithm::ES256, "ec")])).unwrap();
+    let config = Config {
+        auth_issuer: Some(AUTH_ISSUER.into()),
+        auth_resource: Some(AUTH_RESOURCE.into()),
+        auth_jwks_file: Some(jwks),
+        auth_scopes: vec!["mcp:tools".into()],
+        auth_tool_scopes: vec!["add=mcp:admin".into()],
+        ..Config::default()
+    };
+    Shard::with(config, 0, 1)
+}
+
+const AUTH_ISSUER: &str = "https://as.example";
+const AUTH_RESOURCE: &str = "https://127.0.0.1:8443/mcp";
+
+/// `authorization: Bearer` for a token of `subject` with `scope`, valid for five minutes.
+fn bearer(subject: &str, scope: &str) -> String {
+    use crate::auth::{tests, Algorithm};
+    let now = super::auth::unix_now();
+    let claims = json!({"iss": AUTH_ISSUER, "sub": subject, "aud": AUTH_RESOURCE,
+                        "exp": now + 300, "scope": scope});
+    format!(
+        "authorization: Bearer {}\r\n",
+        tests::mint(Algorithm::ES256, "ec", &claims)
+    )
+}
+
+#[test]
+fn authorization_answers_every_case_with_its_status_and_challenge() {
+    let shard = authorizing();
+    let metadata = "https://127.0.0.1:8443/.well-known/oauth-protected-resource/mcp";
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    let accept = format!("{ACCEPT_BOTH}{JSON}");
+    // No token: 401 naming the metadata and the scope, no error code (RFC 6750 §3.1).
+    let none = shard.refused("POST /mcp", &accept, &init);
+    assert_eq!(none.status, 401);
+    assert_eq!(
+        none.header("www-authenticate"),
+        Some(format!(r#"Bearer resource_metadata="{metadata}", scope="mcp:tools""#).as_str())
+    );
+    // The metadata itself is open, at both well-known paths.
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let prm = shard.refused(&format!("GET {path}"), "", "");
+        assert_eq!(prm.status, 200);
+        assert_eq!(prm.json()["resource"], AUTH_RESOURCE);
+    }
+    // A token in the query: 400 invalid_request, even with a good header.
+    let query = shard.refused(
+        "POST /mcp?access_token=x",
+        &format!("{accept}{}", bearer("a", "mcp:tools")),
+        &init,
+    );
+    assert_eq!(query.status, 400);
+    assert!(query
+        .header("www-authenticate")
+        .unwrap()
+        .contains(r#"error="invalid_request""#));
+    // A token without the base scope: 403 insufficient_scope.
+    let weak = shard.refused(
+        "POST /mcp",
+        &format!("{accept}{}", bearer("a", "other")),
+        &init,
+    );
+    assert_eq!(weak.status, 403);
+    // Garbage: 401 invalid_token.
+    let junk = shard.refused(
+        "POST /mcp",
+        &format!("{accept}authorization: Bearer abc.def.ghi\r\n"),
+        &init,
+    );
+    assert_eq!(junk.status, 401);
+    assert!(junk
+        .header("www-authenticate")
+        .unwrap()
+        .contains(r#"error="invalid_token""#));
+    // Health needs a token too unless --auth-open-health.
+    assert_eq!(shard.refused("GET /healthz", "", "").status, 401);
+    assert_eq!(
+        shard
+            .refused("GET /healthz", &bearer("a", "mcp:tools"), "")
+            .status,
+        200
+    );
+}
+
+#[test]
+fn a_session_answers_only_its_principal_and_a_tool_wants_its_scope() {
+    let shard = authorizing();
+    let (alice, bob) = (
+        bearer("alice", "mcp:tools"),
+        bearer("bob", "mcp:tools mcp:admin"),
+    );
+    let accept = format!("{ACCEPT_BOTH}{JSON}");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    let made = shard.refused("POST /mcp", &format!("{accept}{alice}"), &init);
+    assert_eq!(made.status, 200);
+    let id = made.header("mcp-session-id").unwrap().to_owned();
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
+    let on = |who: &str, body: &str| {
+        let lines =
+            format!("{accept}{who}mcp-session-id: {id}\r\nmcp-protocol-version: 2025-11-25\r\n");
+        shard.refused("POST /mcp", &lines, body)
+    };
+    // Bob names Alice's session: as if it did not exist.
+    assert_eq!(on(&bob, &ping).status, 404);
+    assert_eq!(on(&alice, &ping).status, 200);
+    // `add` needs mcp:admin as well: 403 naming both scopes.
+    let add = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                     "params": {"name": "add", "arguments": {"a": 1, "b": 2}}})
+    .to_string();
+    let refused = on(&alice, &add);
+    assert_eq!(refused.status, 403);
+    let challenge = refused.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"scope="mcp:tools mcp:admin""#),
+        "{challenge}"
+    );
+    // A step-up token for the same principal keeps the session.
+    let alice_admin = bearer("alice", "mcp:tools mcp:admin");
+    assert_eq!(on(&alice_admin, &add).status, 200);
+
+    // The legacy transport: the stream's session is its opener's alone.
+    let stream = match shard.request("GET /sse", &alice, "") {
+        (Next::Stream(stream), _) => stream,
+        (_, response) => panic!("legacy stream: {}", response.status),
+    };
+    let endpoint = events(&stream, &mut ChunkedDecoder::new(1 << 20))[0]
+        .data
+        .clone();
+    let post =
+        |who: &str| shard.refused(&format!("POST {endpoint}"), &format!("{JSON}{who}"), &ping);
+    assert_eq!(post(&bob).status, 404);
+    assert_eq!(post(&alice).status, 202);
 }

@@ -3,10 +3,12 @@
 //! bound, as a state machine the shard's driver loop feeds.
 
 use super::admission::{self, RateKey, Refusal};
+use super::auth;
 use super::outbound::Outbound;
 use super::stateless;
 use super::TransportError;
 use super::{Connection, Env, Flow, FlushedFlow};
+use crate::auth::Principal;
 use crate::config::Config;
 use crate::mcp::session::RequestSignal;
 use crate::mcp::stateless::{Envelope, EnvelopeError, MetaFields};
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a WebSocket connection carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +80,8 @@ enum McpLink {
 }
 
 impl McpLink {
-    /// Settles the era from the connection's first message.
-    fn decide(&mut self, message: &str) {
+    /// Settles the era from the connection's first message; a session acts for `principal`.
+    fn decide(&mut self, message: &str, principal: Option<&Rc<Principal>>) {
         let McpLink::Undecided(peer) = self else {
             return;
         };
@@ -94,13 +96,16 @@ impl McpLink {
                 running: Rc::default(),
             }
         } else {
-            McpLink::Session {
-                session: SessionState::new_ref(),
-                peer,
-            }
+            let session = SessionState::new_ref();
+            session.borrow_mut().set_principal(principal.cloned());
+            McpLink::Session { session, peer }
         };
     }
 }
+
+/// The longest a connection's token is taken to last (an introspected token may name no
+/// expiry at all).
+const MAX_TOKEN_LIFETIME_SECS: u64 = 365 * 24 * 3600;
 
 /// Where the close handshake stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +150,9 @@ pub struct WsConnection {
     held: Option<String>,
     /// Whom the request rate counts this connection's messages for.
     client: Option<RateKey>,
+    /// Who the connection acts for (authorization on), and when its token expires.
+    principal: Option<Rc<Principal>>,
+    token_expires: Option<Instant>,
 }
 
 impl WsConnection {
@@ -155,6 +163,7 @@ impl WsConnection {
         metrics: &Rc<Metrics>,
         now: Instant,
         peer: Option<IpAddr>,
+        principal: Option<Rc<Principal>>,
     ) -> Self {
         let queue = Rc::new(Outbound::new(config.max_outbound_bytes));
         let mcp = match kind {
@@ -173,12 +182,22 @@ impl WsConnection {
             ping_sent: None,
             message_started: None,
             held: None,
-            client: peer.map(|ip| RateKey::of(ip, None)),
+            client: peer.map(|ip| RateKey::of(ip, principal.as_ref().map(|p| p.tag.0))),
+            token_expires: principal.as_ref().map(|p| {
+                let left = p.expires_at.saturating_sub(auth::unix_now());
+                now + Duration::from_secs(left.min(MAX_TOKEN_LIFETIME_SECS))
+            }),
+            principal,
         }
     }
 
     /// Decodes and answers everything complete in `inbuf`.
     fn process(&mut self, inbuf: &mut Vec<u8>, env: &Env, now: Instant) {
+        let principal = self.principal.clone();
+        let env = &Env {
+            principal: principal.as_ref(),
+            ..*env
+        };
         if self.held.is_some() && !self.queue.has_room_again() {
             return;
         }
@@ -377,6 +396,14 @@ impl Connection for WsConnection {
             self.fail(env, CloseCode::POLICY, "client not reading", now);
             return Flow::Continue;
         }
+        if self.token_expires.is_some_and(|at| now >= at) {
+            // The token authorised the connection; without a valid one it may not go on (a
+            // client reconnects with a fresh token).
+            env.metrics.error(ErrorKind::Auth);
+            self.token_expires = None;
+            self.fail(env, CloseCode::POLICY, "access token expired", now);
+            return Flow::Continue;
+        }
         if self
             .message_started
             .is_some_and(|at| now >= at + config.fragment_timeout())
@@ -423,6 +450,7 @@ impl Connection for WsConnection {
             None => self.last_heard + config.ws_ping_interval(),
         };
         [
+            self.token_expires,
             self.message_started
                 .map(|at| at + config.fragment_timeout()),
             self.queue
@@ -515,7 +543,14 @@ fn dispatch(
         if let Err(refusal) = admission::admit_request(env, client, now) {
             return Dispatched::OverRate(refusal);
         }
-        link.decide(message);
+        link.decide(message, env.principal);
+        if let (Some(auth), Some(principal)) = (env.auth, env.principal) {
+            if let Some(refusal) = auth.refuse_message(principal, message.as_bytes()) {
+                env.metrics.error(ErrorKind::Auth);
+                push_frame(queue, OpCode::Text, &refusal);
+                continue;
+            }
+        }
         match link {
             McpLink::Session { session, peer } => {
                 let peer: Rc<dyn Peer> = peer.clone();
@@ -587,10 +622,11 @@ fn stateless_message(
         stateless::check_servable(env, method, &envelope, &meta, &id, None)?;
         Ok(meta)
     });
-    let meta = match checked {
+    let mut meta = match checked {
         Ok(meta) => meta,
         Err(refusal) => return refuse(refusal),
     };
+    meta.principal = env.principal.cloned();
     // Spec (basic): "The request ID MUST NOT have been previously used by the requestor
     // within the same session"; here, ids of requests still running are the ones
     // `notifications/cancelled` names, so a reused one would make cancellation ambiguous.
