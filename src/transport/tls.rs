@@ -11,8 +11,8 @@ use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::ServerName;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
-    WriteTraffic,
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
+    UnbufferedStatus, WriteTraffic,
 };
 use rustls::{ClientConfig, ServerConfig};
 use std::fmt;
@@ -100,6 +100,9 @@ pub struct TlsSession {
     /// Plaintext bytes of the caller's queue that `outgoing` carries sealed.
     sealed: usize,
     peer_closed: bool,
+    /// A fatal error happened: rustls is never called again (it may still hold handshake
+    /// messages as places in a buffer that is gone).
+    failed: bool,
 }
 
 impl TlsSession {
@@ -128,6 +131,7 @@ impl TlsSession {
             written: 0,
             sealed: 0,
             peer_closed: false,
+            failed: false,
         })
     }
 
@@ -172,26 +176,25 @@ impl TlsSession {
         if self.incoming.is_empty() {
             self.incoming = Vec::new();
         }
-        match result {
-            Ok(_) => Ok(Received {
-                plaintext: plaintext.len() - before,
-                peer_closed: self.peer_closed,
-            }),
-            Err(e) => {
-                // rustls queued the fatal alert; it comes out as one more record to encode.
-                let _ = self.process(&mut [], plaintext);
-                Err(e)
-            }
-        }
+        result.map(|_| Received {
+            plaintext: plaintext.len() - before,
+            peer_closed: self.peer_closed,
+        })
     }
 
-    /// Runs rustls over `buf` until it needs more input; returns the bytes it consumed.
+    /// Runs rustls over `buf` until it needs more input; returns the bytes it consumed. A
+    /// fatal error leaves its alert in `outgoing` and fails the session for good.
     fn process(&mut self, buf: &mut [u8], plaintext: &mut Vec<u8>) -> Result<usize, TlsError> {
+        if self.failed {
+            return Err(failed_before());
+        }
         let (outgoing, peer_closed) = (&mut self.outgoing, &mut self.peer_closed);
-        match &mut self.side {
+        let result = match &mut self.side {
             Side::Server(conn) => process(conn, buf, plaintext, outgoing, peer_closed),
             Side::Client(conn) => process(conn, buf, plaintext, outgoing, peer_closed),
-        }
+        };
+        self.failed = result.is_err();
+        result
     }
 
     /// The ciphertext to write now (empty when nothing is owed).
@@ -239,11 +242,21 @@ impl TlsSession {
         plaintext: usize,
         op: impl FnMut(&mut dyn Encrypt, &mut [u8]) -> Result<usize, EncryptError>,
     ) -> Result<(), TlsError> {
+        if self.failed {
+            return Err(failed_before());
+        }
         match &mut self.side {
             Side::Server(conn) => encrypt(conn, &mut self.outgoing, plaintext, op),
             Side::Client(conn) => encrypt(conn, &mut self.outgoing, plaintext, op),
         }
     }
+}
+
+/// What a session that failed answers from then on.
+fn failed_before() -> TlsError {
+    TlsError(rustls::Error::General(
+        "the TLS session failed earlier".into(),
+    ))
 }
 
 /// The two ends rustls's unbuffered API has.
@@ -309,7 +322,15 @@ fn process<C: Records>(
     loop {
         let status = conn.records(&mut buf[used..]);
         let mut discard = status.discard;
-        match status.state.map_err(TlsError)? {
+        let state = match status.state {
+            Ok(state) => state,
+            Err(e) => {
+                used += discard;
+                alert(conn, &mut buf[used..], outgoing, &e);
+                return Err(TlsError(e));
+            }
+        };
+        match state {
             ConnectionState::ReadTraffic(mut traffic) => {
                 while let Some(record) = traffic.next_record() {
                     let record = record.map_err(TlsError)?;
@@ -317,16 +338,7 @@ fn process<C: Records>(
                     plaintext.extend_from_slice(record.payload);
                 }
             }
-            ConnectionState::EncodeTlsData(mut data) => {
-                // An empty room first: rustls answers with the record's exact size.
-                grow_into(outgoing, 0, |room| match data.encode(room) {
-                    Ok(n) => Ok(n),
-                    Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                        Err(Some(required_size))
-                    }
-                    Err(EncodeError::AlreadyEncoded) => Err(None),
-                });
-            }
+            ConnectionState::EncodeTlsData(mut data) => encode(&mut data, outgoing),
             // Queued in `outgoing`, which the caller writes before anything sealed later.
             ConnectionState::TransmitTlsData(data) => data.done(),
             ConnectionState::PeerClosed => *peer_closed = true,
@@ -342,6 +354,43 @@ fn process<C: Records>(
         }
         used += discard;
     }
+}
+
+/// Encodes what rustls queued for the peer when it failed with `error`: the fatal alert, and
+/// any handshake record queued before it. `rest` is what `buf` had left: rustls hands out
+/// queued records before it reads again, but handshake messages it has yet to process are
+/// places in that buffer (with an empty one rustls panicked on a refused hello that had another
+/// message behind it in its record).
+fn alert<C: Records>(conn: &mut C, rest: &mut [u8], outgoing: &mut Vec<u8>, error: &rustls::Error) {
+    // An error in reading a record: its alert is all rustls queued (records queued earlier
+    // went out before it read), and one call more would read the failed record again.
+    let read_error = matches!(
+        error,
+        rustls::Error::InvalidMessage(_)
+            | rustls::Error::PeerSentOversizedRecord
+            | rustls::Error::DecryptError
+            | rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::IllegalMiddleboxChangeCipherSpec
+            )
+    );
+    while let Ok(ConnectionState::EncodeTlsData(mut data)) = conn.records(rest).state {
+        encode(&mut data, outgoing);
+        if read_error {
+            break;
+        }
+    }
+}
+
+/// Appends a handshake (or alert) record rustls has ready to `outgoing`.
+fn encode<Data>(data: &mut EncodeTlsData<'_, Data>, outgoing: &mut Vec<u8>) {
+    // An empty room first: rustls answers with the record's exact size.
+    grow_into(outgoing, 0, |room| match data.encode(room) {
+        Ok(n) => Ok(n),
+        Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+            Err(Some(required_size))
+        }
+        Err(EncodeError::AlreadyEncoded) => Err(None),
+    });
 }
 
 /// Runs `op` in the traffic state, appending what it encrypts to `outgoing`.
@@ -602,6 +651,64 @@ mod tests {
         assert_eq!(client.wrote(wire.len()), 4);
         server.receive(&mut wire, &mut plaintext).unwrap();
         assert_eq!(plaintext, b"ping");
+    }
+
+    /// Feeds `wire` to a fresh server `chunk` bytes at a time until it fails; checks that the
+    /// error names `reason`, that the alert went out, and that the session then refuses
+    /// everything without calling rustls again.
+    fn refused(wire: &[u8], chunk: usize, reason: &str) {
+        let mut server = server();
+        let mut plaintext = Vec::new();
+        let mut result = Ok(Received::default());
+        for piece in wire.to_vec().chunks_mut(chunk) {
+            result = server.receive(piece, &mut plaintext);
+            if result.is_err() {
+                break;
+            }
+        }
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains(reason), "{chunk}: {err}");
+        let alert = server.ciphertext().to_vec();
+        assert_eq!(alert[0], 21, "an alert record");
+        server.wrote(alert.len());
+        assert!(server
+            .receive(&mut [22, 3, 3, 0, 0], &mut plaintext)
+            .is_err());
+        assert!(server.close_notify().is_err());
+        assert!(server.seal(b"late").is_err());
+        assert!(server.ciphertext().is_empty());
+    }
+
+    #[test]
+    fn a_fatal_error_with_handshake_messages_still_in_the_buffer_gets_its_alert_out() {
+        let mut client = client(&[&rustls::version::TLS13], &[]);
+        let mut hello = Vec::new();
+        client.write_tls(&mut hello).unwrap();
+        assert_eq!(hello[0], 22, "a handshake record");
+
+        // The hello and one more handshake message in one record, which RFC 8446 §5.1 forbids
+        // ("Handshake messages MUST NOT span key changes"): rustls refuses the hello still
+        // holding the second message as a place in the buffer.
+        let mut wire = hello.clone();
+        let extra = [4u8, 0, 0, 0]; // new_session_ticket, empty
+        let length = u16::from_be_bytes([wire[3], wire[4]]) + extra.len() as u16;
+        wire[3..5].copy_from_slice(&length.to_be_bytes());
+        wire.extend_from_slice(&extra);
+        for chunk in [wire.len(), 7, 1] {
+            refused(&wire, chunk, "KeyEpochWithPendingFragment");
+        }
+
+        // Half of the hello in one record, then a record that is not TLS: rustls holds the half
+        // as a place in the buffer when it refuses the second.
+        let body = &hello[5..];
+        let half = body.len() / 2;
+        let mut wire = vec![22, 3, 1];
+        wire.extend_from_slice(&(half as u16).to_be_bytes());
+        wire.extend_from_slice(&body[..half]);
+        wire.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        for chunk in [wire.len(), 7, 1] {
+            refused(&wire, chunk, "InvalidContentType");
+        }
     }
 
     #[test]
