@@ -11,6 +11,12 @@
 //! Every connection of a run has the same period and is phase-shifted by its global index
 //! (see [`Ctx::schedule`](crate::ctx::Ctx::schedule)), so in index order their sends come round in a fixed
 //! cycle: the sender walks its connections in that order with a cursor and never searches.
+//!
+//! Over TLS (`wss://`) the sender cannot write plaintext to the socket: it queues the frame in
+//! the link's `out` and wakes the connection task, whose flush seals it. TLS runs therefore
+//! pay a task wake-up per request on the client side besides the encryption, so the load
+//! generator's busy share of a TLS run is not comparable to a plain run's; compare the
+//! server's busy shares.
 
 use crate::cli::Protocol;
 use crate::mcp::EchoTemplate;
@@ -60,7 +66,9 @@ impl InFlight {
 /// The sending half of one connection, shared by its task and the shard's [`Sender`].
 #[derive(Debug)]
 pub struct Link {
-    fd: RawFd,
+    /// The socket to write requests to directly; None over TLS, where only the connection
+    /// task's flush can seal them.
+    fd: Option<RawFd>,
     global: usize,
     request: Request,
     schedule: Schedule,
@@ -80,9 +88,9 @@ pub struct Link {
 }
 
 impl Link {
-    /// The sending half of connection `global` on socket `fd`. It sends nothing until the
-    /// [`Sender`] it joins gives it its schedule.
-    pub fn new(fd: RawFd, global: usize, request: Request) -> Link {
+    /// The sending half of connection `global` on plain socket `fd` (None: a TLS socket). It
+    /// sends nothing until the [`Sender`] it joins gives it its schedule.
+    pub fn new(fd: Option<RawFd>, global: usize, request: Request) -> Link {
         Link {
             fd,
             global,
@@ -134,14 +142,15 @@ impl Link {
         self.schedule.peek()
     }
 
-    /// Writes `frame` (the requests due now) directly when nothing is queued ahead of it;
-    /// what the socket does not take waits in `out` for the connection task.
+    /// Writes `frame` (the requests due now) directly to a plain socket when nothing is
+    /// queued ahead of it; what the socket does not take, and over TLS all of it, waits in
+    /// `out` for the connection task.
     fn write(&mut self, frame: &[u8]) {
         let mut rest = frame;
         // A full socket, or an error: the connection task's flush waits for room, or meets
         // the error again and reports it.
-        if self.out.is_empty() {
-            if let Ok(n) = send_now(self.fd, frame) {
+        if let (Some(fd), true) = (self.fd, self.out.is_empty()) {
+            if let Ok(n) = send_now(fd, frame) {
                 self.bytes_out += n as u64;
                 rest = &frame[n..];
             }

@@ -69,11 +69,8 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
         Mode::Echo => Request::Echo,
         _ => Request::McpEcho,
     };
-    let link = Rc::new(RefCell::new(Link::new(
-        conn.stream.as_raw_fd(),
-        global,
-        request,
-    )));
+    let fd = Some(conn.stream.as_raw_fd());
+    let link = Rc::new(RefCell::new(Link::new(fd, global, request)));
     if matches!(mode, Mode::Echo | Mode::Mcp) {
         ctx.sender.join(Rc::clone(&link));
     }
