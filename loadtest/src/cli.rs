@@ -1,9 +1,12 @@
-//! Command line: flags, the target URL (loopback only) and the scenario names.
+//! Command line: flags, the target URL (loopback only, plain or TLS) and the scenario names.
 
 use clap::{Parser, ValueEnum};
+use rustls::pki_types::{DnsName, ServerName};
+use rustls::ClientConfig;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// ringmcp-load: open-loop load generator for WebSocket and Streamable HTTP MCP servers.
 #[derive(Parser, Debug, Clone)]
@@ -18,9 +21,15 @@ use std::path::PathBuf;
                   the end. It works against any server that speaks the same protocol."
 )]
 pub struct Args {
-    /// Server URL: ws://host:port/path or http://host:port/path. Loopback hosts only.
+    /// Server URL: ws://, wss://, http:// or https://host:port/path. Loopback hosts only;
+    /// wss:// and https:// need --tls-ca.
     #[arg(long, default_value = "ws://127.0.0.1:8080/mcp")]
     pub target: String,
+
+    /// PEM certificates of the roots that verify a wss:// or https:// target (and an https://
+    /// --server-metrics). Required with TLS: there is no mode that skips verification.
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
 
     /// What to run.
     #[arg(long, value_enum, default_value_t = Scenario::WsMcp)]
@@ -61,9 +70,10 @@ pub struct Args {
     #[arg(long)]
     pub server_pid: Option<u32>,
 
-    /// The server's Prometheus endpoint (http://host:port/path), read at the start and end of
-    /// the measured phase for ringmcp's `ringmcp_shard_busy_seconds_total`: the report then
-    /// has the server's busy share (CPU use without idle spinning). Other servers: leave unset.
+    /// The server's Prometheus endpoint (http:// or https://host:port/path), read at the start
+    /// and end of the measured phase for ringmcp's `ringmcp_shard_busy_seconds_total`: the
+    /// report then has the server's busy share (CPU use without idle spinning). Other servers:
+    /// leave unset.
     #[arg(long)]
     pub server_metrics: Option<String>,
 
@@ -109,6 +119,34 @@ pub struct Args {
     /// the Mcp-Method and Mcp-Name headers.
     #[arg(long, value_enum, default_value_t = Protocol::Session)]
     pub protocol: Protocol,
+}
+
+impl Args {
+    /// The target and the `--server-metrics` endpoint, parsed, the TLS ones with the roots
+    /// read from `--tls-ca`.
+    pub fn targets(&self) -> Result<(Target, Option<Target>), String> {
+        let roots = match &self.tls_ca {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read --tls-ca {}: {e}", path.display()))?;
+                let config = crate::net::tls_client_config(&pem)
+                    .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
+                Some(config)
+            }
+            None => None,
+        };
+        let target = Target::parse(&self.target, roots.as_ref()).map_err(|e| e.to_string())?;
+        let metrics = match &self.server_metrics {
+            Some(url) => match Target::parse(url, roots.as_ref())
+                .map_err(|e| format!("--server-metrics: {e}"))?
+            {
+                t if t.scheme == Scheme::Http => Some(t),
+                _ => return Err("--server-metrics must be an http:// or https:// URL".into()),
+            },
+            None => None,
+        };
+        Ok((target, metrics))
+    }
 }
 
 /// The MCP revision the client speaks.
@@ -203,21 +241,32 @@ pub enum Transport {
     Http,
 }
 
-/// URL scheme of the target.
+/// What the target speaks above TCP or TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
-    /// `ws://`
+    /// `ws://` or `wss://`
     Ws,
-    /// `http://`
+    /// `http://` or `https://`
     Http,
 }
 
+/// What the connections to a `wss://` or `https://` target verify.
+#[derive(Debug, Clone)]
+pub struct TlsTarget {
+    /// The roots from --tls-ca, ALPN `http/1.1`.
+    pub config: Arc<ClientConfig>,
+    /// The name the server's certificate must carry (SNI when a DNS name): the target's host.
+    pub name: ServerName<'static>,
+}
+
 /// A parsed, loopback-only target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// ws or http.
     pub scheme: Scheme,
-    /// The host as written (sent in `Host`).
+    /// TLS (`wss://`, `https://`), or None for plain TCP.
+    pub tls: Option<TlsTarget>,
+    /// The host as written, with the port (sent in `Host`).
     pub host: String,
     /// Where to connect.
     pub addr: SocketAddr,
@@ -228,8 +277,10 @@ pub struct Target {
 /// Why a target URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetError {
-    /// Not ws:// or http:// (wss and https are not supported).
+    /// Not ws://, wss://, http:// or https://.
     Scheme(String),
+    /// A wss:// or https:// target without --tls-ca.
+    NoTlsCa(String),
     /// The authority part is empty or unparsable.
     BadAuthority(String),
     /// The port is not a number in 1..=65535.
@@ -243,7 +294,12 @@ impl fmt::Display for TargetError {
         match self {
             TargetError::Scheme(url) => write!(
                 f,
-                "unsupported target {url:?}: use ws://host:port/path or http://host:port/path"
+                "unsupported target {url:?}: use ws://, wss://, http:// or https://host:port/path"
+            ),
+            TargetError::NoTlsCa(url) => write!(
+                f,
+                "target {url:?} speaks TLS: give --tls-ca PATH, the PEM roots that verify its \
+                 certificate"
             ),
             TargetError::BadAuthority(url) => write!(f, "target {url:?} has no usable host"),
             TargetError::BadPort(port) => write!(f, "target port {port:?} is not in 1..=65535"),
@@ -259,14 +315,24 @@ impl fmt::Display for TargetError {
 impl std::error::Error for TargetError {}
 
 impl Target {
-    /// Parses `ws://host[:port][/path]` or `http://...`; the host must be loopback.
-    pub fn parse(url: &str) -> Result<Target, TargetError> {
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("ws://") {
-            (Scheme::Ws, rest)
-        } else if let Some(rest) = url.strip_prefix("http://") {
-            (Scheme::Http, rest)
-        } else {
-            return Err(TargetError::Scheme(url.to_owned()));
+    /// Parses `ws://host[:port][/path]`, `http://...`, or with TLS `wss://...` and `https://...`
+    /// (port 443 by default, verified with `tls`, the --tls-ca roots); the host must be loopback.
+    pub fn parse(url: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Target, TargetError> {
+        let (scheme, secure, rest) = [
+            ("ws://", Scheme::Ws, false),
+            ("wss://", Scheme::Ws, true),
+            ("http://", Scheme::Http, false),
+            ("https://", Scheme::Http, true),
+        ]
+        .into_iter()
+        .find_map(|(prefix, scheme, secure)| {
+            url.strip_prefix(prefix).map(|rest| (scheme, secure, rest))
+        })
+        .ok_or_else(|| TargetError::Scheme(url.to_owned()))?;
+        let config = match (secure, tls) {
+            (false, _) => None,
+            (true, Some(config)) => Some(config),
+            (true, None) => return Err(TargetError::NoTlsCa(url.to_owned())),
         };
         let (authority, path) = match rest.find('/') {
             Some(at) => (&rest[..at], &rest[at..]),
@@ -296,6 +362,7 @@ impl Target {
                 Ok(n) if n > 0 => n,
                 _ => return Err(TargetError::BadPort(p.to_owned())),
             },
+            None if secure => 443,
             None => 80,
         };
         let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
@@ -312,12 +379,33 @@ impl Target {
         } else {
             format!("{host}:{port}")
         };
+        let tls = match config {
+            None => None,
+            Some(config) => Some(TlsTarget {
+                config: Arc::clone(config),
+                name: server_name(host).ok_or_else(|| TargetError::BadAuthority(url.to_owned()))?,
+            }),
+        };
         Ok(Target {
             scheme,
+            tls,
             host: host_header,
             addr: SocketAddr::new(ip, port),
             path: path.to_owned(),
         })
+    }
+}
+
+/// The name a TLS target's certificate must carry: its address, or its DNS name
+/// (`localhost`, the only loopback host allowed by name). RFC 6066 §3: "Literal IPv4 and IPv6
+/// addresses are not permitted in "HostName"", so an address is matched against the
+/// certificate's IP entries and goes without SNI.
+fn server_name(host: &str) -> Option<ServerName<'static>> {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Some(ServerName::IpAddress(ip.into())),
+        Err(_) => DnsName::try_from(host.to_ascii_lowercase())
+            .ok()
+            .map(ServerName::DnsName),
     }
 }
 
@@ -327,22 +415,22 @@ mod tests {
 
     #[test]
     fn parses_loopback_targets() {
-        let t = Target::parse("ws://127.0.0.1:8080/echo").expect("valid");
+        let t = Target::parse("ws://127.0.0.1:8080/echo", None).expect("valid");
         assert_eq!(t.scheme, Scheme::Ws);
         assert_eq!(t.addr, "127.0.0.1:8080".parse().expect("addr"));
         assert_eq!(t.path, "/echo");
         assert_eq!(t.host, "127.0.0.1:8080");
 
-        let t = Target::parse("http://localhost:9000").expect("valid");
+        let t = Target::parse("http://localhost:9000", None).expect("valid");
         assert_eq!(t.scheme, Scheme::Http);
         assert_eq!(t.path, "/");
         assert_eq!(t.addr.port(), 9000);
 
-        let t = Target::parse("http://[::1]:8080/mcp?x=1").expect("valid");
+        let t = Target::parse("http://[::1]:8080/mcp?x=1", None).expect("valid");
         assert_eq!(t.host, "[::1]:8080");
         assert_eq!(t.path, "/mcp?x=1");
 
-        let t = Target::parse("ws://127.3.2.1/mcp").expect("127/8 is loopback");
+        let t = Target::parse("ws://127.3.2.1/mcp", None).expect("127/8 is loopback");
         assert_eq!(t.addr.port(), 80);
     }
 
@@ -382,16 +470,111 @@ mod tests {
             ("ws://10.0.0.1:8080/mcp", "loopback"),
             ("http://example.com/mcp", "loopback"),
             ("http://0.0.0.0:80/", "loopback"),
-            ("wss://127.0.0.1/mcp", "unsupported"),
-            ("https://127.0.0.1/mcp", "unsupported"),
+            ("ftp://127.0.0.1/mcp", "unsupported"),
+            ("wss://127.0.0.1/mcp", "--tls-ca"),
+            ("https://localhost/mcp", "--tls-ca"),
             ("ws://127.0.0.1:0/", "port"),
             ("ws://127.0.0.1:99999/", "port"),
             ("ws:///mcp", "no usable host"),
             ("ws://user@127.0.0.1/", "no usable host"),
             ("ws://[::1/", "no usable host"),
         ] {
-            let err = Target::parse(url).expect_err(url).to_string();
+            let err = Target::parse(url, None).expect_err(url).to_string();
             assert!(err.contains(want), "{url}: {err}");
         }
+    }
+
+    /// The test CA (tests/data/tls), which signed a leaf for 127.0.0.1 and localhost.
+    const CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/tls/ca.pem");
+
+    fn roots() -> Arc<ClientConfig> {
+        crate::net::tls_client_config(&std::fs::read(CA).expect("test CA")).expect("roots")
+    }
+
+    #[test]
+    fn parses_tls_targets() {
+        let roots = roots();
+        let t = Target::parse("wss://127.0.0.1:8443/mcp", Some(&roots)).expect("valid");
+        assert_eq!(t.scheme, Scheme::Ws);
+        assert_eq!(t.addr, "127.0.0.1:8443".parse().expect("addr"));
+        assert_eq!(
+            (t.host.as_str(), t.path.as_str()),
+            ("127.0.0.1:8443", "/mcp")
+        );
+        let tls = t.tls.expect("TLS");
+        assert!(Arc::ptr_eq(&tls.config, &roots));
+        // An address is the name the certificate must carry, as an address.
+        assert_eq!(tls.name, ServerName::from(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+
+        // Port 443 unless given; localhost is a DNS name (sent as SNI).
+        let t = Target::parse("https://localhost/mcp", Some(&roots)).expect("valid");
+        assert_eq!(t.scheme, Scheme::Http);
+        assert_eq!(t.addr, "127.0.0.1:443".parse().expect("addr"));
+        assert_eq!(t.host, "localhost:443");
+        let name = t.tls.expect("TLS").name;
+        assert_eq!(name, ServerName::try_from("localhost").expect("name"));
+        assert!(matches!(name, ServerName::DnsName(_)));
+
+        let t = Target::parse("https://[::1]:9443", Some(&roots)).expect("valid");
+        assert_eq!((t.host.as_str(), t.path.as_str()), ("[::1]:9443", "/"));
+        assert_eq!(
+            t.tls.expect("TLS").name,
+            ServerName::from(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]))
+        );
+
+        // Roots make no plain target a TLS one; the other rules hold for TLS targets too.
+        let t = Target::parse("ws://127.0.0.1:8080/mcp", Some(&roots)).expect("valid");
+        assert!(t.tls.is_none());
+        assert_eq!(t.addr.port(), 8080);
+        for (url, want) in [
+            ("https://10.0.0.1/mcp", "loopback"),
+            ("wss://127.0.0.1:0/", "port"),
+            ("https://user@localhost/", "no usable host"),
+        ] {
+            let err = Target::parse(url, Some(&roots)).expect_err(url).to_string();
+            assert!(err.contains(want), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn targets_read_the_tls_roots_and_a_tls_target_needs_them() {
+        let targets = |extra: &[&str]| {
+            Args::try_parse_from(["ringmcp-load"].iter().chain(extra))
+                .expect("flags")
+                .targets()
+        };
+        let err = targets(&["--target", "https://127.0.0.1:8443/mcp"]).expect_err("no CA");
+        assert!(err.contains("--tls-ca PATH"), "{err}");
+        let err = targets(&["--server-metrics", "https://127.0.0.1:1/metrics"]).expect_err("no CA");
+        assert!(
+            err.starts_with("--server-metrics") && err.contains("--tls-ca"),
+            "{err}"
+        );
+
+        let (target, metrics) = targets(&[
+            "--target",
+            "wss://localhost:8443/mcp",
+            "--tls-ca",
+            CA,
+            "--server-metrics",
+            "https://127.0.0.1:8443/metrics",
+        ])
+        .expect("valid");
+        let (Some(a), Some(b)) = (target.tls, metrics.and_then(|m| m.tls)) else {
+            panic!("both speak TLS");
+        };
+        // One configuration for every connection of the run.
+        assert!(Arc::ptr_eq(&a.config, &b.config));
+        assert_eq!(a.config.alpn_protocols, [b"http/1.1".to_vec()]);
+
+        let (target, _) = targets(&["--tls-ca", CA]).expect("a plain target may have roots");
+        assert!(target.tls.is_none());
+        let err = targets(&["--server-metrics", "ws://127.0.0.1:1/metrics"]).expect_err("ws");
+        assert!(err.contains("http:// or https://"), "{err}");
+        let err = targets(&["--tls-ca", "/nonexistent/ca.pem"]).expect_err("missing");
+        assert!(err.starts_with("cannot read --tls-ca"), "{err}");
+        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/tls/server.key");
+        let err = targets(&["--tls-ca", key]).expect_err("a key, not a certificate");
+        assert!(err.contains("no CERTIFICATE"), "{err}");
     }
 }

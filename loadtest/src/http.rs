@@ -502,7 +502,7 @@ mod tests {
     use super::*;
 
     fn target() -> Target {
-        Target::parse("http://127.0.0.1:8080/mcp").expect("target")
+        Target::parse("http://127.0.0.1:8080/mcp", None).expect("target")
     }
 
     #[test]

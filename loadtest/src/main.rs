@@ -23,7 +23,7 @@ mod sys;
 mod ws;
 
 use clap::Parser;
-use cli::{Args, Target};
+use cli::Args;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,19 +40,19 @@ fn main() {
 }
 
 fn real_main(args: Args) -> Result<i32, String> {
-    let target = Target::parse(&args.target).map_err(|e| e.to_string())?;
+    let (target, server_metrics) = args.targets()?;
     let wants_ws = args.scenario.wants_ws(args.transport);
     match (wants_ws, target.scheme) {
         (true, cli::Scheme::Ws) | (false, cli::Scheme::Http) => {}
         (true, cli::Scheme::Http) => {
             return Err(format!(
-                "scenario {} speaks WebSocket: use a ws:// target",
+                "scenario {} speaks WebSocket: use a ws:// or wss:// target",
                 args.scenario.name()
             ))
         }
         (false, cli::Scheme::Ws) => {
             return Err(format!(
-                "scenario {} speaks Streamable HTTP: use an http:// target",
+                "scenario {} speaks Streamable HTTP: use an http:// or https:// target",
                 args.scenario.name()
             ))
         }
@@ -69,13 +69,6 @@ fn real_main(args: Args) -> Result<i32, String> {
             other.version()
         ));
     }
-    let server_metrics = match &args.server_metrics {
-        Some(url) => match Target::parse(url).map_err(|e| e.to_string())? {
-            t if t.scheme == cli::Scheme::Http => Some(t),
-            _ => return Err("--server-metrics must be an http:// URL".into()),
-        },
-        None => None,
-    };
     if !(args.duration > 0.0 && args.duration <= 86_400.0) {
         return Err("--duration must be in (0, 86400] seconds".into());
     }
@@ -159,6 +152,7 @@ fn real_main(args: Args) -> Result<i32, String> {
     let series = series.lock().map(|s| s.clone()).unwrap_or_default();
     let report = report::Report::build(
         &args,
+        &target,
         shards,
         &merged,
         report::ServerMemory {

@@ -1,6 +1,7 @@
 //! Socket plumbing shared by the scenarios: reads through one scratch buffer
-//! per shard (as the server does), deadlines, and the I/O around ringmcp's
-//! client-role codecs: HTTP/1.1 response heads and bodies, the WebSocket
+//! per shard (as the server does), deadlines, TLS for `wss://` and `https://`
+//! targets (the server's sans-IO session in its client role), and the I/O around
+//! ringmcp's client-role codecs: HTTP/1.1 response heads and bodies, the WebSocket
 //! opening handshake.
 
 use crate::cli::Target;
@@ -8,8 +9,15 @@ use glommio::net::TcpStream;
 use ringmcp::proto::http1::{self, BodyDecoder, HttpError, Limits, Method, ResponseHead};
 use ringmcp::proto::ws::handshake::{ClientHandshake, ClientHandshakeError};
 use ringmcp::proto::Status;
+use ringmcp::shard::io::Handshake;
+use ringmcp::transport::tls::TlsSession;
+use rustls::client::Resumption;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -43,6 +51,20 @@ pub enum NetError {
     Closed(u16),
     /// The server answered with this JSON-RPC error code instead.
     JsonRpc(i64),
+    /// The TLS handshake did not complete: see [`TlsFailure`].
+    Tls(TlsFailure),
+}
+
+/// Why a TLS handshake did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// One side broke a TLS rule or refused the other, e.g. a certificate that --tls-ca does
+    /// not verify, or a server that does not speak TLS (our alert was sent).
+    Refused,
+    /// Not done within the connect timeout.
+    TimedOut,
+    /// The server closed the connection during the handshake.
+    Closed,
 }
 
 impl NetError {
@@ -58,6 +80,9 @@ impl NetError {
             NetError::Handshake(e) => format!("protocol:{e}"),
             NetError::Closed(code) => format!("ws_close_{code}"),
             NetError::JsonRpc(code) => format!("jsonrpc_{code}"),
+            NetError::Tls(TlsFailure::Refused) => "tls:handshake_refused".to_owned(),
+            NetError::Tls(TlsFailure::TimedOut) => "tls:handshake_timeout".to_owned(),
+            NetError::Tls(TlsFailure::Closed) => "tls:handshake_closed".to_owned(),
         }
     }
 }
@@ -105,11 +130,61 @@ pub async fn sleep_until(at: Instant) {
     }
 }
 
-/// Connects with a timeout, with Nagle off (requests are small and latency-bound).
+/// ALPN for TLS targets: HTTP/1.1, which WebSocket upgrades ride on too.
+const ALPN: &[u8] = b"http/1.1";
+
+/// The client side of TLS 1.3 and 1.2 for `wss://` and `https://` targets: the server's
+/// certificate verified against the PEM roots `ca_pem` (there is no unverified mode), ALPN
+/// `http/1.1`, and no session resumption, so every connection pays a full handshake as a
+/// distinct client would (and no shard takes the session cache's lock).
+pub fn tls_client_config(ca_pem: &[u8]) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        let cert = cert.map_err(|e| format!("not PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("not a usable root certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("no CERTIFICATE in the file".into());
+    }
+    // Passed explicitly, as the server does: no process-wide default provider is needed.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.resumption = Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// Connects with a timeout, with Nagle off (requests are small and latency-bound); to a TLS
+/// target, also completes the handshake within the same timeout.
 pub async fn connect(target: &Target, timeout: Duration) -> Result<Socket, NetError> {
+    let deadline = Instant::now() + timeout;
     let stream = TcpStream::connect_timeout(target.addr, timeout).await?;
     let _ = stream.set_nodelay(true);
-    Ok(Socket::new(stream, None))
+    let Some(tls) = &target.tls else {
+        return Ok(Socket::new(stream, None));
+    };
+    // Only a configuration rustls cannot use fails here, and every connection would meet it.
+    let session = TlsSession::client(Arc::clone(&tls.config), tls.name.clone())
+        .map_err(|_| NetError::Tls(TlsFailure::Refused))?;
+    let mut socket = Socket::new(stream, Some(session));
+    let mut early = Vec::new();
+    match socket.handshake(&mut early, deadline).await {
+        Handshake::Done => {}
+        Handshake::Failed => return Err(NetError::Tls(TlsFailure::Refused)),
+        Handshake::TimedOut => return Err(NetError::Tls(TlsFailure::TimedOut)),
+        Handshake::Closed => return Err(NetError::Tls(TlsFailure::Closed)),
+    }
+    // Every exchange starts with our request, so the server has nothing to say yet.
+    if !early.is_empty() {
+        return Err(NetError::Protocol("server spoke before the request"));
+    }
+    Ok(socket)
 }
 
 /// The server's busy seconds so far, summed over its shards: one `GET` of its metrics endpoint
@@ -300,7 +375,7 @@ pub(crate) mod tests {
                 let _ = conn.write_all(response.as_bytes());
             }
         });
-        Target::parse(&format!("http://127.0.0.1:{port}/metrics")).expect("target")
+        Target::parse(&format!("http://127.0.0.1:{port}/metrics"), None).expect("target")
     }
 
     #[test]
@@ -325,5 +400,67 @@ pub(crate) mod tests {
             );
             assert_eq!(server_busy_seconds(&refused).await, None);
         });
+    }
+
+    #[test]
+    fn connects_over_tls_and_names_each_way_a_handshake_fails() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/tls");
+        let config = ringmcp::Config {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            shards: 1,
+            shutdown_grace_ms: 200,
+            tls_cert: Some(format!("{data}/server.pem").into()),
+            tls_key: Some(format!("{data}/server.key").into()),
+            ..ringmcp::Config::default()
+        };
+        let server = ringmcp::Server::with_config(config, ringmcp::Registry::builder().build())
+            .start()
+            .expect("server starts");
+        let port = server.local_addr().port();
+        let pem = |name: &str| std::fs::read(format!("{data}/{name}")).expect("test material");
+        let roots = tls_client_config(&pem("ca.pem")).expect("roots");
+        // A leaf as the only root: the server's certificate does not chain to it.
+        let wrong = tls_client_config(&pem("renewed.pem")).expect("roots");
+        // Accepts (the kernel does), never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let silent_port = silent.local_addr().expect("addr").port();
+        // Accepts and hangs up at once.
+        let rude = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let rude_port = rude.local_addr().expect("addr").port();
+        std::thread::spawn(move || drop(rude.accept()));
+        let target = |port: u16, host: &str, roots: &Arc<ClientConfig>| {
+            Target::parse(&format!("https://{host}:{port}/metrics"), Some(roots)).expect("target")
+        };
+        glommio::LocalExecutor::default().run(async {
+            // By address and by name: the leaf carries both.
+            for host in ["127.0.0.1", "localhost"] {
+                let metrics = target(port, host, &roots);
+                let busy = server_busy_seconds(&metrics).await;
+                assert!(busy.is_some_and(|b| b >= 0.0), "{host}: {busy:?}");
+            }
+            let patience = Duration::from_secs(5);
+            let refused = connect(&target(port, "127.0.0.1", &wrong), patience).await;
+            assert_eq!(refused.err(), Some(NetError::Tls(TlsFailure::Refused)));
+            let plain = serve_once("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            let plain = target(plain.addr.port(), "127.0.0.1", &roots);
+            assert_eq!(
+                connect(&plain, patience).await.err(),
+                Some(NetError::Tls(TlsFailure::Refused))
+            );
+            let closed = connect(&target(rude_port, "127.0.0.1", &roots), patience).await;
+            assert_eq!(closed.err(), Some(NetError::Tls(TlsFailure::Closed)));
+            let began = Instant::now();
+            let quick = Duration::from_millis(200);
+            let stalled = connect(&target(silent_port, "127.0.0.1", &roots), quick).await;
+            assert_eq!(stalled.err(), Some(NetError::Tls(TlsFailure::TimedOut)));
+            assert!(began.elapsed() < 10 * quick, "{:?}", began.elapsed());
+            assert_eq!(
+                NetError::Tls(TlsFailure::TimedOut).kind(),
+                "tls:handshake_timeout"
+            );
+        });
+        drop(silent);
+        server.shutdown();
+        server.join().expect("server stops");
     }
 }

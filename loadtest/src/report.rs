@@ -1,6 +1,6 @@
 //! The merged results: a human summary and the JSON written by `--json`.
 
-use crate::cli::{Args, Protocol, Scenario};
+use crate::cli::{Args, Protocol, Scenario, Target};
 use crate::run::PhaseSamples;
 use crate::stats::{Percentiles, ShardResult, SlowTally, SseTally};
 use clap::ValueEnum;
@@ -193,9 +193,10 @@ fn waited_ms(start: Option<f64>, end: Option<f64>) -> Option<f64> {
 }
 
 impl Report {
-    /// Builds the report from the merged shard results.
+    /// Builds the report of a run against `target` from the merged shard results.
     pub fn build(
         args: &Args,
+        target: &Target,
         shards: usize,
         r: &ShardResult,
         memory: ServerMemory,
@@ -210,6 +211,7 @@ impl Report {
         settings.insert("payload", args.payload.into());
         settings.insert("timeout_s", args.timeout.into());
         settings.insert("protocol", args.protocol.version().into());
+        settings.insert("tls", target.tls.is_some().into());
         match args.scenario {
             Scenario::IdleHold => {
                 settings.insert("transport", format!("{:?}", args.transport).into());

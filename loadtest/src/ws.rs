@@ -69,7 +69,8 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
         Mode::Echo => Request::Echo,
         _ => Request::McpEcho,
     };
-    let fd = Some(conn.stream.as_raw_fd());
+    // Over TLS the sender leaves its frames to this task's flush, which seals them.
+    let fd = ctx.target.tls.is_none().then(|| conn.stream.as_raw_fd());
     let link = Rc::new(RefCell::new(Link::new(fd, global, request)));
     if matches!(mode, Mode::Echo | Mode::Mcp) {
         ctx.sender.join(Rc::clone(&link));
