@@ -42,6 +42,14 @@
 #                             fixture, so those two run against ringmcp only; the other
 #                             scenarios have no 2026 client and are skipped, as listen is in
 #                             2025-11-25. Each JSON records it (settings.protocol)
+#   BENCH_TLS [0]             1: ringmcp serves every endpoint over TLS with the test certificate
+#                             (tests/data/tls/server.pem and server.key) and the load goes to
+#                             https:// and wss:// targets (--server-metrics too), verified with
+#                             --tls-ca tests/data/tls/ca.pem; each JSON records it (settings.tls)
+#                             and the run folder's `tls` file says true. ringmcp only: the peers
+#                             are refused. Compare the server's busy share with a plain run's,
+#                             not the load generator's: over TLS it wakes a task per WebSocket
+#                             request (loadtest/src/sender.rs)
 #   BENCH_DEMOTE [""]         PIDs of other processes whose threads run SCHED_IDLE for the
 #                             benchmark (restored at exit; needs root): a background process
 #                             that shares the pinned cores then runs only when they idle.
@@ -66,12 +74,21 @@ SCENARIOS=${BENCH_SCENARIOS:-"idle-hold-ws idle-hold-http ws-mcp http-mcp sse-re
 PEER=${BENCH_PEER:-ringmcp}
 FILL_EVENTS=${BENCH_FILL_EVENTS:-100}
 PROTOCOL=${BENCH_PROTOCOL:-2025-11-25}
+TLS=${BENCH_TLS:-0}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 OUT="${BENCH_RESULTS:-$REPO_ROOT/results}/$(date +%Y%m%d-%H%M%S)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 
 command -v taskset >/dev/null || die "taskset (util-linux) is needed to pin the server and the load generator"
+case "$TLS" in
+    0) WS_SCHEME=ws HTTP_SCHEME=http TLS_DIR="" ;;
+    1)
+        [[ "$PEER" == ringmcp ]] || die "BENCH_TLS=1: only ringmcp is started with TLS; BENCH_PEER=$PEER serves plain HTTP (unset BENCH_TLS)"
+        WS_SCHEME=wss HTTP_SCHEME=https
+        TLS_DIR="$REPO_ROOT/tests/data/tls" ;;
+    *) die "BENCH_TLS must be 0 or 1, not '$TLS'" ;;
+esac
 if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
     log "building release binaries"
     cargo build --release -p ringmcp -p loadtest --bins >&2
@@ -151,6 +168,7 @@ done
 echo "${BENCH_DEMOTE:-}" >"$OUT/demoted-pids"
 echo "$PEER" >"$OUT/server"
 echo "$PROTOCOL" >"$OUT/protocol"
+if (( TLS )); then echo true; else echo false; fi >"$OUT/tls"
 
 BENCH_SERVER_PID=""
 stop_bench_server() {
@@ -170,9 +188,11 @@ start_bench_server() {
     port="$(free_port)"
     case "$PEER" in
         ringmcp)
+            local tls=()
+            (( ! TLS )) || tls=(--tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key")
             taskset -c "$SERVER_CPU" "$SERVER_BIN" --bind "127.0.0.1:$port" --shards 1 --echo \
                 --max-connections-per-shard $(( CONNS + 1000 )) --max-sessions-per-shard $(( CONNS * 2 + 1000 )) \
-                >"$OUT/$name.server.log" 2>&1 & ;;
+                "${tls[@]}" >"$OUT/$name.server.log" 2>&1 & ;;
         python-sdk)
             taskset -c "$SERVER_CPU" "$PYTHON_SDK_DIR/bin/python" scripts/peers/python_server.py "$port" \
                 >"$OUT/$name.server.log" 2>&1 & ;;
@@ -183,7 +203,7 @@ start_bench_server() {
     BENCH_SERVER_PID=$!
     BENCH_PORT=$port
     if [[ "$PEER" == ringmcp ]]; then
-        wait_http_ok "http://127.0.0.1:$port/healthz" 30 "$BENCH_SERVER_PID"
+        wait_http_ok "$HTTP_SCHEME://127.0.0.1:$port/healthz" 30 "$BENCH_SERVER_PID" "${TLS_DIR:+$TLS_DIR/ca.pem}"
     else
         wait_listening "$port" 30 "$BENCH_SERVER_PID"
     fi || die "$PEER did not come up for $name (log: $OUT/$name.server.log)"
@@ -204,7 +224,8 @@ run_load() {
     local cmd=(taskset -c "$LOAD_CPU" "$LOAD_BIN" --shards 1 --ramp "$RAMP" --server-pid "$BENCH_SERVER_PID"
                --protocol "$PROTOCOL" --json "$OUT/$name.json" "$@")
     # The busy share (CPU use without idle spinning) is a ringmcp counter.
-    [[ "$PEER" != ringmcp ]] || cmd+=(--server-metrics "http://127.0.0.1:$BENCH_PORT/metrics")
+    [[ "$PEER" != ringmcp ]] || cmd+=(--server-metrics "$HTTP_SCHEME://127.0.0.1:$BENCH_PORT/metrics")
+    (( ! TLS )) || cmd+=(--tls-ca "$TLS_DIR/ca.pem")
     printf '%q ' "${cmd[@]}" >"$OUT/$name.cmd"
     echo >>"$OUT/$name.cmd"
     log "$name: ${cmd[*]}"
@@ -222,32 +243,32 @@ for scenario in $SCENARIOS; do
     base="127.0.0.1:$BENCH_PORT"
     case "$scenario" in
         idle-hold-ws)
-            run_load "$scenario" --scenario idle-hold --target "ws://$base/mcp" \
+            run_load "$scenario" --scenario idle-hold --target "$WS_SCHEME://$base/mcp" \
                 --connections "$CONNS" --duration "$HOLD" ;;
         idle-hold-http)
-            run_load "$scenario" --scenario idle-hold --transport http --target "http://$base/mcp" \
+            run_load "$scenario" --scenario idle-hold --transport http --target "$HTTP_SCHEME://$base/mcp" \
                 --connections "$CONNS" --duration "$HOLD" --fill-events "$FILL_EVENTS" --payload 129 --timeout 30 ;;
         ws-mcp)
-            run_load "$scenario" --scenario ws-mcp --target "ws://$base/mcp" \
+            run_load "$scenario" --scenario ws-mcp --target "$WS_SCHEME://$base/mcp" \
                 --connections "$CONNS" --rate "$WS_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
         http-mcp)
-            run_load "$scenario" --scenario http-mcp --target "http://$base/mcp" \
+            run_load "$scenario" --scenario http-mcp --target "$HTTP_SCHEME://$base/mcp" \
                 --connections "$CONNS" --rate "$HTTP_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
         sse-resume)
-            run_load "$scenario" --scenario sse-resume --target "http://$base/mcp" \
+            run_load "$scenario" --scenario sse-resume --target "$HTTP_SCHEME://$base/mcp" \
                 --connections "$CONNS" --rate "$SSE_RATE" --duration "$DURATION" --payload "$PAYLOAD" \
                 --disconnects "$DISCONNECTS" --timeout 30 ;;
         ws-echo)
-            run_load "$scenario" --scenario ws-echo --target "ws://$base/echo" \
+            run_load "$scenario" --scenario ws-echo --target "$WS_SCHEME://$base/echo" \
                 --connections "$CONNS" --rate "$WS_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
         slow-readers)
-            run_load "$scenario" --scenario slow-readers --target "ws://$base/mcp" \
+            run_load "$scenario" --scenario slow-readers --target "$WS_SCHEME://$base/mcp" \
                 --connections "$CONNS" --rate "$WS_RATE" --duration "$DURATION" --payload "$PAYLOAD" ;;
         listen)
             # Long enough for every change, and a second for the last one to arrive.
             listen_duration=$(awk -v c="$LISTEN_CHANGES" -v r="$LISTEN_RATE" 'BEGIN { if (r <= 0) exit 1; print c / r + 1 }') \
                 || die "BENCH_LISTEN_RATE must be above 0"
-            run_load "$scenario" --scenario listen --target "http://$base/mcp" \
+            run_load "$scenario" --scenario listen --target "$HTTP_SCHEME://$base/mcp" \
                 --connections "$CONNS" --rate "$LISTEN_RATE" --changes "$LISTEN_CHANGES" \
                 --duration "$listen_duration" ;;
         *) die "unknown scenario $scenario" ;;

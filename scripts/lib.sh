@@ -9,9 +9,11 @@
 #   on_exit CMD...                  register a cleanup command (run LIFO by one EXIT trap)
 #   make_tmpdir VAR                 mktemp -d, removed on exit, path stored in VAR
 #   free_port                       print a currently-free TCP port on 127.0.0.1
-#   http_status URL                 print the HTTP status code of GET URL (000 on error;
-#                                   HTTP_CA_FILE: the CA an https URL is checked against)
-#   wait_http_ok URL TIMEOUT [PID]  poll until GET URL answers 200; fail early if PID dies
+#   http_status URL [CA]            print the HTTP status code of GET URL (000 on error); an
+#                                   https:// URL is verified against the PEM roots CA
+#                                   (default: HTTP_CA_FILE, if set)
+#   wait_http_ok URL TIMEOUT [PID] [CA]
+#                                   poll until GET URL answers 200; fail early if PID dies
 #   ringmcp_bin                     print the server binary (RINGMCP_BIN or target/release/ringmcp)
 #   start_server LOG ARGS...        start the server on a free port (sets SERVER_PORT,
 #                                   SERVER_PID, SERVER_URL), wait for /healthz, stop on exit
@@ -79,17 +81,16 @@ s.close()
 PY
 }
 
-# HTTP_CA_FILE, if set, is the CA bundle an https:// URL is checked against (a test CA).
 http_status() {
-    local url=$1
+    local url=$1 ca=${2:-${HTTP_CA_FILE:-}}
     if command -v curl >/dev/null 2>&1; then
-        curl -s -o /dev/null -m 2 -w '%{http_code}' ${HTTP_CA_FILE:+--cacert "$HTTP_CA_FILE"} "$url" 2>/dev/null || true
+        curl -s -o /dev/null -m 2 -w '%{http_code}' ${ca:+--cacert "$ca"} "$url" 2>/dev/null || true
     else
-        python3 - "$url" "${HTTP_CA_FILE:-}" <<'PY' 2>/dev/null || printf '000'
+        python3 - "$url" "$ca" <<'PY' 2>/dev/null || printf '000'
 import ssl, sys, urllib.request, urllib.error
-ctx = ssl.create_default_context(cafile=sys.argv[2] or None)
+context = ssl.create_default_context(cafile=sys.argv[2]) if sys.argv[2] else None
 try:
-    with urllib.request.urlopen(sys.argv[1], timeout=2, context=ctx) as r:
+    with urllib.request.urlopen(sys.argv[1], timeout=2, context=context) as r:
         print(r.status, end="")
 except urllib.error.HTTPError as e:
     print(e.code, end="")
@@ -99,15 +100,15 @@ PY
     fi
 }
 
-# wait_http_ok URL TIMEOUT_SECONDS [PID]
+# wait_http_ok URL TIMEOUT_SECONDS [PID] [CA]
 wait_http_ok() {
-    local url=$1 timeout=$2 pid=${3:-} code deadline
+    local url=$1 timeout=$2 pid=${3:-} ca=${4:-} code deadline
     deadline=$(( SECONDS + timeout ))
     while (( SECONDS < deadline )); do
         if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
             return 2
         fi
-        code="$(http_status "$url")"
+        code="$(http_status "$url" "$ca")"
         [[ "$code" == 200 ]] && return 0
         sleep 0.2
     done

@@ -2,9 +2,10 @@
 
 Usage: results_table.py RUN_DIR...
 
-Each folder holds bench.sh's `scenarios` list, its `server` name and one JSON per scenario.
-Given several folders (e.g. the same scenarios against different servers), the table gets a
-server column and its rows are grouped by scenario.
+Each folder holds bench.sh's `scenarios` list, its `server` name (and `tls`, true for a
+BENCH_TLS=1 run) and one JSON per scenario. Given several folders (e.g. the same scenarios
+against different servers, or with and without TLS), the table gets a server column ("+tls"
+after the name of a TLS run) and its rows are grouped by scenario.
 """
 import json, os, sys
 
@@ -19,6 +20,9 @@ pct = lambda v: "-" if v is None else f"{v:.0f}%"
 rows = []
 for run in runs:
     server = open(os.path.join(run, "server")).read().strip()
+    tls = os.path.join(run, "tls")
+    if os.path.exists(tls) and open(tls).read().strip() == "true":
+        server += "+tls"
     for n in open(os.path.join(run, "scenarios")).read().split():
         head = [n] + ([server] if several else [])
         path = os.path.join(run, n + ".json")
