@@ -5,8 +5,10 @@
 # server and load samples present, and for sse-resume every event exactly once and in order
 # across every planned disconnect; then http-mcp and ws-mcp once more as MCP 2026-07-28
 # (stateless requests, BENCH_PROTOCOL), checked the same way and for the protocol their JSON
-# records, and listen (5 tool-list changes to every stream, each heard by every stream).
-# Bounded: ~50 s.
+# records, and listen (5 tool-list changes to every stream, each heard by every stream); then
+# ws-mcp and http-mcp over TLS (BENCH_TLS: wss:// and https:// at 100 connections against the
+# test certificate), checked the same way and for the "tls" their JSON records.
+# Bounded: ~60 s.
 #
 # Env: LOADGEN_CONNECTIONS [200], LOADGEN_DURATION [3] (seconds per scenario).
 set -euo pipefail
@@ -21,15 +23,19 @@ export BENCH_NO_BUILD=1 BENCH_CONNECTIONS="${LOADGEN_CONNECTIONS:-200}" \
 BENCH_RESULTS="$WORK/2025" BENCH_SCENARIOS="$SCENARIOS" scripts/bench.sh
 STATELESS_SCENARIOS="http-mcp ws-mcp listen"
 BENCH_RESULTS="$WORK/2026" BENCH_SCENARIOS="$STATELESS_SCENARIOS" BENCH_PROTOCOL=2026-07-28 scripts/bench.sh
+TLS_SCENARIOS="ws-mcp http-mcp"
+BENCH_RESULTS="$WORK/tls" BENCH_SCENARIOS="$TLS_SCENARIOS" BENCH_TLS=1 BENCH_CONNECTIONS=100 scripts/bench.sh
 
 python3 scripts/check_runs.py "$WORK"/2025/*/ $SCENARIOS
 python3 scripts/check_runs.py "$WORK"/2026/*/ $STATELESS_SCENARIOS
-# Each run says which revision it spoke.
-for run in "$WORK"/2025/*/ "$WORK"/2026/*/; do
+python3 scripts/check_runs.py "$WORK"/tls/*/ $TLS_SCENARIOS
+# Each run says which revision it spoke, and whether over TLS.
+for run in "$WORK"/2025/*/ "$WORK"/2026/*/ "$WORK"/tls/*/; do
     want=$([[ $run == "$WORK/2026/"* ]] && echo 2026-07-28 || echo 2025-11-25)
+    want+=" $([[ $run == "$WORK/tls/"* ]] && echo True || echo False)"
     for json in "$run"*.json; do
-        got=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["settings"]["protocol"])' "$json")
-        [[ "$got" == "$want" ]] || die "$json: protocol $got, not $want"
+        got=$(python3 -c 'import json, sys; s = json.load(open(sys.argv[1]))["settings"]; print(s["protocol"], s["tls"])' "$json")
+        [[ "$got" == "$want" ]] || die "$json: protocol and TLS $got, not $want"
     done
 done
 log "LOADGEN: PASS"
