@@ -34,7 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(http_head ws_decoder sse jsonrpc_dispatch auth_header)
+ALL_TARGETS=(http_head ws_decoder sse jsonrpc_dispatch auth_header tls_server)
 
 SECONDS_PER_TARGET=${1:-600}
 [[ "$SECONDS_PER_TARGET" =~ ^[0-9]+$ ]] || die "usage: $0 [SECONDS_PER_TARGET] [TARGET...]"

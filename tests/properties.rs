@@ -476,12 +476,13 @@ proptest! {
 #[test]
 fn fuzz_seeds_replay() {
     type Driver = fn(&[u8]);
-    let targets: [(&str, Driver); 5] = [
+    let targets: [(&str, Driver); 6] = [
         ("http_head", fuzz_http),
         ("ws_decoder", fuzz_ws),
         ("sse", fuzz_sse),
         ("jsonrpc_dispatch", fuzz_dispatch),
         ("auth_header", fuzz_auth),
+        ("tls_server", fuzz_tls_server),
     ];
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/seeds");
     for (target, run) in targets {

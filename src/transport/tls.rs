@@ -326,7 +326,7 @@ fn process<C: Records>(
             Ok(state) => state,
             Err(e) => {
                 used += discard;
-                alert(conn, &mut buf[used..], outgoing, &e);
+                alert(conn, &mut buf[used..], outgoing);
                 return Err(TlsError(e));
             }
         };
@@ -356,29 +356,40 @@ fn process<C: Records>(
     }
 }
 
-/// Encodes what rustls queued for the peer when it failed with `error`: the fatal alert, and
-/// any handshake record queued before it. `rest` is what `buf` had left: rustls hands out
-/// queued records before it reads again, but handshake messages it has yet to process are
-/// places in that buffer (with an empty one rustls panicked on a refused hello that had another
-/// message behind it in its record).
-fn alert<C: Records>(conn: &mut C, rest: &mut [u8], outgoing: &mut Vec<u8>, error: &rustls::Error) {
-    // An error in reading a record: its alert is all rustls queued (records queued earlier
-    // went out before it read), and one call more would read the failed record again.
-    let read_error = matches!(
-        error,
-        rustls::Error::InvalidMessage(_)
-            | rustls::Error::PeerSentOversizedRecord
-            | rustls::Error::DecryptError
-            | rustls::Error::PeerMisbehaved(
-                rustls::PeerMisbehaved::IllegalMiddleboxChangeCipherSpec
-            )
-    );
-    while let Ok(ConnectionState::EncodeTlsData(mut data)) = conn.records(rest).state {
+/// Encodes what rustls queued when it failed: the records of the message that failed, if
+/// any, and its fatal alert last. `rest` is what `buf` had left: handshake messages rustls has
+/// yet to process are places in that buffer (with an empty one rustls panicked on a refused
+/// hello that had another message behind it in its record).
+///
+/// It stops at the alert: one call more would read the failed record again when a record was
+/// what failed, and queue a second alert (a debug assertion in rustls, which the `tls_server`
+/// fuzz target found).
+fn alert<C: Records>(conn: &mut C, rest: &mut [u8], outgoing: &mut Vec<u8>) {
+    // A refused ClientHello may first have queued the server's hello and a change_cipher_spec.
+    for _ in 0..MAX_RECORDS_BEFORE_ALERT {
+        let ConnectionState::EncodeTlsData(mut data) = (match conn.records(rest).state {
+            Ok(state) => state,
+            Err(_) => return,
+        }) else {
+            return;
+        };
+        let start = outgoing.len();
         encode(&mut data, outgoing);
-        if read_error {
-            break;
+        if is_alert(&outgoing[start..]) {
+            return;
         }
     }
+}
+
+/// Records a failed message may have queued before its alert.
+const MAX_RECORDS_BEFORE_ALERT: usize = 8;
+
+/// Whether `record` is an alert: RFC 8446 §5.1 `ContentType alert(21)` in the clear (and in
+/// TLS 1.2, encrypted too); in TLS 1.3 an encrypted one is `application_data(23)` with a
+/// 19-byte body (2 alert bytes, the inner content type, a 16-byte tag), shorter than any
+/// encrypted handshake message (a 4-byte header at least).
+fn is_alert(record: &[u8]) -> bool {
+    matches!(record, [21, ..] | [23, _, _, 0, 19, ..])
 }
 
 /// Appends a handshake (or alert) record rustls has ready to `outgoing`.

@@ -843,3 +843,52 @@ pub fn fuzz_auth(data: &[u8]) {
         _ => check_challenge(&String::from_utf8_lossy(rest)),
     }
 }
+
+/// The TLS server session every TLS input meets: the test certificate (built once).
+fn tls_config() -> std::sync::Arc<rustls::ServerConfig> {
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ServerConfig>> =
+        std::sync::OnceLock::new();
+    std::sync::Arc::clone(CONFIG.get_or_init(|| {
+        let cert = include_bytes!("../../data/tls/server.pem");
+        let key = include_bytes!("../../data/tls/server.key");
+        ringmcp::transport::tls::server_config(cert, key).expect("the test certificate loads")
+    }))
+}
+
+/// Feeds `wire` to a fresh TLS server session in `chunk`-byte reads, as the shard's read
+/// loop does, answering nothing back. Whatever a client sends before any authentication:
+/// no panic, the ciphertext owed stays small (a handshake flight or an alert), and once the
+/// session failed it refuses everything after.
+pub fn check_tls_server(wire: &[u8], chunk: usize) {
+    use ringmcp::transport::tls::TlsSession;
+    let mut session = TlsSession::new(tls_config()).expect("a session");
+    let mut plaintext = Vec::new();
+    let mut failed = false;
+    for piece in wire.to_vec().chunks_mut(chunk.max(1)) {
+        let result = session.receive(piece, &mut plaintext);
+        assert!(
+            !failed || result.is_err(),
+            "a failed session took more input"
+        );
+        failed |= result.is_err();
+        assert!(
+            session.ciphertext().len() < 64 * 1024,
+            "ciphertext owed grew past a flight"
+        );
+        // The shard writes what is owed before reading again.
+        let owed = session.ciphertext().len();
+        session.wrote(owed);
+    }
+    // A client cannot have finished a handshake without the server's answers.
+    assert!(plaintext.is_empty(), "application data before a handshake");
+    if failed {
+        assert!(session.seal(b"late").is_err());
+    }
+}
+
+/// Fuzz entry: the first byte picks the read size (1 to 256 bytes), the rest is what a
+/// client sends to a TLS port.
+pub fn fuzz_tls_server(data: &[u8]) {
+    let (knob, rest) = data.split_first().map_or((0, data), |(k, r)| (*k, r));
+    check_tls_server(rest, usize::from(knob) + 1);
+}
