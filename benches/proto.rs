@@ -193,6 +193,94 @@ fn dispatch(c: &mut Criterion) {
     group.finish();
 }
 
+/// The cost of authorization per request: a JWT verified against the key set (ES256, and
+/// RS256 which many providers sign with), and a token the shard's cache already holds (a JWT
+/// seen before, or an opaque token introspected before): what a request pays after its first.
+fn authorization(c: &mut Criterion) {
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use ringmcp::auth::{validate_jwt, AuthConfig, Introspection, KeySet};
+    use ringmcp::transport::auth::{unix_now, Authorizer, Credential};
+    const ISSUER: &str = "https://as.example";
+    const RESOURCE: &str = "https://127.0.0.1:8443/mcp";
+    let keys = [
+        (
+            Algorithm::ES256,
+            EncodingKey::from_ec_der(include_bytes!("../src/auth/testdata/p256-pkcs8.der")),
+        ),
+        (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(include_bytes!("../src/auth/testdata/rsa2048-pkcs1.der")),
+        ),
+    ];
+    let jwks: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|(alg, key)| {
+            let mut jwk = Jwk::from_encoding_key(key, *alg).expect("public key");
+            jwk.common.key_id = Some(format!("{alg:?}"));
+            serde_json::to_value(jwk).expect("JWK")
+        })
+        .collect();
+    let jwks = serde_json::json!({ "keys": jwks }).to_string();
+    let now = unix_now();
+    let claims = serde_json::json!({"iss": ISSUER, "sub": "bench", "aud": RESOURCE,
+                                    "exp": now + 3600, "scope": "mcp:tools"});
+    let token = |alg: Algorithm, key: &EncodingKey| {
+        let mut header = Header::new(alg);
+        header.kid = Some(format!("{alg:?}"));
+        header.typ = Some("at+jwt".into());
+        jsonwebtoken::encode(&header, &claims, key).expect("signed")
+    };
+    let config = AuthConfig::new(ISSUER, RESOURCE);
+    let set = KeySet::from_jwks(jwks.as_bytes()).expect("key set");
+    let mut group = c.benchmark_group("authorization");
+    for (alg, key) in &keys {
+        let token = token(*alg, key);
+        group.bench_function(format!("jwt_verify_{alg:?}"), |b| {
+            b.iter(|| validate_jwt(black_box(&token), &set, &config, now).is_ok())
+        });
+    }
+    let introspection =
+        Introspection::new("https://as.example/introspect", "rs", "secret").unwrap();
+    let authorizer = Authorizer::new(
+        config,
+        Some(KeySet::from_jwks(jwks.as_bytes()).unwrap()),
+        Some(introspection),
+        false,
+    );
+    let opaque = "an-opaque-token-of-the-authorization-server";
+    let answer = serde_json::json!({"active": true, "iss": ISSUER, "sub": "bench", "aud": RESOURCE,
+                                    "exp": now + 3600, "scope": "mcp:tools"});
+    authorizer.introspected(opaque, Some((200, answer.to_string().into_bytes())), now);
+    let jwt = token(keys[0].0, &keys[0].1);
+    for (name, token) in [
+        ("cached_jwt", jwt.as_str()),
+        ("cached_introspection", opaque),
+    ] {
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n\r\n"
+        );
+        let ringmcp::proto::Status::Complete(head, _) =
+            RequestHead::parse(request.as_bytes(), &Limits::default()).expect("a head")
+        else {
+            panic!("a whole head");
+        };
+        assert!(matches!(
+            authorizer.authenticate(&head, now),
+            Ok(Credential::Principal(_))
+        ));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                matches!(
+                    authorizer.authenticate(black_box(&head), now),
+                    Ok(Credential::Principal(_))
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(300))
@@ -204,6 +292,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = frame_headers, unmask, encode, utf8_text_message, http_head, sse_encode, dispatch
+    targets = frame_headers, unmask, encode, utf8_text_message, http_head, sse_encode, dispatch,
+        authorization
 }
 criterion_main!(benches);

@@ -32,25 +32,46 @@ enum Waited {
 /// connection refused at accept is answered without being read (over TLS once the handshake
 /// is done, so the client can read why) and closed.
 pub(super) async fn serve_connection(
-    mut stream: Socket,
+    stream: Socket,
     conn: ConnGuard,
     refused: Option<TransportError>,
 ) {
+    // The requests are served by a task of their own, as a WebSocket is: this one's state
+    // (the handshake, the refusal and their arguments, ~500 B) is freed instead of living as
+    // long as the connection.
+    if let Some((stream, conn, inbuf)) = preface(stream, conn, refused).await {
+        glommio::spawn_local(request_loop(stream, conn, inbuf, Vec::new(), None)).detach();
+    }
+}
+
+/// The TLS handshake, and the answer to a connection refused at accept; the connection to
+/// serve, with the bytes that came with the handshake, or `None` when it is done.
+async fn preface(
+    mut stream: Socket,
+    conn: ConnGuard,
+    refused: Option<TransportError>,
+) -> Option<(Socket, ConnGuard, Vec<u8>)> {
     let mut inbuf = Vec::new();
     let deadline = Instant::now() + conn.shard.config.tls_handshake_timeout();
     match stream.handshake(&mut inbuf, deadline).await {
         Handshake::Done => {}
-        Handshake::Failed => return conn.shard.metrics.error(ErrorKind::Tls),
-        Handshake::TimedOut => return conn.shard.metrics.error(ErrorKind::Timeout),
-        Handshake::Closed => return,
+        Handshake::Failed => {
+            conn.shard.metrics.error(ErrorKind::Tls);
+            return None;
+        }
+        Handshake::TimedOut => {
+            conn.shard.metrics.error(ErrorKind::Timeout);
+            return None;
+        }
+        Handshake::Closed => return None,
     }
     if let Some(refusal) = refused {
         let mut out = Vec::new();
         refusal.respond(&mut out, false, &conn.shard.metrics);
         let _ = flush(&mut stream, &mut out, &conn.shard).await;
-        return;
+        return None;
     }
-    request_loop(stream, conn, inbuf, Vec::new(), None).await;
+    Some((stream, conn, inbuf))
 }
 
 /// A connection another shard handed over, starting with the request that named our session.
@@ -120,7 +141,8 @@ async fn request_loop(
             Next::Introspect(token) => {
                 // The answer goes into the authorizer's cache; the request is routed again
                 // and finds it there (an endpoint that failed is remembered briefly too).
-                let answer = super::auth::introspect(&shard, &token).await;
+                // Boxed: the exchange's future would otherwise sit in every connection's task.
+                let answer = Box::pin(super::auth::introspect(&shard, &token)).await;
                 if let Some(auth) = &shard.auth {
                     auth.introspected(&token, answer, unix_now());
                 }

@@ -150,9 +150,16 @@ pub struct WsConnection {
     held: Option<String>,
     /// Whom the request rate counts this connection's messages for.
     client: Option<RateKey>,
-    /// Who the connection acts for (authorization on), and when its token expires.
-    principal: Option<Rc<Principal>>,
-    token_expires: Option<Instant>,
+    /// Who the connection acts for, when authorization is on (boxed: a connection without
+    /// it pays one pointer).
+    authorized: Option<Box<Authorized>>,
+}
+
+/// The principal a WebSocket's upgrade was authorized for, and until when.
+struct Authorized {
+    principal: Rc<Principal>,
+    /// When its token expires; `None` once the connection was failed for it.
+    expires: Option<Instant>,
 }
 
 impl WsConnection {
@@ -183,17 +190,20 @@ impl WsConnection {
             message_started: None,
             held: None,
             client: peer.map(|ip| RateKey::of(ip, principal.as_ref().map(|p| p.tag.0))),
-            token_expires: principal.as_ref().map(|p| {
-                let left = p.expires_at.saturating_sub(auth::unix_now());
-                now + Duration::from_secs(left.min(MAX_TOKEN_LIFETIME_SECS))
+            authorized: principal.map(|principal| {
+                let left = principal.expires_at.saturating_sub(auth::unix_now());
+                let expires = now + Duration::from_secs(left.min(MAX_TOKEN_LIFETIME_SECS));
+                Box::new(Authorized {
+                    principal,
+                    expires: Some(expires),
+                })
             }),
-            principal,
         }
     }
 
     /// Decodes and answers everything complete in `inbuf`.
     fn process(&mut self, inbuf: &mut Vec<u8>, env: &Env, now: Instant) {
-        let principal = self.principal.clone();
+        let principal = self.authorized.as_ref().map(|a| Rc::clone(&a.principal));
         let env = &Env {
             principal: principal.as_ref(),
             ..*env
@@ -396,11 +406,15 @@ impl Connection for WsConnection {
             self.fail(env, CloseCode::POLICY, "client not reading", now);
             return Flow::Continue;
         }
-        if self.token_expires.is_some_and(|at| now >= at) {
+        if let Some(authorized) = self
+            .authorized
+            .as_mut()
+            .filter(|a| a.expires.is_some_and(|at| now >= at))
+        {
             // The token authorised the connection; without a valid one it may not go on (a
             // client reconnects with a fresh token).
             env.metrics.error(ErrorKind::Auth);
-            self.token_expires = None;
+            authorized.expires = None;
             self.fail(env, CloseCode::POLICY, "access token expired", now);
             return Flow::Continue;
         }
@@ -450,7 +464,7 @@ impl Connection for WsConnection {
             None => self.last_heard + config.ws_ping_interval(),
         };
         [
-            self.token_expires,
+            self.authorized.as_ref().and_then(|a| a.expires),
             self.message_started
                 .map(|at| at + config.fragment_timeout()),
             self.queue
