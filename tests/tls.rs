@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,18 +18,8 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
 type Tls = StreamOwned<ClientConnection, Sock>;
 
 fn client_config(versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for ca in CertificateDer::pem_file_iter(Path::new(DATA).join("ca.pem")).unwrap() {
-        roots.add(ca.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    let ca = std::fs::read(Path::new(DATA).join("ca.pem")).unwrap();
+    Arc::new(ringmcp::transport::tls::client_config(&ca, versions).unwrap())
 }
 
 fn tls_connect(addr: SocketAddr, config: &Arc<ClientConfig>) -> Tls {

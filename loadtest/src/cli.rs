@@ -575,6 +575,6 @@ mod tests {
         assert!(err.starts_with("cannot read --tls-ca"), "{err}");
         let key = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/tls/server.key");
         let err = targets(&["--tls-ca", key]).expect_err("a key, not a certificate");
-        assert!(err.contains("no CERTIFICATE"), "{err}");
+        assert!(err.contains("no usable CERTIFICATE"), "{err}");
     }
 }

@@ -12,9 +12,7 @@ use ringmcp::proto::Status;
 use ringmcp::shard::io::Handshake;
 use ringmcp::transport::tls::TlsSession;
 use rustls::client::Resumption;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -130,32 +128,13 @@ pub async fn sleep_until(at: Instant) {
     }
 }
 
-/// ALPN for TLS targets: HTTP/1.1, which WebSocket upgrades ride on too.
-const ALPN: &[u8] = b"http/1.1";
-
 /// The client side of TLS 1.3 and 1.2 for `wss://` and `https://` targets: the server's
 /// certificate verified against the PEM roots `ca_pem` (there is no unverified mode), ALPN
 /// `http/1.1`, and no session resumption, so every connection pays a full handshake as a
 /// distinct client would (and no shard takes the session cache's lock).
 pub fn tls_client_config(ca_pem: &[u8]) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        let cert = cert.map_err(|e| format!("not PEM: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("not a usable root certificate: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err("no CERTIFICATE in the file".into());
-    }
-    // Passed explicitly, as the server does: no process-wide default provider is needed.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS versions: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![ALPN.to_vec()];
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let mut config = ringmcp::transport::tls::client_config(ca_pem, &versions)?;
     config.resumption = Resumption::disabled();
     Ok(Arc::new(config))
 }

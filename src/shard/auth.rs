@@ -87,25 +87,8 @@ impl AuthPlan {
 
 /// The TLS client settings for https:// endpoints, trusting the PEM `roots`.
 fn client_config(roots: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut store = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(roots) {
-        let cert = cert.map_err(|e| format!("trusted roots: {e}"))?;
-        // A bundle may hold certificates rustls cannot use; the others still count.
-        let _ = store.add(cert);
-    }
-    if store.is_empty() {
-        return Err("trusted roots: no usable certificate".into());
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS client: {e}"))?
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    crate::transport::tls::client_config(roots, &versions).map(Arc::new)
 }
 
 /// Keeps this shard's key set fresh, for as long as the shard runs.

@@ -56,6 +56,33 @@ pub fn server_config(chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfi
     Ok(Arc::new(config))
 }
 
+/// The client side of TLS in `versions` (the shard's requests to an authorization server, the
+/// load generator, the tests): the server's certificate verified against the PEM roots
+/// `roots_pem` (certificates rustls cannot use, which a system bundle may hold, are skipped;
+/// none usable is an error), ALPN `http/1.1`.
+pub fn client_config(
+    roots_pem: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(roots_pem) {
+        let _ = roots.add(cert.map_err(|e| format!("trusted roots: {e}"))?);
+    }
+    if roots.is_empty() {
+        return Err("trusted roots: no usable CERTIFICATE".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
 /// One shard's copy of a server configuration: its own session-resumption cache, so a
 /// handshake never takes a lock another core holds (rustls's cache is a mutex).
 pub fn for_shard(config: &ServerConfig) -> Arc<ServerConfig> {
@@ -461,9 +488,8 @@ fn grow_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+    use rustls::pki_types::ServerName;
+    use rustls::ClientConnection;
     use std::io::{Read, Write};
 
     const CA: &[u8] = include_bytes!("../../tests/data/tls/ca.pem");
@@ -474,16 +500,7 @@ mod tests {
         versions: &[&'static rustls::SupportedProtocolVersion],
         alpn: &[&[u8]],
     ) -> ClientConnection {
-        let mut roots = RootCertStore::empty();
-        for ca in CertificateDer::pem_slice_iter(CA) {
-            roots.add(ca.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(versions)
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut config = client_config(CA, versions).unwrap();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let name = ServerName::try_from("localhost").unwrap();
         ClientConnection::new(Arc::new(config), name).unwrap()
@@ -632,16 +649,8 @@ mod tests {
 
     #[test]
     fn the_client_session_talks_to_the_server_session() {
-        let mut roots = RootCertStore::empty();
-        for ca in CertificateDer::pem_slice_iter(CA) {
-            roots.add(ca.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+        let config = client_config(CA, &versions).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         let mut client = TlsSession::client(Arc::new(config), name).unwrap();
         let mut server = server();
