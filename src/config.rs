@@ -310,6 +310,14 @@ pub struct Config {
     )]
     pub auth_tool_scopes: Vec<String>,
 
+    /// Scope hierarchy, as BROAD=NARROW[,NARROW] (repeatable, followed transitively): a token
+    /// granted BROAD has the narrower scopes too (e.g. `mcp:admin=mcp:tools`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "auth-scope-implies", value_name = "BROAD=NARROW")
+    )]
+    pub auth_implied_scopes: Vec<String>,
+
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.auth_leeway_secs))]
     pub auth_leeway_secs: u64,
@@ -327,6 +335,25 @@ impl Default for Config {
     fn default() -> Self {
         DEFAULT
     }
+}
+
+/// Entries of `--FLAG NAME=SCOPE[,SCOPE]` as (name, scopes).
+fn scope_lists(
+    flag: &str,
+    name: &str,
+    entries: &[String],
+) -> Result<Vec<(String, Vec<String>)>, String> {
+    entries
+        .iter()
+        .map(|entry| {
+            let (key, scopes) = entry
+                .split_once('=')
+                .filter(|(key, scopes)| !key.is_empty() && !scopes.is_empty())
+                .ok_or_else(|| format!("--{flag} {entry:?}: expected {name}=SCOPE[,SCOPE]"))?;
+            let scopes = scopes.split([',', ' ']).filter(|s| !s.is_empty());
+            Ok((key.to_owned(), scopes.map(str::to_owned).collect()))
+        })
+        .collect()
 }
 
 /// The system's trusted roots (Debian's ca-certificates bundle).
@@ -406,6 +433,7 @@ const DEFAULT: Config = Config {
     auth_ca_file: None,
     auth_scopes: Vec::new(),
     auth_tool_scopes: Vec::new(),
+    auth_implied_scopes: Vec::new(),
     auth_leeway_secs: crate::auth::DEFAULT_LEEWAY_SECS,
     auth_any_typ: false,
     auth_open_health: false,
@@ -495,19 +523,9 @@ impl Config {
         config.leeway_secs = self.auth_leeway_secs;
         config.accept_any_typ = self.auth_any_typ;
         config.scopes = self.auth_scopes.clone();
-        for entry in &self.auth_tool_scopes {
-            let (tool, scopes) = entry
-                .split_once('=')
-                .filter(|(tool, scopes)| !tool.is_empty() && !scopes.is_empty())
-                .ok_or_else(|| {
-                    format!("--auth-tool-scope {entry:?}: expected TOOL=SCOPE[,SCOPE]")
-                })?;
-            let scopes = scopes
-                .split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned);
-            config.tool_scopes.push((tool.to_owned(), scopes.collect()));
-        }
+        config.tool_scopes = scope_lists("auth-tool-scope", "TOOL", &self.auth_tool_scopes)?;
+        config.implied_scopes =
+            scope_lists("auth-scope-implies", "BROAD", &self.auth_implied_scopes)?;
         config
             .validate()
             .map_err(|e| format!("authorization: {e}"))?;

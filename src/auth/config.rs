@@ -2,6 +2,7 @@
 //! algorithms it takes, and the scopes each operation needs.
 
 use super::uri;
+use super::Principal;
 use crate::proto::authority::{Authority, Host};
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use std::fmt;
@@ -50,6 +51,9 @@ pub struct AuthConfig {
     pub scopes: Vec<String>,
     /// The scopes a tool needs besides the base ones, by tool name.
     pub tool_scopes: Vec<(String, Vec<String>)>,
+    /// Scope hierarchy: a granted scope (the first) that implies narrower ones (the second),
+    /// followed transitively.
+    pub implied_scopes: Vec<(String, Vec<String>)>,
     /// Accept JWTs whatever their `typ` header (some identity providers send `JWT`).
     pub accept_any_typ: bool,
     /// The human-readable `resource_name` of the metadata document.
@@ -128,6 +132,7 @@ impl AuthConfig {
             tool_scopes: Vec::new(),
             accept_any_typ: false,
             resource_name: None,
+            implied_scopes: Vec::new(),
         }
     }
 
@@ -203,6 +208,34 @@ impl AuthConfig {
             }
         }
         out
+    }
+}
+
+impl AuthConfig {
+    /// The scopes of `required` that `principal` was not granted, in order: empty when the
+    /// request may go on, else the reason for a 403 step-up challenge. MCP 2026-07-28:
+    /// "Servers MUST account for scope hierarchies, where a broader scope implies narrower
+    /// ones, when deciding whether a token is sufficient for an operation" (the hierarchy is
+    /// [`Self::implied_scopes`]).
+    pub fn missing_scopes<'r>(&self, principal: &Principal, required: &[&'r str]) -> Vec<&'r str> {
+        let mut granted: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
+        let mut next = 0;
+        while next < granted.len() {
+            let scope = granted[next];
+            for (broad, narrower) in &self.implied_scopes {
+                if broad == scope {
+                    for implied in narrower {
+                        if !granted.contains(&implied.as_str()) {
+                            granted.push(implied);
+                        }
+                    }
+                }
+            }
+            next += 1;
+        }
+        (required.iter().copied())
+            .filter(|scope| !granted.contains(scope))
+            .collect()
     }
 }
 

@@ -62,16 +62,6 @@ impl Principal {
             tag: PrincipalTag(tag),
         })
     }
-
-    /// The scopes of `required` this principal was not granted, in order: empty when the
-    /// request may go on, else the reason for a 403 step-up challenge.
-    pub fn missing_scopes<'r>(&self, required: &[&'r str]) -> Vec<&'r str> {
-        required
-            .iter()
-            .copied()
-            .filter(|scope| !self.scopes.contains(*scope))
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -111,16 +101,5 @@ mod tests {
             1,
         );
         assert_eq!(nul, Err(TokenError::Malformed));
-    }
-
-    #[test]
-    fn missing_scopes_lists_what_is_not_granted() {
-        let p = principal("alice", None, &["mcp", "mcp:read"]);
-        assert!(p.missing_scopes(&["mcp", "mcp:read"]).is_empty());
-        assert!(p.missing_scopes(&[]).is_empty());
-        assert_eq!(
-            p.missing_scopes(&["mcp", "mcp:write", "mcp:admin"]),
-            ["mcp:write", "mcp:admin"]
-        );
     }
 }

@@ -462,11 +462,23 @@ fn step_up_compares_the_granted_scopes_with_the_required_ones() {
     c.scopes = vec!["mcp".into()];
     c.tool_scopes = vec![("deploy".into(), vec!["mcp:deploy".into()])];
     let principal = check(&es256(&claims())).expect("valid");
-    assert!(principal
-        .missing_scopes(&c.required_scopes("tools/list", None))
+    assert!(c
+        .missing_scopes(&principal, &c.required_scopes("tools/list", None))
         .is_empty());
     let required = c.required_scopes("tools/call", Some("deploy"));
-    assert_eq!(principal.missing_scopes(&required), ["mcp:deploy"]);
+    assert_eq!(c.missing_scopes(&principal, &required), ["mcp:deploy"]);
+    // A broader scope granted implies the narrower ones, transitively (MCP 2026-07-28).
+    let mut broad = c.clone();
+    broad.implied_scopes = vec![
+        ("mcp:read".into(), vec!["mcp:deploy".into()]),
+        ("mcp:deploy".into(), vec!["mcp:deploy:staging".into()]),
+    ];
+    let c = broad;
+    assert!(c.missing_scopes(&principal, &["mcp:deploy"]).is_empty());
+    assert!(c
+        .missing_scopes(&principal, &["mcp:deploy:staging"])
+        .is_empty());
+    assert_eq!(c.missing_scopes(&principal, &["mcp:admin"]), ["mcp:admin"]);
     let answer = TokenError::InsufficientScope.answer(&metadata_url(&c), &required);
     assert_eq!(answer.status, 403);
     assert_eq!(

@@ -186,7 +186,7 @@ impl Authorizer {
         let call: ToolCall = serde_json::from_slice(message).ok()?;
         let tool = call.tool()?;
         let required = self.config.required_scopes("tools/call", Some(tool));
-        if principal.missing_scopes(&required).is_empty() {
+        if self.config.missing_scopes(principal, &required).is_empty() {
             return None;
         }
         let scope = required.join(" ");
@@ -209,7 +209,7 @@ impl Authorizer {
         tool: Option<&str>,
     ) -> Result<(), TransportError> {
         let required = self.config.required_scopes(method, tool);
-        if principal.missing_scopes(&required).is_empty() {
+        if self.config.missing_scopes(principal, &required).is_empty() {
             Ok(())
         } else {
             Err(self.refusal(TokenError::InsufficientScope, method, tool))
