@@ -203,6 +203,8 @@ fn authorization(c: &mut Criterion) {
     use ringmcp::transport::auth::{unix_now, Authorizer, Credential};
     const ISSUER: &str = "https://as.example";
     const RESOURCE: &str = "https://127.0.0.1:8443/mcp";
+    // Before the JWK helpers below, which would otherwise fix jsonwebtoken's default provider.
+    ringmcp::auth::install_crypto_provider();
     let keys = [
         (
             Algorithm::ES256,

@@ -1,7 +1,7 @@
 //! The authorization server's public signing keys, from its JWKS document (RFC 7517).
 
+use super::ring_verify::{install_crypto_provider, key_is_valid};
 use super::TokenError;
-use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
 use serde::Deserialize;
@@ -25,8 +25,8 @@ pub enum KeysError {
     NotAJwks,
     /// No entry is a usable signature-verification key.
     NoUsableKey,
-    /// jsonwebtoken has no crypto backend (another crate in the build enabled a second one
-    /// and nobody installed either); verifying would panic, so no key set is made.
+    /// jsonwebtoken has no crypto provider, so verifying would panic and no key set is made.
+    /// Not expected: loading a key set installs ringmcp's own provider first when none is.
     NoCryptoProvider,
 }
 
@@ -121,7 +121,7 @@ impl KeySet {
         if json.len() > MAX_JWKS_BYTES {
             return Err(KeysError::TooLarge);
         }
-        let provider = CryptoProvider::try_get_default().ok_or(KeysError::NoCryptoProvider)?;
+        let provider = install_crypto_provider().ok_or(KeysError::NoCryptoProvider)?;
         let document: JwkSetDocument =
             serde_json::from_slice(json).map_err(|_| KeysError::NotAJwks)?;
         if document.keys.len() > MAX_KEYS {
@@ -134,7 +134,9 @@ impl KeySet {
             .filter_map(|entry| serde_json::from_value::<Jwk>(entry).ok())
             .filter_map(usable_key)
             .filter(|key| {
-                (provider.verifier_factory)(&key.kind.some_algorithm(), &key.decoding).is_ok()
+                let alg = key.kind.some_algorithm();
+                key_is_valid(alg, &key.decoding)
+                    && (provider.verifier_factory)(&alg, &key.decoding).is_ok()
             })
             .collect();
         if keys.is_empty() {

@@ -7,7 +7,8 @@
 //!
 //! - [`AuthConfig`]: the issuer trusted, the resource this server is, the algorithms and
 //!   scopes; [`AuthConfig::required_scopes`] for an operation.
-//! - [`KeySet::from_jwks`] and [`validate_jwt`]: JWT access tokens (RFC 9068).
+//! - [`KeySet::from_jwks`] and [`validate_jwt`]: JWT access tokens (RFC 9068), whose
+//!   signatures ring checks ([`install_crypto_provider`]).
 //! - [`Introspection`]: opaque tokens (RFC 7662), the request bytes and the answer's meaning.
 //! - [`Principal`] and its [`PrincipalTag`], which sessions are bound to.
 //! - [`TokenCache`]: a shard's bounded memory of checked tokens.
@@ -26,6 +27,7 @@ mod jwt;
 mod keys;
 mod principal;
 mod prm;
+mod ring_verify;
 mod uri;
 
 pub use cache::{Outcome, TokenCache, TokenKey, NEGATIVE_TTL_SECS};
@@ -37,6 +39,7 @@ pub use jwt::validate_jwt;
 pub use keys::{KeySet, KeysError, MAX_JWKS_BYTES, MAX_KEYS};
 pub use principal::{Principal, PrincipalTag};
 pub use prm::{metadata_document, metadata_paths, metadata_url};
+pub use ring_verify::install_crypto_provider;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -20,7 +20,11 @@ const RESOURCE: &str = "https://127.0.0.1:8443/mcp";
 const NOW: u64 = 1_800_000_000;
 
 /// The private key for `alg`.
+///
+/// Installs ring's verifier first: jsonwebtoken fixes its process-wide provider on first use,
+/// and every test mints or derives its keys through here before it verifies anything.
 pub(crate) fn encoding_key(alg: Algorithm) -> EncodingKey {
+    install_crypto_provider();
     match alg {
         Algorithm::ES256 => EncodingKey::from_ec_der(P256_KEY),
         Algorithm::EdDSA => EncodingKey::from_ed_der(ED25519_KEY),
