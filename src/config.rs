@@ -574,7 +574,7 @@ impl Config {
         let roots = match &self.auth_ca_file {
             Some(path) => read("auth-ca-file", path)?,
             None if jwks_url.as_ref().is_some_and(|u| u.tls)
-                || introspection.as_ref().is_some_and(|i| i.tls) =>
+                || introspection.as_ref().is_some_and(|i| i.url.tls) =>
             {
                 read("auth-ca-file (default)", std::path::Path::new(SYSTEM_ROOTS))?
             }

@@ -53,12 +53,8 @@ impl HttpUrl {
 /// An introspection endpoint and the credentials the resource server presents to it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Introspection {
-    /// Whether the endpoint is `https` (the caller wraps the connection in TLS then).
-    pub tls: bool,
-    /// `host [":" port]` of the endpoint, for connecting and for the `Host` header.
-    pub authority: String,
-    /// The request-target: path and query.
-    pub target: String,
+    /// Where the endpoint is (`https`: the caller wraps the connection in TLS).
+    pub url: HttpUrl,
     /// The resource server's client identifier at the authorization server.
     pub client_id: String,
     /// Its client secret.
@@ -71,9 +67,7 @@ impl fmt::Debug for Introspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The secret stays out of logs.
         f.debug_struct("Introspection")
-            .field("tls", &self.tls)
-            .field("authority", &self.authority)
-            .field("target", &self.target)
+            .field("url", &self.url)
             .field("client_id", &self.client_id)
             .field("cache_secs", &self.cache_secs)
             .finish_non_exhaustive()
@@ -88,15 +82,8 @@ impl Introspection {
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> Result<Introspection, ConfigError> {
-        let HttpUrl {
-            tls,
-            authority,
-            target,
-        } = HttpUrl::parse(url)?;
         Ok(Introspection {
-            tls,
-            authority,
-            target,
+            url: HttpUrl::parse(url)?,
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             cache_secs: DEFAULT_CACHE_SECS,
@@ -125,8 +112,8 @@ impl Introspection {
         write_request_head(
             &mut out,
             "POST",
-            &self.target,
-            &self.authority,
+            &self.url.target,
+            &self.url.authority,
             &[
                 ("content-type", "application/x-www-form-urlencoded"),
                 ("accept", "application/json"),

@@ -608,9 +608,9 @@ fn active() -> Value {
 #[test]
 fn the_introspection_request_is_a_whole_http_request() {
     let endpoint = endpoint();
-    assert!(endpoint.tls);
-    assert_eq!(endpoint.authority, "as.example");
-    assert_eq!(endpoint.target, "/oauth/introspect");
+    assert!(endpoint.url.tls);
+    assert_eq!(endpoint.url.authority, "as.example");
+    assert_eq!(endpoint.url.target, "/oauth/introspect");
     let request = endpoint.request("mF_9.B5f+4/1=");
     let body = "token=mF_9.B5f%2B4%2F1%3D&token_type_hint=access_token";
     let basic = base64::encode(b"rs%20client:s3%3Acr%26t");
@@ -634,9 +634,9 @@ fn the_introspection_request_is_a_whole_http_request() {
 #[test]
 fn introspection_endpoints_are_absolute_urls() {
     let plain = Introspection::new("http://127.0.0.1:9000?x=1", "id", "secret").expect("URL");
-    assert!(!plain.tls);
+    assert!(!plain.url.tls);
     assert_eq!(
-        (plain.authority.as_str(), plain.target.as_str()),
+        (plain.url.authority.as_str(), plain.url.target.as_str()),
         ("127.0.0.1:9000", "/?x=1")
     );
     for bad in [

@@ -64,12 +64,7 @@ impl AuthPlan {
         let introspection = match &settings.introspection {
             None => None,
             Some(i) => {
-                let url = HttpUrl {
-                    tls: i.tls,
-                    authority: i.authority.clone(),
-                    target: i.target.clone(),
-                };
-                Some(endpoint(&url).map_err(|e| format!("--auth-introspection-url: {e}"))?)
+                Some(endpoint(&i.url).map_err(|e| format!("--auth-introspection-url: {e}"))?)
             }
         };
         Ok(AuthPlan {
