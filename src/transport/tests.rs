@@ -804,6 +804,42 @@ mod websocket {
     }
 
     #[test]
+    fn an_authorized_websocket_refuses_a_tool_without_its_scope_and_closes_when_its_token_expires()
+    {
+        use crate::auth::Principal;
+        let shard = authorizing();
+        let now = Instant::now();
+        let lifetime = 60;
+        let scopes = ["mcp:tools".to_string()].into_iter().collect();
+        let expires_at = crate::transport::auth::unix_now() + lifetime;
+        let alice = Principal::new(AUTH_ISSUER.into(), "alice".into(), None, scopes, expires_at);
+        let mut ws = WsConnection::new(
+            WsKind::Mcp,
+            &shard.config,
+            &shard.metrics,
+            now,
+            Some(CLIENT),
+            Some(Rc::new(alice.unwrap())),
+        );
+        // `add` needs mcp:admin too: JSON-RPC -32003 naming both scopes, the connection open.
+        let mut call = frame(
+            OpCode::Text,
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}"#,
+        );
+        ws.on_input(&mut call, &shard.env(), now);
+        let out = written(&ws);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let refusal: Value = serde_json::from_str(&out[0].1).unwrap();
+        assert_eq!(refusal["id"], 7);
+        assert_eq!(refusal["error"]["code"], -32003);
+        assert_eq!(refusal["error"]["data"]["scope"], "mcp:tools mcp:admin");
+        // Past the token's expiry (wall clock and this clock may differ by a second): 1008.
+        let after = now + Duration::from_secs(lifetime + 2);
+        ws.on_timer(&shard.env(), after);
+        assert_eq!(written(&ws), [(OpCode::Close, "1008".into())]);
+    }
+
+    #[test]
     fn a_close_is_echoed_and_ends_the_connection() {
         let shard = Shard::new();
         let now = Instant::now();
