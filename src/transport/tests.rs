@@ -1791,6 +1791,19 @@ fn authorization_answers_every_case_with_its_status_and_challenge() {
         .header("www-authenticate")
         .unwrap()
         .contains(r#"error="invalid_token""#));
+    // A browser's preflight for the metadata (the SDKs send MCP-Protocol-Version there) is
+    // answered like one for /mcp: before authorization, to an allowed origin.
+    let preflight = shard.refused(
+        "OPTIONS /.well-known/oauth-protected-resource/mcp",
+        "origin: http://localhost:6274\r\naccess-control-request-method: GET\r\n\
+         access-control-request-headers: mcp-protocol-version\r\n",
+        "",
+    );
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("http://localhost:6274")
+    );
     // Health needs a token too unless --auth-open-health.
     assert_eq!(shard.refused("GET /healthz", "", "").status, 401);
     assert_eq!(
