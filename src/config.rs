@@ -7,6 +7,7 @@
 use crate::mcp::request_state::StateSeal;
 use crate::mcp::DispatchLimits;
 use crate::proto::http1;
+use crate::store::sessions::NodeId;
 use crate::transport::admission::{AdmissionLimits, Rate};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -37,6 +38,12 @@ pub struct Config {
     /// Number of shards (one executor pinned per core). 0 means one per online CPU.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.shards))]
     pub shards: usize,
+
+    /// This node's name among several behind a balancer: 1 to 24 of A-Z a-z 0-9 _ -. It
+    /// starts every session id the node issues (`<node>.<shard><random>`), and the HAProxy
+    /// configuration routes by it. Default: the bind address spelled out (`127-0-0-1-8080`).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "NAME", value_parser = NodeId::parse))]
+    pub node_id: Option<NodeId>,
 
     /// Serve a raw WebSocket echo (text and binary) at /echo, for Autobahn|Testsuite and raw benchmarks.
     #[cfg_attr(feature = "cli", arg(long))]
@@ -377,6 +384,7 @@ pub(crate) struct AuthSettings {
 const DEFAULT: Config = Config {
     bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)),
     shards: 0,
+    node_id: None,
     echo: false,
     max_message_bytes: 1024 * 1024,
     max_head_bytes: 16 * 1024,
@@ -447,6 +455,11 @@ impl Config {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
+    }
+
+    /// This node's id: `--node-id`, or the one the bind address spells.
+    pub fn node(&self) -> NodeId {
+        self.node_id.unwrap_or_else(|| NodeId::from_bind(self.bind))
     }
 
     /// The HTTP parsing limits.

@@ -269,12 +269,13 @@ fn server_messages_go_on_the_get_stream_and_a_subscription_is_notified() {
 #[test]
 fn a_resource_update_reaches_subscribers_on_every_shard() {
     let srv = server(|c| c.shards = 2);
-    // A session id's first two hex digits name its owner; initialize lands by the kernel's
-    // SO_REUSEPORT hash, so open sessions until both shards own one.
+    // A session id's four hex digits after the node name its owner; initialize lands by the
+    // kernel's SO_REUSEPORT hash, so open sessions until both shards own one.
     let mut owned_by: [Option<String>; 2] = [None, None];
     for _ in 0..200 {
         let id = http_session(srv.addr);
-        let shard: usize = id[..2].parse().expect("shard prefix");
+        let (_node, rest) = id.split_once('.').expect("node prefix");
+        let shard = usize::from_str_radix(&rest[..4], 16).expect("shard digits");
         owned_by[shard].get_or_insert(id);
         if owned_by.iter().all(Option::is_some) {
             break;

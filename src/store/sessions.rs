@@ -1,68 +1,194 @@
-//! Session ids and the per-shard session table (capped, idle sessions expire).
+//! Node and session ids, and the per-shard session table (capped, idle sessions expire).
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Hex digits naming the owning shard at the start of every id.
-const SHARD_DIGITS: usize = 2;
+/// Longest node id: an IPv4 bind address and port spelled out fit.
+pub const MAX_NODE_LEN: usize = 24;
+/// Hex digits naming the owning shard after the node.
+const SHARD_DIGITS: usize = 4;
 /// Random bytes per id: 128 bits from the OS CSPRNG.
 const RANDOM_BYTES: usize = 16;
-/// Length of an id on the wire.
-pub const SESSION_ID_LEN: usize = SHARD_DIGITS + 2 * RANDOM_BYTES;
+/// Longest id on the wire: node, dot, shard, random part.
+pub const MAX_SESSION_ID_LEN: usize = MAX_NODE_LEN + 1 + SHARD_DIGITS + 2 * RANDOM_BYTES;
 /// Most shards an id can name.
-pub const MAX_SHARDS: usize = 256;
+pub const MAX_SHARDS: usize = 1 << (4 * SHARD_DIGITS);
 
-/// An `Mcp-Session-Id`: visible ASCII (lowercase hex), unguessable, naming its shard.
+/// The name of one ringmcp node among several (`--node-id`): 1 to 24 of `A-Z a-z 0-9 _ -`.
+///
+/// It starts every session id the node issues, so a balancer routes a request to the node
+/// that owns its session by what the id says (`deploy/haproxy.cfg` names each server by its
+/// node id), and a node that is not the owner knows at once that it is adopting.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId {
+    bytes: [u8; MAX_NODE_LEN],
+    len: u8,
+}
+
+impl NodeId {
+    /// Parses `--node-id`, saying what is wrong with a name it refuses.
+    pub fn parse(name: &str) -> Result<NodeId, String> {
+        if name.is_empty() || name.len() > MAX_NODE_LEN {
+            return Err(format!(
+                "a node id has 1 to {MAX_NODE_LEN} characters, not {}",
+                name.len()
+            ));
+        }
+        if let Some(bad) = name.chars().find(|&c| !is_node_char(c)) {
+            return Err(format!(
+                "a node id is made of A-Z a-z 0-9 _ - (HAProxy server names without a dot), not {bad:?}"
+            ));
+        }
+        let mut bytes = [0u8; MAX_NODE_LEN];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Ok(NodeId {
+            bytes,
+            len: name.len() as u8,
+        })
+    }
+
+    /// The default node id: the bind address spelled out (`127-0-0-1-8080`), or, when that is
+    /// too long (IPv6), `n` and 16 hex digits of its hash.
+    pub fn from_bind(addr: SocketAddr) -> NodeId {
+        let mut name = String::new();
+        for c in format!("{}-{}", addr.ip(), addr.port()).chars() {
+            let c = if is_node_char(c) { c } else { '-' };
+            if !(c == '-' && (name.is_empty() || name.ends_with('-'))) {
+                name.push(c);
+            }
+        }
+        NodeId::parse(&name).unwrap_or_else(|_| {
+            // FNV-1a: stable across builds and processes, unlike the std hasher.
+            let hash = addr
+                .to_string()
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+            NodeId::parse(&format!("n{hash:016x}")).expect("17 hex characters make a node id")
+        })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        // Only the ASCII characters `parse` admits are ever stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+fn is_node_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+impl std::str::FromStr for NodeId {
+    type Err = String;
+    fn from_str(name: &str) -> Result<NodeId, String> {
+        NodeId::parse(name)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({})", self.as_str())
+    }
+}
+
+/// An `Mcp-Session-Id`: `<node>.<shard: 4 hex digits><128 random bits: 32 hex digits>`.
 ///
 /// MCP 2025-11-25, Streamable HTTP: "The session ID SHOULD be globally unique and
 /// cryptographically secure (e.g., a securely generated UUID, a JWT, or a cryptographic
 /// hash)." and "The session ID MUST only contain visible ASCII characters (ranging from
-/// 0x21 to 0x7E)." The first two hex digits name the owning shard, so any shard can route
-/// a request without a lookup table.
+/// 0x21 to 0x7E)." The node and shard it names own the session, so a balancer routes it to
+/// its node and any shard to its shard without a lookup table.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId([u8; SESSION_ID_LEN]);
+pub struct SessionId {
+    bytes: [u8; MAX_SESSION_ID_LEN],
+    len: u8,
+    node_len: u8,
+}
 
 impl SessionId {
-    /// A fresh id owned by `shard`, or None if the OS CSPRNG failed (the caller answers 503).
-    pub fn generate(shard: usize) -> Option<SessionId> {
+    /// A fresh id owned by `shard` of `node`, or None if the OS CSPRNG failed (the caller
+    /// answers 503).
+    pub fn generate(node: NodeId, shard: usize) -> Option<SessionId> {
         let mut random = [0u8; RANDOM_BYTES];
         getrandom::fill(&mut random).ok()?;
-        Some(Self::from_parts(shard, random))
+        Some(Self::from_parts(node, shard, random))
     }
 
-    fn from_parts(shard: usize, random: [u8; RANDOM_BYTES]) -> SessionId {
+    fn from_parts(node: NodeId, shard: usize, random: [u8; RANDOM_BYTES]) -> SessionId {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut id = [0u8; SESSION_ID_LEN];
-        let shard = (shard % MAX_SHARDS) as u8;
-        id[0] = HEX[usize::from(shard >> 4)];
-        id[1] = HEX[usize::from(shard & 0xf)];
-        for (i, byte) in random.iter().enumerate() {
-            id[SHARD_DIGITS + 2 * i] = HEX[usize::from(byte >> 4)];
-            id[SHARD_DIGITS + 2 * i + 1] = HEX[usize::from(byte & 0xf)];
+        let mut text = Vec::with_capacity(MAX_SESSION_ID_LEN);
+        text.extend_from_slice(node.as_str().as_bytes());
+        text.push(b'.');
+        let shard = shard % MAX_SHARDS;
+        for digit in (0..SHARD_DIGITS).rev() {
+            text.push(HEX[(shard >> (4 * digit)) & 0xf]);
         }
-        SessionId(id)
+        for byte in random {
+            text.push(HEX[usize::from(byte >> 4)]);
+            text.push(HEX[usize::from(byte & 0xf)]);
+        }
+        let mut bytes = [0u8; MAX_SESSION_ID_LEN];
+        bytes[..text.len()].copy_from_slice(&text);
+        SessionId {
+            bytes,
+            len: text.len() as u8,
+            node_len: node.len,
+        }
     }
 
     /// Parses a header value; anything we could not have issued is None.
     pub fn parse(value: &[u8]) -> Option<SessionId> {
-        let value = value.trim_ascii();
-        let id: [u8; SESSION_ID_LEN] = value.try_into().ok()?;
-        id.iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-            .then_some(SessionId(id))
+        let value = std::str::from_utf8(value.trim_ascii()).ok()?;
+        let (node, rest) = value.split_once('.')?;
+        let node = NodeId::parse(node).ok()?;
+        let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+        if rest.len() != SHARD_DIGITS + 2 * RANDOM_BYTES || !rest.as_bytes().iter().all(lower_hex) {
+            return None;
+        }
+        let mut bytes = [0u8; MAX_SESSION_ID_LEN];
+        bytes[..value.len()].copy_from_slice(value.as_bytes());
+        Some(SessionId {
+            bytes,
+            len: value.len() as u8,
+            node_len: node.len,
+        })
     }
 
-    /// The shard that owns the session.
+    /// The node that issued the session.
+    pub fn node(&self) -> NodeId {
+        let mut bytes = [0u8; MAX_NODE_LEN];
+        let len = usize::from(self.node_len);
+        bytes[..len].copy_from_slice(&self.bytes[..len]);
+        NodeId {
+            bytes,
+            len: self.node_len,
+        }
+    }
+
+    /// The shard that owns the session on its node.
     pub fn shard(&self) -> usize {
-        let digit = |b: u8| (b as char).to_digit(16).unwrap_or(0) as usize;
-        digit(self.0[0]) * 16 + digit(self.0[1])
+        let start = usize::from(self.node_len) + 1;
+        let digits = self
+            .as_str()
+            .get(start..start + SHARD_DIGITS)
+            .unwrap_or("0");
+        usize::from_str_radix(digits, 16).unwrap_or(0)
     }
 
     /// The id as it goes on the wire.
     pub fn as_str(&self) -> &str {
-        // Only ASCII hex digits are ever stored.
-        std::str::from_utf8(&self.0).unwrap_or("")
+        // Only the ASCII characters `parse` and `from_parts` admit are ever stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
     }
 }
 
@@ -94,15 +220,17 @@ struct Entry<T> {
 
 /// One shard's sessions: at most `cap` of them; idle ones are removed by [`SessionTable::expire`].
 pub struct SessionTable<T> {
+    node: NodeId,
     shard: usize,
     cap: usize,
     sessions: HashMap<SessionId, Entry<T>>,
 }
 
 impl<T> SessionTable<T> {
-    /// An empty table for `shard` holding at most `cap` sessions.
-    pub fn new(shard: usize, cap: usize) -> Self {
+    /// An empty table for `shard` of `node` holding at most `cap` sessions.
+    pub fn new(node: NodeId, shard: usize, cap: usize) -> Self {
         SessionTable {
+            node,
             shard,
             cap,
             sessions: HashMap::new(),
@@ -119,7 +247,7 @@ impl<T> SessionTable<T> {
             return Err(CreateError::Full);
         }
         loop {
-            let id = SessionId::generate(self.shard).ok_or(CreateError::NoRandomness)?;
+            let id = SessionId::generate(self.node, self.shard).ok_or(CreateError::NoRandomness)?;
             if let std::collections::hash_map::Entry::Vacant(slot) = self.sessions.entry(id) {
                 slot.insert(Entry {
                     value: make(id),
@@ -183,25 +311,72 @@ impl<T> SessionTable<T> {
 mod tests {
     use super::*;
 
+    fn node(name: &str) -> NodeId {
+        NodeId::parse(name).unwrap()
+    }
+
     #[test]
-    fn ids_are_visible_ascii_name_their_shard_and_round_trip() {
-        for shard in [0, 1, 15, 16, 255] {
-            let id = SessionId::generate(shard).unwrap();
-            assert_eq!(id.as_str().len(), SESSION_ID_LEN);
-            assert!(id.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
-            assert_eq!(id.shard(), shard);
-            assert_eq!(SessionId::parse(id.as_str().as_bytes()), Some(id));
+    fn ids_are_visible_ascii_name_their_node_and_shard_and_round_trip() {
+        for name in ["n1", "eu-west_3", &"x".repeat(MAX_NODE_LEN)] {
+            for shard in [0, 1, 15, 16, 255, 256, MAX_SHARDS - 1] {
+                let id = SessionId::generate(node(name), shard).unwrap();
+                assert_eq!(id.as_str().len(), name.len() + 1 + 36);
+                assert!(id.as_str().starts_with(&format!("{name}.")));
+                assert!(id.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
+                assert_eq!((id.node(), id.shard()), (node(name), shard));
+                assert_eq!(SessionId::parse(id.as_str().as_bytes()), Some(id));
+            }
         }
-        assert_ne!(SessionId::generate(0), SessionId::generate(0));
+        assert_ne!(
+            SessionId::generate(node("a"), 0),
+            SessionId::generate(node("a"), 0)
+        );
+    }
+
+    #[test]
+    fn node_ids_are_checked_and_derived_from_the_bind_address() {
+        for bad in [
+            "",
+            "a.b",
+            "a:b",
+            "sp ace",
+            "é",
+            &"x".repeat(MAX_NODE_LEN + 1),
+        ] {
+            assert!(NodeId::parse(bad).is_err(), "{bad:?}");
+        }
+        let v4 = NodeId::from_bind("127.0.0.1:8080".parse().unwrap());
+        assert_eq!(v4.as_str(), "127-0-0-1-8080");
+        let longest = NodeId::from_bind("255.255.255.255:65535".parse().unwrap());
+        assert_eq!(longest.as_str(), "255-255-255-255-65535");
+        let v6 = NodeId::from_bind("[2001:db8:85a3::8a2e:370:7334]:8443".parse().unwrap());
+        assert!(
+            v6.as_str().starts_with('n') && v6.as_str().len() == 17,
+            "{v6}"
+        );
+        assert_eq!(
+            v6,
+            NodeId::from_bind("[2001:db8:85a3::8a2e:370:7334]:8443".parse().unwrap())
+        );
+        assert_eq!(
+            NodeId::from_bind("[::1]:80".parse().unwrap()).as_str(),
+            "1-80"
+        );
     }
 
     #[test]
     fn foreign_ids_are_rejected() {
-        let ok = SessionId::from_parts(3, [0xab; RANDOM_BYTES]);
+        let ok = SessionId::from_parts(node("n1"), 3, [0xab; RANDOM_BYTES]);
         assert_eq!(SessionId::parse(ok.as_str().as_bytes()), Some(ok));
         for bad in [
             "",
             "03",
+            "n1",
+            "n1.",
+            &ok.as_str().replacen("n1.", "n1", 1),
+            &ok.as_str().replacen("n1.", "n.1.", 1),
+            &ok.as_str().replacen("n1.", ".", 1),
+            &ok.as_str()[..ok.as_str().len() - 1],
             &ok.as_str().to_uppercase(),
             &format!("{}0", ok.as_str()),
             &ok.as_str().replace('a', "g"),
@@ -213,7 +388,7 @@ mod tests {
     #[test]
     fn cap_touch_and_expiry() {
         let t0 = Instant::now();
-        let mut table = SessionTable::new(1, 2);
+        let mut table = SessionTable::new(node("n1"), 1, 2);
         let a = table.create(|_| "a", t0).unwrap();
         let b = table.create(|_| "b", t0).unwrap();
         assert_eq!(table.create(|_| "c", t0), Err(CreateError::Full));

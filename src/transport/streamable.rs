@@ -22,7 +22,7 @@ use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
 use crate::proto::jsonrpc::Id;
 use crate::proto::sse::{self, EventId};
 use crate::store::ring::{EventStore, ResumeError, RingId};
-use crate::store::sessions::{CreateError, SessionId, SessionTable};
+use crate::store::sessions::{CreateError, NodeId, SessionId, SessionTable};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
@@ -410,6 +410,7 @@ impl Peer for HttpPeer {
 pub struct HttpSessions {
     table: RefCell<SessionTable<Rc<HttpSession>>>,
     store: Rc<RefCell<EventStore>>,
+    node: NodeId,
     shard_index: usize,
     shard_count: usize,
 }
@@ -422,8 +423,10 @@ impl HttpSessions {
             max_bytes: config.ring_max_bytes,
             max_age: std::time::Duration::from_secs(config.ring_max_age_secs),
         };
+        let node = config.node();
         HttpSessions {
             table: RefCell::new(SessionTable::new(
+                node,
                 shard_index,
                 config.max_sessions_per_shard,
             )),
@@ -432,6 +435,7 @@ impl HttpSessions {
                 config.event_budget_bytes,
                 Instant::now(),
             ))),
+            node,
             shard_index,
             shard_count,
         }
@@ -744,7 +748,10 @@ fn find_session(
     let raw = raw.ok_or(TransportError::MissingSession(name))?;
     let sessions = env.sessions;
     let found = SessionId::parse(raw).and_then(|id| {
-        if id.shard() == sessions.shard_index {
+        if id.node() != sessions.node {
+            // Another node's session: the balancer sends it here only when that node is down.
+            None
+        } else if id.shard() == sessions.shard_index {
             // A session answers only on the transport that created it: its messages go out on
             // that transport's streams, and a client of the other would never see them.
             sessions
