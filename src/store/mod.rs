@@ -1,7 +1,8 @@
-//! Per-shard state that outlives one connection: the session table and the
-//! SSE event rings. Owned by its shard's thread: plain `&mut self`, no locks,
-//! no atomics.
+//! Per-shard state that outlives one connection: the session table, the
+//! SSE event rings, and the client of the Redis event store. Owned by its
+//! shard's thread: plain `&mut self` or `RefCell`s, no locks, no atomics.
 
+pub mod redis;
 pub mod ring;
 pub mod sessions;
 
