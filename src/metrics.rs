@@ -232,6 +232,10 @@ pub struct Metrics {
     pub backpressure: Cell<u64>,
     /// Connections moved to the shard that owns their session.
     pub handoffs: Cell<u64>,
+    /// Sessions taken over from another node through the shared event store.
+    pub adoptions: Cell<u64>,
+    /// Requests whose handler died with another node, answered with the retry error.
+    pub requests_lost: Cell<u64>,
     /// Request latency (µs, from the request's arrival to its reply being queued), per [`Path`].
     latency: [RefCell<Histogram<u64>>; 2],
 }
@@ -251,6 +255,8 @@ impl Default for Metrics {
             bytes_out: Cell::default(),
             backpressure: Cell::default(),
             handoffs: Cell::default(),
+            adoptions: Cell::default(),
+            requests_lost: Cell::default(),
             latency: [
                 RefCell::new(new_latency_histogram()),
                 RefCell::new(new_latency_histogram()),
@@ -331,6 +337,16 @@ impl Metrics {
         bump(&self.handoffs, 1);
     }
 
+    /// Counts a session taken over from another node.
+    pub fn session_adopted(&self) {
+        bump(&self.adoptions, 1);
+    }
+
+    /// Counts a request whose handler died with another node.
+    pub fn request_lost(&self) {
+        bump(&self.requests_lost, 1);
+    }
+
     /// Records one request's latency on `path`.
     pub fn latency(&self, path: Path, elapsed: Duration) {
         let micros = u64::try_from(elapsed.as_micros())
@@ -359,6 +375,8 @@ impl Metrics {
             bytes_out: self.bytes_out.get(),
             backpressure: self.backpressure.get(),
             handoffs: self.handoffs.get(),
+            adoptions: self.adoptions.get(),
+            requests_lost: self.requests_lost.get(),
             latency: self.latency.iter().map(|h| h.borrow().clone()).collect(),
             gauges,
             busy_seconds: busy.as_secs_f64(),
@@ -397,6 +415,8 @@ pub struct Snapshot {
     bytes_out: u64,
     backpressure: u64,
     handoffs: u64,
+    adoptions: u64,
+    requests_lost: u64,
     latency: Vec<Histogram<u64>>,
     gauges: Gauges,
     busy_seconds: f64,
@@ -490,6 +510,18 @@ const SINGLE_VALUED: &[SingleValued] = &[
         "counter",
         "Connections moved to the shard owning their session.",
         |s| s.handoffs,
+    ),
+    (
+        "sessions_adopted_total",
+        "counter",
+        "Sessions taken over from another node through the shared event store.",
+        |s| s.adoptions,
+    ),
+    (
+        "requests_lost_total",
+        "counter",
+        "Requests whose handler died with another node, answered with the retry error.",
+        |s| s.requests_lost,
     ),
     (
         "ring_bytes",

@@ -10,6 +10,25 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PrincipalTag(pub [u8; 16]);
 
+impl PrincipalTag {
+    /// The tag as 32 lowercase hex digits (how the shared event store keeps it).
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A tag from [`PrincipalTag::to_hex`]'s form.
+    pub fn from_hex(hex: &str) -> Option<PrincipalTag> {
+        if hex.len() != 32 || !hex.is_ascii() {
+            return None;
+        }
+        let mut tag = [0u8; 16];
+        for (i, byte) in tag.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(PrincipalTag(tag))
+    }
+}
+
 /// The authenticated party behind a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

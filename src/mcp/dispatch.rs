@@ -619,6 +619,29 @@ impl Dispatcher {
         self.services.listeners.end_all();
     }
 
+    /// Fills `session` (fresh) with the state of a session another node served, from the
+    /// record it left in the shared event store (see [`SessionState::record`]): its
+    /// subscriptions are registered again, their updates going through `peer`. False if the
+    /// record cannot be read.
+    pub fn restore_session(
+        &self,
+        session: &SessionRef,
+        record: &[u8],
+        peer: &Rc<dyn Peer>,
+    ) -> bool {
+        let Some((state, uris)) = SessionState::from_record(record) else {
+            return false;
+        };
+        *session.borrow_mut() = state;
+        for uri in uris.iter().take(self.limits.max_subscriptions) {
+            if self.registry().resolve_resource(uri).is_some() {
+                session.borrow_mut().subscribe(uri, peer);
+                self.services.hub.subscribe(uri, session);
+            }
+        }
+        true
+    }
+
     /// Ends `session` for the MCP layer; call it when the transport closes
     /// the session (connection closed, `DELETE`, expiry).
     ///

@@ -58,6 +58,23 @@ pub struct SessionState {
     /// Who the session's requests act for, when authorization is on: set when the session
     /// is made and by each request after (a step-up token may carry more scopes).
     principal: Option<Rc<Principal>>,
+    /// Bumped by every change a [`SessionState::record`] shows.
+    revision: u64,
+}
+
+/// What of a session outlives its node in the shared event store: the negotiated version,
+/// what the client said of itself, its log level and its subscriptions.
+#[derive(Serialize, Deserialize)]
+struct Record<'a> {
+    version: &'a str,
+    initialized: bool,
+    #[serde(borrow)]
+    client_info: Option<&'a RawValue>,
+    #[serde(borrow)]
+    client_capabilities: Option<&'a RawValue>,
+    log_level: Option<LogLevel>,
+    #[serde(borrow)]
+    subscriptions: Vec<std::borrow::Cow<'a, str>>,
 }
 
 impl SessionState {
@@ -136,22 +153,70 @@ impl SessionState {
         self.subscriptions.contains(uri)
     }
 
+    /// Counts the changes [`SessionState::record`] would show, so a transport stores the
+    /// record again only when it changed.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The session as the shared event store keeps it (JSON), once `initialize` is answered.
+    pub fn record(&self) -> Option<Vec<u8>> {
+        let record = Record {
+            version: self.protocol_version?,
+            initialized: self.initialized_notification,
+            client_info: self.client_info.as_deref(),
+            client_capabilities: self.client_capabilities.as_deref(),
+            log_level: self.log_level,
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(|s| s.as_str().into())
+                .collect(),
+        };
+        serde_json::to_vec(&record).ok()
+    }
+
+    /// A session from its stored record, without its subscriptions (which the dispatcher
+    /// registers, see `Dispatcher::restore_session`); `None` if the record is not one this
+    /// build wrote or names a version it does not speak.
+    pub(crate) fn from_record(record: &[u8]) -> Option<(SessionState, Vec<String>)> {
+        let record: Record<'_> = serde_json::from_slice(record).ok()?;
+        let version = *version::SUPPORTED.iter().find(|v| **v == record.version)?;
+        let state = SessionState {
+            protocol_version: Some(version),
+            initialized_notification: record.initialized,
+            client_info: record.client_info.map(RawValue::to_owned),
+            client_capabilities: record.client_capabilities.map(RawValue::to_owned),
+            log_level: record.log_level,
+            ..SessionState::default()
+        };
+        let uris = record
+            .subscriptions
+            .into_iter()
+            .map(|u| u.into_owned())
+            .collect();
+        Some((state, uris))
+    }
+
     pub(crate) fn set_initialized(
         &mut self,
         version: &'static str,
         client_info: Option<Box<RawValue>>,
         client_capabilities: Option<Box<RawValue>>,
     ) {
+        self.revision += 1;
         self.protocol_version = Some(version);
         self.client_info = client_info;
         self.client_capabilities = client_capabilities;
     }
 
     pub(crate) fn mark_initialized_notification(&mut self) {
+        self.revision += u64::from(!self.initialized_notification);
         self.initialized_notification = true;
     }
 
     pub(crate) fn set_log_level(&mut self, level: LogLevel) {
+        self.revision += u64::from(self.log_level != Some(level));
         self.log_level = Some(level);
     }
 
@@ -194,7 +259,7 @@ impl SessionState {
     /// Adds `uri` to the subscriptions; updates will go through `peer`
     /// (the latest subscriber's peer serves every URI).
     pub(crate) fn subscribe(&mut self, uri: &str, peer: &Rc<dyn Peer>) {
-        self.subscriptions.insert(uri.to_owned());
+        self.revision += u64::from(self.subscriptions.insert(uri.to_owned()));
         self.notifier = Some(peer.clone());
     }
 
@@ -232,7 +297,7 @@ impl SessionState {
 
     /// Removes `uri` from the subscriptions.
     pub(crate) fn unsubscribe(&mut self, uri: &str) {
-        self.subscriptions.remove(uri);
+        self.revision += u64::from(self.subscriptions.remove(uri));
     }
 }
 

@@ -26,6 +26,12 @@ pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// A server bound was reached (JSON-RPC 2.0: "-32000 to -32099 Server error. Reserved for
 /// implementation-defined server-errors.").
 pub const LIMIT_EXCEEDED: i64 = -32000;
+/// ringmcp: the node running this request died before answering it, and the node that took
+/// its session over tells the client to send it again (`data: {"retry": true}`). Outside the
+/// JSON-RPC reserved range, as MCP 2026-07-28 (basic, error codes) asks: "New error codes for
+/// purposes not defined by this specification **SHOULD** be allocated outside the JSON-RPC
+/// reserved range (`-32768` to `-32000`)".
+pub const REQUEST_LOST: i64 = -31000;
 /// MCP 2026-07-28: a request header does not match the request body (`HeaderMismatch`).
 pub const HEADER_MISMATCH: i64 = -32020;
 /// MCP 2026-07-28: the client did not declare a capability the request needs.

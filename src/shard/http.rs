@@ -149,6 +149,14 @@ async fn request_loop(
                 first = Some((head, body));
                 continue;
             }
+            Next::Adopt(id) => {
+                // Boxed, as introspection: the store's round trips would otherwise sit in
+                // every connection's task.
+                let answer = Box::pin(shard.http_sessions.load(id)).await;
+                shard.http_sessions.adopt(id, answer, &shard.env());
+                first = Some((head, body));
+                continue;
+            }
             Next::Metrics => {
                 let snapshots = shard.scrape().await;
                 route::write_metrics(&shard.env(), &snapshots, keep_alive, &mut out);

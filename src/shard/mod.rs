@@ -468,7 +468,7 @@ impl Shard {
         Shard {
             index,
             shard_count: mesh.nr_consumers(),
-            http_sessions: HttpSessions::new(index, mesh.nr_consumers(), config),
+            http_sessions: HttpSessions::new(index, mesh.nr_consumers(), config, None),
             admission: RefCell::new(Admission::new(config.admission_limits(), Instant::now())),
             mesh: Rc::clone(&mesh),
             config: Arc::clone(config),

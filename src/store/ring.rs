@@ -285,6 +285,21 @@ impl EventStore {
         }
     }
 
+    /// Creates an empty ring whose first event will get `next_seq`: a stream restored from
+    /// the shared event store continues its numbering (see [`EventStore::append`]).
+    pub fn create_ring_at(&mut self, next_seq: u64) -> RingId {
+        let id = self.create_ring();
+        if let Some(ring) = ring_mut(&mut self.slots, id) {
+            ring.next_seq = next_seq.max(1);
+        }
+        id
+    }
+
+    /// The last sequence number `ring` handed out (0 before its first event).
+    pub fn last_seq(&self, ring: RingId) -> Option<u64> {
+        self.ring(ring).map(|r| r.next_seq - 1)
+    }
+
     /// Gives back a ring's spare capacity once no more events will be appended
     /// to it (a finished request stream kept only for replay).
     pub fn seal(&mut self, id: RingId) {

@@ -258,6 +258,21 @@ impl<T> SessionTable<T> {
         }
     }
 
+    /// Puts a session taken over from another node under its own id.
+    pub fn insert(&mut self, id: SessionId, value: T, now: Instant) -> Result<(), CreateError> {
+        if self.sessions.len() >= self.cap && !self.sessions.contains_key(&id) {
+            return Err(CreateError::Full);
+        }
+        self.sessions.insert(
+            id,
+            Entry {
+                value,
+                last_active: now,
+            },
+        );
+        Ok(())
+    }
+
     /// The session, marked active at `now`.
     pub fn touch(&mut self, id: &SessionId, now: Instant) -> Option<&T> {
         let entry = self.sessions.get_mut(id)?;

@@ -80,6 +80,9 @@ pub enum TransportError {
     CannotResume(ResumeError),
     /// No session could be created.
     SessionRefused(CreateError),
+    /// The session belongs to another node and only the shared event store, which is
+    /// unreachable, could hand it over.
+    EventStoreUnavailable,
     /// The body is not a valid JSON-RPC message; the dispatcher's error reply is the body.
     InvalidMessage(Vec<u8>),
     /// The client sends JSON-RPC messages faster than its rate (-32000).
@@ -144,6 +147,7 @@ impl TransportError {
             TransportError::ConnectionLimit
             | TransportError::InboundBudget
             | TransportError::SessionRefused(_)
+            | TransportError::EventStoreUnavailable
             | TransportError::TooManyClients => 503,
             // RFC 6585 §4: "The 429 status code indicates that the user has sent too many
             // requests in a given amount of time ("rate limiting")."
@@ -226,6 +230,7 @@ impl TransportError {
                 | TransportError::BadLastEventId(_)
                 | TransportError::CannotResume(_)
                 | TransportError::SessionRefused(_)
+                | TransportError::EventStoreUnavailable
                 | TransportError::HeaderMismatch { .. }
                 | TransportError::InvalidMeta { .. }
                 | TransportError::UnsupportedRevision { .. }
@@ -275,7 +280,9 @@ impl TransportError {
                 (jsonrpc::MISSING_CLIENT_CAPABILITY, data)
             }
             TransportError::NotARequest(EnvelopeError::Parse) => (jsonrpc::PARSE_ERROR, None),
-            TransportError::SessionRefused(_) => (jsonrpc::INTERNAL_ERROR, None),
+            TransportError::SessionRefused(_) | TransportError::EventStoreUnavailable => {
+                (jsonrpc::INTERNAL_ERROR, None)
+            }
             TransportError::RequestRate { .. } => (jsonrpc::LIMIT_EXCEEDED, None),
             _ => (jsonrpc::INVALID_REQUEST, None),
         };
@@ -311,6 +318,7 @@ impl TransportError {
             TransportError::ConnectionLimit
             | TransportError::InboundBudget
             | TransportError::SessionRefused(_)
+            | TransportError::EventStoreUnavailable
             | TransportError::TooManyClients
             // A connection frees when a client closes one: no better time to name.
             | TransportError::ConnectionsPerIp => headers.push(("retry-after", "1")),
@@ -409,6 +417,10 @@ impl fmt::Display for TransportError {
             TransportError::SessionRefused(CreateError::NoRandomness) => {
                 f.write_str("Service Unavailable: no randomness for a session id")
             }
+            TransportError::EventStoreUnavailable => f.write_str(
+                "Service Unavailable: this session's node is gone and the event store that \
+                 would hand it over is unreachable; retry later",
+            ),
             TransportError::InvalidMessage(_) => f.write_str("Bad Request: invalid JSON-RPC"),
             TransportError::HeaderMismatch { detail, .. } => {
                 write!(f, "Header mismatch: {detail}")

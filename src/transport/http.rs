@@ -10,6 +10,7 @@ use crate::auth::Principal;
 use crate::metrics::{self, Snapshot};
 use crate::proto::http1::{self, Method, RequestHead};
 use crate::proto::ws::handshake;
+use crate::store::sessions::SessionId;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -54,6 +55,10 @@ pub enum Next {
     /// [`Authorizer::introspected`](super::auth::Authorizer::introspected), then route the
     /// request again.
     Introspect(String),
+    /// Load this session from the shared event store
+    /// ([`HttpSessions::load`](streamable::HttpSessions::load)), hand the answer to
+    /// [`HttpSessions::adopt`](streamable::HttpSessions::adopt), then route the request again.
+    Adopt(SessionId),
 }
 
 /// Decides the response for one request from `peer` and queues it in `out`.
@@ -80,7 +85,7 @@ pub fn route(
     if let Some(origin) = env.policy.allowed_origin(head) {
         if !matches!(
             next,
-            Next::Upgrade(..) | Next::Handoff(_) | Next::Introspect(_)
+            Next::Upgrade(..) | Next::Handoff(_) | Next::Introspect(_) | Next::Adopt(_)
         ) {
             let cors = [
                 ("access-control-allow-origin", origin),
@@ -210,6 +215,7 @@ fn mcp(outcome: Outcome) -> Next {
         Outcome::Done => Next::KeepGoing,
         Outcome::Stream(serve) => Next::Stream(serve),
         Outcome::Handoff(owner) => Next::Handoff(owner),
+        Outcome::Adopt(id) => Next::Adopt(id),
     }
 }
 

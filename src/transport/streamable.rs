@@ -12,7 +12,7 @@ use super::admission::{self, RateKey};
 use super::outbound::Outbound;
 use super::stateless;
 use super::{Connection, Env, Flow, FlushedFlow, TransportError};
-use crate::auth::Principal;
+use crate::auth::{Principal, PrincipalTag};
 use crate::config::Config;
 use crate::mcp::session::RequestSignal;
 use crate::mcp::stateless::Envelope;
@@ -20,13 +20,16 @@ use crate::mcp::{self, Kind, Peer, SessionRef, SessionState};
 use crate::metrics::{Limit, Metrics, Path};
 use crate::proto::http1::{self, Method, RequestHead, ResponseBody};
 use crate::proto::jsonrpc::Id;
+use crate::proto::jsonrpc::{self, RawId};
 use crate::proto::sse::{self, EventId};
 use crate::store::ring::{EventStore, ResumeError, RingId};
 use crate::store::sessions::{CreateError, NodeId, SessionId, SessionTable};
+use crate::store::shared::{Loaded, SharedStore, Stored};
+use serde_json::value::RawValue;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -115,14 +118,88 @@ struct StreamState {
     sent_upto: u64,
     /// The POST's final response is in the ring.
     finished: bool,
+    /// With the shared event store: events appended but not yet acknowledged by it, oldest
+    /// first. They go to the sink only once acknowledged, so every event id a client holds
+    /// can be replayed by whichever node serves it next.
+    unconfirmed: VecDeque<(u64, Vec<u8>)>,
+    /// With the shared event store: the last event it answered for.
+    confirmed: u64,
+    /// With the shared event store: a POST stream the store has not recorded yet (its
+    /// requests); nothing of it, not even its priming event, goes out before.
+    held: bool,
+}
+
+impl StreamState {
+    fn new(ring: RingId) -> StreamState {
+        StreamState {
+            ring,
+            sink: None,
+            sent_upto: 0,
+            finished: false,
+            unconfirmed: VecDeque::new(),
+            confirmed: 0,
+            held: false,
+        }
+    }
+
+    /// The attached response, unless it ended (shutdown): an ended one takes nothing more.
+    fn open_sink(&self) -> Option<&Rc<Sink>> {
+        self.sink.as_ref().filter(|sink| !sink.0.is_ended())
+    }
+
+    /// Writes the acknowledged events the response has not had, and ends the response of a
+    /// finished stream once all of it is written.
+    fn pump(&mut self, stream: u32, event_name: Option<&str>) {
+        if self.held {
+            return;
+        }
+        while self
+            .unconfirmed
+            .front()
+            .is_some_and(|(seq, _)| *seq <= self.confirmed)
+        {
+            let Some((seq, payload)) = self.unconfirmed.pop_front() else {
+                break;
+            };
+            if let Some(sink) = self.open_sink().filter(|_| seq > self.sent_upto) {
+                sink.push_event(Some(EventId { stream, seq }), event_name, &payload);
+                self.sent_upto = seq;
+            }
+        }
+        if self.finished && self.unconfirmed.is_empty() {
+            if let Some(sink) = self.sink.take() {
+                sink.end();
+            }
+        }
+    }
+
+    /// The last event that may go out: the last the store answered for, or the last
+    /// appended when none waits for it (always, without a store).
+    fn confirmed_upto(&self, store: &EventStore) -> u64 {
+        if self.unconfirmed.is_empty() {
+            store.last_seq(self.ring).unwrap_or(0)
+        } else {
+            self.confirmed
+        }
+    }
 }
 
 /// One Streamable HTTP or legacy session on its owning shard.
 pub struct HttpSession {
     id: SessionId,
+    me: Weak<HttpSession>,
     mcp: SessionRef,
     legacy: bool,
     store: Rc<RefCell<EventStore>>,
+    /// The shared event store (`--event-store`); never for a legacy session, whose stream
+    /// cannot be resumed.
+    shared: Option<Rc<SharedStore>>,
+    /// The principal the session is bound to (authorization on).
+    principal_tag: Option<PrincipalTag>,
+    /// The MCP record's revision last given to the shared store.
+    stored_revision: Cell<u64>,
+    /// When the session's expiry in the shared store was last renewed.
+    kept_at: Cell<Instant>,
     streams: RefCell<HashMap<u32, StreamState>>,
     finished_order: RefCell<Vec<u32>>,
     next_stream: Cell<u32>,
@@ -135,49 +212,69 @@ impl HttpSession {
     /// session did not exist (MCP security best practices: servers "SHOULD bind session IDs
     /// to user-specific information").
     fn acts_for(&self, principal: Option<&Rc<Principal>>) -> bool {
-        let mut mcp = self.mcp.borrow_mut();
-        if mcp.principal().map(|p| p.tag) != principal.map(|p| p.tag) {
+        if self.principal_tag != principal.map(|p| p.tag) {
             return false;
         }
         if principal.is_some() {
-            mcp.set_principal(principal.cloned());
+            self.mcp.borrow_mut().set_principal(principal.cloned());
         }
         true
     }
 
-    fn new(id: SessionId, legacy: bool, store: &Rc<RefCell<EventStore>>) -> Rc<HttpSession> {
-        let session = Rc::new(HttpSession {
-            id,
-            mcp: SessionState::new_ref(),
-            legacy,
-            store: Rc::clone(store),
-            streams: RefCell::new(HashMap::new()),
-            finished_order: RefCell::new(Vec::new()),
-            next_stream: Cell::new(STANDALONE + 1),
-        });
+    fn new(
+        id: SessionId,
+        legacy: bool,
+        principal: Option<&Rc<Principal>>,
+        sessions: &HttpSessions,
+    ) -> Rc<HttpSession> {
+        let mcp = SessionState::new_ref();
+        mcp.borrow_mut().set_principal(principal.cloned());
+        let session = HttpSession::with_state(id, legacy, mcp, principal.map(|p| p.tag), sessions);
         session.open_stream(STANDALONE);
         session
     }
 
-    fn open_stream(&self, number: u32) {
-        let ring = self.store.borrow_mut().create_ring();
-        self.streams.borrow_mut().insert(
-            number,
-            StreamState {
-                ring,
-                sink: None,
-                sent_upto: 0,
-                finished: false,
-            },
-        );
+    fn with_state(
+        id: SessionId,
+        legacy: bool,
+        mcp: SessionRef,
+        principal_tag: Option<PrincipalTag>,
+        sessions: &HttpSessions,
+    ) -> Rc<HttpSession> {
+        let stored_revision = mcp.borrow().revision();
+        Rc::new_cyclic(|me| HttpSession {
+            id,
+            me: me.clone(),
+            mcp,
+            legacy,
+            store: Rc::clone(&sessions.store),
+            shared: sessions.shared.clone().filter(|_| !legacy),
+            principal_tag,
+            stored_revision: Cell::new(stored_revision),
+            kept_at: Cell::new(Instant::now()),
+            streams: RefCell::new(HashMap::new()),
+            finished_order: RefCell::new(Vec::new()),
+            next_stream: Cell::new(STANDALONE + 1),
+        })
     }
 
-    /// A new stream for one POST's requests.
+    fn open_stream(&self, number: u32) {
+        let ring = self.store.borrow_mut().create_ring();
+        self.streams
+            .borrow_mut()
+            .insert(number, StreamState::new(ring));
+    }
+
+    /// A new stream for one POST's requests (held, with the shared store, until the store
+    /// records it: see [`HttpSession::open_post_stream_response`]).
     fn open_post_stream(&self) -> u32 {
         let number = self.next_stream.get();
         self.next_stream
             .set(number.wrapping_add(1).max(STANDALONE + 1));
         self.open_stream(number);
+        if let Some(state) = self.streams.borrow_mut().get_mut(&number) {
+            state.held = self.shared.is_some();
+        }
         number
     }
 
@@ -221,19 +318,115 @@ impl HttpSession {
         else {
             return Err(Undelivered::StreamEnded);
         };
-        // An ended response (shutdown) takes nothing more: the event waits in the ring.
-        if let Some(sink) = state.sink.as_ref().filter(|sink| !sink.0.is_ended()) {
-            sink.push_event(
-                Some(EventId {
-                    stream,
-                    seq: appended.seq,
-                }),
-                self.event_name(),
-                payload,
-            );
-            state.sent_upto = appended.seq;
-        }
+        let seq = appended.seq;
+        let Some(shared) = &self.shared else {
+            // An ended response (shutdown) takes nothing more: the event waits in the ring.
+            if let Some(sink) = state.open_sink() {
+                sink.push_event(Some(EventId { stream, seq }), self.event_name(), payload);
+                state.sent_upto = seq;
+            }
+            return Ok(());
+        };
+        // Issue 20: "every event of a resumable stream goes to a Redis stream ... and is
+        // written to the client only after Redis acknowledged it". The store's reply (or its
+        // absence) comes later, or at once when it is unreachable, so no borrow is held.
+        state.unconfirmed.push_back((seq, payload.to_vec()));
+        drop(streams);
+        let me = self.me.clone();
+        shared.append(&self.id, stream, seq, payload, move |stored| {
+            if let Some(session) = me.upgrade() {
+                session.stored(stream, seq, stored);
+            }
+        });
         Ok(())
+    }
+
+    /// The shared store answered for event `seq` of `stream`: it may go out now. An
+    /// unreachable store leaves the event in the local ring only (failover is off); a refusal
+    /// means another node wrote the same event: it serves this session too.
+    fn stored(&self, stream: u32, seq: u64, stored: Stored) {
+        if let Stored::Refused(why) = &stored {
+            log::warn!(
+                "session {}: event {stream}/{seq} refused by the event store ({why}): \
+                 another node serves this session",
+                self.id
+            );
+        }
+        if let Some(state) = self.streams.borrow_mut().get_mut(&stream) {
+            state.confirmed = state.confirmed.max(seq);
+            state.pump(stream, self.event_name());
+        }
+    }
+
+    /// With the shared store, a POST's response turned out to be a stream: the store records
+    /// which requests it serves (what a node adopting the session answers for them if their
+    /// handlers die with this one) before its priming event, and anything after, goes out.
+    /// Without the store the priming event goes out at once, ahead of what is queued.
+    fn open_post_stream_response(
+        &self,
+        stream: u32,
+        request_ids: &[u8],
+        sink: &Sink,
+        primer: Vec<u8>,
+    ) {
+        let Some(shared) = &self.shared else {
+            sink.push_front_raw(&primer);
+            return;
+        };
+        let me = self.me.clone();
+        shared.open_stream(&self.id, stream, request_ids, move |stored| {
+            if let Some(session) = me.upgrade() {
+                session.stream_recorded(stream, &primer, stored);
+            }
+        });
+    }
+
+    fn stream_recorded(&self, stream: u32, primer: &[u8], stored: Stored) {
+        if let Stored::Refused(why) = &stored {
+            log::warn!(
+                "session {}: stream {stream} refused by the event store: {why}",
+                self.id
+            );
+        }
+        let mut streams = self.streams.borrow_mut();
+        let Some(state) = streams.get_mut(&stream) else {
+            return;
+        };
+        state.held = false;
+        if let Some(sink) = state.open_sink() {
+            sink.push_raw(primer);
+        }
+        state.pump(stream, self.event_name());
+    }
+
+    /// Gives the shared store the MCP session record if it changed since it last did.
+    fn save_state(&self) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mcp = self.mcp.borrow();
+        if mcp.revision() == self.stored_revision.get() {
+            return;
+        }
+        let Some(record) = mcp.record() else {
+            return;
+        };
+        let tag = self.principal_tag.map(|tag| tag.to_hex());
+        shared.save_state(&self.id, &record, tag.as_deref());
+        self.stored_revision.set(mcp.revision());
+        self.kept_at.set(Instant::now());
+    }
+
+    /// Renews the session's expiry in the shared store when a quarter of it has passed.
+    fn keep(&self, idle_timeout: std::time::Duration) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let now = Instant::now();
+        if now.saturating_duration_since(self.kept_at.get()) >= idle_timeout / 4 {
+            shared.keep(&self.id);
+            self.kept_at.set(now);
+        }
     }
 
     /// The POST's response went out on `stream`: end its HTTP response.
@@ -243,17 +436,22 @@ impl HttpSession {
             return;
         };
         state.finished = true;
-        if let Some(sink) = state.sink.take() {
-            sink.end();
-        }
+        // The response ends once everything before it is acknowledged and written.
+        state.pump(stream, self.event_name());
         // Kept only for replay from here on.
         self.store.borrow_mut().seal(state.ring);
+        if let Some(shared) = &self.shared {
+            shared.finish_stream(&self.id, stream);
+        }
         let mut order = self.finished_order.borrow_mut();
         order.push(stream);
         if order.len() > FINISHED_STREAMS_KEPT {
             let oldest = order.remove(0);
             if let Some(old) = streams.remove(&oldest) {
                 self.store.borrow_mut().remove_ring(old.ring);
+                if let Some(shared) = &self.shared {
+                    shared.drop_stream(&self.id, oldest);
+                }
             }
         }
     }
@@ -296,7 +494,11 @@ impl HttpSession {
         let state = streams.get_mut(&stream).ok_or(ResumeError::UnknownStream)?;
         let after = after.unwrap_or(state.sent_upto);
         let store = self.store.borrow();
-        let events = store.replay_after(state.ring, after, Instant::now())?;
+        // Only what the shared store acknowledged: the rest follows as it is.
+        let confirmed = state.confirmed_upto(&store);
+        let events = store
+            .replay_after(state.ring, after, Instant::now())?
+            .take_while(|(seq, _)| *seq <= confirmed);
         // SEP-1699 priming event: an id the client can resume from even if nothing else arrives.
         // The 2024-11-05 transport has no resumption, and its clients parse every `message`
         // event as JSON-RPC: an empty one would be an error there, so it gets `retry:` alone
@@ -316,10 +518,8 @@ impl HttpSession {
             // A resumption replaces a stream the client has evidently lost.
             previous.end();
         }
-        if state.finished {
-            state.sink = None;
-            sink.end();
-        }
+        state.sent_upto = state.sent_upto.max(after);
+        state.pump(stream, self.event_name());
         Ok(())
     }
 
@@ -354,6 +554,9 @@ impl HttpSession {
     /// Ends the MCP session (in-flight requests, subscriptions), every attached response, and frees the rings.
     fn end(&self, dispatcher: &mcp::Dispatcher) {
         dispatcher.end_session(&self.mcp);
+        if let Some(shared) = &self.shared {
+            shared.forget(&self.id, self.streams.borrow().keys().copied());
+        }
         let mut store = self.store.borrow_mut();
         for (_, state) in self.streams.borrow_mut().drain() {
             if let Some(sink) = state.sink {
@@ -410,14 +613,26 @@ impl Peer for HttpPeer {
 pub struct HttpSessions {
     table: RefCell<SessionTable<Rc<HttpSession>>>,
     store: Rc<RefCell<EventStore>>,
+    /// The shared event store, with `--event-store`.
+    shared: Option<Rc<SharedStore>>,
+    /// What the shared store said of the last session this shard tried to adopt and could
+    /// not, for the request that asked, routed again (see [`Outcome::Adopt`]).
+    not_adopted: Cell<Option<(SessionId, NotAdopted)>>,
+    idle_timeout: std::time::Duration,
     node: NodeId,
     shard_index: usize,
     shard_count: usize,
 }
 
 impl HttpSessions {
-    /// The sessions of shard `shard_index` of `shard_count`.
-    pub fn new(shard_index: usize, shard_count: usize, config: &Config) -> Self {
+    /// The sessions of shard `shard_index` of `shard_count`, stored in `shared` too when
+    /// there is a shared event store.
+    pub fn new(
+        shard_index: usize,
+        shard_count: usize,
+        config: &Config,
+        shared: Option<Rc<SharedStore>>,
+    ) -> Self {
         let limits = crate::store::ring::RingLimits {
             max_events: config.ring_max_events,
             max_bytes: config.ring_max_bytes,
@@ -435,6 +650,9 @@ impl HttpSessions {
                 config.event_budget_bytes,
                 Instant::now(),
             ))),
+            shared,
+            not_adopted: Cell::new(None),
+            idle_timeout: config.session_idle_timeout(),
             node,
             shard_index,
             shard_count,
@@ -474,16 +692,121 @@ impl HttpSessions {
     ) -> Result<Rc<HttpSession>, CreateError> {
         let mut table = self.table.borrow_mut();
         let id = table.create(
-            |id| HttpSession::new(id, legacy, &self.store),
+            |id| HttpSession::new(id, legacy, principal, self),
             Instant::now(),
         )?;
-        let session = table.get(&id).cloned().ok_or(CreateError::Full)?;
-        session.mcp.borrow_mut().set_principal(principal.cloned());
-        Ok(session)
+        table.get(&id).cloned().ok_or(CreateError::Full)
     }
 
     fn lookup(&self, id: &SessionId) -> Option<Rc<HttpSession>> {
-        self.table.borrow_mut().touch(id, Instant::now()).cloned()
+        let session = self.table.borrow_mut().touch(id, Instant::now()).cloned()?;
+        session.keep(self.idle_timeout);
+        Some(session)
+    }
+
+    /// Reads session `id` from the shared event store (see [`Outcome::Adopt`]); hand the
+    /// answer to [`HttpSessions::adopt`].
+    pub fn load(&self, id: SessionId) -> impl Future<Output = StoreAnswer> + 'static {
+        let shared = self.shared.clone();
+        async move {
+            match shared {
+                Some(shared) => shared
+                    .load(id)
+                    .await
+                    .map_err(|_| NotAdopted::StoreUnavailable),
+                None => Ok(None),
+            }
+        }
+    }
+
+    /// Takes over session `id` from what the shared store held of it: its MCP state, its
+    /// streams' kept events, and, for each request whose handler died with the node that ran
+    /// it, a JSON-RPC error on its stream telling the client to send it again. The request
+    /// that asked is then routed again and finds the session here, or learns why not.
+    pub fn adopt(&self, id: SessionId, answer: StoreAnswer, env: &Env) {
+        let refusal = match answer {
+            Ok(Some(loaded)) => match self.restore(id, loaded, env) {
+                Ok(()) => {
+                    env.metrics.session_adopted();
+                    return;
+                }
+                Err(refusal) => refusal,
+            },
+            Ok(None) => NotAdopted::Unknown,
+            Err(refusal) => refusal,
+        };
+        self.not_adopted.set(Some((id, refusal)));
+    }
+
+    fn restore(&self, id: SessionId, loaded: Loaded, env: &Env) -> Result<(), NotAdopted> {
+        let principal_tag = match loaded.principal.as_deref() {
+            None => None,
+            Some(hex) => Some(PrincipalTag::from_hex(hex).ok_or(NotAdopted::Unknown)?),
+        };
+        // The session's subscriptions need its peer, which needs the session: its state is
+        // put in once both exist.
+        let session =
+            HttpSession::with_state(id, false, SessionState::new_ref(), principal_tag, self);
+        let peer: Rc<dyn Peer> = HttpPeer::new(env, &session, None);
+        if !env
+            .dispatcher
+            .restore_session(&session.mcp, &loaded.state, &peer)
+        {
+            log::warn!("session {id}: its record in the event store is unreadable; not adopted");
+            return Err(NotAdopted::Unknown);
+        }
+        session.stored_revision.set(session.mcp.borrow().revision());
+        session.next_stream.set(loaded.next_stream);
+        let mut lost = Vec::new();
+        {
+            let mut store = self.store.borrow_mut();
+            let mut streams = session.streams.borrow_mut();
+            let now = Instant::now();
+            for kept in loaded.streams {
+                let ring = store.create_ring_at(kept.first_seq);
+                for event in &kept.events {
+                    store.append(ring, event, now);
+                }
+                let mut state = StreamState::new(ring);
+                // A client resuming names the event it holds; one opening the standalone
+                // stream afresh gets what comes from now on.
+                state.sent_upto = store.last_seq(ring).unwrap_or(0);
+                state.finished = kept.number != STANDALONE && kept.unanswered.is_none();
+                if state.finished {
+                    store.seal(ring);
+                    session.finished_order.borrow_mut().push(kept.number);
+                }
+                streams.insert(kept.number, state);
+                if let Some(ids) = kept.unanswered {
+                    lost.push((kept.number, ids));
+                }
+            }
+        }
+        self.table
+            .borrow_mut()
+            .insert(id, Rc::clone(&session), Instant::now())
+            .map_err(|_| NotAdopted::Full)?;
+        // Spec (2025-11-25, Streamable HTTP): "The server SHOULD NOT close the SSE stream
+        // before sending the JSON-RPC response for the received JSON-RPC request": the
+        // response these requests get is the error saying their handler is gone.
+        let retry =
+            RawValue::from_string(r#"{"retry":true}"#.into()).map_err(|_| NotAdopted::Unknown)?;
+        for (stream, ids) in lost {
+            for request in ids {
+                let mut error = Vec::new();
+                jsonrpc::write_error(
+                    &mut error,
+                    RawId::new(&request),
+                    jsonrpc::REQUEST_LOST,
+                    "the node handling this request stopped before answering; retry the request",
+                    Some(&retry),
+                );
+                let _ = session.deliver(stream, &error, Delivery::Reply);
+                env.metrics.request_lost();
+            }
+            session.finish(stream);
+        }
+        Ok(())
     }
 
     /// Ends the session `id`, if it lives.
@@ -504,6 +827,10 @@ pub enum Outcome {
     Stream(SseStream),
     /// The session lives on another shard: hand the connection over.
     Handoff(usize),
+    /// The session is no shard's here but may be in the shared event store: load it with
+    /// [`HttpSessions::load`], give the answer to [`HttpSessions::adopt`], then route the
+    /// request again.
+    Adopt(SessionId),
 }
 
 /// An SSE response being served on a connection: what it carries, keep-alives, and the
@@ -724,7 +1051,23 @@ fn require_json_body(head: &RequestHead) -> Result<(), TransportError> {
 enum Found {
     Here(Rc<HttpSession>),
     Elsewhere(usize),
+    /// Neither this node nor any of its shards holds it, but the shared store may: adopt it.
+    Adopt(SessionId),
 }
+
+/// Why a session the shared store was asked for did not come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAdopted {
+    /// The store does not know it (ended, expired, or never stored): 404.
+    Unknown,
+    /// The store is unreachable: 503.
+    StoreUnavailable,
+    /// This shard holds its maximum number of sessions: 503.
+    Full,
+}
+
+/// What the shared store answered for a session to adopt.
+pub type StoreAnswer = Result<Option<Loaded>, NotAdopted>;
 
 /// The session the request's `Mcp-Session-Id` header names (see [`find_session`]).
 fn session_of(env: &Env, head: &RequestHead) -> Result<Found, TransportError> {
@@ -747,25 +1090,45 @@ fn find_session(
     // Mcp-Session-Id header (other than initialization) with HTTP 400 Bad Request."
     let raw = raw.ok_or(TransportError::MissingSession(name))?;
     let sessions = env.sessions;
-    let found = SessionId::parse(raw).and_then(|id| {
-        if id.node() != sessions.node {
-            // Another node's session: the balancer sends it here only when that node is down.
-            None
-        } else if id.shard() == sessions.shard_index {
-            // A session answers only on the transport that created it: its messages go out on
-            // that transport's streams, and a client of the other would never see them.
-            sessions
-                .lookup(&id)
-                .filter(|session| session.legacy == legacy)
-                .filter(|session| session.acts_for(env.principal))
-                .map(Found::Here)
-        } else {
-            (id.shard() < sessions.shard_count).then_some(Found::Elsewhere(id.shard()))
-        }
-    });
     // "The server MAY terminate the session at any time, after which it MUST respond to
     // requests containing that session ID with HTTP 404 Not Found."
-    found.ok_or(TransportError::UnknownSession)
+    let id = SessionId::parse(raw).ok_or(TransportError::UnknownSession)?;
+    let ours = id.node() == sessions.node;
+    // Another node's session comes here when that node is gone (the balancer routes by the
+    // id's node while it is up): the shard its number names here adopts it.
+    let owner = if ours {
+        id.shard()
+    } else {
+        id.shard() % sessions.shard_count
+    };
+    if owner >= sessions.shard_count {
+        return Err(TransportError::UnknownSession);
+    }
+    if owner != sessions.shard_index {
+        return Ok(Found::Elsewhere(owner));
+    }
+    if let Some(session) = sessions.lookup(&id) {
+        // A session answers only on the transport that created it: its messages go out on
+        // that transport's streams, and a client of the other would never see them.
+        return Some(session)
+            .filter(|session| session.legacy == legacy)
+            .filter(|session| session.acts_for(env.principal))
+            .map(Found::Here)
+            .ok_or(TransportError::UnknownSession);
+    }
+    // Not held here: the shared store may have it (a legacy session is never stored: its
+    // stream cannot be resumed). This node's own too: it may have restarted.
+    if legacy || sessions.shared.is_none() {
+        return Err(TransportError::UnknownSession);
+    }
+    match sessions.not_adopted.take() {
+        Some((tried, why)) if tried == id => Err(match why {
+            NotAdopted::Unknown => TransportError::UnknownSession,
+            NotAdopted::StoreUnavailable => TransportError::EventStoreUnavailable,
+            NotAdopted::Full => TransportError::SessionRefused(CreateError::Full),
+        }),
+        _ => Ok(Found::Adopt(id)),
+    }
 }
 
 /// Answers a request from `client` on `/mcp` that is not a WebSocket upgrade.
@@ -859,6 +1222,7 @@ fn post(
         _ => match session_of(env, head)? {
             Found::Here(session) => session,
             Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
+            Found::Adopt(id) => return Ok(Outcome::Adopt(id)),
         },
     };
     let is_initialize = matches!(
@@ -880,6 +1244,7 @@ fn post(
             .handle(session.mcp.clone(), peer, body.to_vec());
         env.run(async move {
             reply.await;
+            session.save_state();
         });
         http1::write_head(out, 202, &[], ResponseBody::Length(0), keep_alive);
         env.metrics.status(202);
@@ -903,7 +1268,8 @@ fn post(
         headers.push(("mcp-session-id", id.as_str()));
     }
     // Most requests are answered at once with nothing sent before: plain JSON.
-    if let Poll::Ready(reply) = reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    let mut first_poll = reply.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    if let Poll::Ready(answer) = &mut first_poll {
         if session.stream_untouched(stream) {
             session.discard_stream(stream);
             if is_initialize && session.mcp.borrow().protocol_version().is_none() {
@@ -911,18 +1277,35 @@ fn post(
                 env.sessions.remove(&session.id, env.dispatcher);
                 headers.clear();
             }
-            let reply = reply.unwrap_or_default();
+            session.save_state();
+            let answer = answer.take().unwrap_or_default();
             headers.push(("content-type", "application/json"));
-            http1::write_response(out, 200, &headers, &reply, keep_alive);
+            http1::write_response(out, 200, &headers, &answer, keep_alive);
             env.metrics.status(200);
             env.metrics.message_out();
             env.metrics.latency(Path::Http, arrived.elapsed());
             return Ok(Outcome::Done);
         }
+    }
+    // SEP-1699 priming event, ahead of what the handler already sent: an id the client can
+    // resume from even if nothing else arrives.
+    let mut primer = Vec::new();
+    sse::write_priming(
+        &mut primer,
+        EventId { stream, seq: 0 },
+        env.config.sse_retry_ms,
+    );
+    let request_ids = match session.shared {
+        Some(_) => request_ids(body),
+        None => Vec::new(),
+    };
+    session.open_post_stream_response(stream, &request_ids, &sink, primer);
+    if let Poll::Ready(reply) = first_poll {
         if let Some(reply) = reply {
             let _ = session.deliver(stream, &reply, Delivery::Reply);
         }
         session.finish(stream);
+        session.save_state();
     } else {
         let finisher = Rc::clone(&session);
         let metrics = Rc::clone(env.metrics);
@@ -933,19 +1316,11 @@ fn post(
                 metrics.latency(Path::Http, arrived.elapsed());
             }
             finisher.finish(stream);
+            finisher.save_state();
         }));
     }
     sse_head(out, &headers, keep_alive);
     env.metrics.status(200);
-    // SEP-1699 priming event, ahead of what the handler already sent: an id the client can
-    // resume from even if nothing else arrives.
-    let mut primer = Vec::new();
-    sse::write_priming(
-        &mut primer,
-        EventId { stream, seq: 0 },
-        env.config.sse_retry_ms,
-    );
-    sink.push_front_raw(&primer);
     Ok(Outcome::Stream(SseStream::new(env, session, stream, sink)))
 }
 
@@ -963,6 +1338,7 @@ fn get(
     let session = match session_of(env, head)? {
         Found::Here(session) => session,
         Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
+        Found::Adopt(id) => return Ok(Outcome::Adopt(id)),
     };
     let sink = Sink::new(env.config.max_outbound_bytes);
     let retry = env.config.sse_retry_ms;
@@ -1006,6 +1382,7 @@ fn delete(
     let session = match session_of(env, head)? {
         Found::Here(session) => session,
         Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
+        Found::Adopt(id) => return Ok(Outcome::Adopt(id)),
     };
     env.sessions.remove(&session.id, env.dispatcher);
     http1::write_response(out, 200, &[], b"", keep_alive);
@@ -1061,6 +1438,7 @@ pub fn legacy_message(
         let session = match find_session(env, session_id, "the sessionId query parameter", true)? {
             Found::Here(session) => session,
             Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
+            Found::Adopt(id) => return Ok(Outcome::Adopt(id)),
         };
         require_json_body(head)?;
         // Counted here, on the shard that owns the session, where a refusal can be answered.
@@ -1111,6 +1489,29 @@ fn refuse_on_stream(
     http1::write_response(out, 202, &[], b"Accepted", keep_alive);
     env.metrics.status(202);
     Ok(Outcome::Done)
+}
+
+/// The ids of the requests in a POST body (one message or a batch), as a JSON array: what
+/// the shared store keeps for a stream until its response is stored.
+fn request_ids(body: &[u8]) -> Vec<u8> {
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+        method: Option<&'a str>,
+    }
+    // Not an untagged enum: serde buffers its input, and a RawValue cannot come from a buffer.
+    let messages: Vec<Message<'_>> = if body.trim_ascii_start().starts_with(b"[") {
+        serde_json::from_slice(body).unwrap_or_default()
+    } else {
+        serde_json::from_slice(body).map_or_else(|_| Vec::new(), |one| vec![one])
+    };
+    let ids: Vec<&RawValue> = messages
+        .into_iter()
+        .filter(|m| m.method.is_some())
+        .filter_map(|m| m.id)
+        .collect();
+    serde_json::to_vec(&ids).unwrap_or_else(|_| b"[]".to_vec())
 }
 
 /// Polls a future that finishes without waiting (the dispatcher on invalid input).

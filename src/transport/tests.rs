@@ -174,12 +174,21 @@ impl Shard {
     }
 
     fn with(config: Config, index: usize, count: usize) -> Shard {
+        Shard::with_store(config, index, count, None)
+    }
+
+    fn with_store(
+        config: Config,
+        index: usize,
+        count: usize,
+        shared: Option<Rc<crate::store::shared::SharedStore>>,
+    ) -> Shard {
         RELEASED.set(false);
         Shard {
             policy: OriginPolicy::new(&config.allowed_origins, &config.allowed_hosts, true),
             dispatcher: Dispatcher::new(Arc::new(registry())),
             metrics: Rc::new(Metrics::default()),
-            sessions: HttpSessions::new(index, count, &config),
+            sessions: HttpSessions::new(index, count, &config, shared),
             admission: RefCell::new(Admission::new(config.admission_limits(), Instant::now())),
             auth: (config
                 .auth_settings("127.0.0.1:8080".parse().unwrap())
@@ -1869,3 +1878,5 @@ fn a_session_answers_only_its_principal_and_a_tool_wants_its_scope() {
     assert_eq!(post(&bob).status, 404);
     assert_eq!(post(&alice).status, 202);
 }
+
+mod shared_store;
