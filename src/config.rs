@@ -202,6 +202,10 @@ pub struct Config {
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.event_budget_bytes))]
     pub event_budget_bytes: usize,
 
+    /// Redis Streams event store for multi-node failover: redis://[[user]:password@]host[:port][/db] (off: in-memory rings only)
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub event_store: Option<crate::store::redis::RedisUrl>,
+
     /// An SSE stream with nothing to send gets a keep-alive comment this often, in seconds.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.sse_keepalive_secs))]
     pub sse_keepalive_secs: u64,
@@ -419,6 +423,7 @@ const DEFAULT: Config = Config {
     ring_max_bytes: 256 * 1024,
     ring_max_age_secs: 300,
     event_budget_bytes: 1024 * 1024 * 1024,
+    event_store: None,
     sse_keepalive_secs: 15,
     sse_retry_ms: 1_000,
     no_legacy_sse: false,
@@ -770,6 +775,23 @@ mod tests {
         assert!(
             Config::default().state_seal().is_ok(),
             "a random key without a file"
+        );
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn the_event_store_is_off_unless_given_a_redis_url() {
+        use clap::Parser;
+        assert!(Config::parse_from(["ringmcp"]).event_store.is_none());
+        let c = Config::parse_from(["ringmcp", "--event-store", "redis://:pw@cache:6380/2"]);
+        let url = c.event_store.expect("an event store");
+        assert_eq!((url.host.as_str(), url.port, url.db), ("cache", 6380, 2));
+        let refused = Config::try_parse_from(["ringmcp", "--event-store", "rediss://cache"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("rediss:// (TLS) is not supported"),
+            "{refused}"
         );
     }
 

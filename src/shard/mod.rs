@@ -7,6 +7,7 @@ mod conn;
 mod fetch;
 mod http;
 pub mod io;
+mod redis;
 mod ws;
 
 use crate::config::Config;
@@ -16,6 +17,7 @@ use crate::metrics::{ErrorKind, Limit, Metrics, Transport};
 use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
+use crate::store::redis::Client as RedisClient;
 use crate::transport::admission::Admission;
 use crate::transport::auth::Authorizer;
 use crate::transport::streamable::HttpSessions;
@@ -291,6 +293,10 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
         )),
         None => None,
     };
+    let event_store = match &config.event_store {
+        Some(url) => Some(redis::resolve(url).map_err(ServerError::Config)?),
+        None => None,
+    };
     let config = Arc::new(config);
     let reloader = TlsReloader {
         config: Arc::clone(&config),
@@ -333,6 +339,10 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
             if let Some(plan) = &auth_plan {
                 glommio::spawn_local(auth::keep_keys_fresh(Rc::clone(&shard), Arc::clone(plan)))
                     .detach();
+            }
+            if let (Some(client), Some(addr)) = (&shard.redis, event_store) {
+                let connection = redis::keep_connected(Rc::clone(&shard), Rc::clone(client), addr);
+                glommio::spawn_local(connection).detach();
             }
             serve(shard, listener, stop).await;
             Ok(())
@@ -444,6 +454,8 @@ pub(crate) struct Shard {
     /// This shard's authorization, when it is on, and the endpoints it fetches from.
     auth: Option<Authorizer>,
     auth_plan: Option<Arc<AuthPlan>>,
+    /// This shard's connection to the Redis event store, when `--event-store` is set.
+    pub redis: Option<Rc<RedisClient>>,
 }
 
 struct ConnSlot {
@@ -497,6 +509,8 @@ impl Shard {
             tls_updates,
             auth: auth_plan.as_ref().map(|plan| plan.authorizer()),
             auth_plan,
+            redis: (config.event_store.as_ref())
+                .map(|url| RedisClient::new(url, redis::QUEUE_BYTES)),
         }
     }
 
