@@ -1135,6 +1135,18 @@ mod tests {
     }
 
     #[test]
+    fn statuses_and_errors_that_are_not_utf8_are_read_lossily() {
+        // redis-protocol's own owned decoder refuses such an error; it is still an answer.
+        assert_eq!(
+            decode_all(b"-ERR \xff\r\n+\x80\r\n"),
+            Ok(vec![
+                Reply::Error("ERR \u{fffd}".into()),
+                Reply::Status("\u{fffd}".into())
+            ])
+        );
+    }
+
+    #[test]
     fn an_incomplete_reply_is_partial_not_an_error() {
         let mut decoder = ReplyDecoder::new(MAX_REPLY_BYTES);
         for input in [
