@@ -2,6 +2,7 @@
 //! atomics on the request path); a scrape gathers a [`Snapshot`] from every
 //! shard by message passing and [`render`]s them as Prometheus text.
 
+use crate::store::redis::ClientStats;
 use crate::store::Evictions;
 use hdrhistogram::Histogram;
 use std::cell::{Cell, RefCell};
@@ -380,6 +381,7 @@ impl Metrics {
             latency: self.latency.iter().map(|h| h.borrow().clone()).collect(),
             gauges,
             busy_seconds: busy.as_secs_f64(),
+            event_store: None,
         }
     }
 }
@@ -420,6 +422,16 @@ pub struct Snapshot {
     latency: Vec<Histogram<u64>>,
     gauges: Gauges,
     busy_seconds: f64,
+    /// The event store client's counters, when `--event-store` is set.
+    event_store: Option<ClientStats>,
+}
+
+impl Snapshot {
+    /// The snapshot with the shard's event store counters (`None`: no event store).
+    pub fn with_event_store(mut self, stats: Option<ClientStats>) -> Snapshot {
+        self.event_store = stats;
+        self
+    }
 }
 
 /// Writes one metric family: its HELP and TYPE lines, then one sample per shard and label.
@@ -540,6 +552,42 @@ const SINGLE_VALUED: &[SingleValued] = &[
     }),
 ];
 
+/// A metric family of the event store client, with one value per shard.
+type EventStoreValued = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ClientStats) -> u64,
+);
+
+/// The event store families, rendered when `--event-store` is set.
+const EVENT_STORE: &[EventStoreValued] = &[
+    (
+        "event_store_up",
+        "gauge",
+        "Whether the shard's connection to the Redis event store is up (1) or not (0); summed, the shards that can fail over.",
+        |e| u64::from(e.up),
+    ),
+    (
+        "event_store_commands_total",
+        "counter",
+        "Commands sent to the Redis event store.",
+        |e| e.commands,
+    ),
+    (
+        "event_store_unavailable_total",
+        "counter",
+        "Event store commands completed unavailable: Redis down, the connection broken before the reply, or the queue full.",
+        |e| e.unavailable,
+    ),
+    (
+        "event_store_reconnects_total",
+        "counter",
+        "Connections to the Redis event store made after the first.",
+        |e| e.reconnects,
+    ),
+];
+
 /// Renders every shard's snapshot in the Prometheus text exposition format (0.0.4).
 pub fn render(snapshots: &[Snapshot]) -> String {
     let mut out = String::with_capacity(8192);
@@ -629,6 +677,14 @@ pub fn render(snapshots: &[Snapshot]) -> String {
     for (name, kind, help, value) in SINGLE_VALUED {
         family(&mut out, name, kind, help, snapshots, |s| one(value(s)));
     }
+    // Only with an event store: a server without one has no such connection to report on.
+    if snapshots.iter().any(|s| s.event_store.is_some()) {
+        for (name, kind, help, value) in EVENT_STORE {
+            family(&mut out, name, kind, help, snapshots, |s| {
+                s.event_store.map(|e| one(value(&e))).unwrap_or_default()
+            });
+        }
+    }
     let _ = writeln!(out, "# HELP ringmcp_request_duration_seconds JSON-RPC request latency, arrival to reply queued.");
     let _ = writeln!(out, "# TYPE ringmcp_request_duration_seconds histogram");
     for snap in snapshots {
@@ -699,6 +755,10 @@ mod tests {
         assert!(
             text.contains("ringmcp_request_duration_seconds_count{shard=\"1\",path=\"http\"} 0\n")
         );
+        assert!(
+            !text.contains("event_store"),
+            "no event store, no event store metrics"
+        );
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(
@@ -707,5 +767,32 @@ mod tests {
             );
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn event_store_metrics_appear_with_an_event_store() {
+        let up = ClientStats {
+            up: true,
+            commands: 7,
+            unavailable: 2,
+            reconnects: 1,
+        };
+        let down = ClientStats {
+            up: false,
+            ..ClientStats::default()
+        };
+        let snapshot = |shard, stats| {
+            Metrics::default()
+                .snapshot(shard, Gauges::default(), Duration::ZERO)
+                .with_event_store(Some(stats))
+        };
+        let text = render(&[snapshot(0, up), snapshot(1, down)]);
+        assert!(text.contains("# TYPE ringmcp_event_store_up gauge\n"));
+        assert!(text.contains("ringmcp_event_store_up{shard=\"0\"} 1\n"));
+        assert!(text.contains("ringmcp_event_store_up{shard=\"1\"} 0\n"));
+        assert!(text.contains("ringmcp_event_store_commands_total{shard=\"0\"} 7\n"));
+        assert!(text.contains("ringmcp_event_store_unavailable_total{shard=\"0\"} 2\n"));
+        assert!(text.contains("ringmcp_event_store_reconnects_total{shard=\"0\"} 1\n"));
+        assert!(text.contains("# TYPE ringmcp_event_store_reconnects_total counter\n"));
     }
 }

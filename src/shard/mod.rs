@@ -589,7 +589,8 @@ impl Shard {
     /// This shard's metrics now.
     pub fn snapshot(&self) -> Snapshot {
         let gauges: Gauges = self.http_sessions.gauges();
-        self.metrics.snapshot(self.index, gauges, busy_time())
+        let event_store = self.redis.as_ref().map(|client| client.stats());
+        (self.metrics.snapshot(self.index, gauges, busy_time())).with_event_store(event_store)
     }
 
     /// Every shard's metrics, gathered by message passing; a shard that does not answer within
