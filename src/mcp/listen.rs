@@ -16,7 +16,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 /// A catalogue whose changes listen streams (and 2025 sessions) are told of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ListKind {
     /// `tools/list`.
     Tools,
@@ -37,8 +38,9 @@ impl ListKind {
 }
 
 /// Something every shard's listeners hear about; carried between shards by the transport's
-/// broadcast hook.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// broadcast hook, and between nodes as JSON through the shared event store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Announcement {
     /// The resource at this URI changed.
     ResourceUpdated(String),

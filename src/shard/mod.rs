@@ -18,6 +18,8 @@ use crate::metrics::{Gauges, Snapshot};
 use crate::proto::http1;
 use crate::proto::origin::OriginPolicy;
 use crate::store::redis::Client as RedisClient;
+use crate::store::sessions::NodeId;
+use crate::store::shared::SharedStore;
 use crate::transport::admission::Admission;
 use crate::transport::auth::Authorizer;
 use crate::transport::streamable::HttpSessions;
@@ -343,6 +345,10 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
             if let (Some(client), Some(addr)) = (&shard.redis, event_store) {
                 let connection = redis::keep_connected(Rc::clone(&shard), Rc::clone(client), addr);
                 glommio::spawn_local(connection).detach();
+                if shard.index == ANNOUNCEMENT_READER {
+                    glommio::spawn_local(redis::relay_announcements(Rc::clone(&shard), addr))
+                        .detach();
+                }
             }
             serve(shard, listener, stop).await;
             Ok(())
@@ -477,10 +483,20 @@ impl Shard {
         let mesh = Rc::new(mesh);
         let metrics = Rc::new(Metrics::default());
         let limit_hits = Rc::clone(&metrics);
+        let redis =
+            (config.event_store.as_ref()).map(|url| RedisClient::new(url, redis::QUEUE_BYTES));
+        let shared = redis.as_ref().map(|client| {
+            SharedStore::new(
+                Rc::clone(client),
+                config.ring_max_events,
+                Duration::from_secs(config.ring_max_age_secs),
+                config.session_idle_timeout(),
+            )
+        });
         Shard {
             index,
             shard_count: mesh.nr_consumers(),
-            http_sessions: HttpSessions::new(index, mesh.nr_consumers(), config, None),
+            http_sessions: HttpSessions::new(index, mesh.nr_consumers(), config, shared.clone()),
             admission: RefCell::new(Admission::new(config.admission_limits(), Instant::now())),
             mesh: Rc::clone(&mesh),
             config: Arc::clone(config),
@@ -492,7 +508,10 @@ impl Shard {
             ),
             dispatcher: Dispatcher::new(Arc::clone(registry))
                 .with_sleep(|d| Box::pin(glommio::timer::sleep(d)))
-                .with_broadcast(broadcast_announcements(Rc::clone(&mesh)))
+                .with_broadcast(broadcast_announcements(
+                    Rc::clone(&mesh),
+                    shared.map(|store| (store, config.node())),
+                ))
                 .with_catalogue_sync(index == CATALOGUE_WRITER, sync_catalogue(Rc::clone(&mesh)))
                 .with_request_states(
                     Arc::clone(seal),
@@ -509,8 +528,7 @@ impl Shard {
             tls_updates,
             auth: auth_plan.as_ref().map(|plan| plan.authorizer()),
             auth_plan,
-            redis: (config.event_store.as_ref())
-                .map(|url| RedisClient::new(url, redis::QUEUE_BYTES)),
+            redis,
         }
     }
 
@@ -791,22 +809,42 @@ async fn receive_handoffs(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage
 /// change) to every other shard, whose receiver tells its own subscribers and listeners. It
 /// sends from a task of its own, because a full mesh channel makes the sender wait and the
 /// hook is called from synchronous code.
-fn broadcast_announcements(mesh: Rc<Senders<MeshMessage>>) -> impl Fn(&Announcement) {
+/// The shard that reads the other nodes' announcements from the shared event store and
+/// hands them to every shard here.
+const ANNOUNCEMENT_READER: usize = 0;
+
+/// The dispatcher's broadcast hook: an announcement goes to the other shards over the mesh
+/// and, with a shared event store, to the other nodes through it.
+fn broadcast_announcements(
+    mesh: Rc<Senders<MeshMessage>>,
+    shared: Option<(Rc<SharedStore>, NodeId)>,
+) -> impl Fn(&Announcement) {
     move |announcement| {
-        if mesh.nr_consumers() < 2 {
-            return;
-        }
-        let (mesh, announcement) = (Rc::clone(&mesh), announcement.clone());
-        glommio::spawn_local(async move {
-            for peer in (0..mesh.nr_consumers()).filter(|&p| p != mesh.peer_id()) {
-                let message = MeshMessage::Announce(announcement.clone());
-                if mesh.send_to(peer, message).await.is_err() {
-                    log::debug!("shard {peer} is gone; {announcement:?} not delivered there");
-                }
+        if let Some((store, node)) = &shared {
+            match serde_json::to_vec(announcement) {
+                Ok(json) => store.announce(node, &json),
+                Err(e) => log::warn!("{announcement:?} not announced to other nodes: {e}"),
             }
-        })
-        .detach();
+        }
+        relay_to_other_shards(&mesh, announcement);
     }
+}
+
+/// Hands `announcement` to every other shard of this node.
+fn relay_to_other_shards(mesh: &Rc<Senders<MeshMessage>>, announcement: &Announcement) {
+    if mesh.nr_consumers() < 2 {
+        return;
+    }
+    let (mesh, announcement) = (Rc::clone(mesh), announcement.clone());
+    glommio::spawn_local(async move {
+        for peer in (0..mesh.nr_consumers()).filter(|&p| p != mesh.peer_id()) {
+            let message = MeshMessage::Announce(announcement.clone());
+            if mesh.send_to(peer, message).await.is_err() {
+                log::debug!("shard {peer} is gone; {announcement:?} not delivered there");
+            }
+        }
+    })
+    .detach();
 }
 
 /// The shard that makes every catalogue change, so all shards see one sequence of versions.

@@ -5,7 +5,9 @@
 
 use super::io::{self, Socket};
 use super::Shard;
+use crate::mcp::Announcement;
 use crate::store::redis::{Client, RedisUrl};
+use crate::store::shared::AnnouncementReader;
 use glommio::net::TcpStream;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -48,6 +50,41 @@ pub(super) async fn keep_connected(shard: Rc<Shard>, client: Rc<Client>, addr: S
         None => return,
     };
     stay_connected(&client, addr, &name, || shard.stopping()).await;
+}
+
+/// Reads the announcements (resource updates, list changes) other nodes make, on a
+/// connection of its own (each read waits in Redis), and hands them to every shard here.
+pub(super) async fn relay_announcements(shard: Rc<Shard>, addr: SocketAddr) {
+    let Some(url) = shard.config.event_store.clone() else {
+        return;
+    };
+    let client = Client::new(&url, QUEUE_BYTES);
+    let name = format!("shard {}: announcements from {url}", shard.index);
+    let connection = {
+        let (client, shard, name) = (Rc::clone(&client), Rc::clone(&shard), name.clone());
+        async move { stay_connected(&client, addr, &name, || shard.stopping()).await }
+    };
+    glommio::spawn_local(connection).detach();
+    let mut reader = AnnouncementReader::new(shard.config.node());
+    while !shard.stopping() {
+        let reply = match client.call(&reader.next_read()).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                // Down: the connection task is at it; look again shortly.
+                glommio::timer::sleep(FIRST_BACKOFF).await;
+                continue;
+            }
+        };
+        for json in reader.read(reply) {
+            match serde_json::from_slice::<Announcement>(&json) {
+                Ok(announcement) => {
+                    shard.dispatcher.announce_on_this_shard(&announcement);
+                    super::relay_to_other_shards(&shard.mesh, &announcement);
+                }
+                Err(e) => log::warn!("{name}: an announcement that does not parse: {e}"),
+            }
+        }
+    }
 }
 
 /// The loop of [`keep_connected`]: connect, carry, back off, until `stopping`.
@@ -138,6 +175,11 @@ async fn carry(client: &Client, socket: &mut Socket, mut came_up: impl FnMut()) 
     .await
 }
 
+// The redis-server the integration tests start too.
+#[cfg(test)]
+#[path = "../../tests/common/redis_server.rs"]
+mod redis_server;
+
 #[cfg(test)]
 mod tests {
     //! Against a real redis-server: `cargo test --lib shard::redis -- --ignored`.
@@ -146,73 +188,15 @@ mod tests {
     use crate::store::redis::{Reply, Unavailable};
     use std::cell::{Cell, RefCell};
     use std::future::Future;
-    use std::process::{Child, Command, Stdio};
 
-    /// A redis-server of our own on 127.0.0.1, killed when dropped.
-    struct RedisServer {
-        port: u16,
-        child: Option<Child>,
-    }
+    use super::redis_server::RedisServer;
 
-    impl RedisServer {
-        fn start(port: u16, extra: &[&str]) -> RedisServer {
-            let port_arg = port.to_string();
-            let mut args = vec![
-                "--port",
-                &port_arg,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ];
-            args.extend_from_slice(extra);
-            let child = Command::new("redis-server")
-                .args(&args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed");
-            let server = RedisServer {
-                port,
-                child: Some(child),
-            };
-            let ready_by = Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < ready_by, "redis-server did not listen");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            server
-        }
-
-        fn on_a_free_port(extra: &[&str]) -> RedisServer {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = probe.local_addr().unwrap().port();
-            drop(probe);
-            RedisServer::start(port, extra)
-        }
-
-        fn url(&self, rest: &str) -> RedisUrl {
-            let (credentials, db) = rest.split_once('|').unwrap_or(("", rest));
-            format!("redis://{credentials}127.0.0.1:{}{db}", self.port)
-                .parse()
-                .unwrap()
-        }
-
-        /// SIGKILL: no goodbye, as when the machine goes away.
-        fn kill(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-
-    impl Drop for RedisServer {
-        fn drop(&mut self) {
-            self.kill();
-        }
+    /// `rest`: `[credentials@]|/db`, as a URL to `server`.
+    fn url(server: &RedisServer, rest: &str) -> RedisUrl {
+        let (credentials, db) = rest.split_once('|').unwrap_or(("", rest));
+        format!("redis://{credentials}127.0.0.1:{}{db}", server.port)
+            .parse()
+            .unwrap()
     }
 
     fn on_executor<F: Future<Output = ()> + 'static>(test: impl FnOnce() -> F + Send + 'static) {
@@ -261,7 +245,7 @@ mod tests {
     #[ignore = "needs redis-server: scripts/cluster.sh runs them"]
     fn commands_round_trip_and_pipeline_in_order() {
         let server = RedisServer::on_a_free_port(&[]);
-        let url = server.url("");
+        let url = url(&server, "");
         on_executor(move || async move {
             let _server = server;
             let client = connected(&url).await;
@@ -312,7 +296,7 @@ mod tests {
     #[ignore = "needs redis-server: scripts/cluster.sh runs them"]
     fn select_reaches_another_database() {
         let server = RedisServer::on_a_free_port(&[]);
-        let (db0, db3) = (server.url(""), server.url("/3"));
+        let (db0, db3) = (url(&server, ""), url(&server, "/3"));
         on_executor(move || async move {
             let _server = server;
             let db0 = connected(&db0).await;
@@ -331,7 +315,7 @@ mod tests {
     #[ignore = "needs redis-server: scripts/cluster.sh runs them"]
     fn a_password_is_sent_and_a_wrong_one_keeps_the_store_down() {
         let server = RedisServer::on_a_free_port(&["--requirepass", "s3cret"]);
-        let (right, wrong) = (server.url(":s3cret@|/2"), server.url(":nope@|"));
+        let (right, wrong) = (url(&server, ":s3cret@|/2"), url(&server, ":nope@|"));
         on_executor(move || async move {
             let _server = server;
             let client = connected(&right).await;
@@ -356,7 +340,7 @@ mod tests {
     #[ignore = "needs redis-server: scripts/cluster.sh runs them"]
     fn a_dead_redis_fails_commands_and_a_restarted_one_is_found_again() {
         let server = RedisServer::on_a_free_port(&[]);
-        let url = server.url("");
+        let url = url(&server, "");
         on_executor(move || async move {
             let mut server = server;
             let client = connected(&url).await;

@@ -16,7 +16,7 @@
 //!   field `d` (the event's data).
 
 use super::redis::{Client, Reply, Unavailable};
-use super::sessions::SessionId;
+use super::sessions::{NodeId, SessionId};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -220,6 +220,22 @@ impl SharedStore {
         Ok(Some(loaded))
     }
 
+    /// Tells the other nodes of an announcement (JSON) made on `node`.
+    pub fn announce(&self, node: &NodeId, announcement: &[u8]) {
+        self.fire(&[
+            b"XADD",
+            ANNOUNCEMENTS,
+            b"MAXLEN",
+            b"~",
+            ANNOUNCEMENTS_KEPT,
+            b"*",
+            b"n",
+            node.as_str().as_bytes(),
+            b"a",
+            announcement,
+        ]);
+    }
+
     /// A write whose reply nobody waits for (an error reply is logged).
     fn fire(&self, args: &[&[u8]]) {
         self.client.command(
@@ -234,6 +250,118 @@ impl SharedStore {
 
     fn expire(&self, key: &str, ttl_ms: &str) {
         self.fire(&[b"PEXPIRE", key.as_bytes(), ttl_ms.as_bytes()]);
+    }
+}
+
+/// The Redis stream that carries announcements (resource updates, list changes) between
+/// nodes: entries `n` (the announcing node) and `a` (the announcement, JSON).
+const ANNOUNCEMENTS: &[u8] = b"ringmcp:announcements";
+/// Announcements kept for a node that reconnects (approximately: `MAXLEN ~`).
+const ANNOUNCEMENTS_KEPT: &[u8] = b"10000";
+/// How long one read waits for announcements, in milliseconds: a node stopping is noticed
+/// within it.
+const ANNOUNCEMENT_WAIT_MS: &[u8] = b"1000";
+/// Most announcements one read returns.
+const ANNOUNCEMENT_BATCH: &[u8] = b"256";
+
+/// Where a node reads the announcements of the others: on a connection of its own, for
+/// each read blocks until something comes.
+pub struct AnnouncementReader {
+    node: NodeId,
+    /// The last entry read; `None` until the first read found where the stream ends.
+    last_id: Option<Vec<u8>>,
+}
+
+impl AnnouncementReader {
+    /// A reader for `node`, which skips its own announcements (its shards heard them).
+    pub fn new(node: NodeId) -> AnnouncementReader {
+        AnnouncementReader {
+            node,
+            last_id: None,
+        }
+    }
+
+    /// The next read: first the newest entry (where this node starts listening: `$` would
+    /// miss what comes between two reads), then the announcements after the last one read,
+    /// waiting a little for them.
+    pub fn next_read(&self) -> Vec<&[u8]> {
+        match &self.last_id {
+            None => vec![b"XREVRANGE", ANNOUNCEMENTS, b"+", b"-", b"COUNT", b"1"],
+            Some(last_id) => vec![
+                b"XREAD",
+                b"BLOCK",
+                ANNOUNCEMENT_WAIT_MS,
+                b"COUNT",
+                ANNOUNCEMENT_BATCH,
+                b"STREAMS",
+                ANNOUNCEMENTS,
+                last_id,
+            ],
+        }
+    }
+
+    /// The other nodes' announcements in a read's reply (JSON, oldest first); remembers where
+    /// the next read starts.
+    pub fn read(&mut self, reply: Reply) -> Vec<Vec<u8>> {
+        if self.last_id.is_none() {
+            // XREVRANGE: [[id, fields]] or [] when nothing was ever announced.
+            let newest = match reply {
+                Reply::Array(Some(mut entries)) => match entries.pop() {
+                    Some(Reply::Array(Some(mut parts))) if !parts.is_empty() => {
+                        match parts.swap_remove(0) {
+                            Reply::Bulk(Some(id)) => Some(id),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            self.last_id = Some(newest.unwrap_or_else(|| b"0-0".to_vec()));
+            return Vec::new();
+        }
+        // XREAD: [[stream, [[id, [field, value, …]], …]]], or nil when the wait ran out.
+        let Reply::Array(Some(streams)) = reply else {
+            return Vec::new();
+        };
+        let mut announcements = Vec::new();
+        for stream in streams {
+            let Reply::Array(Some(mut parts)) = stream else {
+                continue;
+            };
+            let Some(Reply::Array(Some(entries))) = parts.pop() else {
+                continue;
+            };
+            for entry in entries {
+                let Reply::Array(Some(mut parts)) = entry else {
+                    continue;
+                };
+                let (Some(Reply::Array(Some(fields))), Some(Reply::Bulk(Some(id)))) =
+                    (parts.pop(), parts.pop())
+                else {
+                    continue;
+                };
+                self.last_id = Some(id);
+                let mut from = None;
+                let mut body = None;
+                let mut fields = fields.into_iter();
+                while let (Some(Reply::Bulk(Some(name))), Some(Reply::Bulk(Some(value)))) =
+                    (fields.next(), fields.next())
+                {
+                    match name.as_slice() {
+                        b"n" => from = Some(value),
+                        b"a" => body = Some(value),
+                        _ => {}
+                    }
+                }
+                if let (Some(from), Some(body)) = (from, body) {
+                    if from != self.node.as_str().as_bytes() {
+                        announcements.push(body);
+                    }
+                }
+            }
+        }
+        announcements
     }
 }
 
@@ -418,6 +546,41 @@ mod tests {
             bulk(b"5"),
         ]));
         assert_eq!(read_session(fields).unwrap().next_stream, 13);
+    }
+
+    #[test]
+    fn announcements_of_other_nodes_are_read_and_the_next_read_starts_after_them() {
+        let mut reader = AnnouncementReader::new(NodeId::parse("a").unwrap());
+        assert_eq!(reader.next_read()[0], b"XREVRANGE");
+        let newest = Reply::Array(Some(vec![Reply::Array(Some(vec![
+            bulk(b"4-0"),
+            Reply::Array(Some(Vec::new())),
+        ]))]));
+        assert!(reader.read(newest).is_empty());
+        assert_eq!(reader.next_read()[7], b"4-0");
+        let entry = |id: &str, node: &[u8], body: &[u8]| {
+            Reply::Array(Some(vec![
+                bulk(id.as_bytes()),
+                Reply::Array(Some(vec![bulk(b"n"), bulk(node), bulk(b"a"), bulk(body)])),
+            ]))
+        };
+        let reply = Reply::Array(Some(vec![Reply::Array(Some(vec![
+            bulk(ANNOUNCEMENTS),
+            Reply::Array(Some(vec![
+                entry("5-0", b"b", b"one"),
+                entry("6-0", b"a", b"mine"),
+                entry("7-1", b"c", b"two"),
+            ])),
+        ]))]));
+        assert_eq!(reader.read(reply), [b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(reader.next_read()[7], b"7-1");
+        // The wait ran out: nothing, and the same place next time.
+        assert!(reader.read(Reply::Array(None)).is_empty());
+        assert_eq!(reader.next_read()[7], b"7-1");
+        // A stream nothing was ever announced on: from its start.
+        let mut fresh = AnnouncementReader::new(NodeId::parse("a").unwrap());
+        assert!(fresh.read(Reply::Array(Some(Vec::new()))).is_empty());
+        assert_eq!(fresh.next_read()[7], b"0-0");
     }
 
     #[test]
