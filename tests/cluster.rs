@@ -125,3 +125,79 @@ fn a_resource_update_on_one_node_reaches_a_subscriber_on_another() {
     assert_eq!(note["method"], "notifications/resources/updated");
     assert_eq!(note["params"]["uri"], "test://watched-resource");
 }
+
+/// One MCP 2026-07-28 `tools/call` of `tool` to `addr`: its JSON-RPC reply.
+fn call_2026(
+    addr: std::net::SocketAddr,
+    tool: &str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    let mut params = params;
+    params["name"] = tool.into();
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+    });
+    let body =
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
+    let extra = format!(
+        "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n"
+    );
+    let mut socket = connect(addr);
+    socket
+        .write_all(mcp_post(&body.to_string(), None, &extra).as_bytes())
+        .unwrap();
+    let (status, head) = read_head(&mut socket);
+    assert_eq!(status, 200, "{head}");
+    // Answered at once in JSON, or, when the answer waited (on the shared ledger), as SSE.
+    if header(&head, "content-type") == Some("text/event-stream") {
+        let mut events = SseReader::after_head(socket);
+        return events.next_json().expect("the reply").1;
+    }
+    let length: usize = header(&head, "content-length").unwrap().parse().unwrap();
+    let mut reply = vec![0; length];
+    std::io::Read::read_exact(&mut socket, &mut reply).unwrap();
+    serde_json::from_slice(&reply).unwrap()
+}
+
+#[test]
+#[ignore = "needs redis-server: scripts/cluster.sh runs it"]
+fn a_request_state_used_on_one_node_is_refused_on_another() {
+    let redis = RedisServer::on_a_free_port(&[]);
+    let key = std::env::temp_dir().join(format!("ringmcp-cluster-state-{}", std::process::id()));
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let node = |name: &str| {
+        server(|c| {
+            c.node_id = Some(NodeId::parse(name).unwrap());
+            c.event_store = Some(url.parse().unwrap());
+            c.state_key_file = Some(key.clone());
+        })
+    };
+    let (a, b) = (node("a"), node("b"));
+    store_up(&a);
+    store_up(&b);
+    let tool = "test_input_required_result_request_state";
+    let first = call_2026(a.addr, tool, serde_json::json!({"arguments": {}}));
+    let state = first["result"]["requestState"]
+        .as_str()
+        .expect("a requestState")
+        .to_owned();
+    let input = first["result"]["inputRequests"]
+        .as_object()
+        .and_then(|requests| requests.keys().next())
+        .expect("an input request")
+        .clone();
+    let retry = serde_json::json!({
+        "arguments": {},
+        "requestState": state,
+        "inputResponses": {input: {"action": "accept", "content": {"ok": true}}},
+    });
+    let done = call_2026(a.addr, tool, retry.clone());
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    // The same state again, on the other node: single use across nodes.
+    let replayed = call_2026(b.addr, tool, retry);
+    let message = replayed["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("already used"), "{replayed}");
+    let _ = std::fs::remove_file(&key);
+}

@@ -590,6 +590,18 @@ impl Dispatcher {
         self
     }
 
+    /// Has `ledger` accept every use of a request state instead of the sealing shard's own
+    /// ledger: a ledger every node shares (the shared event store), so a state sealed on one
+    /// node and replayed on another is refused too. Call it after
+    /// [`Dispatcher::with_request_states`].
+    pub fn with_shared_state_ledger(
+        self,
+        ledger: impl Fn(StateUse) -> BoxedLocal<Result<(), StateError>> + 'static,
+    ) -> Self {
+        self.services.states.share_ledger(Rc::new(ledger));
+        self
+    }
+
     /// Records the use of a request state this shard sealed; refuses a second use.
     pub fn accept_request_state_here(&self, state_use: StateUse) -> Result<(), StateError> {
         self.services.states.accept_here(state_use)

@@ -299,6 +299,11 @@ pub struct StateUse {
 /// passing); see [`Dispatcher::with_request_states`](crate::mcp::Dispatcher::with_request_states).
 pub(crate) type RemoteLedgerFn = dyn Fn(usize, StateUse) -> BoxedLocal<Result<(), StateError>>;
 
+/// The hook of a ledger several nodes share (the shared event store), which accepts every
+/// use in place of the shards' own ledgers; see
+/// [`Dispatcher::with_shared_state_ledger`](crate::mcp::Dispatcher::with_shared_state_ledger).
+pub(crate) type SharedLedgerFn = dyn Fn(StateUse) -> BoxedLocal<Result<(), StateError>>;
+
 /// One shard's side of request states: the process's seal, this shard's ledger, and the way
 /// to the other shards' ledgers.
 pub(crate) struct States {
@@ -307,6 +312,7 @@ pub(crate) struct States {
     shard: usize,
     shards: usize,
     remote: Rc<RemoteLedgerFn>,
+    shared: RefCell<Option<Rc<SharedLedgerFn>>>,
 }
 
 /// The wall clock in milliseconds since the Unix epoch (states outlive processes).
@@ -330,7 +336,13 @@ impl States {
             shard,
             shards: shards.max(1),
             remote,
+            shared: RefCell::new(None),
         }
+    }
+
+    /// Has `ledger`, shared by several nodes, accept every use.
+    pub(crate) fn share_ledger(&self, ledger: Rc<SharedLedgerFn>) {
+        *self.shared.borrow_mut() = Some(ledger);
     }
 
     /// Seals the answers after `rounds` rounds, for this shard's ledger.
@@ -352,6 +364,12 @@ impl States {
             nonce: opened.nonce,
             expires_ms: opened.expires_ms,
         };
+        let shared = self.shared.borrow().clone();
+        if let Some(shared) = shared {
+            // Issue 20: "a multi-round requestState is single-use across nodes".
+            shared(state_use).await?;
+            return Ok(opened);
+        }
         // Processes sharing a key may run more shards than this one.
         let owner = opened.ledger_shard % self.shards;
         if owner == self.shard {

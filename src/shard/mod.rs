@@ -493,10 +493,40 @@ impl Shard {
                 config.session_idle_timeout(),
             )
         });
+        let dispatcher = Dispatcher::new(Arc::clone(registry))
+            .with_sleep(|d| Box::pin(glommio::timer::sleep(d)))
+            .with_broadcast(broadcast_announcements(
+                Rc::clone(&mesh),
+                shared.clone().map(|store| (store, config.node())),
+            ))
+            .with_catalogue_sync(index == CATALOGUE_WRITER, sync_catalogue(Rc::clone(&mesh)))
+            .with_request_states(
+                Arc::clone(seal),
+                index,
+                mesh.nr_consumers(),
+                accept_states_elsewhere(Rc::clone(&mesh)),
+            )
+            .with_limits(config.dispatch_limits(), move |hit| limit_hits.limit(hit));
+        let dispatcher = match &shared {
+            Some(store) => {
+                let store = Rc::clone(store);
+                dispatcher.with_shared_state_ledger(move |state_use| {
+                    let accepted = store.accept_state(state_use.nonce, state_use.expires_ms);
+                    Box::pin(async move {
+                        match accepted.await {
+                            Ok(true) => Ok(()),
+                            Ok(false) => Err(StateError::Replayed),
+                            Err(_) => Err(StateError::LedgerUnreachable),
+                        }
+                    })
+                })
+            }
+            None => dispatcher,
+        };
         Shard {
             index,
             shard_count: mesh.nr_consumers(),
-            http_sessions: HttpSessions::new(index, mesh.nr_consumers(), config, shared.clone()),
+            http_sessions: HttpSessions::new(index, mesh.nr_consumers(), config, shared),
             admission: RefCell::new(Admission::new(config.admission_limits(), Instant::now())),
             mesh: Rc::clone(&mesh),
             config: Arc::clone(config),
@@ -506,20 +536,7 @@ impl Shard {
                 &config.allowed_hosts,
                 addr.ip().is_loopback(),
             ),
-            dispatcher: Dispatcher::new(Arc::clone(registry))
-                .with_sleep(|d| Box::pin(glommio::timer::sleep(d)))
-                .with_broadcast(broadcast_announcements(
-                    Rc::clone(&mesh),
-                    shared.map(|store| (store, config.node())),
-                ))
-                .with_catalogue_sync(index == CATALOGUE_WRITER, sync_catalogue(Rc::clone(&mesh)))
-                .with_request_states(
-                    Arc::clone(seal),
-                    index,
-                    mesh.nr_consumers(),
-                    accept_states_elsewhere(mesh),
-                )
-                .with_limits(config.dispatch_limits(), move |hit| limit_hits.limit(hit)),
+            dispatcher,
             metrics,
             conns: RefCell::new(Slab::new()),
             inbound_held: Cell::new(0),

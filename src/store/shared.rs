@@ -220,6 +220,35 @@ impl SharedStore {
         Ok(Some(loaded))
     }
 
+    /// Records the use of a multi-round request state (by its nonce) until it expires (ms
+    /// since the Unix epoch): `Ok(true)` for its first use on any node, `Ok(false)` after.
+    pub fn accept_state(
+        &self,
+        nonce: u64,
+        expires_ms: u64,
+    ) -> impl std::future::Future<Output = Result<bool, Unavailable>> + 'static {
+        let key = format!("ringmcp:state:{nonce:016x}");
+        let expires = expires_ms.to_string();
+        let set = self.client.call(&[
+            b"SET",
+            key.as_bytes(),
+            b"1",
+            b"NX",
+            b"PXAT",
+            expires.as_bytes(),
+        ]);
+        async move {
+            match set.await? {
+                Reply::Status(_) => Ok(true),
+                Reply::Bulk(None) => Ok(false),
+                other => {
+                    log::warn!("event store: a request state's SET answered {other:?}");
+                    Err(Unavailable)
+                }
+            }
+        }
+    }
+
     /// Tells the other nodes of an announcement (JSON) made on `node`.
     pub fn announce(&self, node: &NodeId, announcement: &[u8]) {
         self.fire(&[

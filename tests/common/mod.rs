@@ -268,15 +268,19 @@ impl SseReader {
             Some("text/event-stream"),
             "{head}"
         );
-        let reader = SseReader {
+        (SseReader::after_head(socket), head)
+    }
+
+    /// Reads the events of a response whose head was read already.
+    pub fn after_head(socket: TcpStream) -> SseReader {
+        SseReader {
             socket,
             decoder: ringmcp::proto::sse::SseDecoder::new(1 << 20),
             chunked: Vec::new(),
             body: Vec::new(),
             raw: Vec::new(),
             ended: false,
-        };
-        (reader, head)
+        }
     }
 
     /// The next event, or None once the response ended.
