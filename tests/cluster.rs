@@ -13,13 +13,22 @@ use ringmcp::store::sessions::NodeId;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// Node `name` on a fresh port, storing into `redis`.
-fn node(name: &str, redis: &RedisServer) -> TestServer {
+/// A redis-server and nodes `a` and `b` storing into it, their connections up; `edit` tweaks
+/// both configurations.
+fn two_nodes(edit: impl Fn(&mut ringmcp::Config)) -> (RedisServer, TestServer, TestServer) {
+    let redis = RedisServer::on_a_free_port(&[]);
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    server(|c| {
-        c.node_id = Some(NodeId::parse(name).unwrap());
-        c.event_store = Some(url.parse().unwrap());
-    })
+    let node = |name: &str| {
+        let node = server(|c| {
+            c.node_id = Some(NodeId::parse(name).unwrap());
+            c.event_store = Some(url.parse().unwrap());
+            edit(c);
+        });
+        store_up(&node);
+        node
+    };
+    let (a, b) = (node("a"), node("b"));
+    (redis, a, b)
 }
 
 /// Waits until `node`'s store connection is up (its metrics say so).
@@ -45,11 +54,7 @@ fn open_sse(addr: std::net::SocketAddr, request: &str) -> SseReader {
 #[test]
 #[ignore = "needs redis-server: scripts/cluster.sh runs it"]
 fn a_stream_of_a_node_that_stopped_resumes_on_another_with_the_retry_error() {
-    let redis = RedisServer::on_a_free_port(&[]);
-    let a = node("a", &redis);
-    let b = node("b", &redis);
-    store_up(&a);
-    store_up(&b);
+    let (_redis, a, b) = two_nodes(|_| {});
     let session = http_session(a.addr);
     assert!(session.starts_with("a."), "{session}");
     // Ten notifications 100 ms apart: the node stops after the third.
@@ -98,11 +103,7 @@ fn a_stream_of_a_node_that_stopped_resumes_on_another_with_the_retry_error() {
 #[test]
 #[ignore = "needs redis-server: scripts/cluster.sh runs it"]
 fn a_resource_update_on_one_node_reaches_a_subscriber_on_another() {
-    let redis = RedisServer::on_a_free_port(&[]);
-    let a = node("a", &redis);
-    let b = node("b", &redis);
-    store_up(&a);
-    store_up(&b);
+    let (_redis, a, b) = two_nodes(|_| {});
     let subscriber = http_session(b.addr);
     let open = format!(
         "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\
@@ -163,20 +164,9 @@ fn call_2026(
 #[test]
 #[ignore = "needs redis-server: scripts/cluster.sh runs it"]
 fn a_request_state_used_on_one_node_is_refused_on_another() {
-    let redis = RedisServer::on_a_free_port(&[]);
     let key = std::env::temp_dir().join(format!("ringmcp-cluster-state-{}", std::process::id()));
     std::fs::write(&key, [7u8; 32]).unwrap();
-    let url = format!("redis://127.0.0.1:{}", redis.port);
-    let node = |name: &str| {
-        server(|c| {
-            c.node_id = Some(NodeId::parse(name).unwrap());
-            c.event_store = Some(url.parse().unwrap());
-            c.state_key_file = Some(key.clone());
-        })
-    };
-    let (a, b) = (node("a"), node("b"));
-    store_up(&a);
-    store_up(&b);
+    let (_redis, a, b) = two_nodes(|c| c.state_key_file = Some(key.clone()));
     let tool = "test_input_required_result_request_state";
     let first = call_2026(a.addr, tool, serde_json::json!({"arguments": {}}));
     let state = first["result"]["requestState"]

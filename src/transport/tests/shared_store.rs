@@ -208,10 +208,24 @@ impl Node {
     }
 }
 
-fn stream_of(next: Next) -> SseStream {
-    match next {
-        Next::Stream(stream) => stream,
-        _ => panic!("expected a stream"),
+impl Node {
+    /// Resumes `session`'s stream after `last_event_id` here: the stream, and what it carries
+    /// once Redis has answered.
+    fn resume(
+        &self,
+        redis: &FakeRedis,
+        session: &str,
+        last_event_id: &str,
+    ) -> (SseStream, Vec<SseEvent>) {
+        let (next, response) =
+            self.adopting(redis, |shard| shard.get(session, Some(last_event_id)));
+        assert_eq!(response.status, 200, "{response:?}");
+        let Next::Stream(resumed) = next else {
+            panic!("expected a stream");
+        };
+        self.settle(redis);
+        let replayed = events(&resumed, &mut ChunkedDecoder::new(1 << 20));
+        (resumed, replayed)
     }
 }
 
@@ -242,12 +256,7 @@ fn events_go_out_once_the_store_has_them_and_a_dead_nodes_stream_resumes_on_anot
 
     // Node a dies with the `wait` handler running; the balancer sends the resume to b.
     a.kill();
-    let (next, response) = b.adopting(&redis, |shard| shard.get(&session, Some("2-1")));
-    assert_eq!(response.status, 200, "{response:?}");
-    let resumed = stream_of(next);
-    b.settle(&redis);
-    let mut chunks = ChunkedDecoder::new(1 << 20);
-    let replayed = events(&resumed, &mut chunks);
+    let (resumed, replayed) = b.resume(&redis, &session, "2-1");
     // The priming event names where it resumes; then the request's answer: its handler died.
     assert_eq!(ids(&replayed), ["2-1", "2-2"]);
     let lost = data(&replayed[1]);
@@ -289,12 +298,7 @@ fn a_finished_stream_resumes_on_another_node_with_its_result_and_no_error() {
     assert_eq!(ids(&sent), ["2-0", "2-1", "2-2"]);
     assert!(call.outbound().is_ended());
     a.kill();
-    let (next, response) = b.adopting(&redis, |shard| shard.get(&session, Some("2-1")));
-    assert_eq!(response.status, 200, "{response:?}");
-    let resumed = stream_of(next);
-    b.settle(&redis);
-    let mut chunks = ChunkedDecoder::new(1 << 20);
-    let replayed = events(&resumed, &mut chunks);
+    let (resumed, replayed) = b.resume(&redis, &session, "2-1");
     assert_eq!(ids(&replayed), ["2-1", "2-2"]);
     assert_eq!(data(&replayed[1])["result"]["content"][0]["text"], "done");
     assert!(resumed.outbound().is_ended());
