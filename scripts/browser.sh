@@ -27,21 +27,10 @@ TIMEOUT="${BROWSER_TIMEOUT:-30}"
 
 make_tmpdir WORK
 
-if [[ ! -x "$CHROMIUM" ]]; then
-    [[ "$CHROMIUM" == /usr/bin/chromium ]] || die "CHROMIUM=$CHROMIUM is not executable"
-    command -v apt-get >/dev/null 2>&1 || die "no $CHROMIUM and no apt-get to install Debian's chromium"
-    (( EUID == 0 )) || die "no $CHROMIUM; installing it with apt-get needs root"
-    log "installing Debian's chromium with apt-get"
-    t0=$SECONDS
-    export DEBIAN_FRONTEND=noninteractive
-    if ! { timeout 600 apt-get update && timeout 600 apt-get install -y --no-install-recommends chromium; } \
-        >"$WORK/apt.log" 2>&1; then
-        tail -n 30 "$WORK/apt.log" >&2
-        die "apt-get could not install chromium"
-    fi
-    [[ -x "$CHROMIUM" ]] || die "apt-get installed chromium but $CHROMIUM is missing"
-    log "chromium installed in $(( SECONDS - t0 )) s"
+if [[ "$CHROMIUM" != /usr/bin/chromium && ! -x "$CHROMIUM" ]]; then
+    die "CHROMIUM=$CHROMIUM is not executable"
 fi
+debian_install "$CHROMIUM" chromium "$WORK"
 # The Debian launcher prints a shell warning on some /dev/shm layouts; the version is its last line.
 log "$(timeout 10 "$CHROMIUM" --version 2>/dev/null | tail -n 1)"
 

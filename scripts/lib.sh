@@ -227,6 +227,25 @@ make_test_certs() {
 # ---------------------------------------------------------------- install stamps
 # A stamp file holds the exact pin set an install was made from; a changed pin
 # (or a half-finished install, which never writes the stamp) triggers a reinstall.
+# debian_install BINARY PACKAGE LOGDIR: installs Debian's PACKAGE with apt-get when BINARY is
+# missing (as root, 600 s at most per apt-get step; its log goes to LOGDIR/apt.log), so a
+# stage needing a system program works on a fresh machine.
+debian_install() {
+    local binary=$1 package=$2 logdir=$3 t0=$SECONDS
+    [[ -x "$binary" ]] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "no $binary and no apt-get to install Debian's $package"
+    (( EUID == 0 )) || die "no $binary; installing Debian's $package with apt-get needs root"
+    log "installing Debian's $package with apt-get ($binary is missing)"
+    if ! { DEBIAN_FRONTEND=noninteractive timeout 600 apt-get update \
+            && DEBIAN_FRONTEND=noninteractive timeout 600 \
+                apt-get install -y --no-install-recommends "$package"; } >"$logdir/apt.log" 2>&1; then
+        tail -n 30 "$logdir/apt.log" >&2
+        die "apt-get could not install $package"
+    fi
+    [[ -x "$binary" ]] || die "apt-get installed $package but $binary is missing"
+    log "$package installed in $(( SECONDS - t0 )) s"
+}
+
 stamp_matches() { [[ -f "$1/.installed" ]] && [[ "$(cat "$1/.installed")" == "$2" ]]; }
 write_stamp()   { printf '%s' "$2" >"$1/.installed"; }
 
