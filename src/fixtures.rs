@@ -37,6 +37,10 @@ pub const MAX_STREAM_TOTAL_BYTES: u64 = 64 << 20;
 /// Longest `stream` interval: one minute.
 pub const MAX_STREAM_INTERVAL_MS: u64 = 60_000;
 
+/// Largest first sequence number of a `stream` call (`from`): far below 2^53, so every
+/// sequence number is exact as a progress value.
+pub const MAX_STREAM_FROM: u64 = 1 << 40;
+
 /// A `stream` without an interval yields to the shard after running this long…
 const YIELD_AFTER: Duration = Duration::from_millis(1);
 /// …or sending about this many bytes, half the default outbound bound, so a client that reads
@@ -901,9 +905,11 @@ pub fn add_benchmark_tools(builder: RegistryBuilder) -> RegistryBuilder {
         .tool(
             Tool::new(
                 "stream",
-                "Sends `count` notifications `interval_ms` apart, each carrying `bytes` bytes: \
-                 notifications/progress when the call has a progressToken, else notifications/message \
-                 (level info). The result text is the number sent.",
+                "Sends `count` notifications `interval_ms` apart, each carrying `bytes` bytes and a \
+                 sequence number counting from `from` (default 1): notifications/progress when the \
+                 call has a progressToken, else notifications/message (level info). A client whose \
+                 call was cut off continues the sequence by calling again with `from`. The result \
+                 text is the number sent.",
                 json!({
                     "type": "object",
                     "properties": {
@@ -913,6 +919,9 @@ pub fn add_benchmark_tools(builder: RegistryBuilder) -> RegistryBuilder {
                             "description": "Pause between notifications in milliseconds (default 0)"},
                         "bytes": {"type": "integer", "minimum": 0, "maximum": MAX_PAYLOAD_BYTES,
                             "description": "Size of each notification's text (default 0; at least the sequence number)"},
+                        "from": {"type": "integer", "minimum": 1, "maximum": MAX_STREAM_FROM,
+                            "description": "Sequence number of the first notification (default 1); the \
+                                            others follow it, on the same schedule"},
                     },
                 }),
             ),
@@ -937,6 +946,12 @@ async fn stream(ctx: ToolContext, args: Value) -> Result<ToolResult, ToolError> 
     let count = arg_u64(&args, "count", Some(10), MAX_STREAM_COUNT)?;
     let interval = arg_u64(&args, "interval_ms", Some(0), MAX_STREAM_INTERVAL_MS)?;
     let bytes = arg_u64(&args, "bytes", Some(0), MAX_PAYLOAD_BYTES)?;
+    let from = arg_u64(&args, "from", Some(1), MAX_STREAM_FROM)?;
+    if from == 0 {
+        return Err(ToolError::InvalidParams(
+            "\"from\" must be at least 1".into(),
+        ));
+    }
     if count.saturating_mul(bytes) > MAX_STREAM_TOTAL_BYTES {
         return Err(ToolError::InvalidParams(format!(
             "count × bytes must be at most {MAX_STREAM_TOTAL_BYTES}"
@@ -946,14 +961,16 @@ async fn stream(ctx: ToolContext, args: Value) -> Result<ToolResult, ToolError> 
     let start = std::time::Instant::now();
     let mut slice_start = start;
     let mut sent = 0u64;
-    for seq in 1..=count {
+    // The last sequence number (both terms are capped, so the sum cannot overflow).
+    let last = from + count.saturating_sub(1);
+    for (n, seq) in (0u64..).zip(from..from + count) {
         // On a fixed schedule from the start, so a late wake-up does not push back the rest.
-        let due = start + Duration::from_millis(interval.saturating_mul(seq - 1));
+        let due = start + Duration::from_millis(interval.saturating_mul(n));
         let wait = due.saturating_duration_since(std::time::Instant::now());
         if !wait.is_zero() {
             ctx.sleep(wait).await;
         } else if slice_start.elapsed() >= YIELD_AFTER
-            || (seq - 1) * bytes % YIELD_BYTES + bytes >= YIELD_BYTES
+            || n * bytes % YIELD_BYTES + bytes >= YIELD_BYTES
         {
             // Without a pause the whole run would hold the shard and outgrow the queue of the
             // client it writes to: let the connections (this one's writer among them) have a turn.
@@ -964,11 +981,12 @@ async fn stream(ctx: ToolContext, args: Value) -> Result<ToolResult, ToolError> 
         let ts_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
-        // Precision loss above 2^53 cannot happen: count is capped.
+        // Precision loss above 2^53 cannot happen: count and from are capped. The total is
+        // the last sequence number, which is `count` for a call from 1.
         let reported = if ctx.progress_token().is_some() {
             let mut text = format!("{seq} {ts_us} ");
             text.push_str(&filler(size.saturating_sub(text.len())));
-            ctx.progress(seq as f64, Some(count as f64), Some(&text))
+            ctx.progress(seq as f64, Some(last as f64), Some(&text))
         } else {
             let text = filler(size);
             ctx.log(

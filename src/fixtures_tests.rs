@@ -527,6 +527,68 @@ fn stream_sends_logs_or_progress() {
 }
 
 #[test]
+fn stream_continues_a_sequence_from_a_given_number() {
+    let h = harness();
+    let tools = h.rpc(1, "tools/list", json!({}))["result"]["tools"].clone();
+    let schema = tools
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == json!("stream")))
+        .map(|t| t["inputSchema"]["properties"].clone())
+        .expect("stream listed");
+    let names: Vec<&String> = schema.as_object().expect("properties").keys().collect();
+    assert_eq!(names, ["bytes", "count", "from", "interval_ms"]);
+    assert_eq!(
+        (
+            schema["from"]["minimum"].clone(),
+            schema["from"]["maximum"].clone()
+        ),
+        (json!(1), json!(MAX_STREAM_FROM))
+    );
+
+    let r = h.call(2, "stream", json!({"count": 3, "from": 41}));
+    assert_eq!(r["result"]["content"][0]["text"], json!("3"));
+    let seqs: Vec<Value> = (h.peer.sent.take().iter())
+        .map(|(message, _)| message["params"]["data"]["seq"].clone())
+        .collect();
+    assert_eq!(seqs, [json!(41), json!(42), json!(43)]);
+
+    // Progress runs on from `from` too, and its total is the last number.
+    let r = h.reply(json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
+        "params":{"name":"stream","arguments":{"count":2,"from":7},"_meta":{"progressToken":"p"}}}));
+    assert_eq!(r["result"]["content"][0]["text"], json!("2"));
+    let progress: Vec<(Value, Value)> = (h.peer.messages().iter())
+        .map(|m| {
+            (
+                m["params"]["progress"].clone(),
+                m["params"]["total"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        progress,
+        [(json!(7.0), json!(8.0)), (json!(8.0), json!(8.0))]
+    );
+
+    // No notifications at all is still none.
+    let r = h.call(4, "stream", json!({"count": 0, "from": 5}));
+    assert_eq!(r["result"]["content"][0]["text"], json!("0"));
+    assert!(h.peer.sent.take().is_empty());
+    for bad in [
+        json!({"from": 0}),
+        json!({"from": MAX_STREAM_FROM + 1}),
+        json!({"from": -1}),
+        json!({"from": "1"}),
+    ] {
+        assert_eq!(
+            error_code(&h.call(5, "stream", bad.clone())),
+            INVALID_PARAMS,
+            "{bad}"
+        );
+    }
+    assert!(h.peer.sent.borrow().is_empty());
+}
+
+#[test]
 fn echo_and_touch_resource_validate_arguments() {
     let h = harness();
     assert_eq!(
