@@ -97,6 +97,13 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub disconnects: usize,
 
+    /// sse scenarios: how long, in seconds, a stream cut off by a failure (a node that died,
+    /// a balancer with no live node yet) has to deliver again. Its resumes and its calls are
+    /// tried again on connection failures and 502, 503 and 504 answers, 50 ms apart doubling
+    /// to 1 s, within this time; a stream still stuck after it counts as "hung".
+    #[arg(long, default_value_t = 15.0)]
+    pub patience: f64,
+
     /// idle-hold --transport http: before opening its GET stream, each session calls the
     /// `stream` tool for this many events of --payload bytes, so its replay ring holds them.
     #[arg(long, default_value_t = 0)]

@@ -110,6 +110,11 @@ impl Ctx {
         Duration::from_secs_f64(self.args.timeout.max(0.001))
     }
 
+    /// How long a stream cut off by a failure has to deliver again (`--patience`).
+    pub fn patience(&self) -> Duration {
+        Duration::from_secs_f64(self.args.patience.max(0.0))
+    }
+
     /// Deadline for connecting and setting up a session.
     pub fn setup_deadline(&self) -> Instant {
         Instant::now() + self.timeout()

@@ -6,6 +6,7 @@ use crate::cli::{Protocol, Target};
 use crate::ctx::Ctx;
 use crate::mcp::{self, EchoTemplate, Incoming};
 use crate::net::{self, Conn, NetError};
+use crate::nodes::{self, NodeTallies};
 use crate::stats::ShardStats;
 use ringmcp::proto::http1::{self, BodyDecoder, Method, ResponseHead};
 use ringmcp::proto::sse::{SseDecoder, SseEvent};
@@ -25,6 +26,8 @@ pub struct Session {
     pub id: Option<String>,
     /// The negotiated protocol version, sent as `MCP-Protocol-Version`.
     pub version: String,
+    /// The node that answered the last response (see [`nodes::served_by`]).
+    pub node: String,
 }
 
 /// Writes a request head with the session headers: a POST of `length` bytes of JSON, or
@@ -125,6 +128,14 @@ pub enum SseEnd {
 }
 
 impl Session {
+    /// Notes the node that answered `head`, allocating only when it changed.
+    pub fn answered_by(&mut self, head: &ResponseHead) {
+        let node = nodes::served_by(head, self.id.as_deref());
+        if node != self.node {
+            self.node = node.to_owned();
+        }
+    }
+
     /// A request (head and body) carrying the session headers: a POST of `body`, or (`body`
     /// None) a GET of the session's stream with the `extra` headers.
     pub fn request(&self, ctx: &Ctx, body: Option<&[u8]>, extra: &[(&str, &str)]) -> Vec<u8> {
@@ -165,6 +176,7 @@ impl Session {
     ) -> Result<Vec<u8>, NetError> {
         self.conn.write_all(request, deadline).await?;
         let head = self.conn.read_head(Method::Post, deadline).await?;
+        self.answered_by(&head);
         if head.status() != 200 {
             // Read the error body so the connection stays usable.
             let _ = self.conn.read_body(&head, deadline).await;
@@ -312,6 +324,7 @@ pub async fn open_session(ctx: &Ctx) -> Result<Session, NetError> {
         conn: Conn::new(stream),
         id: None,
         version: mcp::PROTOCOL_VERSION.to_owned(),
+        node: nodes::NO_NODE.to_owned(),
     };
     let mut request = session.request(ctx, Some(&mcp::initialize()), &[]);
     session.conn.write_all(&mut request, deadline).await?;
@@ -320,6 +333,7 @@ pub async fn open_session(ctx: &Ctx) -> Result<Session, NetError> {
         return Err(NetError::Status(head.status()));
     }
     session.id = head.headers().get_str("mcp-session-id").map(str::to_owned);
+    session.answered_by(&head);
     let reply = if is_sse(&head) {
         let mut reply = None;
         SseBody::new(&head)
@@ -356,6 +370,7 @@ pub async fn open_stateless(ctx: &Ctx) -> Result<Session, NetError> {
         conn: Conn::new(stream),
         id: None,
         version: mcp::STATELESS_VERSION.to_owned(),
+        node: nodes::NO_NODE.to_owned(),
     })
 }
 
@@ -376,6 +391,9 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
         Err(e) => return ctx.setup_failed(&e),
     };
     ctx.setup_ok(began.elapsed());
+    ctx.stats.nodes.borrow_mut().session(session.id.as_deref());
+    // Answers by the node that gave them: one entry unless the session moved.
+    let mut answers: Vec<(String, u64)> = Vec::new();
     let post = EchoPost::new(&ctx.target, &session, protocol, ctx.args.payload);
     let start = ctx.start.wait().await;
     let mut schedule = ctx.schedule(start, global);
@@ -408,6 +426,10 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
                         stats.error("tool_error");
                     } else {
                         ShardStats::add(&stats.ok, 1);
+                        match answers.iter_mut().find(|(node, _)| *node == session.node) {
+                            Some((_, n)) => *n += 1,
+                            None => answers.push((session.node.clone(), 1)),
+                        }
                     }
                 }
                 Incoming::Error { code, .. } => stats.error(format!("jsonrpc_{code}")),
@@ -435,6 +457,21 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
     net::sleep_until(ctx.close_at(start)).await;
     ShardStats::add(&stats.bytes_in, session.conn.bytes_in);
     ShardStats::add(&stats.bytes_out, session.conn.bytes_out);
+    count_answers(
+        &mut stats.nodes.borrow_mut(),
+        session.id.as_deref(),
+        &answers,
+    );
+}
+
+/// Adds a session's answers, by the node that gave them, to the per-node counts.
+fn count_answers(tallies: &mut NodeTallies, session_id: Option<&str>, answers: &[(String, u64)]) {
+    for (node, n) in answers {
+        tallies.events(node, *n);
+        if let Some(id) = session_id {
+            tallies.answered(id, node);
+        }
+    }
 }
 
 /// idle-hold over HTTP: an initialized session (optionally with a filled replay ring) that
@@ -445,7 +482,7 @@ pub async fn idle_client(ctx: Rc<Ctx>, _global: usize) {
     let setup = async {
         let mut session = open_session(&ctx).await?;
         if ctx.args.fill_events > 0 {
-            let call = mcp::stream_call(1, ctx.args.fill_events as u64, 0, ctx.args.payload);
+            let call = mcp::stream_call(1, 1, ctx.args.fill_events as u64, 0, ctx.args.payload);
             let (mut events, mut bytes) = (0u64, 0u64);
             let reply = session
                 .call(&ctx, &call, ctx.setup_deadline(), &mut |e| {
@@ -478,6 +515,7 @@ pub async fn idle_client(ctx: Rc<Ctx>, _global: usize) {
         Err(e) => return ctx.setup_failed(&e),
     };
     ctx.setup_ok(began.elapsed());
+    ctx.stats.nodes.borrow_mut().session(session.id.as_deref());
     let start = ctx.start.wait().await;
     let end = start + ctx.duration();
     let held = SseBody::new(&head)

@@ -9,10 +9,12 @@
 
 mod cli;
 mod ctx;
+mod failover;
 mod http;
 mod listen;
 mod mcp;
 mod net;
+mod nodes;
 mod report;
 mod run;
 mod schedule;
@@ -74,6 +76,9 @@ fn real_main(args: Args) -> Result<i32, String> {
     }
     if !(args.rate >= 0.0 && args.rate.is_finite()) {
         return Err("--rate must be a finite number >= 0".into());
+    }
+    if !(args.patience >= 0.0 && args.patience <= 3_600.0) {
+        return Err("--patience must be in [0, 3600] seconds".into());
     }
     if !(0.0..=1.0).contains(&args.slow_share) {
         return Err("--slow-share must be between 0 and 1".into());

@@ -108,12 +108,49 @@ fn decimal_len(mut n: u64) -> usize {
     len
 }
 
-/// A `tools/call stream` request: `count` notifications of `bytes` bytes, `interval_ms` apart.
-pub fn stream_call(id: u64, count: u64, interval_ms: u64, bytes: usize) -> Vec<u8> {
+/// A `tools/call stream` request: `count` notifications of `bytes` bytes, `interval_ms` apart,
+/// numbered from `from` (the argument is left out for 1, its default, so servers without it
+/// get the same request as before).
+pub fn stream_call(id: u64, from: u64, count: u64, interval_ms: u64, bytes: usize) -> Vec<u8> {
+    let from = match from {
+        1 => String::new(),
+        n => format!(r#","from":{n}"#),
+    };
     format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"stream","arguments":{{"count":{count},"interval_ms":{interval_ms},"bytes":{bytes}}}}}}}"#
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"stream","arguments":{{"count":{count},"interval_ms":{interval_ms},"bytes":{bytes}{from}}}}}}}"#
     )
     .into_bytes()
+}
+
+/// The JSON-RPC error code ringmcp ends a request with, on the stream a client resumed on
+/// another node, when the node that ran the request's handler stopped before answering.
+pub const NODE_STOPPED: i64 = -32005;
+
+/// The members of that error the load generator checks.
+#[derive(Deserialize)]
+struct NodeStoppedError {
+    error: NodeStoppedBody,
+}
+
+#[derive(Deserialize)]
+struct NodeStoppedBody {
+    code: i64,
+    #[serde(default)]
+    data: Option<NodeStoppedData>,
+}
+
+#[derive(Deserialize)]
+struct NodeStoppedData {
+    #[serde(default)]
+    retry: bool,
+}
+
+/// Whether `bytes` is the [`NODE_STOPPED`] error that asks the client to retry:
+/// `{"jsonrpc":"2.0","id":…,"error":{"code":-32005,…,"data":{"retry":true}}}`. The same code
+/// without `data.retry` is an error like any other.
+pub fn asks_retry_after_node_stopped(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<NodeStoppedError>(bytes)
+        .is_ok_and(|e| e.error.code == NODE_STOPPED && e.error.data.is_some_and(|d| d.retry))
 }
 
 /// A `subscriptions/listen` request (MCP 2026-07-28) for tool-list changes.
@@ -406,9 +443,48 @@ mod tests {
         for msg in [
             initialize(),
             initialized().to_vec(),
-            stream_call(3, 10, 5, 256),
+            stream_call(3, 1, 10, 5, 256),
+            stream_call(3, 7, 10, 5, 256),
         ] {
             serde_json::from_slice::<Value>(&msg).expect("json");
+        }
+    }
+
+    #[test]
+    fn a_stream_call_names_its_first_number_unless_it_is_1() {
+        let v: Value = serde_json::from_slice(&stream_call(4, 1, 10, 5, 64)).expect("json");
+        assert_eq!(
+            v["params"]["arguments"],
+            serde_json::json!({"count": 10, "interval_ms": 5, "bytes": 64})
+        );
+        let v: Value = serde_json::from_slice(&stream_call(5, 7, 4, 5, 64)).expect("json");
+        assert_eq!(v["id"], 5);
+        assert_eq!(
+            v["params"]["arguments"],
+            serde_json::json!({"count": 4, "interval_ms": 5, "bytes": 64, "from": 7})
+        );
+    }
+
+    #[test]
+    fn recognises_the_node_stopped_error() {
+        let stopped = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"the node handling this request stopped before answering; retry the request","data":{"retry":true}}}"#;
+        assert!(asks_retry_after_node_stopped(stopped));
+        assert_eq!(
+            classify(stopped),
+            Incoming::Error {
+                id: Some(1),
+                code: NODE_STOPPED
+            }
+        );
+        for other in [
+            // The code alone, or a retry the server does not advise.
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"x","data":{"retry":false}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x","data":{"retry":true}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            "not json",
+        ] {
+            assert!(!asks_retry_after_node_stopped(other.as_bytes()), "{other}");
         }
     }
 

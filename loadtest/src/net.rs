@@ -51,6 +51,9 @@ pub enum NetError {
     JsonRpc(i64),
     /// The TLS handshake did not complete: see [`TlsFailure`].
     Tls(TlsFailure),
+    /// A stream cut off by a failure delivered nothing again (no event, no result, no
+    /// -32005) within `--patience`.
+    Hung,
 }
 
 /// Why a TLS handshake did not complete.
@@ -81,6 +84,7 @@ impl NetError {
             NetError::Tls(TlsFailure::Refused) => "tls:handshake_refused".to_owned(),
             NetError::Tls(TlsFailure::TimedOut) => "tls:handshake_timeout".to_owned(),
             NetError::Tls(TlsFailure::Closed) => "tls:handshake_closed".to_owned(),
+            NetError::Hung => "hung".to_owned(),
         }
     }
 }

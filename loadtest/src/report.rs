@@ -1,6 +1,7 @@
 //! The merged results: a human summary and the JSON written by `--json`.
 
 use crate::cli::{Args, Protocol, Scenario, Target};
+use crate::nodes::{NodeTallies, NO_NODE};
 use crate::run::PhaseSamples;
 use crate::stats::{Percentiles, ShardResult, SlowTally, SseTally};
 use clap::ValueEnum;
@@ -182,8 +183,24 @@ pub struct Report {
     pub slow_readers: Option<SlowTally>,
     /// Listen streams and each change's delivery (listen).
     pub listen: Option<ListenReport>,
+    /// Streamable HTTP scenarios: sessions, events and resumes by node (the node part of each
+    /// session id; the `X-Ringmcp-Node` header of a balancer for what each node answered),
+    /// and the sessions another node answered for.
+    pub nodes: Option<NodeTallies>,
+    /// sse scenarios: per stream cut off by a failure, the time from the cut until its next
+    /// event (or, with none left, its result) arrived.
+    pub failover_gap: Option<Percentiles>,
     /// Wall-clock seconds of the whole run.
     pub wall_seconds: f64,
+}
+
+/// `k=v, k=v` of a count map, or `-` when empty.
+fn counts(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "-".into();
+    }
+    let list: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    list.join(", ")
 }
 
 /// The growth of a seconds counter between two samples, in milliseconds. A thread that exits
@@ -223,9 +240,11 @@ impl Report {
             }
             Scenario::SseResume => {
                 settings.insert("disconnects", args.disconnects.into());
+                settings.insert("patience_s", args.patience.into());
             }
             Scenario::SseFanout => {
                 settings.insert("get_stream", args.get_stream.into());
+                settings.insert("patience_s", args.patience.into());
             }
             Scenario::Listen => {
                 settings.insert("changes", args.changes.into());
@@ -292,6 +311,10 @@ impl Report {
                 .then(|| r.sse.clone()),
             slow_readers: (args.scenario == Scenario::SlowReaders).then(|| r.slow.clone()),
             listen: (args.scenario == Scenario::Listen).then(|| ListenReport::of(r)),
+            nodes: (!args.scenario.wants_ws(args.transport) && args.scenario != Scenario::Listen)
+                .then(|| r.nodes.clone()),
+            failover_gap: matches!(args.scenario, Scenario::SseFanout | Scenario::SseResume)
+                .then(|| Percentiles::of(&r.failover_gap)),
             wall_seconds: wall.as_secs_f64(),
         }
     }
@@ -465,6 +488,51 @@ impl Report {
                 "               disconnects {} resumes {} refused {} timestamped {} get-stream events {}",
                 t.disconnects, t.resumes, t.resume_refused, t.timestamped, t.get_stream_events
             );
+            if !t.cuts.is_empty() || !t.retried.is_empty() || t.node_stopped > 0 {
+                let _ = writeln!(
+                    s,
+                    "  failover     cuts {} ({}); calls ended by -32005 and called again {}; tried again {} ({})",
+                    t.cuts.values().sum::<u64>(),
+                    counts(&t.cuts),
+                    t.node_stopped,
+                    t.retried.values().sum::<u64>(),
+                    counts(&t.retried),
+                );
+            }
+            if let Some(g) = self.failover_gap.as_ref().filter(|g| g.count > 0) {
+                let _ = writeln!(
+                    s,
+                    "               gap from a cut to the stream's next event: p50 {:.1} p99 {:.1} max {:.1} ms over {} cuts",
+                    g.p50_ms, g.p99_ms, g.max_ms, g.count
+                );
+            }
+        }
+        if let Some(nodes) = self
+            .nodes
+            .as_ref()
+            .filter(|n| n.by_node.keys().any(|k| k != NO_NODE))
+        {
+            for (name, t) in &nodes.by_node {
+                let _ = writeln!(
+                    s,
+                    "  node {name:<8} sessions {} events {} resumes {} adopted {} moved away {}",
+                    t.sessions, t.events, t.resumes, t.moved_in, t.moved_out
+                );
+            }
+            if !nodes.moved_sessions.is_empty() {
+                let mut moves: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+                for m in &nodes.moved_sessions {
+                    *moves.entry((&m.from, &m.to)).or_insert(0) += 1;
+                }
+                let list: Vec<String> = (moves.iter())
+                    .map(|((from, to), n)| format!("{from}->{to} {n}"))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "  moved        {} (sessions answered by another node; ids in the JSON)",
+                    list.join(", ")
+                );
+            }
         }
         if let Some(t) = &self.slow_readers {
             let mut secs = t.seconds_to_close.clone();
@@ -494,5 +562,93 @@ impl Report {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::ShardStats;
+    use clap::Parser;
+
+    fn report(scenario: &str, stats: &ShardStats) -> Report {
+        let args = Args::try_parse_from([
+            "ringmcp-load",
+            "--scenario",
+            scenario,
+            "--target",
+            "http://127.0.0.1:8080/mcp",
+        ])
+        .expect("flags");
+        let (target, _) = args.targets().expect("target");
+        let memory = ServerMemory {
+            before: None,
+            connected: None,
+            end: None,
+            after_close: None,
+            series: Vec::new(),
+        };
+        let samples = PhaseSamples::default();
+        let result = stats.take_result();
+        Report::build(&args, &target, 1, &result, memory, &samples, Duration::ZERO)
+    }
+
+    #[test]
+    fn a_failover_shows_by_node_in_the_summary_and_the_json() {
+        let stats = ShardStats::default();
+        {
+            let mut nodes = stats.nodes.borrow_mut();
+            for id in ["n1.aa", "n2.bb", "n3.cc"] {
+                nodes.session(Some(id));
+            }
+            nodes.events("n1", 40);
+            nodes.events("n2", 15);
+            nodes.events("n3", 60);
+            nodes.answered("n2.bb", "n3");
+            nodes.resume("n3");
+        }
+        ShardStats::count(&mut stats.sse.borrow_mut().cuts, "eof");
+        ShardStats::count(&mut stats.sse.borrow_mut().retried, "resume:http_503");
+        stats.sse.borrow_mut().node_stopped = 1;
+        stats.record_gap(Duration::from_millis(1200));
+        let r = report("sse-resume", &stats);
+        let text = r.human();
+        for line in [
+            "  failover     cuts 1 (eof=1); calls ended by -32005 and called again 1; tried again 1 (resume:http_503=1)",
+            "  node n2       sessions 1 events 15 resumes 0 adopted 0 moved away 1",
+            "  node n3       sessions 1 events 60 resumes 1 adopted 1 moved away 0",
+            "  moved        n2->n3 1 (sessions answered by another node; ids in the JSON)",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
+        assert!(
+            text.contains("gap from a cut to the stream's next event: p50 1200"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["nodes"]["by_node"]["n3"]["moved_in"], 1);
+        assert_eq!(
+            json["nodes"]["moved_sessions"][0],
+            serde_json::json!({"session": "n2.bb", "from": "n2", "to": "n3"})
+        );
+        assert_eq!(json["failover_gap"]["count"], 1);
+        assert_eq!(json["sse"]["node_stopped"], 1);
+        assert_eq!(json["sse"]["cuts"]["eof"], 1);
+        assert_eq!(json["settings"]["patience_s"], 15.0);
+    }
+
+    #[test]
+    fn one_node_without_ids_prints_no_node_lines() {
+        let stats = ShardStats::default();
+        stats.nodes.borrow_mut().session(Some("0001abcd"));
+        stats.nodes.borrow_mut().events(NO_NODE, 3);
+        let r = report("http-mcp", &stats);
+        assert!(!r.human().contains("node "), "{}", r.human());
+        assert!(!r.human().contains("failover"), "{}", r.human());
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["nodes"]["by_node"]["-"]["events"], 3);
+        assert!(json["failover_gap"].is_null());
+        // WebSocket scenarios have no sessions to place.
+        assert!(report("ws-mcp", &ShardStats::default()).nodes.is_none());
     }
 }

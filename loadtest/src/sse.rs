@@ -11,6 +11,7 @@
 
 use crate::cli::Scenario;
 use crate::ctx::Ctx;
+use crate::failover;
 use crate::http::{self, SseBody, SseEnd};
 use crate::mcp::{self, Incoming};
 use crate::net::{self, Conn, NetError};
@@ -141,6 +142,11 @@ impl Tracker {
         self.last = Some(self.last.map_or(seq, |l| l.max(seq)));
     }
 
+    /// The highest sequence number seen so far.
+    pub fn highest(&self) -> Option<u64> {
+        self.last
+    }
+
     /// Events of `count` that never arrived.
     pub fn lost(&self, count: u64) -> u64 {
         count.saturating_sub(self.distinct)
@@ -153,23 +159,45 @@ fn unix_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// What one stream's events tell us, applied to the tracker and the latency histogram.
+/// How the current call of a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallEnd {
+    /// Its result (or an error other than the one below) arrived.
+    Answered,
+    /// It ended with -32005: the node running its handler stopped, and the client is asked
+    /// to call again.
+    NodeStopped,
+}
+
+/// What one stream's events tell us, applied to the tracker and the latency histogram. The
+/// stream is the session's run of sequence numbers 1..=count, over however many calls (one,
+/// unless a handler died with its node) and responses (one per resume) it takes.
 struct Observer<'a> {
     ctx: &'a Ctx,
     tracker: Tracker,
-    /// When the stream was requested (fallback latency base).
-    requested: Instant,
     interval: Duration,
-    got_result: bool,
+    /// The current call's request id, first sequence number, and when it was sent (the
+    /// fallback latency base).
+    call_id: u64,
+    call_from: u64,
+    call_sent: Instant,
+    /// How the current call ended, once it has.
+    ended: Option<CallEnd>,
     timestamped: u64,
     /// Events seen (before dedup), for the ok counter.
     events: u64,
+    /// When the stream was cut off by a failure, until its next event arrives.
+    cut_at: Option<Instant>,
+    /// Set when an event ends a cut; the reader then stops to lift the recovery deadline.
+    recovered: bool,
 }
 
 impl Observer<'_> {
-    fn on_event(&mut self, event: &SseEvent) {
+    /// Handles one event; true asks the reader to stop (to retry the call, or because the
+    /// stream recovered from a cut).
+    fn on_event(&mut self, event: &SseEvent) -> bool {
         if event.data.is_empty() {
-            return; // priming event
+            return false; // priming event
         }
         let now = Instant::now();
         match mcp::classify(event.data.as_bytes()) {
@@ -185,7 +213,7 @@ impl Observer<'_> {
                 });
                 let Some(seq) = seq else {
                     self.ctx.stats.error("event_without_sequence");
-                    return;
+                    return false;
                 };
                 self.tracker.observe(seq);
                 if let Some(sent) = facts.sent_us {
@@ -193,27 +221,68 @@ impl Observer<'_> {
                     let us = unix_us().saturating_sub(sent);
                     self.ctx.stats.record(now, Duration::from_micros(us));
                 } else {
-                    // The first notification goes out at once, then one per interval.
-                    let due = self.requested + self.interval * (seq.saturating_sub(1) as u32);
+                    // The call's first notification goes out at once, then one per interval.
+                    let n = seq.saturating_sub(self.call_from) as u32;
+                    let due = self.call_sent + self.interval * n;
                     self.ctx
                         .stats
                         .record(now, now.saturating_duration_since(due));
                 }
+                self.end_cut(now)
             }
-            Incoming::Result {
-                id: 1, tool_error, ..
-            } => {
-                self.got_result = true;
+            Incoming::Result { id, tool_error, .. } if id == self.call_id => {
+                self.ended = Some(CallEnd::Answered);
                 if tool_error {
                     self.ctx.stats.error("tool_error");
                 }
+                // A stream cut after its last event recovers with its result.
+                self.end_cut(now);
+                false
             }
-            Incoming::Error { code, .. } => {
-                self.got_result = true;
+            Incoming::Error {
+                id: Some(id),
+                code: mcp::NODE_STOPPED,
+            } if id == self.call_id
+                && mcp::asks_retry_after_node_stopped(event.data.as_bytes()) =>
+            {
+                self.ended = Some(CallEnd::NodeStopped);
+                true
+            }
+            Incoming::Error { id, code } if id.is_none_or(|id| id == self.call_id) => {
+                self.ended = Some(CallEnd::Answered);
                 self.ctx.stats.error(format!("jsonrpc_{code}"));
+                false
             }
-            _ => self.ctx.stats.error("unexpected_event"),
+            _ => {
+                self.ctx.stats.error("unexpected_event");
+                false
+            }
         }
+    }
+
+    /// An event arrived: if the stream was cut, that ends the gap.
+    fn end_cut(&mut self, now: Instant) -> bool {
+        let Some(cut) = self.cut_at.take() else {
+            return false;
+        };
+        self.ctx
+            .stats
+            .record_gap(now.saturating_duration_since(cut));
+        self.recovered = true;
+        true
+    }
+
+    /// The stream was cut off by a failure (a cut during a recovery keeps the first one's time).
+    fn cut(&mut self, now: Instant) {
+        self.cut_at.get_or_insert(now);
+    }
+
+    /// The next call of the stream: a new request id, from `from`, sent now.
+    fn next_call(&mut self, from: u64) {
+        self.call_id += 1;
+        self.call_from = from;
+        self.call_sent = Instant::now();
+        self.ended = None;
     }
 }
 
@@ -234,6 +303,7 @@ pub async fn client(ctx: Rc<Ctx>, plan: Rc<Plan>, global: usize) {
         None
     };
     ctx.setup_ok(began.elapsed());
+    ctx.stats.nodes.borrow_mut().session(session.id.as_deref());
     let start = ctx.start.wait().await;
     if let Some((mut conn, head)) = holder {
         let ctx = Rc::clone(&ctx);
@@ -257,15 +327,18 @@ pub async fn client(ctx: Rc<Ctx>, plan: Rc<Plan>, global: usize) {
     // Spread stream starts over one interval so the sessions' events interleave evenly.
     let offset = interval.mul_f64(global as f64 / ctx.total.max(1) as f64);
     net::sleep_until(start + offset).await;
-    let requested = Instant::now();
     let mut observer = Observer {
         ctx: &ctx,
         tracker: Tracker::new(plan.count),
-        requested,
         interval,
-        got_result: false,
+        call_id: 1,
+        call_from: 1,
+        call_sent: Instant::now(),
+        ended: None,
         timestamped: 0,
         events: 0,
+        cut_at: None,
+        recovered: false,
     };
     let disconnects = plan.disconnects.get(&global).cloned().unwrap_or_default();
     let outcome = stream(&ctx, &plan, &mut session, &mut observer, &disconnects).await;
@@ -279,7 +352,7 @@ pub async fn client(ctx: Rc<Ctx>, plan: Rc<Plan>, global: usize) {
     ShardStats::add(&stats.bytes_out, session.conn.bytes_out);
     let mut sse = stats.sse.borrow_mut();
     sse.streams += 1;
-    sse.completed += u64::from(observer.got_result);
+    sse.completed += u64::from(observer.ended == Some(CallEnd::Answered));
     sse.expected += plan.count;
     sse.received += observer.tracker.distinct;
     sse.duplicated += observer.tracker.duplicated;
@@ -296,7 +369,11 @@ pub async fn client(ctx: Rc<Ctx>, plan: Rc<Plan>, global: usize) {
     }
 }
 
-/// Requests the stream and follows it to its end, through forced disconnects and resumes.
+/// Requests the stream and follows it to its end: through planned disconnects (resumed with
+/// `Last-Event-ID`), through cuts a failure made (resumed the same way, on whichever node the
+/// balancer now sends the session to), and through calls that ended with -32005 (called
+/// again from the next sequence number). Every resume and call is tried again on failures
+/// another try may fix, within `--patience`.
 async fn stream(
     ctx: &Ctx,
     plan: &Plan,
@@ -304,19 +381,151 @@ async fn stream(
     observer: &mut Observer<'_>,
     disconnects: &[Duration],
 ) -> Result<(), NetError> {
-    let requested = observer.requested;
+    let requested = observer.call_sent;
     let interval = Duration::from_millis(plan.interval_ms);
-    // Bounded: the stream's own length plus the timeout, whatever the server does.
-    let deadline = requested + interval * (plan.count as u32) + ctx.timeout();
-    let call = mcp::stream_call(1, plan.count, plan.interval_ms, ctx.args.payload);
-    let mut request = session.request(ctx, Some(&call), &[]);
-    session.conn.write_all(&mut request, deadline).await?;
-    let head = session.conn.read_head(Method::Post, deadline).await?;
-    if head.status() != 200 {
-        return Err(NetError::Status(head.status()));
+    let patience = ctx.patience();
+    let session_id = session.id.clone().unwrap_or_default();
+    // Bounded: the stream's own length plus the timeout, moved on by every recovery.
+    let mut deadline = requested + interval * (plan.count as u32) + ctx.timeout();
+    let mut body = send_call(ctx, session, observer, plan, plan.count, Instant::now()).await?;
+    // The node answering the current response, and the events counted to it so far.
+    let mut node = session.node.clone();
+    let mut counted = 0;
+    let mut last_id: Option<String> = None;
+    let mut next_drop = 0;
+    // After a cut: the time by which the stream must deliver again.
+    let mut recover_by: Option<Instant> = None;
+    // Every resume and retried call is planned, or made by a failure; bound them anyway.
+    let mut resumes_left = disconnects.len() + 16;
+    loop {
+        let stop_at = disconnects.get(next_drop).map(|d| requested + *d);
+        let until = recover_by.map_or(deadline, |r| r.min(deadline));
+        let ended = body
+            .read(&mut session.conn, until, stop_at, &mut |e| {
+                observer.on_event(e)
+            })
+            .await;
+        if let Some(id) = body.last_event_id() {
+            last_id = Some(id.to_owned());
+        }
+        if std::mem::take(&mut observer.recovered) {
+            recover_by = None;
+            if observer.ended.is_none() && matches!(ended, Ok(SseEnd::Stopped)) {
+                continue; // the reader stopped only to lift the recovery deadline
+            }
+        }
+        let now = Instant::now();
+        let events = observer.events - counted;
+        ctx.stats.nodes.borrow_mut().events(&node, events);
+        counted = observer.events;
+        match (observer.ended, ended) {
+            (Some(CallEnd::Answered), _) => return Ok(()),
+            (Some(CallEnd::NodeStopped), _) => {}
+            (None, Ok(SseEnd::Stopped)) => {
+                next_drop += 1;
+                ctx.stats.sse.borrow_mut().disconnects += 1;
+            }
+            (None, Ok(SseEnd::Complete)) => cut(ctx, observer, "stream_ended_before_result"),
+            (None, Err(NetError::Timeout)) if recover_by.is_some() => return Err(NetError::Hung),
+            (None, Err(NetError::Timeout)) => return Err(NetError::Timeout),
+            (None, Err(e)) => cut(ctx, observer, &e.kind()),
+        }
+        if observer.cut_at.is_some() && recover_by.is_none() {
+            let by = now + patience;
+            recover_by = Some(by);
+            deadline = deadline.max(by);
+        }
+        if resumes_left == 0 {
+            return Err(NetError::Protocol("gave up resuming"));
+        }
+        resumes_left -= 1;
+        let until = recover_by.unwrap_or(now + patience);
+        if observer.ended == Some(CallEnd::NodeStopped) {
+            // The handler died with its node: call again from the next event.
+            ctx.stats.sse.borrow_mut().node_stopped += 1;
+            let (from, owed) = failover::continuation(plan.count, observer.tracker.highest());
+            observer.next_call(from);
+            body = match send_call(ctx, session, observer, plan, owed, until).await {
+                Err(e) if failover::retryable(&e) => return Err(NetError::Hung),
+                other => other?,
+            };
+            last_id = None;
+            deadline = deadline.max(Instant::now() + interval * (owed as u32) + ctx.timeout());
+        } else {
+            let Some(id) = last_id.as_deref() else {
+                return Err(NetError::Protocol("no event id to resume from"));
+            };
+            let mut retried = |e: &NetError| {
+                let kind = format!("resume:{}", e.kind());
+                ShardStats::count(&mut ctx.stats.sse.borrow_mut().retried, kind);
+            };
+            let shared: &http::Session = session;
+            let resumed = failover::with_retries(until, &mut retried, async || {
+                open_get(ctx, shared, Some(id)).await
+            })
+            .await;
+            let (conn, head) = match resumed {
+                Ok(done) => done,
+                Err(NetError::Status(s)) if !failover::retryable(&NetError::Status(s)) => {
+                    ctx.stats.sse.borrow_mut().resume_refused += 1;
+                    return Err(NetError::Status(s));
+                }
+                Err(e) if failover::retryable(&e) => return Err(NetError::Hung),
+                Err(e) => return Err(e),
+            };
+            let old = std::mem::replace(&mut session.conn, conn);
+            ShardStats::add(&ctx.stats.bytes_in, old.bytes_in);
+            ShardStats::add(&ctx.stats.bytes_out, old.bytes_out);
+            session.answered_by(&head);
+            body = SseBody::new(&head);
+            ctx.stats.sse.borrow_mut().resumes += 1;
+            ctx.stats.nodes.borrow_mut().resume(&session.node);
+        }
+        node = session.node.clone();
+        ctx.stats.nodes.borrow_mut().answered(&session_id, &node);
     }
+}
+
+/// Counts a cut of `kind` and starts its gap.
+fn cut(ctx: &Ctx, observer: &mut Observer<'_>, kind: &str) {
+    ShardStats::count(&mut ctx.stats.sse.borrow_mut().cuts, kind);
+    observer.cut(Instant::now());
+}
+
+/// POSTs the observer's current call for `owed` events (tried again until `until` on failures
+/// another try may fix) and returns its SSE body.
+async fn send_call(
+    ctx: &Ctx,
+    session: &mut http::Session,
+    observer: &mut Observer<'_>,
+    plan: &Plan,
+    owed: u64,
+    until: Instant,
+) -> Result<SseBody, NetError> {
+    let call = mcp::stream_call(
+        observer.call_id,
+        observer.call_from,
+        owed,
+        plan.interval_ms,
+        ctx.args.payload,
+    );
+    let mut retried = |e: &NetError| {
+        let kind = format!("call:{}", e.kind());
+        ShardStats::count(&mut ctx.stats.sse.borrow_mut().retried, kind);
+    };
+    // The first call goes on the connection initialize used; a later one, and every retry, on
+    // a new one (the old may still carry an unfinished response).
+    let mut fresh = observer.call_id > 1;
+    let head = failover::with_retries(until, &mut retried, async || {
+        let sent = post(ctx, session, &call, fresh).await;
+        fresh = true;
+        sent
+    })
+    .await?;
+    session.answered_by(&head);
     if !http::is_sse(&head) {
         // A plain JSON answer: no events at all.
+        let deadline = ctx.setup_deadline();
         let body = session.conn.read_body(&head, deadline).await?;
         observer.on_event(&SseEvent {
             id: None,
@@ -326,55 +535,37 @@ async fn stream(
         });
         return Err(NetError::Protocol("stream answered without SSE"));
     }
-    let mut body = SseBody::new(&head);
-    let mut last_id: Option<String> = None;
-    let mut next_drop = 0;
-    // Every resume is either planned or forced by the server; bound them anyway.
-    let mut resumes_left = disconnects.len() + 16;
-    loop {
-        let stop_at = disconnects.get(next_drop).map(|d| requested + *d);
-        let ended = body
-            .read(&mut session.conn, deadline, stop_at, &mut |e| {
-                observer.on_event(e);
-                false
-            })
-            .await;
-        if let Some(id) = body.last_event_id() {
-            last_id = Some(id.to_owned());
-        }
-        match ended {
-            Ok(SseEnd::Complete) if observer.got_result => return Ok(()),
-            Ok(SseEnd::Complete) => ctx.stats.error("stream_ended_before_result"),
-            Ok(SseEnd::Stopped) => {
-                next_drop += 1;
-                ctx.stats.sse.borrow_mut().disconnects += 1;
-            }
-            Err(NetError::Timeout) => return Err(NetError::Timeout),
-            Err(e) => ctx.stats.error(format!("stream_dropped:{}", e.kind())),
-        }
-        if resumes_left == 0 || Instant::now() >= deadline {
-            return Err(NetError::Protocol("gave up resuming"));
-        }
-        resumes_left -= 1;
-        let Some(id) = last_id.clone() else {
-            return Err(NetError::Protocol("no event id to resume from"));
-        };
-        // Forced disconnect: drop the TCP connection and resume on a new one.
-        match open_get(ctx, session, Some(&id)).await {
-            Ok((conn, new_head)) => {
-                let old = std::mem::replace(&mut session.conn, conn);
-                ShardStats::add(&ctx.stats.bytes_in, old.bytes_in);
-                ShardStats::add(&ctx.stats.bytes_out, old.bytes_out);
-                body = SseBody::new(&new_head);
-                ctx.stats.sse.borrow_mut().resumes += 1;
-            }
-            Err(NetError::Status(s)) => {
-                ctx.stats.sse.borrow_mut().resume_refused += 1;
-                return Err(NetError::Status(s));
-            }
-            Err(e) => return Err(e),
-        }
+    Ok(SseBody::new(&head))
+}
+
+/// One POST of `call` (on a new connection if `fresh`); its 200 response head.
+async fn post(
+    ctx: &Ctx,
+    session: &mut http::Session,
+    call: &[u8],
+    fresh: bool,
+) -> Result<ResponseHead, NetError> {
+    let deadline = ctx.setup_deadline();
+    if fresh {
+        reconnect(ctx, session).await?;
     }
+    let mut request = session.request(ctx, Some(call), &[]);
+    session.conn.write_all(&mut request, deadline).await?;
+    let head = session.conn.read_head(Method::Post, deadline).await?;
+    if head.status() != 200 {
+        let _ = session.conn.read_body(&head, deadline).await;
+        return Err(NetError::Status(head.status()));
+    }
+    Ok(head)
+}
+
+/// Replaces the session's connection with a new one to the target.
+async fn reconnect(ctx: &Ctx, session: &mut http::Session) -> Result<(), NetError> {
+    let stream = net::connect(&ctx.target, ctx.timeout()).await?;
+    let old = std::mem::replace(&mut session.conn, Conn::new(stream));
+    ShardStats::add(&ctx.stats.bytes_in, old.bytes_in);
+    ShardStats::add(&ctx.stats.bytes_out, old.bytes_out);
+    Ok(())
 }
 
 /// Opens a new connection with a GET on the session's endpoint (resuming after `last_id`).

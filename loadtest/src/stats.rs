@@ -4,6 +4,7 @@
 //! `RefCell`s: never shared across threads) and hands a [`ShardResult`] to the
 //! main thread when it finishes; the main thread merges them.
 
+use crate::nodes::NodeTallies;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -65,6 +66,11 @@ pub struct ShardStats {
     pub slow: RefCell<SlowTally>,
     /// listen: the streams and each change's delivery.
     pub listen: RefCell<ListenTally>,
+    /// What each node served (HTTP scenarios).
+    pub nodes: RefCell<NodeTallies>,
+    /// sse scenarios: per stream cut off by a failure, the time from the cut until its next
+    /// event arrived, µs.
+    pub failover_gap: RefCell<Histogram<u64>>,
     /// This shard's executor busy time over the measured phase (tasks and I/O polls, no spin).
     pub busy: Cell<Duration>,
 }
@@ -88,6 +94,8 @@ impl Default for ShardStats {
             sse: RefCell::new(SseTally::default()),
             slow: RefCell::new(SlowTally::default()),
             listen: RefCell::new(ListenTally::default()),
+            nodes: RefCell::new(NodeTallies::default()),
+            failover_gap: RefCell::new(new_histogram()),
             busy: Cell::new(Duration::ZERO),
         }
     }
@@ -138,6 +146,17 @@ impl ShardStats {
         let _ = self.send_lag.borrow_mut().record(us);
     }
 
+    /// Records a failover gap: a cut-off stream's wait for its next event.
+    pub fn record_gap(&self, gap: Duration) {
+        let us = (gap.as_micros() as u64).clamp(1, MAX_TRACKED_US);
+        let _ = self.failover_gap.borrow_mut().record(us);
+    }
+
+    /// Counts one occurrence of `kind` in a tally's `map`.
+    pub fn count(map: &mut BTreeMap<String, u64>, kind: impl Into<String>) {
+        *map.entry(kind.into()).or_insert(0) += 1;
+    }
+
     /// Records a connect time.
     pub fn record_connect(&self, took: Duration) {
         let us = (took.as_micros() as u64).clamp(1, MAX_TRACKED_US);
@@ -167,6 +186,8 @@ impl ShardStats {
             sse: self.sse.take(),
             slow: self.slow.take(),
             listen: self.listen.take(),
+            nodes: self.nodes.take(),
+            failover_gap: self.failover_gap.replace(new_histogram()),
             busy: self.busy.take(),
             connect_window: None,
         }
@@ -194,8 +215,18 @@ pub struct SseTally {
     pub disconnects: u64,
     /// Successful Last-Event-ID resumes.
     pub resumes: u64,
-    /// Resumes the server refused (HTTP status other than 200).
+    /// Resumes the server refused (HTTP status other than 200) in a way another try could
+    /// not change (a 404 or 410, not a 502, 503 or 504).
     pub resume_refused: u64,
+    /// Streams cut off without being asked to (not a planned disconnect), by how: each was
+    /// resumed, or called again from its next event.
+    pub cuts: BTreeMap<String, u64>,
+    /// Failed attempts that were tried again after a backoff, by what failed: `resume:<kind>`
+    /// for a resume, `call:<kind>` for a call's POST.
+    pub retried: BTreeMap<String, u64>,
+    /// Calls that ended with -32005 (the node running their handler stopped), each called
+    /// again from its next sequence number.
+    pub node_stopped: u64,
     /// Events that carried a server timestamp (latency measured from it).
     pub timestamped: u64,
     /// Events seen on the held GET streams (sse-fanout --get-stream).
@@ -214,6 +245,13 @@ impl SseTally {
         self.disconnects += o.disconnects;
         self.resumes += o.resumes;
         self.resume_refused += o.resume_refused;
+        for (k, v) in &o.cuts {
+            *self.cuts.entry(k.clone()).or_insert(0) += v;
+        }
+        for (k, v) in &o.retried {
+            *self.retried.entry(k.clone()).or_insert(0) += v;
+        }
+        self.node_stopped += o.node_stopped;
         self.timestamped += o.timestamped;
         self.get_stream_events += o.get_stream_events;
     }
@@ -317,6 +355,10 @@ pub struct ShardResult {
     pub slow: SlowTally,
     /// listen tallies.
     pub listen: ListenTally,
+    /// What each node served.
+    pub nodes: NodeTallies,
+    /// Failover gaps, µs.
+    pub failover_gap: Histogram<u64>,
     /// Executor busy time over the measured phase, summed over shards.
     pub busy: Duration,
     /// Seconds the shard spent opening its connections.
@@ -350,6 +392,8 @@ impl ShardResult {
         self.sse.merge(&other.sse);
         self.slow.merge(&other.slow);
         self.listen.merge(&other.listen);
+        self.nodes.merge(&other.nodes);
+        let _ = self.failover_gap.add(&other.failover_gap);
         self.busy += other.busy;
         self.connect_window = match (self.connect_window, other.connect_window) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -432,6 +476,33 @@ mod tests {
         assert!(p.max_ms >= 119_000.0);
         // No phase start was set: nothing is kept by second.
         assert!(merged.by_second.is_empty());
+    }
+
+    #[test]
+    fn failover_counts_and_gaps_merge() {
+        let a = ShardStats::default();
+        a.record_gap(Duration::from_millis(300));
+        ShardStats::count(&mut a.sse.borrow_mut().cuts, "eof");
+        ShardStats::count(&mut a.sse.borrow_mut().retried, "resume:http_503");
+        a.sse.borrow_mut().node_stopped = 2;
+        a.nodes.borrow_mut().session(Some("n2.ab"));
+        let b = ShardStats::default();
+        b.record_gap(Duration::from_millis(900));
+        ShardStats::count(&mut b.sse.borrow_mut().cuts, "eof");
+        ShardStats::count(&mut b.sse.borrow_mut().retried, "call:io:ConnectionRefused");
+        b.sse.borrow_mut().node_stopped = 1;
+        b.nodes.borrow_mut().session(Some("n2.cd"));
+        let mut merged = a.take_result();
+        merged.merge(&b.take_result());
+        assert_eq!(merged.sse.cuts["eof"], 2);
+        assert_eq!(merged.sse.retried.len(), 2);
+        assert_eq!(merged.sse.node_stopped, 3);
+        assert_eq!(merged.nodes.by_node["n2"].sessions, 2);
+        let gap = Percentiles::of(&merged.failover_gap);
+        assert_eq!(gap.count, 2);
+        assert!((899.0..901.0).contains(&gap.max_ms), "{gap:?}");
+        // Taken, not copied: the shard starts over.
+        assert!(a.failover_gap.borrow().is_empty() && a.nodes.borrow().by_node.is_empty());
     }
 
     #[test]
