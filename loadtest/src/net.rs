@@ -52,7 +52,7 @@ pub enum NetError {
     /// The TLS handshake did not complete: see [`TlsFailure`].
     Tls(TlsFailure),
     /// A stream cut off by a failure delivered nothing again (no event, no result, no
-    /// -32005) within `--patience`.
+    /// -31000) within `--patience`.
     Hung,
 }
 

@@ -488,13 +488,13 @@ impl Report {
                 "               disconnects {} resumes {} refused {} timestamped {} get-stream events {}",
                 t.disconnects, t.resumes, t.resume_refused, t.timestamped, t.get_stream_events
             );
-            if !t.cuts.is_empty() || !t.retried.is_empty() || t.node_stopped > 0 {
+            if !t.cuts.is_empty() || !t.retried.is_empty() || t.retried_calls > 0 {
                 let _ = writeln!(
                     s,
-                    "  failover     cuts {} ({}); calls ended by -32005 and called again {}; tried again {} ({})",
+                    "  failover     cuts {} ({}); calls ended by -31000 and called again {}; tried again {} ({})",
                     t.cuts.values().sum::<u64>(),
                     counts(&t.cuts),
-                    t.node_stopped,
+                    t.retried_calls,
                     t.retried.values().sum::<u64>(),
                     counts(&t.retried),
                 );
@@ -609,12 +609,12 @@ mod tests {
         }
         ShardStats::count(&mut stats.sse.borrow_mut().cuts, "eof");
         ShardStats::count(&mut stats.sse.borrow_mut().retried, "resume:http_503");
-        stats.sse.borrow_mut().node_stopped = 1;
+        stats.sse.borrow_mut().retried_calls = 1;
         stats.record_gap(Duration::from_millis(1200));
         let r = report("sse-resume", &stats);
         let text = r.human();
         for line in [
-            "  failover     cuts 1 (eof=1); calls ended by -32005 and called again 1; tried again 1 (resume:http_503=1)",
+            "  failover     cuts 1 (eof=1); calls ended by -31000 and called again 1; tried again 1 (resume:http_503=1)",
             "  node n2       sessions 1 events 15 resumes 0 adopted 0 moved away 1",
             "  node n3       sessions 1 events 60 resumes 1 adopted 1 moved away 0",
             "  moved        n2->n3 1 (sessions answered by another node; ids in the JSON)",
@@ -632,7 +632,7 @@ mod tests {
             serde_json::json!({"session": "n2.bb", "from": "n2", "to": "n3"})
         );
         assert_eq!(json["failover_gap"]["count"], 1);
-        assert_eq!(json["sse"]["node_stopped"], 1);
+        assert_eq!(json["sse"]["retried_calls"], 1);
         assert_eq!(json["sse"]["cuts"]["eof"], 1);
         assert_eq!(json["settings"]["patience_s"], 15.0);
     }

@@ -164,9 +164,9 @@ fn unix_us() -> u64 {
 enum CallEnd {
     /// Its result (or an error other than the one below) arrived.
     Answered,
-    /// It ended with -32005: the node running its handler stopped, and the client is asked
+    /// It ended with -31000: the node running its handler stopped, and the client is asked
     /// to call again.
-    NodeStopped,
+    Lost,
 }
 
 /// What one stream's events tell us, applied to the tracker and the latency histogram. The
@@ -241,11 +241,11 @@ impl Observer<'_> {
             }
             Incoming::Error {
                 id: Some(id),
-                code: mcp::NODE_STOPPED,
+                code: mcp::REQUEST_LOST,
             } if id == self.call_id
-                && mcp::asks_retry_after_node_stopped(event.data.as_bytes()) =>
+                && mcp::asks_retry_after_request_lost(event.data.as_bytes()) =>
             {
-                self.ended = Some(CallEnd::NodeStopped);
+                self.ended = Some(CallEnd::Lost);
                 true
             }
             Incoming::Error { id, code } if id.is_none_or(|id| id == self.call_id) => {
@@ -371,7 +371,7 @@ pub async fn client(ctx: Rc<Ctx>, plan: Rc<Plan>, global: usize) {
 
 /// Requests the stream and follows it to its end: through planned disconnects (resumed with
 /// `Last-Event-ID`), through cuts a failure made (resumed the same way, on whichever node the
-/// balancer now sends the session to), and through calls that ended with -32005 (called
+/// balancer now sends the session to), and through calls that ended with -31000 (called
 /// again from the next sequence number). Every resume and call is tried again on failures
 /// another try may fix, within `--patience`.
 async fn stream(
@@ -420,7 +420,7 @@ async fn stream(
         counted = observer.events;
         match (observer.ended, ended) {
             (Some(CallEnd::Answered), _) => return Ok(()),
-            (Some(CallEnd::NodeStopped), _) => {}
+            (Some(CallEnd::Lost), _) => {}
             (None, Ok(SseEnd::Stopped)) => {
                 next_drop += 1;
                 ctx.stats.sse.borrow_mut().disconnects += 1;
@@ -440,9 +440,9 @@ async fn stream(
         }
         resumes_left -= 1;
         let until = recover_by.unwrap_or(now + patience);
-        if observer.ended == Some(CallEnd::NodeStopped) {
+        if observer.ended == Some(CallEnd::Lost) {
             // The handler died with its node: call again from the next event.
-            ctx.stats.sse.borrow_mut().node_stopped += 1;
+            ctx.stats.sse.borrow_mut().retried_calls += 1;
             let (from, owed) = failover::continuation(plan.count, observer.tracker.highest());
             observer.next_call(from);
             body = match send_call(ctx, session, observer, plan, owed, until).await {

@@ -224,9 +224,9 @@ pub struct SseTally {
     /// Failed attempts that were tried again after a backoff, by what failed: `resume:<kind>`
     /// for a resume, `call:<kind>` for a call's POST.
     pub retried: BTreeMap<String, u64>,
-    /// Calls that ended with -32005 (the node running their handler stopped), each called
+    /// Calls that ended with -31000 (the node running their handler stopped), each called
     /// again from its next sequence number.
-    pub node_stopped: u64,
+    pub retried_calls: u64,
     /// Events that carried a server timestamp (latency measured from it).
     pub timestamped: u64,
     /// Events seen on the held GET streams (sse-fanout --get-stream).
@@ -251,7 +251,7 @@ impl SseTally {
         for (k, v) in &o.retried {
             *self.retried.entry(k.clone()).or_insert(0) += v;
         }
-        self.node_stopped += o.node_stopped;
+        self.retried_calls += o.retried_calls;
         self.timestamped += o.timestamped;
         self.get_stream_events += o.get_stream_events;
     }
@@ -484,19 +484,19 @@ mod tests {
         a.record_gap(Duration::from_millis(300));
         ShardStats::count(&mut a.sse.borrow_mut().cuts, "eof");
         ShardStats::count(&mut a.sse.borrow_mut().retried, "resume:http_503");
-        a.sse.borrow_mut().node_stopped = 2;
+        a.sse.borrow_mut().retried_calls = 2;
         a.nodes.borrow_mut().session(Some("n2.ab"));
         let b = ShardStats::default();
         b.record_gap(Duration::from_millis(900));
         ShardStats::count(&mut b.sse.borrow_mut().cuts, "eof");
         ShardStats::count(&mut b.sse.borrow_mut().retried, "call:io:ConnectionRefused");
-        b.sse.borrow_mut().node_stopped = 1;
+        b.sse.borrow_mut().retried_calls = 1;
         b.nodes.borrow_mut().session(Some("n2.cd"));
         let mut merged = a.take_result();
         merged.merge(&b.take_result());
         assert_eq!(merged.sse.cuts["eof"], 2);
         assert_eq!(merged.sse.retried.len(), 2);
-        assert_eq!(merged.sse.node_stopped, 3);
+        assert_eq!(merged.sse.retried_calls, 3);
         assert_eq!(merged.nodes.by_node["n2"].sessions, 2);
         let gap = Percentiles::of(&merged.failover_gap);
         assert_eq!(gap.count, 2);
