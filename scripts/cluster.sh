@@ -23,6 +23,9 @@
 #               every event arrives exactly once and in order on every stream (across resumes
 #               on the adopting nodes and calls retried after -31000), every stream is
 #               answered, no request hangs, and only n2's sessions move
+#   redis       the tests that need a real redis-server: the Redis client's
+#               (cargo test --release --lib shard::redis -- --ignored) and two nodes sharing
+#               an event store (cargo test --release --test cluster -- --ignored)
 # Everything it started is stopped on exit. Logs and results: .cache/cluster/<run>/ (the five
 # newest runs are kept).
 #
@@ -36,7 +39,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-ALL_CHECKS="config routing legacy websocket python-sdk conformance chaos"
+ALL_CHECKS="config routing legacy websocket python-sdk conformance chaos redis"
 CHECKS=${CLUSTER_CHECKS:-$ALL_CHECKS}
 STREAMS=${CLUSTER_STREAMS:-1000}
 RATE=${CLUSTER_RATE:-2000}
@@ -279,6 +282,15 @@ check_chaos() {
     python3 scripts/cluster_check.py chaos "$RUN/chaos.json" "$KILLED"
 }
 if wanted chaos; then run_check chaos check_chaos; fi
+
+# The crate's own tests against a real redis-server (each starts its own, from PATH).
+check_redis() {
+    local path
+    path="$(dirname "$REDIS_SERVER"):$PATH"
+    PATH=$path cargo test --release -p ringmcp --lib shard::redis -- --ignored \
+        && PATH=$path cargo test --release -p ringmcp --test cluster -- --ignored
+}
+if wanted redis; then run_check redis check_redis; fi
 
 for name in "${!NODE_PID[@]}"; do
     [[ "$name" == "$KILLED" ]] && wanted chaos && continue
