@@ -2,15 +2,18 @@
 # Several ringmcp nodes behind HAProxy with Redis as their shared event store (a test.sh stage;
 # docs/operations.md, "Several nodes"). On 127.0.0.1, free ports: one redis-server without
 # persistence, three ringmcp nodes (--node-id n1, n2, n3, one shard each, --event-store on that
-# Redis), and HAProxy with deploy/haproxy.cfg (addresses through its environment variables).
+# Redis), and two HAProxys with deploy/haproxy.cfg (addresses through its environment
+# variables) that share nothing: the checks go through the first, and the second must route
+# the same sessions to the same nodes.
 # Debian's redis-server and haproxy are installed with apt-get when missing (as root).
 # Checks, one PASS/FAIL line each; the script exits 1 if any failed:
 #   config      haproxy -c accepts deploy/haproxy.cfg with its variables set, and refuses it
 #               with a node address unset
 #   routing     initialize through HAProxy answered by the node its session id names
-#               (X-Ringmcp-Node); 20 follow-ups of that session (POST tools/list, GET stream)
-#               answered by it; 30 initializes reach all three nodes; a session naming a node
-#               HAProxy does not know is balanced (scripts/cluster_check.py)
+#               (X-Ringmcp-Node); 20 follow-ups of that session (POST tools/list, GET stream),
+#               half through the second HAProxy, answered by it; 30 initializes reach all
+#               three nodes; a session naming a node HAProxy does not know is balanced
+#               (scripts/cluster_check.py)
 #   legacy      GET /sse, then POST /messages?sessionId=... on the node that holds the stream
 #   websocket   MCP over WebSocket (subprotocol mcp) through HAProxy, sessions on every node
 #   python-sdk  the official Python SDK 1.x over Streamable HTTP, legacy SSE and WebSocket, and
@@ -22,7 +25,8 @@
 #               while n2 is SIGKILLed CLUSTER_KILL_AT s into the run: HAProxy marks it down,
 #               every event arrives exactly once and in order on every stream (across resumes
 #               on the adopting nodes and calls retried after -31000), every stream is
-#               answered, no request hangs, and only n2's sessions move
+#               answered, no request hangs, only n2's sessions move, each to one node, and
+#               the second HAProxy sends each of them to that node too
 #   redis       the tests that need a real redis-server: the Redis client's
 #               (cargo test --release --lib shard::redis -- --ignored) and two nodes sharing
 #               an event store (cargo test --release --test cluster -- --ignored)
@@ -166,11 +170,11 @@ STATS_PORT="$(free_port)"
 export RINGMCP_LB_BIND="127.0.0.1:$LB_PORT" RINGMCP_LB_STATS="127.0.0.1:$STATS_PORT" \
     RINGMCP_N1="${NODE_ADDR[n1]}" RINGMCP_N2="${NODE_ADDR[n2]}" RINGMCP_N3="${NODE_ADDR[n3]}"
 LB="http://127.0.0.1:$LB_PORT"
-STATS="http://127.0.0.1:$STATS_PORT/stats;csv"
 
-# node_states: "n1=UP n2=DOWN ..." from HAProxy's stats.
+# node_states [STATS_BIND]: "n1=UP n2=DOWN ..." from an HAProxy's stats (default: the first's).
 node_states() {
-    curl -s -m 2 "$STATS" | awk -F, '$1 == "ringmcp" && $2 ~ /^n[0-9]+$/ { printf "%s=%s ", $2, $18 }'
+    curl -s -m 2 "http://${1:-$RINGMCP_LB_STATS}/stats;csv" \
+        | awk -F, '$1 == "ringmcp" && $2 ~ /^n[0-9]+$/ { printf "%s=%s ", $2, $18 }'
 }
 
 RESULTS=()
@@ -210,18 +214,30 @@ check_config() {
 }
 if wanted config; then run_check config check_config; fi
 
-spawn haproxy "$RUN/haproxy.log" "$HAPROXY" -db -f deploy/haproxy.cfg
-HAPROXY_PID=$SPAWNED
-for (( i=0; i<100; i++ )); do
-    [[ "$(node_states)" == "n1=UP n2=UP n3=UP " ]] && break
-    kill -0 "$HAPROXY_PID" 2>/dev/null || { tail -n 20 "$RUN/haproxy.log" >&2; die "haproxy exited"; }
-    sleep 0.1
-done
-[[ "$(node_states)" == "n1=UP n2=UP n3=UP " ]] || die "HAProxy does not see every node up: $(node_states)"
-log "HAProxy up on $LB (pid $HAPROXY_PID), stats on $STATS: $(node_states)"
+# start_haproxy NAME BIND STATS_BIND: HAProxy with deploy/haproxy.cfg, the nodes' variables
+# exported above and its own listeners, until it sees every node up.
+start_haproxy() {
+    local name=$1 bind=$2 stats=$3 i
+    spawn "$name" "$RUN/$name.log" env RINGMCP_LB_BIND="$bind" RINGMCP_LB_STATS="$stats" \
+        "$HAPROXY" -db -f deploy/haproxy.cfg
+    for (( i=0; i<100; i++ )); do
+        [[ "$(node_states "$stats")" == "n1=UP n2=UP n3=UP " ]] && break
+        kill -0 "$SPAWNED" 2>/dev/null || { tail -n 20 "$RUN/$name.log" >&2; die "$name exited"; }
+        sleep 0.1
+    done
+    [[ "$(node_states "$stats")" == "n1=UP n2=UP n3=UP " ]] \
+        || die "$name does not see every node up: $(node_states "$stats")"
+    log "$name up on $bind (pid $SPAWNED), stats on http://$stats/stats: $(node_states "$stats")"
+}
+start_haproxy haproxy "$RINGMCP_LB_BIND" "$RINGMCP_LB_STATS"
+# A second HAProxy with the same file and nothing shared with the first: a session opened
+# through one must be routed the same by the other, before and after a node's death.
+LB2_PORT="$(free_port)"
+start_haproxy haproxy-2 "127.0.0.1:$LB2_PORT" "127.0.0.1:$(free_port)"
+LB2="http://127.0.0.1:$LB2_PORT"
 
 NODE_LIST=$(IFS=,; echo "${NODES[*]}")
-if wanted routing; then run_check routing python3 scripts/cluster_check.py routing "$LB" "$NODE_LIST"; fi
+if wanted routing; then run_check routing python3 scripts/cluster_check.py routing "$LB" "$NODE_LIST" "$LB2"; fi
 if wanted legacy; then run_check legacy python3 scripts/cluster_check.py legacy "$LB" "$NODE_LIST"; fi
 if wanted websocket || wanted python-sdk; then python_venv "$PYTHON_SDK_DIR" "$PYTHON_SDK_PIN"; fi
 if wanted websocket; then
@@ -279,7 +295,7 @@ check_chaos() {
     cat "$RUN/chaos.txt"
     (( rc == 0 )) || { echo "ringmcp-load exited with $rc"; return 1; }
     [[ -n "$down_after" ]] || return 1
-    python3 scripts/cluster_check.py chaos "$RUN/chaos.json" "$KILLED"
+    python3 scripts/cluster_check.py chaos "$RUN/chaos.json" "$KILLED" "$LB2"
 }
 if wanted chaos; then run_check chaos check_chaos; fi
 

@@ -1,19 +1,23 @@
 """Checks of several ringmcp nodes behind HAProxy (deploy/haproxy.cfg), for scripts/cluster.sh.
 
 Usage: cluster_check.py CHECK BASE_URL [ARG...]    (BASE_URL: http://127.0.0.1:PORT, HAProxy)
-  routing NODES       initialize through HAProxy: the session id's node part is the node that
+  routing NODES LB2   initialize through HAProxy: the session id's node part is the node that
                       answered (X-Ringmcp-Node); 20 follow-ups of that session (POST
-                      tools/list, GET stream) all answered by it; 30 initializes reach every
-                      node of NODES (comma separated); a session naming a node HAProxy does
-                      not know is balanced (answered by some node, which does not have it)
+                      tools/list, GET stream), every other one through a second HAProxy at
+                      LB2 that shares nothing with the first, all answered by it; 30
+                      initializes reach every node of NODES (comma separated); a session
+                      naming a node HAProxy does not know is balanced (answered by some node,
+                      which does not have it)
   legacy NODES        the 2024-11-05 transport: GET /sse, then POST /messages?sessionId=...,
                       answered by the node that opened the stream, for a session on each node
   websocket NODES     MCP over WebSocket through HAProxy (subprotocol mcp): initialize and
                       echo on sessions that together reach every node (needs `websockets`)
-  chaos JSON KILLED   a ringmcp-load sse-resume run through HAProxy during which node KILLED
+  chaos JSON KILLED LB2
+                      a ringmcp-load sse-resume run through HAProxy during which node KILLED
                       was SIGKILLed: every event exactly once and in order on every stream,
                       every stream answered, no error (no request hung), the killed node's
-                      sessions answered elsewhere and no other node's
+                      sessions answered elsewhere, each by one node, and no other node's; the
+                      second HAProxy at LB2 sends them to the same nodes
 Prints one line per step and exits 1 on the first failure.
 """
 import http.client
@@ -97,8 +101,8 @@ def initialize(lb, client="cluster-check"):
     return sid, node, headers
 
 
-def check_routing(base, nodes):
-    lb = Lb(base)
+def check_routing(base, nodes, second):
+    lb, lb2 = Lb(base), Lb(second)
     sid, node, headers = initialize(lb)
     if node_of(sid) != node:
         fail(f"initialize answered by {node}, but the session id {sid} names {node_of(sid)}")
@@ -106,9 +110,11 @@ def check_routing(base, nodes):
     served = []
     waits = 0
     for i in range(20):
+        # Every other request through the second HAProxy.
+        via = lb2 if i % 4 >= 2 else lb
         if i % 2 == 0:
-            _, resp, data = lb.request("POST", "/mcp", {"jsonrpc": "2.0", "id": i + 1,
-                                                        "method": "tools/list"}, headers)
+            _, resp, data = via.request("POST", "/mcp", {"jsonrpc": "2.0", "id": i + 1,
+                                                         "method": "tools/list"}, headers)
             if resp.status != 200:
                 fail(f"tools/list: HTTP {resp.status}")
             reply = [m for m in sse_messages(data) if m.get("id") == i + 1]
@@ -120,9 +126,9 @@ def check_routing(base, nodes):
             # HAProxy closes the node's side, which it does at once only with "option
             # abortonclose" (without it, at its next write to the client: up to 15 s).
             for wait in range(50):
-                conn, resp, _ = lb.request("GET", "/mcp",
-                                           headers={**headers, "accept": "text/event-stream"},
-                                           read=False)
+                conn, resp, _ = via.request("GET", "/mcp",
+                                            headers={**headers, "accept": "text/event-stream"},
+                                            read=False)
                 if resp.status != 409:
                     break
                 close(conn, resp)
@@ -134,7 +140,8 @@ def check_routing(base, nodes):
         served.append(resp.getheader(NODE_HEADER))
     if set(served) != {node}:
         fail(f"follow-ups answered by {served}, not all by {node}")
-    print(f"  20 follow-ups (10 POST tools/list, 10 GET stream) all answered by {node} "
+    print(f"  20 follow-ups (10 POST tools/list, 10 GET stream; half through the second "
+          f"HAProxy) all answered by {node} "
           f"({waits} GETs waited 20 ms for the previous stream to be freed)")
     reached = {}
     for _ in range(30):
@@ -241,7 +248,7 @@ def check_websocket(base, nodes):
     print(f"  WebSocket sessions (initialize, echo) spread: {dict(sorted(seen.items()))}")
 
 
-def check_chaos(path, killed):
+def check_chaos(path, killed, second):
     r = json.load(open(path))
     s, nodes = r["sse"], r["nodes"]["by_node"]
     want = r["settings"]["connections"]
@@ -266,13 +273,31 @@ def check_chaos(path, killed):
     moved_out = nodes.get(killed, {}).get("moved_out", 0)
     need(moved_out > 0, f"no session of {killed} was answered by another node: the kill did nothing")
     need(s["retried_calls"] > 0, "no call ended with -31000: the kill cut no handler")
-    others = {m["from"] for m in r["nodes"]["moved_sessions"]} - {killed}
+    moves = r["nodes"]["moved_sessions"]
+    others = {m["from"] for m in moves} - {killed}
     need(not others, f"sessions of live nodes moved: {sorted(others)}")
+    adopters = {}
+    for m in moves:
+        adopters.setdefault(m["session"], set()).add(m["to"])
+    split = {s: sorted(t) for s, t in adopters.items() if len(t) > 1}
+    need(not split, f"{len(split)} sessions answered by more than one node, e.g. "
+                    f"{next(iter(split.items()), None)}")
+    # The second HAProxy never saw these sessions: it must send each to the node that took
+    # it over through the first.
+    lb2, agreed = Lb(second), 0
+    for session, (to, *_) in ((s, sorted(t)) for s, t in adopters.items()):
+        _, resp, _ = lb2.request("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                 {"mcp-session-id": session, "mcp-protocol-version": VERSION})
+        got = resp.getheader(NODE_HEADER)
+        need(resp.status == 200 and got == to,
+             f"the second HAProxy sent {session} to {got} (HTTP {resp.status}), the first to {to}")
+        agreed += resp.status == 200 and got == to
     gap = r["failover_gap"]
     print(f"  {s['streams']} streams, {s['received']} of {s['expected']} events, lost {s['lost']}, "
           f"duplicated {s['duplicated']}, out of order {s['out_of_order']}; "
           f"disconnects {s['disconnects']}/{planned}, resumes {s['resumes']}, cuts {s['cuts']}")
-    print(f"  {killed}'s sessions answered elsewhere: {moved_out}; calls ended by -31000 and "
+    print(f"  {killed}'s sessions answered elsewhere: {moved_out}, each by one node; the second "
+          f"HAProxy sent {agreed} of them to the same node; calls ended by -31000 and "
           f"called again: {s['retried_calls']}; tried again: {s['retried']}")
     print(f"  failover gap over {gap['count']} cut streams: p50 {gap['p50_ms']:.0f} ms, "
           f"p99 {gap['p99_ms']:.0f} ms, max {gap['max_ms']:.0f} ms; errors {r['errors'] or 'none'}")
@@ -289,11 +314,12 @@ def main(argv):
         sys.exit(2)
     check, arg = argv[1], argv[2]
     rest = argv[3:]
-    if check == "chaos" and len(rest) == 1:
-        check_chaos(arg, rest[0])
-    elif check in ("routing", "legacy", "websocket") and len(rest) == 1:
-        nodes = rest[0].split(",")
-        {"routing": check_routing, "legacy": check_legacy, "websocket": check_websocket}[check](arg, nodes)
+    if check == "chaos" and len(rest) == 2:
+        check_chaos(arg, rest[0], rest[1])
+    elif check == "routing" and len(rest) == 2:
+        check_routing(arg, rest[0].split(","), rest[1])
+    elif check in ("legacy", "websocket") and len(rest) == 1:
+        {"legacy": check_legacy, "websocket": check_websocket}[check](arg, rest[0].split(","))
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
