@@ -79,12 +79,14 @@ mapfile -t old < <(find "$RUNS" -mindepth 1 -maxdepth 1 -type d | sort | head -n
 log "logs and results in $RUN"
 
 # ---------------------------------------------------------------- Debian packages
-# apt_install BINARY PACKAGE: Debian's PACKAGE when BINARY is missing (root, 600 s at most
-# for each apt-get step), as scripts/browser.sh does for chromium.
+# apt_install BINARY PACKAGE DEFAULT: Debian's PACKAGE when BINARY (where the package puts it,
+# DEFAULT, unless the caller named another) is missing (root, 600 s at most for each apt-get
+# step), as scripts/browser.sh does for chromium.
 APT_UPDATED=0
 apt_install() {
-    local binary=$1 package=$2 t0=$SECONDS
+    local binary=$1 package=$2 default=$3 t0=$SECONDS
     [[ -x "$binary" ]] && return 0
+    [[ "$binary" == "$default" ]] || die "$binary is not executable (apt-get would install $package at $default)"
     command -v apt-get >/dev/null 2>&1 || die "no $binary and no apt-get to install Debian's $package"
     (( EUID == 0 )) || die "no $binary; installing Debian's $package with apt-get needs root"
     log "installing Debian's $package with apt-get ($binary is missing)"
@@ -99,8 +101,8 @@ apt_install() {
     [[ -x "$binary" ]] || die "apt-get installed $package but $binary is missing"
     log "$package installed in $(( SECONDS - t0 )) s"
 }
-apt_install "$REDIS_SERVER" redis-server
-apt_install "$HAPROXY" haproxy
+apt_install "$REDIS_SERVER" redis-server /usr/bin/redis-server
+apt_install "$HAPROXY" haproxy /usr/sbin/haproxy
 log "$("$HAPROXY" -v | head -n 1); $("$REDIS_SERVER" --version)"
 
 # ---------------------------------------------------------------- processes
