@@ -79,30 +79,14 @@ mapfile -t old < <(find "$RUNS" -mindepth 1 -maxdepth 1 -type d | sort | head -n
 log "logs and results in $RUN"
 
 # ---------------------------------------------------------------- Debian packages
-# apt_install BINARY PACKAGE DEFAULT: Debian's PACKAGE when BINARY (where the package puts it,
-# DEFAULT, unless the caller named another) is missing (root, 600 s at most for each apt-get
-# step), as scripts/browser.sh does for chromium.
-APT_UPDATED=0
-apt_install() {
-    local binary=$1 package=$2 default=$3 t0=$SECONDS
-    [[ -x "$binary" ]] && return 0
-    [[ "$binary" == "$default" ]] || die "$binary is not executable (apt-get would install $package at $default)"
-    command -v apt-get >/dev/null 2>&1 || die "no $binary and no apt-get to install Debian's $package"
-    (( EUID == 0 )) || die "no $binary; installing Debian's $package with apt-get needs root"
-    log "installing Debian's $package with apt-get ($binary is missing)"
-    export DEBIAN_FRONTEND=noninteractive
-    if (( ! APT_UPDATED )); then
-        timeout 600 apt-get update >"$RUN/apt.log" 2>&1 \
-            || { tail -n 30 "$RUN/apt.log" >&2; die "apt-get update failed (needed for $package)"; }
-        APT_UPDATED=1
-    fi
-    timeout 600 apt-get install -y --no-install-recommends "$package" >>"$RUN/apt.log" 2>&1 \
-        || { tail -n 30 "$RUN/apt.log" >&2; die "apt-get could not install $package"; }
-    [[ -x "$binary" ]] || die "apt-get installed $package but $binary is missing"
-    log "$package installed in $(( SECONDS - t0 )) s"
-}
-apt_install "$REDIS_SERVER" redis-server /usr/bin/redis-server
-apt_install "$HAPROXY" haproxy /usr/sbin/haproxy
+# Installed with apt-get when missing (debian_install, scripts/lib.sh); apt-get cannot make a
+# binary appear anywhere but where its package puts it.
+[[ -x "$REDIS_SERVER" || "$REDIS_SERVER" == /usr/bin/redis-server ]] \
+    || die "$REDIS_SERVER is not executable (apt-get would install redis-server at /usr/bin/redis-server)"
+[[ -x "$HAPROXY" || "$HAPROXY" == /usr/sbin/haproxy ]] \
+    || die "$HAPROXY is not executable (apt-get would install haproxy at /usr/sbin/haproxy)"
+debian_install "$REDIS_SERVER" redis-server "$RUN"
+debian_install "$HAPROXY" haproxy "$RUN"
 log "$("$HAPROXY" -v | head -n 1); $("$REDIS_SERVER" --version)"
 
 # ---------------------------------------------------------------- processes
