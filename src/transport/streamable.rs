@@ -127,6 +127,9 @@ struct StreamState {
     /// With the shared event store: a POST stream the store has not recorded yet (its
     /// requests); nothing of it, not even its priming event, goes out before.
     held: bool,
+    /// SEP-1699: the handler asked to end the response before the result; it ends once
+    /// everything appended before is written.
+    closing: bool,
 }
 
 impl StreamState {
@@ -139,6 +142,7 @@ impl StreamState {
             unconfirmed: VecDeque::new(),
             confirmed: 0,
             held: false,
+            closing: false,
         }
     }
 
@@ -148,7 +152,7 @@ impl StreamState {
     }
 
     /// Writes the acknowledged events the response has not had, and ends the response of a
-    /// finished stream once all of it is written.
+    /// finished or closing stream once all of it is written.
     fn pump(&mut self, stream: u32, event_name: Option<&str>) {
         if self.held {
             return;
@@ -166,7 +170,8 @@ impl StreamState {
                 self.sent_upto = seq;
             }
         }
-        if self.finished && self.unconfirmed.is_empty() {
+        if (self.finished || self.closing) && self.unconfirmed.is_empty() {
+            self.closing = false;
             if let Some(sink) = self.sink.take() {
                 sink.end();
             }
@@ -460,8 +465,11 @@ impl HttpSession {
     /// client resumes with `Last-Event-ID`.
     fn close_stream(&self, stream: u32) {
         let mut streams = self.streams.borrow_mut();
-        if let Some(sink) = streams.get_mut(&stream).and_then(|s| s.sink.take()) {
-            sink.end();
+        if let Some(state) = streams.get_mut(&stream) {
+            // With the shared store, not before its priming event and what the handler sent
+            // before are written: the client resumes from the last id it has.
+            state.closing = true;
+            state.pump(stream, self.event_name());
         }
     }
 
@@ -519,6 +527,9 @@ impl HttpSession {
             previous.end();
         }
         state.sent_upto = state.sent_upto.max(after);
+        // A resumption is the response the client wants; an earlier close request was for
+        // the one it lost.
+        state.closing = false;
         state.pump(stream, self.event_name());
         Ok(())
     }

@@ -43,7 +43,8 @@ fn run_tasks() {
     TASKS.with(|t| t.borrow_mut().extend(tasks));
 }
 
-/// `wait`: reports progress, then waits for the test to release it; `log`: logs at info.
+/// `wait`: reports progress, then waits for the test to release it; `closes`: the same, but
+/// ends its response first (SEP-1699); `log`: logs at info.
 fn registry() -> Registry {
     Registry::builder()
         .list_changes(true)
@@ -78,18 +79,36 @@ fn registry() -> Registry {
             Tool::new("wait", "progress, then wait", json!({"type": "object"})),
             |ctx: ToolContext, _args: Value| async move {
                 ctx.progress(1.0, None, Some("started"));
-                std::future::poll_fn(|_| {
-                    if RELEASED.get() {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
-                })
-                .await;
+                released().await;
                 Ok(ToolResult::text("done"))
             },
         )
+        .tool(
+            Tool::new(
+                "closes",
+                "progress, end the response, wait",
+                json!({"type": "object"}),
+            ),
+            |ctx: ToolContext, _args: Value| async move {
+                ctx.progress(1.0, None, Some("started"));
+                ctx.close_stream();
+                released().await;
+                Ok(ToolResult::text("closed"))
+            },
+        )
         .build()
+}
+
+/// Completes once the test opens the gate.
+async fn released() {
+    std::future::poll_fn(|_| {
+        if RELEASED.get() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 fn remove_tool(name: &str) -> CatalogueChange {
@@ -267,8 +286,13 @@ impl Shard {
     }
 
     fn call_wait(&self, session: &str, id: u64) -> SseStream {
+        self.call_streaming(session, id, "wait")
+    }
+
+    /// Calls `tool` (one that reports progress before it answers) as request `id`.
+    fn call_streaming(&self, session: &str, id: u64, tool: &str) -> SseStream {
         let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-            "name": "wait", "arguments": {}, "_meta": {"progressToken": id}}});
+            "name": tool, "arguments": {}, "_meta": {"progressToken": id}}});
         match self.post(Some(session), &call) {
             (Next::Stream(stream), response) => {
                 assert_eq!(response.status, 200);

@@ -306,6 +306,36 @@ fn a_finished_stream_resumes_on_another_node_with_its_result_and_no_error() {
 }
 
 #[test]
+fn a_response_the_handler_closes_ends_only_after_what_the_store_has_is_written() {
+    let redis = FakeRedis::default();
+    let a = Node::new("a", true);
+    let session = a.shard.initialize();
+    a.settle(&redis);
+    // SEP-1699 before the store recorded the stream: the response must not end empty, or the
+    // client has no event id to resume from.
+    let call = a.shard.call_streaming(&session, 4, "closes");
+    let mut chunks = ChunkedDecoder::new(1 << 20);
+    assert!(!call.outbound().is_ended(), "held until the store answers");
+    a.settle(&redis);
+    let sent = events(&call, &mut chunks);
+    assert_eq!(ids(&sent), ["2-0", "2-1"]);
+    assert!(
+        call.outbound().is_ended(),
+        "then closed as the handler asked"
+    );
+
+    // The client resumes after the last id it got and receives the result there.
+    let (resumed, replayed) = a.resume(&redis, &session, "2-1");
+    assert_eq!(ids(&replayed), ["2-1"]);
+    RELEASED.set(true);
+    a.settle(&redis);
+    let rest = events(&resumed, &mut ChunkedDecoder::new(1 << 20));
+    assert_eq!(ids(&rest), ["2-2"]);
+    assert_eq!(data(&rest[0])["result"]["content"][0]["text"], "closed");
+    assert!(resumed.outbound().is_ended());
+}
+
+#[test]
 fn a_session_the_store_does_not_know_is_404_and_an_unreachable_store_is_503() {
     let redis = FakeRedis::default();
     let b = Node::new("b", true);
