@@ -4,25 +4,38 @@
 //! Register your tools, resources and prompts on a [`Registry`], hand it to a [`Server`]
 //! and start it. Handlers are plain closures, registered once (so they are `Send + Sync`),
 //! that run on whichever shard owns the session; the futures they return need not be `Send`.
+//! A tool's arguments and result can be Rust types ([`RegistryBuilder::typed_tool`], with
+//! `serde` and `schemars`), or JSON values with a hand-written schema ([`RegistryBuilder::tool`]).
 //!
 //! ```no_run
-//! use ringmcp::{Registry, Server, ServerError, Tool, ToolContext, ToolError, ToolResult};
-//! use serde_json::{json, Value};
+//! use ringmcp::{Registry, Server, ServerError, Structured, Tool, ToolContext};
+//! use schemars::JsonSchema;
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// The arguments: their JSON Schema is the tool's `inputSchema`.
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Add {
+//!     /// The first term.
+//!     a: f64,
+//!     /// The second term.
+//!     b: f64,
+//! }
+//!
+//! /// The result: its JSON Schema is the tool's `outputSchema`.
+//! #[derive(Serialize, JsonSchema)]
+//! struct Sum {
+//!     sum: f64,
+//! }
 //!
 //! fn main() -> Result<(), ServerError> {
 //!     let registry = Registry::builder()
 //!         .server_info("calculator", "1.0.0")
-//!         .tool(
-//!             Tool::new("add", "Adds two numbers", json!({
-//!                 "type": "object",
-//!                 "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-//!                 "required": ["a", "b"]
-//!             })),
-//!             |_ctx: ToolContext, args: Value| async move {
-//!                 let (Some(a), Some(b)) = (args["a"].as_f64(), args["b"].as_f64()) else {
-//!                     return Err(ToolError::InvalidParams("a and b must be numbers".into()));
-//!                 };
-//!                 Ok(ToolResult::text((a + b).to_string()))
+//!         // {"a": 1, "b": "x"} never reaches the closure: the result is a tool error,
+//!         // "Invalid arguments: b: invalid type: string \"x\", expected f64".
+//!         .typed_tool(
+//!             Tool::named("add", "Adds two numbers"),
+//!             |_ctx: ToolContext, args: Add| async move {
+//!                 Ok(Structured(Sum { sum: args.a + args.b }))
 //!             },
 //!         )
 //!         .build();
@@ -70,10 +83,10 @@ pub mod dispatch {
 pub use config::Config;
 pub use mcp::{
     CacheHints, CacheScope, CatalogueChange, ClientError, ClientRequest, CompletionFuture,
-    CompletionRef, CompletionRequest, Content, Icon, IconTheme, LogLevel, Prompt, PromptFuture,
-    PromptMessage, PromptResult, Registry, RegistryBuilder, Resource, ResourceBody,
-    ResourceContents, ResourceFuture, ResourceRead, ResourceTemplate, Role, SleepFuture, Tool,
-    ToolAnnotations, ToolContext, ToolError, ToolFuture, ToolResult,
+    CompletionRef, CompletionRequest, Content, Icon, IconTheme, IntoToolResult, LogLevel, Prompt,
+    PromptFuture, PromptMessage, PromptResult, Registry, RegistryBuilder, Resource, ResourceBody,
+    ResourceContents, ResourceFuture, ResourceRead, ResourceTemplate, Role, SleepFuture,
+    Structured, Tool, ToolAnnotations, ToolContext, ToolError, ToolFuture, ToolResult,
 };
 pub use proto::jsonrpc::Id;
 pub use server::Server;

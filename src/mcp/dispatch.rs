@@ -2024,6 +2024,10 @@ mod tests {
             .tool(Tool::new("boom", "", json!({})), |_, _| async {
                 panic!("tool bug")
             })
+            .tool(Tool::new("io", "", json!({})), |_, _| async {
+                std::fs::read("/nonexistent/ringmcp")?;
+                Ok(ToolResult::text("read"))
+            })
             .build();
         let h = Harness::new(registry);
         h.init(version::LATEST);
@@ -2038,6 +2042,12 @@ mod tests {
         );
         assert_eq!(error_code(&h.call(3, "bad", json!({}))), INVALID_PARAMS);
         assert_eq!(error_code(&h.call(4, "boom", json!({}))), INTERNAL_ERROR);
+        // `?` on an I/O error: the tool failed, and the model reads why.
+        let r = h.call(5, "io", json!({}));
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        assert!(r["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("No such file")));
         assert_eq!(h.session.borrow().in_flight_len(), 0);
     }
 

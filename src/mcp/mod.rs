@@ -21,6 +21,7 @@ mod table;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod tool;
+pub mod typed;
 pub mod version;
 
 pub use catalogue::CatalogueUpdate;
@@ -41,3 +42,4 @@ pub use tool::{
     Content, Icon, IconTheme, SleepFuture, Tool, ToolAnnotations, ToolContext, ToolError,
     ToolFuture, ToolResult,
 };
+pub use typed::{IntoToolResult, Structured};

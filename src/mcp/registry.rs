@@ -12,7 +12,10 @@ use crate::mcp::resource::{
     Resource, ResourceBody, ResourceContents, ResourceHandler, ResourceRead, ResourceTemplate,
 };
 use crate::mcp::table::{upsert, Listed, Table};
-use crate::mcp::tool::{Tool, ToolContext, ToolError, ToolHandler, ToolResult};
+use crate::mcp::tool::{call_outcome, Tool, ToolContext, ToolError, ToolHandler, ToolResult};
+use crate::mcp::typed::{typed_tool, IntoToolResult};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -152,6 +155,18 @@ impl CatalogueChange {
         Fut: Future<Output = Result<ToolResult, ToolError>> + 'static,
     {
         CatalogueChange(Change::AddTool(tool, tool_handler(handler)))
+    }
+
+    /// Adds a typed tool (see [`RegistryBuilder::typed_tool`]).
+    pub fn add_typed_tool<A, R, F, Fut>(tool: Tool, handler: F) -> Self
+    where
+        A: DeserializeOwned + JsonSchema + 'static,
+        R: IntoToolResult + 'static,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ToolError>> + 'static,
+    {
+        let (tool, handler) = typed_tool(tool, handler);
+        CatalogueChange(Change::AddTool(tool, handler))
     }
 
     /// Removes the tool called `name`.
@@ -387,7 +402,10 @@ where
     F: Fn(ToolContext, Value) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<ToolResult, ToolError>> + 'static,
 {
-    Arc::new(move |ctx, args| Box::pin(handler(ctx, args)))
+    Arc::new(move |ctx, args| {
+        let running = handler(ctx, args);
+        Box::pin(async move { call_outcome(running.await) })
+    })
 }
 
 /// Shares a prompt handler.
@@ -463,6 +481,45 @@ impl RegistryBuilder {
         Fut: Future<Output = Result<ToolResult, ToolError>> + 'static,
     {
         upsert(&mut self.tools, tool, tool_handler(handler));
+        self
+    }
+
+    /// Registers a tool whose arguments are the Rust type `A`: its `inputSchema` is generated
+    /// from `A` (JSON Schema 2020-12, with `schemars`), and each call's arguments are
+    /// deserialized into `A` before `handler` runs. Arguments that do not fit never reach
+    /// it: the answer names the field (`Invalid arguments: b: invalid type: string "x",
+    /// expected f64`), as a tool execution error (`isError: true`, which MCP 2025-11-25 asks
+    /// for so the model can correct itself) or as -32602 for clients of 2025-06-18 and
+    /// before. The handler returns a [`ToolResult`], or a [`Structured`](crate::Structured)
+    /// value whose type's schema becomes the tool's `outputSchema`.
+    ///
+    /// ```
+    /// use ringmcp::{Registry, Tool, ToolContext, ToolResult};
+    ///
+    /// #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// struct Add {
+    ///     /// The first term.
+    ///     a: f64,
+    ///     /// The second term.
+    ///     b: f64,
+    /// }
+    ///
+    /// let registry = Registry::builder()
+    ///     .typed_tool(Tool::named("add", "Adds two numbers"), |_ctx: ToolContext, args: Add| async move {
+    ///         Ok(ToolResult::text((args.a + args.b).to_string()))
+    ///     })
+    ///     .build();
+    /// # drop(registry);
+    /// ```
+    pub fn typed_tool<A, R, F, Fut>(mut self, tool: Tool, handler: F) -> Self
+    where
+        A: DeserializeOwned + JsonSchema + 'static,
+        R: IntoToolResult + 'static,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ToolError>> + 'static,
+    {
+        let (tool, handler) = typed_tool(tool, handler);
+        upsert(&mut self.tools, tool, handler);
         self
     }
 

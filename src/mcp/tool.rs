@@ -93,19 +93,42 @@ impl Tool {
         description: impl Into<String>,
         input_schema: Value,
     ) -> Self {
-        let mut params = Vec::new();
-        header_params(&input_schema, &mut Vec::new(), &mut params);
         Tool {
             name: name.into(),
             title: None,
             description: description.into(),
             icons: Vec::new(),
-            input_schema,
+            input_schema: Value::Null,
             output_schema: None,
             annotations: None,
             required_client_capabilities: Vec::new(),
-            header_params: params,
+            header_params: Vec::new(),
         }
+        .input_schema(input_schema)
+    }
+
+    /// Describes a tool that takes any object as its arguments (`inputSchema`
+    /// `{"type": "object"}`), for a tool without arguments or one registered with
+    /// [`RegistryBuilder::typed_tool`](crate::RegistryBuilder::typed_tool), which puts its
+    /// argument type's schema in.
+    ///
+    /// ```
+    /// use ringmcp::Tool;
+    /// let ping = Tool::named("ping", "Answers pong");
+    /// assert_eq!(ping.name(), "ping");
+    /// ```
+    pub fn named(name: impl Into<String>, description: impl Into<String>) -> Self {
+        Tool::new(name, description, serde_json::json!({"type": "object"}))
+    }
+
+    /// Replaces the JSON Schema of the arguments (and the `Mcp-Param-*` headers its
+    /// `x-mcp-header` properties name).
+    pub(crate) fn input_schema(mut self, schema: Value) -> Self {
+        let mut params = Vec::new();
+        header_params(&schema, &mut Vec::new(), &mut params);
+        self.input_schema = schema;
+        self.header_params = params;
+        self
     }
 
     /// A human-readable name for display.
@@ -396,6 +419,13 @@ pub enum ToolError {
     InvalidParams(String),
     /// The server failed (-32603).
     Internal(String),
+    /// The tool ran and failed: an API it called failed, a value was out of range, a rule
+    /// of its domain said no. Answered as a result with `isError: true` and this text, which
+    /// the model reads and can act on (from a resource or prompt handler, -32603).
+    ///
+    /// Spec (2025-11-25, tools): "Tool Execution Errors: Reported in tool results with
+    /// `isError: true`: API failures, Input validation errors [...], Business logic errors".
+    Failed(String),
     /// No resource has this URI (-32002); carries the URI.
     ResourceNotFound(String),
 }
@@ -405,6 +435,7 @@ impl fmt::Display for ToolError {
         match self {
             ToolError::InvalidParams(m) => write!(f, "invalid params: {m}"),
             ToolError::Internal(m) => write!(f, "internal error: {m}"),
+            ToolError::Failed(m) => write!(f, "failed: {m}"),
             ToolError::ResourceNotFound(uri) => write!(f, "resource not found: {uri}"),
         }
     }
@@ -412,11 +443,39 @@ impl fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
+/// JSON the handler could not read or write (an API's answer, say): the tool failed
+/// ([`ToolError::Failed`]). A typed tool's arguments are checked before its handler runs.
+impl From<serde_json::Error> for ToolError {
+    fn from(e: serde_json::Error) -> Self {
+        ToolError::Failed(e.to_string())
+    }
+}
+
+/// A failed read or write: the tool failed ([`ToolError::Failed`]).
+impl From<std::io::Error> for ToolError {
+    fn from(e: std::io::Error) -> Self {
+        ToolError::Failed(e.to_string())
+    }
+}
+
+/// A tool handler's outcome as `tools/call` answers it: a [`ToolError::Failed`] becomes a
+/// result with `isError: true`, other errors stay protocol errors.
+pub(crate) fn call_outcome(
+    outcome: Result<ToolResult, ToolError>,
+) -> Result<ToolResult, ToolError> {
+    match outcome {
+        Err(ToolError::Failed(why)) => Ok(ToolResult::error(why)),
+        other => other,
+    }
+}
+
 impl From<ToolError> for jsonrpc::Error {
     fn from(e: ToolError) -> Self {
         match e {
             ToolError::InvalidParams(m) => jsonrpc::Error::InvalidParams(Cow::Owned(m)),
-            ToolError::Internal(m) => jsonrpc::Error::Internal(Cow::Owned(m)),
+            ToolError::Internal(m) | ToolError::Failed(m) => {
+                jsonrpc::Error::Internal(Cow::Owned(m))
+            }
             ToolError::ResourceNotFound(uri) => jsonrpc::Error::ResourceNotFound(uri),
         }
     }
@@ -553,6 +612,11 @@ impl ToolContext {
                 round,
             }),
         }
+    }
+
+    /// The MCP revision the request speaks (`"2025-11-25"`, `"2026-07-28"`, …).
+    pub fn protocol_version(&self) -> Option<&'static str> {
+        self.call.session.borrow().protocol_version()
     }
 
     /// The id of the `tools/call` request being served.

@@ -49,6 +49,17 @@ pub fn allows_batches(version: &str) -> bool {
     version == "2025-03-26"
 }
 
+/// Whether tool arguments that fail the tool's input validation are answered as a tool
+/// execution error (a result with `isError: true`) rather than a -32602 protocol error.
+///
+/// Spec (2025-11-25 and 2026-07-28, tools, Error Handling): Tool Execution Errors include
+/// "Input validation errors (e.g., date in wrong format, value out of range)", which
+/// "contain actionable feedback that language models can use to self-correct". Until
+/// 2025-06-18 the protocol errors listed "Invalid arguments".
+pub fn reports_invalid_arguments_in_result(version: &str) -> bool {
+    matches!(version, STATELESS | "2025-11-25")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
