@@ -76,6 +76,7 @@ stage fuzz scripts/fuzz.sh "${RINGMCP_FUZZ_SECONDS:-15}" || true
 if (( build_ok )); then
     stage metrics scripts/metrics.sh || true
     stage python-sdk scripts/python_sdk.sh || true
+    stage examples scripts/examples.sh || true
     stage ts-sdk scripts/ts_sdk.sh || true
     if [[ -n "${RINGMCP_SKIP_BROWSER:-}" ]]; then
         skip browser "RINGMCP_SKIP_BROWSER is set"
@@ -97,6 +98,7 @@ if (( build_ok )); then
 else
     skip metrics "release build failed"; failed=1
     skip python-sdk "release build failed"
+    skip examples "release build failed"
     skip ts-sdk "release build failed"
     skip browser "release build failed"
     skip faults "release build failed"
