@@ -11,6 +11,7 @@ use crate::mcp::registry::{CacheHints, CatalogueChange, Empty, Registry};
 use crate::mcp::request_state::{Binding, StateError, StateSeal, StateUse, States};
 use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef, SessionState};
+use crate::mcp::shard_state::ShardStates;
 use crate::mcp::stateless;
 use crate::mcp::table::{Listed, Table};
 use crate::mcp::tool::{Services, SleepFuture, ToolContext, ToolError};
@@ -485,6 +486,7 @@ impl Dispatcher {
     pub fn new(registry: Arc<Registry>) -> Self {
         Dispatcher {
             services: Services {
+                shard_states: Rc::new(ShardStates::make(&registry.shard_states)),
                 catalogue: Rc::new(Catalogue::new(registry, true, Rc::new(|_| {}))),
                 hub: Rc::new(ResourceHub::default()),
                 sleep: Rc::new(no_timer),
@@ -907,7 +909,7 @@ impl Dispatcher {
                 "resources/unsubscribe" => self.subscription(session, peer, id, params, false),
                 "prompts/list" => list(id, params, &registry.prompts),
                 "prompts/get" => self.prompts_get(session, peer, &guard, id, params).await,
-                "completion/complete" => self.complete(id, params).await,
+                "completion/complete" => self.complete(peer, &guard, id, params).await,
                 "logging/setLevel" => set_level(session, id, params),
                 _ => Err(Error::MethodNotFound(method.to_owned())),
             };
@@ -1410,7 +1412,13 @@ impl Dispatcher {
         }
     }
 
-    async fn complete(&self, id: RawId<'_>, params: Option<&RawValue>) -> Reply {
+    async fn complete(
+        &self,
+        peer: &Rc<dyn Peer>,
+        request: &InFlight,
+        id: RawId<'_>,
+        params: Option<&RawValue>,
+    ) -> Reply {
         let params: CompleteParams = required_params(
             params,
             "completion/complete params must be an object with \"ref\" and \"argument\"",
@@ -1436,12 +1444,16 @@ impl Dispatcher {
         let values = match registry.completions.get(&key) {
             None => Vec::new(),
             Some(handler) => {
-                let request = CompletionRequest {
+                let completion = CompletionRequest {
                     argument: key.1.clone(),
                     value: params.argument.value,
                     context: params.context.map(|c| c.arguments).unwrap_or_default(),
                 };
-                guarded(format_args!("completion handler"), || handler(request)).await?
+                let ctx = self.context(&request.session, peer, request, None, None);
+                guarded(format_args!("completion handler"), || {
+                    handler(ctx, completion)
+                })
+                .await?
             }
         };
         ok(
@@ -2052,6 +2064,29 @@ mod tests {
     }
 
     #[test]
+    fn a_handler_sees_the_revision_the_client_and_what_it_declared() {
+        let registry = Registry::builder()
+            .tool(Tool::named("who", ""), |ctx, _| async move {
+                Ok(ToolResult::text(format!(
+                    "{} {} elicitation={} sampling={}",
+                    ctx.protocol_version().unwrap_or("none"),
+                    ctx.client_info()
+                        .map_or(Value::Null, |info| info["name"].clone()),
+                    ctx.client_supports("elicitation"),
+                    ctx.client_supports("sampling"),
+                )))
+            })
+            .build();
+        let h = Harness::new(registry);
+        h.init_with("2025-06-18", json!({"elicitation": {}, "sampling": true}));
+        let r = h.call(1, "who", json!({}));
+        assert_eq!(
+            r["result"]["content"][0]["text"],
+            "2025-06-18 \"t\" elicitation=true sampling=false"
+        );
+    }
+
+    #[test]
     fn a_tool_with_an_output_schema_must_return_structured_content() {
         let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
         let registry = Registry::builder()
@@ -2542,7 +2577,7 @@ mod tests {
             .completion(
                 CompletionRef::Prompt("lang".into()),
                 "name",
-                |req: CompletionRequest| async move {
+                |_ctx, req: CompletionRequest| async move {
                     let all = ["python", "pytorch", "rust"];
                     let mut values: Vec<String> = all
                         .iter()
@@ -2556,7 +2591,7 @@ mod tests {
             .completion(
                 CompletionRef::Resource("file:///{path}".into()),
                 "path",
-                |_| async { Ok((0..150).map(|i| format!("f{i}")).collect()) },
+                |_, _| async { Ok((0..150).map(|i| format!("f{i}")).collect()) },
             )
             .build();
         let h = Harness::new(registry);

@@ -16,6 +16,7 @@ pub mod registry;
 pub mod request_state;
 pub mod resource;
 pub mod session;
+mod shard_state;
 pub mod stateless;
 mod table;
 #[cfg(test)]

@@ -151,7 +151,7 @@ pub type CompletionFuture = BoxedLocal<Result<Vec<String>, ToolError>>;
 
 /// A type-erased completion handler.
 pub(crate) type CompletionHandler =
-    Arc<dyn Fn(CompletionRequest) -> CompletionFuture + Send + Sync>;
+    Arc<dyn Fn(ToolContext, CompletionRequest) -> CompletionFuture + Send + Sync>;
 
 /// Spec (completion): "Maximum 100 items per response".
 const MAX_COMPLETIONS: usize = 100;

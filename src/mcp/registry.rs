@@ -11,6 +11,7 @@ use crate::mcp::prompt::{
 use crate::mcp::resource::{
     Resource, ResourceBody, ResourceContents, ResourceHandler, ResourceRead, ResourceTemplate,
 };
+use crate::mcp::shard_state::{self, ShardStateFactory};
 use crate::mcp::table::{upsert, Listed, Table};
 use crate::mcp::tool::{call_outcome, Tool, ToolContext, ToolError, ToolHandler, ToolResult};
 use crate::mcp::typed::{typed_tool, IntoToolResult};
@@ -18,6 +19,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -120,6 +122,8 @@ pub struct Registry {
     pub(crate) templates: Table<ResourceTemplate, ResourceHandler>,
     pub(crate) prompts: Table<Prompt, PromptHandler>,
     pub(crate) completions: HashMap<(CompletionRef, String), CompletionHandler>,
+    /// The factories of the state each shard has its own instance of.
+    pub(crate) shard_states: Vec<(TypeId, ShardStateFactory)>,
     /// What the builder was told besides the catalogue, to rebuild a changed registry.
     page_size: usize,
     list_changes: bool,
@@ -248,6 +252,7 @@ impl Registry {
             templates: Vec::new(),
             prompts: Vec::new(),
             completions: HashMap::new(),
+            shard_states: Vec::new(),
             page_size: usize::MAX,
             list_changes: false,
             // The catalogue is fixed once built: a minute is safe to share. Contents may
@@ -290,6 +295,7 @@ impl Registry {
             templates: self.templates.entries(),
             prompts: self.prompts.entries(),
             completions: self.completions.clone(),
+            shard_states: self.shard_states.clone(),
             page_size: self.page_size,
             list_changes: self.list_changes,
             catalogue_cache: self.catalogue_cache,
@@ -383,6 +389,7 @@ pub struct RegistryBuilder {
     templates: Vec<(ResourceTemplate, ResourceHandler)>,
     prompts: Vec<(Prompt, PromptHandler)>,
     completions: HashMap<(CompletionRef, String), CompletionHandler>,
+    shard_states: Vec<(TypeId, ShardStateFactory)>,
     page_size: usize,
     list_changes: bool,
     catalogue_cache: CacheHints,
@@ -523,6 +530,34 @@ impl RegistryBuilder {
         self
     }
 
+    /// Gives every shard its own `T`, made by `make` once per shard on the shard's thread
+    /// (and once per [`Dispatcher`](crate::dispatch::Dispatcher)); handlers borrow it with
+    /// [`ToolContext::shard_state`]. A second factory for the same type replaces the first.
+    ///
+    /// ```
+    /// use ringmcp::{Registry, Tool, ToolContext, ToolError, ToolResult};
+    /// use std::cell::Cell;
+    ///
+    /// /// Calls served by this shard: no lock, no atomic, no `thread_local!`.
+    /// struct Served(Cell<u64>);
+    ///
+    /// let registry = Registry::builder()
+    ///     .shard_state(|| Served(Cell::new(0)))
+    ///     .tool(Tool::named("served", "Calls this shard served"), |ctx: ToolContext, _| async move {
+    ///         let served = ctx.shard_state::<Served>().ok_or(ToolError::Internal("no state".into()))?;
+    ///         served.0.set(served.0.get() + 1);
+    ///         Ok(ToolResult::text(served.0.get().to_string()))
+    ///     })
+    ///     .build();
+    /// # drop(registry);
+    /// ```
+    pub fn shard_state<T: 'static>(mut self, make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        let (type_id, make) = shard_state::factory(make);
+        self.shard_states.retain(|(known, _)| *known != type_id);
+        self.shard_states.push((type_id, make));
+        self
+    }
+
     /// Registers a resource whose contents `handler` produces on each read;
     /// a second resource with the same URI replaces the first.
     pub fn resource<F, Fut>(mut self, resource: Resource, handler: F) -> Self
@@ -567,7 +602,8 @@ impl RegistryBuilder {
 
     /// Registers completion of one prompt argument or template variable;
     /// without one, `completion/complete` offers no values. At most the
-    /// first 100 values returned are sent.
+    /// first 100 values returned are sent. `handler` gets the same context as a tool (the
+    /// client, the session's shard state, logging).
     pub fn completion<F, Fut>(
         mut self,
         reference: CompletionRef,
@@ -575,10 +611,11 @@ impl RegistryBuilder {
         handler: F,
     ) -> Self
     where
-        F: Fn(CompletionRequest) -> Fut + Send + Sync + 'static,
+        F: Fn(ToolContext, CompletionRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<String>, ToolError>> + 'static,
     {
-        let handler: CompletionHandler = Arc::new(move |request| Box::pin(handler(request)));
+        let handler: CompletionHandler =
+            Arc::new(move |ctx, request| Box::pin(handler(ctx, request)));
         self.completions
             .insert((reference, argument.into()), handler);
         self
@@ -619,6 +656,7 @@ impl RegistryBuilder {
             templates,
             prompts,
             completions: self.completions,
+            shard_states: self.shard_states,
             page_size,
             list_changes: self.list_changes,
             catalogue_cache: self.catalogue_cache,

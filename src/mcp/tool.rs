@@ -10,6 +10,7 @@ use crate::mcp::registry::Registry;
 use crate::mcp::request_state::States;
 use crate::mcp::resource::{ResourceContents, ResourceHub};
 use crate::mcp::session::{LogLevel, RequestSignal, SessionRef};
+use crate::mcp::shard_state::ShardStates;
 use crate::mcp::table::Listed;
 use crate::proto::jsonrpc::{self, Id};
 use futures_lite::future::BoxedLocal;
@@ -513,6 +514,8 @@ pub(crate) struct Services {
     pub(crate) states: Rc<States>,
     /// The registry served now.
     pub(crate) catalogue: Rc<Catalogue>,
+    /// This shard's instances of the registry's shard states.
+    pub(crate) shard_states: Rc<ShardStates>,
 }
 
 impl Services {
@@ -612,6 +615,32 @@ impl ToolContext {
                 round,
             }),
         }
+    }
+
+    /// This shard's `T`, made by the factory given to
+    /// [`RegistryBuilder::shard_state`](crate::RegistryBuilder::shard_state); `None` without
+    /// one. Every handler on the shard gets the same instance.
+    pub fn shard_state<T: 'static>(&self) -> Option<Rc<T>> {
+        self.call.services.shard_states.get()
+    }
+
+    /// The `clientInfo` the client gave (in `initialize`, or in a 2026-07-28 request's
+    /// `_meta`), as JSON: `{"name": …, "version": …}` and what else it sent.
+    pub fn client_info(&self) -> Option<Value> {
+        let session = self.call.session.borrow();
+        serde_json::from_str(session.client_info()?.get()).ok()
+    }
+
+    /// Whether the client declared `capability` (`"elicitation"`, `"sampling"`, `"roots"`)
+    /// in its capabilities: before asking it with [`elicit`](Self::elicit),
+    /// [`create_message`](Self::create_message) or [`list_roots`](Self::list_roots), a tool
+    /// can offer another way.
+    pub fn client_supports(&self, capability: &str) -> bool {
+        let session = self.call.session.borrow();
+        session.client_capabilities().is_some_and(|declared| {
+            serde_json::from_str::<Map<String, Value>>(declared.get())
+                .is_ok_and(|declared| declared.get(capability).is_some_and(Value::is_object))
+        })
     }
 
     /// The MCP revision the request speaks (`"2025-11-25"`, `"2026-07-28"`, …).
