@@ -4,7 +4,6 @@
 use crate::mcp::input::{InputRound, Lookup};
 use crate::mcp::peer::Peer;
 use crate::mcp::session::SessionRef;
-use crate::mcp::tool::ToolError;
 use crate::proto::jsonrpc::{self, Id};
 use crate::wake::WakeSlot;
 use serde::Serialize;
@@ -49,12 +48,6 @@ impl fmt::Display for ClientError {
 }
 
 impl std::error::Error for ClientError {}
-
-impl From<ClientError> for ToolError {
-    fn from(e: ClientError) -> Self {
-        ToolError::Internal(e.to_string())
-    }
-}
 
 /// Where a request's answer lands; shared by the session's pending map and
 /// the waiting [`ClientRequest`].
@@ -405,15 +398,13 @@ mod tests {
     }
 
     #[test]
-    fn client_errors_convert_to_tool_errors() {
+    fn a_client_error_met_with_question_mark_is_a_tool_failure() {
         let e = ClientError::Rejected {
             code: -1,
             message: "no".into(),
             data: None,
         };
-        assert_eq!(
-            ToolError::from(e),
-            ToolError::Internal("client returned error -1: no".into())
-        );
+        let e: crate::mcp::tool::ToolError = e.into();
+        assert_eq!(e.to_string(), "failed: client returned error -1: no");
     }
 }

@@ -140,6 +140,24 @@ pub(crate) struct Resolved<'r> {
 
 /// A change to the tools or prompts being served; see
 /// [`ToolContext::change_catalogue`](crate::mcp::ToolContext::change_catalogue).
+///
+/// ```
+/// use ringmcp::{CatalogueChange, Registry, Tool, ToolContext, ToolResult};
+///
+/// // A tool that unlocks another: every shard serves `advanced` from now on, and clients
+/// // that listen for list changes hear of it.
+/// let registry = Registry::builder()
+///     .list_changes(true)
+///     .tool(Tool::named("unlock", "Adds the advanced tool"), |ctx: ToolContext, _| async move {
+///         ctx.change_catalogue(CatalogueChange::add_tool(
+///             Tool::named("advanced", "Only after unlock"),
+///             |_, _| async { Ok(ToolResult::text("advanced")) },
+///         ));
+///         Ok(ToolResult::text("unlocked"))
+///     })
+///     .build();
+/// # drop(registry);
+/// ```
 pub struct CatalogueChange(Change);
 
 enum Change {
@@ -482,6 +500,30 @@ impl RegistryBuilder {
     ///
     /// The handler gets the call's [`ToolContext`] and its `arguments`
     /// object (`{}` when absent).
+    ///
+    /// ```
+    /// use ringmcp::{Registry, Tool, ToolContext, ToolError, ToolResult};
+    /// use serde_json::{json, Value};
+    ///
+    /// // Arguments as JSON, with a schema written by hand: for tools made at run time. For a
+    /// // fixed tool, typed_tool derives the schema from a Rust type instead.
+    /// let registry = Registry::builder()
+    ///     .tool(
+    ///         Tool::new("shout", "Upper-cases text", json!({
+    ///             "type": "object",
+    ///             "properties": {"text": {"type": "string"}},
+    ///             "required": ["text"],
+    ///         })),
+    ///         |_ctx: ToolContext, args: Value| async move {
+    ///             let Some(text) = args["text"].as_str() else {
+    ///                 return Err(ToolError::Failed("text must be a string".into()));
+    ///             };
+    ///             Ok(ToolResult::text(text.to_uppercase()))
+    ///         },
+    ///     )
+    ///     .build();
+    /// assert_eq!(registry.tools()[0].name(), "shout");
+    /// ```
     pub fn tool<F, Fut>(mut self, tool: Tool, handler: F) -> Self
     where
         F: Fn(ToolContext, Value) -> Fut + Send + Sync + 'static,
@@ -560,6 +602,22 @@ impl RegistryBuilder {
 
     /// Registers a resource whose contents `handler` produces on each read;
     /// a second resource with the same URI replaces the first.
+    ///
+    /// ```
+    /// use ringmcp::{Registry, Resource, ResourceBody, ResourceContents, ResourceRead, ToolContext};
+    ///
+    /// let registry = Registry::builder()
+    ///     .resource(
+    ///         Resource::new("clock://now", "the time").mime_type("text/plain"),
+    ///         |_ctx: ToolContext, read: ResourceRead| async move {
+    ///             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    ///             let body = ResourceBody::Text(now.as_secs().to_string());
+    ///             Ok(vec![ResourceContents::new(read.uri, body).mime_type("text/plain")])
+    ///         },
+    ///     )
+    ///     .build();
+    /// assert_eq!(registry.resources().len(), 1);
+    /// ```
     pub fn resource<F, Fut>(mut self, resource: Resource, handler: F) -> Self
     where
         F: Fn(ToolContext, ResourceRead) -> Fut + Send + Sync + 'static,
@@ -570,6 +628,18 @@ impl RegistryBuilder {
     }
 
     /// Registers a resource with fixed contents (its URI and MIME type plus `body`).
+    ///
+    /// ```
+    /// use ringmcp::{Registry, Resource, ResourceBody};
+    ///
+    /// let registry = Registry::builder()
+    ///     .static_resource(
+    ///         Resource::new("docs://readme", "README").mime_type("text/markdown"),
+    ///         ResourceBody::Text("# Hello".into()),
+    ///     )
+    ///     .build();
+    /// assert_eq!(registry.resources().len(), 1);
+    /// ```
     pub fn static_resource(self, resource: Resource, body: ResourceBody) -> Self {
         let contents = Arc::new(resource.contents(body));
         self.resource(resource, move |_, _| {
@@ -579,6 +649,22 @@ impl RegistryBuilder {
 
     /// Registers a resource template; `resources/read` of a URI matching it
     /// (and no plain resource) calls `handler` with the bound variables.
+    ///
+    /// ```
+    /// use ringmcp::{Registry, ResourceBody, ResourceContents, ResourceRead, ResourceTemplate, ToolContext};
+    ///
+    /// let registry = Registry::builder()
+    ///     .resource_template(
+    ///         ResourceTemplate::new("users://{id}/profile", "a user's profile"),
+    ///         |_ctx: ToolContext, read: ResourceRead| async move {
+    ///             let id = read.variables["id"].clone();
+    ///             let body = ResourceBody::Text(format!("profile of {id}"));
+    ///             Ok(vec![ResourceContents::new(read.uri, body)])
+    ///         },
+    ///     )
+    ///     .build();
+    /// assert_eq!(registry.resource_templates().len(), 1);
+    /// ```
     pub fn resource_template<F, Fut>(mut self, template: ResourceTemplate, handler: F) -> Self
     where
         F: Fn(ToolContext, ResourceRead) -> Fut + Send + Sync + 'static,
@@ -591,6 +677,22 @@ impl RegistryBuilder {
     /// Registers a prompt; `handler` gets the context (the same a tool gets: logging,
     /// progress, asking the client) and the string arguments after the required ones were
     /// checked.
+    ///
+    /// ```
+    /// use ringmcp::{Content, Prompt, PromptMessage, PromptResult, Registry, Role, ToolContext};
+    /// use std::collections::HashMap;
+    ///
+    /// let registry = Registry::builder()
+    ///     .prompt(
+    ///         Prompt::new("review", "Review a diff").argument("diff", "the unified diff", true),
+    ///         |_ctx: ToolContext, args: HashMap<String, String>| async move {
+    ///             let text = format!("Review this change:\n{}", args["diff"]);
+    ///             Ok(PromptResult::new(vec![PromptMessage::new(Role::User, Content::text(text))]))
+    ///         },
+    ///     )
+    ///     .build();
+    /// assert_eq!(registry.prompts()[0].name(), "review");
+    /// ```
     pub fn prompt<F, Fut>(mut self, prompt: Prompt, handler: F) -> Self
     where
         F: Fn(ToolContext, HashMap<String, String>) -> Fut + Send + Sync + 'static,
@@ -604,6 +706,25 @@ impl RegistryBuilder {
     /// without one, `completion/complete` offers no values. At most the
     /// first 100 values returned are sent. `handler` gets the same context as a tool (the
     /// client, the session's shard state, logging).
+    ///
+    /// ```
+    /// use ringmcp::{CompletionRef, CompletionRequest, Prompt, PromptResult, Registry, ToolContext};
+    ///
+    /// let registry = Registry::builder()
+    ///     .prompt(Prompt::new("greet", "Greets in a language").argument("lang", "", true), |_, _| async {
+    ///         Ok(PromptResult::new(Vec::new()))
+    ///     })
+    ///     .completion(
+    ///         CompletionRef::Prompt("greet".into()),
+    ///         "lang",
+    ///         |_ctx: ToolContext, request: CompletionRequest| async move {
+    ///             let known = ["english", "esperanto", "french"];
+    ///             Ok(known.iter().filter(|l| l.starts_with(&request.value)).map(|l| l.to_string()).collect())
+    ///         },
+    ///     )
+    ///     .build();
+    /// # drop(registry);
+    /// ```
     pub fn completion<F, Fut>(
         mut self,
         reference: CompletionRef,

@@ -442,19 +442,11 @@ impl fmt::Display for ToolError {
     }
 }
 
-impl std::error::Error for ToolError {}
-
-/// JSON the handler could not read or write (an API's answer, say): the tool failed
-/// ([`ToolError::Failed`]). A typed tool's arguments are checked before its handler runs.
-impl From<serde_json::Error> for ToolError {
-    fn from(e: serde_json::Error) -> Self {
-        ToolError::Failed(e.to_string())
-    }
-}
-
-/// A failed read or write: the tool failed ([`ToolError::Failed`]).
-impl From<std::io::Error> for ToolError {
-    fn from(e: std::io::Error) -> Self {
+/// Any error a handler meets, with `?`: the tool failed ([`ToolError::Failed`], its text the
+/// error's). For that reason `ToolError` is not itself a `std::error::Error` (as with
+/// `anyhow::Error`, the blanket conversion would otherwise overlap `From<T> for T`).
+impl<E: std::error::Error> From<E> for ToolError {
+    fn from(e: E) -> Self {
         ToolError::Failed(e.to_string())
     }
 }
@@ -568,9 +560,40 @@ struct CallState {
     round: Option<Rc<InputRound>>,
 }
 
-/// What a tool handler can do besides computing its result: report
-/// progress, log, wait, ask the client (sampling, elicitation), announce
-/// resource changes, and check for cancellation.
+/// What a handler (tool, resource read, prompt, completion) can do besides computing its
+/// result: report progress, log, wait, ask the client (sampling, elicitation), announce
+/// resource changes, check for cancellation, and see the client, the revision it speaks and
+/// the shard's own state.
+///
+/// ```
+/// use ringmcp::{LogLevel, Registry, Tool, ToolContext, ToolError, ToolResult};
+/// use serde_json::json;
+/// use std::time::Duration;
+///
+/// let registry = Registry::builder()
+///     .tool(Tool::named("import", "Imports ten batches"), |ctx: ToolContext, _| async move {
+///         for batch in 1..=10 {
+///             if ctx.is_cancelled() {
+///                 return Err(ToolError::Failed("cancelled".into()));
+///             }
+///             ctx.sleep(Duration::from_millis(10)).await; // the shard's timer
+///             ctx.progress(f64::from(batch), Some(10.0), Some("importing"));
+///         }
+///         ctx.log(LogLevel::Info, &json!({"imported": 10}));
+///         if ctx.client_supports("elicitation") {
+///             let answer = ctx.elicit(json!({
+///                 "message": "Publish the import?",
+///                 "requestedSchema": {"type": "object", "properties": {"publish": {"type": "boolean"}}},
+///             })).await?;
+///             if answer["content"]["publish"] == true {
+///                 ctx.resource_updated("imports://latest");
+///             }
+///         }
+///         Ok(ToolResult::text("imported 10 batches"))
+///     })
+///     .build();
+/// # drop(registry);
+/// ```
 #[derive(Clone)]
 pub struct ToolContext {
     call: Rc<CallState>,

@@ -102,6 +102,21 @@ fn probe_io_uring() -> Result<(), ServerError> {
 }
 
 /// A running server: its address, and the way to stop it.
+///
+/// ```no_run
+/// use ringmcp::{Registry, Server, ServerError};
+///
+/// fn main() -> Result<(), ServerError> {
+///     let server = Server::new(Registry::builder().build()).bind(([127, 0, 0, 1], 0)).start()?;
+///     println!("listening on {}", server.local_addr());
+///     let stopper = server.stopper(); // Send + Clone: stop it from any thread
+///     std::thread::spawn(move || {
+///         std::thread::sleep(std::time::Duration::from_secs(60));
+///         stopper.stop(); // as SIGTERM: in-flight work gets the shutdown grace
+///     });
+///     server.join()
+/// }
+/// ```
 pub struct ServerHandle {
     local_addr: SocketAddr,
     stop: Vec<mpsc::Sender<()>>,
