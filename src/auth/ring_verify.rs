@@ -48,7 +48,7 @@ pub(super) static RING_PROVIDER: CryptoProvider = CryptoProvider {
     },
 };
 
-/// Makes [`RING_PROVIDER`] jsonwebtoken's provider for this process, unless one is fixed
+/// Makes `RING_PROVIDER` jsonwebtoken's provider for this process, unless one is fixed
 /// already, and returns the provider in force.
 ///
 /// Idempotent and cheap after the first call. The provider is fixed by the first
