@@ -128,6 +128,34 @@ pub struct Args {
     pub protocol: Protocol,
 }
 
+/// `ringmcp-load compare --base A1.json A2.json … --new B1.json B2.json …`: two builds'
+/// runs, made in pairs (A1 then B1, B2 then A2, …), compared pair by pair. Exit status 1
+/// when the new build is slower beyond the threshold on some metric, or has errors the base
+/// had not; 2 when the runs cannot be read.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ringmcp-load compare",
+    about = "Compares two builds' paired runs (--json reports): per metric the geometric mean of \
+             new/base with its 95% interval, and a verdict against the threshold"
+)]
+pub struct CompareArgs {
+    /// The base build's runs (reports written with --json), in the order they were made.
+    #[arg(long, num_args = 1.., required = true)]
+    pub base: Vec<PathBuf>,
+
+    /// The new build's runs, paired with --base by position.
+    #[arg(long, num_args = 1.., required = true)]
+    pub new: Vec<PathBuf>,
+
+    /// The smallest change that counts, in percent.
+    #[arg(long, default_value_t = 10.0)]
+    pub threshold: f64,
+
+    /// Also writes the comparison as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
 impl Args {
     /// The target and the `--server-metrics` endpoint, parsed, the TLS ones with the roots
     /// read from `--tls-ca`.

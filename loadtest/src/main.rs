@@ -8,6 +8,7 @@
 //! histograms and counters, which the main thread merges into the report.
 
 mod cli;
+mod compare;
 mod ctx;
 mod failover;
 mod http;
@@ -31,6 +32,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn main() {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|first| first == "compare")
+    {
+        let args = cli::CompareArgs::parse_from(std::env::args_os().skip(1));
+        match run_compare(&args) {
+            Ok(regression) => std::process::exit(i32::from(regression)),
+            Err(e) => {
+                eprintln!("ringmcp-load compare: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let args = Args::parse();
     match real_main(args) {
         Ok(code) => std::process::exit(code),
@@ -39,6 +53,31 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+/// Compares the runs on disk and prints the table; `Ok(true)` on a regression.
+fn run_compare(args: &cli::CompareArgs) -> Result<bool, String> {
+    let read = |paths: &[std::path::PathBuf]| -> Result<Vec<serde_json::Value>, String> {
+        paths
+            .iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .collect()
+    };
+    let comparison = compare::compare(
+        &read(&args.base)?,
+        &read(&args.new)?,
+        args.threshold / 100.0,
+    )?;
+    print!("{}", compare::render(&comparison));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(comparison.regression)
 }
 
 fn real_main(args: Args) -> Result<i32, String> {
