@@ -298,7 +298,8 @@ def check_chaos(path, killed, second):
           f"disconnects {s['disconnects']}/{planned}, resumes {s['resumes']}, cuts {s['cuts']}")
     print(f"  {killed}'s sessions answered elsewhere: {moved_out}, each by one node; the second "
           f"HAProxy sent {agreed} of them to the same node; calls ended by -31000 and "
-          f"called again: {s['retried_calls']}; tried again: {s['retried']}")
+          f"called again: {s['retried_calls']}; cut before their first event and called again: "
+          f"{s['unanswered_calls']}; tried again: {s['retried']}")
     print(f"  failover gap over {gap['count']} cut streams: p50 {gap['p50_ms']:.0f} ms, "
           f"p99 {gap['p99_ms']:.0f} ms, max {gap['max_ms']:.0f} ms; errors {r['errors'] or 'none'}")
     for name, t in sorted(nodes.items()):

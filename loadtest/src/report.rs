@@ -491,10 +491,11 @@ impl Report {
             if !t.cuts.is_empty() || !t.retried.is_empty() || t.retried_calls > 0 {
                 let _ = writeln!(
                     s,
-                    "  failover     cuts {} ({}); calls ended by -31000 and called again {}; tried again {} ({})",
+                    "  failover     cuts {} ({}); calls ended by -31000 and called again {}; cut before their first event and called again {}; tried again {} ({})",
                     t.cuts.values().sum::<u64>(),
                     counts(&t.cuts),
                     t.retried_calls,
+                    t.unanswered_calls,
                     t.retried.values().sum::<u64>(),
                     counts(&t.retried),
                 );
@@ -614,7 +615,7 @@ mod tests {
         let r = report("sse-resume", &stats);
         let text = r.human();
         for line in [
-            "  failover     cuts 1 (eof=1); calls ended by -31000 and called again 1; tried again 1 (resume:http_503=1)",
+            "  failover     cuts 1 (eof=1); calls ended by -31000 and called again 1; cut before their first event and called again 0; tried again 1 (resume:http_503=1)",
             "  node n2       sessions 1 events 15 resumes 0 adopted 0 moved away 1",
             "  node n3       sessions 1 events 60 resumes 1 adopted 1 moved away 0",
             "  moved        n2->n3 1 (sessions answered by another node; ids in the JSON)",

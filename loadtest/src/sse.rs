@@ -440,9 +440,20 @@ async fn stream(
         }
         resumes_left -= 1;
         let until = recover_by.unwrap_or(now + patience);
-        if observer.ended == Some(CallEnd::Lost) {
+        let lost = observer.ended == Some(CallEnd::Lost);
+        // Cut before its first event: the node died before answering anything, and without
+        // an event id there is nothing to resume. As after -31000, the call goes again.
+        let unanswered = !lost && last_id.is_none() && observer.cut_at.is_some();
+        if lost || unanswered {
             // The handler died with its node: call again from the next event.
-            ctx.stats.sse.borrow_mut().retried_calls += 1;
+            {
+                let mut sse = ctx.stats.sse.borrow_mut();
+                if lost {
+                    sse.retried_calls += 1;
+                } else {
+                    sse.unanswered_calls += 1;
+                }
+            }
             let (from, owed) = failover::continuation(plan.count, observer.tracker.highest());
             observer.next_call(from);
             body = match send_call(ctx, session, observer, plan, owed, until).await {

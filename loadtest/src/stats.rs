@@ -227,6 +227,10 @@ pub struct SseTally {
     /// Calls that ended with -31000 (the node running their handler stopped), each called
     /// again from its next sequence number.
     pub retried_calls: u64,
+    /// Calls whose response was cut before its first event (the node died before it
+    /// answered anything): with no event id to resume from, each was called again from its
+    /// next sequence number, as after -31000.
+    pub unanswered_calls: u64,
     /// Events that carried a server timestamp (latency measured from it).
     pub timestamped: u64,
     /// Events seen on the held GET streams (sse-fanout --get-stream).
@@ -252,6 +256,7 @@ impl SseTally {
             *self.retried.entry(k.clone()).or_insert(0) += v;
         }
         self.retried_calls += o.retried_calls;
+        self.unanswered_calls += o.unanswered_calls;
         self.timestamped += o.timestamped;
         self.get_stream_events += o.get_stream_events;
     }
