@@ -261,8 +261,7 @@ impl SseBody {
     }
 
     /// Reads on, handing each event to `on_event` (which returns true to stop). Returns when
-    /// the body ends, at `stop_at` once the stream has given an event id (a client cannot
-    /// resume one without), or when `on_event` stops it; fails at `deadline`.
+    /// the body ends, at `stop_at`, or when `on_event` stops it; fails at `deadline`.
     pub async fn read(
         &mut self,
         conn: &mut Conn,
@@ -278,7 +277,6 @@ impl SseBody {
             if done {
                 return Ok(SseEnd::Complete);
             }
-            let stop_at = stop_at.filter(|_| self.last_event_id().is_some());
             if stop_at.is_some_and(|s| Instant::now() >= s) {
                 return Ok(SseEnd::Stopped);
             }
