@@ -27,6 +27,10 @@
 #   BENCH_SCENARIOS ["idle-hold-ws idle-hold-http ws-mcp http-mcp sse-resume"]
 #   BENCH_RESULTS [results]   BENCH_SERVER_CPU [0]  BENCH_LOAD_CPU [1]
 #   BENCH_NO_BUILD=1          use the binaries already in target/release
+#   BENCH_SERVER_BIN, BENCH_LOAD_BIN  the ringmcp server and load generator to run (default
+#                             target/release/ringmcp and ringmcp-load); either one set implies
+#                             BENCH_NO_BUILD. The server may be a script that execs a server
+#                             (scripts/regress.sh uses both)
 #   BENCH_PEER [ringmcp]      the server under load: ringmcp, or for comparison a peer built
 #                             only from an official MCP SDK (scripts/peers/): python-sdk
 #                             (Streamable HTTP, MCP over WebSocket, WebSocket echo) or
@@ -89,12 +93,12 @@ case "$TLS" in
         TLS_DIR="$REPO_ROOT/tests/data/tls" ;;
     *) die "BENCH_TLS must be 0 or 1, not '$TLS'" ;;
 esac
-if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
+if [[ -z "${BENCH_NO_BUILD:-}${BENCH_SERVER_BIN:-}${BENCH_LOAD_BIN:-}" ]]; then
     log "building release binaries"
     cargo build --release -p ringmcp -p loadtest --bins >&2
 fi
-SERVER_BIN="$CARGO_TARGET_DIR/release/ringmcp"
-LOAD_BIN="$CARGO_TARGET_DIR/release/ringmcp-load"
+SERVER_BIN="${BENCH_SERVER_BIN:-$CARGO_TARGET_DIR/release/ringmcp}"
+LOAD_BIN="${BENCH_LOAD_BIN:-$CARGO_TARGET_DIR/release/ringmcp-load}"
 [[ -x "$SERVER_BIN" && -x "$LOAD_BIN" ]] || die "missing $SERVER_BIN or $LOAD_BIN"
 
 # The scenarios each server serves, and its installs.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The single test command: release build, tests, clippy, a short fuzz run, real MCP clients
-# (the Python and TypeScript SDKs, headless Chromium), fault and load-generator runs,
-# Autobahn|Testsuite, MCP conformance, TLS + OAuth authorization.
+# (the Python and TypeScript SDKs, headless Chromium), fault and load-generator runs, the
+# regression runner's own test, Autobahn|Testsuite, MCP conformance, TLS + OAuth authorization.
 # Prints one PASS/FAIL/SKIP line per stage and exits non-zero if any gating stage failed.
 # Later stages still run after a failure (except those that need the release binary), so a
 # single run shows everything that is broken. Works from any cwd.
@@ -87,6 +87,8 @@ if (( build_ok )); then
     stage flood scripts/flood.sh || true
     stage loadgen scripts/loadgen.sh || true
     stage peers scripts/peers.sh || true
+    # scripts/regress.sh flags a deliberately slowed server and passes identical builds.
+    stage regress scripts/regress_check.sh || true
     # Three nodes behind HAProxy with Redis (scripts/cluster.sh): routing by session id, real
     # clients and the conformance suite through the balancer, a node SIGKILLed under a 30 s
     # sse-resume load. About 2 minutes.
@@ -105,6 +107,7 @@ else
     skip flood "release build failed"
     skip loadgen "release build failed"
     skip peers "release build failed"
+    skip regress "release build failed"
     skip cluster "release build failed"
 fi
 
