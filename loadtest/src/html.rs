@@ -182,10 +182,10 @@ const BASE_COLOUR: &str = "#1f5fbf";
 const NEW_COLOUR: &str = "#e07b00";
 
 /// Plot size and margins, in SVG user units (pixels).
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 300.0;
+const WIDTH: f64 = 560.0;
+const HEIGHT: f64 = 260.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 34.0;
 const TOP: f64 = 34.0;
 const BOTTOM: f64 = 46.0;
 
@@ -285,7 +285,7 @@ fn plot(spec: &PlotSpec, series: &[Series]) -> String {
     let points: usize = series.iter().map(|s| s.points.len()).sum();
     let _ = write!(
         out,
-        "<figure><figcaption>{}</figcaption>\n<svg data-plot=\"{}\" data-points=\"{points}\" \
+        "<figure style=\"width:{WIDTH}px\"><figcaption>{}</figcaption>\n<svg data-plot=\"{}\" data-points=\"{points}\" \
          viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
          xmlns=\"http://www.w3.org/2000/svg\" role=\"img\">",
         escape(spec.title),

@@ -88,7 +88,7 @@ impl RampPoint {
             .map(|(bin, n)| {
                 up += n;
                 RampPoint {
-                    time_s: (bin + 1) as f64 * RAMP_BIN.as_secs_f64(),
+                    time_s: ((bin + 1) as u128 * RAMP_BIN.as_millis()) as f64 / 1000.0,
                     connections_up: up,
                 }
             })
