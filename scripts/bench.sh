@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Socket-level benchmark: builds release, then for each standard scenario starts a fresh
 # server (--shards 1, pinned to core 0) and the load generator (--shards 1, pinned to core 1),
-# prints a table and writes one JSON per scenario under results/<timestamp>/.
+# prints a table and writes one JSON per scenario under results/<timestamp>/, and report.html
+# (every scenario's plots on one self-contained page).
 #
 # Scenarios (all at BENCH_CONNECTIONS connections):
 #   idle-hold-ws     initialized MCP WebSocket sessions held open: server RSS per connection
@@ -283,4 +284,16 @@ done
 echo "${RUN[*]}" >"$OUT/scenarios"
 echo
 python3 scripts/results_table.py "$OUT" | tee "$OUT/table.txt"
+# One HTML page of the run's scenarios (docs/benchmarks.md#the-html-report).
+RUN_JSON=()
+for scenario in "${RUN[@]}"; do
+    [[ -f "$OUT/$scenario.json" ]] && RUN_JSON+=("$OUT/$scenario.json")
+done
+if (( ${#RUN_JSON[@]} )); then
+    if "$LOAD_BIN" report --out "$OUT/report.html" "${RUN_JSON[@]}"; then
+        log "report: $OUT/report.html"
+    else
+        warn "could not write $OUT/report.html"
+    fi
+fi
 log "done: $OUT"

@@ -12,7 +12,8 @@
 #                                   (default 1: any failed scenario fails the run)
 #   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stage and the auth stage's wss:// run
 #                                   (local quick runs only)
-#   RINGMCP_SKIP_BROWSER=1          skip the browser stage (headless Chromium; local quick runs only)
+#   RINGMCP_SKIP_BROWSER=1          skip the browser and report stages (headless Chromium; local
+#                                   quick runs only)
 #   RINGMCP_SKIP_AUTH=1             skip the auth stage (TLS + OAuth; local quick runs only)
 #   RINGMCP_SKIP_CLUSTER=1          skip the cluster stage (three nodes behind HAProxy with Redis;
 #                                   local quick runs only)
@@ -83,6 +84,12 @@ if (( build_ok )); then
     else
         stage browser scripts/browser.sh || true
     fi
+    # The HTML report of two short real runs and their A/B page in headless Chromium.
+    if [[ -n "${RINGMCP_SKIP_BROWSER:-}" ]]; then
+        skip report "RINGMCP_SKIP_BROWSER is set"
+    else
+        stage report scripts/report_check.sh || true
+    fi
     stage faults scripts/faults.sh || true
     stage flood scripts/flood.sh || true
     stage loadgen scripts/loadgen.sh || true
@@ -103,6 +110,7 @@ else
     skip examples "release build failed"
     skip ts-sdk "release build failed"
     skip browser "release build failed"
+    skip report "release build failed"
     skip faults "release build failed"
     skip flood "release build failed"
     skip loadgen "release build failed"

@@ -64,6 +64,8 @@ fn median_second_p99(report: &Value) -> Option<f64> {
         .get("latency_by_second")?
         .as_array()?
         .iter()
+        // A second with no answer (only errors, or the tail after the phase) has no p99.
+        .filter(|second| second.get("count").and_then(Value::as_u64) != Some(0))
         .filter_map(|second| second.get("p99_ms")?.as_f64())
         .collect();
     if p99s.is_empty() {
@@ -105,7 +107,8 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn label(self) -> &'static str {
+    /// Its name in the table and on the HTML page.
+    pub fn label(self) -> &'static str {
         match self {
             Verdict::Slower => "slower",
             Verdict::SlowerWithinThreshold => "slower, not surely past the threshold",

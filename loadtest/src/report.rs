@@ -3,7 +3,7 @@
 use crate::cli::{Args, Protocol, Scenario, Target};
 use crate::nodes::{NodeTallies, NO_NODE};
 use crate::run::PhaseSamples;
-use crate::stats::{Percentiles, ShardResult, SlowTally, SseTally};
+use crate::stats::{Percentiles, ShardResult, SlowTally, SseTally, RAMP_BIN};
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -26,28 +26,101 @@ pub struct ServerMemory {
     pub series: Vec<(f64, u64)>,
 }
 
-/// The latencies that completed in one second of the measured phase.
+/// The latencies that completed, and the errors that occurred, in one second of the measured
+/// phase (and of the seconds after it, while the last replies arrive or time out).
 #[derive(Debug, Clone, Serialize)]
 pub struct SecondLatency {
     /// Seconds since the measured phase started.
     pub second: usize,
-    /// Samples.
+    /// Samples: the replies (or events) answered in this second.
     pub count: u64,
+    /// Median (2 significant figures).
+    pub p50_ms: f64,
     /// 99th percentile (2 significant figures).
     pub p99_ms: f64,
     /// Largest value.
     pub max_ms: f64,
+    /// Errors of any kind counted in this second.
+    pub errors: u64,
 }
 
 impl SecondLatency {
-    fn of(second: usize, h: &Histogram<u64>) -> SecondLatency {
+    fn of(second: usize, h: &Histogram<u64>, errors: u64) -> SecondLatency {
         let p = Percentiles::of(h);
         SecondLatency {
             second,
             count: p.count,
+            p50_ms: p.p50_ms,
             p99_ms: p.p99_ms,
             max_ms: p.max_ms,
+            errors,
         }
+    }
+
+    /// Every second that saw a latency or an error, in order.
+    fn all(r: &ShardResult) -> Vec<SecondLatency> {
+        let empty = crate::stats::new_histogram();
+        let seconds = r.by_second.len().max(r.errors_by_second.len());
+        (0..seconds)
+            .map(|second| {
+                let h = r.by_second.get(second).unwrap_or(&empty);
+                let errors = r.errors_by_second.get(second).copied().unwrap_or(0);
+                SecondLatency::of(second, h, errors)
+            })
+            .collect()
+    }
+}
+
+/// How many connections were up at one point of the ramp.
+#[derive(Debug, Clone, Serialize)]
+pub struct RampPoint {
+    /// Seconds since the first connection attempt: the end of a 100 ms bin.
+    pub time_s: f64,
+    /// Connections set up by then, across load shards.
+    pub connections_up: u64,
+}
+
+impl RampPoint {
+    /// The cumulative ramp from connections set up per [`RAMP_BIN`].
+    fn all(connected_by_bin: &[u64]) -> Vec<RampPoint> {
+        let mut up = 0;
+        (connected_by_bin.iter().enumerate())
+            .map(|(bin, n)| {
+                up += n;
+                RampPoint {
+                    time_s: ((bin + 1) as u128 * RAMP_BIN.as_millis()) as f64 / 1000.0,
+                    connections_up: up,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Quantile steps per halving of the distance to 100% in [`Report::latency_distribution`]:
+/// a histogram of n samples gives about 5·log2(n) points (about 100 for a million samples,
+/// 200 at most below 2^40), like HdrHistogram's own percentile output.
+const DISTRIBUTION_TICKS: u32 = 5;
+
+/// One point of the latency distribution: the latency below which `percentile` percent of
+/// the samples fall.
+#[derive(Debug, Clone, Serialize)]
+pub struct DistributionPoint {
+    /// Percent of the samples, below 100 (the largest is `latency.max_ms`).
+    pub percentile: f64,
+    /// Latency at that percentile (3 significant figures).
+    pub ms: f64,
+}
+
+impl DistributionPoint {
+    /// The percentile points of a µs histogram, from 0% on to just below 100%.
+    fn all(h: &Histogram<u64>) -> Vec<DistributionPoint> {
+        (h.iter_quantiles(DISTRIBUTION_TICKS))
+            .filter(|v| v.quantile_iterated_to() < 1.0)
+            .map(|v| DistributionPoint {
+                percentile: v.quantile_iterated_to() * 100.0,
+                ms: v.value_iterated_to() as f64 / 1000.0,
+            })
+            .collect()
     }
 }
 
@@ -135,6 +208,8 @@ pub struct Report {
     pub connect_rate: f64,
     /// Connect plus handshake (plus initialize) time.
     pub connect_latency: Percentiles,
+    /// Connections up over time since the first attempt, every 100 ms until the last one.
+    pub connection_ramp: Vec<RampPoint>,
     /// Requests (or events) scheduled and sent.
     pub sent: u64,
     /// Successful replies (or distinct events delivered).
@@ -143,7 +218,10 @@ pub struct Report {
     pub achieved_rate: f64,
     /// Latency from the intended send time (events: from the server's send time).
     pub latency: Percentiles,
-    /// The same latencies by the second of the measured phase they completed in.
+    /// The latency distribution for a percentile plot: the latency at each percentile.
+    pub latency_distribution: Vec<DistributionPoint>,
+    /// The same latencies by the second of the measured phase they completed in, with the
+    /// errors of each second.
     pub latency_by_second: Vec<SecondLatency>,
     /// How late the load generator wrote requests against their intended times (its own health:
     /// large values mean the load generator, not the server, was the bottleneck).
@@ -281,13 +359,13 @@ impl Report {
                 _ => 0.0,
             },
             connect_latency: Percentiles::of(&r.connect),
+            connection_ramp: RampPoint::all(&r.connected_by_bin),
             sent: r.sent,
             ok: r.ok,
             achieved_rate: r.ok as f64 / args.duration.max(1e-9),
             latency: Percentiles::of(&r.latency),
-            latency_by_second: (r.by_second.iter().enumerate())
-                .map(|(second, h)| SecondLatency::of(second, h))
-                .collect(),
+            latency_distribution: DistributionPoint::all(&r.latency),
+            latency_by_second: SecondLatency::all(r),
             send_lag: Percentiles::of(&r.send_lag),
             error_total: r.errors.values().sum(),
             errors: r.errors.clone(),
@@ -571,6 +649,7 @@ mod tests {
     use super::*;
     use crate::stats::ShardStats;
     use clap::Parser;
+    use std::time::Instant;
 
     fn report(scenario: &str, stats: &ShardStats) -> Report {
         let args = Args::try_parse_from([
@@ -636,6 +715,51 @@ mod tests {
         assert_eq!(json["sse"]["retried_calls"], 1);
         assert_eq!(json["sse"]["cuts"]["eof"], 1);
         assert_eq!(json["settings"]["patience_s"], 15.0);
+    }
+
+    #[test]
+    fn the_plots_data_is_in_the_json() {
+        let stats = ShardStats::default();
+        let now = Instant::now();
+        stats.begin_ramp(now - Duration::from_millis(150));
+        stats.record_connect(Duration::from_millis(2));
+        stats.begin_phase(now - Duration::from_millis(1_200));
+        for us in 1..=1_000 {
+            stats.record(now, Duration::from_micros(us));
+        }
+        stats.error("timeout");
+        let json = serde_json::to_value(report("ws-mcp", &stats)).expect("json");
+        assert_eq!(
+            json["connection_ramp"],
+            serde_json::json!([
+                {"time_s": 0.1, "connections_up": 0},
+                {"time_s": 0.2, "connections_up": 1}
+            ])
+        );
+        let seconds = json["latency_by_second"].as_array().expect("seconds");
+        assert_eq!(seconds.len(), 2);
+        assert_eq!(
+            (seconds[0]["count"].as_u64(), seconds[0]["errors"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert_eq!(
+            (seconds[1]["count"].as_u64(), seconds[1]["errors"].as_u64()),
+            (Some(1_000), Some(1))
+        );
+        let p50 = seconds[1]["p50_ms"].as_f64().expect("p50");
+        assert!((0.49..0.51).contains(&p50), "p50 {p50}");
+        let points: Vec<(f64, f64)> = (json["latency_distribution"].as_array())
+            .expect("distribution")
+            .iter()
+            .map(|p| (p["percentile"].as_f64().unwrap(), p["ms"].as_f64().unwrap()))
+            .collect();
+        // About 5 points per halving of 1,000 samples' distance to 100%.
+        assert!((20..=60).contains(&points.len()), "{} points", points.len());
+        assert_eq!(points[0].0, 0.0);
+        assert!(points
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert!(points.iter().all(|(p, ms)| *p < 100.0 && *ms <= 1.001));
     }
 
     #[test]

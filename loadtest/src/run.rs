@@ -94,6 +94,7 @@ pub async fn run_shard(
     let ctx = Rc::new(Ctx::new(args, target, mine.len()));
     let plan = Rc::new(sse::Plan::new(&ctx, &mine));
     let opened_at = Instant::now();
+    ctx.stats.begin_ramp(opened_at);
     let per_shard_ramp = ctx.args.ramp / shards as f64;
     let listen_control = (ctx.args.scenario == Scenario::Listen && shard == 0).then(|| {
         let ctx = Rc::clone(&ctx);
