@@ -89,7 +89,7 @@ fn errors(report: &Value) -> u64 {
 }
 
 /// What the comparison says of one metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Worse by more than the threshold: the whole interval lies above 1 + threshold.
@@ -136,7 +136,7 @@ impl Verdict {
 }
 
 /// One metric's comparison.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MetricComparison {
     /// The metric.
     pub metric: &'static str,
@@ -150,17 +150,17 @@ pub struct MetricComparison {
     pub new_median: f64,
     /// new / base, the geometric mean of the pairs' ratios.
     pub ratio: f64,
-    /// The confidence interval of `ratio`, at `Comparison::confidence` (absent with fewer
-    /// than two pairs).
+    /// The lower end of the confidence interval of `ratio`, at `confidence` (absent with
+    /// fewer than two pairs).
     pub ratio_low: Option<f64>,
-    /// Its upper end.
+    /// The interval's upper end.
     pub ratio_high: Option<f64>,
     /// The verdict against the threshold.
     pub verdict: Verdict,
 }
 
 /// The comparison of two builds' paired runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
     /// Format version of this JSON.
     pub schema_version: u32,

@@ -20,6 +20,8 @@ mod nodes;
 mod report;
 mod run;
 mod schedule;
+#[cfg(test)]
+mod schema;
 mod sender;
 mod sse;
 mod stats;

@@ -12,23 +12,23 @@ use std::fmt::Write;
 use std::time::Duration;
 
 /// Server memory at the phase points (bytes, VmRSS).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ServerMemory {
-    /// Before the first connection.
+    /// Bytes before the first connection.
     pub before: Option<u64>,
-    /// When every connection was up.
+    /// Bytes when every connection was up.
     pub connected: Option<u64>,
-    /// At the end of the measured phase.
+    /// Bytes at the end of the measured phase.
     pub end: Option<u64>,
-    /// Half a second after every connection closed.
+    /// Bytes half a second after every connection closed.
     pub after_close: Option<u64>,
-    /// (seconds since start, bytes) every 500 ms.
+    /// (seconds since the load generator started, bytes), every 500 ms.
     pub series: Vec<(f64, u64)>,
 }
 
 /// The latencies that completed, and the errors that occurred, in one second of the measured
 /// phase (and of the seconds after it, while the last replies arrive or time out).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SecondLatency {
     /// Seconds since the measured phase started.
     pub second: usize,
@@ -72,7 +72,7 @@ impl SecondLatency {
 }
 
 /// How many connections were up at one point of the ramp.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RampPoint {
     /// Seconds since the first connection attempt: the end of a 100 ms bin.
     pub time_s: f64,
@@ -103,7 +103,7 @@ const DISTRIBUTION_TICKS: u32 = 5;
 
 /// One point of the latency distribution: the latency below which `percentile` percent of
 /// the samples fall.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DistributionPoint {
     /// Percent of the samples, below 100 (the largest is `latency.max_ms`).
     pub percentile: f64,
@@ -125,7 +125,7 @@ impl DistributionPoint {
 }
 
 /// How one listen change reached the streams.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ChangeDelivery {
     /// The change's number, from 1 (its trigger's request id).
     pub change: usize,
@@ -143,7 +143,7 @@ pub struct ChangeDelivery {
 }
 
 /// What the listen scenario measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ListenReport {
     /// Streams acknowledged and held.
     pub streams: u64,
@@ -189,14 +189,22 @@ impl ListenReport {
     }
 }
 
+/// The format version written in [`Report::schema_version`].
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
 /// Everything one run measured.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Report {
+    /// The format version of this JSON (docs/schema/run-report.json): raised when a field
+    /// changes meaning or goes, not when one is added.
+    pub schema_version: u32,
     /// Scenario name.
     pub scenario: &'static str,
     /// Target URL.
     pub target: String,
-    /// The settings that shape the load.
+    /// The settings that shape the load: `connections`, `rate` (per second), `duration_s`,
+    /// `ramp` (connections per second), `payload` (bytes), `timeout_s`, `protocol`, `tls`, and
+    /// the scenario's own (named after their command-line options).
     pub settings: BTreeMap<&'static str, serde_json::Value>,
     /// Load shards.
     pub shards: usize,
@@ -226,17 +234,18 @@ pub struct Report {
     /// How late the load generator wrote requests against their intended times (its own health:
     /// large values mean the load generator, not the server, was the bottleneck).
     pub send_lag: Percentiles,
-    /// Errors by kind.
+    /// Errors by kind: kind → count.
     pub errors: BTreeMap<String, u64>,
     /// Total errors.
     pub error_total: u64,
-    /// Bytes written and read by the clients.
+    /// Bytes the clients wrote to their sockets.
     pub bytes_out: u64,
-    /// Bytes read.
+    /// Bytes the clients read from their sockets.
     pub bytes_in: u64,
     /// Server memory.
     pub server_rss: ServerMemory,
-    /// (connected − before) / connections, bytes.
+    /// Server memory per connection set up, bytes: (RSS at the end, else when every
+    /// connection was up, − RSS before) / connections set up.
     pub server_bytes_per_connection: Option<f64>,
     /// idle-hold over HTTP with --fill-events: event data received per session, the least
     /// a server that can replay them must hold.
@@ -253,7 +262,8 @@ pub struct Report {
     /// Milliseconds the server's threads were runnable but not running during the measured
     /// phase: other tasks held their core (from /proc schedstat).
     pub server_core_wait_ms: Option<f64>,
-    /// The same for our own threads.
+    /// Milliseconds the load generator's threads were runnable but not running during the
+    /// measured phase.
     pub load_core_wait_ms: Option<f64>,
     /// SSE delivery checks (sse scenarios).
     pub sse: Option<SseTally>,
@@ -348,6 +358,7 @@ impl Report {
             (samples.own_cpu_end - samples.own_cpu_start) / args.duration.max(1e-9) * 100.0
         });
         Report {
+            schema_version: REPORT_SCHEMA_VERSION,
             scenario: args.scenario.name(),
             target: args.target.clone(),
             settings,

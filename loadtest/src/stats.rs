@@ -247,7 +247,7 @@ fn add_counts(mine: &mut Vec<u64>, theirs: &[u64]) {
 }
 
 /// SSE delivery accounting (sse-fanout, sse-resume).
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, schemars::JsonSchema)]
 pub struct SseTally {
     /// Streams (tools/call stream requests) started.
     pub streams: u64,
@@ -315,7 +315,7 @@ impl SseTally {
 }
 
 /// What happened to the clients that stopped reading (slow-readers).
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, schemars::JsonSchema)]
 pub struct SlowTally {
     /// Slow readers that were set up.
     pub clients: u64,
@@ -466,7 +466,7 @@ impl ShardResult {
 }
 
 /// Percentiles of a histogram, in milliseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Percentiles {
     /// Samples.
     pub count: u64,
