@@ -15,8 +15,9 @@
 # machine weighs on both sides. Both sides are driven by the same load generator, this
 # checkout's. Then, per scenario, `ringmcp-load compare` prints the verdict table (p50, p99,
 # p99.9, the median per-second p99, server busy per request, server bytes per connection,
-# errors: docs/benchmarks.md, "Comparing two builds"), and the last lines give one verdict
-# per scenario.
+# errors: docs/benchmarks.md, "Comparing two builds"), and writes the A/B page (SCENARIO/
+# report.html: both builds' runs overlaid, the verdict table on top); the last lines give one
+# verdict per scenario.
 #
 # Exit status: 0 no regression detected, 1 a regression in some scenario, 2 a run or a build
 # failed.
@@ -126,7 +127,8 @@ for scenario in $SCENARIOS; do
     echo "== $scenario: $2 against $1"
     status=0
     "$LOAD_BIN" compare --base "${base[@]}" --new "${new[@]}" --threshold "$THRESHOLD" \
-        --json "$OUT/$scenario/compare.json" | tee "$OUT/$scenario/compare.txt" || status=$?
+        --json "$OUT/$scenario/compare.json" --report "$OUT/$scenario/report.html" \
+        | tee "$OUT/$scenario/compare.txt" || status=$?
     case $status in
         0) ;;
         1) regressed+=("$scenario") ;;
