@@ -1,7 +1,7 @@
 //! The shard executor: the patched glommio (vendor/glommio/PATCHES.md) still preempts, with
 //! its preemption timer now armed across turns instead of re-armed on every one, still sleeps
-//! when idle, runs a woken task on time (it does not park with tasks queued), and the busy time
-//! it reports only grows.
+//! when idle, runs a woken task on time (it does not park with tasks queued), keeps one waker
+//! per pending I/O source however often it is polled, and the busy time it reports only grows.
 
 use glommio::net::TcpStream;
 use ringmcp::shard::io::{Deadline, Socket};
@@ -197,5 +197,40 @@ fn a_timer_woken_task_runs_on_time_beside_socket_reads() {
             worst < Duration::from_millis(250),
             "the timer-woken task ran {worst:?} after its deadline"
         );
+    }
+}
+
+#[test]
+fn a_blocking_call_polled_again_and_again_keeps_one_waker() {
+    // A shard's accept loop runs beside `spawn_blocking` (the wait for a stop request), which
+    // is polled again every time the task wakes for an accept. Each poll used to add a clone
+    // of the task's waker to the blocking call's source, never dropped while it waited: memory
+    // per accepted connection, and a panic ("Waker invariant broken") once the task's waker
+    // count passed i16::MAX, after some 32,000 wake-ups of a long-running server.
+    const POLLS: u32 = 40_000;
+    let handles = ringmcp::shard::pool("executor-test", 1)
+        .unwrap()
+        .on_all_shards(|| async {
+            let (stop, stop_requested) = std::sync::mpsc::channel::<()>();
+            let stopped = glommio::executor().spawn_blocking(move || stop_requested.recv());
+            let polled = futures_lite::future::or(
+                async {
+                    let _ = stopped.await;
+                    0
+                },
+                async {
+                    for _ in 0..POLLS {
+                        futures_lite::future::yield_now().await;
+                    }
+                    POLLS
+                },
+            )
+            .await;
+            drop(stop);
+            polled
+        })
+        .unwrap();
+    for result in handles.join_all() {
+        assert_eq!(result.unwrap(), POLLS);
     }
 }

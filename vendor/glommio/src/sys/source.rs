@@ -314,7 +314,11 @@ impl Source {
                 return Poll::Ready(result);
             }
 
-            self.add_waiter_many(cx.waker().clone());
+            // ringmcp patch: one waiter, replaced only by a different waker. Each source's
+            // result is awaited by the one operation that owns it, and a source that stays
+            // pending (a blocking call) is polled again at every wake-up of its task: pushing
+            // a clone per poll piled them up until the task's i16 waker count overflowed.
+            self.add_waiter_single(cx.waker());
             Poll::Pending
         })
         .await
