@@ -1,0 +1,485 @@
+//! `--find-capacity P99_MS`: the highest rate at which a request scenario's p99 stays at or
+//! below a bound with no errors.
+//!
+//! Short probing runs rise from `--rate` by doubling until one fails, then bisect between the
+//! highest passing and the lowest failing rate until the two are within
+//! `--capacity-resolution`; a confirming run at the rate found then lasts `--duration`.
+//! [`Search`] makes those decisions from the probes' outcomes and does no I/O; [`find`] runs
+//! the probes.
+//!
+//! Each probe is a whole run of its own: it opens its connections, runs its measured phase
+//! and closes them. Keeping the connections open across probes would save the ramp (3 s for
+//! 15,000 connections at --ramp 5000), but every connection task of a run is built around one
+//! measured phase (one start, one schedule, one close), and a probe that is a plain run
+//! measures exactly what `--rate R --duration D` does, so the rate found can be checked with
+//! one.
+//!
+//! A probe whose own send lag takes a large part of the bound while the load generator had
+//! no time to spare measured the load generator, not the server: the search stops there and
+//! says so rather than report a capacity that is ours.
+
+use crate::cli::{Args, Scenario};
+use crate::report::Report;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// Probes at most: a run from 1,000/s that doubles to 10^9/s and bisects to 0.1% stays within.
+const MAX_PROBES: usize = 40;
+
+/// The lowest rate probed on the way down, per second.
+const MIN_RATE: f64 = 1.0;
+
+/// A probe whose send lag p99 exceeds this share of the bound, with the load generator at
+/// least [`LOAD_SATURATED`] busy, was held back by the load generator.
+const LAG_SHARE: f64 = 0.5;
+
+/// The load generator's busy share (percent of its cores) from which it had no time to spare.
+const LOAD_SATURATED: f64 = 90.0;
+
+/// The scenarios a capacity search can drive: requests on a schedule fixed by `--rate`.
+pub fn supports(scenario: Scenario) -> bool {
+    matches!(
+        scenario,
+        Scenario::WsEcho | Scenario::WsMcp | Scenario::HttpMcp
+    )
+}
+
+/// How a probe went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// p99 at or below the bound, no errors.
+    Pass,
+    /// p99 above the bound, or errors.
+    Fail,
+    /// The load generator was the bottleneck: nothing is known about the server at this rate.
+    LoadBound,
+}
+
+/// Judges a probe: `p99_ms` and `errors` against `bound_ms`, after checking that the load
+/// generator's own lateness (`send_lag_p99_ms`, at `load_busy_percent` of its cores) was not
+/// what it measured.
+pub fn judge(
+    bound_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    send_lag_p99_ms: f64,
+    load_busy_percent: Option<f64>,
+) -> Outcome {
+    let saturated = load_busy_percent.is_none_or(|busy| busy >= LOAD_SATURATED);
+    if send_lag_p99_ms > bound_ms * LAG_SHARE && saturated {
+        Outcome::LoadBound
+    } else if errors == 0 && p99_ms <= bound_ms {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    }
+}
+
+/// What the search does next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// Probe this rate (per second).
+    Probe(f64),
+    /// The search is over.
+    Done(Verdict),
+}
+
+/// How a search ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// The highest passing rate, with the lowest failing one within the resolution above it.
+    Found(f64),
+    /// Every probe down to [`MIN_RATE`] failed.
+    NoneFound,
+    /// The load generator was the bottleneck at `at`; `passed` is the highest rate that
+    /// passed before, a lower bound of the capacity.
+    LoadBound { at: f64, passed: Option<f64> },
+    /// [`MAX_PROBES`] ran out (the outcomes contradicted each other, or the resolution is
+    /// very fine); `passed` is the highest passing rate.
+    Unsettled { passed: Option<f64> },
+}
+
+/// The search: an exponential rise (or fall) from the first rate, then a bisection.
+#[derive(Debug, Clone)]
+pub struct Search {
+    start: f64,
+    /// Relative width at which bisection stops (0.05 for 5%).
+    resolution: f64,
+    /// The highest rate that passed.
+    passed: Option<f64>,
+    /// The lowest rate that failed.
+    failed: Option<f64>,
+    /// The rate at which the load generator was the bottleneck.
+    load_bound: Option<f64>,
+    probes: usize,
+}
+
+impl Search {
+    /// A search whose first probe runs at `start` per second, bisecting to `resolution`.
+    pub fn new(start: f64, resolution: f64) -> Search {
+        Search {
+            start,
+            resolution,
+            passed: None,
+            failed: None,
+            load_bound: None,
+            probes: 0,
+        }
+    }
+
+    /// Takes the outcome of the probe at `rate`.
+    pub fn record(&mut self, rate: f64, outcome: Outcome) {
+        self.probes += 1;
+        match outcome {
+            Outcome::Pass => self.passed = Some(self.passed.map_or(rate, |p| p.max(rate))),
+            Outcome::Fail => self.failed = Some(self.failed.map_or(rate, |f| f.min(rate))),
+            Outcome::LoadBound => self.load_bound = Some(rate),
+        }
+    }
+
+    /// What to do next.
+    pub fn next(&self) -> Step {
+        if let Some(at) = self.load_bound {
+            return Step::Done(Verdict::LoadBound {
+                at,
+                passed: self.passed,
+            });
+        }
+        if self.probes >= MAX_PROBES {
+            return Step::Done(Verdict::Unsettled {
+                passed: self.passed,
+            });
+        }
+        match (self.passed, self.failed) {
+            (None, None) => Step::Probe(self.start),
+            (Some(passed), None) => Step::Probe(passed * 2.0),
+            (None, Some(failed)) if failed / 2.0 < MIN_RATE => Step::Done(Verdict::NoneFound),
+            (None, Some(failed)) => Step::Probe(failed / 2.0),
+            (Some(passed), Some(failed)) => {
+                let mid = ((passed + failed) / 2.0).round();
+                if failed <= passed * (1.0 + self.resolution) || mid <= passed || mid >= failed {
+                    Step::Done(Verdict::Found(passed))
+                } else {
+                    Step::Probe(mid)
+                }
+            }
+        }
+    }
+}
+
+/// What one probe (or the confirming run) measured, as the search saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    /// The rate asked for, requests per second.
+    pub rate: f64,
+    /// The measured phase's length, seconds.
+    pub duration_s: f64,
+    /// Latency p99 over the measured phase, ms (from each request's intended send time).
+    pub p99_ms: f64,
+    /// Errors of every kind, setup included.
+    pub errors: u64,
+    /// Successful replies per second of the measured phase.
+    pub achieved_rate: f64,
+    /// The load generator's own send lag, p99, ms.
+    pub send_lag_p99_ms: f64,
+    /// The server's busy share over the measured phase, percent of one core
+    /// (`--server-metrics`).
+    pub server_busy_percent: Option<f64>,
+    /// The load generator's busy share, percent of one core.
+    pub load_busy_percent: Option<f64>,
+    /// Milliseconds the server's threads waited for their core (another process had it).
+    pub server_core_wait_ms: Option<f64>,
+    /// The same for the load generator's threads.
+    pub load_core_wait_ms: Option<f64>,
+    /// pass, fail, or load-bound.
+    pub outcome: Outcome,
+}
+
+impl Probe {
+    /// The figures of `report`, a run at `rate`, judged against `bound_ms`.
+    pub fn of(report: &Report, rate: f64, duration_s: f64, bound_ms: f64) -> Probe {
+        Probe {
+            rate,
+            duration_s,
+            p99_ms: report.latency.p99_ms,
+            errors: report.error_total,
+            achieved_rate: report.achieved_rate,
+            send_lag_p99_ms: report.send_lag.p99_ms,
+            server_busy_percent: report.server_busy_percent,
+            load_busy_percent: report.load_busy_percent,
+            server_core_wait_ms: report.server_core_wait_ms,
+            load_core_wait_ms: report.load_core_wait_ms,
+            outcome: judge(
+                bound_ms,
+                report.latency.p99_ms,
+                report.error_total,
+                report.send_lag.p99_ms,
+                report.load_busy_percent,
+            ),
+        }
+    }
+}
+
+/// The result of `--find-capacity` (the `capacity` object of the JSON; the report's other
+/// fields are the confirming run's, or without one the last probe's).
+#[derive(Debug, Clone, Serialize)]
+pub struct Capacity {
+    /// The bound on the p99 latency, ms (`--find-capacity`).
+    pub p99_bound_ms: f64,
+    /// Bisection stopped once the lowest failing rate was within this many percent above the
+    /// highest passing one (`--capacity-resolution`).
+    pub resolution_percent: f64,
+    /// Each probe's measured phase, seconds (`--probe-duration`).
+    pub probe_duration_s: f64,
+    /// How the search ended: `found`; `none-found` (every probe down to 1/s failed);
+    /// `load-bound` (the load generator was the bottleneck at `load_bound_at`: `rate` is then
+    /// only a lower bound); `unsettled` (the probe budget ran out).
+    pub verdict: &'static str,
+    /// The highest rate that passed, requests per second: the capacity when `verdict` is
+    /// `found`, else a lower bound; none if no probe passed.
+    pub rate: Option<f64>,
+    /// The lowest rate that failed, per second, if one did.
+    pub lowest_failing_rate: Option<f64>,
+    /// The rate at which the load generator was the bottleneck (`verdict` `load-bound`).
+    pub load_bound_at: Option<f64>,
+    /// The probes, in the order they ran.
+    pub probes: Vec<Probe>,
+    /// The confirming run at `rate` for `--duration` (verdict `found` only); its `outcome`
+    /// says whether it held the bound.
+    pub confirm: Option<Probe>,
+}
+
+impl Capacity {
+    /// Whether a rate was found and the confirming run held the bound with no errors.
+    pub fn confirmed(&self) -> bool {
+        self.confirm
+            .as_ref()
+            .is_some_and(|c| c.outcome == Outcome::Pass)
+    }
+
+    /// The summary's capacity lines.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let rate = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.0}/s"));
+        let _ = writeln!(
+            s,
+            "  capacity     p99 <= {} ms with no errors: {} {} (lowest failing {}, resolution {}%, probes of {} s)",
+            self.p99_bound_ms,
+            self.verdict,
+            rate(self.rate),
+            rate(self.lowest_failing_rate),
+            self.resolution_percent,
+            self.probe_duration_s
+        );
+        if let Some(at) = self.load_bound_at {
+            let _ = writeln!(
+                s,
+                "               the load generator was the bottleneck at {at:.0}/s (send lag p99 over {:.0}% of the bound, busy {LOAD_SATURATED:.0}%+): the server's capacity is above what it can drive",
+                LAG_SHARE * 100.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  probe        rate/s   outcome      p99 ms  errors  achieved/s  lag p99 ms  busy server  load  core wait ms server  load"
+        );
+        let pct = |p: Option<f64>| p.map_or("?".to_owned(), |p| format!("{p:.0}%"));
+        let ms = |w: Option<f64>| w.map_or("?".to_owned(), |w| format!("{w:.0}"));
+        let named = self
+            .probes
+            .iter()
+            .enumerate()
+            .map(|(n, p)| (format!("{}", n + 1), p));
+        for (name, p) in named.chain(self.confirm.iter().map(|p| ("confirm".to_owned(), p))) {
+            let outcome = match p.outcome {
+                Outcome::Pass => "pass",
+                Outcome::Fail => "fail",
+                Outcome::LoadBound => "load-bound",
+            };
+            let _ = writeln!(
+                s,
+                "  {name:<9} {:>9.0}   {outcome:<10} {:>8.3} {:>7} {:>11.0} {:>11.3} {:>12} {:>5} {:>19} {:>5}",
+                p.rate,
+                p.p99_ms,
+                p.errors,
+                p.achieved_rate,
+                p.send_lag_p99_ms,
+                pct(p.server_busy_percent),
+                pct(p.load_busy_percent),
+                ms(p.server_core_wait_ms),
+                ms(p.load_core_wait_ms),
+            );
+        }
+        s
+    }
+}
+
+/// Runs the search: `measure` makes one run of the given arguments and returns its report.
+/// Returns the confirming run's report (without one, the last probe's) and the search.
+pub fn find(
+    args: &Args,
+    bound_ms: f64,
+    mut measure: impl FnMut(&Args) -> Result<Report, String>,
+) -> Result<(Report, Capacity), String> {
+    let mut search = Search::new(args.rate, args.capacity_resolution / 100.0);
+    let mut probes = Vec::new();
+    let mut last = None;
+    let verdict = loop {
+        let rate = match search.next() {
+            Step::Probe(rate) => rate,
+            Step::Done(verdict) => break verdict,
+        };
+        if crate::progress::wanted() {
+            eprintln!(
+                "probe {}: {rate:.0}/s for {} s",
+                probes.len() + 1,
+                args.probe_duration
+            );
+        }
+        let probe_args = Args {
+            rate,
+            duration: args.probe_duration,
+            ..args.clone()
+        };
+        let report = measure(&probe_args)?;
+        let probe = Probe::of(&report, rate, args.probe_duration, bound_ms);
+        search.record(rate, probe.outcome);
+        probes.push(probe);
+        last = Some(report);
+    };
+    let lowest_failing_rate = (probes.iter())
+        .filter(|p| p.outcome == Outcome::Fail)
+        .map(|p| p.rate)
+        .min_by(f64::total_cmp);
+    let (name, rate, load_bound_at) = match verdict {
+        Verdict::Found(rate) => ("found", Some(rate), None),
+        Verdict::NoneFound => ("none-found", None, None),
+        Verdict::LoadBound { at, passed } => ("load-bound", passed, Some(at)),
+        Verdict::Unsettled { passed } => ("unsettled", passed, None),
+    };
+    let (report, confirm) = match verdict {
+        Verdict::Found(rate) => {
+            if crate::progress::wanted() {
+                eprintln!("confirming: {rate:.0}/s for {} s", args.duration);
+            }
+            let report = measure(&Args {
+                rate,
+                ..args.clone()
+            })?;
+            let confirm = Probe::of(&report, rate, args.duration, bound_ms);
+            (report, Some(confirm))
+        }
+        _ => (last.ok_or("no probe ran")?, None),
+    };
+    let capacity = Capacity {
+        p99_bound_ms: bound_ms,
+        resolution_percent: args.capacity_resolution,
+        probe_duration_s: args.probe_duration,
+        verdict: name,
+        rate,
+        lowest_failing_rate,
+        load_bound_at,
+        probes,
+        confirm,
+    };
+    Ok((report, capacity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a search against a server whose p99 passes up to `capacity` per second, with
+    /// the load generator the bottleneck from `load_limit`; the rates probed and the verdict.
+    fn search(start: f64, capacity: f64, load_limit: f64) -> (Vec<f64>, Verdict) {
+        let mut s = Search::new(start, 0.05);
+        let mut rates = Vec::new();
+        loop {
+            match s.next() {
+                Step::Done(v) => return (rates, v),
+                Step::Probe(rate) => {
+                    rates.push(rate);
+                    let outcome = if rate >= load_limit {
+                        Outcome::LoadBound
+                    } else if rate <= capacity {
+                        Outcome::Pass
+                    } else {
+                        Outcome::Fail
+                    };
+                    s.record(rate, outcome);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rises_by_doubling_then_bisects_to_the_resolution() {
+        let (rates, verdict) = search(10_000.0, 61_000.0, f64::INFINITY);
+        assert_eq!(
+            rates,
+            [10_000.0, 20_000.0, 40_000.0, 80_000.0, 60_000.0, 70_000.0, 65_000.0, 62_500.0]
+        );
+        // 62,500 failed, 60,000 passed: within 5%.
+        assert_eq!(verdict, Verdict::Found(60_000.0));
+    }
+
+    #[test]
+    fn falls_by_halving_when_the_first_probe_fails() {
+        let (rates, verdict) = search(10_000.0, 3_000.0, f64::INFINITY);
+        assert_eq!(rates[..3], [10_000.0, 5_000.0, 2_500.0]);
+        let Verdict::Found(found) = verdict else {
+            panic!("{verdict:?}");
+        };
+        assert!((2_850.0..=3_000.0).contains(&found), "{found}");
+        // Nothing passes: down to 1/s, then no capacity.
+        let (rates, verdict) = search(1_000.0, 0.0, f64::INFINITY);
+        assert_eq!(verdict, Verdict::NoneFound);
+        assert_eq!(rates.last().copied(), Some(1_000.0 / 512.0));
+    }
+
+    #[test]
+    fn a_load_bound_probe_ends_the_search_without_a_capacity() {
+        let (rates, verdict) = search(10_000.0, 1e9, 50_000.0);
+        assert_eq!(rates, [10_000.0, 20_000.0, 40_000.0, 80_000.0]);
+        assert_eq!(
+            verdict,
+            Verdict::LoadBound {
+                at: 80_000.0,
+                passed: Some(40_000.0)
+            }
+        );
+    }
+
+    #[test]
+    fn the_probe_budget_bounds_a_search() {
+        // Every probe passes and the load generator never tires: doubling stops at the budget.
+        let (rates, verdict) = search(1.0, f64::INFINITY, f64::INFINITY);
+        assert_eq!(rates.len(), MAX_PROBES);
+        assert!(matches!(verdict, Verdict::Unsettled { passed: Some(_) }));
+    }
+
+    #[test]
+    fn judging_a_probe() {
+        // Within the bound, no errors.
+        assert_eq!(judge(5.0, 4.9, 0, 0.1, Some(50.0)), Outcome::Pass);
+        assert_eq!(judge(5.0, 5.0, 0, 0.1, Some(50.0)), Outcome::Pass);
+        // Over the bound, or any error.
+        assert_eq!(judge(5.0, 5.1, 0, 0.1, Some(50.0)), Outcome::Fail);
+        assert_eq!(judge(5.0, 1.0, 1, 0.1, Some(50.0)), Outcome::Fail);
+        // A large send lag from a server that pushes back (the load generator idle enough)
+        // is the server's.
+        assert_eq!(judge(5.0, 30.0, 0, 20.0, Some(60.0)), Outcome::Fail);
+        // A large send lag from a saturated load generator is its own.
+        assert_eq!(judge(5.0, 30.0, 0, 20.0, Some(97.0)), Outcome::LoadBound);
+        assert_eq!(judge(5.0, 4.0, 0, 2.6, Some(95.0)), Outcome::LoadBound);
+        assert_eq!(judge(5.0, 4.0, 0, 2.4, Some(95.0)), Outcome::Pass);
+    }
+
+    #[test]
+    fn only_request_scenarios_are_searched() {
+        assert!(supports(Scenario::WsMcp) && supports(Scenario::HttpMcp));
+        assert!(supports(Scenario::WsEcho));
+        assert!(!supports(Scenario::IdleHold) && !supports(Scenario::SseFanout));
+        assert!(!supports(Scenario::Listen) && !supports(Scenario::SlowReaders));
+    }
+}
