@@ -221,7 +221,8 @@ fn measure(
         std::thread::spawn(move || {
             if let Some(board) = &shared.progress {
                 let stderr = &mut std::io::stderr();
-                progress::print_until(board, &stop_printing, connections, duration, stderr);
+                let start = &shared.start;
+                progress::print_until(board, start, &stop_printing, connections, duration, stderr);
             }
         })
     });

@@ -12,7 +12,7 @@ use crate::stats::{Percentiles, ShardStats};
 use hdrhistogram::Histogram;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long after a second of the measured phase ends the shards publish it.
@@ -32,8 +32,8 @@ pub fn wanted() -> bool {
 /// What one shard has done so far.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// The measured phase's start, once known.
-    pub phase_start: Option<Instant>,
+    /// When it was taken.
+    pub at: Option<Instant>,
     /// Connections (sessions) set up.
     pub connected: u64,
     /// Requests written.
@@ -55,7 +55,7 @@ impl Snapshot {
             Some((last, stats.by_second.borrow().get(last)?.clone()))
         });
         Snapshot {
-            phase_start,
+            at: Some(now),
             connected: stats.connected.get(),
             sent: stats.sent.get(),
             answered: stats.ok.get(),
@@ -78,6 +78,8 @@ pub struct Totals {
     pub errors: u64,
     /// The p99 of the last complete second of the measured phase, ms.
     pub p99_ms: Option<f64>,
+    /// When the latest of the snapshots summed was taken.
+    pub at: Option<Instant>,
 }
 
 /// Every shard's latest [`Snapshot`]: written by the shards, read by the printer.
@@ -104,12 +106,6 @@ impl Board {
         {
             *slot = snapshot;
         }
-    }
-
-    /// The measured phase's start, once a shard knows it.
-    fn phase_start(&self) -> Option<Instant> {
-        let slots = self.slots.lock().ok()?;
-        slots.iter().find_map(|s| s.phase_start)
     }
 
     /// The sums; the p99 is that of the latest second published, merged over the shards
@@ -144,27 +140,26 @@ impl Board {
             p99_ms: merged
                 .filter(|h| !h.is_empty())
                 .map(|h| Percentiles::of(&h).p99_ms),
+            at: slots.iter().filter_map(|s| s.at).max(),
         }
     }
 }
 
-/// When the next line (or publication) is due, `after` past the end of a second: of the
-/// measured phase once it started, else a second after `now`.
-fn next_tick(phase_start: Option<Instant>, now: Instant, after: Duration) -> Instant {
-    match phase_start {
-        Some(start) => {
-            let ticks = start + after;
-            ticks + Duration::from_secs(now.saturating_duration_since(ticks).as_secs() + 1)
-        }
-        None => now + Duration::from_secs(1),
-    }
+/// When the next line (or publication) is due: the first instant `after` past the end of a
+/// whole second since `origin` (the measured phase's start once known, else the run's) that
+/// is later than `last`, the previous one.
+fn next_tick(origin: Instant, last: Instant, after: Duration) -> Instant {
+    let ticks = origin + after;
+    ticks + Duration::from_secs(last.saturating_duration_since(ticks).as_secs() + 1)
 }
 
 /// Shard `shard`'s publisher: copies the shard's counters to `board` once a second, just
 /// after each second of the measured phase ends. Runs until cancelled.
 pub async fn publish(ctx: &Ctx, board: &Board, shard: usize) {
+    let began = Instant::now();
     loop {
-        net::sleep_until(next_tick(ctx.start.opened(), Instant::now(), PUBLISH_AFTER)).await;
+        let origin = ctx.start.opened().unwrap_or(began);
+        net::sleep_until(next_tick(origin, Instant::now(), PUBLISH_AFTER)).await;
         board.publish(
             shard,
             Snapshot::of(&ctx.stats, ctx.start.opened(), Instant::now()),
@@ -200,10 +195,11 @@ pub fn line(stage: &str, connections: usize, now: &Totals, before: &Totals, secs
     )
 }
 
-/// Prints a line to `out` a second, from `board`, until `done` is set. `connections` and
-/// `duration` are the run's.
+/// Prints a line to `out` a second, from `board`, until `done` is set, in step with the
+/// measured phase once `phase_start` is set. `connections` and `duration` are the run's.
 pub fn print_until(
     board: &Board,
+    phase_start: &OnceLock<Instant>,
     done: &AtomicBool,
     connections: usize,
     duration: Duration,
@@ -211,22 +207,33 @@ pub fn print_until(
 ) {
     let began = Instant::now();
     let mut before = Totals::default();
-    let mut then = began;
+    let mut last = began;
     loop {
-        let due = next_tick(board.phase_start(), Instant::now(), PRINT_AFTER);
-        // Bounded by `done`, which the main thread sets once the shards are joined.
-        while Instant::now() < due {
+        // Bounded by `done`, which the main thread sets once the shards are joined; the due
+        // time moves into step with the measured phase once it is known.
+        loop {
             if done.load(Ordering::Acquire) {
                 return;
             }
-            std::thread::sleep(DONE_POLL.min(due.saturating_duration_since(Instant::now())));
+            let origin = phase_start.get().copied().unwrap_or(began);
+            let wait =
+                next_tick(origin, last, PRINT_AFTER).saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                break;
+            }
+            std::thread::sleep(DONE_POLL.min(wait));
         }
-        let now = Instant::now();
+        last = Instant::now();
         let totals = board.totals();
-        let stage = stage(board.phase_start(), began, now, duration);
-        let secs = (now - then).as_secs_f64();
+        let stage = stage(phase_start.get().copied(), began, last, duration);
+        // Rates over the time between the snapshots, not between the lines.
+        let secs = match (totals.at, before.at) {
+            (Some(now), Some(then)) => (now - then).as_secs_f64(),
+            (Some(now), None) => (now - began).as_secs_f64(),
+            _ => 1.0,
+        };
         let _ = writeln!(out, "{}", line(&stage, connections, &totals, &before, secs));
-        (before, then) = (totals, now);
+        before = totals;
     }
 }
 
@@ -242,6 +249,7 @@ mod tests {
             answered: 99_990,
             errors: 0,
             p99_ms: None,
+            at: None,
         };
         let now = Totals {
             sent: 160_000,
@@ -276,12 +284,15 @@ mod tests {
         assert_eq!(stage(Some(start), began, at(4_400), long), "    1 s");
         assert_eq!(stage(Some(start), began, at(13_300), long), "closing");
         let after = Duration::from_millis(100);
-        assert_eq!(next_tick(None, at(500), after), at(1_500));
-        // Before the phase: its first second's end; then each following second's.
-        assert_eq!(next_tick(Some(start), at(3_000), after), at(4_350));
-        assert_eq!(next_tick(Some(start), at(4_349), after), at(4_350));
-        assert_eq!(next_tick(Some(start), at(4_350), after), at(5_350));
-        assert_eq!(next_tick(Some(start), at(4_400), after), at(5_350));
+        // During the ramp: seconds since the run began.
+        assert_eq!(next_tick(began, began, after), at(1_100));
+        assert_eq!(next_tick(began, at(1_100), after), at(2_100));
+        // The phase's start known: its first second's end, even from before it; then each
+        // following second's.
+        assert_eq!(next_tick(start, at(2_100), after), at(4_350));
+        assert_eq!(next_tick(start, at(4_349), after), at(4_350));
+        assert_eq!(next_tick(start, at(4_350), after), at(5_350));
+        assert_eq!(next_tick(start, at(4_400), after), at(5_350));
     }
 
     #[test]
@@ -298,7 +309,7 @@ mod tests {
         board.publish(
             0,
             Snapshot {
-                phase_start: Some(start),
+                at: Some(start),
                 connected: 3,
                 sent: 10,
                 answered: 9,
@@ -309,7 +320,7 @@ mod tests {
         board.publish(
             1,
             Snapshot {
-                phase_start: Some(start),
+                at: Some(start + Duration::from_millis(2)),
                 connected: 2,
                 sent: 5,
                 answered: 5,
@@ -333,6 +344,6 @@ mod tests {
             },
         );
         assert!(board.totals().p99_ms.is_some_and(|ms| ms < 1.1));
-        assert_eq!(board.phase_start(), Some(start));
+        assert_eq!(t.at, Some(start + Duration::from_millis(2)));
     }
 }

@@ -23,7 +23,7 @@ pub struct Shared {
     /// Shards that finished opening their connections.
     arrived: AtomicUsize,
     /// The measured phase's start, set by the last shard to arrive.
-    start: OnceLock<Instant>,
+    pub start: OnceLock<Instant>,
     /// Server samples at phase points.
     pub samples: Mutex<PhaseSamples>,
     /// The server's metrics endpoint (`--server-metrics`).
