@@ -116,6 +116,10 @@ pub enum Verdict {
     /// [`MAX_PROBES`] ran out (the outcomes contradicted each other, or the resolution is
     /// very fine); `passed` is the highest passing rate.
     Unsettled { passed: Option<f64> },
+    /// Not all connections of the probe at `at` came up: the server refused or dropped
+    /// them whatever the rate, so no later probe would measure more ([`find`] decides this,
+    /// not [`Search`]).
+    SetupFailed { at: f64, passed: Option<f64> },
 }
 
 /// The search: an exponential rise (or fall) from the first rate, then a bisection.
@@ -268,7 +272,8 @@ pub struct Capacity {
     pub probe_duration_s: f64,
     /// How the search ended: `found`; `none-found` (every probe down to 1/s failed);
     /// `load-bound` (the load generator was the bottleneck at `load_bound_at`, three probes
-    /// in a row: `rate` is then only a lower bound); `unsettled` (the probe budget ran out).
+    /// in a row: `rate` is then only a lower bound); `unsettled` (the probe budget ran out);
+    /// `setup-failed` (not every connection of the last probe came up: the search stopped).
     pub verdict: &'static str,
     /// The highest rate that passed, requests per second: the capacity when `verdict` is
     /// `found`, else a lower bound; none if no probe passed.
@@ -380,9 +385,17 @@ pub fn find(
         };
         let report = measure(&probe_args)?;
         let probe = Probe::of(&report, rate, args.probe_duration, bound_ms);
+        let set_up = report.connected >= args.connections as u64;
         search.record(rate, probe.outcome);
         probes.push(probe);
         last = Some(report);
+        if !set_up {
+            let passed = (probes.iter())
+                .filter(|p| p.outcome == Outcome::Pass)
+                .map(|p| p.rate)
+                .max_by(f64::total_cmp);
+            break Verdict::SetupFailed { at: rate, passed };
+        }
     };
     let lowest_failing_rate = (probes.iter())
         .filter(|p| p.outcome == Outcome::Fail)
@@ -393,6 +406,7 @@ pub fn find(
         Verdict::NoneFound => ("none-found", None, None),
         Verdict::LoadBound { at, passed } => ("load-bound", passed, Some(at)),
         Verdict::Unsettled { passed } => ("unsettled", passed, None),
+        Verdict::SetupFailed { passed, .. } => ("setup-failed", passed, None),
     };
     let (report, confirm) = match verdict {
         Verdict::Found(rate) => {
