@@ -162,7 +162,7 @@ impl Peer for NullPeer {
 
 fn dispatch(c: &mut Criterion) {
     let mut group = c.benchmark_group("jsonrpc_tools_call_echo");
-    let dispatcher = Dispatcher::new(Arc::new(fixtures::builtin().build()));
+    let dispatcher = Dispatcher::new(Arc::new(fixtures::builtin(Duration::ZERO).build()));
     let session = SessionState::new_ref();
     let peer: Rc<dyn Peer> = Rc::new(NullPeer);
     let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;

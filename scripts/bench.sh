@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Socket-level benchmark: builds release, then for each standard scenario starts a fresh
 # server (--shards 1, pinned to core 0) and the load generator (--shards 1, pinned to core 1),
-# prints a table and writes one JSON per scenario under results/<timestamp>/.
+# prints a table and writes one JSON per scenario under results/<timestamp>/, and report.html
+# (every scenario's plots on one self-contained page).
 #
 # Scenarios (all at BENCH_CONNECTIONS connections):
 #   idle-hold-ws     initialized MCP WebSocket sessions held open: server RSS per connection
@@ -27,6 +28,10 @@
 #   BENCH_SCENARIOS ["idle-hold-ws idle-hold-http ws-mcp http-mcp sse-resume"]
 #   BENCH_RESULTS [results]   BENCH_SERVER_CPU [0]  BENCH_LOAD_CPU [1]
 #   BENCH_NO_BUILD=1          use the binaries already in target/release
+#   BENCH_SERVER_BIN, BENCH_LOAD_BIN  the ringmcp server and load generator to run (default
+#                             target/release/ringmcp and ringmcp-load); either one set implies
+#                             BENCH_NO_BUILD. The server may be a script that execs a server
+#                             (scripts/regress.sh uses both)
 #   BENCH_PEER [ringmcp]      the server under load: ringmcp, or for comparison a peer built
 #                             only from an official MCP SDK (scripts/peers/): python-sdk
 #                             (Streamable HTTP, MCP over WebSocket, WebSocket echo) or
@@ -89,12 +94,12 @@ case "$TLS" in
         TLS_DIR="$REPO_ROOT/tests/data/tls" ;;
     *) die "BENCH_TLS must be 0 or 1, not '$TLS'" ;;
 esac
-if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
+if [[ -z "${BENCH_NO_BUILD:-}${BENCH_SERVER_BIN:-}${BENCH_LOAD_BIN:-}" ]]; then
     log "building release binaries"
     cargo build --release -p ringmcp -p loadtest --bins >&2
 fi
-SERVER_BIN="$CARGO_TARGET_DIR/release/ringmcp"
-LOAD_BIN="$CARGO_TARGET_DIR/release/ringmcp-load"
+SERVER_BIN="${BENCH_SERVER_BIN:-$CARGO_TARGET_DIR/release/ringmcp}"
+LOAD_BIN="${BENCH_LOAD_BIN:-$CARGO_TARGET_DIR/release/ringmcp-load}"
 [[ -x "$SERVER_BIN" && -x "$LOAD_BIN" ]] || die "missing $SERVER_BIN or $LOAD_BIN"
 
 # The scenarios each server serves, and its installs.
@@ -279,4 +284,16 @@ done
 echo "${RUN[*]}" >"$OUT/scenarios"
 echo
 python3 scripts/results_table.py "$OUT" | tee "$OUT/table.txt"
+# One HTML page of the run's scenarios (docs/benchmarks.md#the-html-report).
+RUN_JSON=()
+for scenario in "${RUN[@]}"; do
+    [[ -f "$OUT/$scenario.json" ]] && RUN_JSON+=("$OUT/$scenario.json")
+done
+if (( ${#RUN_JSON[@]} )); then
+    if "$LOAD_BIN" report --out "$OUT/report.html" "${RUN_JSON[@]}"; then
+        log "report: $OUT/report.html"
+    else
+        warn "could not write $OUT/report.html"
+    fi
+fi
 log "done: $OUT"

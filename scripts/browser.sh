@@ -34,36 +34,6 @@ debian_install "$CHROMIUM" chromium "$WORK"
 # The Debian launcher prints a shell warning on some /dev/shm layouts; the version is its last line.
 log "$(timeout 10 "$CHROMIUM" --version 2>/dev/null | tail -n 1)"
 
-# start_group LOGFILE CMD...: run CMD in a new process group (setsid: a background job is no
-# group leader, so setsid does not fork and $! is the group's id), stopped on exit. Sets GROUP.
-declare -A RUNNING=()
-start_group() {
-    local logfile=$1; shift
-    setsid "$@" >"$logfile" 2>&1 </dev/null &
-    GROUP=$!
-    RUNNING[$GROUP]=1
-    on_exit stop_group "$GROUP"
-}
-
-# stop_group PGID: SIGTERM a group started by start_group (Chromium's helper processes are in
-# it), SIGKILL what is left after 5 s. Only once per group, so an id the system has since
-# reused is never signalled.
-stop_group() {
-    local pgid=$1 i
-    [[ -n "${RUNNING[$pgid]:-}" ]] || return 0
-    unset "RUNNING[$pgid]"
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    for (( i=0; i<50; i++ )); do
-        kill -0 -- "-$pgid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 -- "-$pgid" 2>/dev/null; then
-        warn "process group $pgid ignored SIGTERM for 5 s; sending SIGKILL"
-        kill -KILL -- "-$pgid" 2>/dev/null || true
-    fi
-    wait "$pgid" 2>/dev/null || true
-}
-
 start_group "$WORK/pages.log" python3 scripts/browser_pages.py serve scripts/browser_page.html "$WORK"
 PAGES_PID=$GROUP
 for (( i=0; i<100; i++ )); do
@@ -85,15 +55,12 @@ responses_403() {
 refused_before="$(responses_403)"
 
 # run_page LABEL URL: one headless Chromium with a fresh profile opens URL (headless mode takes
-# one target) until the page has reported or BROWSER_TIMEOUT has passed, then is stopped. The
-# flags keep it off the network (this machine's closed network refuses the connections
-# Chromium makes on its own).
+# one target) until the page has reported or BROWSER_TIMEOUT has passed, then is stopped.
 run_page() {
     local label=$1 url=$2 pid t0=$SECONDS deadline=$(( SECONDS + TIMEOUT ))
     log "chromium: $url"
-    start_group "$WORK/chromium-$label.log" "$CHROMIUM" --headless --no-sandbox --disable-gpu \
-        --disable-quic --no-first-run --disable-background-networking --disable-component-update \
-        --disable-sync --user-data-dir="$WORK/profile-$label" "$url"
+    start_group "$WORK/chromium-$label.log" "$CHROMIUM" "${HEADLESS_CHROMIUM_FLAGS[@]}" \
+        --user-data-dir="$WORK/profile-$label" "$url"
     pid=$GROUP
     until [[ -f "$WORK/report-$label.json" ]]; do
         if (( SECONDS >= deadline )); then

@@ -20,6 +20,10 @@
 #                                   (SERVER_SCHEME=https for a TLS port)
 #   stop_server                     stop it now (idempotent)
 #   stop_pid PID [NAME]             SIGTERM a process, SIGKILL it after 5 s, reap it
+#   HEADLESS_CHROMIUM_FLAGS         the flags of a headless Chromium run, off the network
+#   start_group LOG CMD... / stop_group PGID
+#                                   run CMD in its own process group (sets GROUP), stopped on
+#                                   exit or by stop_group: for Chromium and its helpers
 #   wait_listening PORT TIMEOUT PID poll until 127.0.0.1:PORT accepts; fail early if PID dies
 #   make_test_certs DIR             a test CA (ca.pem) and a server certificate for 127.0.0.1 and
 #                                   localhost signed by it (server.pem, server.key)
@@ -141,6 +145,41 @@ stop_pid() {
         fi
     fi
     wait "$pid" 2>/dev/null || true
+}
+
+# The flags of every headless Chromium run (add --user-data-dir): they keep it off the network
+# (this machine's closed network refuses the connections Chromium makes on its own).
+HEADLESS_CHROMIUM_FLAGS=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+    --disable-background-networking --disable-component-update --disable-sync)
+
+# start_group LOGFILE CMD...: run CMD in a new process group (setsid: a background job is no
+# group leader, so setsid does not fork and $! is the group's id), stopped on exit. Sets GROUP.
+declare -A RUNNING=()
+start_group() {
+    local logfile=$1; shift
+    setsid "$@" >"$logfile" 2>&1 </dev/null &
+    GROUP=$!
+    RUNNING[$GROUP]=1
+    on_exit stop_group "$GROUP"
+}
+
+# stop_group PGID: SIGTERM a group started by start_group (Chromium's helper processes are in
+# it), SIGKILL what is left after 5 s. Only once per group, so an id the system has since
+# reused is never signalled.
+stop_group() {
+    local pgid=$1 i
+    [[ -n "${RUNNING[$pgid]:-}" ]] || return 0
+    unset "RUNNING[$pgid]"
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    for (( i=0; i<50; i++ )); do
+        kill -0 -- "-$pgid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 -- "-$pgid" 2>/dev/null; then
+        warn "process group $pgid ignored SIGTERM for 5 s; sending SIGKILL"
+        kill -KILL -- "-$pgid" 2>/dev/null || true
+    fi
+    wait "$pgid" 2>/dev/null || true
 }
 
 stop_server() {

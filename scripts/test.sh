@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The single test command: release build, tests, clippy, a short fuzz run, real MCP clients
-# (the Python and TypeScript SDKs, headless Chromium), fault and load-generator runs,
-# Autobahn|Testsuite, MCP conformance, TLS + OAuth authorization.
+# (the Python and TypeScript SDKs, headless Chromium), fault and load-generator runs, the
+# regression runner's own test, Autobahn|Testsuite, MCP conformance, TLS + OAuth authorization.
 # Prints one PASS/FAIL/SKIP line per stage and exits non-zero if any gating stage failed.
 # Later stages still run after a failure (except those that need the release binary), so a
 # single run shows everything that is broken. Works from any cwd.
@@ -12,7 +12,8 @@
 #                                   (default 1: any failed scenario fails the run)
 #   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stage and the auth stage's wss:// run
 #                                   (local quick runs only)
-#   RINGMCP_SKIP_BROWSER=1          skip the browser stage (headless Chromium; local quick runs only)
+#   RINGMCP_SKIP_BROWSER=1          skip the browser and report stages (headless Chromium; local
+#                                   quick runs only)
 #   RINGMCP_SKIP_AUTH=1             skip the auth stage (TLS + OAuth; local quick runs only)
 #   RINGMCP_SKIP_CLUSTER=1          skip the cluster stage (three nodes behind HAProxy with Redis;
 #                                   local quick runs only)
@@ -83,10 +84,18 @@ if (( build_ok )); then
     else
         stage browser scripts/browser.sh || true
     fi
+    # The HTML report of two short real runs and their A/B page in headless Chromium.
+    if [[ -n "${RINGMCP_SKIP_BROWSER:-}" ]]; then
+        skip report "RINGMCP_SKIP_BROWSER is set"
+    else
+        stage report scripts/report_check.sh || true
+    fi
     stage faults scripts/faults.sh || true
     stage flood scripts/flood.sh || true
     stage loadgen scripts/loadgen.sh || true
     stage peers scripts/peers.sh || true
+    # scripts/regress.sh flags a deliberately slowed server and passes identical builds.
+    stage regress scripts/regress_check.sh || true
     # Three nodes behind HAProxy with Redis (scripts/cluster.sh): routing by session id, real
     # clients and the conformance suite through the balancer, a node SIGKILLed under a 30 s
     # sse-resume load. About 2 minutes.
@@ -101,10 +110,12 @@ else
     skip examples "release build failed"
     skip ts-sdk "release build failed"
     skip browser "release build failed"
+    skip report "release build failed"
     skip faults "release build failed"
     skip flood "release build failed"
     skip loadgen "release build failed"
     skip peers "release build failed"
+    skip regress "release build failed"
     skip cluster "release build failed"
 fi
 

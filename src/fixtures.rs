@@ -50,12 +50,13 @@ const YIELD_BYTES: u64 = 32 * 1024;
 /// Pause between steps of the logging and progress conformance tools.
 const STEP: Duration = Duration::from_millis(50);
 
-/// A builder preloaded with every built-in fixture.
-pub fn builtin() -> RegistryBuilder {
+/// A builder preloaded with every built-in fixture; `echo` spins for `echo_spin` per call
+/// ([`add_echo`]).
+pub fn builtin(echo_spin: Duration) -> RegistryBuilder {
     // A tool that takes no arguments lists first: the 2026-07-28 suite calls the first listed
     // tool with `{}` and expects a result.
     let builder = add_conformance_tools(Registry::builder().list_changes(true));
-    let builder = add_echo(builder);
+    let builder = add_echo(builder, echo_spin);
     let builder = add_describe_number(builder);
     let builder = add_stateless_conformance_tools(builder);
     let builder = add_conformance_resources(builder);
@@ -105,15 +106,25 @@ fn arg_u64(args: &Value, key: &str, default: Option<u64>, max: u64) -> Result<u6
     Ok(value)
 }
 
-/// Adds `echo`: returns its `message` argument as text.
-pub fn add_echo(builder: RegistryBuilder) -> RegistryBuilder {
+/// Adds `echo`: returns its `message` argument as text, after busy-waiting `spin` on the
+/// shard's thread (zero but in the deliberately slowed server of scripts/regress_check.sh:
+/// the CPU time a slower build would spend per call).
+pub fn add_echo(builder: RegistryBuilder, spin: Duration) -> RegistryBuilder {
     builder.tool(
         Tool::new(
             "echo",
             "Echoes back the given message",
             one_string("message", "Text to echo"),
         ),
-        |_, args| async move { Ok(ToolResult::text(arg_str(&args, "message")?)) },
+        move |_, args| async move {
+            if !spin.is_zero() {
+                let until = std::time::Instant::now() + spin;
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            Ok(ToolResult::text(arg_str(&args, "message")?))
+        },
     )
 }
 

@@ -5,14 +5,23 @@ mod fixtures;
 use clap::Parser;
 use ringmcp::{Config, Server};
 use std::process::ExitCode;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let config = Config::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     // Block the signals before any shard thread exists, so every thread inherits the mask and
     // only the signal thread below ever receives them.
+    let echo_spin = match echo_spin() {
+        Ok(spin) => spin,
+        Err(e) => {
+            eprintln!("ringmcp: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let signals = Signals::block();
-    let handle = match Server::with_config(config.clone(), fixtures::builtin().build()).start() {
+    let registry = fixtures::builtin(echo_spin).build();
+    let handle = match Server::with_config(config.clone(), registry).start() {
         Ok(handle) => handle,
         Err(e) => {
             eprintln!("ringmcp: {e}");
@@ -58,6 +67,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The environment variable that slows the `echo` fixture down, for the test of
+/// scripts/regress.sh (scripts/regress_check.sh): a server that must be flagged as slower.
+const ECHO_SPIN_VAR: &str = "RINGMCP_TEST_ECHO_SPIN_US";
+
+/// Microseconds `echo` busy-waits per call: `RINGMCP_TEST_ECHO_SPIN_US`, none when unset.
+fn echo_spin() -> Result<Duration, String> {
+    let Some(value) = std::env::var_os(ECHO_SPIN_VAR) else {
+        return Ok(Duration::ZERO);
+    };
+    let micros = value
+        .to_str()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|us| *us <= 1_000_000)
+        .ok_or_else(|| format!("{ECHO_SPIN_VAR} must be a whole number of microseconds up to 1000000, not {value:?}"))?;
+    eprintln!("ringmcp: the echo tool busy-waits {micros} µs per call ({ECHO_SPIN_VAR}: a deliberately slowed server, for tests only)");
+    Ok(Duration::from_micros(micros))
 }
 
 /// SIGTERM and SIGINT (stop) and SIGHUP (reload TLS), blocked for normal delivery and taken

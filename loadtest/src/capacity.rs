@@ -55,7 +55,7 @@ pub fn supports(scenario: Scenario) -> bool {
 }
 
 /// How a probe went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// p99 at or below the bound, no errors.
@@ -204,7 +204,7 @@ impl Search {
 }
 
 /// What one probe (or the confirming run) measured, as the search saw it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Probe {
     /// The rate asked for, requests per second.
     pub rate: f64,
@@ -262,7 +262,7 @@ impl Probe {
 
 /// The result of `--find-capacity` (the `capacity` object of the JSON; the report's other
 /// fields are the confirming run's, or without one the last probe's).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Capacity {
     /// The bound on the p99 latency, ms (`--find-capacity`).
     pub p99_bound_ms: f64,

@@ -66,6 +66,11 @@ pub struct Args {
     #[arg(long)]
     pub json: Option<PathBuf>,
 
+    /// Write this run's HTML report (self-contained: plots of latency, throughput, errors,
+    /// server memory and the connection ramp) to this file.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+
     /// The server's process id, to report its resident memory (VmRSS in /proc/PID/status).
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -170,6 +175,28 @@ pub struct CompareArgs {
     /// Also writes the comparison as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+
+    /// Also writes the A/B HTML report to this file: the verdicts, then both builds' runs
+    /// overlaid on every plot.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+}
+
+/// `ringmcp-load report --out FILE.html RUN.json …`: runs already on disk (reports written
+/// with --json) on one self-contained HTML page, a section per run.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ringmcp-load report",
+    about = "Renders runs on disk (--json reports) as one self-contained HTML page with plots"
+)]
+pub struct ReportArgs {
+    /// The page to write.
+    #[arg(long, value_name = "FILE.html")]
+    pub out: PathBuf,
+
+    /// The runs, one section each, in this order.
+    #[arg(required = true, value_name = "RUN.json")]
+    pub runs: Vec<PathBuf>,
 }
 
 impl Args {

@@ -3,11 +3,15 @@
 //! The runs come in pairs (base run i and new run i, made one after the other in the same
 //! minutes, alternating), so what the machine did meanwhile weighs on both sides of a pair.
 //! Per metric, each pair gives the ratio new / base; the effect is the geometric mean of the
-//! ratios, with a 95% confidence interval from Student's t over their logarithms (the
-//! ratios of a noisy machine are closer to log-normal than normal). A metric is `slower` or
-//! `faster` only when the interval excludes "no change" and the effect passes the threshold;
-//! otherwise no change is detected. Errors are not a ratio: a new build with errors where the
-//! base had none is `slower` whatever the count.
+//! ratios, with a confidence interval from Student's t over their logarithms (the ratios of a
+//! noisy machine are closer to log-normal than normal). The intervals hold together: each is
+//! at 1 − 5%/m for the m metrics compared (Bonferroni), so the chance that any of them misses
+//! its true ratio is at most 5%. A metric is `slower` (or `faster`) only when its whole
+//! interval lies past the threshold: a regression is reported when the runs show it is at
+//! least that large, which keeps two identical builds on a noisy machine from being told
+//! apart by chance. An interval that excludes "no change" but reaches inside the threshold
+//! is reported as such, and does not fail the comparison. Errors are not a ratio: a new
+//! build with errors where the base had none is a regression whatever the count.
 //!
 //! Everything here is a function of the JSON reports; reading the files is the caller's.
 
@@ -60,6 +64,8 @@ fn median_second_p99(report: &Value) -> Option<f64> {
         .get("latency_by_second")?
         .as_array()?
         .iter()
+        // A second with no answer (only errors, or the tail after the phase) has no p99.
+        .filter(|second| second.get("count").and_then(Value::as_u64) != Some(0))
         .filter_map(|second| second.get("p99_ms")?.as_f64())
         .collect();
     if p99s.is_empty() {
@@ -83,32 +89,54 @@ fn errors(report: &Value) -> u64 {
 }
 
 /// What the comparison says of one metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Worse beyond the threshold, and the interval excludes no change.
+    /// Worse by more than the threshold: the whole interval lies above 1 + threshold.
     Slower,
-    /// Better beyond the threshold, and the interval excludes no change.
+    /// Worse (the interval lies above 1), but not surely by the threshold.
+    SlowerWithinThreshold,
+    /// Better by more than the threshold: the whole interval lies below 1 / (1 + threshold).
     Faster,
-    /// Neither: the runs cannot tell the builds apart by more than the threshold.
+    /// Better (the interval lies below 1), but not surely by the threshold.
+    FasterWithinThreshold,
+    /// The interval holds 1: the runs cannot tell the builds apart.
     NoChange,
     /// Fewer than two pairs carry the metric: no interval.
     TooFewPairs,
 }
 
 impl Verdict {
-    fn label(self) -> &'static str {
+    /// Its name in the table and on the HTML page.
+    pub fn label(self) -> &'static str {
         match self {
             Verdict::Slower => "slower",
+            Verdict::SlowerWithinThreshold => "slower, not surely past the threshold",
             Verdict::Faster => "faster",
+            Verdict::FasterWithinThreshold => "faster, not surely past the threshold",
             Verdict::NoChange => "no change detected",
             Verdict::TooFewPairs => "too few pairs",
+        }
+    }
+
+    /// The verdict of an interval `[low, high]` of new / base against `threshold`.
+    fn of(low: f64, high: f64, threshold: f64) -> Verdict {
+        if low > 1.0 + threshold {
+            Verdict::Slower
+        } else if low > 1.0 {
+            Verdict::SlowerWithinThreshold
+        } else if high < 1.0 / (1.0 + threshold) {
+            Verdict::Faster
+        } else if high < 1.0 {
+            Verdict::FasterWithinThreshold
+        } else {
+            Verdict::NoChange
         }
     }
 }
 
 /// One metric's comparison.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MetricComparison {
     /// The metric.
     pub metric: &'static str,
@@ -122,21 +150,25 @@ pub struct MetricComparison {
     pub new_median: f64,
     /// new / base, the geometric mean of the pairs' ratios.
     pub ratio: f64,
-    /// The 95% confidence interval of `ratio` (absent with fewer than two pairs).
+    /// The lower end of the confidence interval of `ratio`, at `confidence` (absent with
+    /// fewer than two pairs).
     pub ratio_low: Option<f64>,
-    /// Its upper end.
+    /// The interval's upper end.
     pub ratio_high: Option<f64>,
     /// The verdict against the threshold.
     pub verdict: Verdict,
 }
 
 /// The comparison of two builds' paired runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
     /// Format version of this JSON.
     pub schema_version: u32,
     /// The threshold, as a fraction (0.1: 10%).
     pub threshold: f64,
+    /// The confidence of each metric's interval, as a fraction: 1 − 0.05 / the number of
+    /// metrics compared, so all the intervals hold together with 95% confidence.
+    pub confidence: f64,
     /// The pairs compared.
     pub pairs: usize,
     /// Every metric the runs carry.
@@ -162,17 +194,23 @@ pub fn compare(base: &[Value], new: &[Value], threshold: f64) -> Result<Comparis
     if !(threshold.is_finite() && threshold >= 0.0) {
         return Err("the threshold must be a finite fraction >= 0".into());
     }
-    let metrics: Vec<MetricComparison> = METRICS
+    let carried: Vec<&Metric> = METRICS
         .iter()
-        .filter_map(|metric| compare_metric(metric, base, new, threshold))
+        .filter(|metric| !pairs_of(metric, base, new).is_empty())
+        .collect();
+    let confidence = 1.0 - FAMILY_ERROR / carried.len().max(1) as f64;
+    let metrics: Vec<MetricComparison> = carried
+        .into_iter()
+        .map(|metric| compare_metric(metric, base, new, threshold, confidence))
         .collect();
     let base_errors = base.iter().map(errors).sum();
     let new_errors: u64 = new.iter().map(errors).sum();
     let regression = metrics.iter().any(|m| m.verdict == Verdict::Slower)
         || (base_errors == 0 && new_errors > 0);
     Ok(Comparison {
-        schema_version: 1,
+        schema_version: 2,
         threshold,
+        confidence,
         pairs: base.len(),
         metrics,
         base_errors,
@@ -181,21 +219,27 @@ pub fn compare(base: &[Value], new: &[Value], threshold: f64) -> Result<Comparis
     })
 }
 
+/// The chance, over all the metrics compared, that some interval misses its true ratio.
+const FAMILY_ERROR: f64 = 0.05;
+
+/// The pairs in which both runs carry `metric` (above zero: a ratio needs it).
+fn pairs_of(metric: &Metric, base: &[Value], new: &[Value]) -> Vec<(f64, f64)> {
+    base.iter()
+        .zip(new)
+        .filter_map(|(b, n)| Some(((metric.read)(b)?, (metric.read)(n)?)))
+        .filter(|(b, n)| *b > 0.0 && *n > 0.0)
+        .collect()
+}
+
+/// One metric's comparison over its pairs (at least one), with an interval at `confidence`.
 fn compare_metric(
     metric: &Metric,
     base: &[Value],
     new: &[Value],
     threshold: f64,
-) -> Option<MetricComparison> {
-    let pairs: Vec<(f64, f64)> = base
-        .iter()
-        .zip(new)
-        .filter_map(|(b, n)| Some(((metric.read)(b)?, (metric.read)(n)?)))
-        .filter(|(b, n)| *b > 0.0 && *n > 0.0)
-        .collect();
-    if pairs.is_empty() {
-        return None;
-    }
+    confidence: f64,
+) -> MetricComparison {
+    let pairs = pairs_of(metric, base, new);
     let logs: Vec<f64> = pairs.iter().map(|(b, n)| (n / b).ln()).collect();
     let count = logs.len() as f64;
     let mean = logs.iter().sum::<f64>() / count;
@@ -204,18 +248,11 @@ fn compare_metric(
         (None, None, Verdict::TooFewPairs)
     } else {
         let variance = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (count - 1.0);
-        let half = t95(logs.len() - 1) * (variance / count).sqrt();
+        let half = student_t(logs.len() - 1, confidence) * (variance / count).sqrt();
         let (low, high) = ((mean - half).exp(), (mean + half).exp());
-        let verdict = if low > 1.0 && ratio > 1.0 + threshold {
-            Verdict::Slower
-        } else if high < 1.0 && ratio < 1.0 / (1.0 + threshold) {
-            Verdict::Faster
-        } else {
-            Verdict::NoChange
-        };
-        (Some(low), Some(high), verdict)
+        (Some(low), Some(high), Verdict::of(low, high, threshold))
     };
-    Some(MetricComparison {
+    MetricComparison {
         metric: metric.name,
         unit: metric.unit,
         pairs: pairs.len(),
@@ -225,7 +262,7 @@ fn compare_metric(
         ratio_low,
         ratio_high,
         verdict,
-    })
+    }
 }
 
 fn median(values: impl Iterator<Item = f64>) -> f64 {
@@ -239,18 +276,22 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-/// Student's t for a two-sided 95% interval with `df` degrees of freedom.
-fn t95(df: usize) -> f64 {
-    const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    match df {
-        0 => f64::INFINITY,
-        1..=30 => TABLE[df - 1],
-        // Within 2% of the exact value beyond 30.
-        _ => 1.96 + 2.4 / df as f64,
+/// Student's t for a two-sided interval at `confidence` with `df` (at least 1) degrees of
+/// freedom.
+fn student_t(df: usize, confidence: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    StudentsT::new(0.0, 1.0, df as f64)
+        .map(|t| t.inverse_cdf(1.0 - (1.0 - confidence) / 2.0))
+        .unwrap_or(f64::INFINITY)
+}
+
+/// A ratio in three decimals, or in scientific notation when it is far from 1 (the interval
+/// of two or three noisy pairs can span orders of magnitude).
+fn ratio_text(ratio: f64) -> String {
+    if (0.001..1000.0).contains(&ratio) {
+        format!("{ratio:.3}")
+    } else {
+        format!("{ratio:.1e}")
     }
 }
 
@@ -259,18 +300,23 @@ pub fn render(comparison: &Comparison) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} pairs, threshold {:.0}%: new / base per metric, geometric mean of the pairs with its 95% interval",
+        "{} pairs, threshold {:.0}%: new / base per metric, geometric mean of the pairs with its interval",
         comparison.pairs,
         comparison.threshold * 100.0
     );
     let _ = writeln!(
         out,
+        "(each interval at {:.2}%, so that all hold together at 95%)",
+        comparison.confidence * 100.0
+    );
+    let _ = writeln!(
+        out,
         "{:<48} {:>12} {:>12} {:>8} {:>17}  verdict",
-        "metric", "base", "new", "new/base", "95% interval"
+        "metric", "base", "new", "new/base", "interval"
     );
     for m in &comparison.metrics {
         let interval = match (m.ratio_low, m.ratio_high) {
-            (Some(low), Some(high)) => format!("{low:.3} .. {high:.3}"),
+            (Some(low), Some(high)) => format!("{} .. {}", ratio_text(low), ratio_text(high)),
             _ => "-".to_owned(),
         };
         let _ = writeln!(
@@ -362,6 +408,41 @@ mod tests {
             "{c:?}"
         );
         assert!(!c.regression);
+    }
+
+    #[test]
+    fn tails_higher_in_every_pair_by_chance_are_no_regression() {
+        // Identical builds, p99 of four short runs on a busy machine: the new side happened
+        // to be higher each time, ×1.25 to ×2.2. This metric's 95% interval starts at 1.08:
+        // it excludes 1, which was enough for `slower` once, but not the 10% threshold.
+        let base: Vec<Value> = [2.0, 4.0, 3.0, 1.0]
+            .iter()
+            .map(|p| json!({"latency": {"p99_ms": p}}))
+            .collect();
+        let new: Vec<Value> = [2.5, 5.6, 5.7, 2.2]
+            .iter()
+            .map(|p| json!({"latency": {"p99_ms": p}}))
+            .collect();
+        let c = compare(&base, &new, 0.10).unwrap();
+        assert_eq!(verdict(&c, "p99"), Verdict::SlowerWithinThreshold);
+        assert!(!c.regression);
+    }
+
+    #[test]
+    fn one_metric_gets_the_whole_confidence_and_six_share_it() {
+        let one = compare(
+            &[json!({"latency": {"p99_ms": 1.0}})],
+            &[json!({"latency": {"p99_ms": 1.0}})],
+            0.1,
+        )
+        .unwrap();
+        assert!((one.confidence - 0.95).abs() < 1e-12);
+        let (base, new) = runs(&[1.0, 1.1], 1.0);
+        let six = compare(&base, &new, 0.1).unwrap();
+        assert_eq!(six.metrics.len(), 6);
+        assert!((six.confidence - (1.0 - 0.05 / 6.0)).abs() < 1e-12);
+        // Student's t at 95% with 4 degrees of freedom is 2.776.
+        assert!((student_t(4, 0.95) - 2.776).abs() < 1e-3);
     }
 
     #[test]

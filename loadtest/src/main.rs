@@ -12,6 +12,7 @@ mod cli;
 mod compare;
 mod ctx;
 mod failover;
+mod html;
 mod http;
 mod listen;
 mod mcp;
@@ -21,6 +22,8 @@ mod progress;
 mod report;
 mod run;
 mod schedule;
+#[cfg(test)]
+mod schema;
 mod sender;
 mod sse;
 mod stats;
@@ -47,6 +50,17 @@ fn main() {
             }
         }
     }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|first| first == "report")
+    {
+        let args = cli::ReportArgs::parse_from(std::env::args_os().skip(1));
+        if let Err(e) = run_report(&args) {
+            eprintln!("ringmcp-load report: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let args = Args::parse();
     match real_main(args) {
         Ok(code) => std::process::exit(code),
@@ -57,29 +71,46 @@ fn main() {
     }
 }
 
+/// Reads runs written with --json, each labelled with its path.
+fn read_runs(paths: &[std::path::PathBuf]) -> Result<Vec<html::Run>, String> {
+    paths
+        .iter()
+        .map(|path| {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let report =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok((path.display().to_string(), report))
+        })
+        .collect()
+}
+
+/// Writes `text` to `path`, naming the file on failure.
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 /// Compares the runs on disk and prints the table; `Ok(true)` on a regression.
 fn run_compare(args: &cli::CompareArgs) -> Result<bool, String> {
-    let read = |paths: &[std::path::PathBuf]| -> Result<Vec<serde_json::Value>, String> {
-        paths
-            .iter()
-            .map(|path| {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-            })
-            .collect()
+    let (base, new) = (read_runs(&args.base)?, read_runs(&args.new)?);
+    let values = |runs: &[html::Run]| -> Vec<serde_json::Value> {
+        runs.iter().map(|(_, report)| report.clone()).collect()
     };
-    let comparison = compare::compare(
-        &read(&args.base)?,
-        &read(&args.new)?,
-        args.threshold / 100.0,
-    )?;
+    let comparison = compare::compare(&values(&base), &values(&new), args.threshold / 100.0)?;
     print!("{}", compare::render(&comparison));
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&comparison).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+        write_file(path, &json)?;
+    }
+    if let Some(path) = &args.report {
+        write_file(path, &html::compare_page(&base, &new, &comparison))?;
     }
     Ok(comparison.regression)
+}
+
+/// Renders the runs on disk as one HTML page.
+fn run_report(args: &cli::ReportArgs) -> Result<(), String> {
+    write_file(&args.out, &html::runs_page(&read_runs(&args.runs)?))
 }
 
 fn real_main(args: Args) -> Result<i32, String> {
@@ -177,8 +208,12 @@ fn real_main(args: Args) -> Result<i32, String> {
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        write_file(path, &(json + "\n"))?;
+    }
+    if let Some(path) = &args.report {
+        let value = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        let label = (args.json.as_ref()).map_or("this run".into(), |p| p.display().to_string());
+        write_file(path, &html::runs_page(&[(label, value)]))?;
     }
     Ok(code)
 }

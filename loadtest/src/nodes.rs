@@ -33,7 +33,7 @@ pub fn served_by<'a>(head: &'a ResponseHead, session_id: Option<&'a str>) -> &'a
 }
 
 /// One node's share of a run.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct NodeTally {
     /// Sessions whose id names this node.
     pub sessions: u64,
@@ -48,7 +48,7 @@ pub struct NodeTally {
 }
 
 /// A session answered by a node other than the one its id names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Move {
     /// The session id.
     pub session: String,
@@ -59,7 +59,7 @@ pub struct Move {
 }
 
 /// Per-node counts of one shard, and the sessions that moved.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct NodeTallies {
     /// By node name.
     pub by_node: BTreeMap<String, NodeTally>,

@@ -3,7 +3,7 @@
 use crate::cli::{Args, Protocol, Scenario, Target};
 use crate::nodes::{NodeTallies, NO_NODE};
 use crate::run::PhaseSamples;
-use crate::stats::{Percentiles, ShardResult, SlowTally, SseTally};
+use crate::stats::{Percentiles, ShardResult, SlowTally, SseTally, RAMP_BIN};
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -12,47 +12,120 @@ use std::fmt::Write;
 use std::time::Duration;
 
 /// Server memory at the phase points (bytes, VmRSS).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ServerMemory {
-    /// Before the first connection.
+    /// Bytes before the first connection.
     pub before: Option<u64>,
-    /// When every connection was up.
+    /// Bytes when every connection was up.
     pub connected: Option<u64>,
-    /// At the end of the measured phase.
+    /// Bytes at the end of the measured phase.
     pub end: Option<u64>,
-    /// Half a second after every connection closed.
+    /// Bytes half a second after every connection closed.
     pub after_close: Option<u64>,
-    /// (seconds since start, bytes) every 500 ms.
+    /// (seconds since the load generator started, bytes), every 500 ms.
     pub series: Vec<(f64, u64)>,
 }
 
-/// The latencies that completed in one second of the measured phase.
-#[derive(Debug, Clone, Serialize)]
+/// The latencies that completed, and the errors that occurred, in one second of the measured
+/// phase (and of the seconds after it, while the last replies arrive or time out).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SecondLatency {
     /// Seconds since the measured phase started.
     pub second: usize,
-    /// Samples.
+    /// Samples: the replies (or events) answered in this second.
     pub count: u64,
+    /// Median (2 significant figures).
+    pub p50_ms: f64,
     /// 99th percentile (2 significant figures).
     pub p99_ms: f64,
     /// Largest value.
     pub max_ms: f64,
+    /// Errors of any kind counted in this second.
+    pub errors: u64,
 }
 
 impl SecondLatency {
-    fn of(second: usize, h: &Histogram<u64>) -> SecondLatency {
+    fn of(second: usize, h: &Histogram<u64>, errors: u64) -> SecondLatency {
         let p = Percentiles::of(h);
         SecondLatency {
             second,
             count: p.count,
+            p50_ms: p.p50_ms,
             p99_ms: p.p99_ms,
             max_ms: p.max_ms,
+            errors,
         }
+    }
+
+    /// Every second that saw a latency or an error, in order.
+    fn all(r: &ShardResult) -> Vec<SecondLatency> {
+        let empty = crate::stats::new_histogram();
+        let seconds = r.by_second.len().max(r.errors_by_second.len());
+        (0..seconds)
+            .map(|second| {
+                let h = r.by_second.get(second).unwrap_or(&empty);
+                let errors = r.errors_by_second.get(second).copied().unwrap_or(0);
+                SecondLatency::of(second, h, errors)
+            })
+            .collect()
+    }
+}
+
+/// How many connections were up at one point of the ramp.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct RampPoint {
+    /// Seconds since the first connection attempt: the end of a 100 ms bin.
+    pub time_s: f64,
+    /// Connections set up by then, across load shards.
+    pub connections_up: u64,
+}
+
+impl RampPoint {
+    /// The cumulative ramp from connections set up per [`RAMP_BIN`].
+    fn all(connected_by_bin: &[u64]) -> Vec<RampPoint> {
+        let mut up = 0;
+        (connected_by_bin.iter().enumerate())
+            .map(|(bin, n)| {
+                up += n;
+                RampPoint {
+                    time_s: ((bin + 1) as u128 * RAMP_BIN.as_millis()) as f64 / 1000.0,
+                    connections_up: up,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Quantile steps per halving of the distance to 100% in [`Report::latency_distribution`]:
+/// a histogram of n samples gives about 5·log2(n) points (about 100 for a million samples,
+/// 200 at most below 2^40), like HdrHistogram's own percentile output.
+const DISTRIBUTION_TICKS: u32 = 5;
+
+/// One point of the latency distribution: the latency below which `percentile` percent of
+/// the samples fall.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct DistributionPoint {
+    /// Percent of the samples, below 100 (the largest is `latency.max_ms`).
+    pub percentile: f64,
+    /// Latency at that percentile (3 significant figures).
+    pub ms: f64,
+}
+
+impl DistributionPoint {
+    /// The percentile points of a µs histogram, from 0% on to just below 100%.
+    fn all(h: &Histogram<u64>) -> Vec<DistributionPoint> {
+        (h.iter_quantiles(DISTRIBUTION_TICKS))
+            .filter(|v| v.quantile_iterated_to() < 1.0)
+            .map(|v| DistributionPoint {
+                percentile: v.quantile_iterated_to() * 100.0,
+                ms: v.value_iterated_to() as f64 / 1000.0,
+            })
+            .collect()
     }
 }
 
 /// How one listen change reached the streams.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ChangeDelivery {
     /// The change's number, from 1 (its trigger's request id).
     pub change: usize,
@@ -70,7 +143,7 @@ pub struct ChangeDelivery {
 }
 
 /// What the listen scenario measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ListenReport {
     /// Streams acknowledged and held.
     pub streams: u64,
@@ -116,14 +189,22 @@ impl ListenReport {
     }
 }
 
+/// The format version written in [`Report::schema_version`].
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
 /// Everything one run measured.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Report {
+    /// The format version of this JSON (docs/schema/run-report.json): raised when a field
+    /// changes meaning or goes, not when one is added.
+    pub schema_version: u32,
     /// Scenario name.
     pub scenario: &'static str,
     /// Target URL.
     pub target: String,
-    /// The settings that shape the load.
+    /// The settings that shape the load: `connections`, `rate` (per second), `duration_s`,
+    /// `ramp` (connections per second), `payload` (bytes), `timeout_s`, `protocol`, `tls`, and
+    /// the scenario's own (named after their command-line options).
     pub settings: BTreeMap<&'static str, serde_json::Value>,
     /// Load shards.
     pub shards: usize,
@@ -135,6 +216,8 @@ pub struct Report {
     pub connect_rate: f64,
     /// Connect plus handshake (plus initialize) time.
     pub connect_latency: Percentiles,
+    /// Connections up over time since the first attempt, every 100 ms until the last one.
+    pub connection_ramp: Vec<RampPoint>,
     /// Requests (or events) scheduled and sent.
     pub sent: u64,
     /// Successful replies (or distinct events delivered).
@@ -143,22 +226,26 @@ pub struct Report {
     pub achieved_rate: f64,
     /// Latency from the intended send time (events: from the server's send time).
     pub latency: Percentiles,
-    /// The same latencies by the second of the measured phase they completed in.
+    /// The latency distribution for a percentile plot: the latency at each percentile.
+    pub latency_distribution: Vec<DistributionPoint>,
+    /// The same latencies by the second of the measured phase they completed in, with the
+    /// errors of each second.
     pub latency_by_second: Vec<SecondLatency>,
     /// How late the load generator wrote requests against their intended times (its own health:
     /// large values mean the load generator, not the server, was the bottleneck).
     pub send_lag: Percentiles,
-    /// Errors by kind.
+    /// Errors by kind: kind → count.
     pub errors: BTreeMap<String, u64>,
     /// Total errors.
     pub error_total: u64,
-    /// Bytes written and read by the clients.
+    /// Bytes the clients wrote to their sockets.
     pub bytes_out: u64,
-    /// Bytes read.
+    /// Bytes the clients read from their sockets.
     pub bytes_in: u64,
     /// Server memory.
     pub server_rss: ServerMemory,
-    /// (connected − before) / connections, bytes.
+    /// Server memory per connection set up, bytes: (RSS at the end, else when every
+    /// connection was up, − RSS before) / connections set up.
     pub server_bytes_per_connection: Option<f64>,
     /// idle-hold over HTTP with --fill-events: event data received per session, the least
     /// a server that can replay them must hold.
@@ -175,7 +262,8 @@ pub struct Report {
     /// Milliseconds the server's threads were runnable but not running during the measured
     /// phase: other tasks held their core (from /proc schedstat).
     pub server_core_wait_ms: Option<f64>,
-    /// The same for our own threads.
+    /// Milliseconds the load generator's threads were runnable but not running during the
+    /// measured phase.
     pub load_core_wait_ms: Option<f64>,
     /// SSE delivery checks (sse scenarios).
     pub sse: Option<SseTally>,
@@ -274,6 +362,7 @@ impl Report {
             (samples.own_cpu_end - samples.own_cpu_start) / args.duration.max(1e-9) * 100.0
         });
         Report {
+            schema_version: REPORT_SCHEMA_VERSION,
             scenario: args.scenario.name(),
             target: args.target.clone(),
             settings,
@@ -285,13 +374,13 @@ impl Report {
                 _ => 0.0,
             },
             connect_latency: Percentiles::of(&r.connect),
+            connection_ramp: RampPoint::all(&r.connected_by_bin),
             sent: r.sent,
             ok: r.ok,
             achieved_rate: r.ok as f64 / args.duration.max(1e-9),
             latency: Percentiles::of(&r.latency),
-            latency_by_second: (r.by_second.iter().enumerate())
-                .map(|(second, h)| SecondLatency::of(second, h))
-                .collect(),
+            latency_distribution: DistributionPoint::all(&r.latency),
+            latency_by_second: SecondLatency::all(r),
             send_lag: Percentiles::of(&r.send_lag),
             error_total: r.errors.values().sum(),
             errors: r.errors.clone(),
@@ -576,6 +665,7 @@ mod tests {
     use super::*;
     use crate::stats::ShardStats;
     use clap::Parser;
+    use std::time::Instant;
 
     fn report(scenario: &str, stats: &ShardStats) -> Report {
         let args = Args::try_parse_from([
@@ -641,6 +731,51 @@ mod tests {
         assert_eq!(json["sse"]["retried_calls"], 1);
         assert_eq!(json["sse"]["cuts"]["eof"], 1);
         assert_eq!(json["settings"]["patience_s"], 15.0);
+    }
+
+    #[test]
+    fn the_plots_data_is_in_the_json() {
+        let stats = ShardStats::default();
+        let now = Instant::now();
+        stats.begin_ramp(now - Duration::from_millis(150));
+        stats.record_connect(Duration::from_millis(2));
+        stats.begin_phase(now - Duration::from_millis(1_200));
+        for us in 1..=1_000 {
+            stats.record(now, Duration::from_micros(us));
+        }
+        stats.error("timeout");
+        let json = serde_json::to_value(report("ws-mcp", &stats)).expect("json");
+        assert_eq!(
+            json["connection_ramp"],
+            serde_json::json!([
+                {"time_s": 0.1, "connections_up": 0},
+                {"time_s": 0.2, "connections_up": 1}
+            ])
+        );
+        let seconds = json["latency_by_second"].as_array().expect("seconds");
+        assert_eq!(seconds.len(), 2);
+        assert_eq!(
+            (seconds[0]["count"].as_u64(), seconds[0]["errors"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert_eq!(
+            (seconds[1]["count"].as_u64(), seconds[1]["errors"].as_u64()),
+            (Some(1_000), Some(1))
+        );
+        let p50 = seconds[1]["p50_ms"].as_f64().expect("p50");
+        assert!((0.49..0.51).contains(&p50), "p50 {p50}");
+        let points: Vec<(f64, f64)> = (json["latency_distribution"].as_array())
+            .expect("distribution")
+            .iter()
+            .map(|p| (p["percentile"].as_f64().unwrap(), p["ms"].as_f64().unwrap()))
+            .collect();
+        // About 5 points per halving of 1,000 samples' distance to 100%.
+        assert!((20..=60).contains(&points.len()), "{} points", points.len());
+        assert_eq!(points[0].0, 0.0);
+        assert!(points
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert!(points.iter().all(|(p, ms)| *p < 100.0 && *ms <= 1.001));
     }
 
     #[test]

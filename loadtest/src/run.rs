@@ -104,6 +104,7 @@ pub async fn run_shard(
     let ctx = Rc::new(Ctx::new(args, target, mine.len()));
     let plan = Rc::new(sse::Plan::new(&ctx, &mine));
     let opened_at = Instant::now();
+    ctx.stats.begin_ramp(opened_at);
     let per_shard_ramp = ctx.args.ramp / shards as f64;
     let publisher = shared.progress.is_some().then(|| {
         let ctx = Rc::clone(&ctx);

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 /// Highest latency the histograms track, in microseconds (larger values are clamped).
 const MAX_TRACKED_US: u64 = 120_000_000;
 
+/// The width of one bin of [`ShardStats::connected_by_bin`]: fine enough to show a ramp of a
+/// few seconds, coarse enough that an hour-long ramp stays a few tens of thousands of counters.
+pub const RAMP_BIN: Duration = Duration::from_millis(100);
+
 /// A fresh latency histogram (microseconds, 3 significant digits).
 pub fn new_histogram() -> Histogram<u64> {
     // 1 µs .. 120 s at 3 significant figures is a valid configuration.
@@ -40,6 +44,13 @@ pub struct ShardStats {
     pub by_second: RefCell<Vec<Histogram<u64>>>,
     /// Start of the measured phase, once it is known.
     phase_start: Cell<Option<Instant>>,
+    /// Errors by the second of the measured phase they occurred in (errors before it are in
+    /// `errors` only).
+    pub errors_by_second: RefCell<Vec<u64>>,
+    /// This shard's first connection attempt, once it is made.
+    ramp_start: Cell<Option<Instant>>,
+    /// Connections set up, by the [`RAMP_BIN`] since `ramp_start` they completed in.
+    pub connected_by_bin: RefCell<Vec<u64>>,
     /// Connect plus handshake (and initialize) time, µs.
     pub connect: RefCell<Histogram<u64>>,
     /// How late requests went out against their intended time, µs (the load generator's own lag).
@@ -81,6 +92,9 @@ impl Default for ShardStats {
             latency: RefCell::new(new_histogram()),
             by_second: RefCell::new(Vec::new()),
             phase_start: Cell::new(None),
+            errors_by_second: RefCell::new(Vec::new()),
+            ramp_start: Cell::new(None),
+            connected_by_bin: RefCell::new(Vec::new()),
             connect: RefCell::new(new_histogram()),
             send_lag: RefCell::new(new_histogram()),
             errors: RefCell::new(BTreeMap::new()),
@@ -102,14 +116,25 @@ impl Default for ShardStats {
 }
 
 impl ShardStats {
-    /// Counts one error of `kind`.
+    /// Counts one error of `kind`, and in the measured phase, in the second it occurred in.
     pub fn error(&self, kind: impl Into<String>) {
         *self.errors.borrow_mut().entry(kind.into()).or_insert(0) += 1;
+        if let Some(start) = self.phase_start.get() {
+            let second = Instant::now().saturating_duration_since(start).as_secs() as usize;
+            bump(&mut self.errors_by_second.borrow_mut(), second);
+        }
     }
 
-    /// Sets the measured phase's start, from which [`ShardStats::record`] counts seconds.
+    /// Sets the measured phase's start, from which [`ShardStats::record`] and
+    /// [`ShardStats::error`] count seconds.
     pub fn begin_phase(&self, start: Instant) {
         self.phase_start.set(Some(start));
+    }
+
+    /// Sets the time of the shard's first connection attempt, from which
+    /// [`ShardStats::record_connect`] counts ramp bins.
+    pub fn begin_ramp(&self, start: Instant) {
+        self.ramp_start.set(Some(start));
     }
 
     /// Records a latency of something that completed at `done`.
@@ -157,10 +182,16 @@ impl ShardStats {
         *map.entry(kind.into()).or_insert(0) += 1;
     }
 
-    /// Records a connect time.
+    /// Records a connection set up now, after `took`: its connect time, and once the ramp's
+    /// start is known, its [`RAMP_BIN`].
     pub fn record_connect(&self, took: Duration) {
         let us = (took.as_micros() as u64).clamp(1, MAX_TRACKED_US);
         let _ = self.connect.borrow_mut().record(us);
+        if let Some(start) = self.ramp_start.get() {
+            let since = Instant::now().saturating_duration_since(start);
+            let bin = (since.as_nanos() / RAMP_BIN.as_nanos()) as usize;
+            bump(&mut self.connected_by_bin.borrow_mut(), bin);
+        }
     }
 
     /// Adds to a counter cell.
@@ -173,6 +204,8 @@ impl ShardStats {
         ShardResult {
             latency: self.latency.replace(new_histogram()),
             by_second: self.by_second.take(),
+            errors_by_second: self.errors_by_second.take(),
+            connected_by_bin: self.connected_by_bin.take(),
             connect: self.connect.replace(new_histogram()),
             send_lag: self.send_lag.replace(new_histogram()),
             errors: self.errors.take(),
@@ -194,8 +227,27 @@ impl ShardStats {
     }
 }
 
+/// Adds one to `counts[index]`, growing `counts` with zeros to reach it. Indices are bounded
+/// by the run's length (seconds, or ramp bins until the last setup deadline).
+fn bump(counts: &mut Vec<u64>, index: usize) {
+    if counts.len() <= index {
+        counts.resize(index + 1, 0);
+    }
+    counts[index] += 1;
+}
+
+/// Adds `theirs` to `mine` index by index, growing `mine` with zeros to its length.
+fn add_counts(mine: &mut Vec<u64>, theirs: &[u64]) {
+    if mine.len() < theirs.len() {
+        mine.resize(theirs.len(), 0);
+    }
+    for (m, t) in mine.iter_mut().zip(theirs) {
+        *m += t;
+    }
+}
+
 /// SSE delivery accounting (sse-fanout, sse-resume).
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, schemars::JsonSchema)]
 pub struct SseTally {
     /// Streams (tools/call stream requests) started.
     pub streams: u64,
@@ -263,7 +315,7 @@ impl SseTally {
 }
 
 /// What happened to the clients that stopped reading (slow-readers).
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, schemars::JsonSchema)]
 pub struct SlowTally {
     /// Slow readers that were set up.
     pub clients: u64,
@@ -334,6 +386,10 @@ pub struct ShardResult {
     pub latency: Histogram<u64>,
     /// Latency by second of the measured phase, µs.
     pub by_second: Vec<Histogram<u64>>,
+    /// Errors by second of the measured phase.
+    pub errors_by_second: Vec<u64>,
+    /// Connections set up by [`RAMP_BIN`] since the first attempt.
+    pub connected_by_bin: Vec<u64>,
     /// Connect histogram, µs.
     pub connect: Histogram<u64>,
     /// Send lag histogram, µs.
@@ -382,6 +438,8 @@ impl ShardResult {
         for (mine, theirs) in self.by_second.iter_mut().zip(&other.by_second) {
             let _ = mine.add(theirs);
         }
+        add_counts(&mut self.errors_by_second, &other.errors_by_second);
+        add_counts(&mut self.connected_by_bin, &other.connected_by_bin);
         let _ = self.connect.add(&other.connect);
         let _ = self.send_lag.add(&other.send_lag);
         for (k, v) in &other.errors {
@@ -408,7 +466,7 @@ impl ShardResult {
 }
 
 /// Percentiles of a histogram, in milliseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Percentiles {
     /// Samples.
     pub count: u64,
@@ -528,6 +586,30 @@ mod tests {
         assert_eq!(merged.latency.len(), 3);
         let first = Percentiles::of(&merged.listen.by_change[0]);
         assert!((3.9..4.1).contains(&first.max_ms), "{first:?}");
+    }
+
+    #[test]
+    fn errors_by_second_and_the_connection_ramp_merge() {
+        let now = Instant::now();
+        let a = ShardStats::default();
+        a.error("setup:refused"); // before the phase: in the totals only
+        a.record_connect(Duration::from_millis(1)); // before the ramp is known: no bin
+        a.begin_ramp(now - Duration::from_millis(250));
+        a.record_connect(Duration::from_millis(1));
+        a.begin_phase(now - Duration::from_millis(1_500));
+        a.error("timeout");
+        let b = ShardStats::default();
+        b.begin_ramp(now);
+        b.record_connect(Duration::from_millis(1));
+        b.record_connect(Duration::from_millis(1));
+        b.begin_phase(now - Duration::from_millis(200));
+        b.error("timeout");
+        let mut merged = a.take_result();
+        merged.merge(&b.take_result());
+        assert_eq!(merged.errors_by_second, [1, 1]);
+        assert_eq!(merged.connected_by_bin, [2, 0, 1]);
+        assert_eq!(merged.errors["timeout"], 2);
+        assert_eq!(merged.connect.len(), 4);
     }
 
     #[test]

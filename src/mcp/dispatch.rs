@@ -2480,8 +2480,10 @@ mod tests {
         let announced = Rc::new(RefCell::new(Vec::<Announcement>::new()));
         let log = Rc::clone(&announced);
         let here = Harness::on(
-            Dispatcher::new(Arc::new(crate::fixtures::builtin().build()))
-                .with_broadcast(move |a| log.borrow_mut().push(a.clone())),
+            Dispatcher::new(Arc::new(
+                crate::fixtures::builtin(std::time::Duration::ZERO).build(),
+            ))
+            .with_broadcast(move |a| log.borrow_mut().push(a.clone())),
         );
         let there = Harness::builtin();
         for h in [&here, &there] {
@@ -2816,11 +2818,13 @@ mod tests {
     fn sleeps_use_the_installed_timer() {
         let slept = Rc::new(RefCell::new(Vec::new()));
         let record = slept.clone();
-        let dispatcher =
-            Dispatcher::new(Arc::new(crate::fixtures::builtin().build())).with_sleep(move |d| {
-                record.borrow_mut().push(d);
-                Box::pin(std::future::ready(()))
-            });
+        let dispatcher = Dispatcher::new(Arc::new(
+            crate::fixtures::builtin(std::time::Duration::ZERO).build(),
+        ))
+        .with_sleep(move |d| {
+            record.borrow_mut().push(d);
+            Box::pin(std::future::ready(()))
+        });
         let h = Harness::on(dispatcher);
         h.init(version::LATEST);
         h.call(1, "test_tool_with_logging", json!({}));

@@ -12,7 +12,9 @@ const TOOL: &str = "test_input_required_result_elicitation";
 const ROUNDS: &str = "test_input_required_result_multi_round";
 
 fn dispatcher() -> Dispatcher {
-    Dispatcher::new(Arc::new(crate::fixtures::builtin().build()))
+    Dispatcher::new(Arc::new(
+        crate::fixtures::builtin(std::time::Duration::ZERO).build(),
+    ))
 }
 
 fn every_capability() -> Value {

@@ -62,7 +62,7 @@ impl Harness {
     }
 
     pub(crate) fn builtin() -> Self {
-        Harness::new(crate::fixtures::builtin().build())
+        Harness::new(crate::fixtures::builtin(std::time::Duration::ZERO).build())
     }
 
     pub(crate) fn future(&self, message: &str) -> impl Future<Output = Option<Vec<u8>>> + 'static {

@@ -51,7 +51,7 @@ pub fn server(edit: impl FnOnce(&mut Config)) -> TestServer {
         ..Config::default()
     };
     edit(&mut config);
-    let handle = Server::with_config(config, fixtures::builtin().build())
+    let handle = Server::with_config(config, fixtures::builtin(std::time::Duration::ZERO).build())
         .start()
         .expect("server starts");
     TestServer {

@@ -521,7 +521,7 @@ impl Peer for RecordingPeer {
 
 thread_local! {
     /// One dispatcher over the built-in registry per thread (it is `!Send`, like a shard's).
-    static DISPATCHER: Dispatcher = Dispatcher::new(Arc::new(fixtures::builtin().build()));
+    static DISPATCHER: Dispatcher = Dispatcher::new(Arc::new(fixtures::builtin(std::time::Duration::ZERO).build()));
 }
 
 /// The thread's dispatcher, shared by every run.
