@@ -15,10 +15,10 @@
 //! one.
 //!
 //! A failed probe whose own send lag takes a large part of the bound while the load
-//! generator had no time to spare, or was kept off its core by other processes, measured
-//! the load generator, not the server. It is tried again at the same rate (a neighbour's burst
-//! passes); if it stays so, the search stops there and says so rather than report a
-//! capacity that is ours.
+//! generator had no time to spare measured the load generator, not the server; one whose
+//! server or load generator was kept off its core by other processes measured them. Either
+//! is tried again at the same rate (a neighbour's burst passes); if it stays so, the search
+//! stops there and says so rather than report a capacity that is ours or the neighbours'.
 
 use crate::cli::{Args, Scenario};
 use crate::report::Report;
@@ -31,20 +31,20 @@ const MAX_PROBES: usize = 40;
 /// The lowest rate probed on the way down, per second.
 const MIN_RATE: f64 = 1.0;
 
-/// A probe whose send lag p99 exceeds this share of the bound, with the load generator at
-/// least [`LOAD_SATURATED`] busy or kept off its core [`LOAD_STARVED`] of the time, was held
-/// back by the load generator.
+/// A failed probe whose send lag p99 exceeds this share of the bound, with the load
+/// generator at least [`LOAD_SATURATED`] busy, was held back by the load generator.
 const LAG_SHARE: f64 = 0.5;
 
 /// The load generator's busy share (percent of its cores) from which it had no time to spare.
 const LOAD_SATURATED: f64 = 90.0;
 
-/// The share of a probe's measured phase the load generator's threads waited for their core
-/// from which other processes, not the server, set its pace.
-const LOAD_STARVED: f64 = 0.1;
+/// The share of a probe's measured phase either side's threads waited for their core from
+/// which other processes, not the load, set the pace.
+const CORE_WAIT_SHARE: f64 = 0.1;
 
-/// Times a load-bound probe is run again at the same rate before the search gives up.
-const LOAD_RETRIES: usize = 2;
+/// Times a load-bound or disturbed probe is run again at the same rate before the search
+/// gives up.
+const RETRIES: usize = 2;
 
 /// The scenarios a capacity search can drive: requests on a schedule fixed by `--rate`.
 pub fn supports(scenario: Scenario) -> bool {
@@ -62,34 +62,42 @@ pub enum Outcome {
     Pass,
     /// p99 above the bound, or errors.
     Fail,
-    /// The load generator was the bottleneck (saturated, or kept off its core): nothing is
-    /// known about the server at this rate.
+    /// Failed with the load generator the bottleneck (saturated): nothing is known about
+    /// the server at this rate.
     LoadBound,
+    /// Failed while the server or the load generator was kept off its core by other
+    /// processes: nothing is known about the server at this rate.
+    Disturbed,
 }
 
-/// The load generator's state over a probe, to tell its own lateness from the server's.
+/// Both sides' state over a probe, to tell the server's failure from others'.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LoadHealth {
-    /// Its send lag p99, ms.
+pub struct Health {
+    /// The load generator's send lag p99, ms.
     pub send_lag_p99_ms: f64,
-    /// Its busy share, percent of its cores.
-    pub busy_percent: Option<f64>,
-    /// The share of the measured phase its threads waited for their core (0..1).
-    pub core_wait_share: Option<f64>,
+    /// The load generator's busy share, percent of its cores.
+    pub load_busy_percent: Option<f64>,
+    /// The share of the measured phase the load generator's threads waited for their core.
+    pub load_core_wait_share: Option<f64>,
+    /// The same for the server's threads.
+    pub server_core_wait_share: Option<f64>,
 }
 
-/// Judges a probe: `p99_ms` and `errors` against `bound_ms`. A pass stands whatever the load
-/// generator's state (its lateness only adds to the latencies). A failure is the load
-/// generator's own when its send lag was over half the bound while it was saturated or
-/// starved of its core. (A large send lag alone is not enough: over HTTP a late reply delays
-/// the connection's next send, so a slow server shows there too.)
-pub fn judge(bound_ms: f64, p99_ms: f64, errors: u64, load: LoadHealth) -> Outcome {
-    let saturated = load.busy_percent.is_none_or(|busy| busy >= LOAD_SATURATED);
-    let starved = load.core_wait_share.is_some_and(|w| w >= LOAD_STARVED);
+/// Judges a probe: `p99_ms` and `errors` against `bound_ms`. A pass stands whatever the
+/// state of either side (the load generator's lateness only adds to the latencies). A
+/// failure is the load generator's own when its send lag was over half the bound while it was
+/// saturated (a large send lag alone is not enough: over HTTP a late reply delays the
+/// connection's next send, so a slow server shows there too); it is disturbed when either
+/// side waited for its core a tenth of the phase or more.
+pub fn judge(bound_ms: f64, p99_ms: f64, errors: u64, health: Health) -> Outcome {
+    let saturated = (health.load_busy_percent).is_none_or(|busy| busy >= LOAD_SATURATED);
+    let waited = |share: Option<f64>| share.is_some_and(|w| w >= CORE_WAIT_SHARE);
     if errors == 0 && p99_ms <= bound_ms {
         Outcome::Pass
-    } else if load.send_lag_p99_ms > bound_ms * LAG_SHARE && (saturated || starved) {
+    } else if health.send_lag_p99_ms > bound_ms * LAG_SHARE && saturated {
         Outcome::LoadBound
+    } else if waited(health.load_core_wait_share) || waited(health.server_core_wait_share) {
+        Outcome::Disturbed
     } else {
         Outcome::Fail
     }
@@ -111,9 +119,11 @@ pub enum Verdict {
     Found(f64),
     /// Every probe down to [`MIN_RATE`] failed.
     NoneFound,
-    /// The load generator was the bottleneck at `at`; `passed` is the highest rate that
-    /// passed before, a lower bound of the capacity.
+    /// The load generator was the bottleneck at `at`, three probes in a row; `passed` is the
+    /// highest rate that passed before, a lower bound of the capacity.
     LoadBound { at: f64, passed: Option<f64> },
+    /// Other processes held a core at `at`, three probes in a row; `passed` as above.
+    Disturbed { at: f64, passed: Option<f64> },
     /// [`MAX_PROBES`] ran out (the outcomes contradicted each other, or the resolution is
     /// very fine); `passed` is the highest passing rate.
     Unsettled { passed: Option<f64> },
@@ -133,8 +143,9 @@ pub struct Search {
     passed: Option<f64>,
     /// The lowest rate that failed.
     failed: Option<f64>,
-    /// The rate of the last probe if it was load-bound, and how many in a row were there.
-    load_bound: Option<(f64, usize)>,
+    /// The rate and outcome of the last probe if it was load-bound or disturbed, and how
+    /// many in a row were so at that rate.
+    retry: Option<(f64, Outcome, usize)>,
     probes: usize,
 }
 
@@ -146,7 +157,7 @@ impl Search {
             resolution,
             passed: None,
             failed: None,
-            load_bound: None,
+            retry: None,
             probes: 0,
         }
     }
@@ -157,28 +168,29 @@ impl Search {
         match outcome {
             Outcome::Pass => self.passed = Some(self.passed.map_or(rate, |p| p.max(rate))),
             Outcome::Fail => self.failed = Some(self.failed.map_or(rate, |f| f.min(rate))),
-            Outcome::LoadBound => {
-                let tries = match self.load_bound {
-                    Some((at, tries)) if at == rate => tries + 1,
+            Outcome::LoadBound | Outcome::Disturbed => {
+                let tries = match self.retry {
+                    Some((at, _, tries)) if at == rate => tries + 1,
                     _ => 1,
                 };
-                self.load_bound = Some((rate, tries));
+                self.retry = Some((rate, outcome, tries));
                 return;
             }
         }
-        self.load_bound = None;
+        self.retry = None;
     }
 
     /// What to do next.
     pub fn next(&self) -> Step {
-        match self.load_bound {
-            Some((at, tries)) if tries > LOAD_RETRIES => {
-                return Step::Done(Verdict::LoadBound {
-                    at,
-                    passed: self.passed,
-                })
+        match self.retry {
+            Some((at, outcome, tries)) if tries > RETRIES => {
+                let passed = self.passed;
+                return Step::Done(match outcome {
+                    Outcome::LoadBound => Verdict::LoadBound { at, passed },
+                    _ => Verdict::Disturbed { at, passed },
+                });
             }
-            Some((at, _)) if self.probes < MAX_PROBES => return Step::Probe(at),
+            Some((at, _, _)) if self.probes < MAX_PROBES => return Step::Probe(at),
             _ => {}
         }
         if self.probes >= MAX_PROBES {
@@ -234,6 +246,7 @@ pub struct Probe {
 impl Probe {
     /// The figures of `report`, a run at `rate`, judged against `bound_ms`.
     pub fn of(report: &Report, rate: f64, duration_s: f64, bound_ms: f64) -> Probe {
+        let share = |waited_ms: Option<f64>| waited_ms.map(|ms| ms / 1e3 / duration_s.max(1e-9));
         Probe {
             rate,
             duration_s,
@@ -249,11 +262,11 @@ impl Probe {
                 bound_ms,
                 report.latency.p99_ms,
                 report.error_total,
-                LoadHealth {
+                Health {
                     send_lag_p99_ms: report.send_lag.p99_ms,
-                    busy_percent: report.load_busy_percent,
-                    core_wait_share: (report.load_core_wait_ms)
-                        .map(|ms| ms / 1e3 / duration_s.max(1e-9)),
+                    load_busy_percent: report.load_busy_percent,
+                    load_core_wait_share: share(report.load_core_wait_ms),
+                    server_core_wait_share: share(report.server_core_wait_ms),
                 },
             ),
         }
@@ -272,17 +285,18 @@ pub struct Capacity {
     /// Each probe's measured phase, seconds (`--probe-duration`).
     pub probe_duration_s: f64,
     /// How the search ended: `found`; `none-found` (every probe down to 1/s failed);
-    /// `load-bound` (the load generator was the bottleneck at `load_bound_at`, three probes
-    /// in a row: `rate` is then only a lower bound); `unsettled` (the probe budget ran out);
-    /// `setup-failed` (not every connection of the last probe came up: the search stopped).
+    /// `load-bound` (the load generator was the bottleneck at `stopped_at`, three probes in a
+    /// row); `disturbed` (other processes held a core at `stopped_at`, three probes in a
+    /// row); `unsettled` (the probe budget ran out); `setup-failed` (not every connection of
+    /// the probe at `stopped_at` came up). But for `found`, `rate` is only a lower bound.
     pub verdict: &'static str,
     /// The highest rate that passed, requests per second: the capacity when `verdict` is
     /// `found`, else a lower bound; none if no probe passed.
     pub rate: Option<f64>,
     /// The lowest rate that failed, per second, if one did.
     pub lowest_failing_rate: Option<f64>,
-    /// The rate at which the load generator was the bottleneck (`verdict` `load-bound`).
-    pub load_bound_at: Option<f64>,
+    /// The rate whose probes ended the search (`load-bound`, `disturbed`, `setup-failed`).
+    pub stopped_at: Option<f64>,
     /// The probes, in the order they ran.
     pub probes: Vec<Probe>,
     /// The confirming run at `rate` for `--duration` (verdict `found` only); its `outcome`
@@ -312,13 +326,23 @@ impl Capacity {
             self.resolution_percent,
             self.probe_duration_s
         );
-        if let Some(at) = self.load_bound_at {
+        let why = match self.verdict {
+            "load-bound" => format!(
+                "the load generator was the bottleneck (send lag p99 over {:.0}% of the bound while {LOAD_SATURATED:.0}%+ busy) {} times in a row",
+                LAG_SHARE * 100.0,
+                RETRIES + 1
+            ),
+            "disturbed" => format!(
+                "other processes held a core (a side waited for it {:.0}%+ of the phase) {} times in a row",
+                CORE_WAIT_SHARE * 100.0,
+                RETRIES + 1
+            ),
+            _ => "not every connection came up".to_owned(),
+        };
+        if let Some(at) = self.stopped_at {
             let _ = writeln!(
                 s,
-                "               the load generator was the bottleneck at {at:.0}/s, {} times in a row (send lag p99 over {:.0}% of the bound while {LOAD_SATURATED:.0}%+ busy or {:.0}%+ off its core): the server's capacity is not known above {}",
-                LOAD_RETRIES + 1,
-                LAG_SHARE * 100.0,
-                LOAD_STARVED * 100.0,
+                "               stopped at {at:.0}/s: {why}; the server's capacity is not known above {}",
                 rate(self.rate),
             );
         }
@@ -338,6 +362,7 @@ impl Capacity {
                 Outcome::Pass => "pass",
                 Outcome::Fail => "fail",
                 Outcome::LoadBound => "load-bound",
+                Outcome::Disturbed => "disturbed",
             };
             let _ = writeln!(
                 s,
@@ -402,12 +427,13 @@ pub fn find(
         .filter(|p| p.outcome == Outcome::Fail)
         .map(|p| p.rate)
         .min_by(f64::total_cmp);
-    let (name, rate, load_bound_at) = match verdict {
+    let (name, rate, stopped_at) = match verdict {
         Verdict::Found(rate) => ("found", Some(rate), None),
         Verdict::NoneFound => ("none-found", None, None),
         Verdict::LoadBound { at, passed } => ("load-bound", passed, Some(at)),
+        Verdict::Disturbed { at, passed } => ("disturbed", passed, Some(at)),
         Verdict::Unsettled { passed } => ("unsettled", passed, None),
-        Verdict::SetupFailed { passed, .. } => ("setup-failed", passed, None),
+        Verdict::SetupFailed { at, passed } => ("setup-failed", passed, Some(at)),
     };
     let (report, confirm) = match verdict {
         Verdict::Found(rate) => {
@@ -430,7 +456,7 @@ pub fn find(
         verdict: name,
         rate,
         lowest_failing_rate,
-        load_bound_at,
+        stopped_at,
         probes,
         confirm,
     };
@@ -515,10 +541,19 @@ mod tests {
         assert_eq!(s.next(), Step::Probe(20_000.0));
         s.record(20_000.0, Outcome::Fail);
         assert_eq!(s.next(), Step::Probe(15_000.0));
-        // A later load-bound probe starts its own count.
+        // A later load-bound or disturbed probe starts its own count, and the last one names
+        // the verdict.
         s.record(15_000.0, Outcome::LoadBound);
-        s.record(15_000.0, Outcome::LoadBound);
+        s.record(15_000.0, Outcome::Disturbed);
         assert_eq!(s.next(), Step::Probe(15_000.0));
+        s.record(15_000.0, Outcome::Disturbed);
+        assert_eq!(
+            s.next(),
+            Step::Done(Verdict::Disturbed {
+                at: 15_000.0,
+                passed: Some(10_000.0)
+            })
+        );
     }
 
     #[test]
@@ -531,10 +566,11 @@ mod tests {
 
     #[test]
     fn judging_a_probe() {
-        let load = |lag: f64, busy: f64, waited: f64| LoadHealth {
+        let load = |lag: f64, busy: f64, waited: f64| Health {
             send_lag_p99_ms: lag,
-            busy_percent: Some(busy),
-            core_wait_share: Some(waited),
+            load_busy_percent: Some(busy),
+            load_core_wait_share: Some(waited),
+            server_core_wait_share: Some(0.0),
         };
         let idle = load(0.1, 50.0, 0.0);
         // Within the bound, no errors.
@@ -546,19 +582,24 @@ mod tests {
         // A large send lag from a server that pushes back (the load generator with time to
         // spare, on its core) is the server's.
         assert_eq!(judge(5.0, 30.0, 0, load(20.0, 60.0, 0.05)), Outcome::Fail);
-        // A large send lag from a saturated or starved load generator is its own.
-        assert_eq!(
-            judge(5.0, 30.0, 0, load(20.0, 97.0, 0.0)),
-            Outcome::LoadBound
-        );
+        // A large send lag from a saturated load generator is its own.
+        let saturated = load(20.0, 97.0, 0.0);
+        assert_eq!(judge(5.0, 30.0, 0, saturated), Outcome::LoadBound);
+        assert_eq!(judge(5.0, 6.0, 0, load(2.6, 95.0, 0.0)), Outcome::LoadBound);
+        assert_eq!(judge(5.0, 6.0, 0, load(2.4, 95.0, 0.0)), Outcome::Fail);
+        // Either side kept off its core a tenth of the phase: disturbed.
         assert_eq!(
             judge(5.0, 30.0, 0, load(20.0, 60.0, 0.3)),
-            Outcome::LoadBound
+            Outcome::Disturbed
         );
-        assert_eq!(judge(5.0, 6.0, 0, load(2.6, 95.0, 0.0)), Outcome::LoadBound);
-        assert_eq!(judge(5.0, 6.0, 0, load(2.4, 95.0, 0.3)), Outcome::Fail);
-        // Within the bound in spite of the load generator's lateness: a pass.
+        let server_waited = Health {
+            server_core_wait_share: Some(0.1),
+            ..idle
+        };
+        assert_eq!(judge(5.0, 9.0, 0, server_waited), Outcome::Disturbed);
+        // Within the bound in spite of it all: a pass.
         assert_eq!(judge(5.0, 4.0, 0, load(2.6, 95.0, 0.3)), Outcome::Pass);
+        assert_eq!(judge(5.0, 4.0, 0, server_waited), Outcome::Pass);
     }
 
     #[test]
