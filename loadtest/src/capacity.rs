@@ -81,6 +81,8 @@ pub struct Health {
     pub load_core_wait_share: Option<f64>,
     /// The same for the server's threads.
     pub server_core_wait_share: Option<f64>,
+    /// The server's busy share, percent of its cores (`--server-metrics`).
+    pub server_busy_percent: Option<f64>,
 }
 
 /// Judges a probe: `p99_ms` and `errors` against `bound_ms`. A pass stands whatever the
@@ -88,15 +90,21 @@ pub struct Health {
 /// failure is the load generator's own when its send lag was over half the bound while it was
 /// saturated (a large send lag alone is not enough: over HTTP a late reply delays the
 /// connection's next send, so a slow server shows there too); it is disturbed when either
-/// side waited for its core a tenth of the phase or more.
+/// side waited for its core a tenth of the phase or more while the server had time to spare
+/// (a saturated server's failure is its own: near saturation the kernel's own receive work
+/// moves to `ksoftirqd`, which shows as core wait too).
 pub fn judge(bound_ms: f64, p99_ms: f64, errors: u64, health: Health) -> Outcome {
-    let saturated = (health.load_busy_percent).is_none_or(|busy| busy >= LOAD_SATURATED);
+    let saturated = |busy: Option<f64>| busy.is_none_or(|busy| busy >= LOAD_SATURATED);
     let waited = |share: Option<f64>| share.is_some_and(|w| w >= CORE_WAIT_SHARE);
     if errors == 0 && p99_ms <= bound_ms {
         Outcome::Pass
-    } else if health.send_lag_p99_ms > bound_ms * LAG_SHARE && saturated {
+    } else if health.send_lag_p99_ms > bound_ms * LAG_SHARE && saturated(health.load_busy_percent) {
         Outcome::LoadBound
-    } else if waited(health.load_core_wait_share) || waited(health.server_core_wait_share) {
+    } else if (waited(health.load_core_wait_share) || waited(health.server_core_wait_share))
+        && health
+            .server_busy_percent
+            .is_some_and(|busy| busy < LOAD_SATURATED)
+    {
         Outcome::Disturbed
     } else {
         Outcome::Fail
@@ -267,6 +275,7 @@ impl Probe {
                     load_busy_percent: report.load_busy_percent,
                     load_core_wait_share: share(report.load_core_wait_ms),
                     server_core_wait_share: share(report.server_core_wait_ms),
+                    server_busy_percent: report.server_busy_percent,
                 },
             ),
         }
@@ -571,6 +580,7 @@ mod tests {
             load_busy_percent: Some(busy),
             load_core_wait_share: Some(waited),
             server_core_wait_share: Some(0.0),
+            server_busy_percent: Some(50.0),
         };
         let idle = load(0.1, 50.0, 0.0);
         // Within the bound, no errors.
@@ -600,6 +610,15 @@ mod tests {
         // Within the bound in spite of it all: a pass.
         assert_eq!(judge(5.0, 4.0, 0, load(2.6, 95.0, 0.3)), Outcome::Pass);
         assert_eq!(judge(5.0, 4.0, 0, server_waited), Outcome::Pass);
+        // A saturated server's failure is its own, whatever waited (or when its busy share
+        // is unknown).
+        for busy in [Some(92.0), None] {
+            let server_saturated = Health {
+                server_busy_percent: busy,
+                ..server_waited
+            };
+            assert_eq!(judge(5.0, 900.0, 0, server_saturated), Outcome::Fail);
+        }
     }
 
     #[test]
