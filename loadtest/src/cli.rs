@@ -131,6 +131,22 @@ pub struct Args {
     /// the Mcp-Method and Mcp-Name headers.
     #[arg(long, value_enum, default_value_t = Protocol::Session)]
     pub protocol: Protocol,
+
+    /// Searches for the highest rate whose p99 stays at or below P99_MS milliseconds with no
+    /// errors (ws-echo, ws-mcp, http-mcp): probing runs of --probe-duration rise from --rate
+    /// by doubling, then bisect to --capacity-resolution; a confirming run at the rate found
+    /// lasts --duration. Exit status 1 when no rate was found or the confirming run missed.
+    #[arg(long, value_name = "P99_MS")]
+    pub find_capacity: Option<f64>,
+
+    /// --find-capacity: each probing run's measured phase, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub probe_duration: f64,
+
+    /// --find-capacity: bisection stops when the lowest failing rate is within this many
+    /// percent above the highest passing one.
+    #[arg(long, default_value_t = 5.0)]
+    pub capacity_resolution: f64,
 }
 
 /// `ringmcp-load compare --base A1.json A2.json … --new B1.json B2.json …`: two builds'

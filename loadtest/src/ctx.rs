@@ -31,6 +31,11 @@ impl Gate {
         }
     }
 
+    /// The gate's instant, if it has opened.
+    pub fn opened(&self) -> Option<Instant> {
+        self.at.get()
+    }
+
     /// Waits until the gate opens; returns its instant.
     pub async fn wait(&self) -> Instant {
         std::future::poll_fn(|cx| match self.at.get() {

@@ -210,6 +210,36 @@ impl Session {
         }
     }
 
+    /// Ends the session, so that runs one after another against one server (the probes of
+    /// --find-capacity) do not pile up sessions until its limit. Spec (2025-11-25,
+    /// transports): "Clients that no longer need a particular session [...] SHOULD send an
+    /// HTTP DELETE to the MCP endpoint with the `Mcp-Session-Id` header, to explicitly
+    /// terminate the session"; the answer is not checked, as "The server MAY respond to this
+    /// request with HTTP 405 Method Not Allowed".
+    pub async fn delete(&mut self, ctx: &Ctx, deadline: Instant) {
+        let Some(id) = self.id.as_deref() else {
+            return;
+        };
+        let mut request = Vec::new();
+        let headers = [
+            ("mcp-session-id", id),
+            ("mcp-protocol-version", &self.version),
+        ];
+        http1::write_request_head(
+            &mut request,
+            "DELETE",
+            &ctx.target.path,
+            &ctx.target.host,
+            &headers,
+            None,
+        );
+        if self.conn.write_all(&mut request, deadline).await.is_ok() {
+            if let Ok(head) = self.conn.read_head(Method::Delete, deadline).await {
+                let _ = self.conn.read_body(&head, deadline).await;
+            }
+        }
+    }
+
     /// Sends a notification; expects 202 (or any 2xx) with no body to speak of.
     pub async fn notify(
         &mut self,
@@ -400,6 +430,8 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
     let stats = &ctx.stats;
     let mut request = Vec::new();
     let mut id = 1;
+    // Whether the connection failed (and so cannot carry the session's DELETE).
+    let mut broken = false;
     while let Some(at) = schedule.peek() {
         net::sleep_until(at).await;
         let Some(intended) = schedule.take_due(Instant::now()) else {
@@ -447,6 +479,7 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
                         .entry(format!("unsent_after_{}", e.kind()))
                         .or_insert(0) += unsent;
                 }
+                broken = true;
                 break;
             }
         }
@@ -462,6 +495,11 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
         session.id.as_deref(),
         &answers,
     );
+    if !broken {
+        session
+            .delete(&ctx, ctx.close_at(start) + ctx.timeout())
+            .await;
+    }
 }
 
 /// Adds a session's answers, by the node that gave them, to the per-node counts.

@@ -7,6 +7,7 @@
 //! measured phase runs on the open-loop schedule; each shard returns its
 //! histograms and counters, which the main thread merges into the report.
 
+mod capacity;
 mod cli;
 mod compare;
 mod ctx;
@@ -17,6 +18,7 @@ mod listen;
 mod mcp;
 mod net;
 mod nodes;
+mod progress;
 mod report;
 mod run;
 mod schedule;
@@ -153,6 +155,26 @@ fn real_main(args: Args) -> Result<i32, String> {
     if !(0.0..=1.0).contains(&args.slow_share) {
         return Err("--slow-share must be between 0 and 1".into());
     }
+    if let Some(bound) = args.find_capacity {
+        if !capacity::supports(args.scenario) {
+            return Err(format!(
+                "--find-capacity drives requests at a rate: use ws-echo, ws-mcp or http-mcp, not {}",
+                args.scenario.name()
+            ));
+        }
+        if !(bound > 0.0 && bound.is_finite()) {
+            return Err("--find-capacity must be a latency in milliseconds > 0".into());
+        }
+        if args.rate <= 0.0 {
+            return Err("--find-capacity starts probing at --rate, which must be > 0".into());
+        }
+        if !(args.probe_duration > 0.0 && args.probe_duration <= 3_600.0) {
+            return Err("--probe-duration must be in (0, 3600] seconds".into());
+        }
+        if !(args.capacity_resolution > 0.0 && args.capacity_resolution < 100.0) {
+            return Err("--capacity-resolution must be in (0, 100) percent".into());
+        }
+    }
     let nofile =
         sys::raise_nofile_limit().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
     let fds_per_conn = if args.get_stream { 2 } else { 1 };
@@ -169,12 +191,46 @@ fn real_main(args: Args) -> Result<i32, String> {
     } else {
         args.shards
     };
+    let (report, code) = match args.find_capacity {
+        Some(bound) => {
+            let (mut report, found) = capacity::find(&args, bound, |args| {
+                measure(args, &target, &server_metrics, shards)
+            })?;
+            let code = i32::from(!found.confirmed());
+            report.capacity = Some(found);
+            (report, code)
+        }
+        None => (measure(&args, &target, &server_metrics, shards)?, 0),
+    };
+    print!("{}", report.human());
+    if let Some(found) = &report.capacity {
+        print!("{}", found.human());
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        write_file(path, &(json + "\n"))?;
+    }
+    if let Some(path) = &args.report {
+        let value = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        let label = (args.json.as_ref()).map_or("this run".into(), |p| p.display().to_string());
+        write_file(path, &html::runs_page(&[(label, value)]))?;
+    }
+    Ok(code)
+}
 
+/// One run of `args` against `target` on `shards` load shards: connections up, the measured
+/// phase, connections closed; its report.
+fn measure(
+    args: &Args,
+    target: &cli::Target,
+    server_metrics: &Option<cli::Target>,
+    shards: usize,
+) -> Result<report::Report, String> {
     let rss_before = args.server_pid.and_then(sys::rss_bytes);
-    let shared = Arc::new(run::Shared::new(
-        server_metrics,
-        listen::Triggers::new(&args),
-    ));
+    let shared = Arc::new(
+        run::Shared::new(server_metrics.clone(), listen::Triggers::new(args))
+            .with_progress(progress::wanted().then(|| progress::Board::new(shards))),
+    );
     let series = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = args.server_pid.map(|pid| {
@@ -192,6 +248,19 @@ fn real_main(args: Args) -> Result<i32, String> {
         })
     });
 
+    let stop_printing = Arc::new(AtomicBool::new(false));
+    let printer = shared.progress.is_some().then(|| {
+        let shared = Arc::clone(&shared);
+        let stop_printing = Arc::clone(&stop_printing);
+        let (connections, duration) = (args.connections, Duration::from_secs_f64(args.duration));
+        std::thread::spawn(move || {
+            if let Some(board) = &shared.progress {
+                let stderr = &mut std::io::stderr();
+                let start = &shared.start;
+                progress::print_until(board, start, &stop_printing, connections, duration, stderr);
+            }
+        })
+    });
     let next_index = Arc::new(AtomicUsize::new(0));
     let began = Instant::now();
     let pool = {
@@ -214,6 +283,10 @@ fn real_main(args: Args) -> Result<i32, String> {
         }
     }
     let wall = began.elapsed();
+    stop_printing.store(true, Ordering::Release);
+    if let Some(t) = printer {
+        let _ = t.join();
+    }
     let rss_after_close = args.server_pid.and_then(|pid| {
         std::thread::sleep(Duration::from_millis(500));
         sys::rss_bytes(pid)
@@ -225,9 +298,9 @@ fn real_main(args: Args) -> Result<i32, String> {
     let merged = merged.ok_or("no shard ran")?;
     let samples = shared.samples.lock().map(|s| s.clone()).unwrap_or_default();
     let series = series.lock().map(|s| s.clone()).unwrap_or_default();
-    let report = report::Report::build(
-        &args,
-        &target,
+    Ok(report::Report::build(
+        args,
+        target,
         shards,
         &merged,
         report::ServerMemory {
@@ -239,16 +312,5 @@ fn real_main(args: Args) -> Result<i32, String> {
         },
         &samples,
         wall,
-    );
-    print!("{}", report.human());
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        write_file(path, &(json + "\n"))?;
-    }
-    if let Some(path) = &args.report {
-        let value = serde_json::to_value(&report).map_err(|e| e.to_string())?;
-        let label = (args.json.as_ref()).map_or("this run".into(), |p| p.display().to_string());
-        write_file(path, &html::runs_page(&[(label, value)]))?;
-    }
-    Ok(0)
+    ))
 }

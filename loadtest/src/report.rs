@@ -280,6 +280,10 @@ pub struct Report {
     pub failover_gap: Option<Percentiles>,
     /// Wall-clock seconds of the whole run.
     pub wall_seconds: f64,
+    /// `--find-capacity`: the search and its probes (the other fields are the confirming
+    /// run's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::capacity::Capacity>,
 }
 
 /// `k=v, k=v` of a count map, or `-` when empty.
@@ -405,6 +409,7 @@ impl Report {
             failover_gap: matches!(args.scenario, Scenario::SseFanout | Scenario::SseResume)
                 .then(|| Percentiles::of(&r.failover_gap)),
             wall_seconds: wall.as_secs_f64(),
+            capacity: None,
         }
     }
 

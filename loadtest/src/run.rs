@@ -23,13 +23,15 @@ pub struct Shared {
     /// Shards that finished opening their connections.
     arrived: AtomicUsize,
     /// The measured phase's start, set by the last shard to arrive.
-    start: OnceLock<Instant>,
+    pub start: OnceLock<Instant>,
     /// Server samples at phase points.
     pub samples: Mutex<PhaseSamples>,
     /// The server's metrics endpoint (`--server-metrics`).
     server_metrics: Option<Target>,
     /// listen: when each change's trigger went out.
     triggers: Triggers,
+    /// Live progress: each shard's counters, once a second (when stderr is a terminal).
+    pub progress: Option<crate::progress::Board>,
 }
 
 impl Shared {
@@ -40,6 +42,14 @@ impl Shared {
             server_metrics,
             triggers,
             ..Shared::default()
+        }
+    }
+
+    /// The same, publishing each shard's progress to `board`.
+    pub fn with_progress(self, board: Option<crate::progress::Board>) -> Shared {
+        Shared {
+            progress: board,
+            ..self
         }
     }
 }
@@ -96,6 +106,15 @@ pub async fn run_shard(
     let opened_at = Instant::now();
     ctx.stats.begin_ramp(opened_at);
     let per_shard_ramp = ctx.args.ramp / shards as f64;
+    let publisher = shared.progress.is_some().then(|| {
+        let ctx = Rc::clone(&ctx);
+        let shared = Arc::clone(&shared);
+        glommio::spawn_local(async move {
+            if let Some(board) = &shared.progress {
+                crate::progress::publish(&ctx, board, shard).await;
+            }
+        })
+    });
     let listen_control = (ctx.args.scenario == Scenario::Listen && shard == 0).then(|| {
         let ctx = Rc::clone(&ctx);
         let shared = Arc::clone(&shared);
@@ -206,6 +225,9 @@ pub async fn run_shard(
         control.await;
     }
     phase_samples.await;
+    if let Some(publisher) = publisher {
+        publisher.cancel().await;
+    }
     let mut result = ctx.stats.take_result();
     result.connect_window = Some(connect_window);
     result
