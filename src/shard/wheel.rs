@@ -3,8 +3,9 @@
 //! Every deadline of a connection (idle, ping, pong, fragment, header, TLS handshake, a
 //! stalled write) is seconds long and only has to fire "not before, and soon after". So,
 //! the way uSockets sweeps its timeouts, a shard keeps them in a hashed wheel of
-//! [`SLOTS`] lists, one per [`TICK`], and one small task sweeps the due list once per tick
-//! and wakes the connections whose deadline passed. A connection holds a [`Deadline`]: a
+//! [`SLOTS`] lists, one per [`TICK`], and one small task sweeps the lists of the ticks that
+//! passed and wakes the connections whose deadline did. It sleeps until the next tick in
+//! which a deadline falls, so an idle shard is not woken a hundred times a second. A connection holds a [`Deadline`]: a
 //! slab key of four bytes. Its entry (deadline, waker, two list links) is 32 bytes in the
 //! shard's slab, instead of a glommio timer per connection (an `Rc` allocation plus an entry
 //! in the reactor's timer map).
@@ -15,6 +16,8 @@
 //! activity costs nothing at all when it stays in the same tick.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -154,6 +157,7 @@ impl Wheel {
     }
 
     /// Entries not free.
+    #[cfg(test)]
     pub fn live(&self) -> usize {
         self.live
     }
@@ -192,6 +196,28 @@ impl Wheel {
             }
         }
         self.swept = now;
+    }
+
+    /// The first tick after the swept ones in which a deadline falls, looking one revolution
+    /// ahead: past that, the tick that ends the revolution (a deadline further away is looked
+    /// at again then). `None` when no deadline waits. Walks the lists up to the tick found.
+    pub fn next_due(&self) -> Option<u64> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut waiting = false;
+        for tick in self.swept + 1..=self.swept + SLOTS as u64 {
+            let mut key = self.slots[(tick % SLOTS as u64) as usize];
+            while key != NIL {
+                let entry = &self.entries[key as usize];
+                if entry.tick <= tick {
+                    return Some(tick);
+                }
+                waiting = true;
+                key = entry.next;
+            }
+        }
+        waiting.then_some(self.swept + SLOTS as u64)
     }
 
     /// Puts an unlinked `key` in the list of `tick`, or fires it if that tick was swept.
@@ -241,13 +267,25 @@ struct Shared {
     epoch: Option<Instant>,
     /// The executor whose task sweeps this wheel, once one was spawned.
     sweeper: Option<usize>,
-    /// The sweeper's waker while it waits for a first deadline.
-    parked: Option<Waker>,
+    /// The tick the sweeper sleeps until (`u64::MAX`: none is due). A deadline filed
+    /// before it moves it and wakes the sweeper, which re-arms its timer.
+    planned: u64,
+    /// The sweeper's waker.
+    sleeper: Option<Waker>,
+    /// Times the sweeper woke and swept (for tests).
+    sweeps: u64,
 }
 
 thread_local! {
     static SHARED: RefCell<Shared> = const {
-        RefCell::new(Shared { wheel: Wheel::new(0), epoch: None, sweeper: None, parked: None })
+        RefCell::new(Shared {
+            wheel: Wheel::new(0),
+            epoch: None,
+            sweeper: None,
+            planned: u64::MAX,
+            sleeper: None,
+            sweeps: 0,
+        })
     };
 }
 
@@ -262,6 +300,23 @@ impl Shared {
     fn now_tick(&mut self) -> u64 {
         let epoch = *self.epoch.get_or_insert_with(Instant::now);
         nanos(Instant::now().saturating_duration_since(epoch)) / TICK_NANOS
+    }
+
+    /// When `tick` is before the sweeper's plan: moves the plan and hands back the sweeper's
+    /// waker (to wake outside the borrow).
+    fn plan(&mut self, tick: u64) -> Option<Waker> {
+        // A deadline in a swept tick fired when it was filed.
+        if tick > self.wheel.swept() && tick < self.planned {
+            self.planned = tick;
+            return self.sleeper.take();
+        }
+        None
+    }
+
+    /// When tick `tick` ends, since tick 0 starts at the epoch (`None` past the clock's range).
+    fn instant_of(&mut self, tick: u64) -> Option<Instant> {
+        let epoch = *self.epoch.get_or_insert_with(Instant::now);
+        epoch.checked_add(Duration::from_nanos(tick.saturating_mul(TICK_NANOS)))
     }
 }
 
@@ -290,7 +345,7 @@ impl Deadline {
             if spawn {
                 shared.sweeper = Some(executor);
             }
-            (key, spawn, shared.parked.take())
+            (key, spawn, shared.plan(tick))
         });
         if spawn {
             glommio::spawn_local(sweep()).detach();
@@ -303,25 +358,34 @@ impl Deadline {
 
     /// Re-arms for a new deadline (no-op when it falls in the same tick and did not fire).
     pub fn reset(&mut self, at: Instant) {
-        SHARED.with(|shared| {
+        let unpark = SHARED.with(|shared| {
             let mut shared = shared.borrow_mut();
             let tick = shared.tick_for(at);
             shared.wheel.reset(self.key, tick);
+            shared.plan(tick)
         });
+        if let Some(waker) = unpark {
+            waker.wake();
+        }
     }
 
     /// Moves the deadline to `at` only if that is earlier (or it already fired): a later
     /// deadline is left to the early wake-up, whose handler re-arms it. Activity that pushes
     /// an idle deadline back (every message) thus costs no wheel update.
     pub fn pull_in(&mut self, at: Instant) {
-        SHARED.with(|shared| {
+        let unpark = SHARED.with(|shared| {
             let mut shared = shared.borrow_mut();
             let tick = shared.tick_for(at);
             let earlier = shared.wheel.tick_of(self.key).is_some_and(|t| tick < t);
             if earlier || shared.wheel.fired(self.key) {
                 shared.wheel.reset(self.key, tick);
+                return shared.plan(tick);
             }
+            None
         });
+        if let Some(waker) = unpark {
+            waker.wake();
+        }
     }
 
     /// Ready once the deadline passed (at most one tick after it).
@@ -348,32 +412,51 @@ impl Drop for Deadline {
     }
 }
 
-/// The shard's sweeper: once per tick while deadlines exist, fires the due ones and wakes
-/// their tasks; parked while there are none.
+/// The shard's sweeper: sleeps until the end of the next tick in which a deadline falls,
+/// fires the due ones and wakes their tasks. With no deadline it waits for one; a deadline
+/// filed before its plan wakes it to re-arm. A shard whose deadlines are seconds away thus
+/// wakes for them, not once per tick.
 async fn sweep() {
     let mut woken = Vec::new();
+    // The reactor timer the sweeper sleeps on, armed for the end of tick `armed`.
+    let mut timer: Option<(u64, glommio::timer::Timer)> = None;
     loop {
-        let next = std::future::poll_fn(|cx| {
-            SHARED.with(|shared| {
+        std::future::poll_fn(|cx| {
+            let (planned, at) = SHARED.with(|shared| {
                 let mut shared = shared.borrow_mut();
-                if shared.wheel.live() > 0 {
-                    let swept = shared.wheel.swept();
-                    let epoch = *shared.epoch.get_or_insert_with(Instant::now);
-                    let since = (swept + 1).saturating_mul(TICK_NANOS);
-                    return Poll::Ready(epoch.checked_add(Duration::from_nanos(since)));
+                if !shared
+                    .sleeper
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    shared.sleeper = Some(cx.waker().clone());
                 }
-                shared.parked = Some(cx.waker().clone());
-                Poll::Pending
-            })
+                let planned = shared.planned;
+                (planned, shared.instant_of(planned))
+            });
+            if planned == u64::MAX {
+                timer = None;
+                return Poll::Pending;
+            }
+            // Past the clock's range, the wheel is swept once per revolution.
+            let at = at.unwrap_or_else(|| Instant::now() + TICK * SLOTS as u32);
+            if timer.as_ref().is_none_or(|(armed, _)| *armed != planned) {
+                let wait = at.saturating_duration_since(Instant::now());
+                timer = Some((planned, glommio::timer::Timer::new(wait)));
+            }
+            match &mut timer {
+                Some((_, t)) => Pin::new(t).poll(cx).map(|_| ()),
+                None => Poll::Pending,
+            }
         })
         .await;
-        // Past the clock's range the wheel is swept once per tick from now.
-        let wait = next.map_or(TICK, |at| at.saturating_duration_since(Instant::now()));
-        glommio::timer::sleep(wait).await;
+        timer = None;
         SHARED.with(|shared| {
             let mut shared = shared.borrow_mut();
             let now = shared.now_tick();
+            shared.sweeps += 1;
             shared.wheel.sweep(now, &mut woken);
+            shared.planned = shared.wheel.next_due().unwrap_or(u64::MAX);
         });
         for waker in woken.drain(..) {
             waker.wake();
@@ -454,6 +537,26 @@ mod tests {
     }
 
     #[test]
+    fn next_due_is_the_first_tick_with_a_deadline_within_a_revolution() {
+        let mut wheel = Wheel::new(100);
+        assert_eq!(wheel.next_due(), None);
+        let far = wheel.insert(100 + 5 * SLOTS as u64).unwrap();
+        assert_eq!(
+            wheel.next_due(),
+            Some(100 + SLOTS as u64),
+            "a revolution ahead"
+        );
+        let near = wheel.insert(140).unwrap();
+        assert_eq!(wheel.next_due(), Some(140));
+        wheel.reset(near, 120);
+        assert_eq!(wheel.next_due(), Some(120));
+        wheel.sweep(120, &mut Vec::new());
+        assert_eq!(wheel.next_due(), Some(120 + SLOTS as u64));
+        wheel.remove(far);
+        assert_eq!(wheel.next_due(), None);
+    }
+
+    #[test]
     fn cancel_removes_and_reuses_the_key() {
         let mut wheel = Wheel::new(0);
         let a = wheel.insert(3).unwrap();
@@ -482,7 +585,10 @@ mod tests {
         assert!(!wheel.fired(key), "a fired deadline is armed again");
         wheel.reset(key, 70);
         wheel.sweep(69, &mut Vec::new());
-        assert!(!wheel.fired(key), "pushed later, it did not fire at its old tick");
+        assert!(
+            !wheel.fired(key),
+            "pushed later, it did not fire at its old tick"
+        );
         wheel.sweep(70, &mut Vec::new());
         assert!(wheel.fired(key));
     }
@@ -537,13 +643,34 @@ mod tests {
                     // One tick, plus slack for a shared test machine.
                     assert!(late <= TICK + Duration::from_millis(40), "{late:?} late");
                 }
-                // Cancelled deadlines leave the wheel; the sweeper parks and comes back.
+                // Cancelled deadlines leave the wheel; the sweeper waits and comes back.
                 drop(Deadline::at(Instant::now() + Duration::from_secs(5)));
                 glommio::timer::sleep(TICK * 3).await;
                 assert_eq!(SHARED.with(|s| s.borrow().wheel.live()), 0);
                 let at = Instant::now() + Duration::from_millis(25);
                 sleep_until(at).await;
                 assert!(Instant::now() >= at);
+            })
+            .expect("an executor")
+            .join()
+            .expect("the test ran");
+    }
+
+    #[test]
+    fn the_sweeper_sleeps_until_a_deadline_is_due() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let sweeps = || SHARED.with(|s| s.borrow().sweeps);
+                let far = Deadline::at(Instant::now() + Duration::from_secs(5));
+                glommio::timer::sleep(Duration::from_millis(300)).await;
+                let idle = sweeps();
+                assert!(idle <= 2, "{idle} sweeps in 300 ms with nothing due");
+                // A nearer deadline filed later wakes it for that one.
+                let at = Instant::now() + Duration::from_millis(50);
+                sleep_until(at).await;
+                assert!(Instant::now() >= at);
+                assert!(sweeps() - idle <= 2);
+                drop(far);
             })
             .expect("an executor")
             .join()
