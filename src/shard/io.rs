@@ -9,13 +9,13 @@
 use crate::transport::tls::TlsSession;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use glommio::timer::Timer;
 use std::cell::RefCell;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+pub use super::wheel::Deadline;
 
 /// Bytes one read may take from the socket.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -283,62 +283,5 @@ pub fn release_if_empty(buf: &mut Vec<u8>) {
 pub fn release_if_large(buf: &mut Vec<u8>) {
     if buf.is_empty() && buf.capacity() > KEEP_BUFFER_BYTES {
         *buf = Vec::new();
-    }
-}
-
-/// A timer armed for an absolute deadline. It registers the task's waker with
-/// the reactor once and keeps it across resets, so polling it on every turn of
-/// a connection loop costs a clock read, not a timer-table update.
-pub struct Deadline {
-    timer: Timer,
-    at: Instant,
-    registered: bool,
-}
-
-impl Deadline {
-    /// A timer that fires at `at`.
-    pub fn at(at: Instant) -> Self {
-        Deadline {
-            timer: Timer::new(at.saturating_duration_since(Instant::now())),
-            at,
-            registered: false,
-        }
-    }
-
-    /// Re-arms for a new deadline (no-op when unchanged).
-    pub fn reset(&mut self, at: Instant) {
-        if at != self.at {
-            self.at = at;
-            // The reactor drops a fired timer's waker, so a reset must register anew.
-            self.registered = false;
-            self.timer.reset(
-                at.saturating_duration_since(Instant::now())
-                    .max(Duration::from_micros(1)),
-            );
-        }
-    }
-
-    /// Moves the deadline to `at` only if that is earlier (or the timer already fired): a
-    /// later deadline is left to the early wake-up, whose handler re-arms it. Activity that
-    /// pushes an idle deadline back (every message) thus costs no timer-table update.
-    pub fn pull_in(&mut self, at: Instant) {
-        if at < self.at || Instant::now() >= self.at {
-            self.reset(at);
-        }
-    }
-
-    /// Ready once the deadline passed.
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.at {
-            self.registered = false;
-            return Poll::Ready(());
-        }
-        if !self.registered {
-            if Pin::new(&mut self.timer).poll(cx).is_ready() {
-                return Poll::Ready(());
-            }
-            self.registered = true;
-        }
-        Poll::Pending
     }
 }

@@ -8,6 +8,7 @@ mod fetch;
 mod http;
 pub mod io;
 mod redis;
+mod wheel;
 mod ws;
 
 use crate::config::Config;
