@@ -124,6 +124,54 @@ pub use ringmcp::shard::io::Socket;
 /// The server's deadline timer: one reactor registration kept across resets.
 pub use ringmcp::shard::io::Deadline;
 
+/// A precise timer for the open-loop schedule: a glommio timer armed for an absolute instant.
+/// The server's [`Deadline`] is a coarse per-shard wheel (a deadline fires up to 10 ms late),
+/// fine for timeouts but not for when a request is due: it would add up to a tick of send lag
+/// to every gap in the schedule. One per load shard's sender, so its size does not matter.
+pub struct ScheduleTimer {
+    timer: glommio::timer::Timer,
+    at: Instant,
+    /// Whether the timer holds the task's waker (the reactor drops it when the timer fires).
+    registered: bool,
+}
+
+impl ScheduleTimer {
+    /// A timer that fires at `at`.
+    pub fn at(at: Instant) -> ScheduleTimer {
+        ScheduleTimer {
+            timer: glommio::timer::Timer::new(at.saturating_duration_since(Instant::now())),
+            at,
+            registered: false,
+        }
+    }
+
+    /// Re-arms for `at` (no-op when unchanged).
+    pub fn reset(&mut self, at: Instant) {
+        if at != self.at {
+            self.at = at;
+            self.registered = false;
+            let left = at.saturating_duration_since(Instant::now());
+            self.timer.reset(left.max(Duration::from_micros(1)));
+        }
+    }
+
+    /// Ready once `at` passed.
+    pub fn poll_expired(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        use std::future::Future;
+        if Instant::now() >= self.at {
+            self.registered = false;
+            return Poll::Ready(());
+        }
+        if !self.registered {
+            if std::pin::Pin::new(&mut self.timer).poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            self.registered = true;
+        }
+        Poll::Pending
+    }
+}
+
 /// Sleeps until `at` (returns at once if it passed).
 pub async fn sleep_until(at: Instant) {
     let now = Instant::now();

@@ -20,7 +20,7 @@
 
 use crate::cli::Protocol;
 use crate::mcp::EchoTemplate;
-use crate::net::Deadline;
+use crate::net::ScheduleTimer;
 use crate::schedule::Schedule;
 use crate::stats::ShardStats;
 use ringmcp::proto::ws::{encode_frame, OpCode};
@@ -216,7 +216,7 @@ impl Sender {
         }
         let mut writer = RequestWriter::new(protocol, payload);
         let mut cursor = 0;
-        let mut timer = Deadline::at(Instant::now());
+        let mut timer = ScheduleTimer::at(Instant::now());
         loop {
             let now = Instant::now();
             let mut written = 0;
