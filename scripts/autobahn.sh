@@ -19,6 +19,7 @@
 #                    e.g. AUTOBAHN_CASES='1.*,2.*' scripts/autobahn.sh
 #   PYTHON27         CPython 2.7 interpreter (default: $(pyenv root)/versions/2.7.18/bin/python2.7)
 #   AUTOBAHN_TIMEOUT  cap for the whole wstest run in seconds (default 900)
+#   AUTOBAHN_SERVER_ARGS  extra server flags, split on spaces (e.g. --readiness-recv)
 #   AUTOBAHN_INSTALL_ONLY=1   install and exit
 # Report (HTML + JSON): .cache/autobahn/reports/index.html (reports-tls/ with --tls,
 # reports-url/ with --url)
@@ -143,7 +144,9 @@ PY
 
 make_tmpdir WORK
 # Autobahn's 9.x cases send messages of up to 16 MiB; the default limit is 1 MiB.
-ECHO_ARGS=(--shards 1 --echo --max-message-bytes 16777216)
+# AUTOBAHN_SERVER_ARGS adds server flags (test.sh runs the cases again with --readiness-recv).
+read -r -a EXTRA_SERVER_ARGS <<< "${AUTOBAHN_SERVER_ARGS:-}"
+ECHO_ARGS=(--shards 1 --echo --max-message-bytes 16777216 "${EXTRA_SERVER_ARGS[@]}")
 case "$mode" in
     plain)
         start_server "$WORK/server.log" "${ECHO_ARGS[@]}"

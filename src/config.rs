@@ -45,6 +45,12 @@ pub struct Config {
     #[cfg_attr(feature = "cli", arg(long, value_name = "NAME", value_parser = NodeId::parse))]
     pub node_id: Option<NodeId>,
 
+    /// Receive with a readiness poll and a `recv` call per arrival (the path for kernels before
+    /// 6.0) instead of a multishot receive into each shard's ring of provided buffers. The
+    /// multishot path is used when the kernel has it; this forces the other one (tests run both).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub readiness_recv: bool,
+
     /// Serve a raw WebSocket echo (text and binary) at /echo, for Autobahn|Testsuite and raw benchmarks.
     #[cfg_attr(feature = "cli", arg(long))]
     pub echo: bool,
@@ -389,6 +395,7 @@ const DEFAULT: Config = Config {
     bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)),
     shards: 0,
     node_id: None,
+    readiness_recv: false,
     echo: false,
     max_message_bytes: 1024 * 1024,
     max_head_bytes: 16 * 1024,

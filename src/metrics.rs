@@ -397,6 +397,8 @@ pub struct Gauges {
     pub ring_events: u64,
     /// Replay rings (one per open stream).
     pub rings: u64,
+    /// 1 when the shard receives with multishot receives, 0 with readiness polls.
+    pub recv_multishot: u64,
     /// Events evicted from the rings, by reason.
     pub evictions: Evictions,
 }
@@ -550,6 +552,12 @@ const SINGLE_VALUED: &[SingleValued] = &[
     ("rings", "gauge", "SSE replay rings (streams).", |s| {
         s.gauges.rings
     }),
+    (
+        "recv_multishot",
+        "gauge",
+        "1 when the shard receives with multishot receives into provided buffers, 0 with readiness polls and recv.",
+        |s| s.gauges.recv_multishot,
+    ),
 ];
 
 /// A metric family of the event store client, with one value per shard.

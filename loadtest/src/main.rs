@@ -269,6 +269,8 @@ fn measure(
         let shared = Arc::clone(&shared);
         ringmcp::shard::pool("ringmcp-load", shards)?
             .on_all_shards(move || async move {
+                // The server's receive path: multishot where the kernel has it.
+                ringmcp::shard::io::choose_receive(false);
                 let shard = next_index.fetch_add(1, Ordering::AcqRel);
                 run::run_shard(args, target, shared, shard, shards).await
             })

@@ -1,5 +1,5 @@
-//! Socket plumbing shared by the scenarios: reads through one scratch buffer
-//! per shard (as the server does), deadlines, TLS for `wss://` and `https://`
+//! Socket plumbing shared by the scenarios: reads with the server's receive path
+//! (multishot receives where the kernel has them, `ringmcp::shard::io`), deadlines, TLS for `wss://` and `https://`
 //! targets (the server's sans-IO session in its client role), and the I/O around
 //! ringmcp's client-role codecs: HTTP/1.1 response heads and bodies, the WebSocket
 //! opening handshake.
@@ -117,7 +117,7 @@ impl From<glommio::GlommioError<()>> for NetError {
     }
 }
 
-/// The server's socket: reads through the shard's scratch buffer, writes with `Ready(Ok(n))`
+/// The server's socket: reads with the shard's receive path, writes with `Ready(Ok(n))`
 /// after any progress (`out` may still hold bytes) and `Pending` when the socket took nothing.
 pub use ringmcp::shard::io::Socket;
 

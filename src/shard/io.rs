@@ -1,15 +1,20 @@
 //! Socket reads and writes for connection tasks.
 //!
-//! Reads go through one scratch buffer per shard: glommio's non-buffered
-//! stream waits for readiness and then `recv`s synchronously into whatever
-//! slice the poll was given, so a connection only needs its own buffer for
-//! bytes that did not form a whole frame or head yet. An idle connection
-//! therefore holds no read buffer at all.
+//! Reads take one of two paths, chosen per shard at its start ([`choose_receive`]):
+//! - **multishot** (Linux 6.0+, the default): one multishot `recv` per socket, armed once,
+//!   into the shard's ring of provided buffers (the vendored glommio's patch 8). The reactor
+//!   copies each arrival out of the shared buffer as it takes the completion, so there is no
+//!   readiness poll to re-arm and no `recv` call per message.
+//! - **readiness** (older kernels, or `--readiness-recv`): glommio's non-buffered stream
+//!   waits for readiness and then `recv`s synchronously into one scratch buffer per shard.
+//!
+//! Either way a connection only needs its own buffer for bytes that did not form a whole
+//! frame or head yet: an idle connection holds no read buffer at all.
 
 use crate::transport::tls::TlsSession;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -25,6 +30,39 @@ pub const KEEP_BUFFER_BYTES: usize = 16 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_BYTES].into_boxed_slice());
+    static MULTISHOT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Picks this shard's receive path (see the module docs): multishot unless `readiness_only`
+/// or the kernel lacks it. Returns whether it is multishot. Called on the shard's thread.
+pub fn choose_receive(readiness_only: bool) -> bool {
+    let multishot = !readiness_only && glommio::net::recv_multishot_available();
+    MULTISHOT.set(multishot);
+    multishot
+}
+
+/// Whether this shard receives with multishot receives.
+pub fn receives_multishot() -> bool {
+    MULTISHOT.get()
+}
+
+/// Polls one receive from `tcp`, appending what arrived to `buf`.
+fn poll_receive(
+    tcp: &mut TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut Vec<u8>,
+) -> Poll<io::Result<usize>> {
+    if MULTISHOT.get() {
+        return tcp.poll_recv_multishot(cx, buf);
+    }
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let polled = Pin::new(tcp).poll_read(cx, &mut scratch[..]);
+        if let Poll::Ready(Ok(n)) = polled {
+            buf.extend_from_slice(&scratch[..n]);
+        }
+        polled
+    })
 }
 
 /// A connection's socket: plain TCP, or TCP carrying TLS (the session travels with the socket
@@ -40,9 +78,19 @@ impl Socket {
         Socket { tcp, tls }
     }
 
-    /// The TCP stream and the TLS session, if any.
-    pub fn into_parts(self) -> (TcpStream, Option<Box<TlsSession>>) {
-        (self.tcp, self.tls)
+    /// Stops receiving and returns the TCP stream, the TLS session if any, and the application
+    /// bytes received but not read yet (a multishot receive may have taken some from the
+    /// socket; with TLS they pass through the session, which keeps a part of a record): what
+    /// a connection carries to another shard. Fails when those bytes break a TLS rule.
+    pub async fn into_parts(mut self) -> io::Result<(TcpStream, Option<Box<TlsSession>>, Vec<u8>)> {
+        let mut unread = self.tcp.stop_recv_multishot().await;
+        if let (Some(tls), false) = (&mut self.tls, unread.is_empty()) {
+            let mut plaintext = Vec::new();
+            tls.receive(&mut unread, &mut plaintext)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            unread = plaintext;
+        }
+        Ok((self.tcp, self.tls, unread))
     }
 
     /// Polls one read, appending the application bytes that arrived to `buf`. `Ok(0)` is end
@@ -52,36 +100,29 @@ impl Socket {
         cx: &mut Context<'_>,
         buf: &mut Vec<u8>,
     ) -> Poll<io::Result<usize>> {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let Some(tls) = &mut self.tls else {
-                let polled = Pin::new(&mut self.tcp).poll_read(cx, &mut scratch[..]);
-                if let Poll::Ready(Ok(n)) = polled {
-                    buf.extend_from_slice(&scratch[..n]);
-                }
-                return polled;
-            };
-            if tls.peer_closed() {
-                return Poll::Ready(Ok(0));
+        let Some(tls) = &mut self.tls else {
+            return poll_receive(&mut self.tcp, cx, buf);
+        };
+        if tls.peer_closed() {
+            return Poll::Ready(Ok(0));
+        }
+        // A part of a record gives no application bytes yet: read on until a whole one
+        // arrived or the socket has nothing more.
+        let mut ciphertext = Vec::new();
+        loop {
+            ciphertext.clear();
+            match poll_receive(&mut self.tcp, cx, &mut ciphertext) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(_)) => {}
+                other => return other,
             }
-            // A part of a record gives no application bytes yet: read on until a whole one
-            // arrived or the socket has nothing more.
-            loop {
-                let n = match Pin::new(&mut self.tcp).poll_read(cx, &mut scratch[..]) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
-                    Poll::Ready(Ok(n)) => n,
-                    other => return other,
-                };
-                match tls.receive(&mut scratch[..n], buf) {
-                    Ok(got) if got.plaintext > 0 => return Poll::Ready(Ok(got.plaintext)),
-                    Ok(got) if got.peer_closed => return Poll::Ready(Ok(0)),
-                    Ok(_) => {}
-                    Err(e) => {
-                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)))
-                    }
-                }
+            match tls.receive(&mut ciphertext, buf) {
+                Ok(got) if got.plaintext > 0 => return Poll::Ready(Ok(got.plaintext)),
+                Ok(got) if got.peer_closed => return Poll::Ready(Ok(0)),
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e))),
             }
-        })
+        }
     }
 
     /// Polls writing all of `out`, removing what was written.

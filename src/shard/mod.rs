@@ -352,6 +352,16 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
                 tls_updates,
                 auth_plan.clone(),
             ));
+            let multishot = io::choose_receive(config.readiness_recv);
+            log::info!(
+                "shard {}: receiving with {}",
+                shard.index,
+                if multishot {
+                    "multishot receives into provided buffers"
+                } else {
+                    "readiness polls and recv"
+                }
+            );
             glommio::spawn_local(receive_handoffs(Rc::clone(&shard), receivers)).detach();
             glommio::spawn_local(expire_sessions(Rc::clone(&shard))).detach();
             if let Some(plan) = &auth_plan {
@@ -611,11 +621,15 @@ impl Shard {
     /// Moves a connection to the shard that owns the session its request named.
     pub async fn hand_off(&self, owner: usize, stream: Socket, handoff: HandoffParts) {
         use std::os::fd::AsRawFd;
+        // The TLS session (keys, sequence numbers, a part of a record) goes along, and so do
+        // the bytes this shard's receive took from the socket after the request.
+        let Ok((tcp, tls, unread)) = stream.into_parts().await else {
+            self.metrics.error(ErrorKind::Tls);
+            return;
+        };
         // SAFETY: dup returns a new descriptor for the same socket, owned by nobody else; the
         // original closes when `tcp` drops, the socket lives on through the duplicate.
-        let fd = unsafe { libc::dup(stream.as_raw_fd()) };
-        // The TLS session (keys, sequence numbers, a part of a record) goes along.
-        let (tcp, tls) = stream.into_parts();
+        let fd = unsafe { libc::dup(tcp.as_raw_fd()) };
         drop(tcp);
         if fd < 0 {
             self.metrics.error(ErrorKind::Io);
@@ -623,7 +637,8 @@ impl Shard {
         }
         // SAFETY: fd is a fresh descriptor from dup, owned by this OwnedFd from here on.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let (head, body, inbuf) = handoff;
+        let (head, body, mut inbuf) = handoff;
+        inbuf.extend_from_slice(&unread);
         let message = MeshMessage::Handoff(Handoff {
             fd,
             tls,
@@ -639,7 +654,10 @@ impl Shard {
 
     /// This shard's metrics now.
     pub fn snapshot(&self) -> Snapshot {
-        let gauges: Gauges = self.http_sessions.gauges();
+        let gauges = Gauges {
+            recv_multishot: io::receives_multishot() as u64,
+            ..self.http_sessions.gauges()
+        };
         let event_store = self.redis.as_ref().map(|client| client.stats());
         (self.metrics.snapshot(self.index, gauges, busy_time())).with_event_store(event_store)
     }

@@ -692,6 +692,7 @@ impl HttpSessions {
             ring_events: store.event_count() as u64,
             rings: store.ring_count() as u64,
             evictions: store.evictions(),
+            recv_multishot: 0,
         }
     }
 

@@ -438,6 +438,24 @@ impl Reactor {
         source
     }
 
+    /// ringmcp patch: whether sockets can use multishot receives (see `recv_multishot`).
+    pub(crate) fn can_recv_multishot(&self) -> bool {
+        self.sys.can_recv_multishot()
+    }
+
+    /// ringmcp patch: a multishot receive on `fd`, not armed yet.
+    pub(crate) fn recv_multishot(&self, fd: RawFd) -> Source {
+        self.new_source(fd, SourceType::SockRecvMultishot(Default::default()), None)
+    }
+
+    pub(crate) fn arm_recv_multishot(&self, source: &Source) {
+        self.sys.arm_recv_multishot(source)
+    }
+
+    pub(crate) fn stop_recv_multishot(&self, source: &Source) {
+        self.sys.stop_recv_multishot(source)
+    }
+
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys

@@ -27,6 +27,13 @@ fn yolo_accept(fd: RawFd) -> Option<io::Result<RawFd>> {
     }
 }
 
+/// ringmcp patch: whether this executor's sockets can use
+/// [`TcpStream::poll_recv_multishot`]: Linux 6.0 or newer, and the reactor's provided-buffer
+/// ring registered. Must be called from within an executor.
+pub fn recv_multishot_available() -> bool {
+    crate::executor().reactor().can_recv_multishot()
+}
+
 fn yolo_send(fd: RawFd, buf: &[u8]) -> Option<io::Result<usize>> {
     match sys::send_syscall(fd, buf.as_ptr(), buf.len(), MsgFlags::MSG_DONTWAIT.bits()) {
         Ok(x) => Some(Ok(x)),

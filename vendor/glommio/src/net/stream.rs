@@ -5,7 +5,7 @@
 //
 use crate::{
     reactor::Reactor,
-    sys::{self, Source, SourceType},
+    sys::{self, MultishotState, Source, SourceType},
 };
 use futures_lite::ready;
 use nix::sys::socket::MsgFlags;
@@ -298,6 +298,86 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Poll::Pending
     }
 
+    /// ringmcp patch: appends what arrived to `buf`, from a multishot receive into the
+    /// reactor's provided buffers (armed on first use, and again after it stopped): no
+    /// readiness poll re-armed and no `recv` call per arrival. Once used, the stream must not
+    /// be read with `poll_read`.
+    pub(crate) fn poll_recv_multishot(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<io::Result<usize>> {
+        let reactor = self.reactor.upgrade().unwrap();
+        let is_multishot = |source: &Source| {
+            matches!(source.inner.borrow().source_type, SourceType::SockRecvMultishot(_))
+        };
+        if !self.source_rx.as_ref().is_some_and(is_multishot) {
+            // The readiness poll a new stream starts with (`init`) is dropped, and canceled.
+            self.source_rx = Some(reactor.recv_multishot(self.stream.as_raw_fd()));
+        }
+        let source = self.source_rx.as_ref().unwrap();
+        let mut inner = source.inner.borrow_mut();
+        let SourceType::SockRecvMultishot(recv) = &mut inner.source_type else {
+            unreachable!();
+        };
+        let state = recv.state;
+        let got = recv.pending.len();
+        if got > 0 {
+            if buf.is_empty() {
+                *buf = std::mem::take(&mut recv.pending);
+            } else {
+                buf.extend_from_slice(&recv.pending);
+                recv.pending = Vec::new();
+            }
+        }
+        drop(inner);
+        if state == MultishotState::Stopped {
+            reactor.arm_recv_multishot(source);
+        }
+        if got > 0 {
+            return Poll::Ready(Ok(got));
+        }
+        match state {
+            MultishotState::Ended(None) => Poll::Ready(Ok(0)),
+            MultishotState::Ended(Some(errno)) => {
+                Poll::Ready(Err(io::Error::from_raw_os_error(errno)))
+            }
+            MultishotState::Stopped | MultishotState::Armed | MultishotState::Stopping => {
+                source.add_waiter_single(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// ringmcp patch: stops the multishot receive, if one runs, and returns the bytes it
+    /// took that nobody read: after this the socket's unread bytes are all in the kernel or
+    /// in the returned buffer (for a socket that moves to another thread's reactor).
+    pub(crate) async fn stop_recv_multishot(&mut self) -> Vec<u8> {
+        let Some(source) = &self.source_rx else {
+            return Vec::new();
+        };
+        if !matches!(source.inner.borrow().source_type, SourceType::SockRecvMultishot(_)) {
+            return Vec::new();
+        }
+        self.reactor
+            .upgrade()
+            .unwrap()
+            .stop_recv_multishot(source);
+        futures_lite::future::poll_fn(|cx| {
+            let mut inner = source.inner.borrow_mut();
+            let SourceType::SockRecvMultishot(recv) = &mut inner.source_type else {
+                unreachable!();
+            };
+            if recv.state != MultishotState::Stopping {
+                return Poll::Ready(std::mem::take(&mut recv.pending));
+            }
+            drop(inner);
+            source.add_waiter_single(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         // On the write path, we always start with calling `yolo_send`, because
         // it is very likely to success. It could be a waste if it already timed
@@ -391,6 +471,20 @@ where
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let socket = socket2::Socket::from_raw_fd(fd);
         GlommioStream::from(socket)
+    }
+}
+
+impl<S: AsRawFd> GlommioStream<S, NonBuffered> {
+    pub(crate) fn poll_recv_multishot(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_recv_multishot(cx, buf)
+    }
+
+    pub(crate) async fn stop_recv_multishot(&mut self) -> Vec<u8> {
+        self.stream.stop_recv_multishot().await
     }
 }
 

@@ -404,6 +404,27 @@ fn make_tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
 }
 
 impl TcpStream {
+    /// ringmcp patch: polls a receive, appending what arrived to `buf`; `Ok(0)` is the end of
+    /// the stream. It is a multishot `recv` into the reactor's provided buffers (see
+    /// [`crate::net::recv_multishot_available`]), armed on first use: no readiness poll and
+    /// no `recv` call per arrival. At most about 64 KiB wait unread in user memory before the
+    /// receive is stopped until they are taken. A stream read this way must not also be read
+    /// with [`AsyncRead`](futures_lite::AsyncRead).
+    pub fn poll_recv_multishot(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_recv_multishot(cx, buf)
+    }
+
+    /// ringmcp patch: stops the multishot receive, if any, and returns the bytes it took that
+    /// were not read yet; the rest stays in the socket. Use it before the socket moves to
+    /// another executor.
+    pub async fn stop_recv_multishot(&mut self) -> Vec<u8> {
+        self.stream.stop_recv_multishot().await
+    }
+
     /// Creates a TCP connection to the specified address.
     ///
     /// # Examples

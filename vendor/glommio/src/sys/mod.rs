@@ -173,6 +173,7 @@ pub(crate) fn sendmsg_syscall(
 
 mod dma_buffer;
 mod membarrier;
+mod provided_buffers;
 pub(crate) mod source;
 pub(crate) mod sysfs;
 mod uring;

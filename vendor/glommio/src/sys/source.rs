@@ -35,6 +35,8 @@ pub(crate) enum SourceType {
     PollAdd,
     SockSend(DmaBuffer),
     SockRecv(Option<DmaBuffer>),
+    // ringmcp patch: a multishot receive into the ring's provided buffers.
+    SockRecvMultishot(MultishotRecv),
     SockRecvMsg(
         Option<DmaBuffer>,
         libc::iovec,
@@ -66,6 +68,62 @@ pub(crate) enum SourceType {
     CopyFileRange(RawFd, u64, usize),
     #[cfg(feature = "bench")]
     Noop,
+}
+
+/// Bytes a paused multishot receive may hold before it is stopped (the kernel may deliver a
+/// few more completions before the stop takes effect): the bound on what a connection that
+/// is not reading keeps in user memory.
+pub(crate) const MULTISHOT_PAUSE_BYTES: usize = 64 * 1024;
+
+/// ringmcp patch: a multishot `recv` on a socket. The reactor appends what each completion
+/// carries to `pending`; the stream's reader takes it from there.
+#[derive(Debug, Default)]
+pub(crate) struct MultishotRecv {
+    pub(crate) pending: Vec<u8>,
+    pub(crate) state: MultishotState,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MultishotState {
+    /// Not in the kernel: arm it when the reader wants bytes.
+    #[default]
+    Stopped,
+    /// In the kernel, posting a completion per arrival.
+    Armed,
+    /// In the kernel with a cancellation on its way (the reader stopped taking bytes, or
+    /// the stream hands its socket on).
+    Stopping,
+    /// The peer closed (`None`) or the socket failed (the errno).
+    Ended(Option<i32>),
+}
+
+impl MultishotRecv {
+    /// Takes a completion: `res` bytes in `bytes` (when `res > 0`), and whether the request
+    /// stays armed. Returns true when the receive should be stopped for now because the
+    /// reader has not taken what it holds.
+    pub(crate) fn complete(&mut self, res: i32, bytes: Option<&[u8]>, more: bool) -> bool {
+        if let Some(bytes) = bytes {
+            self.pending.extend_from_slice(bytes);
+        }
+        if more {
+            let pause = self.state == MultishotState::Armed
+                && self.pending.len() >= MULTISHOT_PAUSE_BYTES;
+            if pause {
+                self.state = MultishotState::Stopping;
+            }
+            return pause;
+        }
+        self.state = match res {
+            0 => MultishotState::Ended(None),
+            // Out of buffers (ENOBUFS), stopped by us (ECANCELED), or a last completion
+            // that carried data: arm again when the reader asks.
+            r if r > 0 || r == -libc::ENOBUFS || r == -libc::ECANCELED => {
+                MultishotState::Stopped
+            }
+            r => MultishotState::Ended(Some(-r)),
+        };
+        false
+    }
 }
 
 impl TryFrom<SourceType> for Statx {
@@ -353,7 +411,8 @@ impl Drop for Source {
                     queue.borrow_mut().cancel_request(*id, is_timeout);
                     *status = EnqueuedStatus::Canceled; // not necessary, but useful for correctness
                 }
-                EnqueuedStatus::Canceled => unreachable!(),
+                // ringmcp patch: a multishot receive stopped before it was submitted.
+                EnqueuedStatus::Canceled => {}
             }
         }
     }

@@ -37,7 +37,9 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        membarrier,
+        provided_buffers::{self, ProvidedBuffers},
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer, MultishotState,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -77,6 +79,8 @@ enum UringOpDescriptor {
     SockSendMsg(*mut libc::msghdr, i32),
     SockRecv(usize, i32),
     SockRecvMsg(usize, i32),
+    // ringmcp patch: a multishot receive into the ring's provided buffers.
+    SockRecvMultishot,
     Nop,
 }
 
@@ -430,12 +434,26 @@ fn fill_sqe<F>(
                     };
                 });
             }
+            UringOpDescriptor::SockRecvMultishot => {
+                // io_uring_prep_recv_multishot: no buffer and no length (the kernel picks a
+                // provided buffer per completion), `IORING_RECV_MULTISHOT` in ioprio.
+                sqe.prep_recv(op.fd, &mut [], MsgFlags::empty());
+                let raw = sqe.raw_mut();
+                raw.addr = 0;
+                raw.len = 0;
+                raw.ioprio |= IORING_RECV_MULTISHOT;
+                raw.flags |= uring_sys::IOSQE_BUFFER_SELECT;
+                raw.buf_index.buf_index.index_or_group = provided_buffers::BUFFER_GROUP;
+            }
             UringOpDescriptor::Nop => sqe.prep_nop(),
         }
         sqe.set_user_data(user_data);
         sqe.set_flags(op.flags);
     }
 }
+
+/// `IORING_RECV_MULTISHOT` (Linux 6.0), in the SQE's ioprio field.
+const IORING_RECV_MULTISHOT: u16 = 1 << 1;
 
 fn transmute_error(res: io::Result<u32>) -> io::Result<usize> {
     res.map(|x| x as usize) // iou standardized on u32, which is good for low level but for higher layers usize is
@@ -536,12 +554,20 @@ fn extract_one_chain(
         .collect()
 }
 
+/// How a completion was taken: whether it woke a task, and whether it was the request's last
+/// (a multishot request posts more completions while `IORING_CQE_F_MORE` is set).
+struct Taken {
+    woke: bool,
+    last: bool,
+}
+
 fn process_one_event<F, R>(
     cqe: Option<iou::CQE>,
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+    multishot: Option<(&mut ProvidedBuffers, &ReactorQueue)>,
+) -> Option<Taken>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -549,12 +575,25 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some(Taken {
+                woke: false,
+                last: true,
+            });
         }
 
-        let src = source_map
-            .borrow_mut()
-            .consume_source(from_user_data(value.user_data()));
+        let more = value.raw_flags() & provided_buffers::CQE_F_MORE != 0;
+        let id = from_user_data(value.user_data());
+        let src = if more {
+            source_map.borrow()[id].clone()
+        } else {
+            source_map.borrow_mut().consume_source(id)
+        };
+
+        if let Some((provided, queue)) = multishot {
+            if let Some(woke) = take_multishot(&src, &value, id, provided, queue) {
+                return Some(Taken { woke, last: !more });
+            }
+        }
 
         let result = value.result();
 
@@ -565,9 +604,41 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some(Taken { woke, last: true });
     }
     None
+}
+
+/// ringmcp patch: takes a multishot receive's completion: the bytes leave the provided buffer
+/// for the source's pending bytes and the buffer goes back to the kernel at once. `None` when
+/// `src` is not a multishot receive.
+fn take_multishot(
+    src: &Pin<Rc<RefCell<InnerSource>>>,
+    cqe: &iou::CQE,
+    id: SourceId,
+    provided: &mut ProvidedBuffers,
+    queue: &ReactorQueue,
+) -> Option<bool> {
+    let mut inner = src.borrow_mut();
+    let SourceType::SockRecvMultishot(recv) = &mut inner.source_type else {
+        return None;
+    };
+    let res = cqe.raw_result();
+    let more = cqe.raw_flags() & provided_buffers::CQE_F_MORE != 0;
+    let filled = provided.filled(cqe.raw_flags(), res.max(0) as usize);
+    let was_stopping = recv.state == MultishotState::Stopping;
+    let pause = recv.complete(res, filled.map(|(bytes, _)| bytes), more);
+    if let Some((_, bid)) = filled {
+        provided.recycle(bid);
+    }
+    if pause {
+        queue.borrow_mut().cancel_request(id, false);
+    } else if !more && was_stopping {
+        // The request ended before its cancellation went out: drop that cancellation, or
+        // it would hit whichever request takes this source id next.
+        queue.borrow_mut().forget_cancellation(id);
+    }
+    Some(inner.wakers.wake_waiters())
 }
 
 type SourceMap = FreeList<Pin<Rc<RefCell<InnerSource>>>>;
@@ -625,6 +696,13 @@ impl UringQueueState {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.submissions.is_empty() && self.cancellations.is_empty()
+    }
+
+    /// ringmcp patch: removes a queued, not yet submitted cancellation of source `id`.
+    pub(crate) fn forget_cancellation(&mut self, id: SourceId) {
+        let user_data = to_user_data(id);
+        self.cancellations
+            .retain(|op| !matches!(op.args, UringOpDescriptor::Cancel(target) if target == user_data));
     }
 
     pub(crate) fn cancel_request(&mut self, id: SourceId, is_timeout: bool) {
@@ -855,10 +933,11 @@ impl UringCommon for PollRing {
                 res
             },
             source_map,
+            None,
         )
-        .map(|x| {
+        .map(|taken| {
             self.in_kernel -= 1;
-            x
+            taken.woke
         })
     }
 
@@ -892,6 +971,9 @@ impl UringCommon for PollRing {
 
 struct SleepableRing {
     ring: iou::IoUring,
+    // ringmcp patch: receive buffers for multishot receives (the main ring's only). Declared
+    // after `ring`, so the io_uring closes before the buffers' memory is freed.
+    provided_buffers: Option<ProvidedBuffers>,
     size: usize,
     submission_queue: ReactorQueue,
     name: &'static str,
@@ -922,6 +1004,7 @@ impl SleepableRing {
         };
         Ok(SleepableRing {
             ring,
+            provided_buffers: None,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -935,6 +1018,12 @@ impl SleepableRing {
 
     fn ring_fd(&self) -> RawFd {
         self.ring.raw().ring_fd
+    }
+
+    /// ringmcp patch: gives this ring a provided-buffer ring for multishot receives, when the
+    /// kernel can use one.
+    fn provide_buffers(&mut self) {
+        self.provided_buffers = ProvidedBuffers::register(self.ring_fd());
     }
 
     /// Whether the kernel holds completions for us that need a kernel entry to post.
@@ -1193,7 +1282,10 @@ impl UringCommon for SleepableRing {
 
     fn consume_one_event(&mut self) -> Option<bool> {
         let source_map = self.source_map.clone();
-        process_one_event(
+        // Out of `self` while the closures below hold it.
+        let mut provided = self.provided_buffers.take();
+        let queue = self.submission_queue.clone();
+        let taken = process_one_event(
             self.ring.peek_for_cqe(),
             |source| match source.source_type {
                 SourceType::LinkRings => Some(()),
@@ -1207,10 +1299,14 @@ impl UringCommon for SleepableRing {
                 res
             },
             source_map,
-        )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+            provided.as_mut().map(|p| (p, &queue)),
+        );
+        self.provided_buffers = provided;
+        taken.map(|taken| {
+            if taken.last {
+                self.in_kernel -= 1;
+            }
+            taken.woke
         })
     }
 
@@ -1336,8 +1432,9 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
+        let mut main_ring =
             SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        main_ring.provide_buffers();
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
         let mut latency_ring =
             SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
@@ -1521,6 +1618,65 @@ impl Reactor {
             op,
             &mut self.source_map.borrow_mut(),
         );
+    }
+
+    /// ringmcp patch: whether sockets can receive with multishot receives into provided
+    /// buffers (Linux 6.0 and the ring registered).
+    pub(crate) fn can_recv_multishot(&self) -> bool {
+        self.main_ring.borrow().provided_buffers.is_some()
+    }
+
+    /// ringmcp patch: arms the multishot receive `source` (stopped, not in the kernel).
+    pub(crate) fn arm_recv_multishot(&self, source: &Source) {
+        {
+            let mut inner = source.inner.borrow_mut();
+            match &mut inner.source_type {
+                SourceType::SockRecvMultishot(recv) => recv.state = MultishotState::Armed,
+                _ => unreachable!(),
+            }
+            // Stopped before it was ever submitted: its request is still queued.
+            if let Some(enqueued) = inner.enqueued.as_mut() {
+                debug_assert!(enqueued.status == EnqueuedStatus::Canceled);
+                enqueued.status = EnqueuedStatus::Enqueued;
+                return;
+            }
+        }
+        queue_request_into_ring(
+            &mut *self.main_ring.borrow_mut(),
+            source,
+            UringOpDescriptor::SockRecvMultishot,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// ringmcp patch: asks the kernel to stop the armed multishot receive `source`; its last
+    /// completion says when it did.
+    pub(crate) fn stop_recv_multishot(&self, source: &Source) {
+        let mut inner = source.inner.borrow_mut();
+        let Some(enqueued) = inner.enqueued.clone() else {
+            return;
+        };
+        match &mut inner.source_type {
+            SourceType::SockRecvMultishot(recv) if recv.state == MultishotState::Armed => {
+                recv.state = MultishotState::Stopping;
+            }
+            _ => return,
+        }
+        match enqueued.status {
+            EnqueuedStatus::Dispatched => {
+                enqueued.queue.borrow_mut().cancel_request(enqueued.id, false)
+            }
+            // Not submitted yet: it will not be (the submission drops a canceled request), and
+            // no completion will come. Arming it again un-cancels it.
+            EnqueuedStatus::Enqueued | EnqueuedStatus::Canceled => {
+                if let Some(e) = inner.enqueued.as_mut() {
+                    e.status = EnqueuedStatus::Canceled;
+                }
+                if let SourceType::SockRecvMultishot(recv) = &mut inner.source_type {
+                    recv.state = MultishotState::Stopped;
+                }
+            }
+        }
     }
 
     pub(crate) fn recv(&self, source: &Source, len: usize, flags: MsgFlags) {

@@ -1,0 +1,201 @@
+//! The multishot receive path (vendor/glommio/PATCHES.md, patch 8; src/shard/io.rs): every byte
+//! arrives once and in order across the provided buffers, a connection that stops reading
+//! holds a bounded amount in user memory (the socket pushes back on its peer), and a stream
+//! that stops receiving hands over exactly the bytes it took and did not read.
+//!
+//! Each test is skipped, with a line on stderr, on a kernel without multishot receives
+//! (before Linux 6.0); there, `tests/` and Autobahn run the readiness path they fall back to.
+
+use glommio::net::TcpStream;
+use ringmcp::shard::io::{self, Socket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::time::Duration;
+
+/// `len` bytes of a pattern that shows a lost, repeated or reordered byte.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Runs `test` on one shard set to the multishot path; `None` where the kernel lacks it.
+fn on_a_multishot_shard<T: Send + 'static, F>(
+    test: impl Fn() -> F + Send + Clone + 'static,
+) -> Option<T>
+where
+    F: std::future::Future<Output = Option<T>> + 'static,
+{
+    let handles = ringmcp::shard::pool("multishot-test", 1)
+        .unwrap()
+        .on_all_shards(move || {
+            let test = test.clone();
+            async move {
+                if !io::choose_receive(false) {
+                    eprintln!("skipped: this kernel has no multishot receive");
+                    return None;
+                }
+                test().await
+            }
+        })
+        .unwrap();
+    handles.join_all().pop().unwrap().unwrap()
+}
+
+/// A listener whose one connection gets `send(stream)` run on it in a thread.
+fn peer(send: impl FnOnce(std::net::TcpStream) + Send + 'static) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((conn, _)) = listener.accept() {
+            send(conn);
+        }
+    });
+    addr
+}
+
+async fn read_to_end(socket: &mut Socket) -> Vec<u8> {
+    let mut got = Vec::new();
+    while let Ok(1..) = std::future::poll_fn(|cx| socket.poll_read_into(cx, &mut got)).await {}
+    got
+}
+
+#[test]
+fn every_byte_arrives_once_and_in_order_across_the_provided_buffers() {
+    // 4 MiB in uneven writes: many arrivals span several 4 KiB buffers, some fit in one.
+    const TOTAL: usize = 4 << 20;
+    let sent = pattern(TOTAL);
+    let expected = sent.clone();
+    let addr = peer(move |mut conn| {
+        let mut at = 0;
+        let mut step = 1;
+        while at < sent.len() {
+            let end = (at + step).min(sent.len());
+            conn.write_all(&sent[at..end]).unwrap();
+            at = end;
+            step = (step * 13 + 7) % 40_000 + 1;
+        }
+    });
+    let got = on_a_multishot_shard(move || async move {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Some(read_to_end(&mut Socket::new(tcp, None)).await)
+    });
+    if let Some(got) = got {
+        assert_eq!(got.len(), expected.len(), "bytes received");
+        assert!(got == expected, "the bytes differ from what was sent");
+    }
+}
+
+#[test]
+fn a_connection_that_stops_reading_makes_its_peer_wait() {
+    // The peer writes without blocking while the shard reads nothing. With the receive
+    // stopped at its bound (about 64 KiB held), the socket buffers fill and the peer's
+    // writes stop short of everything; a receive that kept taking bytes would let all
+    // 32 MiB through into user memory.
+    const TOTAL: usize = 32 << 20;
+    const SETTLE: Duration = Duration::from_millis(500);
+    let sent = pattern(TOTAL);
+    let expected = sent.clone();
+    let (accepted_tx, accepted_rx) = std::sync::mpsc::channel();
+    let addr = peer(move |mut conn| {
+        set_buffer(conn.as_raw_fd(), libc::SO_SNDBUF, 64 * 1024);
+        conn.set_nonblocking(true).unwrap();
+        let mut at = 0;
+        let deadline = std::time::Instant::now() + SETTLE;
+        while std::time::Instant::now() < deadline && at < sent.len() {
+            match conn.write(&sent[at..]) {
+                Ok(n) => at += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        accepted_tx.send(at).unwrap();
+        conn.set_nonblocking(false).unwrap();
+        conn.write_all(&sent[at..]).unwrap();
+    });
+    let got = on_a_multishot_shard(move || async move {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        // Small socket buffers (here and at the peer) make the bound visible: without them
+        // loopback autotuning lets several MiB sit in the kernel.
+        set_buffer(tcp.as_raw_fd(), libc::SO_RCVBUF, 64 * 1024);
+        let mut socket = Socket::new(tcp, None);
+        let mut first = Vec::new();
+        // One read arms the receive; then nothing is read while the peer writes.
+        std::future::poll_fn(|cx| socket.poll_read_into(cx, &mut first))
+            .await
+            .unwrap();
+        glommio::timer::sleep(SETTLE + Duration::from_millis(200)).await;
+        let mut rest = read_to_end(&mut socket).await;
+        first.append(&mut rest);
+        Some(first)
+    });
+    let Some(got) = got else { return };
+    let accepted = accepted_rx.recv().unwrap();
+    assert!(
+        accepted < 2 << 20,
+        "the peer wrote {accepted} bytes to a connection that read nothing"
+    );
+    assert_eq!(got.len(), expected.len(), "bytes received");
+    assert!(got == expected, "the bytes differ from what was sent");
+}
+
+#[test]
+fn a_stream_that_stops_receiving_hands_over_what_it_took() {
+    // What a connection moving to another shard needs: the bytes the receive took from the
+    // socket but nobody read come back from `into_parts`, the rest is still in the socket,
+    // and together they are the whole stream.
+    const HEAD: usize = 100;
+    const TOTAL: usize = 300_000;
+    let sent = pattern(TOTAL);
+    let expected = sent.clone();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let addr = peer(move |mut conn| {
+        conn.write_all(&sent[..HEAD]).unwrap();
+        go_rx.recv().unwrap();
+        conn.write_all(&sent[HEAD..]).unwrap();
+    });
+    let got = on_a_multishot_shard(move || {
+        let go_tx = go_tx.clone();
+        async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let mut socket = Socket::new(tcp, None);
+            let mut got = Vec::new();
+            while got.len() < HEAD {
+                std::future::poll_fn(|cx| socket.poll_read_into(cx, &mut got))
+                    .await
+                    .unwrap();
+            }
+            go_tx.send(()).unwrap();
+            // Let the receive take some of the rest before it is stopped.
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            let (tcp, _, mut unread) = socket.into_parts().await.unwrap();
+            got.append(&mut unread);
+            // SAFETY: dup gives a descriptor of the same socket that the std stream owns.
+            let fd = unsafe { libc::dup(tcp.as_raw_fd()) };
+            drop(tcp);
+            let mut rest = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+            rest.set_nonblocking(false).unwrap();
+            rest.read_to_end(&mut got).unwrap();
+            Some(got)
+        }
+    });
+    if let Some(got) = got {
+        assert_eq!(got.len(), expected.len(), "bytes received");
+        assert!(got == expected, "the bytes differ from what was sent");
+    }
+}
+
+fn set_buffer(fd: i32, option: libc::c_int, bytes: libc::c_int) {
+    // SAFETY: a socket option with a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt");
+}
