@@ -4,7 +4,7 @@
 //! that stops receiving hands over exactly the bytes it took and did not read.
 //!
 //! Each test is skipped, with a line on stderr, on a kernel without multishot receives
-//! (before Linux 6.0); there, `tests/` and Autobahn run the readiness path they fall back to.
+//! (before Linux 6.12); there, `tests/` and Autobahn run the readiness path they fall back to.
 
 use glommio::net::TcpStream;
 use ringmcp::shard::io::{self, Socket};

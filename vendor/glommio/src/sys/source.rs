@@ -98,13 +98,10 @@ pub(crate) enum MultishotState {
 }
 
 impl MultishotRecv {
-    /// Takes a completion: `res` bytes in `bytes` (when `res > 0`), and whether the request
-    /// stays armed. Returns true when the receive should be stopped for now because the
-    /// reader has not taken what it holds.
-    pub(crate) fn complete(&mut self, res: i32, bytes: Option<&[u8]>, more: bool) -> bool {
-        if let Some(bytes) = bytes {
-            self.pending.extend_from_slice(bytes);
-        }
+    /// Takes a completion's result (its bytes are already in `pending`) and whether the
+    /// request stays armed. Returns true when the receive should be stopped for now because
+    /// the reader has not taken what it holds.
+    pub(crate) fn complete(&mut self, res: i32, more: bool) -> bool {
         if more {
             let pause = self.state == MultishotState::Armed
                 && self.pending.len() >= MULTISHOT_PAUSE_BYTES;

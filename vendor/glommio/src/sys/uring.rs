@@ -625,12 +625,11 @@ fn take_multishot(
     };
     let res = cqe.raw_result();
     let more = cqe.raw_flags() & provided_buffers::CQE_F_MORE != 0;
-    let filled = provided.filled(cqe.raw_flags(), res.max(0) as usize);
+    provided.take(cqe.raw_flags(), res.max(0) as usize, |bytes| {
+        recv.pending.extend_from_slice(bytes)
+    });
     let was_stopping = recv.state == MultishotState::Stopping;
-    let pause = recv.complete(res, filled.map(|(bytes, _)| bytes), more);
-    if let Some((_, bid)) = filled {
-        provided.recycle(bid);
-    }
+    let pause = recv.complete(res, more);
     if pause {
         queue.borrow_mut().cancel_request(id, false);
     } else if !more && was_stopping {
@@ -1621,7 +1620,7 @@ impl Reactor {
     }
 
     /// ringmcp patch: whether sockets can receive with multishot receives into provided
-    /// buffers (Linux 6.0 and the ring registered).
+    /// buffers (Linux 6.12: the ring registered for incremental consumption).
     pub(crate) fn can_recv_multishot(&self) -> bool {
         self.main_ring.borrow().provided_buffers.is_some()
     }
