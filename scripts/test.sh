@@ -121,10 +121,13 @@ fi
 
 if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then
     skip autobahn "RINGMCP_SKIP_AUTOBAHN is set"
+    skip autobahn-deflate "RINGMCP_SKIP_AUTOBAHN is set"
 elif (( ! build_ok )); then
-    skip autobahn "release build failed"; failed=1
+    skip autobahn "release build failed"; skip autobahn-deflate "release build failed"; failed=1
 else
     stage autobahn scripts/autobahn.sh || true
+    # The same server with --ws-deflate: permessage-deflate cases 12 and 13 on top of 1-10.
+    stage autobahn-deflate scripts/autobahn.sh --deflate || true
 fi
 
 if [[ -n "${RINGMCP_SKIP_CONFORMANCE:-}" ]]; then
