@@ -408,7 +408,7 @@ impl Decoder {
         self.stale = Stale::Message;
         let event = match kind {
             Kind::Binary => Event::Binary(&self.buf),
-            // 8.1: the inflated text "MUST" be UTF-8, as any text message.
+            // 8.1, as for any text message; compressed text is validated once inflated.
             Kind::Text => match simdutf8::basic::from_utf8(&self.buf) {
                 Ok(text) => Event::Text(text),
                 Err(_) => {

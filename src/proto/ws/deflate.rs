@@ -377,6 +377,13 @@ mod tests {
     }
 
     #[test]
+    fn per_connection_state_is_a_few_bytes() {
+        use std::mem::size_of;
+        assert!(size_of::<PerMessageDeflate>() <= 3);
+        assert!(size_of::<Option<CompressPolicy>>() <= 12);
+    }
+
+    #[test]
     fn accepts_offers_and_answers_without_context_takeover() {
         let plain = offer("permessage-deflate").unwrap();
         assert_eq!(plain.send_window_bits, 15);
