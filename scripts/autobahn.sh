@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite (fuzzingclient) against `ringmcp --echo`.
 #
-# usage: scripts/autobahn.sh [--tls | --url URL]
+# usage: scripts/autobahn.sh [--tls | --deflate | --url URL]
 #
 # Installs wstest (Python 2.7 only) into .cache/autobahn/, starts the server on a free
 # port, runs the WebSocket cases against ws://127.0.0.1:PORT/echo and fails unless every
@@ -10,19 +10,23 @@
 #              started with --tls-cert/--tls-key) and run the cases against wss://…/echo.
 #              wstest 0.8.2 speaks wss:// itself (Twisted + pyOpenSSL, both in the pins below);
 #              it does not verify the server's certificate, the handshake is real TLS.
+#   --deflate  start the server with --ws-deflate and run the permessage-deflate (RFC 7692)
+#              cases of 12 and 13 too (1.*-10.* do not offer the extension, so they check
+#              that nothing changes for clients that do not ask for it); see below for which.
 #   --url URL  run the cases against a WebSocket echo server that is already running at URL
 #              (ws:// or wss://); nothing is started, the caller owns that server.
 #
 # Env:
 #   RINGMCP_BIN      server binary (default: target/release/ringmcp)
-#   AUTOBAHN_CASES   comma/space separated case patterns (default: 1.* .. 10.*, no 8)
+#   AUTOBAHN_CASES   comma/space separated case patterns (default: 1.* .. 10.*, no 8;
+#                    with --deflate also 12.1.* and the cases up to 16 KiB of 12.2-13.7)
 #                    e.g. AUTOBAHN_CASES='1.*,2.*' scripts/autobahn.sh
 #   PYTHON27         CPython 2.7 interpreter (default: $(pyenv root)/versions/2.7.18/bin/python2.7)
 #   AUTOBAHN_TIMEOUT  cap for the whole wstest run in seconds (default 900)
 #   AUTOBAHN_SERVER_ARGS  extra server flags, split on spaces (e.g. --readiness-recv)
 #   AUTOBAHN_INSTALL_ONLY=1   install and exit
 # Report (HTML + JSON): .cache/autobahn/reports/index.html (reports-tls/ with --tls,
-# reports-url/ with --url)
+# reports-deflate/ with --deflate, reports-url/ with --url)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -83,8 +87,9 @@ target_url=""
 while (( $# )); do
     case "$1" in
         --tls) mode=tls ;;
+        --deflate) mode=deflate ;;
         --url) shift; mode=url; target_url="${1:?--url needs a ws:// or wss:// URL}" ;;
-        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
     shift
@@ -92,6 +97,16 @@ done
 case "$mode" in
     plain) AB_REPORTS="$AB_DIR/reports" ;;
     tls)   AB_REPORTS="$AB_DIR/reports-tls" ;;
+    deflate) AB_REPORTS="$AB_DIR/reports-deflate"
+           # Every case of 12 and 13 takes wstest (Python 2, the slow side) about 8 minutes:
+           # 1000 messages each, up to 128 KiB. By default 12.1 runs in full (every size,
+           # whole and fragmented) and the other payload kinds (12.2-12.5) and every offer
+           # (13.1-13.7) up to 16 KiB, whole and fragmented (cases 1-7, 11, 12): about 2 minutes.
+           # AUTOBAHN_CASES='1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,12.*,13.*' runs them all.
+           DEFAULT_CASES="$DEFAULT_CASES,12.1.*"
+           for group in 12.{2..5} 13.{1..7}; do
+               for i in 1 2 3 4 5 6 7 11 12; do DEFAULT_CASES+=",$group.$i"; done
+           done ;;
     url)   AB_REPORTS="$AB_DIR/reports-url"
            [[ "$target_url" == ws://* || "$target_url" == wss://* ]] || die "--url needs a ws:// or wss:// URL, not $target_url" ;;
 esac
@@ -148,7 +163,8 @@ make_tmpdir WORK
 read -r -a EXTRA_SERVER_ARGS <<< "${AUTOBAHN_SERVER_ARGS:-}"
 ECHO_ARGS=(--shards 1 --echo --max-message-bytes 16777216 "${EXTRA_SERVER_ARGS[@]}")
 case "$mode" in
-    plain)
+    plain|deflate)
+        [[ "$mode" == deflate ]] && ECHO_ARGS+=(--ws-deflate)
         start_server "$WORK/server.log" "${ECHO_ARGS[@]}"
         target_url="ws://127.0.0.1:$SERVER_PORT/echo" ;;
     tls)
@@ -165,7 +181,7 @@ import json, sys
 path, outdir, url, cases, mode = sys.argv[1:6]
 spec = {
     "outdir": outdir,
-    "servers": [{"agent": {"plain": "ringmcp", "tls": "ringmcp-tls"}.get(mode, "target"), "url": url}],
+    "servers": [{"agent": {"plain": "ringmcp", "tls": "ringmcp-tls", "deflate": "ringmcp-deflate"}.get(mode, "target"), "url": url}],
     "cases": json.loads(cases),
     "exclude-cases": [],
     "exclude-agent-cases": {},

@@ -55,6 +55,10 @@
 #                             are refused. Compare the server's busy share with a plain run's,
 #                             not the load generator's: over TLS it wakes a task per WebSocket
 #                             request (loadtest/src/sender.rs)
+#   BENCH_WS_DEFLATE [0]      1: ringmcp runs with --ws-deflate and the load generator offers
+#                             permessage-deflate (--ws-deflate) on its WebSocket scenarios, so
+#                             replies and requests from 512 bytes on travel compressed; each
+#                             JSON records it (settings.ws_deflate). ringmcp only
 #   BENCH_DEMOTE [""]         PIDs of other processes whose threads run SCHED_IDLE for the
 #                             benchmark (restored at exit; needs root): a background process
 #                             that shares the pinned cores then runs only when they idle.
@@ -80,6 +84,7 @@ PEER=${BENCH_PEER:-ringmcp}
 FILL_EVENTS=${BENCH_FILL_EVENTS:-100}
 PROTOCOL=${BENCH_PROTOCOL:-2025-11-25}
 TLS=${BENCH_TLS:-0}
+WS_DEFLATE=${BENCH_WS_DEFLATE:-0}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 OUT="${BENCH_RESULTS:-$REPO_ROOT/results}/$(date +%Y%m%d-%H%M%S)"
@@ -93,6 +98,11 @@ case "$TLS" in
         WS_SCHEME=wss HTTP_SCHEME=https
         TLS_DIR="$REPO_ROOT/tests/data/tls" ;;
     *) die "BENCH_TLS must be 0 or 1, not '$TLS'" ;;
+esac
+case "$WS_DEFLATE" in
+    0) ;;
+    1) [[ "$PEER" == ringmcp ]] || die "BENCH_WS_DEFLATE=1: only ringmcp is started with --ws-deflate (unset it for BENCH_PEER=$PEER)" ;;
+    *) die "BENCH_WS_DEFLATE must be 0 or 1, not '$WS_DEFLATE'" ;;
 esac
 if [[ -z "${BENCH_NO_BUILD:-}${BENCH_SERVER_BIN:-}${BENCH_LOAD_BIN:-}" ]]; then
     log "building release binaries"
@@ -193,11 +203,12 @@ start_bench_server() {
     port="$(free_port)"
     case "$PEER" in
         ringmcp)
-            local tls=()
-            (( ! TLS )) || tls=(--tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key")
+            local extra=()
+            (( ! TLS )) || extra=(--tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key")
+            (( ! WS_DEFLATE )) || extra+=(--ws-deflate)
             taskset -c "$SERVER_CPU" "$SERVER_BIN" --bind "127.0.0.1:$port" --shards 1 --echo \
                 --max-connections-per-shard $(( CONNS + 1000 )) --max-sessions-per-shard $(( CONNS * 2 + 1000 )) \
-                "${tls[@]}" >"$OUT/$name.server.log" 2>&1 & ;;
+                "${extra[@]}" >"$OUT/$name.server.log" 2>&1 & ;;
         python-sdk)
             taskset -c "$SERVER_CPU" "$PYTHON_SDK_DIR/bin/python" scripts/peers/python_server.py "$port" \
                 >"$OUT/$name.server.log" 2>&1 & ;;
@@ -231,6 +242,7 @@ run_load() {
     # The busy share (CPU use without idle spinning) is a ringmcp counter.
     [[ "$PEER" != ringmcp ]] || cmd+=(--server-metrics "$HTTP_SCHEME://127.0.0.1:$BENCH_PORT/metrics")
     (( ! TLS )) || cmd+=(--tls-ca "$TLS_DIR/ca.pem")
+    (( ! WS_DEFLATE )) || cmd+=(--ws-deflate)
     printf '%q ' "${cmd[@]}" >"$OUT/$name.cmd"
     echo >>"$OUT/$name.cmd"
     log "$name: ${cmd[*]}"

@@ -6,7 +6,9 @@
 #   origin A (http://127.0.0.1:PA, allowed): Streamable HTTP initialize, initialized, an echo
 #     call with the session headers, DELETE and a 404 after it (2025-11-25); two MCP 2026-07-28
 #     stateless calls with Mcp-Method/Mcp-Name (one with Mcp-Param-Region); the legacy
-#     transport through EventSource; MCP over WebSocket with subprotocol `mcp`. All cross-origin:
+#     transport through EventSource; MCP over WebSocket with subprotocol `mcp` and the
+#     permessage-deflate extension (the server runs with --ws-deflate; Chromium offers it
+#     always) carrying a 16 KiB reply and request compressed. All cross-origin:
 #     preflights, exposed mcp-session-id, the DELETE method.
 #   origin B (http://localhost:PB, not allowed): the same requests must be refused (fetch
 #     TypeError, EventSource closed, WebSocket handshake failed), and the server must have
@@ -46,7 +48,7 @@ read -r PORT_A PORT_B <"$WORK/ports"
 ORIGIN_A="http://127.0.0.1:$PORT_A"
 ORIGIN_B="http://localhost:$PORT_B"
 
-start_server "$WORK/server.log" --shards 1 --allow-origin "$ORIGIN_A"
+start_server "$WORK/server.log" --shards 1 --allow-origin "$ORIGIN_A" --ws-deflate
 # responses_403: the server's count of 403 answers, all shards.
 responses_403() {
     curl -s -m 5 "$SERVER_URL/metrics" \

@@ -33,6 +33,7 @@ EXPECTED = {
         "ws: open with subprotocol mcp",
         "ws: initialize",
         "ws: tools/call echo",
+        "ws: 16 KiB reply and request, compressed",
     ],
     "B": [
         "control: server reachable (no-cors GET /healthz)",

@@ -1,6 +1,9 @@
 """Drives ringmcp with the official Python MCP SDK client over its three transports.
 
-Usage: python_sdk.py BASE_URL   (e.g. http://127.0.0.1:8080)
+Usage: python_sdk.py BASE_URL [--deflate]   (e.g. http://127.0.0.1:8080)
+  --deflate  the server runs with --ws-deflate: only the WebSocket transport is exercised, the
+             extension must have been negotiated (the SDK's `websockets` offers it by
+             default), and a 16 KiB tool result must arrive through it.
 Exits non-zero on the first thing a real client would trip over.
 """
 import asyncio
@@ -10,6 +13,7 @@ from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamablehttp_client
 from mcp.client.websocket import websocket_client
+from websockets.asyncio.client import connect
 
 
 async def exercise(name, session):
@@ -27,6 +31,21 @@ async def exercise(name, session):
           f"{len(resources.resources)} resources, {len(prompts.prompts)} prompts, echo ok")
 
 
+async def deflate(base):
+    ws = base.replace("http://", "ws://")
+    # What the SDK's websocket_client opens, asked for what the server agreed to.
+    async with connect(f"{ws}/mcp", subprotocols=["mcp"]) as conn:
+        agreed = conn.response.headers.get("Sec-WebSocket-Extensions", "")
+    assert agreed.startswith("permessage-deflate"), f"not negotiated: {agreed!r}"
+    print(f"websocket: negotiated {agreed!r}")
+    async with websocket_client(f"{ws}/mcp") as (read, write):
+        async with ClientSession(read, write) as session:
+            await exercise("websocket+deflate", session)
+            result = await session.call_tool("payload", {"bytes": 16384})
+            assert len(result.content[0].text) == 16384, "payload: wrong length"
+            print("websocket+deflate: 16 KiB tool result ok")
+
+
 async def main(base):
     async with streamablehttp_client(f"{base}/mcp") as (read, write, _):
         async with ClientSession(read, write) as session:
@@ -41,4 +60,5 @@ async def main(base):
 
 
 if __name__ == "__main__":
-    asyncio.run(asyncio.wait_for(main(sys.argv[1]), timeout=60))
+    run = deflate if sys.argv[2:] == ["--deflate"] else main
+    asyncio.run(asyncio.wait_for(run(sys.argv[1]), timeout=60))

@@ -10,7 +10,7 @@
 #   RINGMCP_SKIP_CONFORMANCE=1      skip the MCP conformance stage
 #   RINGMCP_CONFORMANCE_REQUIRED=0  report conformance failures without failing the run
 #                                   (default 1: any failed scenario fails the run)
-#   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stage and the auth stage's wss:// run
+#   RINGMCP_SKIP_AUTOBAHN=1         skip the Autobahn stages (plain and --deflate) and the auth stage's wss:// run
 #                                   (local quick runs only)
 #   RINGMCP_SKIP_BROWSER=1          skip the browser and report stages (headless Chromium; local
 #                                   quick runs only)
@@ -19,7 +19,7 @@
 #                                   local quick runs only)
 #   RINGMCP_FUZZ_SECONDS=N          seconds per fuzz target in the fuzz stage (default 15;
 #                                   0 replays the seeds and corpus once)
-#   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh (e.g. '1.*,2.*')
+#   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh, both runs (e.g. '1.*,2.*')
 # Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh,
 # scripts/auth.sh); the browser stage installs Debian's chromium with apt-get when
 # /usr/bin/chromium is missing, the cluster stage Debian's haproxy and redis-server.
@@ -121,13 +121,16 @@ fi
 
 if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then
     skip autobahn "RINGMCP_SKIP_AUTOBAHN is set"
+    skip autobahn-deflate "RINGMCP_SKIP_AUTOBAHN is set"
 elif (( ! build_ok )); then
-    skip autobahn "release build failed"; failed=1
+    skip autobahn "release build failed"; skip autobahn-deflate "release build failed"; failed=1
 else
     stage autobahn scripts/autobahn.sh || true
-    # The same cases on the receive path for kernels before 6.0 (readiness polls and recv),
+    # The same cases on the receive path for kernels before 6.12 (readiness polls and recv),
     # which this machine would otherwise never run.
     stage autobahn-readiness env AUTOBAHN_SERVER_ARGS=--readiness-recv scripts/autobahn.sh || true
+    # The same server with --ws-deflate: permessage-deflate cases 12 and 13 on top of 1-10.
+    stage autobahn-deflate scripts/autobahn.sh --deflate || true
 fi
 
 if [[ -n "${RINGMCP_SKIP_CONFORMANCE:-}" ]]; then

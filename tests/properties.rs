@@ -183,6 +183,17 @@ proptest! {
 
 /// A frame with arbitrary header bits (valid or not) and a payload that fits
 /// its length field, masked or not.
+/// `payload` compressed as RFC 7692 §7.2.1 says: DEFLATE, sync flush, the trailing
+/// 0x00 0x00 0xff 0xff removed.
+fn deflated(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 64);
+    flate2::Compress::new(flate2::Compression::fast(), false)
+        .compress_vec(payload, &mut out, flate2::FlushCompress::Sync)
+        .expect("compresses into a big enough buffer");
+    out.truncate(out.len().saturating_sub(4));
+    out
+}
+
 fn frame() -> impl Strategy<Value = Vec<u8>> {
     (
         any::<bool>(),
@@ -196,12 +207,14 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
             Just(10),
             0u8..16
         ],
-        prop_oneof![9 => Just(0u8), 1 => 0u8..8],
+        prop_oneof![8 => Just(0u8), 1 => Just(4u8), 1 => 0u8..8],
         proptest::option::of(any::<[u8; 4]>()),
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..130),
             Just(vec![0x03, 0xE8, b'o', b'k']),
             "[ -~é€😀]{0,20}".prop_map(String::into_bytes),
+            // A permessage-deflate payload (RSV1, value 4 above, marks it compressed).
+            "[ -~é€😀]{0,60}".prop_map(|text| deflated(text.as_bytes())),
         ],
         prop_oneof![8 => Just(None), 1 => Just(Some(126u8)), 1 => Just(Some(127u8))],
     )
@@ -236,11 +249,13 @@ fn ws_setup_strategy() -> impl Strategy<Value = WsSetup> {
         any::<bool>(),
         prop_oneof![Just(0usize), Just(125), 0usize..300, Just(1 << 20)],
         prop_oneof![Just(usize::MAX), MAX_HEADER_LEN..200],
+        any::<bool>(),
     )
-        .prop_map(|(server, max_message, window)| WsSetup {
+        .prop_map(|(server, max_message, window, deflate)| WsSetup {
             role: if server { Role::Server } else { Role::Client },
             max_message,
             window,
+            deflate,
         })
 }
 
@@ -269,7 +284,8 @@ proptest! {
         let stream = frames.concat();
         let every: Vec<usize> = (0..stream.len()).collect();
         let role = if server { Role::Server } else { Role::Client };
-        check_ws(&stream, &every, WsSetup { role, max_message: 1 << 20, window: usize::MAX });
+        let setup = WsSetup { role, max_message: 1 << 20, window: usize::MAX, deflate: server };
+        check_ws(&stream, &every, setup);
     }
 }
 

@@ -58,6 +58,13 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     pub payload: usize,
 
+    /// WebSocket scenarios: offer permessage-deflate (RFC 7692, both sides resetting their
+    /// context per message). Where the server accepts, requests from the server's default
+    /// --ws-deflate-min-bytes on go compressed at its default level and compressed replies
+    /// are inflated, so a run measures what compression costs and saves on the wire.
+    #[arg(long)]
+    pub ws_deflate: bool,
+
     /// Load shards (one glommio executor pinned per allowed CPU); 0 means every CPU this process may use.
     #[arg(long, default_value_t = 1)]
     pub shards: usize,

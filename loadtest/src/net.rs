@@ -8,6 +8,7 @@ use crate::cli::Target;
 use glommio::net::TcpStream;
 use ringmcp::proto::http1::{self, BodyDecoder, HttpError, Limits, Method, ResponseHead};
 use ringmcp::proto::ws::handshake::{ClientHandshake, ClientHandshakeError};
+use ringmcp::proto::ws::PerMessageDeflate;
 use ringmcp::proto::Status;
 use ringmcp::shard::io::Handshake;
 use ringmcp::transport::tls::TlsSession;
@@ -370,21 +371,26 @@ pub fn body_decoder(head: &ResponseHead) -> BodyDecoder {
     BodyDecoder::new(head.framing(), LIMITS.max_body_bytes)
 }
 
-/// Runs the WebSocket opening handshake (RFC 6455 4.1) on `conn`, offering `protocols`.
-/// Bytes the server sent after its 101 stay in `conn.inbuf`.
+/// Runs the WebSocket opening handshake (RFC 6455 4.1) on `conn`, offering `protocols` and,
+/// with `deflate`, permessage-deflate; the compression agreed on. Bytes the server sent after
+/// its 101 stay in `conn.inbuf`.
 pub async fn ws_handshake(
     conn: &mut Conn,
     target: &Target,
     protocols: &[&str],
+    deflate: bool,
     deadline: Instant,
-) -> Result<(), NetError> {
-    let handshake = ClientHandshake::new(fastrand::u128(..).to_le_bytes(), protocols);
+) -> Result<Option<PerMessageDeflate>, NetError> {
+    let mut handshake = ClientHandshake::new(fastrand::u128(..).to_le_bytes(), protocols);
+    if deflate {
+        handshake = handshake.offering_deflate();
+    }
     let mut request = Vec::new();
     handshake.write_request(&mut request, &target.path, &target.host);
     conn.write_all(&mut request, deadline).await?;
     let head = conn.read_head(Method::Get, deadline).await?;
     match handshake.check(&head) {
-        Ok(_) => Ok(()),
+        Ok(switched) => Ok(switched.deflate),
         Err(ClientHandshakeError::NotSwitching(status)) => Err(NetError::Status(status)),
         Err(e) => Err(NetError::Handshake(e)),
     }

@@ -321,6 +321,7 @@ impl Report {
         settings.insert("timeout_s", args.timeout.into());
         settings.insert("protocol", args.protocol.version().into());
         settings.insert("tls", target.tls.is_some().into());
+        settings.insert("ws_deflate", args.ws_deflate.into());
         match args.scenario {
             Scenario::IdleHold => {
                 settings.insert("transport", format!("{:?}", args.transport).into());

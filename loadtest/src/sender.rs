@@ -23,7 +23,7 @@ use crate::mcp::EchoTemplate;
 use crate::net::ScheduleTimer;
 use crate::schedule::Schedule;
 use crate::stats::ShardStats;
-use ringmcp::proto::ws::{encode_frame, OpCode};
+use ringmcp::proto::ws::{deflate, encode_frame, CompressPolicy, OpCode};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
@@ -71,6 +71,8 @@ pub struct Link {
     fd: Option<RawFd>,
     global: usize,
     request: Request,
+    /// Requests go compressed (permessage-deflate was agreed).
+    compress: Option<CompressPolicy>,
     schedule: Schedule,
     next_id: u64,
     /// Requests written and not yet answered.
@@ -90,11 +92,17 @@ pub struct Link {
 impl Link {
     /// The sending half of connection `global` on plain socket `fd` (None: a TLS socket). It
     /// sends nothing until the [`Sender`] it joins gives it its schedule.
-    pub fn new(fd: Option<RawFd>, global: usize, request: Request) -> Link {
+    pub fn new(
+        fd: Option<RawFd>,
+        global: usize,
+        request: Request,
+        compress: Option<CompressPolicy>,
+    ) -> Link {
         Link {
             fd,
             global,
             request,
+            compress,
             schedule: Schedule::empty(Instant::now()),
             next_id: 1,
             inflight: InFlight::default(),
@@ -278,13 +286,13 @@ impl RequestWriter {
         while let Some(intended) = link.schedule.take_due(now) {
             match link.request {
                 Request::Echo => {
-                    text_frame(&mut self.frame, &self.echo_payload);
+                    text_frame(&mut self.frame, &self.echo_payload, link.compress);
                     link.inflight.queue.push_back((0, intended));
                 }
                 Request::McpEcho => {
                     self.body.clear();
                     self.template.write(&mut self.body, link.next_id);
-                    text_frame(&mut self.frame, &self.body);
+                    text_frame(&mut self.frame, &self.body, link.compress);
                     link.inflight.queue.push_back((link.next_id, intended));
                     link.next_id += 1;
                 }
@@ -298,9 +306,12 @@ impl RequestWriter {
 }
 
 /// Appends a masked text frame (RFC 6455 §5.3: "The client MUST mask all frames that it
-/// sends to the server").
-pub fn text_frame(out: &mut Vec<u8>, payload: &[u8]) {
-    encode_frame(out, OpCode::Text, true, payload, random_mask());
+/// sends to the server"), compressed by `compress` when the connection agreed to it.
+pub fn text_frame(out: &mut Vec<u8>, payload: &[u8], compress: Option<CompressPolicy>) {
+    match compress {
+        Some(policy) => deflate::encode_message(out, OpCode::Text, payload, policy, random_mask()),
+        None => encode_frame(out, OpCode::Text, true, payload, random_mask()),
+    }
 }
 
 /// A fresh masking key (RFC 6455 §5.3: "unpredictable").

@@ -13,7 +13,10 @@ use crate::net::{self, Conn, Deadline, NetError};
 use crate::sender::{random_mask, text_frame, InFlight, Link, Request};
 use crate::stats::ShardStats;
 use crate::sys;
-use ringmcp::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
+use ringmcp::proto::ws::{
+    encode_close, encode_frame, CloseCode, CompressPolicy, Decoder, Event, OpCode,
+    PerMessageDeflate, Role,
+};
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -57,8 +60,8 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
     let began = Instant::now();
     ShardStats::add(&ctx.stats.attempted, 1);
     let mut decoder = Decoder::new(Role::Client, MAX_MESSAGE);
-    let mut conn = match setup(&ctx, mode, &mut decoder).await {
-        Ok(conn) => conn,
+    let (mut conn, compress) = match setup(&ctx, mode, &mut decoder).await {
+        Ok(setup) => setup,
         Err(e) => {
             ctx.setup_failed(&e);
             return;
@@ -71,14 +74,15 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
     };
     // Over TLS the sender leaves its frames to this task's flush, which seals them.
     let fd = ctx.target.tls.is_none().then(|| conn.stream.as_raw_fd());
-    let link = Rc::new(RefCell::new(Link::new(fd, global, request)));
+    let link = Rc::new(RefCell::new(Link::new(fd, global, request, compress)));
     if matches!(mode, Mode::Echo | Mode::Mcp) {
         ctx.sender.join(Rc::clone(&link));
     }
     ctx.setup_ok(began.elapsed());
     let start = ctx.start.wait().await;
     let result = if mode == Mode::Slow {
-        slow_reader(&ctx, &mut conn, start, start + ctx.duration(), global).await
+        let end = start + ctx.duration();
+        slow_reader(&ctx, &mut conn, compress, start, end, global).await
     } else {
         drive(
             &ctx,
@@ -100,20 +104,41 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
     }
 }
 
-/// Connects, upgrades and (for MCP 2025-11-25) initializes.
-async fn setup(ctx: &Ctx, mode: Mode, decoder: &mut Decoder) -> Result<Conn, NetError> {
+/// How this client compresses its requests once the server agreed to permessage-deflate: as
+/// the server compresses its replies by default.
+fn compress_policy(deflate: PerMessageDeflate) -> CompressPolicy {
+    let defaults = ringmcp::Config::default();
+    CompressPolicy {
+        window_bits: deflate.send_window_bits,
+        level: defaults.ws_deflate_level,
+        min_bytes: u32::try_from(defaults.ws_deflate_min_bytes).unwrap_or(u32::MAX),
+    }
+}
+
+/// Connects, upgrades and (for MCP 2025-11-25) initializes; how requests are compressed.
+async fn setup(
+    ctx: &Ctx,
+    mode: Mode,
+    decoder: &mut Decoder,
+) -> Result<(Conn, Option<CompressPolicy>), NetError> {
     let deadline = ctx.setup_deadline();
     let stream = net::connect(&ctx.target, ctx.timeout()).await?;
     let mut conn = Conn::new(stream);
     let protocols: &[&str] = if mode == Mode::Echo { &[] } else { &["mcp"] };
-    net::ws_handshake(&mut conn, &ctx.target, protocols, deadline).await?;
+    let target = &ctx.target;
+    let deflate =
+        net::ws_handshake(&mut conn, target, protocols, ctx.args.ws_deflate, deadline).await?;
+    if deflate.is_some() {
+        *decoder = Decoder::new(Role::Client, MAX_MESSAGE).with_deflate();
+    }
+    let compress = deflate.map(compress_policy);
     // Spec (2026-07-28, basic/versioning): "A request carrying modern per-request `_meta` is
     // served statelessly according to this revision": no `initialize` opens the connection.
     if mode == Mode::Echo || ctx.args.protocol == Protocol::Stateless {
-        return Ok(conn);
+        return Ok((conn, compress));
     }
     let mut out = Vec::new();
-    text_frame(&mut out, &mcp::initialize());
+    text_frame(&mut out, &mcp::initialize(), compress);
     conn.write_all(&mut out, deadline).await?;
     loop {
         let reply = read_text(&mut conn, decoder, deadline).await?;
@@ -124,9 +149,9 @@ async fn setup(ctx: &Ctx, mode: Mode, decoder: &mut Decoder) -> Result<Conn, Net
             _ => return Err(NetError::Protocol("unexpected reply to initialize")),
         }
     }
-    text_frame(&mut out, mcp::initialized());
+    text_frame(&mut out, mcp::initialized(), compress);
     conn.write_all(&mut out, deadline).await?;
-    Ok(conn)
+    Ok((conn, compress))
 }
 
 /// Reads the next text message (answering pings), for the setup phase.
@@ -409,6 +434,7 @@ fn close_kind(e: &NetError) -> &'static str {
 async fn slow_reader(
     ctx: &Ctx,
     conn: &mut Conn,
+    compress: Option<CompressPolicy>,
     start: Instant,
     end: Instant,
     global: usize,
@@ -444,7 +470,7 @@ async fn slow_reader(
             if let Some(_intended) = schedule.take_due(now) {
                 let mut body = Vec::with_capacity(template.len(next_id));
                 template.write(&mut body, next_id);
-                text_frame(&mut out, &body);
+                text_frame(&mut out, &body, compress);
                 next_id += 1;
                 ShardStats::add(&stats.sent, 1);
             }
@@ -504,7 +530,9 @@ async fn slow_reader(
 
 /// Reads and decodes until a Close frame, EOF, error or `deadline`; the close code, if any.
 async fn drain_for_close(conn: &mut Conn, deadline: Instant) -> Option<u16> {
-    let mut decoder = Decoder::new(Role::Client, MAX_MESSAGE);
+    // Only the Close counts: compressed replies still queued before it (when permessage-deflate
+    // was agreed) are passed over like the rest.
+    let mut decoder = Decoder::new(Role::Client, MAX_MESSAGE).with_deflate();
     let mut budget: usize = 256 * 1024 * 1024;
     loop {
         loop {

@@ -111,13 +111,13 @@ async fn request_loop(
                     break;
                 }
             }
-            Next::Upgrade(kind, principal) => {
+            Next::Upgrade(kind, deflate, principal) => {
                 if flush(&mut stream, &mut out, &shard).await.is_err() {
                     return;
                 }
                 // The WebSocket runs as its own task, so this HTTP task's state (sized for
                 // every request path) is freed instead of living as long as the socket.
-                let websocket = ws::serve(stream, inbuf, conn, kind, principal);
+                let websocket = ws::serve(stream, inbuf, conn, kind, deflate, principal);
                 glommio::spawn_local(websocket).detach();
                 return;
             }

@@ -6,17 +6,19 @@ use super::io::Socket;
 use super::ConnGuard;
 use crate::auth::Principal;
 use crate::metrics::Transport;
+use crate::proto::ws::PerMessageDeflate;
 use crate::transport::ws::{WsConnection, WsKind};
 use std::rc::Rc;
 use std::time::Instant;
 
 /// Runs a WebSocket connection until it closes. `inbuf` holds any bytes the
-/// client sent right after its handshake.
+/// client sent right after its handshake; `deflate` is the compression it agreed on.
 pub(super) async fn serve(
     mut stream: Socket,
     mut inbuf: Vec<u8>,
     conn: ConnGuard,
     kind: WsKind,
+    deflate: Option<PerMessageDeflate>,
     principal: Option<Rc<Principal>>,
 ) {
     conn.set_transport(match kind {
@@ -27,6 +29,7 @@ pub(super) async fn serve(
     let now = Instant::now();
     let mut machine = WsConnection::new(
         kind,
+        deflate,
         &shard.config,
         &shard.metrics,
         now,

@@ -9,7 +9,7 @@ use super::{Env, TransportError};
 use crate::auth::Principal;
 use crate::metrics::{self, Snapshot};
 use crate::proto::http1::{self, Method, RequestHead};
-use crate::proto::ws::handshake;
+use crate::proto::ws::{deflate, handshake, PerMessageDeflate};
 use crate::store::sessions::SessionId;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -44,7 +44,7 @@ pub enum Next {
     /// Keep serving HTTP on this connection (if keep-alive allows).
     KeepGoing,
     /// Switch to WebSocket (the 101 is queued), acting for the principal (authorization on).
-    Upgrade(WsKind, Option<Rc<Principal>>),
+    Upgrade(WsKind, Option<PerMessageDeflate>, Option<Rc<Principal>>),
     /// Serve an SSE response.
     Stream(SseStream),
     /// Move the connection to the shard owning the request's session.
@@ -238,10 +238,13 @@ fn upgrade(
         WsKind::Mcp => MCP_SUBPROTOCOLS,
         WsKind::Echo => &[],
     };
-    let accepted = handshake::accept(head, protocols).map_err(TransportError::Handshake)?;
+    let mut accepted = handshake::accept(head, protocols).map_err(TransportError::Handshake)?;
+    if env.config.ws_deflate {
+        accepted.deflate = deflate::accept_offer(head.header_values("sec-websocket-extensions"));
+    }
     handshake::write_switching_protocols(out, &accepted);
     env.metrics.status(101);
-    Ok(Next::Upgrade(kind, principal))
+    Ok(Next::Upgrade(kind, accepted.deflate, principal))
 }
 
 /// Queues the answer to a `/metrics` scrape.

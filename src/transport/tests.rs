@@ -786,7 +786,8 @@ mod websocket {
     /// What the server queued, as the client decodes it: (opcode, payload or close code).
     fn written(ws: &WsConnection) -> Vec<(OpCode, String)> {
         let mut bytes = std::mem::take(&mut *ws.outbound().bytes());
-        let mut decoder = Decoder::new(Role::Client, 1 << 20);
+        // Compressed replies are inflated like the rest (permessage-deflate connections).
+        let mut decoder = Decoder::new(Role::Client, 1 << 20).with_deflate();
         let mut seen = Vec::new();
         let mut at = 0;
         while at < bytes.len() {
@@ -809,7 +810,56 @@ mod websocket {
     }
 
     fn open(shard: &Shard, kind: WsKind, now: Instant) -> WsConnection {
-        WsConnection::new(kind, &shard.config, &shard.metrics, now, Some(CLIENT), None)
+        WsConnection::new(
+            kind,
+            None,
+            &shard.config,
+            &shard.metrics,
+            now,
+            Some(CLIENT),
+            None,
+        )
+    }
+
+    #[test]
+    fn deflate_connections_compress_large_replies_and_refuse_a_bomb_with_1009() {
+        use crate::metrics::ErrorKind;
+        use crate::proto::ws::deflate;
+        use flate2::{Compress, Compression, FlushCompress};
+        let shard = Shard::new();
+        let now = Instant::now();
+        let agreed = deflate::accept_offer([&b"permessage-deflate"[..]].into_iter());
+        assert!(agreed.is_some());
+        let config = &shard.config;
+        let mut ws = WsConnection::new(
+            WsKind::Echo,
+            agreed,
+            config,
+            &shard.metrics,
+            now,
+            None,
+            None,
+        );
+        // Over --ws-deflate-min-bytes: echoed compressed (RSV1), and it inflates back.
+        let big = "0123456789abcdef".repeat(100);
+        ws.on_input(&mut frame(OpCode::Text, big.as_bytes()), &shard.env(), now);
+        let queued = ws.outbound().bytes()[0];
+        assert_eq!(queued & 0x40, 0x40, "RSV1 set");
+        assert_eq!(written(&ws), [(OpCode::Text, big)]);
+        // --max-message-bytes zeros and more, compressed to a few KB: 1009 while inflating.
+        let zeros = vec![0; config.max_message_bytes * 4];
+        let mut bomb = Vec::with_capacity(16 * 1024);
+        Compress::new(Compression::best(), false)
+            .compress_vec(&zeros, &mut bomb, FlushCompress::Sync)
+            .unwrap();
+        assert!(bomb.len() < 16 * 1024, "{} bytes", bomb.len());
+        let mut input = frame(OpCode::Binary, &bomb);
+        input[0] |= 0x40;
+        ws.on_input(&mut input, &shard.env(), now);
+        assert_eq!(written(&ws), [(OpCode::Close, "1009".into())]);
+        let refused = shard.metrics.errors[ErrorKind::WsProtocol as usize].get();
+        assert_eq!(refused, 1);
+        assert_eq!(ws.when_flushed(), FlushedFlow::HalfClose);
     }
 
     #[test]
@@ -848,6 +898,7 @@ mod websocket {
         let alice = Principal::new(AUTH_ISSUER.into(), "alice".into(), None, scopes, expires_at);
         let mut ws = WsConnection::new(
             WsKind::Mcp,
+            None,
             &shard.config,
             &shard.metrics,
             now,

@@ -15,7 +15,10 @@ use crate::mcp::stateless::{Envelope, EnvelopeError, MetaFields};
 use crate::mcp::{self, Peer, SessionRef, SessionState};
 use crate::metrics::{ErrorKind, Limit, Metrics, Path};
 use crate::proto::jsonrpc::Id;
-use crate::proto::ws::{encode_close, encode_frame, CloseCode, Decoder, Event, OpCode, Role};
+use crate::proto::ws::{
+    deflate, encode_close, encode_frame, CloseCode, CompressPolicy, Decoder, Event, OpCode,
+    PerMessageDeflate, Role,
+};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,10 +40,33 @@ fn push_frame(queue: &Outbound, opcode: OpCode, payload: &[u8]) {
     queue.push(|bytes| encode_frame(bytes, opcode, true, payload, None));
 }
 
+/// How this connection compresses what it sends, when it agreed on permessage-deflate.
+fn compress_policy(deflate: Option<PerMessageDeflate>, config: &Config) -> Option<CompressPolicy> {
+    deflate.map(|deflate| CompressPolicy {
+        window_bits: deflate.send_window_bits,
+        level: config.ws_deflate_level,
+        min_bytes: u32::try_from(config.ws_deflate_min_bytes).unwrap_or(u32::MAX),
+    })
+}
+
+/// Queues one whole data message on `queue`, compressed when the connection agreed to it.
+fn push_message(
+    queue: &Outbound,
+    compress: Option<CompressPolicy>,
+    opcode: OpCode,
+    payload: &[u8],
+) {
+    queue.push(|bytes| match compress {
+        Some(policy) => deflate::encode_message(bytes, opcode, payload, policy, None),
+        None => encode_frame(bytes, opcode, true, payload, None),
+    });
+}
+
 /// The MCP session's way to reach the client: a text frame on this connection.
 struct WsPeer {
     queue: Rc<Outbound>,
     metrics: Rc<Metrics>,
+    compress: Option<CompressPolicy>,
 }
 
 impl Peer for WsPeer {
@@ -51,7 +77,7 @@ impl Peer for WsPeer {
             return false;
         }
         self.metrics.message_out();
-        push_frame(&self.queue, OpCode::Text, &message);
+        push_message(&self.queue, self.compress, OpCode::Text, &message);
         true
     }
 }
@@ -140,6 +166,7 @@ pub struct WsConnection {
     queue: Rc<Outbound>,
     mcp: Option<McpLink>,
     decoder: Decoder,
+    compress: Option<CompressPolicy>,
     closing: Closing,
     last_heard: Instant,
     ping_sent: Option<Instant>,
@@ -163,9 +190,11 @@ struct Authorized {
 }
 
 impl WsConnection {
-    /// A connection from `peer` that just completed its handshake.
+    /// A connection from `peer` that just completed its handshake, with the compression it
+    /// agreed on.
     pub fn new(
         kind: WsKind,
+        deflate: Option<PerMessageDeflate>,
         config: &Config,
         metrics: &Rc<Metrics>,
         now: Instant,
@@ -173,17 +202,23 @@ impl WsConnection {
         principal: Option<Rc<Principal>>,
     ) -> Self {
         let queue = Rc::new(Outbound::new(config.max_outbound_bytes));
+        let compress = compress_policy(deflate, config);
         let mcp = match kind {
             WsKind::Mcp => Some(McpLink::Undecided(Rc::new(WsPeer {
                 queue: Rc::clone(&queue),
                 metrics: Rc::clone(metrics),
+                compress,
             }))),
             WsKind::Echo => None,
         };
         WsConnection {
             queue,
             mcp,
-            decoder: Decoder::new(Role::Server, config.max_message_bytes),
+            decoder: match deflate {
+                Some(_) => Decoder::new(Role::Server, config.max_message_bytes).with_deflate(),
+                None => Decoder::new(Role::Server, config.max_message_bytes),
+            },
+            compress,
             closing: Closing::No,
             last_heard: now,
             ping_sent: None,
@@ -213,7 +248,15 @@ impl WsConnection {
         }
         if let Some(rest) = self.held.take() {
             if let Some(link) = &mut self.mcp {
-                let dispatched = dispatch(env, &self.queue, link, self.client, &rest, now);
+                let dispatched = dispatch(
+                    env,
+                    &self.queue,
+                    self.compress,
+                    link,
+                    self.client,
+                    &rest,
+                    now,
+                );
                 self.take_up(env, dispatched, now);
             }
             if self.held.is_some() {
@@ -259,13 +302,15 @@ impl WsConnection {
                     env.metrics.message_in();
                     match &mut self.mcp {
                         Some(link) => {
+                            let (queue, compress) = (&self.queue, self.compress);
                             let dispatched =
-                                dispatch(env, &self.queue, link, self.client, text, now);
+                                dispatch(env, queue, compress, link, self.client, text, now);
                             self.take_up(env, dispatched, now);
                         }
                         None => {
                             env.metrics.message_out();
-                            push_frame(&self.queue, OpCode::Text, text.as_bytes());
+                            let text = text.as_bytes();
+                            push_message(&self.queue, self.compress, OpCode::Text, text);
                         }
                     }
                 }
@@ -278,7 +323,7 @@ impl WsConnection {
                         self.fail(env, CloseCode::UNSUPPORTED_DATA, reason, now);
                     } else {
                         env.metrics.message_out();
-                        push_frame(&self.queue, OpCode::Binary, data);
+                        push_message(&self.queue, self.compress, OpCode::Binary, data);
                     }
                 }
                 // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
@@ -543,6 +588,7 @@ enum Dispatched {
 fn dispatch(
     env: &Env,
     queue: &Rc<Outbound>,
+    compress: Option<CompressPolicy>,
     link: &mut McpLink,
     client: Option<RateKey>,
     text: &str,
@@ -561,7 +607,7 @@ fn dispatch(
         if let (Some(auth), Some(principal)) = (env.auth, env.principal) {
             if let Some(refusal) = auth.refuse_message(principal, message.as_bytes()) {
                 env.metrics.error(ErrorKind::Auth);
-                push_frame(queue, OpCode::Text, &refusal);
+                push_message(queue, compress, OpCode::Text, &refusal);
                 continue;
             }
         }
@@ -571,10 +617,10 @@ fn dispatch(
                 let reply =
                     env.dispatcher
                         .handle(session.clone(), peer, message.as_bytes().to_vec());
-                answer(env, queue, reply);
+                answer(env, queue, compress, reply);
             }
             McpLink::Stateless { peer, running } => {
-                stateless_message(env, queue, peer, running, message)
+                stateless_message(env, queue, compress, peer, running, message)
             }
             McpLink::Undecided(_) => {}
         }
@@ -584,7 +630,12 @@ fn dispatch(
 
 /// Queues a message's reply once it is ready: at once, or from a task of its own when the
 /// handler waits.
-fn answer(env: &Env, queue: &Rc<Outbound>, reply: impl Future<Output = Option<Vec<u8>>> + 'static) {
+fn answer(
+    env: &Env,
+    queue: &Rc<Outbound>,
+    compress: Option<CompressPolicy>,
+    reply: impl Future<Output = Option<Vec<u8>>> + 'static,
+) {
     let queue = Rc::clone(queue);
     let metrics = Rc::clone(env.metrics);
     let arrived = Instant::now();
@@ -592,7 +643,7 @@ fn answer(env: &Env, queue: &Rc<Outbound>, reply: impl Future<Output = Option<Ve
         if let Some(reply) = reply.await {
             metrics.message_out();
             metrics.latency(Path::WebSocket, arrived.elapsed());
-            push_frame(&queue, OpCode::Text, &reply);
+            push_message(&queue, compress, OpCode::Text, &reply);
         }
     });
 }
@@ -604,13 +655,14 @@ fn answer(env: &Env, queue: &Rc<Outbound>, reply: impl Future<Output = Option<Ve
 fn stateless_message(
     env: &Env,
     queue: &Rc<Outbound>,
+    compress: Option<CompressPolicy>,
     peer: &Rc<WsPeer>,
     running: &Rc<RefCell<HashMap<String, Rc<RequestSignal>>>>,
     message: &str,
 ) {
     let refuse = |refusal: TransportError| {
         env.metrics.error(ErrorKind::JsonRpc);
-        push_frame(queue, OpCode::Text, &refusal.json_rpc_error());
+        push_message(queue, compress, OpCode::Text, &refusal.json_rpc_error());
     };
     let envelope = match Envelope::parse(message.as_bytes()) {
         Ok(envelope) => envelope,
@@ -655,7 +707,7 @@ fn stateless_message(
         .dispatcher
         .handle_stateless(meta, peer, message.as_bytes().to_vec());
     let running = Rc::clone(running);
-    answer(env, queue, async move {
+    answer(env, queue, compress, async move {
         let reply = futures_lite::future::or(reply, async {
             cancel.cancelled().await;
             None

@@ -167,6 +167,12 @@ pub fn client_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
 
 /// Reads one unmasked server frame: (opcode byte, fin, payload).
 pub fn read_frame(s: &mut TcpStream) -> (u8, bool, Vec<u8>) {
+    let (b0, payload) = read_raw_frame(s);
+    (b0 & 0x0f, b0 & 0x80 != 0, payload)
+}
+
+/// Reads one unmasked server frame: (its first byte: FIN, RSV1-3 and opcode; payload).
+pub fn read_raw_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
     let mut head = [0u8; 2];
     s.read_exact(&mut head).unwrap();
     assert_eq!(head[1] & 0x80, 0, "server frames are never masked");
@@ -185,7 +191,7 @@ pub fn read_frame(s: &mut TcpStream) -> (u8, bool, Vec<u8>) {
     };
     let mut payload = vec![0; len];
     s.read_exact(&mut payload).unwrap();
-    (head[0] & 0x0f, head[0] & 0x80 != 0, payload)
+    (head[0], payload)
 }
 
 /// Reads frames until a Close and returns its code (None for an empty Close).

@@ -6,6 +6,7 @@
 //! needs to hold a frame header ([`MAX_HEADER_LEN`](super::frame::MAX_HEADER_LEN) bytes).
 
 use super::close::CloseFrame;
+use super::deflate::{self, InflateError, RSV1};
 use super::error::ProtocolError;
 use super::frame::{FrameHeader, OpCode};
 use super::mask::apply_mask;
@@ -133,6 +134,10 @@ pub struct Decoder {
     open: Option<Kind>,
     role: Role,
     stale: Stale,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    deflate: bool,
+    /// The open message came with RSV1 set: its payload is inflated once complete.
+    compressed: bool,
 }
 
 impl Decoder {
@@ -148,7 +153,17 @@ impl Decoder {
             open: None,
             role,
             stale: Stale::Nothing,
+            deflate: false,
+            compressed: false,
         }
+    }
+
+    /// The same decoder on a connection that negotiated permessage-deflate (RFC 7692).
+    /// Compressed messages are inflated in the thread's shared decompressor once complete,
+    /// and refused as soon as the output crosses the message limit.
+    pub fn with_deflate(mut self) -> Self {
+        self.deflate = true;
+        self
     }
 
     /// Feeds input bytes (unmasking them in place). Consumes what it used and returns at most one event.
@@ -205,9 +220,19 @@ impl Decoder {
         // 5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that defines meanings for
         // non-zero values. If a nonzero value is received and none of the negotiated
         // extensions defines the meaning of such a nonzero value, the receiving endpoint MUST
-        // _Fail the WebSocket Connection_."
-        if header.rsv != 0 {
+        // _Fail the WebSocket Connection_." permessage-deflate defines RSV1 only.
+        let rsv1 = header.rsv == RSV1 && self.deflate;
+        if header.rsv != 0 && !rsv1 {
             return Err(self.fail(ProtocolError::ReservedBitsSet));
+        }
+        // RFC 7692 §6: "An endpoint MUST NOT set the "Per-Message Compressed" bit of control
+        // frames and non-first fragments of a data message. An endpoint receiving such a
+        // frame MUST _Fail the WebSocket Connection_."
+        if rsv1 && header.opcode.is_control() {
+            return Err(self.fail(ProtocolError::CompressedControlFrame));
+        }
+        if rsv1 && header.opcode == OpCode::Continue {
+            return Err(self.fail(ProtocolError::CompressedContinuation));
         }
         match (self.role, header.mask) {
             // 5.1: "a client MUST mask all frames that it sends to the server ... The server
@@ -270,12 +295,18 @@ impl Decoder {
             return Err(self.fail(ProtocolError::MessageTooBig));
         }
 
+        if self.open.is_none() {
+            self.compressed = rsv1;
+        }
         if header.fin && self.open.is_none() && header.payload_len <= available {
             // A whole single-frame message: answer straight from the input.
             let end = header_len + header.payload_len as usize;
             self.unmask(&mut input[header_len..end]);
             let input: &'a [u8] = input;
             let payload = &input[header_len..end];
+            if rsv1 {
+                return self.inflated(payload, kind, end);
+            }
             let event = match kind {
                 Kind::Binary => Event::Binary(payload),
                 // 8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that
@@ -310,7 +341,7 @@ impl Decoder {
         kind: Kind,
     ) -> Result<Decoded<'a>, ProtocolError> {
         let consumed = self.take_payload(input, start);
-        if kind == Kind::Text {
+        if kind == Kind::Text && !self.compressed {
             self.check_utf8()?;
         }
         if self.remaining > 0 {
@@ -322,6 +353,10 @@ impl Decoder {
         }
 
         self.open = None;
+        if self.compressed {
+            let payload = std::mem::take(&mut self.buf);
+            return self.inflated(&payload, kind, consumed);
+        }
         let event = match kind {
             Kind::Binary => {
                 self.stale = Stale::Message;
@@ -346,6 +381,42 @@ impl Decoder {
                     }
                 }
             }
+        };
+        Ok(Decoded {
+            consumed,
+            event: Some(event),
+        })
+    }
+
+    /// Inflates a complete compressed message into the assembly buffer and delivers it.
+    fn inflated(
+        &mut self,
+        payload: &[u8],
+        kind: Kind,
+        consumed: usize,
+    ) -> Result<Decoded<'_>, ProtocolError> {
+        self.buf.clear();
+        match deflate::inflate(payload, &mut self.buf, self.max_message) {
+            Ok(()) => {}
+            // 10.4: a message too big after reassembly is refused; decompression is where
+            // this one grows, and it is stopped there.
+            Err(InflateError::TooBig) => return Err(self.fail(ProtocolError::MessageTooBig)),
+            Err(InflateError::Corrupt) => {
+                return Err(self.fail(ProtocolError::InvalidCompressedData))
+            }
+        }
+        self.stale = Stale::Message;
+        let event = match kind {
+            Kind::Binary => Event::Binary(&self.buf),
+            // 8.1, as for any text message; compressed text is validated once inflated.
+            Kind::Text => match simdutf8::basic::from_utf8(&self.buf) {
+                Ok(text) => Event::Text(text),
+                Err(_) => {
+                    // `self.buf` is borrowed here; it is released on the next call.
+                    self.state = State::Failed(ProtocolError::InvalidUtf8);
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+            },
         };
         Ok(Decoded {
             consumed,
@@ -534,8 +605,17 @@ mod tests {
     /// Decodes `stream` at every two-chunk split and through small fixed read windows, and
     /// checks every run sees `expected`.
     fn check(role: Role, max: usize, stream: &[u8], expected: &[Result<Owned, ProtocolError>]) {
+        check_with(&|| Decoder::new(role, max), stream, expected);
+    }
+
+    /// [`check`] with decoders from `make`.
+    fn check_with(
+        make: &dyn Fn() -> Decoder,
+        stream: &[u8],
+        expected: &[Result<Owned, ProtocolError>],
+    ) {
         at_every_split(stream, |chunks| {
-            let got = drive(&mut Decoder::new(role, max), chunks, usize::MAX);
+            let got = drive(&mut make(), chunks, usize::MAX);
             assert_eq!(
                 got,
                 expected,
@@ -544,7 +624,7 @@ mod tests {
             );
         });
         for window in [14, 15, 64, 131] {
-            let got = drive(&mut Decoder::new(role, max), &[stream], window);
+            let got = drive(&mut make(), &[stream], window);
             assert_eq!(got, expected, "window {window}");
         }
     }
@@ -1126,6 +1206,132 @@ mod tests {
         bytes: Vec<u8>,
         cuts: Vec<usize>,
         pings: Vec<Option<Vec<u8>>>,
+    }
+
+    /// A message's payload compressed as RFC 7692 §7.2.1 says, trailing 0x00 0x00 0xff 0xff
+    /// removed.
+    fn deflated(payload: &[u8]) -> Vec<u8> {
+        use flate2::{Compress, Compression, FlushCompress};
+        let mut out = Vec::with_capacity(payload.len() + 64);
+        Compress::new(Compression::best(), false)
+            .compress_vec(payload, &mut out, FlushCompress::Sync)
+            .unwrap();
+        assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    /// A masked frame with RSV1 (the "Per-Message Compressed" bit) set.
+    fn compressed(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut frame = client(opcode, fin, payload);
+        frame[0] |= 0x40;
+        frame
+    }
+
+    fn check_deflate(max: usize, stream: &[u8], expected: &[Result<Owned, ProtocolError>]) {
+        check_with(
+            &|| Decoder::new(Role::Server, max).with_deflate(),
+            stream,
+            expected,
+        );
+    }
+
+    #[test]
+    fn compressed_messages_whole_and_fragmented() {
+        let hello = "Hello, Hello, Hello! ".repeat(10);
+        let body = deflated(hello.as_bytes());
+        let (a, rest) = body.split_at(body.len() / 3);
+        let (b, c) = rest.split_at(rest.len() / 2);
+        let stream = cat(&[
+            &compressed(OpCode::Text, true, &body),
+            &client(OpCode::Text, true, b"plain"),
+            &compressed(OpCode::Text, false, a),
+            &client(OpCode::Ping, true, b"p"),
+            &client(OpCode::Continue, false, b),
+            &client(OpCode::Continue, true, c),
+            &compressed(OpCode::Binary, true, &deflated(&[7; 300])),
+            // An empty message: the sync flush's empty stored block less its tail, one 0x00.
+            &compressed(OpCode::Text, true, &[0x00]),
+        ]);
+        check_deflate(
+            1 << 20,
+            &stream,
+            &[
+                text(&hello),
+                text("plain"),
+                Ok(Ping(b"p".to_vec())),
+                text(&hello),
+                Ok(Binary(vec![7; 300])),
+                text(""),
+            ],
+        );
+    }
+
+    #[test]
+    fn rsv1_rules_of_rfc_7692() {
+        let body = deflated(b"x");
+        check_deflate(
+            1 << 20,
+            &compressed(OpCode::Ping, true, &body),
+            &[err(ProtocolError::CompressedControlFrame)],
+        );
+        check_deflate(
+            1 << 20,
+            &cat(&[
+                &client(OpCode::Text, false, b"a"),
+                &compressed(OpCode::Continue, true, &body),
+            ]),
+            &[err(ProtocolError::CompressedContinuation)],
+        );
+        // Without the extension RSV1 means nothing; RSV2 and RSV3 mean nothing with it.
+        check_server(
+            &compressed(OpCode::Text, true, &body),
+            &[err(ProtocolError::ReservedBitsSet)],
+        );
+        let mut rsv2 = client(OpCode::Text, true, b"x");
+        rsv2[0] |= 0x20;
+        check_deflate(1 << 20, &rsv2, &[err(ProtocolError::ReservedBitsSet)]);
+    }
+
+    #[test]
+    fn compression_bomb_is_refused_while_it_inflates() {
+        // 64 KiB of zeros in well under 1 KiB, against a 16 KiB limit: whole and fragmented.
+        let bomb = deflated(&[0; 64 * 1024]);
+        assert!(bomb.len() < 1024, "{} bytes", bomb.len());
+        let (a, b) = bomb.split_at(bomb.len() / 2);
+        check_deflate(
+            16 * 1024,
+            &compressed(OpCode::Binary, true, &bomb),
+            &[err(ProtocolError::MessageTooBig)],
+        );
+        check_deflate(
+            16 * 1024,
+            &cat(&[
+                &compressed(OpCode::Text, false, a),
+                &client(OpCode::Continue, true, b),
+            ]),
+            &[err(ProtocolError::MessageTooBig)],
+        );
+        // Exactly at the limit is fine.
+        check_deflate(
+            64 * 1024,
+            &compressed(OpCode::Binary, true, &bomb),
+            &[Ok(Binary(vec![0; 64 * 1024]))],
+        );
+    }
+
+    #[test]
+    fn bad_compressed_data_and_inflated_bad_utf8() {
+        check_deflate(
+            1 << 20,
+            &compressed(OpCode::Binary, true, &[0xFF, 0xFF, 0xFF, 0xFF]),
+            &[err(ProtocolError::InvalidCompressedData)],
+        );
+        check_deflate(
+            1 << 20,
+            &compressed(OpCode::Text, true, &deflated(b"ok \xC3\x28")),
+            &[err(ProtocolError::InvalidUtf8)],
+        );
     }
 
     fn msg_strategy() -> impl Strategy<Value = Msg> {

@@ -39,6 +39,12 @@ pub enum ProtocolError {
     InvalidCloseReason,
     /// Bytes arrived after the peer's Close frame (RFC 6455 5.5.1).
     FrameAfterClose,
+    /// RSV1 ("Per-Message Compressed") set on a control frame (RFC 7692 6).
+    CompressedControlFrame,
+    /// RSV1 ("Per-Message Compressed") set on a continuation frame (RFC 7692 6).
+    CompressedContinuation,
+    /// A compressed message's payload is not a DEFLATE stream (RFC 7692 7.2.2).
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
@@ -48,9 +54,11 @@ impl ProtocolError {
             // 7.4.1: "1007 indicates that an endpoint is terminating the connection because it
             // has received data within a message that was not consistent with the type of the
             // message (e.g., non-UTF-8 [RFC3629] data within a text message)."
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            // A compressed payload that does not inflate is data that does not fit the
+            // message's framing, the same outcome.
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             // 7.4.1: "1009 indicates that an endpoint is terminating the connection because it
             // has received a message that is too big for it to process."
             ProtocolError::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
@@ -67,7 +75,9 @@ impl ProtocolError {
             | ProtocolError::LengthMsbSet
             | ProtocolError::CloseFrameTooShort
             | ProtocolError::InvalidCloseCode(_)
-            | ProtocolError::FrameAfterClose => CloseCode::PROTOCOL_ERROR,
+            | ProtocolError::FrameAfterClose
+            | ProtocolError::CompressedControlFrame
+            | ProtocolError::CompressedContinuation => CloseCode::PROTOCOL_ERROR,
         }
     }
 }
@@ -97,6 +107,13 @@ impl fmt::Display for ProtocolError {
             ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
             ProtocolError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
             ProtocolError::FrameAfterClose => f.write_str("data after close frame"),
+            ProtocolError::CompressedControlFrame => f.write_str("compressed control frame"),
+            ProtocolError::CompressedContinuation => {
+                f.write_str("compressed bit set on a continuation frame")
+            }
+            ProtocolError::InvalidCompressedData => {
+                f.write_str("compressed message does not inflate")
+            }
         }
     }
 }
@@ -114,6 +131,10 @@ mod tests {
             ProtocolError::InvalidCloseReason.close_code(),
             CloseCode(1007)
         );
+        assert_eq!(
+            ProtocolError::InvalidCompressedData.close_code(),
+            CloseCode(1007)
+        );
         assert_eq!(ProtocolError::MessageTooBig.close_code(), CloseCode(1009));
         for e in [
             ProtocolError::UnmaskedFrameFromClient,
@@ -129,6 +150,8 @@ mod tests {
             ProtocolError::CloseFrameTooShort,
             ProtocolError::InvalidCloseCode(1005),
             ProtocolError::FrameAfterClose,
+            ProtocolError::CompressedControlFrame,
+            ProtocolError::CompressedContinuation,
         ] {
             assert_eq!(e.close_code(), CloseCode(1002), "{e}");
         }

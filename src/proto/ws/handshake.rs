@@ -1,6 +1,7 @@
 //! The WebSocket opening handshake (RFC 6455 §4): the server's side (§4.2) and the
 //! client's (§4.1).
 
+use super::deflate::{PerMessageDeflate, CLIENT_OFFER};
 use crate::proto::base64;
 use crate::proto::http1::{self, Method, RequestHead, ResponseHead};
 use std::fmt;
@@ -15,6 +16,8 @@ pub struct Accepted {
     pub accept_key: String,
     /// The subprotocol selected from the client's offer, if any.
     pub protocol: Option<&'static str>,
+    /// permessage-deflate, when the server offers it and accepted one of the client's offers.
+    pub deflate: Option<PerMessageDeflate>,
 }
 
 /// One broken rule of the opening handshake; [`HandshakeError::status`] maps it to HTTP.
@@ -110,6 +113,7 @@ pub fn accept(head: &RequestHead, supported: &[&'static str]) -> Result<Accepted
     Ok(Accepted {
         accept_key: tungstenite::handshake::derive_accept_key(key),
         protocol,
+        deflate: None,
     })
 }
 
@@ -135,6 +139,10 @@ pub fn write_switching_protocols(out: &mut Vec<u8>, accepted: &Accepted) {
     if let Some(protocol) = accepted.protocol {
         headers.push(("sec-websocket-protocol", protocol));
     }
+    let extensions = accepted.deflate.map(|deflate| deflate.answer());
+    if let Some(extensions) = &extensions {
+        headers.push(("sec-websocket-extensions", extensions));
+    }
     http1::write_head(out, 101, &headers, http1::ResponseBody::None, true);
 }
 
@@ -146,6 +154,17 @@ pub struct ClientHandshake<'a> {
     key: String,
     /// The subprotocols offered, in order of preference.
     protocols: &'a [&'a str],
+    /// permessage-deflate is offered ([`CLIENT_OFFER`]).
+    deflate: bool,
+}
+
+/// What a server's 101 agreed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switched<'a> {
+    /// The subprotocol it selected, if any.
+    pub protocol: Option<&'a str>,
+    /// permessage-deflate, if it accepted the offer.
+    pub deflate: Option<PerMessageDeflate>,
 }
 
 /// One rule of §4.1 the server's answer broke; every one fails the WebSocket connection.
@@ -196,7 +215,14 @@ impl<'a> ClientHandshake<'a> {
         ClientHandshake {
             key: base64::encode(&nonce),
             protocols,
+            deflate: false,
         }
+    }
+
+    /// The same handshake offering permessage-deflate (RFC 7692) too.
+    pub fn offering_deflate(mut self) -> Self {
+        self.deflate = true;
+        self
     }
 
     /// The `Sec-WebSocket-Key` sent.
@@ -216,12 +242,15 @@ impl<'a> ClientHandshake<'a> {
         if !offer.is_empty() {
             headers.push(("sec-websocket-protocol", offer.as_str()));
         }
+        if self.deflate {
+            headers.push(("sec-websocket-extensions", CLIENT_OFFER));
+        }
         http1::write_request_head(out, "GET", target, host, &headers, None);
     }
 
     /// Checks the server's answer (§4.1: "the client MUST validate the server's response as
-    /// follows"); the subprotocol it selected, if any.
-    pub fn check(&self, head: &ResponseHead) -> Result<Option<&'a str>, ClientHandshakeError> {
+    /// follows"); what it agreed to.
+    pub fn check(&self, head: &ResponseHead) -> Result<Switched<'a>, ClientHandshakeError> {
         // 1. "If the status code received from the server is not 101, the client handles the
         // response per HTTP [RFC2616] procedures."
         if head.status() != 101 {
@@ -254,26 +283,36 @@ impl<'a> ClientHandshake<'a> {
         }
         // 5. "If the response includes a |Sec-WebSocket-Extensions| header field and this header
         // field indicates the use of an extension that was not present in the client's handshake
-        // ..., the client MUST _Fail the WebSocket Connection_." This client offers none.
-        if headers
+        // ..., the client MUST _Fail the WebSocket Connection_." The only one this client
+        // may offer is permessage-deflate, in the one configuration it can serve.
+        let answers: Vec<&str> = headers
             .values("sec-websocket-extensions")
-            .any(|v| !v.trim_ascii().is_empty())
-        {
-            return Err(ClientHandshakeError::UnofferedExtension);
-        }
+            .map(|v| std::str::from_utf8(v).map(str::trim))
+            .filter(|v| v.is_ok_and(|v| !v.is_empty()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| ClientHandshakeError::UnofferedExtension)?;
+        let deflate = match answers.as_slice() {
+            [] => None,
+            _ if !self.deflate => return Err(ClientHandshakeError::UnofferedExtension),
+            answers => Some(
+                PerMessageDeflate::from_answer(&answers.join(", "))
+                    .ok_or(ClientHandshakeError::UnofferedExtension)?,
+            ),
+        };
         // 6. "If the response includes a |Sec-WebSocket-Protocol| header field and this header
         // field indicates the use of a subprotocol that was not present in the client's handshake
         // ..., the client MUST _Fail the WebSocket Connection_."
-        match headers.get_str("sec-websocket-protocol") {
-            None => Ok(None),
-            Some(chosen) => self
-                .protocols
-                .iter()
-                .copied()
-                .find(|p| p.eq_ignore_ascii_case(chosen))
-                .map(Some)
-                .ok_or(ClientHandshakeError::UnofferedProtocol),
-        }
+        let protocol = match headers.get_str("sec-websocket-protocol") {
+            None => None,
+            Some(chosen) => Some(
+                self.protocols
+                    .iter()
+                    .copied()
+                    .find(|p| p.eq_ignore_ascii_case(chosen))
+                    .ok_or(ClientHandshakeError::UnofferedProtocol)?,
+            ),
+        };
+        Ok(Switched { protocol, deflate })
     }
 }
 
@@ -363,6 +402,7 @@ mod tests {
         let accepted = Accepted {
             accept_key: "k".into(),
             protocol: Some("mcp"),
+            deflate: None,
         };
         write_switching_protocols(&mut out, &accepted);
         let text = String::from_utf8(out).unwrap();
@@ -394,9 +434,20 @@ mod tests {
             .complete()
             .unwrap()
             .0;
+        let mut accepted = accept(&request, supported).unwrap();
+        accepted.deflate = crate::proto::ws::deflate::accept_offer(
+            request.header_values("sec-websocket-extensions"),
+        );
         let mut out = Vec::new();
-        write_switching_protocols(&mut out, &accept(&request, supported).unwrap());
+        write_switching_protocols(&mut out, &accepted);
         out
+    }
+
+    fn switched(protocol: Option<&str>) -> Result<Switched<'_>, ClientHandshakeError> {
+        Ok(Switched {
+            protocol,
+            deflate: None,
+        })
     }
 
     fn response(raw: &[u8]) -> ResponseHead {
@@ -413,10 +464,16 @@ mod tests {
         let client = ClientHandshake::new(*b"the sample nonce", &["mcp"]);
         assert_eq!(client.key(), "dGhlIHNhbXBsZSBub25jZQ==");
         let raw = answer(&client, &["mcp"]);
-        assert_eq!(client.check(&response(&raw)), Ok(Some("mcp")));
+        assert_eq!(client.check(&response(&raw)), switched(Some("mcp")));
         let plain = ClientHandshake::new([7; 16], &[]);
         let raw = answer(&plain, &["mcp"]);
-        assert_eq!(plain.check(&response(&raw)), Ok(None));
+        assert_eq!(plain.check(&response(&raw)), switched(None));
+        // Our offer of permessage-deflate, the server's answer, and back.
+        let compressing = ClientHandshake::new([7; 16], &["mcp"]).offering_deflate();
+        let raw = answer(&compressing, &["mcp"]);
+        let agreed = compressing.check(&response(&raw)).unwrap();
+        assert_eq!(agreed.protocol, Some("mcp"));
+        assert_eq!(agreed.deflate.map(|d| d.send_window_bits), Some(15));
     }
 
     #[test]
@@ -463,7 +520,15 @@ mod tests {
             let head = response(format!("{raw}\r\n").as_bytes());
             assert_eq!(client.check(&head), Err(error), "{raw}");
         }
+        // Offered, but answered in a configuration this client cannot serve: the server
+        // keeps its compression context.
+        let offering = client.clone().offering_deflate();
+        let keeps = format!("{good}Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
+        assert_eq!(
+            offering.check(&response(keeps.as_bytes())),
+            Err(ClientHandshakeError::UnofferedExtension)
+        );
         let upper = format!("{}\r\n", good.replace("websocket", "WebSocket"));
-        assert_eq!(client.check(&response(upper.as_bytes())), Ok(None));
+        assert_eq!(client.check(&response(upper.as_bytes())), switched(None));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod close;
 pub mod decoder;
+pub mod deflate;
 pub mod encoder;
 pub mod error;
 pub mod frame;
@@ -11,6 +12,7 @@ pub mod mask;
 
 pub use close::{CloseCode, CloseFrame};
 pub use decoder::{Decoded, Decoder, Event, Role};
+pub use deflate::{CompressPolicy, PerMessageDeflate};
 pub use encoder::{encode_close, encode_frame};
 pub use error::ProtocolError;
 pub use frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};

@@ -299,12 +299,15 @@ pub struct WsSetup {
     pub max_message: usize,
     /// Fixed read-buffer size: at most this many kept bytes are shown to `decode`.
     pub window: usize,
+    /// permessage-deflate negotiated: RSV1 marks a compressed message, inflated under the limit.
+    pub deflate: bool,
 }
 
-/// `knobs`: bit 0 role (0 server), bits 1-2 message limit, bits 3-7 read window.
+/// `knobs`: bit 0 role (0 server), bits 1-2 message limit, bits 3-6 read window, bit 7
+/// permessage-deflate.
 pub fn ws_setup(knobs: u8) -> WsSetup {
     let max_message = [0, 125, 4096, 1 << 20][usize::from((knobs >> 1) & 3)];
-    let window = match knobs >> 3 {
+    let window = match (knobs >> 3) & 0x0F {
         0 => usize::MAX,
         // Never below a whole frame header, which `decode` needs to see at once.
         w => 14 + usize::from(w) * 7,
@@ -317,6 +320,7 @@ pub fn ws_setup(knobs: u8) -> WsSetup {
         },
         max_message,
         window,
+        deflate: knobs & 0x80 != 0,
     }
 }
 
@@ -324,7 +328,10 @@ pub fn ws_setup(knobs: u8) -> WsSetup {
 /// show at most `window` of them to `decode`, drop what it consumed, repeat
 /// until it needs more. Stops at the first error, after checking it sticks.
 pub fn read_ws(chunks: &[&[u8]], setup: WsSetup) -> Vec<WsItem> {
-    let mut dec = Decoder::new(setup.role, setup.max_message);
+    let mut dec = match setup.deflate {
+        true => Decoder::new(setup.role, setup.max_message).with_deflate(),
+        false => Decoder::new(setup.role, setup.max_message),
+    };
     let mut kept: Vec<u8> = Vec::new();
     let mut out = Vec::new();
     for chunk in chunks {
