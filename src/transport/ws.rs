@@ -356,6 +356,9 @@ impl WsConnection {
             }
         }
         inbuf.drain(..at);
+        // Every event was handled: an idle connection keeps no delivered message (for a
+        // compressed one, up to twice its inflated size).
+        self.decoder.release_delivered();
         // A frame started but not complete (its bytes wait in the buffer) runs on the same
         // completion clock as a started message: a frame trickled a byte at a time, each byte
         // resetting the liveness clock, is not kept open for ever. Input held at a bound is

@@ -174,7 +174,7 @@ impl Decoder {
     /// `consumed == 0 && event == None` means: keep the unconsumed bytes and read more.
     /// After an error the decoder is dead and returns the same error on every call.
     pub fn decode<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Decoded<'a>, ProtocolError> {
-        self.drop_stale();
+        self.release_delivered();
         match self.state {
             State::Failed(error) => {
                 self.buf = Vec::new();
@@ -492,8 +492,10 @@ impl Decoder {
         Ok(())
     }
 
-    /// Releases buffer contents that the previous call handed out.
-    fn drop_stale(&mut self) {
+    /// Releases buffer contents that the previous call handed out (each call does it first;
+    /// a connection that stops decoding calls it once done with the last event, so a
+    /// delivered message, such as an inflated one, is not kept while the connection idles).
+    pub fn release_delivered(&mut self) {
         match self.stale {
             Stale::Nothing => return,
             Stale::Message => {
@@ -1234,6 +1236,20 @@ mod tests {
             stream,
             expected,
         );
+    }
+
+    #[test]
+    fn an_inflated_message_is_released_once_delivered() {
+        // The transport calls release_delivered when it is done with a read's events: a
+        // connection idling after a compressed 16 KiB message keeps no inflated copy of it.
+        let mut dec = Decoder::new(Role::Server, 1 << 20).with_deflate();
+        let payload = "{\"jsonrpc\":\"2.0\"} ".repeat(1000);
+        let mut input = compressed(OpCode::Text, true, &deflated(payload.as_bytes()));
+        let decoded = dec.decode(&mut input).unwrap();
+        assert!(matches!(decoded.event, Some(Event::Text(t)) if t == payload));
+        assert!(dec.buf.capacity() >= payload.len());
+        dec.release_delivered();
+        assert_eq!(dec.buf.capacity(), 0, "idle decoder holds no heap");
     }
 
     #[test]
