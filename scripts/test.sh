@@ -121,9 +121,11 @@ fi
 
 if [[ -n "${RINGMCP_SKIP_AUTOBAHN:-}" ]]; then
     skip autobahn "RINGMCP_SKIP_AUTOBAHN is set"
+    skip autobahn-readiness "RINGMCP_SKIP_AUTOBAHN is set"
     skip autobahn-deflate "RINGMCP_SKIP_AUTOBAHN is set"
 elif (( ! build_ok )); then
-    skip autobahn "release build failed"; skip autobahn-deflate "release build failed"; failed=1
+    skip autobahn "release build failed"; skip autobahn-readiness "release build failed"
+    skip autobahn-deflate "release build failed"; failed=1
 else
     stage autobahn scripts/autobahn.sh || true
     # The same cases on the receive path for kernels before 6.12 (readiness polls and recv),
