@@ -210,6 +210,13 @@ impl Decoder {
         }
     }
 
+    /// Bytes allocated for the assembly buffer, delivered or not (for tests of the
+    /// connections that must release it).
+    #[cfg(test)]
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Parses a frame header and either answers from `input` or starts piecewise consumption.
     fn frame_start<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Decoded<'a>, ProtocolError> {
         let (header, header_len) = match FrameHeader::parse(input) {
@@ -357,35 +364,12 @@ impl Decoder {
             let payload = std::mem::take(&mut self.buf);
             return self.inflated(&payload, kind, consumed);
         }
-        let event = match kind {
-            Kind::Binary => {
-                self.stale = Stale::Message;
-                Event::Binary(&self.buf)
-            }
-            Kind::Text => {
-                // 5.6: "a particular text frame might include a partial UTF-8 sequence;
-                // however, the whole message MUST contain valid UTF-8."
-                if self.utf8_checked != self.buf.len() {
-                    return Err(self.fail(ProtocolError::InvalidUtf8));
-                }
-                self.stale = Stale::Message;
-                // Every byte was validated on arrival; this pass only produces the &str
-                // without unsafe code (SIMD speed, and only for assembled messages).
-                match simdutf8::basic::from_utf8(&self.buf) {
-                    Ok(text) => Event::Text(text),
-                    Err(_) => {
-                        // `self.buf` is borrowed here, so mark the failure field by field;
-                        // the buffer is released on the next call.
-                        self.state = State::Failed(ProtocolError::InvalidUtf8);
-                        return Err(ProtocolError::InvalidUtf8);
-                    }
-                }
-            }
-        };
-        Ok(Decoded {
-            consumed,
-            event: Some(event),
-        })
+        // 5.6: "a particular text frame might include a partial UTF-8 sequence;
+        // however, the whole message MUST contain valid UTF-8."
+        if kind == Kind::Text && self.utf8_checked != self.buf.len() {
+            return Err(self.fail(ProtocolError::InvalidUtf8));
+        }
+        self.deliver_assembled(kind, consumed)
     }
 
     /// Inflates a complete compressed message into the assembly buffer and delivers it.
@@ -405,14 +389,25 @@ impl Decoder {
                 return Err(self.fail(ProtocolError::InvalidCompressedData))
             }
         }
+        self.deliver_assembled(kind, consumed)
+    }
+
+    /// Delivers the assembled message in `self.buf`, which is released on the next call.
+    /// Text is validated here in one pass (8.1); a plain message's bytes were also checked
+    /// as they arrived, compressed text only now that it is inflated.
+    fn deliver_assembled(
+        &mut self,
+        kind: Kind,
+        consumed: usize,
+    ) -> Result<Decoded<'_>, ProtocolError> {
         self.stale = Stale::Message;
         let event = match kind {
             Kind::Binary => Event::Binary(&self.buf),
-            // 8.1, as for any text message; compressed text is validated once inflated.
+            // SIMD speed, and without unsafe code, for assembled messages only.
             Kind::Text => match simdutf8::basic::from_utf8(&self.buf) {
                 Ok(text) => Event::Text(text),
                 Err(_) => {
-                    // `self.buf` is borrowed here; it is released on the next call.
+                    // `self.buf` is borrowed here, so mark the failure field by field.
                     self.state = State::Failed(ProtocolError::InvalidUtf8);
                     return Err(ProtocolError::InvalidUtf8);
                 }
