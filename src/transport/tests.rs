@@ -863,6 +863,37 @@ mod websocket {
     }
 
     #[test]
+    fn an_idle_deflate_connection_keeps_no_inflated_message() {
+        use crate::proto::ws::deflate;
+        use flate2::{Compress, Compression, FlushCompress};
+        let shard = Shard::new();
+        let now = Instant::now();
+        let agreed = deflate::accept_offer([&b"permessage-deflate"[..]].into_iter());
+        let config = &shard.config;
+        let mut ws = WsConnection::new(
+            WsKind::Echo,
+            agreed,
+            config,
+            &shard.metrics,
+            now,
+            None,
+            None,
+        );
+        let big = "0123456789abcdef".repeat(2048);
+        let mut compressed = Vec::with_capacity(big.len());
+        Compress::new(Compression::fast(), false)
+            .compress_vec(big.as_bytes(), &mut compressed, FlushCompress::Sync)
+            .unwrap();
+        let mut input = frame(OpCode::Text, &compressed);
+        input[0] |= 0x40;
+        ws.on_input(&mut input, &shard.env(), now);
+        assert_eq!(written(&ws), [(OpCode::Text, big)]);
+        // The message was inflated into the decoder's buffer and handled: with no next read
+        // to come, the connection must not keep it (it held 35 KB per connection before).
+        assert_eq!(ws.decoder_allocated(), 0);
+    }
+
+    #[test]
     fn pings_are_answered_and_mcp_is_text_only() {
         let shard = Shard::new();
         let now = Instant::now();

@@ -372,6 +372,12 @@ impl WsConnection {
         };
     }
 
+    /// Bytes the frame decoder has allocated.
+    #[cfg(test)]
+    pub(super) fn decoder_allocated(&self) -> usize {
+        self.decoder.allocated()
+    }
+
     /// Holds what a bound left undispatched, or fails the connection over the request rate.
     fn take_up(&mut self, env: &Env, dispatched: Dispatched, now: Instant) {
         match dispatched {
