@@ -308,10 +308,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         buf: &mut Vec<u8>,
     ) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
-        let is_multishot = |source: &Source| {
-            matches!(source.inner.borrow().source_type, SourceType::SockRecvMultishot(_))
-        };
-        if !self.source_rx.as_ref().is_some_and(is_multishot) {
+        if self.multishot_source().is_none() {
             // The readiness poll a new stream starts with (`init`) is dropped, and canceled.
             self.source_rx = Some(reactor.recv_multishot(self.stream.as_raw_fd()));
         }
@@ -349,16 +346,20 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         }
     }
 
+    /// ringmcp patch: the stream's multishot receive, once one was armed.
+    fn multishot_source(&self) -> Option<&Source> {
+        self.source_rx.as_ref().filter(|source| {
+            matches!(source.inner.borrow().source_type, SourceType::SockRecvMultishot(_))
+        })
+    }
+
     /// ringmcp patch: stops the multishot receive, if one runs, and returns the bytes it
     /// took that nobody read: after this the socket's unread bytes are all in the kernel or
     /// in the returned buffer (for a socket that moves to another thread's reactor).
     pub(crate) async fn stop_recv_multishot(&mut self) -> Vec<u8> {
-        let Some(source) = &self.source_rx else {
+        let Some(source) = self.multishot_source() else {
             return Vec::new();
         };
-        if !matches!(source.inner.borrow().source_type, SourceType::SockRecvMultishot(_)) {
-            return Vec::new();
-        }
         self.reactor
             .upgrade()
             .unwrap()
