@@ -478,7 +478,7 @@ fn record_stats<Ring: UringCommon>(
     res: &io::Result<usize>,
 ) {
     if src.collects_latency() {
-        src.wakers.fulfilled_at = Some(Instant::now());
+        src.wakers.stamps().fulfilled_at = Some(Instant::now());
     }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
@@ -533,7 +533,7 @@ fn extract_one_chain(
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
                     if x.collects_latency() {
-                        x.wakers.submitted_at = Some(Instant::now());
+                        x.wakers.stamps().submitted_at = Some(Instant::now());
                     }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
@@ -2235,7 +2235,7 @@ fn queue_request_into_ring(
     {
         let mut inner = source.inner.borrow_mut();
         if inner.collects_latency() {
-            inner.wakers.queued_at = Some(Instant::now());
+            inner.wakers.stamps().queued_at = Some(Instant::now());
         }
     }
     let q = ring.submission_queue();
