@@ -126,16 +126,16 @@ async fn request_loop(
                 // of its own, and this task's state is freed. If the connection carries more
                 // requests after the stream, the loop resumes there (boxed, it is rare).
                 serve.put_first(&mut out);
-                glommio::spawn_local(async move {
-                    let mut stream = stream;
-                    let mut inbuf = inbuf;
+                // The block works on its captures in place: rebinding them (`let mut stream =
+                // stream`) would store each twice in the task.
+                let stream_task = async move {
                     let ended = drive(&mut stream, &mut inbuf, &conn, &mut serve).await;
                     drop(serve);
                     if ended == Flow::Reusable && keep_alive && !conn.shard.stopping() {
                         Box::pin(request_loop(stream, conn, inbuf, Vec::new(), None)).await;
                     }
-                })
-                .detach();
+                };
+                glommio::spawn_local(stream_task).detach();
                 return;
             }
             Next::Introspect(token) => {
