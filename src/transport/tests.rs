@@ -821,25 +821,30 @@ mod websocket {
         )
     }
 
-    #[test]
-    fn deflate_connections_compress_large_replies_and_refuse_a_bomb_with_1009() {
-        use crate::metrics::ErrorKind;
+    /// An echo connection that agreed on permessage-deflate.
+    fn open_deflate(shard: &Shard, now: Instant) -> WsConnection {
         use crate::proto::ws::deflate;
-        use flate2::{Compress, Compression, FlushCompress};
-        let shard = Shard::new();
-        let now = Instant::now();
         let agreed = deflate::accept_offer([&b"permessage-deflate"[..]].into_iter());
         assert!(agreed.is_some());
-        let config = &shard.config;
-        let mut ws = WsConnection::new(
+        WsConnection::new(
             WsKind::Echo,
             agreed,
-            config,
+            &shard.config,
             &shard.metrics,
             now,
             None,
             None,
-        );
+        )
+    }
+
+    #[test]
+    fn deflate_connections_compress_large_replies_and_refuse_a_bomb_with_1009() {
+        use crate::metrics::ErrorKind;
+        use flate2::{Compress, Compression, FlushCompress};
+        let shard = Shard::new();
+        let now = Instant::now();
+        let config = &shard.config;
+        let mut ws = open_deflate(&shard, now);
         // Over --ws-deflate-min-bytes: echoed compressed (RSV1), and it inflates back.
         let big = "0123456789abcdef".repeat(100);
         ws.on_input(&mut frame(OpCode::Text, big.as_bytes()), &shard.env(), now);
@@ -864,21 +869,10 @@ mod websocket {
 
     #[test]
     fn an_idle_deflate_connection_keeps_no_inflated_message() {
-        use crate::proto::ws::deflate;
         use flate2::{Compress, Compression, FlushCompress};
         let shard = Shard::new();
         let now = Instant::now();
-        let agreed = deflate::accept_offer([&b"permessage-deflate"[..]].into_iter());
-        let config = &shard.config;
-        let mut ws = WsConnection::new(
-            WsKind::Echo,
-            agreed,
-            config,
-            &shard.metrics,
-            now,
-            None,
-            None,
-        );
+        let mut ws = open_deflate(&shard, now);
         let big = "0123456789abcdef".repeat(2048);
         let mut compressed = Vec::with_capacity(big.len());
         Compress::new(Compression::fast(), false)
