@@ -302,13 +302,10 @@ impl SessionState {
     /// subscribed.
     pub(crate) fn end(&mut self) -> (Vec<Rc<RequestSignal>>, HashSet<String>) {
         self.notifier = None;
-        let Some(traffic) = &mut self.traffic else {
-            return (Vec::new(), HashSet::new());
-        };
-        let signals = traffic.in_flight.values().cloned().collect();
-        let subscriptions = std::mem::take(&mut traffic.subscriptions);
-        self.untrack(|_| ());
-        (signals, subscriptions)
+        self.untrack(|t| {
+            let signals = t.in_flight.values().cloned().collect();
+            (signals, std::mem::take(&mut t.subscriptions))
+        })
     }
 
     /// How many resources the session is subscribed to.
