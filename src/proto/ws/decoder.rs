@@ -1236,7 +1236,7 @@ mod tests {
     #[test]
     fn an_inflated_message_is_released_once_delivered() {
         // The transport calls release_delivered when it is done with a read's events: a
-        // connection idling after a compressed 16 KiB message keeps no inflated copy of it.
+        // connection idling after a compressed 18 KB message keeps no inflated copy of it.
         let mut dec = Decoder::new(Role::Server, 1 << 20).with_deflate();
         let payload = "{\"jsonrpc\":\"2.0\"} ".repeat(1000);
         let mut input = compressed(OpCode::Text, true, &deflated(payload.as_bytes()));
