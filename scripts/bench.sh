@@ -9,6 +9,8 @@
 #   idle-hold-http   Streamable HTTP sessions with a held GET stream, each after a 100-event
 #                    (BENCH_FILL_EVENTS) ring of 256-byte events (stream tool notifications
 #                    with 129 bytes of text): RSS per session
+#   idle-hold-echo   raw WebSocket connections to /echo held open, no subprotocol and no
+#                    messages: RSS per connection (named in BENCH_SCENARIOS only)
 #   ws-mcp           tools/call echo over WebSocket at BENCH_WS_RATE for BENCH_DURATION
 #   http-mcp         tools/call echo over Streamable HTTP at BENCH_HTTP_RATE
 #   sse-resume       stream tool events at BENCH_SSE_RATE with BENCH_DISCONNECTS forced
@@ -32,12 +34,13 @@
 #                             target/release/ringmcp and ringmcp-load); either one set implies
 #                             BENCH_NO_BUILD. The server may be a script that execs a server
 #                             (scripts/regress.sh uses both)
-#   BENCH_PEER [ringmcp]      the server under load: ringmcp, or for comparison a peer built
-#                             only from an official MCP SDK (scripts/peers/): python-sdk
+#   BENCH_PEER [ringmcp]      the server under load: ringmcp, or for comparison a peer
+#                             (scripts/peers/) built only from an official MCP SDK, python-sdk
 #                             (Streamable HTTP, MCP over WebSocket, WebSocket echo) or
-#                             typescript-sdk (Streamable HTTP); scenarios a peer does not serve
-#                             are skipped, and BENCH_FILL_EVENTS must be 0 (the stream tool is
-#                             ringmcp's)
+#                             typescript-sdk (Streamable HTTP), or from the usual Rust
+#                             WebSocket stack, tokio-tungstenite (WebSocket echo; cargo builds
+#                             it into .cache/); scenarios a peer does not serve are skipped,
+#                             and BENCH_FILL_EVENTS must be 0 (the stream tool is ringmcp's)
 #   BENCH_FILL_EVENTS [100]   idle-hold-http: events in each session's ring before it idles
 #   BENCH_PROTOCOL [2025-11-25]  the MCP revision of the load (ringmcp-load --protocol):
 #                             2026-07-28 sends http-mcp's and ws-mcp's calls with no
@@ -114,9 +117,9 @@ LOAD_BIN="${BENCH_LOAD_BIN:-$CARGO_TARGET_DIR/release/ringmcp-load}"
 
 # The scenarios each server serves, and its installs.
 case "$PEER" in
-    ringmcp) PEER_SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp sse-resume slow-readers listen" ;;
+    ringmcp) PEER_SCENARIOS="idle-hold-ws idle-hold-http idle-hold-echo ws-echo ws-mcp http-mcp sse-resume slow-readers listen" ;;
     python-sdk)
-        PEER_SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp"
+        PEER_SCENARIOS="idle-hold-ws idle-hold-http idle-hold-echo ws-echo ws-mcp http-mcp"
         python_venv "$PYTHON_SDK_DIR" "$PYTHON_SDK_PIN" ;;
     typescript-sdk)
         PEER_SCENARIOS="idle-hold-http http-mcp"
@@ -133,12 +136,18 @@ case "$PEER" in
         fi
         # ESM resolves packages from the script's folder, so the script runs from there.
         cp scripts/peers/ts_server.mjs "$TS_SDK_DIR/" ;;
-    *) die "unknown BENCH_PEER '$PEER' (ringmcp, python-sdk, typescript-sdk)" ;;
+    tokio-tungstenite)
+        PEER_SCENARIOS="idle-hold-echo ws-echo"
+        log "building the tokio + tokio-tungstenite echo peer (scripts/peers/tokio_echo)"
+        cargo build --release --locked --manifest-path scripts/peers/tokio_echo/Cargo.toml \
+            --target-dir "$CACHE_DIR/tokio-echo" >&2 || die "building the tokio echo peer failed"
+        TOKIO_ECHO_BIN="$CACHE_DIR/tokio-echo/release/tokio-echo-peer" ;;
+    *) die "unknown BENCH_PEER '$PEER' (ringmcp, python-sdk, typescript-sdk, tokio-tungstenite)" ;;
 esac
 # The scenarios that have a client for each revision (2026 over WebSocket is ringmcp's own
 # binding, and listen's trigger a ringmcp fixture).
 case "$PROTOCOL" in
-    2025-11-25) REVISION_SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp sse-resume slow-readers" ;;
+    2025-11-25) REVISION_SCENARIOS="idle-hold-ws idle-hold-http idle-hold-echo ws-echo ws-mcp http-mcp sse-resume slow-readers" ;;
     2026-07-28)
         REVISION_SCENARIOS="http-mcp"
         [[ "$PEER" != ringmcp ]] || REVISION_SCENARIOS+=" ws-mcp listen" ;;
@@ -215,6 +224,8 @@ start_bench_server() {
         typescript-sdk)
             (cd "$TS_SDK_DIR" && exec taskset -c "$SERVER_CPU" node ts_server.mjs "$port") \
                 >"$OUT/$name.server.log" 2>&1 & ;;
+        tokio-tungstenite)
+            taskset -c "$SERVER_CPU" "$TOKIO_ECHO_BIN" "$port" >"$OUT/$name.server.log" 2>&1 & ;;
     esac
     BENCH_SERVER_PID=$!
     BENCH_PORT=$port
@@ -261,6 +272,9 @@ for scenario in $SCENARIOS; do
     case "$scenario" in
         idle-hold-ws)
             run_load "$scenario" --scenario idle-hold --target "$WS_SCHEME://$base/mcp" \
+                --connections "$CONNS" --duration "$HOLD" ;;
+        idle-hold-echo)
+            run_load "$scenario" --scenario idle-hold --transport echo --target "$WS_SCHEME://$base/echo" \
                 --connections "$CONNS" --duration "$HOLD" ;;
         idle-hold-http)
             run_load "$scenario" --scenario idle-hold --transport http --target "$HTTP_SCHEME://$base/mcp" \

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # ringmcp-load against other MCP servers (a test.sh stage): the same scenarios, settings and
-# core pinning (scripts/bench.sh) against ringmcp and against peer servers built only from the
-# official SDKs (scripts/peers/): the Python SDK (Streamable HTTP, MCP over WebSocket,
-# WebSocket echo) and the TypeScript SDK (Streamable HTTP). Checks every run like loadgen.sh
-# (scripts/check_runs.py) and prints one table of all runs (scripts/results_table.py). The SDKs install into .cache/.
+# core pinning (scripts/bench.sh) against ringmcp and against peer servers (scripts/peers/) built
+# only from the official SDKs, the Python SDK (Streamable HTTP, MCP over WebSocket, WebSocket
+# echo) and the TypeScript SDK (Streamable HTTP), or from tokio + tokio-tungstenite (WebSocket
+# echo). Checks every run like loadgen.sh (scripts/check_runs.py) and prints one table of all
+# runs (scripts/results_table.py). The SDKs install, and the tokio peer builds, into .cache/.
 #
 # Env: PEERS_CONNECTIONS [50]  PEERS_RATE [200] (requests/s)  PEERS_DURATION [3] (seconds)
 #      PEERS_HOLD [2] (idle-hold seconds)  PEERS_RESULTS [a temporary folder]
@@ -12,8 +13,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 if [[ -n "${PEERS_RESULTS:-}" ]]; then RESULTS=$PEERS_RESULTS; else make_tmpdir RESULTS; fi
-SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp"
-PEERS="ringmcp python-sdk typescript-sdk"
+SCENARIOS="idle-hold-ws idle-hold-http idle-hold-echo ws-echo ws-mcp http-mcp"
+PEERS="ringmcp python-sdk typescript-sdk tokio-tungstenite"
 RATE=${PEERS_RATE:-200}
 
 failed=0

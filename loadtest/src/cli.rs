@@ -89,7 +89,8 @@ pub struct Args {
     #[arg(long)]
     pub server_metrics: Option<String>,
 
-    /// idle-hold: hold WebSocket MCP sessions, or Streamable HTTP sessions each with an open GET stream.
+    /// idle-hold: hold WebSocket MCP sessions, Streamable HTTP sessions each with an open GET
+    /// stream, or raw WebSocket connections (an echo endpoint, no subprotocol).
     #[arg(long, value_enum, default_value_t = Transport::Ws)]
     pub transport: Transport,
 
@@ -312,7 +313,7 @@ impl Scenario {
             Scenario::HttpMcp | Scenario::SseFanout | Scenario::SseResume | Scenario::Listen => {
                 false
             }
-            Scenario::IdleHold => transport == Transport::Ws,
+            Scenario::IdleHold => transport != Transport::Http,
         }
     }
 }
@@ -324,6 +325,8 @@ pub enum Transport {
     Ws,
     /// Streamable HTTP with a held GET stream.
     Http,
+    /// Raw WebSocket, no subprotocol and no MCP (ringmcp's `/echo`).
+    Echo,
 }
 
 /// What the target speaks above TCP or TLS.
@@ -547,6 +550,15 @@ mod tests {
         assert!(!Scenario::Listen.speaks(Protocol::Session));
         assert!(!Scenario::SseResume.speaks(Protocol::Stateless));
         assert!(Scenario::WsMcp.speaks(Protocol::Session));
+    }
+
+    #[test]
+    fn idle_hold_transport_picks_the_wire() {
+        assert!(Scenario::IdleHold.wants_ws(Transport::Ws));
+        assert!(Scenario::IdleHold.wants_ws(Transport::Echo));
+        assert!(!Scenario::IdleHold.wants_ws(Transport::Http));
+        let parsed = Args::try_parse_from(["ringmcp-load", "--transport", "echo"]);
+        assert_eq!(parsed.map(|a| a.transport).ok(), Some(Transport::Echo));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! WebSocket scenarios: ws-echo, ws-mcp, idle-hold (WebSocket) and slow-readers.
+//! WebSocket scenarios: ws-echo, ws-mcp, idle-hold (MCP and raw WebSocket) and slow-readers.
 //!
 //! Frames are decoded with ringmcp's sans-IO decoder in the client role and
 //! encoded masked with its encoder. The shard's [`Sender`](crate::sender::Sender)
@@ -6,7 +6,7 @@
 //! event loop over its socket's readability, the output the sender left for it
 //! to flush, and the timeouts of its requests in flight.
 
-use crate::cli::{Protocol, Scenario};
+use crate::cli::{Protocol, Scenario, Transport};
 use crate::ctx::Ctx;
 use crate::mcp::{self, EchoTemplate, Incoming};
 use crate::net::{self, Conn, Deadline, NetError};
@@ -38,6 +38,8 @@ enum Mode {
     Mcp,
     /// MCP session held open, no requests.
     Idle,
+    /// Raw WebSocket held open, no messages.
+    IdleRaw,
     /// MCP session whose client stops reading after setup.
     Slow,
 }
@@ -53,6 +55,7 @@ pub fn is_slow(global: usize, total: usize, share: f64) -> bool {
 pub async fn client(ctx: Rc<Ctx>, global: usize) {
     let mode = match ctx.args.scenario {
         Scenario::WsEcho => Mode::Echo,
+        Scenario::IdleHold if ctx.args.transport == Transport::Echo => Mode::IdleRaw,
         Scenario::IdleHold => Mode::Idle,
         Scenario::SlowReaders if is_slow(global, ctx.total, ctx.args.slow_share) => Mode::Slow,
         _ => Mode::Mcp,
@@ -124,7 +127,8 @@ async fn setup(
     let deadline = ctx.setup_deadline();
     let stream = net::connect(&ctx.target, ctx.timeout()).await?;
     let mut conn = Conn::new(stream);
-    let protocols: &[&str] = if mode == Mode::Echo { &[] } else { &["mcp"] };
+    let raw = matches!(mode, Mode::Echo | Mode::IdleRaw);
+    let protocols: &[&str] = if raw { &[] } else { &["mcp"] };
     let target = &ctx.target;
     let deflate =
         net::ws_handshake(&mut conn, target, protocols, ctx.args.ws_deflate, deadline).await?;
@@ -134,7 +138,7 @@ async fn setup(
     let compress = deflate.map(compress_policy);
     // Spec (2026-07-28, basic/versioning): "A request carrying modern per-request `_meta` is
     // served statelessly according to this revision": no `initialize` opens the connection.
-    if mode == Mode::Echo || ctx.args.protocol == Protocol::Stateless {
+    if raw || ctx.args.protocol == Protocol::Stateless {
         return Ok((conn, compress));
     }
     let mut out = Vec::new();
