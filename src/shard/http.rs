@@ -2,7 +2,7 @@
 //! and timeouts, has the transport answer them in order (pipelining), and
 //! hands upgrades and streams over to tasks of their own.
 
-use super::conn::drive;
+use super::conn::Driver;
 use super::io::{self, Deadline, Handshake, Socket};
 use super::ws;
 use super::{ConnGuard, HandoffParts, Shard};
@@ -121,16 +121,15 @@ async fn request_loop(
                 glommio::spawn_local(websocket).detach();
                 return;
             }
-            Next::Stream(mut serve) => {
+            Next::Stream(serve) => {
                 // Like a WebSocket, a stream may stay open for hours: it runs as a small task
                 // of its own, and this task's state is freed. If the connection carries more
                 // requests after the stream, the loop resumes there (boxed, it is rare).
                 serve.put_first(&mut out);
-                // The block works on its captures in place: rebinding them (`let mut stream =
-                // stream`) would store each twice in the task.
+                let mut driver = Driver::new(stream, inbuf, conn, serve);
                 let stream_task = async move {
-                    let ended = drive(&mut stream, &mut inbuf, &conn, &mut serve).await;
-                    drop(serve);
+                    let ended = (&mut driver).await;
+                    let (stream, inbuf, conn) = driver.into_parts();
                     if ended == Flow::Reusable && keep_alive && !conn.shard.stopping() {
                         Box::pin(request_loop(stream, conn, inbuf, Vec::new(), None)).await;
                     }
