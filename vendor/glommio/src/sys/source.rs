@@ -187,20 +187,31 @@ pub(crate) struct InnerSource {
 
     pub(crate) io_requirements: IoRequirements,
 
-    pub(crate) timeout: Option<TimeSpec64>,
-
     pub(crate) enqueued: Option<EnqueuedSource>,
 
-    pub(crate) stats_collection: Option<StatsCollection>,
+    // ringmcp patch: the timeout and the statistics callbacks, which sockets use neither of,
+    // are boxed together. Inline they were 56 of the source's 240 bytes.
+    pub(crate) extras: Option<Box<SourceExtras>>,
 
     pub(crate) task_queue: Option<TaskQueueHandle>,
+}
+
+/// ringmcp patch: the parts of a source that only some sources have.
+#[derive(Default)]
+pub(crate) struct SourceExtras {
+    pub(crate) timeout: Option<TimeSpec64>,
+    pub(crate) stats_collection: Option<StatsCollection>,
 }
 
 impl InnerSource {
     /// Whether anyone reads this source's queued/submitted/fulfilled timestamps: only
     /// sources with a latency collector do, so the others skip the clock reads.
     pub(crate) fn collects_latency(&self) -> bool {
-        self.stats_collection.is_some_and(|x| x.latency.is_some())
+        self.stats_collection().is_some_and(|x| x.latency.is_some())
+    }
+
+    pub(crate) fn stats_collection(&self) -> Option<StatsCollection> {
+        self.extras.as_ref().and_then(|x| x.stats_collection)
     }
 
     pub(crate) fn update_source_type(&mut self, source_type: SourceType) -> SourceType {
@@ -240,8 +251,12 @@ impl Source {
                 source_type,
                 io_requirements: ioreq,
                 enqueued: None,
-                timeout: None,
-                stats_collection,
+                extras: stats_collection.map(|stats| {
+                    Box::new(SourceExtras {
+                        timeout: None,
+                        stats_collection: Some(stats),
+                    })
+                }),
                 task_queue,
             })),
         }
@@ -249,7 +264,7 @@ impl Source {
 
     pub(crate) fn set_timeout(&self, d: Duration) -> Option<Duration> {
         let mut inner = self.inner.borrow_mut();
-        let t = &mut inner.timeout;
+        let t = &mut inner.extras.get_or_insert_with(Default::default).timeout;
         let old = *t;
         match TimeSpec64::try_from(d) {
             Ok(dur) | Err(dur) => *t = Some(dur),
@@ -258,7 +273,9 @@ impl Source {
     }
 
     pub(super) fn timeout_ref(&self) -> Ref<'_, Option<TimeSpec64>> {
-        Ref::map(self.inner.borrow(), |x| &x.timeout)
+        Ref::map(self.inner.borrow(), |x| {
+            x.extras.as_ref().map_or(&None, |extras| &extras.timeout)
+        })
     }
 
     pub(super) fn source_type(&self) -> Ref<'_, SourceType> {
@@ -304,7 +321,7 @@ impl Source {
         }
 
         // if there is a scheduler latency collection function present, invoke it once
-        if let Some(Some(stat_fn)) = inner.stats_collection.as_ref().map(|x| x.latency) {
+        if let Some(Some(stat_fn)) = inner.stats_collection().map(|x| x.latency) {
             if let Some(lat) = inner.wakers.timestamps() {
                 drop(inner);
                 let pre_lat = lat.submitted_at - lat.queued_at;
@@ -367,7 +384,7 @@ impl Source {
     }
 
     pub(crate) fn stats_collection(&self) -> Option<StatsCollection> {
-        self.inner.borrow().stats_collection
+        self.inner.borrow().stats_collection()
     }
 
     pub(crate) async fn collect_rw(&self) -> io::Result<usize> {

@@ -480,7 +480,7 @@ fn record_stats<Ring: UringCommon>(
     if src.collects_latency() {
         src.wakers.stamps().fulfilled_at = Some(Instant::now());
     }
-    if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
+    if let Some(fulfilled) = src.stats_collection().and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
             fulfilled(res, ring.io_stats_for_task_queue_mut(handle), 1);
@@ -489,7 +489,7 @@ fn record_stats<Ring: UringCommon>(
 
     let waiters = usize::saturating_sub(src.wakers.waiters.len(), 1);
     if waiters > 0 {
-        if let Some(reused) = src.stats_collection.and_then(|x| x.reused) {
+        if let Some(reused) = src.stats_collection().and_then(|x| x.reused) {
             reused(res, ring.io_stats_mut(), waiters as u64);
             if let Some(handle) = src.task_queue {
                 reused(
