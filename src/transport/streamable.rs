@@ -27,7 +27,7 @@ use crate::store::sessions::{CreateError, NodeId, SessionId, SessionTable};
 use crate::store::shared::{Loaded, SharedStore, Stored};
 use serde_json::value::RawValue;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
@@ -189,6 +189,57 @@ impl StreamState {
     }
 }
 
+/// A session's streams by number. Most sessions hold one (the standalone stream) and none
+/// more than [`FINISHED_STREAMS_KEPT`] finished ones besides the POSTs in flight, so a list
+/// searched in order serves them. It starts at one entry and doubles up to four, then grows
+/// four at a time: a hash map starts at four buckets, and a `Vec` at four entries, so one
+/// stream took a 352 B allocation where it now takes 96 B.
+#[derive(Default)]
+struct StreamMap(Vec<(u32, StreamState)>);
+
+impl StreamMap {
+    fn get(&self, number: u32) -> Option<&StreamState> {
+        self.0.iter().find(|(n, _)| *n == number).map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, number: u32) -> Option<&mut StreamState> {
+        self.0
+            .iter_mut()
+            .find(|(n, _)| *n == number)
+            .map(|(_, s)| s)
+    }
+
+    /// Adds stream `number`, replacing one of that number.
+    fn insert(&mut self, number: u32, state: StreamState) {
+        if let Some(old) = self.get_mut(number) {
+            *old = state;
+            return;
+        }
+        if self.0.len() == self.0.capacity() {
+            self.0.reserve_exact(self.0.len().clamp(1, 4));
+        }
+        self.0.push((number, state));
+    }
+
+    fn remove(&mut self, number: u32) -> Option<StreamState> {
+        let at = self.0.iter().position(|(n, _)| *n == number)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    fn numbers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().map(|(n, _)| *n)
+    }
+
+    fn states(&self) -> impl Iterator<Item = &StreamState> {
+        self.0.iter().map(|(_, s)| s)
+    }
+
+    /// Takes every stream out.
+    fn take_all(&mut self) -> impl Iterator<Item = StreamState> {
+        std::mem::take(&mut self.0).into_iter().map(|(_, s)| s)
+    }
+}
+
 /// One Streamable HTTP or legacy session on its owning shard.
 pub struct HttpSession {
     id: SessionId,
@@ -205,7 +256,7 @@ pub struct HttpSession {
     stored_revision: Cell<u64>,
     /// When the session's expiry in the shared store was last renewed.
     kept_at: Cell<Instant>,
-    streams: RefCell<HashMap<u32, StreamState>>,
+    streams: RefCell<StreamMap>,
     finished_order: RefCell<Vec<u32>>,
     next_stream: Cell<u32>,
 }
@@ -257,7 +308,7 @@ impl HttpSession {
             principal_tag,
             stored_revision: Cell::new(stored_revision),
             kept_at: Cell::new(Instant::now()),
-            streams: RefCell::new(HashMap::new()),
+            streams: RefCell::default(),
             finished_order: RefCell::new(Vec::new()),
             next_stream: Cell::new(STANDALONE + 1),
         })
@@ -277,7 +328,7 @@ impl HttpSession {
         self.next_stream
             .set(number.wrapping_add(1).max(STANDALONE + 1));
         self.open_stream(number);
-        if let Some(state) = self.streams.borrow_mut().get_mut(&number) {
+        if let Some(state) = self.streams.borrow_mut().get_mut(number) {
             state.held = self.shared.is_some();
         }
         number
@@ -292,7 +343,7 @@ impl HttpSession {
     fn stream_untouched(&self, stream: u32) -> bool {
         let streams = self.streams.borrow();
         let store = self.store.borrow();
-        streams.get(&stream).is_none_or(|s| {
+        streams.get(stream).is_none_or(|s| {
             store
                 .replay_after(s.ring, 0, Instant::now())
                 .is_ok_and(|mut events| events.next().is_none())
@@ -306,7 +357,7 @@ impl HttpSession {
     /// bounded. A `Reply` always goes out.
     fn deliver(&self, stream: u32, payload: &[u8], kind: Delivery) -> Result<(), Undelivered> {
         let mut streams = self.streams.borrow_mut();
-        let Some(state) = streams.get_mut(&stream) else {
+        let Some(state) = streams.get_mut(stream) else {
             log::debug!(
                 "session {}: message for ended stream {stream} dropped",
                 self.id
@@ -357,7 +408,7 @@ impl HttpSession {
                 self.id
             );
         }
-        if let Some(state) = self.streams.borrow_mut().get_mut(&stream) {
+        if let Some(state) = self.streams.borrow_mut().get_mut(stream) {
             state.confirmed = state.confirmed.max(seq);
             state.pump(stream, self.event_name());
         }
@@ -394,7 +445,7 @@ impl HttpSession {
             );
         }
         let mut streams = self.streams.borrow_mut();
-        let Some(state) = streams.get_mut(&stream) else {
+        let Some(state) = streams.get_mut(stream) else {
             return;
         };
         state.held = false;
@@ -437,7 +488,7 @@ impl HttpSession {
     /// The POST's response went out on `stream`: end its HTTP response.
     fn finish(&self, stream: u32) {
         let mut streams = self.streams.borrow_mut();
-        let Some(state) = streams.get_mut(&stream) else {
+        let Some(state) = streams.get_mut(stream) else {
             return;
         };
         state.finished = true;
@@ -452,7 +503,7 @@ impl HttpSession {
         order.push(stream);
         if order.len() > FINISHED_STREAMS_KEPT {
             let oldest = order.remove(0);
-            if let Some(old) = streams.remove(&oldest) {
+            if let Some(old) = streams.remove(oldest) {
                 self.store.borrow_mut().remove_ring(old.ring);
                 if let Some(shared) = &self.shared {
                     shared.drop_stream(&self.id, oldest);
@@ -465,7 +516,7 @@ impl HttpSession {
     /// client resumes with `Last-Event-ID`.
     fn close_stream(&self, stream: u32) {
         let mut streams = self.streams.borrow_mut();
-        if let Some(state) = streams.get_mut(&stream) {
+        if let Some(state) = streams.get_mut(stream) {
             // With the shared store, not before its priming event and what the handler sent
             // before are written: the client resumes from the last id it has.
             state.closing = true;
@@ -477,14 +528,14 @@ impl HttpSession {
     /// handler first runs, so every message it sends is written in order
     /// whatever the ring keeps.
     fn attach_new(&self, stream: u32, sink: &Rc<Sink>) {
-        if let Some(state) = self.streams.borrow_mut().get_mut(&stream) {
+        if let Some(state) = self.streams.borrow_mut().get_mut(stream) {
             state.sink = Some(Rc::clone(sink));
         }
     }
 
     /// Removes a stream that turned out to need no SSE (plain JSON answer).
     fn discard_stream(&self, stream: u32) {
-        if let Some(state) = self.streams.borrow_mut().remove(&stream) {
+        if let Some(state) = self.streams.borrow_mut().remove(stream) {
             self.store.borrow_mut().remove_ring(state.ring);
         }
     }
@@ -499,7 +550,7 @@ impl HttpSession {
         retry_ms: u64,
     ) -> Result<(), ResumeError> {
         let mut streams = self.streams.borrow_mut();
-        let state = streams.get_mut(&stream).ok_or(ResumeError::UnknownStream)?;
+        let state = streams.get_mut(stream).ok_or(ResumeError::UnknownStream)?;
         let after = after.unwrap_or(state.sent_upto);
         let store = self.store.borrow();
         // Only what the shared store acknowledged: the rest follows as it is.
@@ -538,7 +589,7 @@ impl HttpSession {
     fn is_attached(&self, stream: u32) -> bool {
         self.streams
             .borrow()
-            .get(&stream)
+            .get(stream)
             .is_some_and(|s| s.sink.is_some())
     }
 
@@ -549,7 +600,7 @@ impl HttpSession {
 
     /// Forgets `sink` if it is still the one attached to `stream` (the client went away).
     pub fn detach(&self, stream: u32, sink: &Rc<Sink>) {
-        if let Some(state) = self.streams.borrow_mut().get_mut(&stream) {
+        if let Some(state) = self.streams.borrow_mut().get_mut(stream) {
             if state.sink.as_ref().is_some_and(|s| Rc::ptr_eq(s, sink)) {
                 state.sink = None;
             }
@@ -558,7 +609,7 @@ impl HttpSession {
 
     /// Whether the session must not expire: a stream is attached or a request runs.
     fn busy(&self) -> bool {
-        self.streams.borrow().values().any(|s| s.sink.is_some())
+        self.streams.borrow().states().any(|s| s.sink.is_some())
             || self.mcp.borrow().in_flight_len() > 0
     }
 
@@ -566,10 +617,10 @@ impl HttpSession {
     fn end(&self, dispatcher: &mcp::Dispatcher) {
         dispatcher.end_session(&self.mcp);
         if let Some(shared) = &self.shared {
-            shared.forget(&self.id, self.streams.borrow().keys().copied());
+            shared.forget(&self.id, self.streams.borrow().numbers());
         }
         let mut store = self.store.borrow_mut();
-        for (_, state) in self.streams.borrow_mut().drain() {
+        for state in self.streams.borrow_mut().take_all() {
             if let Some(sink) = state.sink {
                 sink.end();
             }
@@ -1544,5 +1595,55 @@ struct NoPeer;
 impl Peer for NoPeer {
     fn send(&self, _message: Vec<u8>, _related_request: Option<&Id>) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StreamMap, StreamState};
+    use crate::store::ring::{EventStore, RingLimits};
+    use std::time::{Duration, Instant};
+
+    /// A stream whose `sent_upto` tells it apart, with a ring of its own.
+    fn stream(store: &mut EventStore, sent_upto: u64) -> StreamState {
+        let mut state = StreamState::new(store.create_ring());
+        state.sent_upto = sent_upto;
+        state
+    }
+
+    fn store() -> EventStore {
+        let limits = RingLimits {
+            max_events: 10,
+            max_bytes: 1000,
+            max_age: Duration::from_secs(60),
+        };
+        EventStore::new(limits, 10_000, Instant::now())
+    }
+
+    #[test]
+    fn stream_map_finds_replaces_and_removes_by_number() {
+        let mut store = store();
+        let mut map = StreamMap::default();
+        for number in 0..20 {
+            map.insert(number, stream(&mut store, u64::from(number)));
+        }
+        assert_eq!(map.numbers().count(), 20);
+        // A removal moves the last entry into the hole; lookups still go by number.
+        assert_eq!(map.remove(3).map(|s| s.sent_upto), Some(3));
+        assert!(map.get(3).is_none() && map.remove(3).is_none());
+        assert_eq!(map.get(19).map(|s| s.sent_upto), Some(19));
+        map.insert(19, stream(&mut store, 100));
+        assert_eq!(map.numbers().count(), 19);
+        assert_eq!(map.get_mut(19).map(|s| s.sent_upto), Some(100));
+        assert_eq!(map.take_all().count(), 19);
+        assert!(map.states().next().is_none());
+    }
+
+    #[test]
+    fn stream_map_holds_one_stream_in_one_entry() {
+        let mut store = store();
+        let mut map = StreamMap::default();
+        map.insert(0, stream(&mut store, 0));
+        assert_eq!(map.0.capacity(), 1);
     }
 }
