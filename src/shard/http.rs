@@ -124,14 +124,16 @@ async fn request_loop(
             Next::Stream(serve) => {
                 // Like a WebSocket, a stream may stay open for hours: it runs as a small task
                 // of its own, and this task's state is freed. If the connection carries more
-                // requests after the stream, the loop resumes there (boxed, it is rare).
+                // requests after the stream, a new request loop takes it over as a task of its
+                // own (awaited here, its future would sit in every stream's task).
                 serve.put_first(&mut out);
                 let mut driver = Driver::new(stream, inbuf, conn, serve);
                 let stream_task = async move {
                     let ended = (&mut driver).await;
                     let (stream, inbuf, conn) = driver.into_parts();
                     if ended == Flow::Reusable && keep_alive && !conn.shard.stopping() {
-                        Box::pin(request_loop(stream, conn, inbuf, Vec::new(), None)).await;
+                        let requests = request_loop(stream, conn, inbuf, Vec::new(), None);
+                        glommio::spawn_local(requests).detach();
                     }
                 };
                 glommio::spawn_local(stream_task).detach();

@@ -185,6 +185,18 @@ impl SessionId {
         usize::from_str_radix(digits, 16).unwrap_or(0)
     }
 
+    /// The 128 random bits: what the session table keys the session by.
+    fn random_part(&self) -> [u8; RANDOM_BYTES] {
+        let hex = &self.bytes[usize::from(self.len) - 2 * RANDOM_BYTES..usize::from(self.len)];
+        // `parse` and `from_parts` admit lowercase hex digits only here.
+        let nibble = |c: u8| if c >= b'a' { c - b'a' + 10 } else { c - b'0' };
+        let mut random = [0u8; RANDOM_BYTES];
+        for (byte, pair) in random.iter_mut().zip(hex.chunks_exact(2)) {
+            *byte = nibble(pair[0]) << 4 | nibble(pair[1]);
+        }
+        random
+    }
+
     /// The id as it goes on the wire.
     pub fn as_str(&self) -> &str {
         // Only the ASCII characters `parse` and `from_parts` admit are ever stored.
@@ -218,15 +230,25 @@ struct Entry<T> {
     last_active: Instant,
 }
 
+/// What a [`SessionTable`] holds: a session that knows its own id.
+pub trait Keyed {
+    fn session_id(&self) -> &SessionId;
+}
+
 /// One shard's sessions: at most `cap` of them; idle ones are removed by [`SessionTable::expire`].
+///
+/// A session is keyed by its id's random part, 16 bytes where the whole id is 63, and found
+/// only if the rest of the id matches too: the table is most of what an idle session costs
+/// besides its own state (at 15,000 sessions it has 32,768 buckets, 89 B each with the
+/// whole id as key, 41 B with the random part).
 pub struct SessionTable<T> {
     node: NodeId,
     shard: usize,
     cap: usize,
-    sessions: HashMap<SessionId, Entry<T>>,
+    sessions: HashMap<[u8; RANDOM_BYTES], Entry<T>>,
 }
 
-impl<T> SessionTable<T> {
+impl<T: Keyed> SessionTable<T> {
     /// An empty table for `shard` of `node` holding at most `cap` sessions.
     pub fn new(node: NodeId, shard: usize, cap: usize) -> Self {
         SessionTable {
@@ -248,7 +270,8 @@ impl<T> SessionTable<T> {
         }
         loop {
             let id = SessionId::generate(self.node, self.shard).ok_or(CreateError::NoRandomness)?;
-            if let std::collections::hash_map::Entry::Vacant(slot) = self.sessions.entry(id) {
+            let key = id.random_part();
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.sessions.entry(key) {
                 slot.insert(Entry {
                     value: make(id),
                     last_active: now,
@@ -258,13 +281,23 @@ impl<T> SessionTable<T> {
         }
     }
 
-    /// Puts a session taken over from another node under its own id.
-    pub fn insert(&mut self, id: SessionId, value: T, now: Instant) -> Result<(), CreateError> {
-        if self.sessions.len() >= self.cap && !self.sessions.contains_key(&id) {
+    /// Puts a session taken over from another node under its own id, replacing one of that
+    /// id. A different session under the same random part (only a broken random source
+    /// makes one) is kept, and this one refused as if the shard were full.
+    pub fn insert(&mut self, value: T, now: Instant) -> Result<(), CreateError> {
+        let key = value.session_id().random_part();
+        let replaces = match self.sessions.get(&key) {
+            Some(held) if held.value.session_id() != value.session_id() => {
+                return Err(CreateError::Full);
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if self.sessions.len() >= self.cap && !replaces {
             return Err(CreateError::Full);
         }
         self.sessions.insert(
-            id,
+            key,
             Entry {
                 value,
                 last_active: now,
@@ -275,30 +308,40 @@ impl<T> SessionTable<T> {
 
     /// The session, marked active at `now`.
     pub fn touch(&mut self, id: &SessionId, now: Instant) -> Option<&T> {
-        let entry = self.sessions.get_mut(id)?;
+        let entry = self
+            .sessions
+            .get_mut(&id.random_part())
+            .filter(|e| e.value.session_id() == id)?;
         entry.last_active = now;
         Some(&entry.value)
     }
 
     /// The session, without marking it active.
     pub fn get(&self, id: &SessionId) -> Option<&T> {
-        self.sessions.get(id).map(|e| &e.value)
+        self.sessions
+            .get(&id.random_part())
+            .map(|e| &e.value)
+            .filter(|value| value.session_id() == id)
     }
 
     /// Ends a session.
     pub fn remove(&mut self, id: &SessionId) -> Option<T> {
-        self.sessions.remove(id).map(|e| e.value)
+        self.get(id)?;
+        self.sessions.remove(&id.random_part()).map(|e| e.value)
     }
 
     /// Removes and returns sessions idle for longer than `idle` for which `busy` is false.
     pub fn expire(&mut self, now: Instant, idle: Duration, busy: impl Fn(&T) -> bool) -> Vec<T> {
-        let stale: Vec<SessionId> = self
+        let stale: Vec<[u8; RANDOM_BYTES]> = self
             .sessions
             .iter()
             .filter(|(_, e)| now.saturating_duration_since(e.last_active) > idle && !busy(&e.value))
-            .map(|(id, _)| *id)
+            .map(|(key, _)| *key)
             .collect();
-        let gone = stale.iter().filter_map(|id| self.remove(id)).collect();
+        let gone = stale
+            .iter()
+            .filter_map(|key| self.sessions.remove(key).map(|e| e.value))
+            .collect();
         // After a flood, give the table's memory back instead of keeping its peak size.
         if self.sessions.capacity() > 64 && self.sessions.len() < self.sessions.capacity() / 4 {
             self.sessions.shrink_to(self.sessions.len() * 2);
@@ -400,24 +443,66 @@ mod tests {
         }
     }
 
+    /// A session as the table sees it: its id and a name to tell it apart.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct Named(SessionId, &'static str);
+
+    impl Keyed for Named {
+        fn session_id(&self) -> &SessionId {
+            &self.0
+        }
+    }
+
     #[test]
     fn cap_touch_and_expiry() {
         let t0 = Instant::now();
         let mut table = SessionTable::new(node("n1"), 1, 2);
-        let a = table.create(|_| "a", t0).unwrap();
-        let b = table.create(|_| "b", t0).unwrap();
-        assert_eq!(table.create(|_| "c", t0), Err(CreateError::Full));
-        assert_eq!(table.touch(&a, t0 + Duration::from_secs(5)), Some(&"a"));
+        let a = table.create(|id| Named(id, "a"), t0).unwrap();
+        let b = table.create(|id| Named(id, "b"), t0).unwrap();
+        assert_eq!(
+            table.create(|id| Named(id, "c"), t0),
+            Err(CreateError::Full)
+        );
+        assert_eq!(
+            table.touch(&a, t0 + Duration::from_secs(5)),
+            Some(&Named(a, "a"))
+        );
         let gone = table.expire(t0 + Duration::from_secs(6), Duration::from_secs(3), |_| {
             false
         });
-        assert_eq!(gone, vec!["b"]);
+        assert_eq!(gone, vec![Named(b, "b")]);
         assert_eq!(table.get(&b), None);
         let kept = table.expire(t0 + Duration::from_secs(60), Duration::from_secs(3), |v| {
-            *v == "a"
+            v.1 == "a"
         });
         assert!(kept.is_empty(), "busy sessions are kept");
-        assert_eq!(table.remove(&a), Some("a"));
+        assert_eq!(table.remove(&a), Some(Named(a, "a")));
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_session_is_found_by_its_whole_id_only() {
+        let t0 = Instant::now();
+        let mut table = SessionTable::new(node("n1"), 3, 4);
+        let random = [0x5c; RANDOM_BYTES];
+        let id = SessionId::from_parts(node("n1"), 3, random);
+        assert_eq!(id.random_part(), random);
+        table.insert(Named(id, "mine"), t0).unwrap();
+        let other_node = SessionId::from_parts(node("n2"), 3, random);
+        let other_shard = SessionId::from_parts(node("n1"), 4, random);
+        for other in [other_node, other_shard] {
+            assert_eq!(table.get(&other), None, "{other}");
+            assert_eq!(table.touch(&other, t0), None, "{other}");
+            assert_eq!(table.remove(&other), None, "{other}");
+            assert_eq!(
+                table.insert(Named(other, "theirs"), t0),
+                Err(CreateError::Full),
+                "a different session under the same random part is refused"
+            );
+        }
+        assert_eq!(table.get(&id), Some(&Named(id, "mine")));
+        table.insert(Named(id, "adopted again"), t0).unwrap();
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.remove(&id), Some(Named(id, "adopted again")));
     }
 }
