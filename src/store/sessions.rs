@@ -108,7 +108,7 @@ impl fmt::Debug for NodeId {
 /// hash)." and "The session ID MUST only contain visible ASCII characters (ranging from
 /// 0x21 to 0x7E)." The node and shard it names own the session, so a balancer routes it to
 /// its node and any shard to its shard without a lookup table.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SessionId {
     bytes: [u8; MAX_SESSION_ID_LEN],
     len: u8,
