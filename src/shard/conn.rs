@@ -29,7 +29,7 @@ enum Wake {
 ///
 /// Written by hand rather than as an `async fn`: the task then holds these fields and nothing
 /// else, where an `async fn` kept references to them, its loop's locals and its `poll_fn`
-/// closure beside them (a WebSocket's task future: 528 B before, 376 B now). Fields drop in
+/// closure beside them (a WebSocket's task future: 528 B before, 376 B after). Fields drop in
 /// order: the machine, then the socket, then the guard that frees the connection's slot.
 pub(super) struct Driver<C> {
     machine: C,
