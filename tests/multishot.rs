@@ -41,6 +41,16 @@ where
     handles.join_all().pop().unwrap().unwrap()
 }
 
+/// Held for the whole of each test. Every test's shard is pinned to the same first CPU, so
+/// two at once share it: the one moving 32 MiB would keep the other's shard from running
+/// while its peer writes (a CI run had the stopped connection's peer write 3.7 MB that way).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A listener whose one connection gets `send(stream)` run on it in a thread.
 fn peer(send: impl FnOnce(std::net::TcpStream) + Send + 'static) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -61,6 +71,7 @@ async fn read_to_end(socket: &mut Socket) -> Vec<u8> {
 
 #[test]
 fn every_byte_arrives_once_and_in_order_across_the_provided_buffers() {
+    let _serial = one_at_a_time();
     // 4 MiB in uneven writes: many arrivals span several 4 KiB buffers, some fit in one.
     const TOTAL: usize = 4 << 20;
     let sent = pattern(TOTAL);
@@ -87,6 +98,7 @@ fn every_byte_arrives_once_and_in_order_across_the_provided_buffers() {
 
 #[test]
 fn a_connection_that_stops_reading_makes_its_peer_wait() {
+    let _serial = one_at_a_time();
     // The peer writes without blocking while the shard reads nothing. With the receive
     // stopped at its bound (about 64 KiB held), the socket buffers fill and the peer's
     // writes stop short of everything; a receive that kept taking bytes would let all
@@ -142,6 +154,7 @@ fn a_connection_that_stops_reading_makes_its_peer_wait() {
 
 #[test]
 fn a_stream_that_stops_receiving_hands_over_what_it_took() {
+    let _serial = one_at_a_time();
     // What a connection moving to another shard needs: the bytes the receive took from the
     // socket but nobody read come back from `into_parts`, the rest is still in the socket,
     // and together they are the whole stream.
