@@ -822,6 +822,13 @@ impl HttpSessions {
     /// it, a JSON-RPC error on its stream telling the client to send it again. The request
     /// that asked is then routed again and finds the session here, or learns why not.
     pub fn adopt(&self, id: SessionId, answer: StoreAnswer, env: &Env) {
+        // Two requests of one session (a client's GET and POST after a failover) may both have
+        // missed the table and loaded it: the first answer back adopted it, and the others
+        // find it here instead of replacing it (the replaced one would keep its rings and
+        // streams with nobody to end them).
+        if self.table.borrow().get(&id).is_some() {
+            return;
+        }
         let refusal = match answer {
             Ok(Some(loaded)) => match self.restore(id, loaded, env) {
                 Ok(()) => {

@@ -6,6 +6,7 @@ use crate::proto::jsonrpc;
 use crate::store::redis::{Client, RedisUrl};
 use crate::store::sessions::{NodeId, SessionId};
 use crate::store::shared::SharedStore;
+use crate::transport::streamable::StoreAnswer;
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -182,6 +183,18 @@ impl Node {
         self.client.disconnected();
     }
 
+    /// What the store holds of session `id`, as a shard's load gets it.
+    fn load(&self, redis: &FakeRedis, id: SessionId) -> StoreAnswer {
+        let mut load = Box::pin(self.shard.sessions.load(id));
+        loop {
+            if let Poll::Ready(answer) = load.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+            {
+                return answer;
+            }
+            assert!(redis.serve(&self.client), "the load waits on nothing");
+        }
+    }
+
     /// Routes a request for another node's session the way a shard does: load it from the
     /// store when told to, then route again.
     fn adopting(
@@ -193,14 +206,7 @@ impl Node {
         let Next::Adopt(id) = next else {
             return (next, response);
         };
-        let mut load = Box::pin(self.shard.sessions.load(id));
-        let answer = loop {
-            if let Poll::Ready(answer) = load.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-            {
-                break answer;
-            }
-            assert!(redis.serve(&self.client), "the load waits on nothing");
-        };
+        let answer = self.load(redis, id);
         self.shard.sessions.adopt(id, answer, &self.shard.env());
         let again = route(&self.shard);
         assert!(!matches!(again.0, Next::Adopt(_)), "adopted once");
@@ -351,6 +357,33 @@ fn a_session_the_store_does_not_know_is_404_and_an_unreachable_store_is_503() {
         response.error_message().contains("event store"),
         "{response:?}"
     );
+}
+
+#[test]
+fn a_session_two_requests_loaded_at_once_is_adopted_once() {
+    let redis = FakeRedis::default();
+    let a = Node::new("a", true);
+    let b = Node::new("b", true);
+    let session = a.shard.initialize();
+    a.settle(&redis);
+    a.kill();
+    // After the failover the client's GET and POST reach b together: both miss its table
+    // and both load the session before either answer is back.
+    let id = SessionId::parse(session.as_bytes()).unwrap();
+    let answers = [b.load(&redis, id), b.load(&redis, id)];
+    let mut rings = Vec::new();
+    for answer in answers {
+        b.shard.sessions.adopt(id, answer, &b.shard.env());
+        let gauges = b.shard.sessions.gauges();
+        assert_eq!(gauges.sessions, 1);
+        rings.push(gauges.rings);
+    }
+    assert_eq!(
+        rings[0], rings[1],
+        "the second answer built no second session"
+    );
+    let (_, response) = b.shard.get(&session, None);
+    assert_eq!(response.status, 200, "{response:?}");
 }
 
 #[test]
