@@ -125,7 +125,7 @@ async fn request_loop(
                 // Like a WebSocket, a stream may stay open for hours: it runs as a small task
                 // of its own, and this task's state is freed. If the connection carries more
                 // requests after the stream, a new request loop takes it over as a task of its
-                // own (awaited here, its future would sit in every stream's task).
+                // own (awaiting it here, even boxed, kept 48 B more in every stream's task).
                 serve.put_first(&mut out);
                 let mut driver = Driver::new(stream, inbuf, conn, serve);
                 let stream_task = async move {
