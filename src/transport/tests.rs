@@ -961,6 +961,28 @@ mod websocket {
     }
 
     #[test]
+    fn a_peer_that_does_not_read_our_answering_close_is_dropped_at_the_close_timeout() {
+        let shard = Shard::new();
+        let config = &shard.config;
+        let t0 = Instant::now();
+        let mut ws = open(&shard, WsKind::Echo, t0);
+        let mut input = Vec::new();
+        encode_close(&mut input, CloseCode::NORMAL, "bye", MASK);
+        let closed_at = t0 + Duration::from_secs(1);
+        ws.on_input(&mut input, &shard.env(), closed_at);
+        // Our Close stays queued (the peer reads nothing): no ping, no endless pong deadline,
+        // the close timeout ends it.
+        let due = ws.next_deadline(config);
+        assert_eq!(due, closed_at + config.close_timeout());
+        assert_eq!(
+            ws.on_timer(&shard.env(), due - Duration::from_millis(1)),
+            Flow::Continue
+        );
+        assert_eq!(ws.on_timer(&shard.env(), due), Flow::Drop);
+        assert_eq!(written(&ws), [(OpCode::Close, "1000".into())]);
+    }
+
+    #[test]
     fn an_idle_peer_is_pinged_then_closed_and_then_dropped() {
         let shard = Shard::new();
         let config = &shard.config;

@@ -124,31 +124,25 @@ impl McpLink {
 /// expiry at all).
 const MAX_TOKEN_LIFETIME_SECS: u64 = 365 * 24 * 3600;
 
-/// Where the close handshake stands.
+/// Where the close handshake stands. Once it has begun, the close timeout from
+/// [`WsConnection::since`] bounds it, whatever it waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Closing {
     /// Open.
     No,
-    /// We started an orderly close (shutdown, idle) at this time and wait, bounded, for the peer's Close.
-    Sent(Instant),
-    /// We failed the connection at this time: our Close is queued, nothing more is processed;
-    /// once it is flushed we half-close and discard input until EOF or the close timeout.
-    Failed(Instant),
-    /// Both Close frames were exchanged: flush and drop TCP.
+    /// We started an orderly close (shutdown, idle) and wait, bounded, for the peer's Close.
+    Sent,
+    /// We failed the connection: our Close is queued, nothing more is processed; once it is
+    /// flushed we half-close and discard input until EOF or the close timeout.
+    Failed,
+    /// Both Close frames were exchanged: flush and drop TCP (a peer that does not read our
+    /// Close is not waited for beyond the close timeout either).
     Done,
 }
 
 impl Closing {
     fn is_open(self) -> bool {
         self == Closing::No
-    }
-
-    /// When the close handshake gives up on the peer.
-    fn deadline(self, timeout: std::time::Duration) -> Option<Instant> {
-        match self {
-            Closing::Sent(at) | Closing::Failed(at) => Some(at + timeout),
-            Closing::No | Closing::Done => None,
-        }
     }
 }
 
@@ -158,13 +152,17 @@ pub struct WsConnection {
     mcp: Option<McpLink>,
     decoder: Decoder,
     closing: Closing,
-    last_heard: Instant,
-    ping_sent: Option<Instant>,
+    /// Our Ping is unanswered: the peer has the pong timeout from `since` to be heard.
+    pinged: bool,
+    /// When the wait the connection is in began, one clock stamp for whichever it is: our
+    /// Close (while closing), our Ping (while pinged), else the last read. Only one of them
+    /// ever sets a deadline, so they need not be kept apart.
+    since: Instant,
     message_started: Option<Instant>,
     /// Input not dispatched yet because a bound was reached: the rest of a
     /// text frame's messages (empty if the frame was done) and whatever
     /// frames follow it in the input buffer.
-    held: Option<String>,
+    held: Option<Box<str>>,
     /// Whom the request rate counts this connection's messages for.
     client: Option<RateKey>,
     /// Who the connection acts for, when authorization is on (boxed: a connection without
@@ -207,8 +205,8 @@ impl WsConnection {
                 None => Decoder::new(Role::Server, config.max_message_bytes),
             },
             closing: Closing::No,
-            last_heard: now,
-            ping_sent: None,
+            pinged: false,
+            since: now,
             message_started: None,
             held: None,
             client: peer.map(|ip| RateKey::of(ip, principal.as_ref().map(|p| p.tag.0))),
@@ -243,14 +241,14 @@ impl WsConnection {
             }
         }
         let mut at = 0;
-        while matches!(self.closing, Closing::No | Closing::Sent(_))
+        while matches!(self.closing, Closing::No | Closing::Sent)
             && at < inbuf.len()
             && self.held.is_none()
         {
             if self.peer.queue.is_full() {
                 // Dispatch stops here: what is left waits in the buffer and the socket.
                 env.metrics.limit(Limit::OutboundQueue);
-                self.held = Some(String::new());
+                self.held = Some(Box::default());
                 break;
             }
             let decoded = match self.decoder.decode(&mut inbuf[at..]) {
@@ -331,6 +329,7 @@ impl WsConnection {
                     // §7.1.1: "the server SHOULD close [the TCP connection] first" once both
                     // Close frames were exchanged.
                     self.closing = Closing::Done;
+                    self.since = now;
                 }
             }
         }
@@ -376,14 +375,16 @@ impl WsConnection {
     /// Starts an orderly close from our side: the peer's Close is awaited (bounded).
     fn start_close(&mut self, env: &Env, code: CloseCode, reason: &str, now: Instant) {
         if self.send_close(env, code, reason) {
-            self.closing = Closing::Sent(now);
+            self.closing = Closing::Sent;
+            self.since = now;
         }
     }
 
     /// Fails the connection (RFC 6455 §7.1.7): send our Close, process nothing more.
     fn fail(&mut self, env: &Env, code: CloseCode, reason: &str, now: Instant) {
         if self.send_close(env, code, reason) {
-            self.closing = Closing::Failed(now);
+            self.closing = Closing::Failed;
+            self.since = now;
         }
     }
 
@@ -399,6 +400,24 @@ impl WsConnection {
         env.metrics.close_sent(code.0);
         true
     }
+
+    /// The peer was heard (or need not be): liveness starts over, unless a close handshake
+    /// is what the connection waits for.
+    fn heard(&mut self, now: Instant) {
+        if self.closing.is_open() {
+            self.pinged = false;
+            self.since = now;
+        }
+    }
+
+    /// When an open connection pings (not pinged yet) or gives up on the peer (pinged).
+    fn liveness_deadline(&self, config: &Config) -> Instant {
+        if self.pinged {
+            self.since + config.ws_pong_timeout()
+        } else {
+            self.since + config.ws_ping_interval()
+        }
+    }
 }
 
 impl Connection for WsConnection {
@@ -411,9 +430,9 @@ impl Connection for WsConnection {
     }
 
     fn on_read(&mut self, inbuf: &mut Vec<u8>, now: Instant) {
-        self.last_heard = now;
-        self.ping_sent = None;
-        if matches!(self.closing, Closing::Failed(_)) {
+        // Hearing from the peer restarts liveness, not a close handshake's wait.
+        self.heard(now);
+        if self.closing == Closing::Failed {
             // §7.1.7: "An endpoint MUST NOT continue to attempt to process data (including a
             // responding Close frame) from the remote endpoint after being instructed to _Fail
             // the WebSocket Connection_."
@@ -423,9 +442,9 @@ impl Connection for WsConnection {
 
     fn on_timer(&mut self, env: &Env, now: Instant) -> Flow {
         let config = env.config;
-        if let Some(at) = self.closing.deadline(config.close_timeout()) {
+        if !self.closing.is_open() {
             // The peer did not finish the close handshake in time.
-            return if now >= at {
+            return if now >= self.since + config.close_timeout() {
                 Flow::Drop
             } else {
                 Flow::Continue
@@ -467,19 +486,18 @@ impl Connection for WsConnection {
         if self.held.is_some() {
             // We are the ones not reading (input held at the outbound bound): silence is no
             // sign of a dead peer; the slow-reader timeout deals with one that stopped reading.
-            self.last_heard = now;
-            self.ping_sent = None;
+            self.heard(now);
         }
-        match self.ping_sent {
-            Some(at) if now >= at + config.ws_pong_timeout() => {
-                env.metrics.error(ErrorKind::Timeout);
-                self.start_close(env, CloseCode::GOING_AWAY, "idle", now);
-            }
-            None if now >= self.last_heard + config.ws_ping_interval() => {
-                push_frame(&self.peer.queue, OpCode::Ping, b"ringmcp");
-                self.ping_sent = Some(now);
-            }
-            _ => {}
+        if now < self.liveness_deadline(config) {
+            return Flow::Continue;
+        }
+        if self.pinged {
+            env.metrics.error(ErrorKind::Timeout);
+            self.start_close(env, CloseCode::GOING_AWAY, "idle", now);
+        } else {
+            push_frame(&self.peer.queue, OpCode::Ping, b"ringmcp");
+            self.pinged = true;
+            self.since = now;
         }
         Flow::Continue
     }
@@ -491,13 +509,9 @@ impl Connection for WsConnection {
     }
 
     fn next_deadline(&self, config: &Config) -> Instant {
-        if let Some(at) = self.closing.deadline(config.close_timeout()) {
-            return at;
+        if !self.closing.is_open() {
+            return self.since + config.close_timeout();
         }
-        let liveness = match self.ping_sent {
-            Some(at) => at + config.ws_pong_timeout(),
-            None => self.last_heard + config.ws_ping_interval(),
-        };
         [
             self.authorized.as_ref().and_then(|a| a.expires),
             self.message_started
@@ -509,7 +523,7 @@ impl Connection for WsConnection {
         ]
         .into_iter()
         .flatten()
-        .fold(liveness, Instant::min)
+        .fold(self.liveness_deadline(config), Instant::min)
     }
 
     fn is_holding(&self) -> bool {
@@ -526,8 +540,8 @@ impl Connection for WsConnection {
             Closing::Done => FlushedFlow::Finish(Flow::Drop),
             // RFC 6455 §7.1.1: the server closes the TCP connection first; a half-close lets
             // our Close frame arrive before any reset.
-            Closing::Failed(_) => FlushedFlow::HalfClose,
-            Closing::No | Closing::Sent(_) => FlushedFlow::Continue,
+            Closing::Failed => FlushedFlow::HalfClose,
+            Closing::No | Closing::Sent => FlushedFlow::Continue,
         }
     }
 
@@ -568,7 +582,7 @@ enum Dispatched {
     /// Every message was dispatched.
     All,
     /// The outbound bound stopped it: the rest, to be held.
-    Held(String),
+    Held(Box<str>),
     /// A message was over the client's request rate: it and the rest were not dispatched.
     OverRate(Refusal),
 }
@@ -588,7 +602,7 @@ fn dispatch(
         if peer.queue.is_full() {
             env.metrics.limit(Limit::OutboundQueue);
             let offset = message.as_ptr() as usize - text.as_ptr() as usize;
-            return Dispatched::Held(text[offset..].to_owned());
+            return Dispatched::Held(Box::from(&text[offset..]));
         }
         if let Err(refusal) = admission::admit_request(env, client, now) {
             return Dispatched::OverRate(refusal);

@@ -122,9 +122,11 @@ enum Stale {
 pub struct Decoder {
     /// Assembly buffer: the open data message, then possibly a partial control frame.
     buf: Vec<u8>,
-    max_message: usize,
+    /// The longest message accepted, in bytes (up to 4 GiB, so a frame's length fits a u32:
+    /// every connection holds a decoder, and the narrow fields keep it at 56 bytes).
+    max_message: u32,
     /// Payload bytes still to come in the current frame.
-    remaining: u64,
+    remaining: u32,
     /// Prefix of `buf` known to be valid UTF-8 ending on a character boundary.
     utf8_checked: usize,
     /// Masking key, rotated as payload is consumed so the next byte always uses `mask[0]`.
@@ -141,11 +143,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// A decoder for one connection; messages over `max_message` bytes are refused.
+    /// A decoder for one connection; messages over `max_message` bytes (or 4 GiB) are refused.
     pub fn new(role: Role, max_message: usize) -> Self {
         Decoder {
             buf: Vec::new(),
-            max_message,
+            max_message: u32::try_from(max_message).unwrap_or(u32::MAX),
             remaining: 0,
             utf8_checked: 0,
             mask: [0; 4],
@@ -277,7 +279,7 @@ impl Decoder {
             // 5.4: "Control frames (see Section 5.5) MAY be injected in the middle of a
             // fragmented message." Its bytes go after the open message's, and leave with it.
             self.state = State::Control { kind, len };
-            self.remaining = u64::from(len);
+            self.remaining = u32::from(len);
             return self.control_payload(input, header_len, kind, len);
         }
 
@@ -297,10 +299,13 @@ impl Decoder {
         // limitations regarding the frame size or total message size after reassembly from
         // multiple frames MUST protect themselves against exceeding those limits." Checked on
         // the announced length, before a single payload byte is buffered.
-        let assembled = self.buf.len() as u64;
-        if assembled.saturating_add(header.payload_len) > self.max_message as u64 {
+        let room = u64::from(self.max_message).saturating_sub(self.buf.len() as u64);
+        let Some(payload_len) = u32::try_from(header.payload_len)
+            .ok()
+            .filter(|&len| u64::from(len) <= room)
+        else {
             return Err(self.fail(ProtocolError::MessageTooBig));
-        }
+        };
 
         if self.open.is_none() {
             self.compressed = rsv1;
@@ -335,7 +340,7 @@ impl Decoder {
             fin: header.fin,
             kind,
         };
-        self.remaining = header.payload_len;
+        self.remaining = payload_len;
         self.data_payload(input, header_len, header.fin, kind)
     }
 
@@ -380,7 +385,7 @@ impl Decoder {
         consumed: usize,
     ) -> Result<Decoded<'_>, ProtocolError> {
         self.buf.clear();
-        match deflate::inflate(payload, &mut self.buf, self.max_message) {
+        match deflate::inflate(payload, &mut self.buf, self.max_message as usize) {
             Ok(()) => {}
             // 10.4: a message too big after reassembly is refused; decompression is where
             // this one grows, and it is stopped there.
@@ -456,11 +461,12 @@ impl Decoder {
     /// returns the total bytes of `input` consumed.
     fn take_payload(&mut self, input: &mut [u8], start: usize) -> usize {
         let rest = input.get_mut(start..).unwrap_or_default();
-        let take = usize::try_from(self.remaining).map_or(rest.len(), |r| r.min(rest.len()));
+        let take = rest.len().min(self.remaining as usize);
         let chunk = &mut rest[..take];
         self.unmask(chunk);
         self.buf.extend_from_slice(chunk);
-        self.remaining -= take as u64;
+        // `take` is at most `remaining`, a u32.
+        self.remaining -= take as u32;
         start + take
     }
 
@@ -890,6 +896,15 @@ mod tests {
             Role::Server,
             MAX,
             &header_only,
+            &[err(ProtocolError::MessageTooBig)],
+        );
+        // A limit past 4 GiB is held as 4 GiB: a frame announcing 2^32 bytes is refused on
+        // its header too (its length does not fit the decoder's u32).
+        let four_gib = raw(0x82, 0x80 | 127, &(1u64 << 32).to_be_bytes(), &[]);
+        check(
+            Role::Server,
+            usize::MAX,
+            &four_gib,
             &[err(ProtocolError::MessageTooBig)],
         );
     }
