@@ -1,6 +1,7 @@
 //! Who a request acts for, once its token has been checked.
 
 use super::TokenError;
+use crate::proto::hex;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
@@ -13,19 +14,15 @@ pub struct PrincipalTag(pub [u8; 16]);
 impl PrincipalTag {
     /// The tag as 32 lowercase hex digits (how the shared event store keeps it).
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        let mut text = Vec::with_capacity(32);
+        hex::push_lower(&mut text, &self.0);
+        // Hex digits are ASCII.
+        String::from_utf8(text).unwrap_or_default()
     }
 
     /// A tag from [`PrincipalTag::to_hex`]'s form.
-    pub fn from_hex(hex: &str) -> Option<PrincipalTag> {
-        if hex.len() != 32 || !hex.is_ascii() {
-            return None;
-        }
-        let mut tag = [0u8; 16];
-        for (i, byte) in tag.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(PrincipalTag(tag))
+    pub fn from_hex(text: &str) -> Option<PrincipalTag> {
+        hex::decode_16(text.as_bytes()).map(PrincipalTag)
     }
 }
 

@@ -2,6 +2,7 @@
 //! the `access_token` query parameter a request must not carry, and the `WWW-Authenticate`
 //! challenge a refusal answers with. Codecs only; what a token means is `crate::auth`'s job.
 
+use super::hex;
 use std::fmt;
 
 /// The longest token accepted. Real access tokens are a few hundred bytes to a few KiB (an
@@ -95,7 +96,7 @@ fn percent_decoded_eq(encoded: &[u8], expected: &[u8]) -> bool {
             b'%' => {
                 let Some(value) = encoded
                     .get(at + 1..at + 3)
-                    .and_then(|hex| Some(hex_value(hex[0])? * 16 + hex_value(hex[1])?))
+                    .and_then(|pair| Some(hex::digit(pair[0])? * 16 + hex::digit(pair[1])?))
                 else {
                     return false;
                 };
@@ -113,11 +114,6 @@ fn percent_decoded_eq(encoded: &[u8], expected: &[u8]) -> bool {
         matched += 1;
     }
     matched == expected.len()
-}
-
-/// The value of one hex digit.
-fn hex_value(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 /// The error codes of RFC 6750 §3.1.

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod authority;
 pub mod base64;
 pub(crate) mod date;
+pub(crate) mod hex;
 pub mod http1;
 pub mod jsonrpc;
 pub mod origin;

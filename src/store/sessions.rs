@@ -1,5 +1,6 @@
 //! Node and session ids, and the per-shard session table (capped, idle sessions expire).
 
+use crate::proto::hex;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -125,18 +126,14 @@ impl SessionId {
     }
 
     fn from_parts(node: NodeId, shard: usize, random: [u8; RANDOM_BYTES]) -> SessionId {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = Vec::with_capacity(MAX_SESSION_ID_LEN);
         text.extend_from_slice(node.as_str().as_bytes());
         text.push(b'.');
         let shard = shard % MAX_SHARDS;
         for digit in (0..SHARD_DIGITS).rev() {
-            text.push(HEX[(shard >> (4 * digit)) & 0xf]);
+            text.push(hex::DIGITS[(shard >> (4 * digit)) & 0xf]);
         }
-        for byte in random {
-            text.push(HEX[usize::from(byte >> 4)]);
-            text.push(HEX[usize::from(byte & 0xf)]);
-        }
+        hex::push_lower(&mut text, &random);
         let mut bytes = [0u8; MAX_SESSION_ID_LEN];
         bytes[..text.len()].copy_from_slice(&text);
         SessionId {
@@ -187,14 +184,9 @@ impl SessionId {
 
     /// The 128 random bits: what the session table keys the session by.
     fn random_part(&self) -> [u8; RANDOM_BYTES] {
-        let hex = &self.bytes[usize::from(self.len) - 2 * RANDOM_BYTES..usize::from(self.len)];
-        // `parse` and `from_parts` admit lowercase hex digits only here.
-        let nibble = |c: u8| if c >= b'a' { c - b'a' + 10 } else { c - b'0' };
-        let mut random = [0u8; RANDOM_BYTES];
-        for (byte, pair) in random.iter_mut().zip(hex.chunks_exact(2)) {
-            *byte = nibble(pair[0]) << 4 | nibble(pair[1]);
-        }
-        random
+        let digits = &self.bytes[usize::from(self.len) - 2 * RANDOM_BYTES..usize::from(self.len)];
+        // `parse` and `from_parts` admit only hex digits here, so this never falls back.
+        hex::decode_16(digits).unwrap_or_default()
     }
 
     /// The id as it goes on the wire.
