@@ -1,7 +1,7 @@
 //! Node and session ids, and the per-shard session table (capped, idle sessions expire).
 
 use crate::proto::hex;
-use std::collections::HashMap;
+use std::collections::{hash_map, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -263,9 +263,11 @@ impl<T: Keyed> SessionTable<T> {
         loop {
             let id = SessionId::generate(self.node, self.shard).ok_or(CreateError::NoRandomness)?;
             let key = id.random_part();
-            if let std::collections::hash_map::Entry::Vacant(slot) = self.sessions.entry(key) {
+            if let hash_map::Entry::Vacant(slot) = self.sessions.entry(key) {
+                let value = make(id);
+                debug_assert!(value.session_id() == &id, "`make` keeps the id it is given");
                 slot.insert(Entry {
-                    value: make(id),
+                    value,
                     last_active: now,
                 });
                 return Ok(id);
@@ -277,24 +279,24 @@ impl<T: Keyed> SessionTable<T> {
     /// id. A different session under the same random part (only a broken random source
     /// makes one) is kept, and this one refused as if the shard were full.
     pub fn insert(&mut self, value: T, now: Instant) -> Result<(), CreateError> {
+        let full = self.sessions.len() >= self.cap;
         let key = value.session_id().random_part();
-        let replaces = match self.sessions.get(&key) {
-            Some(held) if held.value.session_id() != value.session_id() => {
-                return Err(CreateError::Full);
-            }
-            Some(_) => true,
-            None => false,
+        let entry = Entry {
+            value,
+            last_active: now,
         };
-        if self.sessions.len() >= self.cap && !replaces {
-            return Err(CreateError::Full);
+        match self.sessions.entry(key) {
+            hash_map::Entry::Occupied(mut held)
+                if held.get().value.session_id() == entry.value.session_id() =>
+            {
+                held.insert(entry);
+            }
+            hash_map::Entry::Occupied(_) => return Err(CreateError::Full),
+            hash_map::Entry::Vacant(_) if full => return Err(CreateError::Full),
+            hash_map::Entry::Vacant(slot) => {
+                slot.insert(entry);
+            }
         }
-        self.sessions.insert(
-            key,
-            Entry {
-                value,
-                last_active: now,
-            },
-        );
         Ok(())
     }
 
@@ -318,8 +320,12 @@ impl<T: Keyed> SessionTable<T> {
 
     /// Ends a session.
     pub fn remove(&mut self, id: &SessionId) -> Option<T> {
-        self.get(id)?;
-        self.sessions.remove(&id.random_part()).map(|e| e.value)
+        match self.sessions.entry(id.random_part()) {
+            hash_map::Entry::Occupied(held) if held.get().value.session_id() == id => {
+                Some(held.remove().value)
+            }
+            _ => None,
+        }
     }
 
     /// Removes and returns sessions idle for longer than `idle` for which `busy` is false.
@@ -349,11 +355,6 @@ impl<T: Keyed> SessionTable<T> {
     /// True when no session is live.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
-    }
-
-    /// Every live session.
-    pub fn values(&self) -> impl Iterator<Item = &T> {
-        self.sessions.values().map(|e| &e.value)
     }
 }
 
