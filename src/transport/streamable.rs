@@ -654,6 +654,11 @@ impl HttpSession {
         if let Some(shared) = &self.shared {
             shared.forget(&self.id, self.streams.borrow().numbers());
         }
+        self.free_streams();
+    }
+
+    /// Ends every attached response and frees the rings.
+    fn free_streams(&self) {
         let mut store = self.store.borrow_mut();
         for state in self.streams.borrow_mut().take_all() {
             if let Some(sink) = state.sink {
@@ -887,10 +892,18 @@ impl HttpSessions {
                 }
             }
         }
-        self.table
+        if self
+            .table
             .borrow_mut()
             .insert(Rc::clone(&session), Instant::now())
-            .map_err(|_| NotAdopted::Full)?;
+            .is_err()
+        {
+            // Nothing of it stays on this shard; its record stays in the store, for another
+            // try here or on another node.
+            env.dispatcher.end_session(&session.mcp);
+            session.free_streams();
+            return Err(NotAdopted::Full);
+        }
         // Spec (2025-11-25, Streamable HTTP): "The server SHOULD NOT close the SSE stream
         // before sending the JSON-RPC response for the received JSON-RPC request": the
         // response these requests get is the error saying their handler is gone.

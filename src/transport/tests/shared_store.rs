@@ -148,9 +148,14 @@ struct Node {
 impl Node {
     /// Node `name`, its store connection up or not.
     fn new(name: &str, up: bool) -> Node {
+        Node::with(name, up, Config::default())
+    }
+
+    /// Node `name` with `config`.
+    fn with(name: &str, up: bool, config: Config) -> Node {
         let config = Config {
             node_id: Some(NodeId::parse(name).unwrap()),
-            ..Config::default()
+            ..config
         };
         let url: RedisUrl = "redis://127.0.0.1:6379".parse().unwrap();
         let client = Client::new(&url, 1 << 20);
@@ -384,6 +389,33 @@ fn a_session_two_requests_loaded_at_once_is_adopted_once() {
     );
     let (_, response) = b.shard.get(&session, None);
     assert_eq!(response.status, 200, "{response:?}");
+}
+
+#[test]
+fn a_session_a_full_shard_cannot_adopt_leaves_nothing_behind_there() {
+    let redis = FakeRedis::default();
+    let a = Node::new("a", true);
+    let full = Config {
+        max_sessions_per_shard: 1,
+        ..Config::default()
+    };
+    let b = Node::with("b", true, full);
+    let session = a.shard.initialize();
+    a.settle(&redis);
+    // A call whose stream the store keeps: adopting the session makes a ring for it.
+    let _call = a.shard.call_wait(&session, 7);
+    a.settle(&redis);
+    a.kill();
+    b.shard.initialize();
+    let before = b.shard.sessions.gauges();
+    let (_, response) = b.adopting(&redis, |shard| shard.get(&session, None));
+    // 503 (the shard holds its maximum), and the rings the adoption made are freed again.
+    assert_eq!(response.status, 503, "{response:?}");
+    let after = b.shard.sessions.gauges();
+    assert_eq!(
+        (after.sessions, after.rings),
+        (before.sessions, before.rings)
+    );
 }
 
 #[test]
