@@ -28,8 +28,8 @@
 #               answered, no request hangs, only n2's sessions move, each to one node, and
 #               the second HAProxy sends each of them to that node too
 #   redis       the tests that need a real redis-server: the Redis client's
-#               (cargo test --release --workspace --lib shard::redis -- --ignored) and two
-#               nodes sharing an event store (cargo test --release --workspace --test cluster
+#               (cargo test --profile ci --workspace --lib shard::redis -- --ignored) and two
+#               nodes sharing an event store (cargo test --profile ci --workspace --test cluster
 #               -- --ignored); --workspace, as test.sh builds, so nothing is compiled again
 # Everything it started is stopped on exit. Logs and results: .cache/cluster/<run>/ (the five
 # newest runs are kept).
@@ -290,8 +290,8 @@ if wanted chaos; then run_check chaos check_chaos; fi
 check_redis() {
     local path
     path="$(dirname "$REDIS_SERVER"):$PATH"
-    PATH=$path cargo test --release --workspace --lib shard::redis -- --ignored \
-        && PATH=$path cargo test --release --workspace --test cluster -- --ignored
+    PATH=$path cargo test --profile ci --workspace --lib shard::redis -- --ignored \
+        && PATH=$path cargo test --profile ci --workspace --test cluster -- --ignored
 }
 if wanted redis; then run_check redis check_redis; fi
 

@@ -1,7 +1,7 @@
 //! Two nodes sharing a real Redis event store (`--event-store`): a stream outlives the node
 //! that served it, and announcements cross nodes. They need `redis-server` on PATH, so they
 //! are ignored by a plain `cargo test`; the cluster stage (`scripts/cluster.sh`) runs them
-//! with `cargo test --release --test cluster -- --ignored`.
+//! with `cargo test --profile ci --test cluster -- --ignored`.
 
 mod common;
 #[path = "common/redis_server.rs"]
