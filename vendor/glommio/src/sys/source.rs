@@ -185,7 +185,10 @@ pub(crate) struct InnerSource {
 
     pub(crate) source_type: SourceType,
 
-    pub(crate) io_requirements: IoRequirements,
+    // ringmcp patch: whether latency matters, the one question anything asks of a source's
+    // I/O requirements (a blocking call's); the whole 24-byte `IoRequirements` made every
+    // source a 224-byte allocation, this one fits the padding after `raw`.
+    pub(crate) latency_sensitive: bool,
 
     pub(crate) enqueued: Option<EnqueuedSource>,
 
@@ -225,7 +228,7 @@ impl fmt::Debug for InnerSource {
             .field("raw", &self.raw)
             .field("wakers", &self.wakers)
             .field("source_type", &self.source_type)
-            .field("io_requirements", &self.io_requirements)
+            .field("latency_sensitive", &self.latency_sensitive)
             .finish()
     }
 }
@@ -249,7 +252,7 @@ impl Source {
                 raw,
                 wakers: Wakers::new(),
                 source_type,
-                io_requirements: ioreq,
+                latency_sensitive: matches!(ioreq.latency_req, crate::Latency::Matters(_)),
                 enqueued: None,
                 extras: stats_collection.map(|stats| {
                     Box::new(SourceExtras {
