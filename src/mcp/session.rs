@@ -4,7 +4,7 @@ use crate::auth::Principal;
 use crate::mcp::client::Pending;
 use crate::mcp::peer::Peer;
 use crate::mcp::stateless::RequestMeta;
-use crate::mcp::version;
+use crate::mcp::version::{self, Revision};
 use crate::proto::jsonrpc::Id;
 use crate::wake::WakeSlot;
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ pub enum LogLevel {
 /// or one `Mcp-Session-Id` on Streamable HTTP).
 #[derive(Default)]
 pub struct SessionState {
-    protocol_version: Option<&'static str>,
+    protocol_version: Option<Revision>,
     initialized_notification: bool,
     /// Kept as JSON text: a parsed object costs a map node (~700 bytes) per session.
     client_info: Option<Box<RawValue>>,
@@ -102,7 +102,7 @@ impl SessionState {
     /// it runs.
     pub(crate) fn stateless(meta: RequestMeta) -> SessionRef {
         Rc::new(RefCell::new(SessionState {
-            protocol_version: Some(version::STATELESS),
+            protocol_version: Revision::of(version::STATELESS),
             client_info: meta.client_info,
             client_capabilities: Some(meta.client_capabilities),
             log_level: meta.log_level,
@@ -113,12 +113,12 @@ impl SessionState {
 
     /// Whether this is one 2026-07-28 request's context rather than a session.
     pub(crate) fn is_stateless(&self) -> bool {
-        self.protocol_version == Some(version::STATELESS)
+        self.protocol_version() == Some(version::STATELESS)
     }
 
     /// The negotiated version; `Some` once `initialize` has been answered.
     pub fn protocol_version(&self) -> Option<&'static str> {
-        self.protocol_version
+        self.protocol_version.map(Revision::as_str)
     }
 
     /// Whether the client has sent `notifications/initialized`.
@@ -179,7 +179,7 @@ impl SessionState {
     /// The session as the shared event store keeps it (JSON), once `initialize` is answered.
     pub fn record(&self) -> Option<Vec<u8>> {
         let record = Record {
-            version: self.protocol_version?,
+            version: self.protocol_version()?,
             initialized: self.initialized_notification,
             client_info: self.client_info.as_deref(),
             client_capabilities: self.client_capabilities.as_deref(),
@@ -199,9 +199,11 @@ impl SessionState {
     /// build wrote or names a version it does not speak.
     pub(crate) fn from_record(record: &[u8]) -> Option<(SessionState, Vec<String>)> {
         let record: Record<'_> = serde_json::from_slice(record).ok()?;
-        let version = *version::SUPPORTED.iter().find(|v| **v == record.version)?;
+        if !version::is_session_era(record.version) {
+            return None;
+        }
         let state = SessionState {
-            protocol_version: Some(version),
+            protocol_version: Revision::of(record.version),
             initialized_notification: record.initialized,
             client_info: record.client_info.map(RawValue::to_owned),
             client_capabilities: record.client_capabilities.map(RawValue::to_owned),
@@ -223,7 +225,8 @@ impl SessionState {
         client_capabilities: Option<Box<RawValue>>,
     ) {
         self.revision += 1;
-        self.protocol_version = Some(version);
+        self.protocol_version = Revision::of(version);
+        debug_assert!(self.protocol_version.is_some(), "{version} is negotiated");
         self.client_info = client_info;
         self.client_capabilities = client_capabilities;
     }
@@ -380,6 +383,15 @@ impl RequestSignal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every MCP session holds one (docs/benchmarks.md, "Smaller I/O sources"): grow this
+    /// bound only with a measurement.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn session_state_stays_small() {
+        let size = std::mem::size_of::<SessionState>();
+        assert!(size <= 88, "SessionState is {size} B");
+    }
 
     struct Nowhere;
 

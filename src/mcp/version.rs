@@ -23,6 +23,24 @@ pub const ALL: [&str; 5] = [
     SUPPORTED[3],
 ];
 
+/// One of [`ALL`], by its place there: how a session keeps its version (one byte where a
+/// `&'static str` takes sixteen, in every session's state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revision(u8);
+
+impl Revision {
+    /// The revision `version` names, if this server speaks it.
+    pub fn of(version: &str) -> Option<Revision> {
+        let at = ALL.iter().position(|v| *v == version)?;
+        u8::try_from(at).ok().map(Revision)
+    }
+
+    /// Its name, as the protocol writes it.
+    pub fn as_str(self) -> &'static str {
+        ALL[usize::from(self.0)]
+    }
+}
+
 /// Whether `version` is one of the revisions served through `initialize` and sessions.
 pub fn is_session_era(version: &str) -> bool {
     SUPPORTED.contains(&version)
@@ -63,6 +81,14 @@ pub fn reports_invalid_arguments_in_result(version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revision_names_what_it_was_made_from() {
+        for v in ALL {
+            assert_eq!(Revision::of(v).map(Revision::as_str), Some(v));
+        }
+        assert_eq!(Revision::of("2024-10-07"), None);
+    }
 
     #[test]
     fn each_supported_version_is_echoed() {
