@@ -46,7 +46,7 @@ pub struct Config {
     pub node_id: Option<NodeId>,
 
     /// Receive with a readiness poll and a `recv` call per arrival (the path for kernels before
-    /// 6.12) instead of a multishot receive into each shard's ring of provided buffers. The
+    /// 6.17) instead of a multishot receive into each shard's ring of provided buffers. The
     /// multishot path is used when the kernel has it; this forces the other one (tests run both).
     #[cfg_attr(feature = "cli", arg(long))]
     pub readiness_recv: bool,

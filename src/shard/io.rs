@@ -1,9 +1,9 @@
 //! Socket reads and writes for connection tasks.
 //!
 //! Reads take one of two paths, chosen per shard at its start ([`choose_receive`]):
-//! - **multishot** (Linux 6.12+, the default): one multishot `recv` per socket, armed once,
-//!   into the shard's ring of provided buffers, consumed incrementally (the vendored
-//!   glommio's patch 8). The reactor
+//! - **multishot** (Linux 6.17+, the default): one multishot `recv` per socket, armed again
+//!   after each 64 KiB, into the shard's ring of provided buffers, consumed incrementally (the
+//!   vendored glommio's patch 8). The reactor
 //!   copies each arrival out of the shared buffer as it takes the completion, so there is no
 //!   readiness poll to re-arm and no `recv` call per message.
 //! - **readiness** (older kernels, or `--readiness-recv`): glommio's non-buffered stream

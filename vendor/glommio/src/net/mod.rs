@@ -28,7 +28,8 @@ fn yolo_accept(fd: RawFd) -> Option<io::Result<RawFd>> {
 }
 
 /// ringmcp patch: whether this executor's sockets can use
-/// [`TcpStream::poll_recv_multishot`]: Linux 6.12 or newer (incremental provided buffers), and the reactor's provided-buffer
+/// [`TcpStream::poll_recv_multishot`]: Linux 6.17 or newer (incremental provided buffers, 6.12,
+/// and a cap on what one multishot receive takes, 6.17), and the reactor's provided-buffer
 /// ring registered. Must be called from within an executor.
 pub fn recv_multishot_available() -> bool {
     crate::executor().reactor().can_recv_multishot()

@@ -407,9 +407,9 @@ impl TcpStream {
     /// ringmcp patch: polls a receive, appending what arrived to `buf`; `Ok(0)` is the end of
     /// the stream. It is a multishot `recv` into the reactor's provided buffers (see
     /// [`crate::net::recv_multishot_available`]), armed on first use: no readiness poll and
-    /// no `recv` call per arrival. At most about 64 KiB wait unread in user memory before the
-    /// receive is stopped until they are taken. A stream read this way must not also be read
-    /// with [`AsyncRead`](futures_lite::AsyncRead).
+    /// no `recv` call per arrival. Each arming takes at most 64 KiB and the next poll arms it
+    /// again, so that is the most that waits unread in user memory. A stream read this way
+    /// must not also be read with [`AsyncRead`](futures_lite::AsyncRead).
     pub fn poll_recv_multishot(
         &mut self,
         cx: &mut Context<'_>,

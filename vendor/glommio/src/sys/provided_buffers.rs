@@ -12,7 +12,8 @@
 //! Without incremental consumption every small message would take a whole buffer: at 15,000
 //! connections and 50,000 messages/s a ring of 256 buffers ran dry in a third of the arrivals
 //! (`ENOBUFS`, each a re-arm and a turn of delay, p99 up to 2 s). Kernels before 6.12 refuse
-//! the flag, and the sockets keep the readiness path.
+//! the flag; kernels before 6.17 cannot cap what one multishot receive takes
+//! (`MULTISHOT_LIMIT_BYTES`). On either the sockets keep the readiness path.
 //!
 //! Layout (include/uapi/linux/io_uring.h): the ring is an array of `struct io_uring_buf
 //! { __u64 addr; __u32 len; __u16 bid; __u16 resv; }`, and the tail the application advances
@@ -88,8 +89,15 @@ impl ProvidedBuffers {
     }
 
     /// Registers a ring with the io_uring `ring_fd`, full of buffers; `None` when the kernel
-    /// cannot consume it incrementally (before Linux 6.12; multishot receives need 6.0).
+    /// cannot consume it incrementally (before Linux 6.12; multishot receives need 6.0) or
+    /// cannot cap what one multishot receive takes (before 6.17).
     pub(crate) fn register(ring_fd: RawFd) -> Option<ProvidedBuffers> {
+        // The cap (`MULTISHOT_LIMIT_BYTES`) has no probe: a kernel without it fails the
+        // receive itself with EINVAL (it took `optlen` for a file index), so ask the release.
+        if !kernel_release_at_least(6, 17) {
+            log::warn!("no multishot receives before Linux 6.17; sockets use readiness polls");
+            return None;
+        }
         // SAFETY: both layouts have a non-zero size.
         let (ring, buffers) = unsafe {
             (
@@ -191,6 +199,26 @@ impl ProvidedBuffers {
             (*tail).store(self.tail, Ordering::Release);
         }
     }
+}
+
+/// Whether the running kernel's release (`uname -r`, "6.18.44-...") is at least
+/// `major.minor`.
+fn kernel_release_at_least(major: u32, minor: u32) -> bool {
+    // SAFETY: `uname` fills the zeroed struct, whose `release` it ends with a NUL.
+    let release = unsafe {
+        let mut name: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut name) != 0 {
+            return false;
+        }
+        std::ffi::CStr::from_ptr(name.release.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let found = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    found >= (major, minor)
 }
 
 impl Drop for ProvidedBuffers {

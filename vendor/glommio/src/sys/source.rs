@@ -77,10 +77,12 @@ pub(crate) enum SourceType {
     Noop,
 }
 
-/// Bytes a paused multishot receive may hold before it is stopped (the kernel may deliver a
-/// few more completions before the stop takes effect): the bound on what a connection that
-/// is not reading keeps in user memory.
-pub(crate) const MULTISHOT_PAUSE_BYTES: usize = 64 * 1024;
+/// Bytes one arming of a multishot receive takes before the kernel ends it (`sqe->optlen`,
+/// Linux 6.17): the most a connection that is not reading keeps in user memory, since only
+/// the reader's next read arms it again. Stopping the receive from here once this much waited
+/// was not a bound: the kernel fills every free provided buffer (up to two rings' worth, 4
+/// MiB) before a cancellation reaches it when the shard's thread is kept from running.
+pub(crate) const MULTISHOT_LIMIT_BYTES: u32 = 64 * 1024;
 
 /// ringmcp patch: a multishot `recv` on a socket. The reactor appends what each completion
 /// carries to `pending`; the stream's reader takes it from there.
@@ -97,36 +99,29 @@ pub(crate) enum MultishotState {
     Stopped,
     /// In the kernel, posting a completion per arrival.
     Armed,
-    /// In the kernel with a cancellation on its way (the reader stopped taking bytes, or
-    /// the stream hands its socket on).
+    /// In the kernel with a cancellation on its way (the stream hands its socket on).
     Stopping,
     /// The peer closed (`None`) or the socket failed (the errno).
     Ended(Option<i32>),
 }
 
 impl MultishotRecv {
-    /// Takes a completion's result (its bytes are already in `pending`) and whether the
-    /// request stays armed. Returns true when the receive should be stopped for now because
-    /// the reader has not taken what it holds.
-    pub(crate) fn complete(&mut self, res: i32, more: bool) -> bool {
+    /// Takes a completion's result (its bytes are already in `pending`); `more` says the
+    /// request stays armed.
+    pub(crate) fn complete(&mut self, res: i32, more: bool) {
         if more {
-            let pause = self.state == MultishotState::Armed
-                && self.pending.len() >= MULTISHOT_PAUSE_BYTES;
-            if pause {
-                self.state = MultishotState::Stopping;
-            }
-            return pause;
+            return;
         }
         self.state = match res {
             0 => MultishotState::Ended(None),
             // Out of buffers (ENOBUFS), stopped by us (ECANCELED), or a last completion
-            // that carried data: arm again when the reader asks.
+            // that carried data (its arming took `MULTISHOT_LIMIT_BYTES`): arm again when the
+            // reader asks.
             r if r > 0 || r == -libc::ENOBUFS || r == -libc::ECANCELED => {
                 MultishotState::Stopped
             }
             r => MultishotState::Ended(Some(-r)),
         };
-        false
     }
 }
 

@@ -40,7 +40,7 @@ use crate::{
         membarrier,
         provided_buffers::{self, ProvidedBuffers},
         DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer, MultishotState,
-        PollableStatus, Source, SourceType, Statx, TimeSpec64,
+        PollableStatus, Source, SourceType, Statx, TimeSpec64, MULTISHOT_LIMIT_BYTES,
     },
     uring_sys::{self, IoRingOp},
     GlommioError, IoRequirements, IoStats, ReactorErrorKind, RingIoStats, TaskQueueHandle,
@@ -445,6 +445,13 @@ fn fill_sqe<F>(
                 raw.ioprio |= IORING_RECV_MULTISHOT;
                 raw.flags |= uring_sys::IOSQE_BUFFER_SELECT;
                 raw.buf_index.buf_index.index_or_group = provided_buffers::BUFFER_GROUP;
+                // Linux 6.17, "io_uring/net: Support multishot receive len cap": a multishot
+                // recv "capped by a len, which means the kernel will only rearm until X amount
+                // of data is received. When the limit is reached the completion will signal to
+                // the user that a re-arm needs to happen manually by not setting the
+                // IORING_CQE_F_MORE flag." The cap is `sqe->optlen`, which shares its place
+                // with `splice_fd_in`.
+                raw.buf_index.buf_index.splice_fd_in = MULTISHOT_LIMIT_BYTES as i32;
             }
             UringOpDescriptor::Nop => sqe.prep_nop(),
         }
@@ -630,10 +637,8 @@ fn take_multishot(
         recv.pending.extend_from_slice(bytes)
     });
     let was_stopping = recv.state == MultishotState::Stopping;
-    let pause = recv.complete(res, more);
-    if pause {
-        queue.borrow_mut().cancel_request(id, false);
-    } else if !more && was_stopping {
+    recv.complete(res, more);
+    if !more && was_stopping {
         // The request ended before its cancellation went out: drop that cancellation, or
         // it would hit whichever request takes this source id next.
         queue.borrow_mut().forget_cancellation(id);
@@ -1622,7 +1627,8 @@ impl Reactor {
     }
 
     /// ringmcp patch: whether sockets can receive with multishot receives into provided
-    /// buffers (Linux 6.12: the ring registered for incremental consumption).
+    /// buffers (Linux 6.17: the ring registered for incremental consumption, and receives
+    /// capped).
     pub(crate) fn can_recv_multishot(&self) -> bool {
         self.main_ring.borrow().provided_buffers.is_some()
     }
