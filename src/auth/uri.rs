@@ -3,6 +3,7 @@
 //! audience with the configured one.
 
 use crate::proto::authority::{Authority, Host};
+use crate::proto::hex;
 
 /// An absolute URI with an authority, taken apart (RFC 3986 §3:
 /// `scheme ":" "//" authority path-abempty [ "?" query ] [ "#" fragment ]`).
@@ -144,10 +145,7 @@ fn push_percent_normal(out: &mut String, text: &str) {
     while let Some(at) = rest.find('%') {
         out.push_str(&rest[..at]);
         let escape = &rest[at..];
-        let decoded = escape
-            .get(1..3)
-            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        let decoded = escape.as_bytes().get(1..3).and_then(hex::pair);
         match decoded {
             Some(byte) if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) => {
                 out.push(char::from(byte));

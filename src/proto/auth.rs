@@ -94,10 +94,7 @@ fn percent_decoded_eq(encoded: &[u8], expected: &[u8]) -> bool {
     while at < encoded.len() {
         let byte = match encoded[at] {
             b'%' => {
-                let Some(value) = encoded
-                    .get(at + 1..at + 3)
-                    .and_then(|pair| Some(hex::digit(pair[0])? * 16 + hex::digit(pair[1])?))
-                else {
+                let Some(value) = encoded.get(at + 1..at + 3).and_then(hex::pair) else {
                     return false;
                 };
                 at += 3;

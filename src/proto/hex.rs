@@ -22,14 +22,22 @@ pub(crate) fn digit(b: u8) -> Option<u8> {
     }
 }
 
+/// The byte that exactly two hex digits write (a `%XX` escape's), or None.
+pub(crate) fn pair(digits: &[u8]) -> Option<u8> {
+    match digits {
+        &[high, low] => Some(digit(high)? << 4 | digit(low)?),
+        _ => None,
+    }
+}
+
 /// The 16 bytes that exactly 32 hex digits write, or None.
 pub(crate) fn decode_16(hex: &[u8]) -> Option<[u8; 16]> {
     if hex.len() != 32 {
         return None;
     }
     let mut bytes = [0u8; 16];
-    for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
-        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    for (byte, digits) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = pair(digits)?;
     }
     Some(bytes)
 }
@@ -51,5 +59,14 @@ mod tests {
         assert_eq!(decode_16(&hex), None);
         // Signs and spaces, which `u8::from_str_radix` would take in a pair, are not digits.
         assert_eq!(decode_16(b"+1 1223344556677889900aabbccddee"), None);
+    }
+
+    #[test]
+    fn a_pair_is_two_digits_of_either_case() {
+        assert_eq!(pair(b"2f"), Some(0x2f));
+        assert_eq!(pair(b"2F"), Some(0x2f));
+        assert_eq!(pair(b"+f"), None);
+        assert_eq!(pair(b"2"), None);
+        assert_eq!(pair(b"2f0"), None);
     }
 }

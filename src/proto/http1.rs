@@ -3,7 +3,7 @@
 //! response body framing for the client. Sans-IO: bytes in, decisions out.
 
 use super::authority::{Authority, AuthorityError, Host};
-use super::{date, push_decimal, Status};
+use super::{date, hex, push_decimal, Status};
 use std::fmt;
 use std::ops::Range;
 
@@ -743,12 +743,12 @@ fn take_line(input: &[u8]) -> Result<Option<&[u8]>, HttpError> {
     }
 }
 
-fn parse_chunk_size(hex: &[u8]) -> Result<u64, HttpError> {
-    if hex.is_empty() || hex.len() > 15 {
+fn parse_chunk_size(digits: &[u8]) -> Result<u64, HttpError> {
+    if digits.is_empty() || digits.len() > 15 {
         return Err(HttpError::BadChunk);
     }
-    hex.iter().try_fold(0u64, |n, &c| {
-        let digit = (c as char).to_digit(16).ok_or(HttpError::BadChunk)?;
+    digits.iter().try_fold(0u64, |n, &c| {
+        let digit = hex::digit(c).ok_or(HttpError::BadChunk)?;
         Ok(n * 16 + u64::from(digit))
     })
 }

@@ -14,7 +14,7 @@
 //! down), and one reply may be at most [`MAX_REPLY_BYTES`] (more is a [`ProtocolError`] and the
 //! connection is dropped), decided from the reply's headers where they tell.
 
-use crate::proto::Status;
+use crate::proto::{hex, Status};
 use crate::wake::WakeSlot;
 use redis_protocol::resp2::decode::decode_range;
 use redis_protocol::resp2::types::RangeFrame;
@@ -166,7 +166,6 @@ fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
 
 /// `%XX` escapes decoded (RFC 3986, section 2.1); the result must be UTF-8.
 fn percent_decode(text: &str) -> Result<String, String> {
-    let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -176,11 +175,10 @@ fn percent_decode(text: &str) -> Result<String, String> {
             i += 1;
             continue;
         }
-        let (Some(high), Some(low)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
+        let Some(byte) = bytes.get(i + 1..i + 3).and_then(hex::pair) else {
             return Err("a '%' not followed by two hex digits".into());
         };
-        // Two hex digits make at most 0xff.
-        out.push((high * 16 + low) as u8);
+        out.push(byte);
         i += 3;
     }
     String::from_utf8(out).map_err(|_| "not UTF-8 once percent-decoded".into())
