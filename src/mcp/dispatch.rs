@@ -202,10 +202,10 @@ async fn guarded<T>(
 struct InitializeParams<'a> {
     #[serde(borrow)]
     protocol_version: Cow<'a, str>,
-    #[serde(default)]
-    capabilities: Option<Box<RawValue>>,
-    #[serde(default)]
-    client_info: Option<Box<RawValue>>,
+    #[serde(default, borrow)]
+    capabilities: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    client_info: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]

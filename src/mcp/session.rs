@@ -46,9 +46,7 @@ pub enum LogLevel {
 pub struct SessionState {
     protocol_version: Option<Revision>,
     initialized_notification: bool,
-    /// Kept as JSON text: a parsed object costs a map node (~700 bytes) per session.
-    client_info: Option<Box<RawValue>>,
-    client_capabilities: Option<Box<RawValue>>,
+    client: ClientSelf,
     log_level: Option<LogLevel>,
     /// `None` while the session has no request in flight either way and no subscription.
     traffic: Option<Box<Traffic>>,
@@ -74,6 +72,49 @@ struct Traffic {
 impl Traffic {
     fn is_empty(&self) -> bool {
         self.in_flight.is_empty() && self.pending.is_empty() && self.subscriptions.is_empty()
+    }
+}
+
+/// What the client said of itself in `initialize` (`clientInfo`, `capabilities`), kept for
+/// the session's life as JSON text (a parsed object costs a map node, ~700 bytes), both in
+/// one allocation: two boxes cost a session two heap chunks and 16 more bytes inline.
+#[derive(Default)]
+struct ClientSelf {
+    /// `clientInfo`'s text, then `capabilities`'s; an absent one is empty (no JSON value is).
+    text: Option<Box<str>>,
+    /// Where `capabilities` starts.
+    split: usize,
+}
+
+impl ClientSelf {
+    fn new(info: Option<&RawValue>, capabilities: Option<&RawValue>) -> ClientSelf {
+        let (info, capabilities) = (
+            info.map_or("", RawValue::get),
+            capabilities.map_or("", RawValue::get),
+        );
+        if info.is_empty() && capabilities.is_empty() {
+            return ClientSelf::default();
+        }
+        ClientSelf {
+            text: Some([info, capabilities].concat().into_boxed_str()),
+            split: info.len(),
+        }
+    }
+
+    fn info(&self) -> Option<&RawValue> {
+        Self::value(self.text.as_deref()?.get(..self.split)?)
+    }
+
+    fn capabilities(&self) -> Option<&RawValue> {
+        Self::value(self.text.as_deref()?.get(self.split..)?)
+    }
+
+    /// The value `text` holds (one `RawValue` wrote it), or `None` for an absent one.
+    fn value(text: &str) -> Option<&RawValue> {
+        match text {
+            "" => None,
+            text => serde_json::from_str(text).ok(),
+        }
     }
 }
 
@@ -103,8 +144,7 @@ impl SessionState {
     pub(crate) fn stateless(meta: RequestMeta) -> SessionRef {
         Rc::new(RefCell::new(SessionState {
             protocol_version: Revision::of(version::STATELESS),
-            client_info: meta.client_info,
-            client_capabilities: Some(meta.client_capabilities),
+            client: ClientSelf::new(meta.client_info.as_deref(), Some(&meta.client_capabilities)),
             log_level: meta.log_level,
             principal: meta.principal,
             ..SessionState::default()
@@ -129,13 +169,13 @@ impl SessionState {
     /// The `clientInfo` the client sent in `initialize`, if any, as its JSON
     /// text (`serde_json::from_str(info.get())` parses it).
     pub fn client_info(&self) -> Option<&RawValue> {
-        self.client_info.as_deref()
+        self.client.info()
     }
 
     /// The `capabilities` the client sent in `initialize`, if any, as its
     /// JSON text.
     pub fn client_capabilities(&self) -> Option<&RawValue> {
-        self.client_capabilities.as_deref()
+        self.client.capabilities()
     }
 
     /// Who the session's requests act for (with authorization on).
@@ -181,8 +221,8 @@ impl SessionState {
         let record = Record {
             version: self.protocol_version()?,
             initialized: self.initialized_notification,
-            client_info: self.client_info.as_deref(),
-            client_capabilities: self.client_capabilities.as_deref(),
+            client_info: self.client.info(),
+            client_capabilities: self.client.capabilities(),
             log_level: self.log_level,
             subscriptions: self
                 .traffic
@@ -205,8 +245,7 @@ impl SessionState {
         let state = SessionState {
             protocol_version: Revision::of(record.version),
             initialized_notification: record.initialized,
-            client_info: record.client_info.map(RawValue::to_owned),
-            client_capabilities: record.client_capabilities.map(RawValue::to_owned),
+            client: ClientSelf::new(record.client_info, record.client_capabilities),
             log_level: record.log_level,
             ..SessionState::default()
         };
@@ -221,14 +260,13 @@ impl SessionState {
     pub(crate) fn set_initialized(
         &mut self,
         version: &'static str,
-        client_info: Option<Box<RawValue>>,
-        client_capabilities: Option<Box<RawValue>>,
+        client_info: Option<&RawValue>,
+        client_capabilities: Option<&RawValue>,
     ) {
         self.revision += 1;
         self.protocol_version = Revision::of(version);
         debug_assert!(self.protocol_version.is_some(), "{version} is negotiated");
-        self.client_info = client_info;
-        self.client_capabilities = client_capabilities;
+        self.client = ClientSelf::new(client_info, client_capabilities);
     }
 
     pub(crate) fn mark_initialized_notification(&mut self) {
@@ -390,7 +428,31 @@ mod tests {
     #[test]
     fn session_state_stays_small() {
         let size = std::mem::size_of::<SessionState>();
-        assert!(size <= 88, "SessionState is {size} B");
+        assert!(size <= 80, "SessionState is {size} B");
+    }
+
+    #[test]
+    fn what_the_client_said_of_itself_comes_back_whole_and_survives_a_record() {
+        let raw = |text: &str| RawValue::from_string(text.to_string()).unwrap();
+        let (info, caps) = (
+            raw(r#"{"name":"c","version":"1"}"#),
+            raw(r#"{"sampling":{}}"#),
+        );
+        let text = |value: Option<&RawValue>| value.map(|v| v.get().to_string());
+        for (given_info, given_caps) in [
+            (Some(&*info), Some(&*caps)),
+            (None, Some(&*caps)),
+            (Some(&*info), None),
+            (None, None),
+        ] {
+            let mut state = SessionState::default();
+            state.set_initialized(version::LATEST, given_info, given_caps);
+            assert_eq!(text(state.client_info()), text(given_info));
+            assert_eq!(text(state.client_capabilities()), text(given_caps));
+            let (restored, _) = SessionState::from_record(&state.record().unwrap()).unwrap();
+            assert_eq!(text(restored.client_info()), text(given_info));
+            assert_eq!(text(restored.client_capabilities()), text(given_caps));
+        }
     }
 
     struct Nowhere;
