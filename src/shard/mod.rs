@@ -703,8 +703,9 @@ pub(crate) struct ConnGuard {
     shard: Rc<Shard>,
     key: usize,
     /// Bytes of a partly received message or body this connection counts against the shard's
-    /// inbound budget.
-    inbound: Cell<usize>,
+    /// inbound budget. A `u32`, as the WebSocket decoder's limit is: every connection holds
+    /// one, and 4 more bytes would take a WebSocket's task into the next allocator chunk.
+    inbound: Cell<u32>,
     /// The client's address, once admitted (and counted) under it.
     peer: Option<IpAddr>,
 }
@@ -754,16 +755,16 @@ impl ConnGuard {
 
     /// Records that the connection now holds `bytes` of partly received input; false (and
     /// nothing recorded) when that would take the shard past `--max-inbound-bytes-per-shard`,
-    /// and the caller refuses the input.
+    /// or the connection past 4 GiB, and the caller refuses the input.
     pub fn hold_inbound(&self, bytes: usize) -> bool {
-        let others = self.shard.inbound_held.get() - self.inbound.get();
-        let total = others.saturating_add(bytes);
-        if bytes > self.inbound.get() && total > self.shard.config.max_inbound_bytes_per_shard {
+        let budget = self.shard.config.max_inbound_bytes_per_shard;
+        let held = (self.inbound.get(), self.shard.inbound_held.get());
+        let Some((own, total)) = inbound_after(held, bytes, budget) else {
             self.shard.metrics.limit(Limit::InboundBudget);
             return false;
-        }
+        };
         self.shard.inbound_held.set(total);
-        self.inbound.set(bytes);
+        self.inbound.set(own);
         true
     }
 
@@ -774,6 +775,17 @@ impl ConnGuard {
             self.shard.metrics.opened(transport);
             slot.transport = transport;
         }
+    }
+}
+
+/// A connection's own count and its shard's total of partly received input once the
+/// connection, which held `(own, total)`, holds `bytes`; `None` when that is refused: growing
+/// past the shard's `budget`, or past the 4 GiB a connection's count holds.
+fn inbound_after((own, total): (u32, usize), bytes: usize, budget: usize) -> Option<(u32, usize)> {
+    let total = (total - own as usize).saturating_add(bytes);
+    match u32::try_from(bytes) {
+        Ok(bytes) if bytes <= own || total <= budget => Some((bytes, total)),
+        _ => None,
     }
 }
 
@@ -1020,6 +1032,25 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn input_is_refused_past_the_budget_or_past_4_gib_and_always_let_shrink() {
+        const BUDGET: usize = 1000;
+        // Another connection holds 600: this one may grow to 400, not 401.
+        assert_eq!(inbound_after((100, 700), 400, BUDGET), Some((400, 1000)));
+        assert_eq!(inbound_after((100, 700), 401, BUDGET), None);
+        // Already past the budget (it shrank below), giving back is always taken.
+        assert_eq!(inbound_after((500, 1500), 300, BUDGET), Some((300, 1300)));
+        assert_eq!(inbound_after((500, 1500), 0, BUDGET), Some((0, 1000)));
+        // A connection's count stops at 4 GiB, whatever the budget.
+        let past = u32::MAX as usize + 1;
+        assert_eq!(inbound_after((0, 0), past, usize::MAX), None);
+        assert_eq!(
+            inbound_after((0, 0), past - 1, usize::MAX),
+            Some((u32::MAX, past - 1))
+        );
+    }
 
     #[test]
     fn this_process_may_run_somewhere() {
