@@ -29,7 +29,7 @@ use serde_json::value::RawValue;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -250,9 +250,30 @@ impl StreamMap {
         self.0.push((number, state));
     }
 
+    /// Removes stream `number`, keeping the others' order (finished streams stand in the
+    /// order they finished).
     fn remove(&mut self, number: u32) -> Option<StreamState> {
         let at = self.0.iter().position(|(n, _)| *n == number)?;
-        Some(self.0.swap_remove(at).1)
+        Some(self.0.remove(at).1)
+    }
+
+    /// Marks stream `number` finished and moves it last, after those that finished before.
+    fn finish(&mut self, number: u32) -> Option<&mut StreamState> {
+        let at = self.0.iter().position(|(n, _)| *n == number)?;
+        let mut entry = self.0.remove(at);
+        entry.1.finished = true;
+        self.0.push(entry);
+        self.0.last_mut().map(|(_, s)| s)
+    }
+
+    /// Removes the stream that finished first, when more than `kept` have finished.
+    fn remove_oldest_finished_past(&mut self, kept: usize) -> Option<(u32, StreamState)> {
+        let finished = || self.0.iter().enumerate().filter(|(_, (_, s))| s.finished);
+        if finished().count() <= kept {
+            return None;
+        }
+        let (at, _) = finished().next()?;
+        Some(self.0.remove(at))
     }
 
     fn numbers(&self) -> impl Iterator<Item = u32> + '_ {
@@ -272,7 +293,6 @@ impl StreamMap {
 /// One Streamable HTTP or legacy session on its owning shard.
 pub struct HttpSession {
     id: SessionId,
-    me: Weak<HttpSession>,
     mcp: SessionRef,
     legacy: bool,
     store: Rc<RefCell<EventStore>>,
@@ -286,7 +306,6 @@ pub struct HttpSession {
     /// When the session's expiry in the shared store was last renewed.
     kept_at: Cell<Instant>,
     streams: RefCell<StreamMap>,
-    finished_order: RefCell<Vec<u32>>,
     next_stream: Cell<u32>,
 }
 
@@ -333,9 +352,8 @@ impl HttpSession {
         sessions: &HttpSessions,
     ) -> Rc<HttpSession> {
         let stored_revision = mcp.borrow().revision();
-        Rc::new_cyclic(|me| HttpSession {
+        Rc::new(HttpSession {
             id,
-            me: me.clone(),
             mcp,
             legacy,
             store: Rc::clone(&sessions.store),
@@ -344,7 +362,6 @@ impl HttpSession {
             stored_revision: Cell::new(stored_revision),
             kept_at: Cell::new(Instant::now()),
             streams: RefCell::default(),
-            finished_order: RefCell::new(Vec::new()),
             next_stream: Cell::new(STANDALONE + 1),
         })
     }
@@ -390,7 +407,12 @@ impl HttpSession {
     /// sent while the attached response already queues the session's bound:
     /// the handler is told, the event ids stay gapless, and memory stays
     /// bounded. A `Reply` always goes out.
-    fn deliver(&self, stream: u32, payload: &[u8], kind: Delivery) -> Result<(), Undelivered> {
+    fn deliver(
+        self: &Rc<Self>,
+        stream: u32,
+        payload: &[u8],
+        kind: Delivery,
+    ) -> Result<(), Undelivered> {
         let mut streams = self.streams.borrow_mut();
         let Some(state) = streams.get_mut(stream) else {
             log::debug!(
@@ -423,7 +445,7 @@ impl HttpSession {
         // absence) comes later, or at once when it is unreachable, so no borrow is held.
         state.unconfirmed.push(seq, payload);
         drop(streams);
-        let me = self.me.clone();
+        let me = Rc::downgrade(self);
         shared.append(&self.id, stream, seq, payload, move |stored| {
             if let Some(session) = me.upgrade() {
                 session.stored(stream, seq, stored);
@@ -454,7 +476,7 @@ impl HttpSession {
     /// handlers die with this one) before its priming event, and anything after, goes out.
     /// Without the store the priming event goes out at once, ahead of what is queued.
     fn open_post_stream_response(
-        &self,
+        self: &Rc<Self>,
         stream: u32,
         request_ids: &[u8],
         sink: &Sink,
@@ -464,7 +486,7 @@ impl HttpSession {
             sink.push_front_raw(&primer);
             return;
         };
-        let me = self.me.clone();
+        let me = Rc::downgrade(self);
         shared.open_stream(&self.id, stream, request_ids, move |stored| {
             if let Some(session) = me.upgrade() {
                 session.stream_recorded(stream, &primer, stored);
@@ -523,10 +545,9 @@ impl HttpSession {
     /// The POST's response went out on `stream`: end its HTTP response.
     fn finish(&self, stream: u32) {
         let mut streams = self.streams.borrow_mut();
-        let Some(state) = streams.get_mut(stream) else {
+        let Some(state) = streams.finish(stream) else {
             return;
         };
-        state.finished = true;
         // The response ends once everything before it is acknowledged and written.
         state.pump(stream, self.event_name());
         // Kept only for replay from here on.
@@ -534,15 +555,10 @@ impl HttpSession {
         if let Some(shared) = &self.shared {
             shared.finish_stream(&self.id, stream);
         }
-        let mut order = self.finished_order.borrow_mut();
-        order.push(stream);
-        if order.len() > FINISHED_STREAMS_KEPT {
-            let oldest = order.remove(0);
-            if let Some(old) = streams.remove(oldest) {
-                self.store.borrow_mut().remove_ring(old.ring);
-                if let Some(shared) = &self.shared {
-                    shared.drop_stream(&self.id, oldest);
-                }
+        if let Some((oldest, old)) = streams.remove_oldest_finished_past(FINISHED_STREAMS_KEPT) {
+            self.store.borrow_mut().remove_ring(old.ring);
+            if let Some(shared) = &self.shared {
+                shared.drop_stream(&self.id, oldest);
             }
         }
     }
@@ -883,8 +899,8 @@ impl HttpSessions {
                 state.sent_upto = store.last_seq(ring).unwrap_or(0);
                 state.finished = kept.number != STANDALONE && kept.unanswered.is_none();
                 if state.finished {
+                    // Added in the order they finished, as `StreamMap::finish` keeps them.
                     store.seal(ring);
-                    session.finished_order.borrow_mut().push(kept.number);
                 }
                 streams.insert(kept.number, state);
                 if let Some(ids) = kept.unanswered {
@@ -1586,7 +1602,7 @@ pub fn legacy_message(
 /// carry the refusal, so its POST gets the 429 with `Retry-After`.
 fn refuse_on_stream(
     env: &Env,
-    session: &HttpSession,
+    session: &Rc<HttpSession>,
     body: &[u8],
     refusal: TransportError,
     keep_alive: bool,
@@ -1655,7 +1671,7 @@ impl Peer for NoPeer {
 
 #[cfg(test)]
 mod tests {
-    use super::{StreamMap, StreamState, Unconfirmed};
+    use super::{HttpSession, StreamMap, StreamState, Unconfirmed};
     use crate::store::ring::{EventStore, RingLimits};
     use std::time::{Duration, Instant};
 
@@ -1683,7 +1699,7 @@ mod tests {
             map.insert(number, stream(&mut store, u64::from(number)));
         }
         assert_eq!(map.numbers().count(), 20);
-        // A removal moves the last entry into the hole; lookups still go by number.
+        // A removal keeps the others in their order; lookups go by number.
         assert_eq!(map.remove(3).map(|s| s.sent_upto), Some(3));
         assert!(map.get(3).is_none() && map.remove(3).is_none());
         assert_eq!(map.get(19).map(|s| s.sent_upto), Some(19));
@@ -1692,6 +1708,35 @@ mod tests {
         assert_eq!(map.get_mut(19).map(|s| s.sent_upto), Some(100));
         assert_eq!(map.take_all().count(), 19);
         assert!(map.states().next().is_none());
+    }
+
+    /// Every Streamable HTTP session holds one (docs/benchmarks.md, "Smaller I/O sources"):
+    /// grow this bound only with a measurement.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn an_http_session_stays_small() {
+        let size = size_of::<HttpSession>();
+        assert!(size <= 168, "HttpSession is {size} B");
+    }
+
+    #[test]
+    fn the_stream_that_finished_first_is_the_one_let_go() {
+        let mut store = store();
+        let mut map = StreamMap::default();
+        for number in 1..=4 {
+            map.insert(number, stream(&mut store, u64::from(number)));
+        }
+        // 3 finishes, then 1, then 4; 2 is still running.
+        for number in [3, 1, 4] {
+            assert!(map.finish(number).is_some());
+        }
+        assert!(map.finish(9).is_none());
+        assert!(map.remove_oldest_finished_past(3).is_none());
+        assert_eq!(map.remove_oldest_finished_past(2).map(|(n, _)| n), Some(3));
+        assert_eq!(map.remove_oldest_finished_past(1).map(|(n, _)| n), Some(1));
+        assert!(map.remove_oldest_finished_past(1).is_none());
+        assert!(map.get(2).is_some_and(|s| !s.finished));
+        assert!(map.get(4).is_some_and(|s| s.finished));
     }
 
     #[test]
