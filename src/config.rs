@@ -147,7 +147,7 @@ pub struct Config {
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.close_timeout_ms))]
     pub close_timeout_ms: u64,
 
-    /// Bytes a connection may have queued for a client that is not reading; past it the server stops reading from that client.
+    /// Bytes a connection may have queued for a client that is not reading; past it the server stops reading from that client (at most 4 GiB).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.max_outbound_bytes))]
     pub max_outbound_bytes: usize,
 

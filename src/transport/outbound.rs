@@ -17,7 +17,10 @@ use std::time::Instant;
 pub struct Outbound {
     bytes: RefCell<Vec<u8>>,
     writer: WakeSlot,
-    bound: usize,
+    /// A `u32` (a bound past 4 GiB is held as 4 GiB, as the WebSocket decoder's limit is):
+    /// every connection holds a queue, and 8 B fewer take an SSE response's into the next
+    /// smaller allocator chunk.
+    bound: u32,
     ended: Cell<bool>,
     stalled_since: Cell<Option<Instant>>,
 }
@@ -39,7 +42,7 @@ impl Outbound {
         Outbound {
             bytes: RefCell::new(Vec::new()),
             writer: WakeSlot::default(),
-            bound,
+            bound: u32::try_from(bound).unwrap_or(u32::MAX),
             ended: Cell::new(false),
             stalled_since: Cell::new(None),
         }
@@ -94,13 +97,13 @@ impl Outbound {
     /// Whether the queue holds its bound: the client is not reading what it
     /// asked for, so nothing that may wait (dispatch, notifications) adds to it.
     pub fn is_full(&self) -> bool {
-        self.len() >= self.bound
+        self.len() >= self.bound as usize
     }
 
     /// Whether what was held back at the bound may go on: the queue drained
     /// below half of it (the same hysteresis as [`Outbound::watch_stall`]).
     pub fn has_room_again(&self) -> bool {
-        self.len() < self.bound / 2
+        self.len() < self.bound as usize / 2
     }
 
     /// Follows whether the reader stalls: from the moment the queue reaches
@@ -147,6 +150,15 @@ impl Outbound {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Every connection holds one (an SSE response's in its `Sink`, a WebSocket's in its
+    /// peer): grow this bound only with a measurement.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn an_outbound_queue_stays_small() {
+        let size = size_of::<Outbound>();
+        assert!(size <= 72, "Outbound is {size} B");
+    }
 
     #[test]
     fn nothing_is_queued_after_the_end() {
