@@ -155,6 +155,49 @@ fn a_connection_that_stops_reading_makes_its_peer_wait() {
 }
 
 #[test]
+fn the_cap_on_one_arming_does_not_cut_what_is_already_in_the_socket() {
+    let _serial = one_at_a_time();
+    // Each arming takes at most 64 KiB (`MULTISHOT_LIMIT_BYTES`). When it ends there with
+    // more bytes in the socket, the reader gets them together with the rest: a small message
+    // cut at the cap would be partial input, which the server refuses while its inbound
+    // budget is spent (scripts/faults.py's good echo client was, once every ~64 KiB).
+    const CAP: usize = 64 * 1024;
+    const TOTAL: usize = 3 * CAP + 100;
+    let sent = pattern(TOTAL);
+    let expected = sent.clone();
+    let (written_tx, written_rx) = std::sync::mpsc::channel::<()>();
+    let written_rx = std::sync::Arc::new(std::sync::Mutex::new(written_rx));
+    let addr = peer(move |mut conn| {
+        conn.write_all(&sent).unwrap();
+        written_tx.send(()).unwrap();
+    });
+    let got = on_a_multishot_shard(move || {
+        let written_rx = std::sync::Arc::clone(&written_rx);
+        async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            // Everything is in the socket before the first read arms the receive.
+            written_rx.lock().unwrap().recv().unwrap();
+            let mut socket = Socket::new(tcp, None);
+            let mut got = Vec::new();
+            let mut ends = Vec::new();
+            while let Ok(1..) = std::future::poll_fn(|cx| socket.poll_read_into(cx, &mut got)).await
+            {
+                ends.push(got.len());
+            }
+            Some((got, ends))
+        }
+    });
+    let Some((got, ends)) = got else { return };
+    assert!(got == expected, "the bytes differ from what was sent");
+    for cut in [CAP, 2 * CAP, 3 * CAP] {
+        assert!(
+            !ends.contains(&cut),
+            "a read ended at the cap, {cut}: {ends:?}"
+        );
+    }
+}
+
+#[test]
 fn a_stream_that_stops_receiving_hands_over_what_it_took() {
     let _serial = one_at_a_time();
     // What a connection moving to another shard needs: the bytes the receive took from the

@@ -358,6 +358,14 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             unreachable!();
         };
         let state = recv.state;
+        if state == MultishotState::Capped {
+            // The rest of what the peer sent is in the socket: one more arrival, then all of
+            // it goes to the reader at once.
+            drop(inner);
+            reactor.arm_recv_multishot(source);
+            source.add_waiter_single(cx.waker());
+            return Poll::Pending;
+        }
         let got = recv.pending.len();
         if got > 0 {
             if buf.is_empty() {
@@ -379,7 +387,10 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             MultishotState::Ended(Some(errno)) => {
                 Poll::Ready(Err(io::Error::from_raw_os_error(errno)))
             }
-            MultishotState::Stopped | MultishotState::Armed | MultishotState::Stopping => {
+            MultishotState::Stopped
+            | MultishotState::Armed
+            | MultishotState::Stopping
+            | MultishotState::Capped => {
                 source.add_waiter_single(cx.waker());
                 Poll::Pending
             }

@@ -408,8 +408,9 @@ impl TcpStream {
     /// the stream. It is a multishot `recv` into the reactor's provided buffers (see
     /// [`crate::net::recv_multishot_available`]), armed on first use: no readiness poll and
     /// no `recv` call per arrival. Each arming takes at most 64 KiB and the next poll arms it
-    /// again, so that is the most that waits unread in user memory. A stream read this way
-    /// must not also be read with [`AsyncRead`](futures_lite::AsyncRead).
+    /// again, so at most twice that waits unread in user memory (an arming the cap ended with
+    /// bytes still in the socket hands them over with the next one's, not cut at the cap). A
+    /// stream read this way must not also be read with [`AsyncRead`](futures_lite::AsyncRead).
     pub fn poll_recv_multishot(
         &mut self,
         cx: &mut Context<'_>,

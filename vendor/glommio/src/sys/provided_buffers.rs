@@ -38,6 +38,8 @@ pub(crate) const BUFFER_GROUP: u16 = 0;
 pub(crate) const CQE_F_BUFFER: u32 = 1 << 0;
 /// `IORING_CQE_F_MORE`: the request stays armed and will post more completions.
 pub(crate) const CQE_F_MORE: u32 = 1 << 1;
+/// `IORING_CQE_F_SOCK_NONEMPTY`: the socket still held bytes after this receive.
+pub(crate) const CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
 /// `IORING_CQE_BUFFER_SHIFT`.
 const CQE_BUFFER_SHIFT: u32 = 16;
 

@@ -78,8 +78,10 @@ pub(crate) enum SourceType {
 }
 
 /// Bytes one arming of a multishot receive takes before the kernel ends it (`sqe->optlen`,
-/// Linux 6.17): the most a connection that is not reading keeps in user memory, since only
-/// the reader's next read arms it again. Stopping the receive from here once this much waited
+/// Linux 6.17). Only the reader's next poll arms it again, so a connection that is not reading
+/// keeps at most this in user memory, or twice this when the cap ended an arming with bytes
+/// still in the socket and the poll that armed it again took none (`MultishotState::Capped`).
+/// Stopping the receive from here once this much waited
 /// was not a bound: the kernel fills every free provided buffer (up to two rings' worth, 4
 /// MiB) before a cancellation reaches it when the shard's thread is kept from running.
 pub(crate) const MULTISHOT_LIMIT_BYTES: u32 = 64 * 1024;
@@ -101,19 +103,25 @@ pub(crate) enum MultishotState {
     Armed,
     /// In the kernel with a cancellation on its way (the stream hands its socket on).
     Stopping,
+    /// Ended by its cap while the socket still held bytes (`IORING_CQE_F_SOCK_NONEMPTY`):
+    /// the next poll arms it again and keeps what waits until the next arrival, so the cap
+    /// does not cut a message the peer sent whole (a cut message is partial input, which the
+    /// server refuses while its inbound budget is spent).
+    Capped,
     /// The peer closed (`None`) or the socket failed (the errno).
     Ended(Option<i32>),
 }
 
 impl MultishotRecv {
     /// Takes a completion's result (its bytes are already in `pending`); `more` says the
-    /// request stays armed.
-    pub(crate) fn complete(&mut self, res: i32, more: bool) {
+    /// request stays armed, `socket_nonempty` that bytes are still waiting in the socket.
+    pub(crate) fn complete(&mut self, res: i32, more: bool, socket_nonempty: bool) {
         if more {
             return;
         }
         self.state = match res {
             0 => MultishotState::Ended(None),
+            r if r > 0 && socket_nonempty => MultishotState::Capped,
             // Out of buffers (ENOBUFS), stopped by us (ECANCELED), or a last completion
             // that carried data (its arming took `MULTISHOT_LIMIT_BYTES`): arm again when the
             // reader asks.

@@ -637,7 +637,8 @@ fn take_multishot(
         recv.pending.extend_from_slice(bytes)
     });
     let was_stopping = recv.state == MultishotState::Stopping;
-    recv.complete(res, more);
+    let socket_nonempty = cqe.raw_flags() & provided_buffers::CQE_F_SOCK_NONEMPTY != 0;
+    recv.complete(res, more, socket_nonempty);
     if !more && was_stopping {
         // The request ended before its cancellation went out: drop that cancellation, or
         // it would hit whichever request takes this source id next.
