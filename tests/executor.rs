@@ -234,3 +234,43 @@ fn a_blocking_call_polled_again_and_again_keeps_one_waker() {
         assert_eq!(result.unwrap(), POLLS);
     }
 }
+
+#[test]
+fn a_stream_is_small_and_its_timeouts_made_on_first_use_still_fire() {
+    // Every connection holds a stream. Its read and write timeouts share one box, made when
+    // either is first set, and its end-of-stream flag sits beside the descriptor (patch 13).
+    let size = std::mem::size_of::<TcpStream>();
+    assert!(size <= 40, "a TcpStream is {size} B");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The peer says nothing until the test is over: only the timeout can end the read.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (_conn, _) = listener.accept().unwrap();
+        let _ = done_rx.recv();
+    });
+    let handles = ringmcp::shard::pool("executor-test", 1)
+        .unwrap()
+        .on_all_shards(move || async move {
+            use futures_lite::AsyncReadExt;
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            assert_eq!(
+                (stream.read_timeout(), stream.write_timeout()),
+                (None, None)
+            );
+            stream
+                .set_write_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            assert_eq!(stream.read_timeout(), Some(Duration::from_millis(50)));
+            assert_eq!(stream.write_timeout(), Some(Duration::from_secs(5)));
+            stream.read(&mut [0u8; 8]).await.map_err(|e| e.kind())
+        })
+        .unwrap();
+    let read = handles.join_all().pop().unwrap().unwrap();
+    done_tx.send(()).unwrap();
+    peer.join().unwrap();
+    assert_eq!(read, Err(std::io::ErrorKind::TimedOut));
+}
