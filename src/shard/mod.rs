@@ -704,7 +704,8 @@ pub(crate) struct ConnGuard {
     key: usize,
     /// Bytes of a partly received message or body this connection counts against the shard's
     /// inbound budget. A `u32`, as the WebSocket decoder's limit is: every connection holds
-    /// one, and 4 more bytes would take a WebSocket's task into the next allocator chunk.
+    /// one, and as a `usize` the guard is 48 B, not 40, and a WebSocket's task a 352 B
+    /// allocator chunk, not 336.
     inbound: Cell<u32>,
     /// The client's address, once admitted (and counted) under it.
     peer: Option<IpAddr>,
