@@ -69,13 +69,14 @@ impl<C: Connection> Driver<C> {
     /// deadline it now wants.
     fn settle(&mut self, now: Instant) {
         let shard = &self.conn.shard;
-        self.machine.on_input(&mut self.inbuf, &shard.env(), now);
+        self.machine
+            .on_input(&mut self.inbuf, &self.conn.env(), now);
         if !self
             .conn
             .hold_inbound(self.machine.inbound_held(&self.inbuf))
         {
             self.machine
-                .over_inbound_budget(&mut self.inbuf, &shard.env());
+                .over_inbound_budget(&mut self.inbuf, &self.conn.env());
         }
         // Idle connections keep no read buffer (see io.rs).
         io::release_if_empty(&mut self.inbuf);
@@ -166,11 +167,11 @@ impl<C: Connection + Unpin> Future for Driver<C> {
                 Wake::End(flow) => flow,
                 Wake::Stopping => {
                     this.stop_seen = true;
-                    this.machine.on_stop(&shard.env(), at);
+                    this.machine.on_stop(&this.conn.env(), at);
                     continue;
                 }
                 Wake::Timer => {
-                    if this.machine.on_timer(&shard.env(), at) == Flow::Drop {
+                    if this.machine.on_timer(&this.conn.env(), at) == Flow::Drop {
                         Flow::Drop
                     } else {
                         this.timer.reset(this.machine.next_deadline(&shard.config));
@@ -178,7 +179,7 @@ impl<C: Connection + Unpin> Future for Driver<C> {
                     }
                 }
             };
-            this.machine.on_end(&shard.env());
+            this.machine.on_end(&this.conn.env());
             return Poll::Ready(flow);
         }
     }
@@ -196,6 +197,7 @@ impl Shard {
             admission: &self.admission,
             auth: self.auth.as_ref(),
             principal: None,
+            peer: None,
             spawn: |task| {
                 glommio::spawn_local(task).detach();
             },
@@ -217,7 +219,7 @@ mod tests {
     #[test]
     fn drivers_stay_small() {
         let websocket = size_of::<Driver<WsConnection>>();
-        assert!(websocket <= 280, "a WebSocket's driver is {websocket} B");
+        assert!(websocket <= 264, "a WebSocket's driver is {websocket} B");
         let stream = size_of::<Driver<SseStream>>();
         assert!(stream <= 176, "an SSE stream's driver is {stream} B");
     }

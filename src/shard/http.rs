@@ -103,7 +103,7 @@ async fn request_loop(
         };
         let keep_alive = head.keep_alive() && !shard.stopping();
         let response_start = out.len();
-        let next = route::route(&shard.env(), conn.peer, &head, &body, keep_alive, &mut out);
+        let next = route::route(&conn.env(), &head, &body, keep_alive, &mut out);
         match next {
             Next::KeepGoing => {
                 http1::omit_content_for_head(head.method(), &mut out, response_start);

@@ -25,7 +25,7 @@ use crate::transport::admission::Admission;
 use crate::transport::auth::Authorizer;
 use crate::transport::streamable::HttpSessions;
 use crate::transport::tls::{self, TlsSession};
-use crate::transport::TransportError;
+use crate::transport::{Env, TransportError};
 use auth::AuthPlan;
 use futures_lite::future::BoxedLocal;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
@@ -767,6 +767,14 @@ impl ConnGuard {
         self.shard.inbound_held.set(total);
         self.inbound.set(own);
         true
+    }
+
+    /// What the transport rules use of the shard, answering this connection's client.
+    pub fn env(&self) -> Env<'_> {
+        Env {
+            peer: self.peer,
+            ..self.shard.env()
+        }
     }
 
     /// Records that the connection switched transport (after an upgrade).

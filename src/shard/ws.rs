@@ -32,7 +32,6 @@ pub(super) fn serve(
         &shard.config,
         &shard.metrics,
         Instant::now(),
-        conn.peer,
         principal,
     );
     Driver::new(stream, inbuf, conn, machine)

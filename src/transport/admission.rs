@@ -341,16 +341,13 @@ impl Admission {
     }
 }
 
-/// The request-rate check of one JSON-RPC message from `client` (no key: not limited); a
-/// refusal is counted.
-pub(crate) fn admit_request(
-    env: &Env,
-    client: Option<RateKey>,
-    now: Instant,
-) -> Result<(), Refusal> {
-    let Some(key) = client else {
+/// The request-rate check of one JSON-RPC message from the client `env` answers, counted for
+/// its principal, else its address (neither known: not limited); a refusal is counted.
+pub(crate) fn admit_request(env: &Env, now: Instant) -> Result<(), Refusal> {
+    let Some(peer) = env.peer else {
         return Ok(());
     };
+    let key = RateKey::of(peer, env.principal.map(|p| p.tag.0));
     env.admission
         .borrow_mut()
         .request(key, now)

@@ -1,7 +1,6 @@
 //! What an HTTP request gets: the endpoint by path, the WebSocket upgrade,
 //! and the plain answers (health, metrics).
 
-use super::admission::RateKey;
 use super::auth::{unix_now, Credential};
 use super::streamable::{self, Outcome, SseStream};
 use super::ws::WsKind;
@@ -11,7 +10,6 @@ use crate::metrics::{self, Snapshot};
 use crate::proto::http1::{self, Method, RequestHead};
 use crate::proto::ws::{deflate, handshake, PerMessageDeflate};
 use crate::store::sessions::SessionId;
-use std::net::IpAddr;
 use std::rc::Rc;
 
 /// Subprotocols offered on /mcp, in order of preference.
@@ -64,14 +62,13 @@ pub enum Next {
 /// Decides the response for one request from `peer` and queues it in `out`.
 pub fn route(
     env: &Env,
-    peer: Option<IpAddr>,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> Next {
     let start = out.len();
-    let next = match route_or_refuse(env, peer, head, body, keep_alive, out) {
+    let next = match route_or_refuse(env, head, body, keep_alive, out) {
         Ok(next) => next,
         Err(refusal) => {
             refusal.respond(out, keep_alive, env.metrics);
@@ -135,7 +132,6 @@ fn is_mcp_endpoint(path: &str) -> bool {
 
 fn route_or_refuse(
     env: &Env,
-    peer: Option<IpAddr>,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
@@ -182,8 +178,6 @@ fn route_or_refuse(
         ..*env
     };
     let config = env.config;
-    // Whom the request rate counts this request for: its principal, else its address.
-    let client = peer.map(|ip| RateKey::of(ip, principal.as_ref().map(|p| p.tag.0)));
     Ok(match head.path() {
         "/healthz" if reads => {
             let text = [("content-type", "text/plain; charset=utf-8")];
@@ -199,13 +193,11 @@ fn route_or_refuse(
         "/mcp" if handshake::is_upgrade_request(head) => {
             upgrade(env, head, WsKind::Mcp, out, principal.clone())?
         }
-        "/mcp" => mcp(streamable::mcp_endpoint(
-            env, client, head, body, keep_alive, out,
-        )),
+        "/mcp" => mcp(streamable::mcp_endpoint(env, head, body, keep_alive, out)),
         "/sse" if !config.no_legacy_sse => mcp(streamable::legacy_sse(env, head, keep_alive, out)),
-        "/messages" if !config.no_legacy_sse => mcp(streamable::legacy_message(
-            env, client, head, body, keep_alive, out,
-        )),
+        "/messages" if !config.no_legacy_sse => {
+            mcp(streamable::legacy_message(env, head, body, keep_alive, out))
+        }
         _ => return Err(TransportError::NotFound),
     })
 }

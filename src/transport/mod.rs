@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::proto::origin::OriginPolicy;
 use std::cell::RefCell;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Instant;
@@ -50,6 +51,8 @@ pub struct Env<'a> {
     pub auth: Option<&'a auth::Authorizer>,
     /// Who the request being answered acts for (authorization on and the token good).
     pub principal: Option<&'a Rc<Principal>>,
+    /// The address of the client being answered, when it could be read.
+    pub peer: Option<IpAddr>,
     /// Starts a task on this shard.
     pub spawn: Spawn,
 }

@@ -8,7 +8,7 @@
 //! attached to it (a [`Sink`]), if any. A client that loses a stream resumes
 //! it with `Last-Event-ID` and gets exactly the events after that id.
 
-use super::admission::{self, RateKey};
+use super::admission;
 use super::outbound::Outbound;
 use super::stateless;
 use super::{Connection, Env, Flow, FlushedFlow, TransportError};
@@ -1265,10 +1265,9 @@ fn find_session(
     }
 }
 
-/// Answers a request from `client` on `/mcp` that is not a WebSocket upgrade.
+/// Answers a request on `/mcp` that is not a WebSocket upgrade.
 pub fn mcp_endpoint(
     env: &Env,
-    client: Option<RateKey>,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
@@ -1277,7 +1276,7 @@ pub fn mcp_endpoint(
     // Every POST carries JSON-RPC (valid or not): each takes a token, before anything is
     // parsed. A request handed to the shard that owns its session is counted there again.
     if head.method() == Method::Post {
-        if let Err(refusal) = admission::admit_request(env, client, Instant::now()) {
+        if let Err(refusal) = admission::admit_request(env, Instant::now()) {
             return answer(env, Err(refusal.into()), keep_alive, out);
         }
     }
@@ -1558,7 +1557,6 @@ pub fn legacy_sse(env: &Env, head: &RequestHead, keep_alive: bool, out: &mut Vec
 /// POST /messages?sessionId=…: a legacy client's message; replies travel on its SSE stream.
 pub fn legacy_message(
     env: &Env,
-    client: Option<RateKey>,
     head: &RequestHead,
     body: &[u8],
     keep_alive: bool,
@@ -1576,7 +1574,7 @@ pub fn legacy_message(
         };
         require_json_body(head)?;
         // Counted here, on the shard that owns the session, where a refusal can be answered.
-        if let Err(refusal) = admission::admit_request(env, client, Instant::now()) {
+        if let Err(refusal) = admission::admit_request(env, Instant::now()) {
             return refuse_on_stream(env, &session, body, refusal.into(), keep_alive, out);
         }
         let peer = HttpPeer::new(env, &session, None);

@@ -227,6 +227,7 @@ impl Shard {
             admission: &self.admission,
             auth: self.auth.as_ref(),
             principal: None,
+            peer: Some(CLIENT),
             spawn,
         }
     }
@@ -243,7 +244,7 @@ impl Shard {
         };
         let mut out = Vec::new();
         let body = &raw.as_bytes()[used..];
-        let next = route(&self.env(), Some(CLIENT), &head, body, true, &mut out);
+        let next = route(&self.env(), &head, body, true, &mut out);
         (next, Response::parse(&out))
     }
 
@@ -810,15 +811,7 @@ mod websocket {
     }
 
     fn open(shard: &Shard, kind: WsKind, now: Instant) -> WsConnection {
-        WsConnection::new(
-            kind,
-            None,
-            &shard.config,
-            &shard.metrics,
-            now,
-            Some(CLIENT),
-            None,
-        )
+        WsConnection::new(kind, None, &shard.config, &shard.metrics, now, None)
     }
 
     /// An echo connection that agreed on permessage-deflate.
@@ -832,7 +825,6 @@ mod websocket {
             &shard.config,
             &shard.metrics,
             now,
-            None,
             None,
         )
     }
@@ -927,7 +919,6 @@ mod websocket {
             &shard.config,
             &shard.metrics,
             now,
-            Some(CLIENT),
             Some(Rc::new(alice.unwrap())),
         );
         // `add` needs mcp:admin too: JSON-RPC -32003 naming both scopes, the connection open.

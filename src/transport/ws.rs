@@ -2,7 +2,7 @@
 //! answering, pings for idle peers, the close handshake and the outbound
 //! bound, as a state machine the shard's driver loop feeds.
 
-use super::admission::{self, RateKey, Refusal};
+use super::admission::{self, Refusal};
 use super::auth;
 use super::outbound::Outbound;
 use super::stateless;
@@ -22,7 +22,6 @@ use crate::proto::ws::{
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -163,8 +162,6 @@ pub struct WsConnection {
     /// text frame's messages (empty if the frame was done) and whatever
     /// frames follow it in the input buffer.
     held: Option<Box<str>>,
-    /// Whom the request rate counts this connection's messages for.
-    client: Option<RateKey>,
     /// Who the connection acts for, when authorization is on (boxed: a connection without
     /// it pays one pointer).
     authorized: Option<Box<Authorized>>,
@@ -186,7 +183,6 @@ impl WsConnection {
         config: &Config,
         metrics: &Rc<Metrics>,
         now: Instant,
-        peer: Option<IpAddr>,
         principal: Option<Rc<Principal>>,
     ) -> Self {
         let mcp = match kind {
@@ -209,7 +205,6 @@ impl WsConnection {
             since: now,
             message_started: None,
             held: None,
-            client: peer.map(|ip| RateKey::of(ip, principal.as_ref().map(|p| p.tag.0))),
             authorized: principal.map(|principal| {
                 let left = principal.expires_at.saturating_sub(auth::unix_now());
                 let expires = now + Duration::from_secs(left.min(MAX_TOKEN_LIFETIME_SECS));
@@ -233,7 +228,7 @@ impl WsConnection {
         }
         if let Some(rest) = self.held.take() {
             if let Some(link) = &mut self.mcp {
-                let dispatched = dispatch(env, &self.peer, link, self.client, &rest, now);
+                let dispatched = dispatch(env, &self.peer, link, &rest, now);
                 self.take_up(env, dispatched, now);
             }
             if self.held.is_some() {
@@ -279,8 +274,7 @@ impl WsConnection {
                     env.metrics.message_in();
                     match &mut self.mcp {
                         Some(link) => {
-                            let dispatched =
-                                dispatch(env, &self.peer, link, self.client, text, now);
+                            let dispatched = dispatch(env, &self.peer, link, text, now);
                             self.take_up(env, dispatched, now);
                         }
                         None => {
@@ -587,14 +581,13 @@ enum Dispatched {
     OverRate(Refusal),
 }
 
-/// Hands each JSON-RPC message of a text frame from `client` to the dispatcher until a
+/// Hands each JSON-RPC message of a text frame to the dispatcher until a
 /// bound or the request rate stops it. Every message counts against the rate, requests,
 /// notifications and responses alike: each costs a parse and a dispatch.
 fn dispatch(
     env: &Env,
     peer: &Rc<WsPeer>,
     link: &mut McpLink,
-    client: Option<RateKey>,
     text: &str,
     now: Instant,
 ) -> Dispatched {
@@ -604,7 +597,7 @@ fn dispatch(
             let offset = message.as_ptr() as usize - text.as_ptr() as usize;
             return Dispatched::Held(Box::from(&text[offset..]));
         }
-        if let Err(refusal) = admission::admit_request(env, client, now) {
+        if let Err(refusal) = admission::admit_request(env, now) {
             return Dispatched::OverRate(refusal);
         }
         link.decide(message, env.principal);
