@@ -47,7 +47,7 @@ pub(super) struct Driver<C> {
 impl<C: Connection> Driver<C> {
     /// Drives `machine` on `stream`; `inbuf` holds bytes already read.
     pub fn new(stream: Socket, inbuf: Vec<u8>, conn: ConnGuard, machine: C) -> Self {
-        let timer = Deadline::at(machine.next_deadline(&conn.shard.config));
+        let timer = Deadline::at(machine.next_deadline(&conn.env()));
         Driver {
             machine,
             timer,
@@ -68,20 +68,17 @@ impl<C: Connection> Driver<C> {
     /// Hands the machine what it has not seen yet: new input, the inbound budget, and the
     /// deadline it now wants.
     fn settle(&mut self, now: Instant) {
-        let shard = &self.conn.shard;
-        self.machine
-            .on_input(&mut self.inbuf, &self.conn.env(), now);
+        let env = self.conn.env();
+        self.machine.on_input(&mut self.inbuf, &env, now);
         if !self
             .conn
             .hold_inbound(self.machine.inbound_held(&self.inbuf))
         {
-            self.machine
-                .over_inbound_budget(&mut self.inbuf, &self.conn.env());
+            self.machine.over_inbound_budget(&mut self.inbuf, &env);
         }
         // Idle connections keep no read buffer (see io.rs).
         io::release_if_empty(&mut self.inbuf);
-        self.timer
-            .pull_in(self.machine.next_deadline(&shard.config));
+        self.timer.pull_in(self.machine.next_deadline(&env));
         self.settled = true;
     }
 
@@ -174,7 +171,8 @@ impl<C: Connection + Unpin> Future for Driver<C> {
                     if this.machine.on_timer(&this.conn.env(), at) == Flow::Drop {
                         Flow::Drop
                     } else {
-                        this.timer.reset(this.machine.next_deadline(&shard.config));
+                        this.timer
+                            .reset(this.machine.next_deadline(&this.conn.env()));
                         continue;
                     }
                 }
@@ -198,6 +196,7 @@ impl Shard {
             auth: self.auth.as_ref(),
             principal: None,
             peer: None,
+            stopped_at: self.stopped_at.get(),
             spawn: |task| {
                 glommio::spawn_local(task).detach();
             },
@@ -221,6 +220,6 @@ mod tests {
         let websocket = size_of::<Driver<WsConnection>>();
         assert!(websocket <= 264, "a WebSocket's driver is {websocket} B");
         let stream = size_of::<Driver<SseStream>>();
-        assert!(stream <= 176, "an SSE stream's driver is {stream} B");
+        assert!(stream <= 160, "an SSE stream's driver is {stream} B");
     }
 }

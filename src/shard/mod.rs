@@ -478,7 +478,8 @@ pub(crate) struct Shard {
     conns: RefCell<Slab<ConnSlot>>,
     /// Bytes of partly received input held by all connections (see [`ConnGuard::hold_inbound`]).
     inbound_held: Cell<usize>,
-    stopping: Cell<bool>,
+    /// When the shard began to drain for shutdown, once it has.
+    stopped_at: Cell<Option<Instant>>,
     /// This shard's TLS configuration (its own session cache), `None` for plain TCP.
     tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
     /// Certificates a reload sent, taken up at the next accept.
@@ -566,7 +567,7 @@ impl Shard {
             metrics,
             conns: RefCell::new(Slab::new()),
             inbound_held: Cell::new(0),
-            stopping: Cell::new(false),
+            stopped_at: Cell::new(None),
             tls: RefCell::new(None),
             tls_updates,
             auth: auth_plan.as_ref().map(|plan| plan.authorizer()),
@@ -577,12 +578,12 @@ impl Shard {
 
     /// Whether the shard is draining for shutdown.
     pub fn stopping(&self) -> bool {
-        self.stopping.get()
+        self.stopped_at.get().is_some()
     }
 
     /// Ready once the shard starts draining; otherwise remembers the task's waker.
     pub fn poll_stopping(&self, conn: &ConnGuard, cx: &mut Context<'_>) -> Poll<()> {
-        if self.stopping.get() {
+        if self.stopping() {
             return Poll::Ready(());
         }
         if let Some(slot) = self.conns.borrow_mut().get_mut(conn.key) {
@@ -688,7 +689,7 @@ impl Shard {
     }
 
     fn begin_stop(&self) {
-        self.stopping.set(true);
+        self.stopped_at.set(Some(Instant::now()));
         self.dispatcher.end_listen_streams();
         for (_, slot) in self.conns.borrow_mut().iter_mut() {
             if let Some(w) = slot.waker.take() {

@@ -53,6 +53,8 @@ pub struct Env<'a> {
     pub principal: Option<&'a Rc<Principal>>,
     /// The address of the client being answered, when it could be read.
     pub peer: Option<IpAddr>,
+    /// When the shard began to drain for shutdown, once it has.
+    pub stopped_at: Option<Instant>,
     /// Starts a task on this shard.
     pub spawn: Spawn,
 }
@@ -104,7 +106,7 @@ pub trait Connection {
     fn on_stop(&mut self, env: &Env, now: Instant);
 
     /// The next instant something time-driven is due.
-    fn next_deadline(&self, config: &Config) -> Instant;
+    fn next_deadline(&self, env: &Env) -> Instant;
 
     /// Whether input is held back until the queue drains (see [`outbound::Outbound::has_room_again`]).
     fn is_holding(&self) -> bool;

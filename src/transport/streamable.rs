@@ -973,8 +973,6 @@ pub struct SseStream {
     sink: Rc<Sink>,
     source: Source,
     keep_alive_at: Instant,
-    /// When a request stream is ended at shutdown if its response has not come.
-    cutoff: Option<Instant>,
 }
 
 /// What an SSE response carries.
@@ -1004,7 +1002,6 @@ impl SseStream {
             sink,
             source,
             keep_alive_at: Instant::now() + env.config.sse_keepalive(),
-            cutoff: None,
         }
     }
 
@@ -1024,6 +1021,15 @@ impl SseStream {
             Source::Session { stream, .. } => *stream != STANDALONE,
             Source::Request { .. } => true,
         }
+    }
+
+    /// When a stream that awaits its response is ended (with `retry:`) if the response has
+    /// not come: three quarters into the shutdown grace, so it ends before the shard is cut.
+    /// Derived from the shard's stop, not kept: every open stream would pay for it.
+    fn cutoff(&self, env: &Env) -> Option<Instant> {
+        let stopped_at = env.stopped_at?;
+        let running = self.awaits_response() && !self.sink.0.is_ended();
+        running.then(|| stopped_at + env.config.shutdown_grace() * 3 / 4)
     }
 }
 
@@ -1050,8 +1056,7 @@ impl Connection for SseStream {
             // client comes back with Last-Event-ID.
             return Flow::Drop;
         }
-        if self.cutoff.is_some_and(|at| now >= at) {
-            self.cutoff = None;
+        if self.cutoff(env).is_some_and(|at| now >= at) {
             self.sink.end_with_retry(config.sse_retry_ms);
         }
         if now >= self.keep_alive_at {
@@ -1061,20 +1066,19 @@ impl Connection for SseStream {
         Flow::Continue
     }
 
-    fn on_stop(&mut self, env: &Env, now: Instant) {
+    fn on_stop(&mut self, env: &Env, _now: Instant) {
         // Shutdown ends the standalone stream with `retry:` so the client comes back (to
         // another instance) and resumes; a request stream runs on towards its response, but is
-        // ended the same way before the grace period runs out rather than cut.
-        if self.awaits_response() {
-            self.cutoff = Some(now + env.config.shutdown_grace() * 3 / 4);
-        } else {
+        // ended the same way before the grace period runs out rather than cut (`cutoff`).
+        if !self.awaits_response() {
             self.sink.end_with_retry(env.config.sse_retry_ms);
         }
     }
 
-    fn next_deadline(&self, config: &Config) -> Instant {
+    fn next_deadline(&self, env: &Env) -> Instant {
+        let config = env.config;
         [
-            self.cutoff,
+            self.cutoff(env),
             self.sink
                 .0
                 .stalled_since()

@@ -228,6 +228,7 @@ impl Shard {
             auth: self.auth.as_ref(),
             principal: None,
             peer: Some(CLIENT),
+            stopped_at: None,
             spawn,
         }
     }
@@ -659,13 +660,19 @@ fn a_request_stream_outlives_the_stop_until_three_quarters_of_the_grace() {
     let mut chunks = ChunkedDecoder::new(1 << 20);
     events(&stream, &mut chunks);
     let now = Instant::now();
-    stream.on_stop(&shard.env(), now);
+    let stopped = Env {
+        stopped_at: Some(now),
+        ..shard.env()
+    };
+    stream.on_stop(&stopped, now);
     assert!(!chunks.is_done());
     let cutoff = now + shard.config.shutdown_grace() * 3 / 4;
-    assert_eq!(stream.next_deadline(&shard.config), cutoff);
-    assert_eq!(stream.on_timer(&shard.env(), cutoff), Flow::Continue);
+    assert_eq!(stream.next_deadline(&stopped), cutoff);
+    assert_eq!(stream.on_timer(&stopped, cutoff), Flow::Continue);
     events(&stream, &mut chunks);
     assert!(chunks.is_done(), "ended with retry at the cutoff");
+    // Ended, it waits for its last bytes to be written, not for the cutoff again.
+    assert!(stream.next_deadline(&stopped) > cutoff);
 }
 
 #[test]
@@ -683,7 +690,7 @@ fn an_sse_reader_that_stalls_is_ended_after_the_slow_reader_timeout() {
     assert!(stream.outbound().is_full());
     stream.outbound().watch_stall(false, || t0);
     let timeout = shard.config.slow_reader_timeout();
-    assert!(stream.next_deadline(&shard.config) <= t0 + timeout);
+    assert!(stream.next_deadline(&shard.env()) <= t0 + timeout);
     assert_eq!(
         stream.on_timer(&shard.env(), t0 + timeout - Duration::from_millis(1)),
         Flow::Continue
@@ -963,7 +970,7 @@ mod websocket {
         ws.on_input(&mut input, &shard.env(), closed_at);
         // Our Close stays queued (the peer reads nothing): no ping, no endless pong deadline,
         // the close timeout ends it.
-        let due = ws.next_deadline(config);
+        let due = ws.next_deadline(&shard.env());
         assert_eq!(due, closed_at + config.close_timeout());
         assert_eq!(
             ws.on_timer(&shard.env(), due - Duration::from_millis(1)),
@@ -979,15 +986,15 @@ mod websocket {
         let config = &shard.config;
         let t0 = Instant::now();
         let mut ws = open(&shard, WsKind::Mcp, t0);
-        let ping_at = ws.next_deadline(config);
+        let ping_at = ws.next_deadline(&shard.env());
         assert_eq!(ping_at, t0 + config.ws_ping_interval());
         assert_eq!(ws.on_timer(&shard.env(), ping_at), Flow::Continue);
         assert_eq!(written(&ws), [(OpCode::Ping, "ringmcp".into())]);
-        let pong_due = ws.next_deadline(config);
+        let pong_due = ws.next_deadline(&shard.env());
         assert_eq!(pong_due, ping_at + config.ws_pong_timeout());
         ws.on_timer(&shard.env(), pong_due);
         assert_eq!(written(&ws), [(OpCode::Close, "1001".into())]);
-        let give_up = ws.next_deadline(config);
+        let give_up = ws.next_deadline(&shard.env());
         assert_eq!(give_up, pong_due + config.close_timeout());
         assert_eq!(ws.on_timer(&shard.env(), give_up), Flow::Drop);
     }
@@ -1000,7 +1007,7 @@ mod websocket {
         let whole = frame(OpCode::Text, b"hello");
         let mut part = whole[..3].to_vec();
         ws.on_input(&mut part, &shard.env(), t0);
-        let due = ws.next_deadline(&shard.config);
+        let due = ws.next_deadline(&shard.env());
         assert_eq!(due, t0 + shard.config.fragment_timeout());
         ws.on_timer(&shard.env(), due);
         assert_eq!(written(&ws), [(OpCode::Close, "1008".into())]);
@@ -1041,7 +1048,7 @@ mod websocket {
         let mut more = frame(OpCode::Text, ping.as_bytes()).repeat(8);
         ws.on_input(&mut more, &shard.env(), t0);
         ws.outbound().watch_stall(ws.is_holding(), || t0);
-        let due = ws.next_deadline(&shard.config);
+        let due = ws.next_deadline(&shard.env());
         assert!(due <= t0 + shard.config.slow_reader_timeout());
         ws.on_timer(&shard.env(), t0 + shard.config.slow_reader_timeout());
         let closes: Vec<_> = written(&ws)

@@ -502,7 +502,8 @@ impl Connection for WsConnection {
         self.fail(env, CloseCode::GOING_AWAY, "server shutting down", now);
     }
 
-    fn next_deadline(&self, config: &Config) -> Instant {
+    fn next_deadline(&self, env: &Env) -> Instant {
+        let config = env.config;
         if !self.closing.is_open() {
             return self.since + config.close_timeout();
         }
