@@ -55,8 +55,9 @@ pub struct SessionState {
     /// Who the session's requests act for, when authorization is on: set when the session
     /// is made and by each request after (a step-up token may carry more scopes).
     principal: Option<Rc<Principal>>,
-    /// Bumped by every change a [`SessionState::record`] shows.
-    revision: u64,
+    /// Bumped by every change a [`SessionState::record`] shows (wrapping: it is only
+    /// compared for equality, and a `u32` keeps the state at 64 B).
+    revision: u32,
 }
 
 /// What a session tracks only while it has traffic. Boxed and dropped once empty, so an idle
@@ -76,45 +77,33 @@ impl Traffic {
 }
 
 /// What the client said of itself in `initialize` (`clientInfo`, `capabilities`), kept for
-/// the session's life as JSON text (a parsed object costs a map node, ~700 bytes), both in
-/// one allocation: two boxes cost a session two heap chunks and 16 more bytes inline.
+/// the session's life as JSON text (a parsed object costs a map node, ~700 bytes): both in one
+/// allocation, as the array `[clientInfo,capabilities]` (`null` for an absent one), so the
+/// session holds one pointer: two boxes cost it two heap chunks, and a box with the place
+/// where the second value starts 8 bytes more inline.
 #[derive(Default)]
-struct ClientSelf {
-    /// `clientInfo`'s text, then `capabilities`'s; an absent one is empty (no JSON value is).
-    text: Option<Box<str>>,
-    /// Where `capabilities` starts.
-    split: usize,
-}
+struct ClientSelf(Option<Box<str>>);
 
 impl ClientSelf {
     fn new(info: Option<&RawValue>, capabilities: Option<&RawValue>) -> ClientSelf {
-        let (info, capabilities) = (
-            info.map_or("", RawValue::get),
-            capabilities.map_or("", RawValue::get),
-        );
-        if info.is_empty() && capabilities.is_empty() {
+        if info.is_none() && capabilities.is_none() {
             return ClientSelf::default();
         }
-        ClientSelf {
-            text: Some([info, capabilities].concat().into_boxed_str()),
-            split: info.len(),
-        }
+        let (info, capabilities) = (
+            info.map_or("null", RawValue::get),
+            capabilities.map_or("null", RawValue::get),
+        );
+        let both = ["[", info, ",", capabilities, "]"].concat();
+        ClientSelf(Some(both.into_boxed_str()))
     }
 
-    fn info(&self) -> Option<&RawValue> {
-        Self::value(self.text.as_deref()?.get(..self.split)?)
-    }
-
-    fn capabilities(&self) -> Option<&RawValue> {
-        Self::value(self.text.as_deref()?.get(self.split..)?)
-    }
-
-    /// The value `text` holds (one `RawValue` wrote it), or `None` for an absent one.
-    fn value(text: &str) -> Option<&RawValue> {
-        match text {
-            "" => None,
-            text => serde_json::from_str(text).ok(),
-        }
+    /// `clientInfo` and `capabilities`, each `None` when absent (or sent as `null`).
+    fn parts(&self) -> (Option<&RawValue>, Option<&RawValue>) {
+        let Some(text) = self.0.as_deref() else {
+            return (None, None);
+        };
+        // One array `new` wrote from two values that were JSON already: it always parses.
+        serde_json::from_str(text).unwrap_or_default()
     }
 }
 
@@ -169,13 +158,13 @@ impl SessionState {
     /// The `clientInfo` the client sent in `initialize`, if any, as its JSON
     /// text (`serde_json::from_str(info.get())` parses it).
     pub fn client_info(&self) -> Option<&RawValue> {
-        self.client.info()
+        self.client.parts().0
     }
 
     /// The `capabilities` the client sent in `initialize`, if any, as its
     /// JSON text.
     pub fn client_capabilities(&self) -> Option<&RawValue> {
-        self.client.capabilities()
+        self.client.parts().1
     }
 
     /// Who the session's requests act for (with authorization on).
@@ -212,17 +201,23 @@ impl SessionState {
 
     /// Counts the changes [`SessionState::record`] would show, so a transport stores the
     /// record again only when it changed.
-    pub fn revision(&self) -> u64 {
+    pub fn revision(&self) -> u32 {
         self.revision
+    }
+
+    /// Bumps the revision if what the record shows `changed`.
+    fn changed(&mut self, changed: bool) {
+        self.revision = self.revision.wrapping_add(u32::from(changed));
     }
 
     /// The session as the shared event store keeps it (JSON), once `initialize` is answered.
     pub fn record(&self) -> Option<Vec<u8>> {
+        let (client_info, client_capabilities) = self.client.parts();
         let record = Record {
             version: self.protocol_version()?,
             initialized: self.initialized_notification,
-            client_info: self.client.info(),
-            client_capabilities: self.client.capabilities(),
+            client_info,
+            client_capabilities,
             log_level: self.log_level,
             subscriptions: self
                 .traffic
@@ -263,19 +258,19 @@ impl SessionState {
         client_info: Option<&RawValue>,
         client_capabilities: Option<&RawValue>,
     ) {
-        self.revision += 1;
+        self.changed(true);
         self.protocol_version = Revision::of(version);
         debug_assert!(self.protocol_version.is_some(), "{version} is negotiated");
         self.client = ClientSelf::new(client_info, client_capabilities);
     }
 
     pub(crate) fn mark_initialized_notification(&mut self) {
-        self.revision += u64::from(!self.initialized_notification);
+        self.changed(!self.initialized_notification);
         self.initialized_notification = true;
     }
 
     pub(crate) fn set_log_level(&mut self, level: LogLevel) {
-        self.revision += u64::from(self.log_level != Some(level));
+        self.changed(self.log_level != Some(level));
         self.log_level = Some(level);
     }
 
@@ -318,7 +313,8 @@ impl SessionState {
     /// Adds `uri` to the subscriptions; updates will go through `peer`
     /// (the latest subscriber's peer serves every URI).
     pub(crate) fn subscribe(&mut self, uri: &str, peer: &Rc<dyn Peer>) {
-        self.revision += u64::from(self.traffic().subscriptions.insert(uri.to_owned()));
+        let added = self.traffic().subscriptions.insert(uri.to_owned());
+        self.changed(added);
         self.notifier = Some(peer.clone());
     }
 
@@ -357,7 +353,7 @@ impl SessionState {
     /// Removes `uri` from the subscriptions.
     pub(crate) fn unsubscribe(&mut self, uri: &str) {
         let removed = self.untrack(|t| t.subscriptions.remove(uri));
-        self.revision += u64::from(removed);
+        self.changed(removed);
     }
 
     /// The traffic tables, made on first use.
@@ -428,7 +424,7 @@ mod tests {
     #[test]
     fn session_state_stays_small() {
         let size = std::mem::size_of::<SessionState>();
-        assert!(size <= 80, "SessionState is {size} B");
+        assert!(size <= 64, "SessionState is {size} B");
     }
 
     #[test]

@@ -302,7 +302,7 @@ pub struct HttpSession {
     /// The principal the session is bound to (authorization on).
     principal_tag: Option<PrincipalTag>,
     /// The MCP record's revision last given to the shared store.
-    stored_revision: Cell<u64>,
+    stored_revision: Cell<u32>,
     /// When the session's expiry in the shared store was last renewed.
     kept_at: Cell<Instant>,
     streams: RefCell<StreamMap>,
