@@ -4,6 +4,7 @@ use crate::proto::hex;
 use std::collections::{hash_map, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Longest node id: an IPv4 bind address and port spelled out fit.
@@ -208,6 +209,44 @@ impl fmt::Debug for SessionId {
     }
 }
 
+/// A session's id as the session itself keeps it: the random part and the shard in binary,
+/// the node shared with the other sessions of that node. 32 B where the [`SessionId`] is 63:
+/// every Streamable HTTP session holds its own id for as long as it lives.
+pub struct PackedSessionId {
+    random: [u8; RANDOM_BYTES],
+    shard: u16,
+    node: Rc<NodeId>,
+}
+
+impl PackedSessionId {
+    /// `id` packed, sharing `own` as its node when it is that node's.
+    pub fn new(id: &SessionId, own: &Rc<NodeId>) -> PackedSessionId {
+        let node = id.node();
+        PackedSessionId {
+            random: id.random_part(),
+            // Four hex digits: at most `MAX_SHARDS - 1`.
+            shard: id.shard() as u16,
+            node: if node == **own {
+                Rc::clone(own)
+            } else {
+                Rc::new(node)
+            },
+        }
+    }
+
+    /// The id, as it goes on the wire.
+    pub fn unpack(&self) -> SessionId {
+        SessionId::from_parts(*self.node, usize::from(self.shard), self.random)
+    }
+
+    /// Whether this is `id`.
+    pub fn is(&self, id: &SessionId) -> bool {
+        self.random == id.random_part()
+            && usize::from(self.shard) == id.shard()
+            && *self.node == id.node()
+    }
+}
+
 /// Why a session could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateError {
@@ -224,7 +263,8 @@ struct Entry<T> {
 
 /// What a [`SessionTable`] holds: a session that knows its own id.
 pub trait Keyed {
-    fn session_id(&self) -> &SessionId;
+    /// Whether the session's id is `id`.
+    fn has_id(&self, id: &SessionId) -> bool;
 }
 
 /// One shard's sessions: at most `cap` of them; idle ones are removed by [`SessionTable::expire`].
@@ -265,7 +305,7 @@ impl<T: Keyed> SessionTable<T> {
             let key = id.random_part();
             if let hash_map::Entry::Vacant(slot) = self.sessions.entry(key) {
                 let value = make(id);
-                debug_assert!(value.session_id() == &id, "`make` keeps the id it is given");
+                debug_assert!(value.has_id(&id), "`make` keeps the id it is given");
                 slot.insert(Entry {
                     value,
                     last_active: now,
@@ -278,17 +318,15 @@ impl<T: Keyed> SessionTable<T> {
     /// Puts a session taken over from another node under its own id, replacing one of that
     /// id. A different session under the same random part (only a broken random source
     /// makes one) is kept, and this one refused as if the shard were full.
-    pub fn insert(&mut self, value: T, now: Instant) -> Result<(), CreateError> {
+    pub fn insert(&mut self, id: &SessionId, value: T, now: Instant) -> Result<(), CreateError> {
+        debug_assert!(value.has_id(id), "a session is put under its own id");
         let full = self.sessions.len() >= self.cap;
-        let key = value.session_id().random_part();
         let entry = Entry {
             value,
             last_active: now,
         };
-        match self.sessions.entry(key) {
-            hash_map::Entry::Occupied(mut held)
-                if held.get().value.session_id() == entry.value.session_id() =>
-            {
+        match self.sessions.entry(id.random_part()) {
+            hash_map::Entry::Occupied(mut held) if held.get().value.has_id(id) => {
                 held.insert(entry);
             }
             hash_map::Entry::Occupied(_) => return Err(CreateError::Full),
@@ -305,7 +343,7 @@ impl<T: Keyed> SessionTable<T> {
         let entry = self
             .sessions
             .get_mut(&id.random_part())
-            .filter(|e| e.value.session_id() == id)?;
+            .filter(|e| e.value.has_id(id))?;
         entry.last_active = now;
         Some(&entry.value)
     }
@@ -315,13 +353,13 @@ impl<T: Keyed> SessionTable<T> {
         self.sessions
             .get(&id.random_part())
             .map(|e| &e.value)
-            .filter(|value| value.session_id() == id)
+            .filter(|value| value.has_id(id))
     }
 
     /// Ends a session.
     pub fn remove(&mut self, id: &SessionId) -> Option<T> {
         match self.sessions.entry(id.random_part()) {
-            hash_map::Entry::Occupied(held) if held.get().value.session_id() == id => {
+            hash_map::Entry::Occupied(held) if held.get().value.has_id(id) => {
                 Some(held.remove().value)
             }
             _ => None,
@@ -441,8 +479,8 @@ mod tests {
     struct Named(SessionId, &'static str);
 
     impl Keyed for Named {
-        fn session_id(&self) -> &SessionId {
-            &self.0
+        fn has_id(&self, id: &SessionId) -> bool {
+            self.0 == *id
         }
     }
 
@@ -480,7 +518,7 @@ mod tests {
         let random = [0x5c; RANDOM_BYTES];
         let id = SessionId::from_parts(node("n1"), 3, random);
         assert_eq!(id.random_part(), random);
-        table.insert(Named(id, "mine"), t0).unwrap();
+        table.insert(&id, Named(id, "mine"), t0).unwrap();
         let other_node = SessionId::from_parts(node("n2"), 3, random);
         let other_shard = SessionId::from_parts(node("n1"), 4, random);
         for other in [other_node, other_shard] {
@@ -488,14 +526,47 @@ mod tests {
             assert_eq!(table.touch(&other, t0), None, "{other}");
             assert_eq!(table.remove(&other), None, "{other}");
             assert_eq!(
-                table.insert(Named(other, "theirs"), t0),
+                table.insert(&other, Named(other, "theirs"), t0),
                 Err(CreateError::Full),
                 "a different session under the same random part is refused"
             );
         }
         assert_eq!(table.get(&id), Some(&Named(id, "mine")));
-        table.insert(Named(id, "adopted again"), t0).unwrap();
+        table.insert(&id, Named(id, "adopted again"), t0).unwrap();
         assert_eq!(table.len(), 1);
         assert_eq!(table.remove(&id), Some(Named(id, "adopted again")));
+    }
+
+    #[test]
+    fn a_packed_id_is_its_id_and_shares_its_node_when_it_is_the_own_one() {
+        let own = Rc::new(node("n1"));
+        let random = [0x5c; RANDOM_BYTES];
+        let id = SessionId::from_parts(node("n1"), 0xfffe, random);
+        let packed = PackedSessionId::new(&id, &own);
+        assert_eq!(packed.unpack(), id);
+        assert!(packed.is(&id));
+        assert!(Rc::ptr_eq(&packed.node, &own));
+        let mut other_random = random;
+        other_random[15] ^= 1;
+        for other in [
+            SessionId::from_parts(node("n2"), 0xfffe, random),
+            SessionId::from_parts(node("n1"), 0xfffd, random),
+            SessionId::from_parts(node("n1"), 0xfffe, other_random),
+        ] {
+            assert!(!packed.is(&other), "{other}");
+        }
+        // Another node's session (adopted) keeps that node's name.
+        let theirs = SessionId::from_parts(node("n2"), 7, random);
+        let packed = PackedSessionId::new(&theirs, &own);
+        assert_eq!(packed.unpack(), theirs);
+        assert!(!Rc::ptr_eq(&packed.node, &own));
+    }
+
+    /// Every Streamable HTTP session holds its packed id: grow this bound only with a
+    /// measurement.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_packed_id_stays_small() {
+        assert_eq!(std::mem::size_of::<PackedSessionId>(), 32);
     }
 }

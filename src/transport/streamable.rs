@@ -23,7 +23,9 @@ use crate::proto::jsonrpc::Id;
 use crate::proto::jsonrpc::{self, RawId};
 use crate::proto::sse::{self, EventId};
 use crate::store::ring::{EventStore, ResumeError, RingId};
-use crate::store::sessions::{CreateError, Keyed, NodeId, SessionId, SessionTable};
+use crate::store::sessions::{
+    CreateError, Keyed, NodeId, PackedSessionId, SessionId, SessionTable,
+};
 use crate::store::shared::{Loaded, SharedStore, Stored};
 use serde_json::value::RawValue;
 use std::cell::{Cell, RefCell};
@@ -292,7 +294,7 @@ impl StreamMap {
 
 /// One Streamable HTTP or legacy session on its owning shard.
 pub struct HttpSession {
-    id: SessionId,
+    id: PackedSessionId,
     mcp: SessionRef,
     legacy: bool,
     store: Rc<RefCell<EventStore>>,
@@ -310,8 +312,8 @@ pub struct HttpSession {
 }
 
 impl Keyed for Rc<HttpSession> {
-    fn session_id(&self) -> &SessionId {
-        &self.id
+    fn has_id(&self, id: &SessionId) -> bool {
+        self.id.is(id)
     }
 }
 
@@ -353,7 +355,7 @@ impl HttpSession {
     ) -> Rc<HttpSession> {
         let stored_revision = mcp.borrow().revision();
         Rc::new(HttpSession {
-            id,
+            id: PackedSessionId::new(&id, &sessions.node),
             mcp,
             legacy,
             store: Rc::clone(&sessions.store),
@@ -417,7 +419,7 @@ impl HttpSession {
         let Some(state) = streams.get_mut(stream) else {
             log::debug!(
                 "session {}: message for ended stream {stream} dropped",
-                self.id
+                self.id()
             );
             return Err(Undelivered::StreamEnded);
         };
@@ -446,7 +448,7 @@ impl HttpSession {
         state.unconfirmed.push(seq, payload);
         drop(streams);
         let me = Rc::downgrade(self);
-        shared.append(&self.id, stream, seq, payload, move |stored| {
+        shared.append(&self.id(), stream, seq, payload, move |stored| {
             if let Some(session) = me.upgrade() {
                 session.stored(stream, seq, stored);
             }
@@ -462,7 +464,7 @@ impl HttpSession {
             log::warn!(
                 "session {}: event {stream}/{seq} refused by the event store ({why}): \
                  another node serves this session",
-                self.id
+                self.id()
             );
         }
         if let Some(state) = self.streams.borrow_mut().get_mut(stream) {
@@ -487,7 +489,7 @@ impl HttpSession {
             return;
         };
         let me = Rc::downgrade(self);
-        shared.open_stream(&self.id, stream, request_ids, move |stored| {
+        shared.open_stream(&self.id(), stream, request_ids, move |stored| {
             if let Some(session) = me.upgrade() {
                 session.stream_recorded(stream, &primer, stored);
             }
@@ -498,7 +500,7 @@ impl HttpSession {
         if let Stored::Refused(why) = &stored {
             log::warn!(
                 "session {}: stream {stream} refused by the event store: {why}",
-                self.id
+                self.id()
             );
         }
         let mut streams = self.streams.borrow_mut();
@@ -525,7 +527,7 @@ impl HttpSession {
             return;
         };
         let tag = self.principal_tag.map(|tag| tag.to_hex());
-        shared.save_state(&self.id, &record, tag.as_deref());
+        shared.save_state(&self.id(), &record, tag.as_deref());
         self.stored_revision.set(mcp.revision());
         self.kept_at.set(Instant::now());
     }
@@ -537,7 +539,7 @@ impl HttpSession {
         };
         let now = Instant::now();
         if now.saturating_duration_since(self.kept_at.get()) >= idle_timeout / 4 {
-            shared.keep(&self.id);
+            shared.keep(&self.id());
             self.kept_at.set(now);
         }
     }
@@ -553,12 +555,12 @@ impl HttpSession {
         // Kept only for replay from here on.
         self.store.borrow_mut().seal(state.ring);
         if let Some(shared) = &self.shared {
-            shared.finish_stream(&self.id, stream);
+            shared.finish_stream(&self.id(), stream);
         }
         if let Some((oldest, old)) = streams.remove_oldest_finished_past(FINISHED_STREAMS_KEPT) {
             self.store.borrow_mut().remove_ring(old.ring);
             if let Some(shared) = &self.shared {
-                shared.drop_stream(&self.id, oldest);
+                shared.drop_stream(&self.id(), oldest);
             }
         }
     }
@@ -646,7 +648,7 @@ impl HttpSession {
 
     /// The session's id.
     pub fn id(&self) -> SessionId {
-        self.id
+        self.id.unpack()
     }
 
     /// Forgets `sink` if it is still the one attached to `stream` (the client went away).
@@ -668,7 +670,7 @@ impl HttpSession {
     fn end(&self, dispatcher: &mcp::Dispatcher) {
         dispatcher.end_session(&self.mcp);
         if let Some(shared) = &self.shared {
-            shared.forget(&self.id, self.streams.borrow().numbers());
+            shared.forget(&self.id(), self.streams.borrow().numbers());
         }
         self.free_streams();
     }
@@ -737,7 +739,8 @@ pub struct HttpSessions {
     /// not, for the request that asked, routed again (see [`Outcome::Adopt`]).
     not_adopted: Cell<Option<(SessionId, NotAdopted)>>,
     idle_timeout: std::time::Duration,
-    node: NodeId,
+    /// This node, shared by the ids of its sessions.
+    node: Rc<NodeId>,
     shard_index: usize,
     shard_count: usize,
 }
@@ -771,7 +774,7 @@ impl HttpSessions {
             shared,
             not_adopted: Cell::new(None),
             idle_timeout: config.session_idle_timeout(),
-            node,
+            node: Rc::new(node),
             shard_index,
             shard_count,
         }
@@ -911,7 +914,7 @@ impl HttpSessions {
         if self
             .table
             .borrow_mut()
-            .insert(Rc::clone(&session), Instant::now())
+            .insert(&id, Rc::clone(&session), Instant::now())
             .is_err()
         {
             // Nothing of it stays on this shard; its record stays in the store, for another
@@ -1231,7 +1234,7 @@ fn find_session(
     // "The server MAY terminate the session at any time, after which it MUST respond to
     // requests containing that session ID with HTTP 404 Not Found."
     let id = SessionId::parse(raw).ok_or(TransportError::UnknownSession)?;
-    let ours = id.node() == sessions.node;
+    let ours = id.node() == *sessions.node;
     // Another node's session comes here when that node is gone (the balancer routes by the
     // id's node while it is up): the shard its number names here adopts it.
     let owner = if ours {
@@ -1399,7 +1402,7 @@ fn post(
             .handle(session.mcp.clone(), peer, body.to_vec()),
     );
     // Only initialize answers carry the session id: no string for every other POST.
-    let session_header = is_initialize.then(|| session.id.to_string());
+    let session_header = is_initialize.then(|| session.id().to_string());
     let mut headers = vec![];
     if let Some(id) = &session_header {
         headers.push(("mcp-session-id", id.as_str()));
@@ -1411,7 +1414,7 @@ fn post(
             session.discard_stream(stream);
             if is_initialize && session.mcp.borrow().protocol_version().is_none() {
                 // A failed initialize leaves no session behind.
-                env.sessions.remove(&session.id, env.dispatcher);
+                env.sessions.remove(&session.id(), env.dispatcher);
                 headers.clear();
             }
             session.save_state();
@@ -1521,7 +1524,7 @@ fn delete(
         Found::Elsewhere(owner) => return Ok(Outcome::Handoff(owner)),
         Found::Adopt(id) => return Ok(Outcome::Adopt(id)),
     };
-    env.sessions.remove(&session.id, env.dispatcher);
+    env.sessions.remove(&session.id(), env.dispatcher);
     http1::write_response(out, 200, &[], b"", keep_alive);
     env.metrics.status(200);
     Ok(Outcome::Done)
@@ -1547,7 +1550,7 @@ pub fn legacy_sse(env: &Env, head: &RequestHead, keep_alive: bool, out: &mut Vec
             &mut endpoint,
             None,
             Some("endpoint"),
-            format!("/messages?sessionId={}", session.id).as_bytes(),
+            format!("/messages?sessionId={}", session.id()).as_bytes(),
         );
         sink.push_raw(&endpoint);
         let _ = session.attach(STANDALONE, &sink, Some(0), env.config.sse_retry_ms);
@@ -1718,7 +1721,7 @@ mod tests {
     #[test]
     fn an_http_session_stays_small() {
         let size = size_of::<HttpSession>();
-        assert!(size <= 168, "HttpSession is {size} B");
+        assert!(size <= 136, "HttpSession is {size} B");
     }
 
     #[test]
