@@ -26,11 +26,7 @@ fn upgrade(addr: SocketAddr, path: &str, offer: &str) -> (TcpStream, Option<Stri
 
 /// A masked client message, compressed whatever its size.
 fn compressed(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let policy = CompressPolicy {
-        window_bits: 15,
-        level: 6,
-        min_bytes: 0,
-    };
+    let policy = CompressPolicy::new(15, 6, 0);
     let mut out = Vec::new();
     encode_message(&mut out, opcode, payload, policy, Some([9, 8, 7, 6]));
     assert_eq!(out[0] & 0x40, 0x40, "compressed");

@@ -111,11 +111,11 @@ pub async fn client(ctx: Rc<Ctx>, global: usize) {
 /// the server compresses its replies by default.
 fn compress_policy(deflate: PerMessageDeflate) -> CompressPolicy {
     let defaults = ringmcp::Config::default();
-    CompressPolicy {
-        window_bits: deflate.send_window_bits,
-        level: defaults.ws_deflate_level,
-        min_bytes: u32::try_from(defaults.ws_deflate_min_bytes).unwrap_or(u32::MAX),
-    }
+    CompressPolicy::new(
+        deflate.send_window_bits,
+        defaults.ws_deflate_level,
+        defaults.ws_deflate_min_bytes,
+    )
 }
 
 /// Connects, upgrades and (for MCP 2025-11-25) initializes; how requests are compressed.
