@@ -130,7 +130,14 @@ fn echo_server() -> std::net::SocketAddr {
         };
         let _ = conn.set_nodelay(true);
         let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = conn.read(&mut buf) {
+        loop {
+            let n = match conn.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                // This process's shards cause an `EINTR` now and then (tests/common, `Sock`).
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
             if conn.write_all(&buf[..n]).is_err() {
                 break;
             }
