@@ -162,8 +162,10 @@ pub struct WsConnection {
     message_started: Option<Instant>,
     /// Input not dispatched yet because a bound was reached: the rest of a
     /// text frame's messages (empty if the frame was done) and whatever
-    /// frames follow it in the input buffer.
-    held: Option<Box<str>>,
+    /// frames follow it in the input buffer. Boxed twice for a thin pointer (a `Box<str>`
+    /// alone is two, and 8 B more take a WebSocket's task into the next allocator chunk):
+    /// only a connection whose reader is slow holds one.
+    held: Option<Box<Box<str>>>,
     /// Who the connection acts for, when authorization is on (boxed: a connection without
     /// it pays one pointer).
     authorized: Option<Box<Authorized>>,
@@ -579,7 +581,7 @@ enum Dispatched {
     /// Every message was dispatched.
     All,
     /// The outbound bound stopped it: the rest, to be held.
-    Held(Box<str>),
+    Held(Box<Box<str>>),
     /// A message was over the client's request rate: it and the rest were not dispatched.
     OverRate(Refusal),
 }
@@ -598,7 +600,7 @@ fn dispatch(
         if peer.queue.is_full() {
             env.metrics.limit(Limit::OutboundQueue);
             let offset = message.as_ptr() as usize - text.as_ptr() as usize;
-            return Dispatched::Held(Box::from(&text[offset..]));
+            return Dispatched::Held(Box::new(Box::from(&text[offset..])));
         }
         if let Err(refusal) = admission::admit_request(env, now) {
             return Dispatched::OverRate(refusal);
