@@ -14,6 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server can be told; every limit has a default and, in the binary, a flag.
+///
+/// The fields' comments are the flags' `--help` text too, where brackets are usage syntax
+/// (`redis://[[user]:password@]host`), not rustdoc links.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "cli", derive(clap::Parser))]
 #[cfg_attr(
