@@ -489,7 +489,7 @@ fn record_stats<Ring: UringCommon>(
     }
     if let Some(fulfilled) = src.stats_collection().and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
-        if let Some(handle) = src.task_queue {
+        if let Some(handle) = src.task_queue() {
             fulfilled(res, ring.io_stats_for_task_queue_mut(handle), 1);
         }
     }
@@ -498,7 +498,7 @@ fn record_stats<Ring: UringCommon>(
     if waiters > 0 {
         if let Some(reused) = src.stats_collection().and_then(|x| x.reused) {
             reused(res, ring.io_stats_mut(), waiters as u64);
-            if let Some(handle) = src.task_queue {
+            if let Some(handle) = src.task_queue() {
                 reused(
                     res,
                     ring.io_stats_for_task_queue_mut(handle),
