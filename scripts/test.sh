@@ -22,7 +22,8 @@
 #   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh, both runs (e.g. '1.*,2.*')
 # Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh,
 # scripts/auth.sh); the browser stage installs Debian's chromium with apt-get when
-# /usr/bin/chromium is missing, the cluster stage Debian's haproxy and redis-server.
+# /usr/bin/chromium is missing, the cluster stage Debian's haproxy and redis-server, the heap
+# stage Debian's gdb.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -98,6 +99,8 @@ if (( build_ok )); then
     stage faults scripts/faults.sh || true
     stage flood scripts/flood.sh || true
     stage loadgen scripts/loadgen.sh || true
+    # glibc's count of the heap idle connections hold (the memory steps' instrument), small.
+    stage heap env HEAP_CONNECTIONS=2000 scripts/heap_in_use.sh echo || true
     stage peers scripts/peers.sh || true
     # scripts/regress.sh flags a deliberately slowed server and passes identical builds.
     stage regress scripts/regress_check.sh || true
