@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Heap per idle connection by glibc's own count, beside RSS: a one-shard server (core 0) holds
-# HEAP_CONNECTIONS idle connections from ringmcp-load (core 1), and gdb has the server call
-# glibc's malloc_stats() before they open and while they are held.
+# HEAP_CONNECTIONS idle connections from ringmcp-load (core 1), and its `/metrics` say what
+# glibc counts (`ringmcp_heap_bytes`, from mallinfo2) before they open and while they are held.
 #
 # bench.sh's "bytes per connection" is RSS, which also counts the allocator's free space
 # between chunks; that moves by tens of bytes per connection from build to build, so a step
@@ -13,8 +13,8 @@
 # Env:   HEAP_CONNECTIONS [15000]  connections held
 #        RINGMCP_BIN, LOAD_BIN     the binaries (default target/release/ringmcp, ringmcp-load;
 #                                  built first when neither is set)
-# Prints per connection: RSS, heap in use, and heap free (the allocator's system bytes not in
-# use), all as growth from before the connections opened; gdb comes from Debian if missing.
+# Prints per connection: RSS, heap in use, and heap free (what the allocator holds free in its
+# arenas), all as growth from before the connections opened.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -28,7 +28,6 @@ case "$TRANSPORT" in
     *) die "transport must be echo, ws or http, not '$TRANSPORT'" ;;
 esac
 make_tmpdir WORK
-debian_install /usr/bin/gdb gdb "$WORK"
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
 if [[ -z "${RINGMCP_BIN:-}${LOAD_BIN:-}" ]]; then
     log "building release binaries"
@@ -46,17 +45,14 @@ SERVER=$!
 on_exit stop_pid "$SERVER" server
 wait_http_ok "http://127.0.0.1:$PORT/healthz" 30 "$SERVER" || die "the server did not come up ($WORK/server.log)"
 
-# sample NAME: the server's RSS (kB) and glibc's totals (bytes) now, as "rss system in_use".
+# sample: the server's RSS (kB) and glibc's heap in use and free (bytes), as "rss in_use free".
 sample() {
-    local before after rss
+    local rss
     rss="$(awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status")"
-    before="$(wc -l <"$WORK/server.log")"
-    # malloc_stats() writes to the server's stderr: its log.
-    gdb -p "$SERVER" -batch -ex 'call (void)malloc_stats()' >"$WORK/gdb-$1.log" 2>&1 \
-        || die "gdb could not attach to the server ($WORK/gdb-$1.log)"
-    after="$(tail -n +"$(( before + 1 ))" "$WORK/server.log")"
-    awk -v rss="$rss" '/^Total/ {total = 1} total && /system bytes/ {sys = $NF}
-        total && /in use bytes/ {in_use = $NF} END {print rss, sys, in_use}' <<<"$after"
+    curl -fsS "http://127.0.0.1:$PORT/metrics" | awk -v rss="$rss" '
+        /^ringmcp_heap_bytes\{state="in_use"\}/ {in_use = $NF}
+        /^ringmcp_heap_bytes\{state="free"\}/ {free = $NF}
+        END {print rss, in_use, free}'
 }
 
 # open_connections: how many connections the server holds now, over all transports.
@@ -65,7 +61,7 @@ open_connections() {
         | awk '/^ringmcp_connections\{/ {n += $NF} END {print n + 0}'
 }
 
-read -r RSS0 SYSTEM0 IN_USE0 <<<"$(sample before)"
+read -r RSS0 IN_USE0 FREE0 <<<"$(sample)"
 HOLD=$(( 60 + CONNS / 500 ))
 taskset -c 1 "$LOAD_BIN" --shards 1 --scenario idle-hold \
     --target "${TARGET%%:*}://127.0.0.1:$PORT${TARGET#*:}" "${ARGS[@]}" \
@@ -80,11 +76,12 @@ until (( $(open_connections) >= CONNS )); do
     sleep 1
 done
 sleep 2
-read -r RSS1 SYSTEM1 IN_USE1 <<<"$(sample held)"
+read -r RSS1 IN_USE1 FREE1 <<<"$(sample)"
+[[ -n "$IN_USE0" && -n "$IN_USE1" ]] || die "the server reports no ringmcp_heap_bytes (not glibc's allocator?)"
 per() { awk -v d="$1" -v n="$CONNS" 'BEGIN {printf "%.0f", d / n}'; }
 IN_USE="$(per $(( IN_USE1 - IN_USE0 )))"
 printf 'transport %s, %d connections, per connection: RSS %s B, heap in use %s B, heap free %s B\n' \
     "$TRANSPORT" "$CONNS" "$(per $(( (RSS1 - RSS0) * 1024 )))" "$IN_USE" \
-    "$(per $(( (SYSTEM1 - IN_USE1) - (SYSTEM0 - IN_USE0) )))"
+    "$(per $(( FREE1 - FREE0 )))"
 # Every held connection keeps at least its task and its socket's I/O source.
 (( IN_USE >= 256 )) || die "glibc counted $IN_USE B in use per connection: the samples are wrong"

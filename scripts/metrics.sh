@@ -30,11 +30,15 @@ expected = [
     "ringmcp_messages_in", "ringmcp_messages_out", "ringmcp_bytes_in", "ringmcp_bytes_out",
     "ringmcp_backpressure_events", "ringmcp_handoffs", "ringmcp_ring_bytes",
     "ringmcp_ring_events", "ringmcp_rings", "ringmcp_ring_evictions",
-    "ringmcp_request_duration_seconds", "ringmcp_shard_busy_seconds",
+    "ringmcp_request_duration_seconds", "ringmcp_shard_busy_seconds", "ringmcp_heap_bytes",
 ]
 missing = [name for name in expected if name not in families]
 if missing:
     sys.exit(f"missing metric families: {missing}")
+# The heap is the process's, not a shard's.
+heap = {s.labels["state"]: s.value for s in families.pop("ringmcp_heap_bytes").samples}
+if heap.get("in_use", 0) <= 0 or "free" not in heap:
+    sys.exit(f"expected the heap in use and free, got {heap}")
 shards = {s.labels.get("shard") for f in families.values() for s in f.samples}
 if shards != {"0", "1"}:
     sys.exit(f"expected samples from shards 0 and 1, got {sorted(map(str, shards))}")

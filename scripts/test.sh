@@ -22,8 +22,7 @@
 #   AUTOBAHN_CASES=...              forwarded to scripts/autobahn.sh, both runs (e.g. '1.*,2.*')
 # Test tools are installed into .cache/ on first use (scripts/autobahn.sh, scripts/conformance.sh,
 # scripts/auth.sh); the browser stage installs Debian's chromium with apt-get when
-# /usr/bin/chromium is missing, the cluster stage Debian's haproxy and redis-server, the heap
-# stage Debian's gdb.
+# /usr/bin/chromium is missing, the cluster stage Debian's haproxy and redis-server.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"

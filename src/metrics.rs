@@ -597,7 +597,38 @@ const EVENT_STORE: &[EventStoreValued] = &[
 ];
 
 /// Renders every shard's snapshot in the Prometheus text exposition format (0.0.4).
-pub fn render(snapshots: &[Snapshot]) -> String {
+/// The process's heap as glibc counts it over every arena (`mallinfo2`): bytes handed out and
+/// not freed (mmapped blocks included), and bytes its arenas hold free. RSS counts the free
+/// bytes too, and they move by tens of bytes per connection from build to build, which is why
+/// memory steps read `in_use` (scripts/heap_in_use.sh, docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heap {
+    pub in_use: u64,
+    pub free: u64,
+}
+
+impl Heap {
+    /// The heap now; `None` where the allocator is not glibc's.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    pub fn now() -> Option<Heap> {
+        // SAFETY: mallinfo2 takes no arguments and reads the allocator's totals under its
+        // arenas' locks (glibc 2.33+).
+        let info = unsafe { libc::mallinfo2() };
+        Some(Heap {
+            in_use: (info.uordblks + info.hblkhd) as u64,
+            free: info.fordblks as u64,
+        })
+    }
+
+    /// The heap now; `None` where the allocator is not glibc's.
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    pub fn now() -> Option<Heap> {
+        None
+    }
+}
+
+/// The Prometheus text of every shard's `snapshots`, and of the process's `heap` when known.
+pub fn render(snapshots: &[Snapshot], heap: Option<Heap>) -> String {
     let mut out = String::with_capacity(8192);
     let transports = || Transport::ALL.iter().map(|t| t.label().to_string());
     family(
@@ -732,6 +763,16 @@ pub fn render(snapshots: &[Snapshot]) -> String {
             );
         }
     }
+    if let Some(heap) = heap {
+        let _ = writeln!(out, "# HELP ringmcp_heap_bytes The process's heap as glibc counts it: in use (mmapped blocks included), and free in its arenas.");
+        let _ = writeln!(out, "# TYPE ringmcp_heap_bytes gauge");
+        let _ = writeln!(
+            out,
+            "ringmcp_heap_bytes{{state=\"in_use\"}} {}",
+            heap.in_use
+        );
+        let _ = writeln!(out, "ringmcp_heap_bytes{{state=\"free\"}} {}", heap.free);
+    }
     out
 }
 
@@ -748,10 +789,19 @@ mod tests {
         m.opened(Transport::WsMcp);
         m.latency(Path::WebSocket, Duration::from_micros(300));
         m.latency(Path::WebSocket, Duration::from_millis(3));
-        let text = render(&[
-            m.snapshot(0, Gauges::default(), Duration::from_millis(1500)),
-            Metrics::default().snapshot(1, Gauges::default(), Duration::ZERO),
-        ]);
+        let heap = Heap {
+            in_use: 5_000,
+            free: 700,
+        };
+        let text = render(
+            &[
+                m.snapshot(0, Gauges::default(), Duration::from_millis(1500)),
+                Metrics::default().snapshot(1, Gauges::default(), Duration::ZERO),
+            ],
+            Some(heap),
+        );
+        assert!(text.contains("ringmcp_heap_bytes{state=\"in_use\"} 5000\n"));
+        assert!(text.contains("ringmcp_heap_bytes{state=\"free\"} 700\n"));
         assert!(text.contains("ringmcp_http_responses_total{shard=\"0\",status=\"200\"} 1\n"));
         assert!(text.contains("ringmcp_connections{shard=\"0\",transport=\"ws_mcp\"} 1\n"));
         assert!(text.contains("ringmcp_shard_busy_seconds_total{shard=\"0\"} 1.5\n"));
@@ -777,6 +827,14 @@ mod tests {
         }
     }
 
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn glibc_counts_a_heap_in_use() {
+        let held = vec![1u8; 1 << 20];
+        let heap = Heap::now().expect("glibc's allocator");
+        assert!(heap.in_use >= held.len() as u64, "{heap:?}");
+    }
+
     #[test]
     fn event_store_metrics_appear_with_an_event_store() {
         let up = ClientStats {
@@ -794,7 +852,8 @@ mod tests {
                 .snapshot(shard, Gauges::default(), Duration::ZERO)
                 .with_event_store(Some(stats))
         };
-        let text = render(&[snapshot(0, up), snapshot(1, down)]);
+        let text = render(&[snapshot(0, up), snapshot(1, down)], None);
+        assert!(!text.contains("heap"), "no heap figures, no heap family");
         assert!(text.contains("# TYPE ringmcp_event_store_up gauge\n"));
         assert!(text.contains("ringmcp_event_store_up{shard=\"0\"} 1\n"));
         assert!(text.contains("ringmcp_event_store_up{shard=\"1\"} 0\n"));

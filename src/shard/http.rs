@@ -6,7 +6,7 @@ use super::conn::Driver;
 use super::io::{self, Deadline, Handshake, Socket};
 use super::ws;
 use super::{ConnGuard, HandoffParts, Shard};
-use crate::metrics::{ErrorKind, Limit};
+use crate::metrics::{ErrorKind, Heap, Limit};
 use crate::proto::http1::{self, BodyDecoder, HttpError, Method, RequestHead};
 use crate::proto::Status;
 use crate::transport::auth::unix_now;
@@ -160,7 +160,8 @@ async fn request_loop(
             }
             Next::Metrics => {
                 let snapshots = shard.scrape().await;
-                route::write_metrics(&shard.env(), &snapshots, keep_alive, &mut out);
+                let heap = Heap::now();
+                route::write_metrics(&shard.env(), &snapshots, heap, keep_alive, &mut out);
                 http1::omit_content_for_head(head.method(), &mut out, response_start);
                 if !keep_alive {
                     break;

@@ -6,7 +6,7 @@ use super::streamable::{self, Outcome, SseStream};
 use super::ws::WsKind;
 use super::{Env, TransportError};
 use crate::auth::Principal;
-use crate::metrics::{self, Snapshot};
+use crate::metrics::{self, Heap, Snapshot};
 use crate::proto::http1::{self, Method, RequestHead};
 use crate::proto::ws::{deflate, handshake, PerMessageDeflate};
 use crate::store::sessions::SessionId;
@@ -239,9 +239,16 @@ fn upgrade(
     Ok(Next::Upgrade(kind, accepted.deflate, principal))
 }
 
-/// Queues the answer to a `/metrics` scrape.
-pub fn write_metrics(env: &Env, snapshots: &[Snapshot], keep_alive: bool, out: &mut Vec<u8>) {
-    let text = metrics::render(snapshots);
+/// Queues the answer to a `/metrics` scrape: every shard's `snapshots`, and the process's
+/// `heap` when known.
+pub fn write_metrics(
+    env: &Env,
+    snapshots: &[Snapshot],
+    heap: Option<Heap>,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) {
+    let text = metrics::render(snapshots, heap);
     let content_type = [("content-type", "text/plain; version=0.0.4; charset=utf-8")];
     http1::write_response(out, 200, &content_type, text.as_bytes(), keep_alive);
     env.metrics.status(200);
