@@ -38,6 +38,9 @@ for name in names:
     check(name, r["server_rss"]["end"] is not None, "server RSS at the phase's end missing")
     if name.startswith("idle-hold"):
         check(name, (r["server_bytes_per_connection"] or 0) > 0, "no bytes per connection")
+        if not peer:
+            check(name, (r["server_heap_bytes_per_connection"] or 0) > 0,
+                  "no heap in use per connection")
         continue
     check(name, r["latency"]["count"] == r["ok"], "latency samples != answers")
     if name == "slow-readers":

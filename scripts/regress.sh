@@ -14,8 +14,8 @@
 # the order alternates (base first in odd pairs, new first in even ones), so a drift of the
 # machine weighs on both sides. Both sides are driven by the same load generator, this
 # checkout's. Then, per scenario, `ringmcp-load compare` prints the verdict table (p50, p99,
-# p99.9, the median per-second p99, server busy per request, server bytes per connection,
-# errors: docs/benchmarks.md, "Comparing two builds"), and writes the A/B page (SCENARIO/
+# p99.9, the median per-second p99, server busy per request, server bytes and heap in use per
+# connection, errors: docs/benchmarks.md, "Comparing two builds"), and writes the A/B page (SCENARIO/
 # report.html: both builds' runs overlaid, the verdict table on top); the last lines give one
 # verdict per scenario.
 #

@@ -26,7 +26,7 @@ struct Metric {
     read: fn(&Value) -> Option<f64>,
 }
 
-const METRICS: [Metric; 6] = [
+const METRICS: [Metric; 7] = [
     Metric {
         name: "p50",
         unit: "ms",
@@ -56,6 +56,11 @@ const METRICS: [Metric; 6] = [
         name: "server bytes per connection",
         unit: "B",
         read: |r| r.get("server_bytes_per_connection")?.as_f64(),
+    },
+    Metric {
+        name: "server heap in use per connection",
+        unit: "B",
+        read: |r| r.get("server_heap_bytes_per_connection")?.as_f64(),
     },
 ];
 

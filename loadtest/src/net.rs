@@ -5,6 +5,7 @@
 //! opening handshake.
 
 use crate::cli::Target;
+use crate::sys::ServerGauges;
 use glommio::net::TcpStream;
 use ringmcp::proto::http1::{self, BodyDecoder, HttpError, Limits, Method, ResponseHead};
 use ringmcp::proto::ws::handshake::{ClientHandshake, ClientHandshakeError};
@@ -219,10 +220,10 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<Socket, NetEr
     Ok(socket)
 }
 
-/// The server's busy seconds so far, summed over its shards: one `GET` of its metrics endpoint
+/// The server's busy seconds so far and its heap in use: one `GET` of its metrics endpoint
 /// (`--server-metrics`, at the phase points; the calling shard's connections keep running
-/// meanwhile). None if it cannot be read within two seconds or has no such counter.
-pub async fn server_busy_seconds(metrics: &Target) -> Option<f64> {
+/// meanwhile). None if it cannot be read within two seconds.
+pub async fn server_gauges(metrics: &Target) -> Option<ServerGauges> {
     let timeout = Duration::from_secs(2);
     let deadline = Instant::now() + timeout;
     let mut conn = Conn::new(connect(metrics, timeout).await.ok()?);
@@ -241,7 +242,9 @@ pub async fn server_busy_seconds(metrics: &Target) -> Option<f64> {
         return None;
     }
     let body = conn.read_body(&head, deadline).await.ok()?;
-    crate::sys::parse_busy_seconds(std::str::from_utf8(&body).ok()?)
+    Some(crate::sys::parse_server_gauges(
+        std::str::from_utf8(&body).ok()?,
+    ))
 }
 
 /// A connection with an input buffer: the HTTP client side and the WebSocket handshake.
@@ -416,26 +419,27 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn server_busy_seconds_reads_plain_and_chunked_bodies_and_refuses_the_rest() {
+    fn server_gauges_read_plain_and_chunked_bodies_and_refuse_the_rest() {
+        let busy = |gauges: Option<ServerGauges>| gauges.and_then(|g| g.busy_seconds);
         glommio::LocalExecutor::default().run(async {
             let plain = serve_once(
                 "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n\
                  ringmcp_shard_busy_seconds_total{s=\"0\"} 2\n",
             );
-            assert_eq!(server_busy_seconds(&plain).await, Some(2.0));
+            assert_eq!(busy(server_gauges(&plain).await), Some(2.0));
             let chunked = serve_once(
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                  14\r\nringmcp_shard_busy_s\r\n11\r\neconds_total 0.5\n\r\n0\r\n\r\n",
             );
-            assert_eq!(server_busy_seconds(&chunked).await, Some(0.5));
+            assert_eq!(busy(server_gauges(&chunked).await), Some(0.5));
             let truncated = serve_once(
                 "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nringmcp_shard_busy_seconds_total 1\n",
             );
-            assert_eq!(server_busy_seconds(&truncated).await, None);
+            assert_eq!(server_gauges(&truncated).await, None);
             let refused = serve_once(
                 "HTTP/1.1 404 Not Found\r\nContent-Length: 35\r\n\r\nringmcp_shard_busy_seconds_total 1\n",
             );
-            assert_eq!(server_busy_seconds(&refused).await, None);
+            assert_eq!(server_gauges(&refused).await, None);
         });
     }
 
@@ -472,8 +476,15 @@ pub(crate) mod tests {
             // By address and by name: the leaf carries both.
             for host in ["127.0.0.1", "localhost"] {
                 let metrics = target(port, host, &roots);
-                let busy = server_busy_seconds(&metrics).await;
-                assert!(busy.is_some_and(|b| b >= 0.0), "{host}: {busy:?}");
+                let gauges = server_gauges(&metrics).await.expect("read");
+                assert!(
+                    gauges.busy_seconds.is_some_and(|b| b >= 0.0),
+                    "{host}: {gauges:?}"
+                );
+                assert!(
+                    gauges.heap_in_use.is_some_and(|b| b > 0),
+                    "{host}: {gauges:?}"
+                );
             }
             let patience = Duration::from_secs(5);
             let refused = connect(&target(port, "127.0.0.1", &wrong), patience).await;

@@ -26,6 +26,37 @@ pub struct ServerMemory {
     pub series: Vec<(f64, u64)>,
 }
 
+/// The server's heap in use at the phase points (bytes, its `ringmcp_heap_bytes{state="in_use"}`
+/// gauge, read with `--server-metrics`): what glibc counts as allocated, without the holes and
+/// page rounding RSS also carries, so a change of a few bytes per connection shows.
+#[derive(Debug, Default, Clone, Serialize, schemars::JsonSchema)]
+pub struct ServerHeap {
+    /// Bytes before the first connection.
+    pub before: Option<u64>,
+    /// Bytes when every connection was up.
+    pub connected: Option<u64>,
+    /// Bytes at the end of the measured phase.
+    pub end: Option<u64>,
+}
+
+impl ServerHeap {
+    /// Bytes per connection set up: (the figure at the end, else when every connection was
+    /// up, − the figure before) / `connections`.
+    fn per_connection(&self, connections: u64) -> Option<f64> {
+        per_connection(self.before, self.end.or(self.connected), connections)
+    }
+}
+
+/// (`after` − `before`) / `connections`, when all are known.
+fn per_connection(before: Option<u64>, after: Option<u64>, connections: u64) -> Option<f64> {
+    match (before, after) {
+        (Some(before), Some(after)) if connections > 0 => {
+            Some((after as f64 - before as f64) / connections as f64)
+        }
+        _ => None,
+    }
+}
+
 /// The latencies that completed, and the errors that occurred, in one second of the measured
 /// phase (and of the seconds after it, while the last replies arrive or time out).
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -247,6 +278,11 @@ pub struct Report {
     /// Server memory per connection set up, bytes: (RSS at the end, else when every
     /// connection was up, − RSS before) / connections set up.
     pub server_bytes_per_connection: Option<f64>,
+    /// The server's heap in use (`--server-metrics`; ringmcp only).
+    pub server_heap: ServerHeap,
+    /// Server heap in use per connection set up, bytes: (heap at the end, else when every
+    /// connection was up, − heap before) / connections set up.
+    pub server_heap_bytes_per_connection: Option<f64>,
     /// idle-hold over HTTP with --fill-events: event data received per session, the least
     /// a server that can replay them must hold.
     pub fill_bytes_per_session: Option<f64>,
@@ -349,12 +385,8 @@ impl Report {
             settings.insert("event_interval_ms", interval.into());
             settings.insert("events_per_session", count.into());
         }
-        let bytes_per_connection = match (memory.before, memory.end.or(memory.connected)) {
-            (Some(before), Some(after)) if r.connected > 0 => {
-                Some((after as f64 - before as f64) / r.connected as f64)
-            }
-            _ => None,
-        };
+        let bytes_per_connection =
+            per_connection(memory.before, memory.end.or(memory.connected), r.connected);
         let cpu = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if args.duration > 0.0 => Some((b - a) / args.duration * 100.0),
             _ => None,
@@ -388,6 +420,8 @@ impl Report {
             bytes_out: r.bytes_out,
             bytes_in: r.bytes_in,
             server_bytes_per_connection: bytes_per_connection,
+            server_heap_bytes_per_connection: samples.server_heap.per_connection(r.connected),
+            server_heap: samples.server_heap.clone(),
             fill_bytes_per_session: (r.fill_bytes > 0 && r.connected > 0)
                 .then(|| r.fill_bytes as f64 / r.connected as f64),
             server_rss: memory,
@@ -538,7 +572,9 @@ impl Report {
             );
         }
         if let Some(b) = self.server_bytes_per_connection {
-            let _ = writeln!(s, "  per conn     {:.0} bytes of server RSS", b);
+            let heap = (self.server_heap_bytes_per_connection)
+                .map_or(String::new(), |h| format!(", {h:.0} of its heap in use"));
+            let _ = writeln!(s, "  per conn     {b:.0} bytes of server RSS{heap}");
             if let Some(fill) = self.fill_bytes_per_session {
                 let _ = writeln!(
                     s,
@@ -669,6 +705,10 @@ mod tests {
     use std::time::Instant;
 
     fn report(scenario: &str, stats: &ShardStats) -> Report {
+        report_with(scenario, stats, PhaseSamples::default())
+    }
+
+    fn report_with(scenario: &str, stats: &ShardStats, samples: PhaseSamples) -> Report {
         let args = Args::try_parse_from([
             "ringmcp-load",
             "--scenario",
@@ -685,9 +725,34 @@ mod tests {
             after_close: None,
             series: Vec::new(),
         };
-        let samples = PhaseSamples::default();
         let result = stats.take_result();
         Report::build(&args, &target, 1, &result, memory, &samples, Duration::ZERO)
+    }
+
+    #[test]
+    fn heap_per_connection_counts_from_the_baseline_to_the_end() {
+        let heap_per_connection = |connected: u64, heap: ServerHeap| {
+            let stats = ShardStats::default();
+            stats.connected.set(connected);
+            let samples = PhaseSamples {
+                server_heap: heap,
+                ..PhaseSamples::default()
+            };
+            report_with("idle-hold", &stats, samples).server_heap_bytes_per_connection
+        };
+        let mut heap = ServerHeap {
+            before: Some(2_000_000),
+            connected: Some(2_600_000),
+            end: Some(2_700_000),
+        };
+        assert_eq!(heap_per_connection(1_000, heap.clone()), Some(700.0));
+        assert_eq!(heap_per_connection(0, heap.clone()), None);
+        // Without the end's figure, the one when every connection was up.
+        heap.end = None;
+        assert_eq!(heap_per_connection(1_000, heap.clone()), Some(600.0));
+        // No baseline: a server without the gauge, or one that did not answer in time.
+        heap.before = None;
+        assert_eq!(heap_per_connection(1_000, heap), None);
     }
 
     #[test]

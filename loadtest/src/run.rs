@@ -5,10 +5,12 @@
 use crate::cli::{Args, Scenario, Target};
 use crate::ctx::Ctx;
 use crate::listen::{self, Triggers};
+use crate::report::ServerHeap;
 use crate::stats::ShardResult;
+use crate::sys::ServerGauges;
 use crate::{http, net, sse, sys, ws};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,8 @@ const START_LEAD: Duration = Duration::from_millis(250);
 /// State every shard sees (setup and phase points only, never per request).
 #[derive(Debug, Default)]
 pub struct Shared {
+    /// The server's heap before any connection was read (see [`take_heap_baseline`]).
+    heap_baseline_taken: AtomicBool,
     /// Shards that finished opening their connections.
     arrived: AtomicUsize,
     /// The measured phase's start, set by the last shard to arrive.
@@ -73,6 +77,8 @@ pub struct PhaseSamples {
     pub server_busy_start: Option<f64>,
     /// The server's busy seconds at the end of the measured phase.
     pub server_busy_end: Option<f64>,
+    /// The server's heap in use (`--server-metrics`) at the phase points.
+    pub server_heap: ServerHeap,
     /// The server's threads' time waiting for their core ([`sys::core_wait_seconds`]) at the
     /// start of the measured phase.
     pub server_core_wait_start: Option<f64>,
@@ -99,6 +105,7 @@ pub async fn run_shard(
     shard: usize,
     shards: usize,
 ) -> ShardResult {
+    take_heap_baseline(&shared, shard).await;
     let mine = shard_connections(args.connections, shard, shards);
     fastrand::seed(args.seed.wrapping_add(shard as u64));
     let ctx = Rc::new(Ctx::new(args, target, mine.len()));
@@ -176,8 +183,8 @@ pub async fn run_shard(
         let shared = Arc::clone(&shared);
         glommio::spawn_local(async move {
             // During the lead-in, before any request is due.
-            let server_busy_start = match shard {
-                0 => server_busy_seconds(&shared).await,
+            let at_start = match shard {
+                0 => server_gauges(&shared).await,
                 _ => None,
             };
             net::sleep_until(start).await;
@@ -198,10 +205,12 @@ pub async fn run_shard(
                     s.server_core_wait_end = sys::core_wait_seconds(pid);
                 }
             }
-            let server_busy_end = server_busy_seconds(&shared).await;
+            let at_end = server_gauges(&shared).await;
             if let Ok(mut s) = shared.samples.lock() {
-                s.server_busy_start = server_busy_start;
-                s.server_busy_end = server_busy_end;
+                s.server_busy_start = at_start.and_then(|g| g.busy_seconds);
+                s.server_busy_end = at_end.and_then(|g| g.busy_seconds);
+                s.server_heap.connected = at_start.and_then(|g| g.heap_in_use);
+                s.server_heap.end = at_end.and_then(|g| g.heap_in_use);
             }
         })
     };
@@ -234,8 +243,29 @@ pub async fn run_shard(
 }
 
 /// The server's busy seconds from `--server-metrics`, if given and readable.
-async fn server_busy_seconds(shared: &Shared) -> Option<f64> {
-    net::server_busy_seconds(shared.server_metrics.as_ref()?).await
+async fn server_gauges(shared: &Shared) -> Option<ServerGauges> {
+    net::server_gauges(shared.server_metrics.as_ref()?).await
+}
+
+/// Before any connection opens, the server's heap in use (`--server-metrics`): the baseline
+/// its per-connection figure is measured from. Shard 0 reads it; the others wait until it has
+/// (bounded: the read gives up after two seconds), so none of their connections is in it.
+async fn take_heap_baseline(shared: &Shared, shard: usize) {
+    if shared.server_metrics.is_none() {
+        return;
+    }
+    if shard == 0 {
+        let heap = server_gauges(shared).await.and_then(|g| g.heap_in_use);
+        if let Ok(mut s) = shared.samples.lock() {
+            s.server_heap.before = heap;
+        }
+        shared.heap_baseline_taken.store(true, Ordering::Release);
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !shared.heap_baseline_taken.load(Ordering::Acquire) && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 #[cfg(test)]

@@ -40,24 +40,39 @@ pub fn parse_vmrss(status: &str) -> Option<u64> {
     }
 }
 
-/// The Prometheus counter `--server-metrics` reads: ringmcp's per-shard executor busy time.
-const BUSY_METRIC: &str = "ringmcp_shard_busy_seconds_total";
+/// What `--server-metrics` reads of ringmcp's Prometheus text exposition.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ServerGauges {
+    /// `ringmcp_shard_busy_seconds_total` summed over the shards: executor busy time.
+    pub busy_seconds: Option<f64>,
+    /// `ringmcp_heap_bytes{state="in_use"}`: the process's heap in use as glibc counts it.
+    pub heap_in_use: Option<u64>,
+}
 
-/// Sums the samples of [`BUSY_METRIC`] in a Prometheus text exposition.
-pub fn parse_busy_seconds(text: &str) -> Option<f64> {
-    let values: Vec<f64> = text
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(BUSY_METRIC)?;
-            // The name must end here: at the labels or at the value.
-            let value = match rest.strip_prefix('{') {
-                Some(labelled) => labelled.split_once('}')?.1,
-                None => rest.strip_prefix(' ')?,
-            };
-            value.split_whitespace().next()?.parse().ok()
-        })
+/// Reads [`ServerGauges`] from a Prometheus text exposition.
+pub fn parse_server_gauges(text: &str) -> ServerGauges {
+    let busy: Vec<f64> = samples(text, "ringmcp_shard_busy_seconds_total")
+        .filter_map(|(_, value)| value.parse().ok())
         .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
+    ServerGauges {
+        busy_seconds: (!busy.is_empty()).then(|| busy.iter().sum()),
+        heap_in_use: samples(text, "ringmcp_heap_bytes")
+            .find(|(labels, _)| *labels == "state=\"in_use\"")
+            .and_then(|(_, value)| value.parse().ok()),
+    }
+}
+
+/// The samples of metric `name`: (its labels without the braces, its value).
+fn samples<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+    text.lines().filter_map(move |line| {
+        let rest = line.strip_prefix(name)?;
+        // The name must end here: at the labels or at the value.
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(labelled) => labelled.split_once('}')?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        Some((labels, value.split_whitespace().next()?))
+    })
 }
 
 /// User plus system CPU seconds of `pid` so far, from /proc/PID/stat.
@@ -146,26 +161,30 @@ mod tests {
     }
 
     #[test]
-    fn busy_seconds_sum_over_shards() {
+    fn busy_seconds_sum_over_shards_and_heap_is_the_in_use_sample() {
         let text = "# HELP ringmcp_shard_busy_seconds_total Time.\n\
                     # TYPE ringmcp_shard_busy_seconds_total counter\n\
                     ringmcp_shard_busy_seconds_total{shard=\"0\"} 1.5\n\
                     ringmcp_shard_busy_seconds_total{shard=\"1\"} 0.25\n\
                     ringmcp_shard_busy_seconds_totalx{shard=\"0\"} 100\n\
-                    ringmcp_sessions{shard=\"0\"} 7\n";
-        assert_eq!(parse_busy_seconds(text), Some(1.75));
+                    ringmcp_sessions{shard=\"0\"} 7\n\
+                    ringmcp_heap_bytes{state=\"free\"} 700\n\
+                    ringmcp_heap_bytes{state=\"in_use\"} 5000\n";
+        let gauges = parse_server_gauges(text);
+        assert_eq!(gauges.busy_seconds, Some(1.75));
+        assert_eq!(gauges.heap_in_use, Some(5000));
+        let busy = |text| parse_server_gauges(text).busy_seconds;
+        assert_eq!(busy("ringmcp_shard_busy_seconds_total 3\n"), Some(3.0));
+        assert_eq!(busy("ringmcp_sessions{shard=\"0\"} 7\n"), None);
         assert_eq!(
-            parse_busy_seconds("ringmcp_shard_busy_seconds_total 3\n"),
-            Some(3.0)
-        );
-        assert_eq!(
-            parse_busy_seconds("ringmcp_sessions{shard=\"0\"} 7\n"),
+            busy("ringmcp_shard_busy_seconds_total{shard=\"0\"} x\n"),
             None
         );
-        assert_eq!(
-            parse_busy_seconds("ringmcp_shard_busy_seconds_total{shard=\"0\"} x\n"),
-            None
-        );
+        // A server without the heap gauge (or only its free sample) has no heap figure.
+        let heap = |text| parse_server_gauges(text).heap_in_use;
+        assert_eq!(heap("ringmcp_heap_bytes{state=\"free\"} 700\n"), None);
+        assert_eq!(heap("ringmcp_heap_bytes{state=\"in_use\"} 1.5\n"), None);
+        assert_eq!(heap(""), None);
     }
 
     #[test]
