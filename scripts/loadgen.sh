@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 make_tmpdir WORK
 
-SCENARIOS="idle-hold-ws idle-hold-http ws-echo ws-mcp http-mcp sse-resume slow-readers"
+SCENARIOS="idle-hold-ws idle-hold-http idle-hold-echo ws-echo ws-mcp http-mcp sse-resume slow-readers"
 export BENCH_NO_BUILD=1 BENCH_CONNECTIONS="${LOADGEN_CONNECTIONS:-200}" \
     BENCH_DURATION="${LOADGEN_DURATION:-3}" BENCH_HOLD=2 BENCH_WS_RATE=4000 BENCH_HTTP_RATE=2000 \
     BENCH_SSE_RATE=400 BENCH_DISCONNECTS=40 BENCH_LISTEN_CHANGES=5 BENCH_LISTEN_RATE=5

@@ -98,8 +98,6 @@ if (( build_ok )); then
     stage faults scripts/faults.sh || true
     stage flood scripts/flood.sh || true
     stage loadgen scripts/loadgen.sh || true
-    # glibc's count of the heap idle connections hold (the memory steps' instrument), small.
-    stage heap env HEAP_CONNECTIONS=2000 scripts/heap_in_use.sh echo || true
     stage peers scripts/peers.sh || true
     # scripts/regress.sh flags a deliberately slowed server and passes identical builds.
     stage regress scripts/regress_check.sh || true

@@ -599,7 +599,8 @@ const EVENT_STORE: &[EventStoreValued] = &[
 /// The process's heap as glibc counts it over every arena (`mallinfo2`): bytes handed out and
 /// not freed (mmapped blocks included), and bytes its arenas hold free. RSS counts the free
 /// bytes too, and they move by tens of bytes per connection from build to build, which is why
-/// memory steps read `in_use` (scripts/heap_in_use.sh, docs/benchmarks.md).
+/// memory steps read `in_use` (`ringmcp-load --server-metrics` reports it per connection;
+/// docs/benchmarks.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heap {
     pub in_use: u64,
