@@ -30,11 +30,14 @@ use std::{
 #[allow(dead_code)] // Clippy is unhappy with some of the fields on these enums never being read,
                     // but they are certainly used, and read by debug
 pub(crate) enum SourceType {
-    Write(PollableStatus, IoBuffer),
-    Read(PollableStatus, Option<IoBuffer>),
+    // ringmcp patch: the buffers of the file and one-shot socket operations (48-56 bytes) and
+    // a rename's two paths are boxed, so the largest variant is the multishot receive (32
+    // bytes) every stream keeps: a source is then a 160-byte allocation, not 192.
+    Write(PollableStatus, Box<IoBuffer>),
+    Read(PollableStatus, Option<Box<IoBuffer>>),
     PollAdd,
-    SockSend(DmaBuffer),
-    SockRecv(Option<DmaBuffer>),
+    SockSend(Box<DmaBuffer>),
+    SockRecv(Option<Box<DmaBuffer>>),
     // ringmcp patch: a multishot receive into the ring's provided buffers.
     SockRecvMultishot(MultishotRecv),
     // ringmcp patch: the datagram message operations' state is boxed. Inline it was 256 of
@@ -67,7 +70,7 @@ pub(crate) enum SourceType {
     // ringmcp patch: boxed, as the message operations' state is (128 bytes of address).
     Connect(Box<nix::sys::socket::SockaddrStorage>),
     Accept(Box<SockAddrStorage>),
-    Rename(PathBuf, PathBuf),
+    Rename(Box<(PathBuf, PathBuf)>),
     CreateDir(PathBuf),
     Remove(PathBuf),
     BlockingFn,
@@ -307,16 +310,16 @@ impl Source {
     pub(crate) fn extract_buffer(self) -> IoBuffer {
         let stype = self.extract_source_type();
         match stype {
-            SourceType::Read(_, Some(buffer)) => buffer,
-            SourceType::Write(_, buffer) => buffer,
+            SourceType::Read(_, Some(buffer)) => *buffer,
+            SourceType::Write(_, buffer) => *buffer,
             x => panic!("Could not extract buffer. Source: {:?}", x),
         }
     }
 
     pub(crate) fn buffer(&self) -> Ref<'_, IoBuffer> {
         Ref::map(self.source_type(), |stype| match stype {
-            SourceType::Read(_, Some(buffer)) => buffer,
-            SourceType::Write(_, buffer) => buffer,
+            SourceType::Read(_, Some(buffer)) => &**buffer,
+            SourceType::Write(_, buffer) => &**buffer,
             x => panic!("Could not extract buffer. Source: {:?}", x),
         })
     }

@@ -304,7 +304,7 @@ fn fill_sqe<F>(
                             // source. The kernel knows about that buffer already, and will write to
                             // it. So this can only be called if there is no buffer attached to it.
                             assert!(slot.is_none());
-                            *slot = Some(IoBuffer::DmaSink(buf));
+                            *slot = Some(Box::new(IoBuffer::DmaSink(buf)));
                         }
                         _ => unreachable!("Expected Read source type"),
                     }
@@ -361,7 +361,7 @@ fn fill_sqe<F>(
                     match &mut src.source_type {
                         SourceType::Read(PollableStatus::NonPollable(DirectIo::Disabled), slot) => {
                             sqe.prep_read(op.fd, buf.as_bytes_mut(), pos);
-                            *slot = Some(IoBuffer::DmaSink(buf));
+                            *slot = Some(Box::new(IoBuffer::DmaSink(buf)));
                         }
                         SourceType::Read(_, slot) => {
                             match buf.uring_buffer_id() {
@@ -372,7 +372,7 @@ fn fill_sqe<F>(
                                     sqe.prep_read_fixed(op.fd, buf.as_bytes_mut(), pos, idx);
                                 }
                             };
-                            *slot = Some(IoBuffer::DmaSink(buf));
+                            *slot = Some(Box::new(IoBuffer::DmaSink(buf)));
                         }
                         _ => unreachable!(),
                     };
@@ -400,7 +400,7 @@ fn fill_sqe<F>(
                 source_map.peek_source_mut(from_user_data(op.user_data), |mut src| {
                     match &mut src.source_type {
                         SourceType::SockRecv(slot) => {
-                            *slot = Some(buf);
+                            *slot = Some(Box::new(buf));
                         }
                         _ => unreachable!(),
                     };
@@ -1524,13 +1524,15 @@ impl Reactor {
 
     pub(crate) fn write_dma(&self, source: &Source, pos: u64) {
         let op = match &*source.source_type() {
-            SourceType::Write(
-                PollableStatus::NonPollable(DirectIo::Disabled),
-                IoBuffer::DmaSource(buf),
-            ) => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
-            SourceType::Write(_, IoBuffer::DmaSource(buf)) => match buf.uring_buffer_id() {
-                Some(id) => UringOpDescriptor::WriteFixed(buf.as_ptr(), buf.len(), pos, id),
-                None => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
+            SourceType::Write(pollable, buffer) => match (pollable, &**buffer) {
+                (PollableStatus::NonPollable(DirectIo::Disabled), IoBuffer::DmaSource(buf)) => {
+                    UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos)
+                }
+                (_, IoBuffer::DmaSource(buf)) => match buf.uring_buffer_id() {
+                    Some(id) => UringOpDescriptor::WriteFixed(buf.as_ptr(), buf.len(), pos, id),
+                    None => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
+                },
+                (_, x) => panic!("Unexpected buffer for write: {:?}", x),
             },
             x => panic!("Unexpected source type for write: {:?}", x),
         };
@@ -1544,10 +1546,12 @@ impl Reactor {
 
     pub(crate) fn write_buffered(&self, source: &Source, pos: u64) {
         let op = match &*source.source_type() {
-            SourceType::Write(
-                PollableStatus::NonPollable(DirectIo::Disabled),
-                IoBuffer::Buffered(buf),
-            ) => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
+            SourceType::Write(PollableStatus::NonPollable(DirectIo::Disabled), buffer) => {
+                match &**buffer {
+                    IoBuffer::Buffered(buf) => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
+                    x => panic!("Unexpected buffer for a buffered write: {:?}", x),
+                }
+            }
             x => panic!("Unexpected source type for write: {:?}", x),
         };
         queue_request_into_ring(
@@ -1767,7 +1771,7 @@ impl Reactor {
 
     pub(crate) fn rename(&self, source: &Source) -> impl Future<Output = ()> {
         let (old_path, new_path) = match &*source.source_type() {
-            SourceType::Rename(o, n) => (o.clone(), n.clone()),
+            SourceType::Rename(paths) => (**paths).clone(),
             _ => panic!("Unexpected source for rename operation"),
         };
 
