@@ -80,7 +80,14 @@ fn median_second_p99(report: &Value) -> Option<f64> {
     Some(p99s[p99s.len() / 2])
 }
 
+/// Not for idle-hold: it sends no requests (its "rate" counts the sessions it set up), so its
+/// busy share is the server's housekeeping and the metrics scrapes' own work, which moves with
+/// the heap's layout (glibc's count walks its free chunks: 1-3 ms a scrape at 15,000
+/// sessions), not a cost per request.
 fn busy_per_thousand(report: &Value) -> Option<f64> {
+    if report.get("scenario")?.as_str()? == "idle-hold" {
+        return None;
+    }
     let busy = report.get("server_busy_percent")?.as_f64()?;
     let rate = report.get("achieved_rate")?.as_f64()?;
     (rate > 0.0).then(|| busy / rate * 1000.0)
@@ -360,6 +367,7 @@ mod tests {
     /// A report with latency percentiles scaled by `factor`.
     fn report(factor: f64, errors: u64) -> Value {
         json!({
+            "scenario": "ws-mcp",
             "latency": {"p50_ms": 0.2 * factor, "p99_ms": 1.0 * factor, "p999_ms": 3.0 * factor},
             "latency_by_second": [{"p99_ms": 0.9 * factor}, {"p99_ms": 1.1 * factor}, {"p99_ms": 1.0 * factor}],
             "server_busy_percent": 40.0,
@@ -387,6 +395,34 @@ mod tests {
             .find(|m| m.metric == metric)
             .map(|m| m.verdict)
             .unwrap()
+    }
+
+    #[test]
+    fn an_idle_hold_has_no_busy_per_request() {
+        // Its busy share doubling is housekeeping, not a slower request: not compared.
+        let idle = |busy: f64| {
+            let mut r = report(1.0, 0);
+            r["scenario"] = json!("idle-hold");
+            r["server_busy_percent"] = json!(busy);
+            r
+        };
+        let (base, new) = (vec![idle(0.08); 3], vec![idle(0.16); 3]);
+        let c = compare(&base, &new, 0.10).unwrap();
+        assert!(
+            c.metrics
+                .iter()
+                .all(|m| !m.metric.starts_with("server busy")),
+            "{c:?}"
+        );
+        assert!(!c.regression);
+        // The same figures from a load scenario are a regression.
+        let load = |busy: f64| {
+            let mut r = idle(busy);
+            r["scenario"] = json!("http-mcp");
+            r
+        };
+        let (base, new) = (vec![load(0.08); 3], vec![load(0.16); 3]);
+        assert!(compare(&base, &new, 0.10).unwrap().regression);
     }
 
     #[test]
