@@ -594,6 +594,12 @@ const EVENT_STORE: &[EventStoreValued] = &[
         "Connections to the Redis event store made after the first.",
         |e| e.reconnects,
     ),
+    (
+        "event_store_reply_timeouts_total",
+        "counter",
+        "Connections to the Redis event store dropped because it answered nothing within the reply timeout (2 s) while commands awaited replies.",
+        |e| e.reply_timeouts,
+    ),
 ];
 
 /// The process's heap as glibc counts it over every arena (`mallinfo2`): bytes handed out and
@@ -844,6 +850,7 @@ mod tests {
             commands: 7,
             unavailable: 2,
             reconnects: 1,
+            reply_timeouts: 3,
         };
         let down = ClientStats {
             up: false,
@@ -863,5 +870,6 @@ mod tests {
         assert!(text.contains("ringmcp_event_store_unavailable_total{shard=\"0\"} 2\n"));
         assert!(text.contains("ringmcp_event_store_reconnects_total{shard=\"0\"} 1\n"));
         assert!(text.contains("# TYPE ringmcp_event_store_reconnects_total counter\n"));
+        assert!(text.contains("ringmcp_event_store_reply_timeouts_total{shard=\"0\"} 3\n"));
     }
 }

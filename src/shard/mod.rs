@@ -510,8 +510,8 @@ impl Shard {
         let mesh = Rc::new(mesh);
         let metrics = Rc::new(Metrics::default());
         let limit_hits = Rc::clone(&metrics);
-        let redis =
-            (config.event_store.as_ref()).map(|url| RedisClient::new(url, redis::QUEUE_BYTES));
+        let redis = (config.event_store.as_ref())
+            .map(|url| RedisClient::new(url, redis::QUEUE_BYTES, redis::REPLY_TIMEOUT));
         let shared = redis.as_ref().map(|client| {
             SharedStore::new(
                 Rc::clone(client),

@@ -3,11 +3,11 @@
 //! bytes mean, which reply answers which command and when the connection is of no use are
 //! the client's decisions (`crate::store::redis`).
 
-use super::io::{self, Socket};
+use super::io::{self, Deadline, Socket};
 use super::Shard;
 use crate::mcp::Announcement;
 use crate::store::redis::{Client, RedisUrl};
-use crate::store::shared::AnnouncementReader;
+use crate::store::shared::{AnnouncementReader, ANNOUNCEMENT_WAIT};
 use glommio::net::TcpStream;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -20,6 +20,10 @@ pub(super) const QUEUE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long Redis may leave commands unanswered before the connection is given up as dead
+/// (the event store's commands take it microseconds; see `crate::store::redis`).
+pub(super) const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The wait after the first failure; it doubles with every failure after it.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -58,7 +62,8 @@ pub(super) async fn relay_announcements(shard: Rc<Shard>, addr: SocketAddr) {
     let Some(url) = shard.config.event_store.clone() else {
         return;
     };
-    let client = Client::new(&url, QUEUE_BYTES);
+    // Each read waits in Redis for up to ANNOUNCEMENT_WAIT by itself.
+    let client = Client::new(&url, QUEUE_BYTES, REPLY_TIMEOUT + ANNOUNCEMENT_WAIT);
     let name = format!("shard {}: announcements from {url}", shard.index);
     let connection = {
         let (client, shard, name) = (Rc::clone(&client), Rc::clone(&shard), name.clone());
@@ -136,12 +141,15 @@ async fn stay_connected(
     }
 }
 
-/// Writes what the client queues and hands it what Redis sends, until the connection ends;
-/// returns why it ended. `came_up` runs once, when the client is first up on it.
+/// Writes what the client queues and hands it what Redis sends, until the connection ends or
+/// the client finds Redis too slow to answer; returns why it ended. `came_up` runs once, when
+/// the client is first up on it.
 async fn carry(client: &Client, socket: &mut Socket, mut came_up: impl FnMut()) -> String {
     let mut out = Vec::new();
     let mut inbuf = Vec::new();
     let mut announced = false;
+    // Armed while commands await replies, for when Redis is due to have answered one.
+    let mut reply_due: Option<Deadline> = None;
     std::future::poll_fn(|cx| loop {
         if !announced && client.is_up() {
             announced = true;
@@ -169,7 +177,22 @@ async fn carry(client: &Client, socket: &mut Socket, mut came_up: impl FnMut()) 
                 io::release_if_large(&mut inbuf);
             }
             Poll::Ready(Err(e)) => return Poll::Ready(format!("read: {e}")),
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                let Some(due) = client.reply_due() else {
+                    reply_due = None;
+                    return Poll::Pending;
+                };
+                let timer = reply_due.get_or_insert_with(|| Deadline::at(due));
+                timer.reset(due);
+                // Fired once `due` passed (a full wheel's deadline always has: then this
+                // only checks, and the socket's wake-ups bring the next check).
+                if timer.poll_expired(cx).is_ready() {
+                    if let Err(e) = client.check_reply_wait(Instant::now()) {
+                        return Poll::Ready(e.to_string());
+                    }
+                }
+                return Poll::Pending;
+            }
         }
     })
     .await
@@ -209,7 +232,7 @@ mod tests {
 
     /// A client for `url` kept connected by the shard's loop, once it is up.
     async fn connected(url: &RedisUrl) -> Rc<Client> {
-        let client = Client::new(url, QUEUE_BYTES);
+        let client = Client::new(url, QUEUE_BYTES, REPLY_TIMEOUT);
         let addr = resolve(url).unwrap();
         let kept = Rc::clone(&client);
         glommio::spawn_local(async move {
@@ -294,6 +317,47 @@ mod tests {
 
     #[test]
     #[ignore = "needs redis-server: scripts/cluster.sh runs them"]
+    fn a_redis_that_answers_nothing_is_given_up_after_the_reply_timeout() {
+        let server = RedisServer::on_a_free_port(&[]);
+        let url = url(&server, "");
+        on_executor(move || async move {
+            let client = connected(&url).await;
+            server.pause();
+            let began = Instant::now();
+            // Without the timeout this waited for as long as the TCP connection stood.
+            let call = client.call(&[b"PING"]);
+            let patience = REPLY_TIMEOUT * 4;
+            let outcome = futures_lite::future::or(async { Some(call.await) }, async {
+                glommio::timer::sleep(patience).await;
+                None
+            })
+            .await;
+            assert_eq!(
+                outcome,
+                Some(Err(Unavailable)),
+                "not given up within {patience:?}"
+            );
+            let waited = began.elapsed();
+            assert!(waited >= REPLY_TIMEOUT, "gave up after {waited:?}");
+            assert!(client.stats().reply_timeouts >= 1, "{:?}", client.stats());
+            server.resume();
+            // A connection made while it was stopped gets its answers now, or the next one.
+            let answered = until(Duration::from_secs(20), || client.is_up()).await;
+            assert!(answered.is_some(), "never up again");
+            let mut pong = client.call(&[b"PING"]).await;
+            for _ in 0..10 {
+                if pong.is_ok() {
+                    break;
+                }
+                glommio::timer::sleep(Duration::from_millis(200)).await;
+                pong = client.call(&[b"PING"]).await;
+            }
+            assert_eq!(pong, Ok(status("PONG")));
+        });
+    }
+
+    #[test]
+    #[ignore = "needs redis-server: scripts/cluster.sh runs them"]
     fn select_reaches_another_database() {
         let server = RedisServer::on_a_free_port(&[]);
         let (db0, db3) = (url(&server, ""), url(&server, "/3"));
@@ -320,7 +384,7 @@ mod tests {
             let _server = server;
             let client = connected(&right).await;
             assert_eq!(client.call(&[b"PING"]).await, Ok(status("PONG")));
-            let refused = Client::new(&wrong, QUEUE_BYTES);
+            let refused = Client::new(&wrong, QUEUE_BYTES, REPLY_TIMEOUT);
             let addr = resolve(&wrong).unwrap();
             let kept = Rc::clone(&refused);
             glommio::spawn_local(async move {

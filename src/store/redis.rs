@@ -13,6 +13,14 @@
 //! `max_queued_bytes` (a command over it is refused with [`Unavailable`], as when Redis is
 //! down), and one reply may be at most [`MAX_REPLY_BYTES`] (more is a [`ProtocolError`] and the
 //! connection is dropped), decided from the reply's headers where they tell.
+//!
+//! Time is bounded too: while commands await replies, Redis must answer one within the
+//! client's `reply_timeout` of the last (or of the first command, when none was awaited).
+//! A Redis that accepts connections and then answers nothing (stopped, wedged, a black-holed
+//! route) would otherwise hold every command and every caller awaiting one for as long as the
+//! TCP connection stands; past the timeout the I/O side drops the connection
+//! ([`Client::check_reply_wait`]), so the commands complete [`Unavailable`] and it connects
+//! again.
 
 use crate::proto::{hex, Status};
 use crate::wake::WakeSlot;
@@ -27,6 +35,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 /// The port Redis listens on unless the URL names another.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -263,6 +272,8 @@ pub enum ProtocolError {
     Malformed(String),
     /// AUTH or SELECT answered with an error, so the connection is of no use.
     Refused(String),
+    /// Commands awaited a reply and none came within the client's reply timeout.
+    NoReply(Duration),
 }
 
 impl fmt::Display for ProtocolError {
@@ -276,6 +287,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::TooDeep => write!(f, "arrays nested over {MAX_DEPTH} deep"),
             ProtocolError::Malformed(e) => write!(f, "a malformed reply: {e}"),
             ProtocolError::Refused(e) => write!(f, "the connection was refused: {e}"),
+            ProtocolError::NoReply(timeout) => write!(f, "no reply within {timeout:?}"),
         }
     }
 }
@@ -543,6 +555,8 @@ pub struct ClientStats {
     pub unavailable: u64,
     /// Connections made after the first one.
     pub reconnects: u64,
+    /// Connections dropped because Redis answered nothing within the reply timeout.
+    pub reply_timeouts: u64,
 }
 
 /// Where the connection is.
@@ -569,11 +583,24 @@ struct State {
     /// Encoded commands the I/O side has not taken yet.
     output: Vec<u8>,
     awaiting: VecDeque<Awaiting>,
+    /// While commands await replies: since when Redis has owed one (the last reply, or the
+    /// first command queued when none was awaited).
+    owed_since: Option<Instant>,
     /// What the awaiting commands count against the bound (see [`Client::command`]).
     queued: usize,
     decoder: ReplyDecoder,
     stats: ClientStats,
     connected_before: bool,
+}
+
+impl State {
+    /// Adds a command written or queued to those awaiting a reply.
+    fn await_reply(&mut self, awaiting: Awaiting) {
+        if self.awaiting.is_empty() {
+            self.owed_since = Some(Instant::now());
+        }
+        self.awaiting.push_back(awaiting);
+    }
 }
 
 /// One pipelined connection's worth of commands and replies, shared as `Rc<Client>` by the
@@ -591,12 +618,15 @@ pub struct Client {
     preamble: Vec<u8>,
     preamble_commands: usize,
     max_queued_bytes: usize,
+    reply_timeout: Duration,
 }
 
 impl Client {
     /// A client for `url`, not connected. Commands queued or awaiting a reply may count up to
-    /// `max_queued_bytes` (see [`Client::command`]).
-    pub fn new(url: &RedisUrl, max_queued_bytes: usize) -> Rc<Client> {
+    /// `max_queued_bytes` (see [`Client::command`]); while any await one, Redis must answer
+    /// within `reply_timeout` of its last reply (see [`Client::check_reply_wait`]), which
+    /// must exceed the longest wait a command asks for itself (`XREAD BLOCK`).
+    pub fn new(url: &RedisUrl, max_queued_bytes: usize, reply_timeout: Duration) -> Rc<Client> {
         let mut preamble = Vec::new();
         let mut preamble_commands = 0;
         if let Some(password) = &url.password {
@@ -618,6 +648,7 @@ impl Client {
                 link: Link::Down,
                 output: Vec::new(),
                 awaiting: VecDeque::new(),
+                owed_since: None,
                 queued: 0,
                 decoder: ReplyDecoder::new(MAX_REPLY_BYTES),
                 stats: ClientStats::default(),
@@ -627,6 +658,7 @@ impl Client {
             preamble,
             preamble_commands,
             max_queued_bytes,
+            reply_timeout,
         })
     }
 
@@ -656,7 +688,7 @@ impl Client {
             } else {
                 encode_command(&mut state.output, args);
                 state.queued += cost;
-                state.awaiting.push_back(Awaiting::Command { done, cost });
+                state.await_reply(Awaiting::Command { done, cost });
                 state.stats.commands += 1;
                 Ok(())
             }
@@ -701,7 +733,7 @@ impl Client {
             state.link = Link::Preamble;
             state.output.extend_from_slice(&self.preamble);
             for _ in 0..self.preamble_commands {
-                state.awaiting.push_back(Awaiting::Preamble);
+                state.await_reply(Awaiting::Preamble);
             }
         }
         self.writer.wake();
@@ -772,9 +804,31 @@ impl Client {
                 }
             }
         };
+        if used > 0 {
+            // Redis answered: it owes the next reply from now (or nothing).
+            state.owed_since = (!state.awaiting.is_empty()).then(Instant::now);
+        }
         // Taken off once, not reply by reply: a read may hold thousands of small replies.
         inbuf.drain(..used);
         outcome
+    }
+
+    /// When Redis must have answered by, while commands await replies: `reply_timeout` after
+    /// its last reply, or after the first command queued when none was awaited.
+    pub fn reply_due(&self) -> Option<Instant> {
+        Some(self.state.borrow().owed_since? + self.reply_timeout)
+    }
+
+    /// Fails (and counts it) once Redis is past [`Client::reply_due`] at `now`: the I/O side
+    /// then drops the connection, as for any [`ProtocolError`].
+    pub fn check_reply_wait(&self, now: Instant) -> Result<(), ProtocolError> {
+        match self.reply_due() {
+            Some(due) if due <= now => {
+                self.state.borrow_mut().stats.reply_timeouts += 1;
+                Err(ProtocolError::NoReply(self.reply_timeout))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The connection ended: every command queued or awaiting a reply completes with
@@ -786,6 +840,7 @@ impl Client {
             state.output = Vec::new();
             state.decoder = ReplyDecoder::new(MAX_REPLY_BYTES);
             state.queued = 0;
+            state.owed_since = None;
             let cut_off = std::mem::take(&mut state.awaiting);
             let commands = cut_off
                 .iter()
@@ -842,6 +897,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::{Wake, Waker};
+
+    /// A reply timeout no test waits out by accident.
+    const PATIENT: Duration = Duration::from_secs(60);
 
     // ---- URLs ----
 
@@ -1301,7 +1359,7 @@ mod tests {
     }
 
     fn connected(url: &RedisUrl) -> Rc<Client> {
-        let client = Client::new(url, 1 << 20);
+        let client = Client::new(url, 1 << 20, PATIENT);
         client.connected();
         client
     }
@@ -1322,8 +1380,65 @@ mod tests {
     }
 
     #[test]
+    fn redis_owes_a_reply_within_the_timeout_of_its_last_one() {
+        let timeout = Duration::from_secs(2);
+        let client = Client::new(&plain(), 1 << 20, timeout);
+        client.connected();
+        // Nothing awaited: nothing owed, however long Redis is silent.
+        assert_eq!(client.reply_due(), None);
+        assert!(client
+            .check_reply_wait(Instant::now() + timeout * 10)
+            .is_ok());
+
+        let log = Log::default();
+        let before = Instant::now();
+        client.command(&[b"GET", b"a"], recorder(&log));
+        client.command(&[b"GET", b"b"], recorder(&log));
+        let due = client.reply_due().expect("a reply is owed");
+        assert!(due >= before + timeout && due <= Instant::now() + timeout);
+        assert!(client
+            .check_reply_wait(due - Duration::from_millis(1))
+            .is_ok());
+
+        // One reply: the second is owed from then on, not from when it was sent.
+        std::thread::sleep(Duration::from_millis(5));
+        feed(&client, b"$1\r\nx\r\n").unwrap();
+        let moved = client.reply_due().expect("the second reply is owed");
+        assert!(moved > due, "progress moves the due time");
+        assert!(client.check_reply_wait(due).is_ok());
+
+        // None by the due time: the connection is to be dropped, and that is counted.
+        assert_eq!(
+            client.check_reply_wait(moved),
+            Err(ProtocolError::NoReply(timeout))
+        );
+        assert_eq!(client.stats().reply_timeouts, 1);
+        client.disconnected();
+        assert_eq!(client.reply_due(), None);
+        assert_eq!(log.borrow().len(), 2);
+        assert_eq!(log.borrow()[1], Err(Unavailable));
+
+        // The last reply taken: nothing owed again.
+        client.connected();
+        client.command(&[b"PING"], recorder(&log));
+        feed(&client, b"+PONG\r\n").unwrap();
+        assert_eq!(client.reply_due(), None);
+    }
+
+    #[test]
+    fn auth_and_select_are_owed_replies_too() {
+        let timeout = Duration::from_secs(2);
+        let client = Client::new(&url("redis://:pw@h/2"), 1 << 20, timeout);
+        let before = Instant::now();
+        client.connected();
+        let due = client.reply_due().expect("AUTH's reply is owed");
+        assert!(due >= before + timeout);
+        assert!(client.check_reply_wait(due).is_err());
+    }
+
+    #[test]
     fn commands_are_refused_until_connected() {
-        let client = Client::new(&plain(), 1 << 20);
+        let client = Client::new(&plain(), 1 << 20, PATIENT);
         let log = Log::default();
         assert!(!client.is_up());
         client.command(&[b"PING"], recorder(&log));
@@ -1422,7 +1537,7 @@ mod tests {
 
     #[test]
     fn the_preamble_goes_first_and_commands_wait_for_it() {
-        let client = Client::new(&url("redis://app:secret@h/3"), 1 << 20);
+        let client = Client::new(&url("redis://app:secret@h/3"), 1 << 20, PATIENT);
         let log = Log::default();
         client.connected();
         assert!(!client.is_up());
@@ -1440,14 +1555,14 @@ mod tests {
         client.command(&[b"PING"], recorder(&log));
         assert_eq!(output(&client), b"*1\r\n$4\r\nPING\r\n");
         // A password alone, no database: AUTH with one argument, and nothing else.
-        let client = Client::new(&url("redis://:pw@h"), 1 << 20);
+        let client = Client::new(&url("redis://:pw@h"), 1 << 20, PATIENT);
         client.connected();
         assert_eq!(output(&client), b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n");
     }
 
     #[test]
     fn a_refused_preamble_breaks_the_connection() {
-        let client = Client::new(&url("redis://:wrong@h/3"), 1 << 20);
+        let client = Client::new(&url("redis://:wrong@h/3"), 1 << 20, PATIENT);
         client.connected();
         let refused = feed(
             &client,
@@ -1550,7 +1665,7 @@ mod tests {
     #[test]
     fn the_queue_bound_refuses_commands_until_replies_drain() {
         let cost = encoded_len(&[b"PING"]) + COMMAND_OVERHEAD;
-        let client = Client::new(&plain(), 3 * cost);
+        let client = Client::new(&plain(), 3 * cost, PATIENT);
         client.connected();
         let log = Log::default();
         for _ in 0..4 {
@@ -1617,7 +1732,7 @@ mod tests {
 
     #[test]
     fn the_writer_is_woken_when_there_is_output() {
-        let client = Client::new(&url("redis://h/1"), 1 << 20);
+        let client = Client::new(&url("redis://h/1"), 1 << 20, PATIENT);
         let wakes = Arc::new(Count::default());
         let waker = Waker::from(Arc::clone(&wakes));
         let mut cx = Context::from_waker(&waker);
@@ -1637,7 +1752,7 @@ mod tests {
 
     #[test]
     fn stats_count_commands_refusals_and_reconnects() {
-        let client = Client::new(&plain(), 1 << 20);
+        let client = Client::new(&plain(), 1 << 20, PATIENT);
         client.command(&[b"PING"], Box::new(|_| {}));
         client.connected();
         client.command(&[b"PING"], Box::new(|_| {}));
@@ -1649,7 +1764,8 @@ mod tests {
                 up: true,
                 commands: 2,
                 unavailable: 1,
-                reconnects: 0
+                reconnects: 0,
+                reply_timeouts: 0,
             }
         );
         client.disconnected();
@@ -1660,7 +1776,8 @@ mod tests {
                 up: true,
                 commands: 2,
                 unavailable: 2,
-                reconnects: 1
+                reconnects: 1,
+                reply_timeouts: 0,
             }
         );
     }

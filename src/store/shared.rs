@@ -287,8 +287,10 @@ impl SharedStore {
 const ANNOUNCEMENTS: &[u8] = b"ringmcp:announcements";
 /// Announcements kept for a node that reconnects (approximately: `MAXLEN ~`).
 const ANNOUNCEMENTS_KEPT: &[u8] = b"10000";
-/// How long one read waits for announcements, in milliseconds: a node stopping is noticed
-/// within it.
+/// How long one read waits for announcements (`XREAD BLOCK`): a node stopping is noticed
+/// within it, and the connection's reply timeout must exceed it.
+pub const ANNOUNCEMENT_WAIT: Duration = Duration::from_millis(1000);
+/// [`ANNOUNCEMENT_WAIT`] in milliseconds, as the command carries it.
 const ANNOUNCEMENT_WAIT_MS: &[u8] = b"1000";
 /// Most announcements one read returns.
 const ANNOUNCEMENT_BATCH: &[u8] = b"256";
@@ -515,6 +517,12 @@ mod tests {
 
     fn bulk(b: &[u8]) -> Reply {
         Reply::Bulk(Some(b.to_vec()))
+    }
+
+    #[test]
+    fn the_announcement_wait_is_the_one_the_command_carries() {
+        let millis = ANNOUNCEMENT_WAIT.as_millis().to_string();
+        assert_eq!(ANNOUNCEMENT_WAIT_MS, millis.as_bytes());
     }
 
     fn entry(id: &str, data: &[u8]) -> Reply {

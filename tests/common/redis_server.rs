@@ -53,6 +53,30 @@ impl RedisServer {
         RedisServer::start(port, extra)
     }
 
+    /// SIGSTOP: it keeps its connections and the kernel keeps accepting new ones, but it
+    /// answers nothing (a wedged server, or a route that black-holes), until [`resume`].
+    ///
+    /// [`resume`]: RedisServer::resume
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("the server runs");
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+        // SAFETY: kill(2) with our own child's pid has no memory effects.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
     /// SIGKILL: no goodbye, as when the machine goes away.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -158,7 +158,7 @@ impl Node {
             ..config
         };
         let url: RedisUrl = "redis://127.0.0.1:6379".parse().unwrap();
-        let client = Client::new(&url, 1 << 20);
+        let client = Client::new(&url, 1 << 20, Duration::from_secs(60));
         if up {
             client.connected();
         }
