@@ -256,7 +256,7 @@ impl BlockingThreadPool {
                 res.try_into()
                     .expect("not a valid blocking operation's result"),
             );
-            inner_source.wakers.wake_waiters();
+            inner_source.wake_waiters();
 
             woke += 1;
         }

@@ -211,6 +211,8 @@ pub(crate) struct SourceExtras {
     pub(crate) stats_collection: Option<StatsCollection>,
     /// The task queue whose statistics the callbacks count in too; read only beside them.
     pub(crate) task_queue: Option<TaskQueueHandle>,
+    /// Waiters beyond `Wakers::waiter`: the other readers of a file read several share.
+    pub(crate) more_waiters: Vec<Waker>,
 }
 
 impl InnerSource {
@@ -227,6 +229,25 @@ impl InnerSource {
     /// The task queue the statistics callbacks also count in.
     pub(crate) fn task_queue(&self) -> Option<TaskQueueHandle> {
         self.extras.as_ref().and_then(|x| x.task_queue)
+    }
+
+    /// Wakes every waiter; whether there was one.
+    pub(crate) fn wake_waiters(&mut self) -> bool {
+        let more = self.extras.as_mut().map(|x| std::mem::take(&mut x.more_waiters));
+        let woke = self.wakers.waiter.is_some();
+        if let Some(waiter) = self.wakers.waiter.take() {
+            wake!(waiter);
+        }
+        for waiter in more.into_iter().flatten() {
+            wake!(waiter);
+        }
+        woke
+    }
+
+    /// How many tasks wait for this source's result.
+    pub(crate) fn waiter_count(&self) -> usize {
+        usize::from(self.wakers.waiter.is_some())
+            + self.extras.as_ref().map_or(0, |x| x.more_waiters.len())
     }
 
     pub(crate) fn update_source_type(&mut self, source_type: SourceType) -> SourceType {
@@ -271,6 +292,7 @@ impl Source {
                         timeout: None,
                         stats_collection: Some(stats),
                         task_queue,
+                        more_waiters: Vec::new(),
                     })
                 }),
             })),
@@ -369,22 +391,28 @@ impl Source {
     // source
     pub(crate) fn add_waiter_single(&self, waker: &Waker) {
         let mut inner = self.inner.borrow_mut();
-        let waiters = &mut inner.wakers.waiters;
-        match waiters.first_mut() {
-            Some(w) => {
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
-            }
-            None => waiters.push(waker.clone()),
+        match &mut inner.wakers.waiter {
+            Some(w) if w.will_wake(waker) => {}
+            waiter => *waiter = Some(waker.clone()),
         }
-        debug_assert_eq!(inner.wakers.waiters.len(), 1)
     }
 
     // adds a waiter to the list. Useful for streams that have many futures waiting
-    // on a single I/O source
+    // on a single I/O source (ringmcp patch: a task already waiting is not added again, so
+    // a source polled at every wake-up of its task does not pile up clones of its waker)
     pub(crate) fn add_waiter_many(&self, waker: Waker) {
-        self.inner.borrow_mut().wakers.waiters.push(waker)
+        let mut inner = self.inner.borrow_mut();
+        let inner = &mut *inner;
+        match &inner.wakers.waiter {
+            None => inner.wakers.waiter = Some(waker),
+            Some(first) if first.will_wake(&waker) => {}
+            Some(_) => {
+                let more = &mut inner.extras.get_or_insert_with(Default::default).more_waiters;
+                if !more.iter().any(|w| w.will_wake(&waker)) {
+                    more.push(waker);
+                }
+            }
+        }
     }
 
     pub(super) fn is_installed(&self) -> Option<bool> {

@@ -494,7 +494,7 @@ fn record_stats<Ring: UringCommon>(
         }
     }
 
-    let waiters = usize::saturating_sub(src.wakers.waiters.len(), 1);
+    let waiters = usize::saturating_sub(src.waiter_count(), 1);
     if waiters > 0 {
         if let Some(reused) = src.stats_collection().and_then(|x| x.reused) {
             reused(res, ring.io_stats_mut(), waiters as u64);
@@ -610,7 +610,7 @@ where
             let res = Some(post_process(src.borrow_mut(), transmute_error(result)));
             let mut inner_source = src.borrow_mut();
             inner_source.wakers.result = res;
-            woke = inner_source.wakers.wake_waiters();
+            woke = inner_source.wake_waiters();
         }
         return Some(Taken { woke, last: true });
     }
@@ -644,7 +644,7 @@ fn take_multishot(
         // it would hit whichever request takes this source id next.
         queue.borrow_mut().forget_cancellation(id);
     }
-    Some(inner.wakers.wake_waiters())
+    Some(inner.wake_waiters())
 }
 
 type SourceMap = FreeList<Pin<Rc<RefCell<InnerSource>>>>;
