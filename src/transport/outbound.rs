@@ -160,6 +160,18 @@ mod tests {
         assert!(size <= 72, "Outbound is {size} B");
     }
 
+    /// A bound past 4 GiB is held as 4 GiB, not wrapped into a small one (4 GiB + 10 B would
+    /// be 10 B: a reader would count as stalled after one frame).
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_bound_past_4_gib_is_held_as_4_gib() {
+        let queue = Outbound::new((1 << 32) + 10);
+        queue.push(|bytes| bytes.extend_from_slice(&[0; 64]));
+        assert!(!queue.is_full());
+        assert!(queue.has_room_again());
+        assert_eq!(queue.watch_stall(false, Instant::now), Stall::Flowing);
+    }
+
     #[test]
     fn nothing_is_queued_after_the_end() {
         let queue = Outbound::new(100);

@@ -1836,6 +1836,11 @@ mod stateless {
 /// A shard with authorization on: tokens from `https://as.example` signed with the test P-256
 /// key, `mcp:tools` needed for everything and `mcp:admin` for `add`.
 fn authorizing() -> Shard {
+    authorizing_with(Config::default())
+}
+
+/// [`authorizing`] with the rest of `config`'s settings.
+fn authorizing_with(config: Config) -> Shard {
     use crate::auth::{tests, Algorithm};
     let dir = std::env::temp_dir().join(format!("ringmcp-transport-auth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -1847,9 +1852,42 @@ fn authorizing() -> Shard {
         auth_jwks_file: Some(jwks),
         auth_scopes: vec!["mcp:tools".into()],
         auth_tool_scopes: vec!["add=mcp:admin".into()],
-        ..Config::default()
+        ..config
     };
     Shard::with(config, 0, 1)
+}
+
+#[test]
+fn auth_open_health_opens_health_and_metrics_and_nothing_else() {
+    let shard = authorizing_with(Config {
+        auth_open_health: true,
+        ..Config::default()
+    });
+    assert_eq!(shard.refused("GET /healthz", "", "").status, 200);
+    // The scrape goes on to gather every shard's figures: no token asked.
+    assert!(matches!(
+        shard.request("GET /metrics", "", "").0,
+        Next::Metrics
+    ));
+    // Every MCP transport still wants a token.
+    let accept = format!("{ACCEPT_BOTH}{JSON}");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    assert_eq!(shard.refused("POST /mcp", &accept, &init).status, 401);
+    assert_eq!(
+        shard
+            .refused("GET /sse", "accept: text/event-stream\r\n", "")
+            .status,
+        401
+    );
+    let upgrade = "upgrade: websocket\r\nconnection: Upgrade\r\n\
+                   sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n";
+    assert_eq!(shard.refused("GET /echo", upgrade, "").status, 401);
+    // Without the flag, both want one (the default, `authorizing`).
+    let closed = authorizing();
+    assert_eq!(closed.refused("GET /metrics", "", "").status, 401);
+    assert_eq!(closed.refused("GET /healthz", "", "").status, 401);
 }
 
 const AUTH_ISSUER: &str = "https://as.example";
