@@ -31,6 +31,7 @@ expected = [
     "ringmcp_backpressure_events", "ringmcp_handoffs", "ringmcp_ring_bytes",
     "ringmcp_ring_events", "ringmcp_rings", "ringmcp_ring_evictions",
     "ringmcp_request_duration_seconds", "ringmcp_shard_busy_seconds", "ringmcp_heap_bytes",
+    "ringmcp_recv_multishot", "ringmcp_recv_buffer_shortages",
 ]
 missing = [name for name in expected if name not in families]
 if missing:

@@ -399,6 +399,9 @@ pub struct Gauges {
     pub rings: u64,
     /// 1 when the shard receives with multishot receives, 0 with readiness polls.
     pub recv_multishot: u64,
+    /// Multishot receives the kernel ended because the shard's provided-buffer ring was
+    /// empty (a counter: each waits a turn to be armed again).
+    pub recv_buffer_shortages: u64,
     /// Events evicted from the rings, by reason.
     pub evictions: Evictions,
 }
@@ -557,6 +560,12 @@ const SINGLE_VALUED: &[SingleValued] = &[
         "gauge",
         "1 when the shard receives with multishot receives into provided buffers, 0 with readiness polls and recv.",
         |s| s.gauges.recv_multishot,
+    ),
+    (
+        "recv_buffer_shortages_total",
+        "counter",
+        "Multishot receives the kernel ended because the shard's provided-buffer ring had no buffer left (ENOBUFS); each is armed again a turn later, so a growing count means arrivals wait for their readers.",
+        |s| s.gauges.recv_buffer_shortages,
     ),
 ];
 
@@ -802,7 +811,14 @@ mod tests {
         };
         let text = render(
             &[
-                m.snapshot(0, Gauges::default(), Duration::from_millis(1500)),
+                m.snapshot(
+                    0,
+                    Gauges {
+                        recv_buffer_shortages: 16,
+                        ..Gauges::default()
+                    },
+                    Duration::from_millis(1500),
+                ),
                 Metrics::default().snapshot(1, Gauges::default(), Duration::ZERO),
             ],
             Some(heap),
@@ -813,6 +829,8 @@ mod tests {
         assert!(text.contains("ringmcp_connections{shard=\"0\",transport=\"ws_mcp\"} 1\n"));
         assert!(text.contains("ringmcp_shard_busy_seconds_total{shard=\"0\"} 1.5\n"));
         assert!(text.contains("ringmcp_shard_busy_seconds_total{shard=\"1\"} 0\n"));
+        assert!(text.contains("# TYPE ringmcp_recv_buffer_shortages_total counter\n"));
+        assert!(text.contains("ringmcp_recv_buffer_shortages_total{shard=\"0\"} 16\n"));
         assert!(text.contains("ringmcp_errors_total{shard=\"0\",kind=\"ws_protocol\"} 1\n"));
         assert!(text.contains("ringmcp_limit_hits_total{shard=\"0\",limit=\"in_flight\"} 1\n"));
         assert!(text.contains("ringmcp_request_duration_seconds_bucket{shard=\"0\",path=\"websocket\",le=\"0.0005\"} 1\n"));

@@ -1,7 +1,8 @@
 //! The multishot receive path (vendor/glommio/PATCHES.md, patch 8; src/shard/io.rs): every byte
 //! arrives once and in order across the provided buffers, a connection that stops reading
-//! holds a bounded amount in user memory (the socket pushes back on its peer), and a stream
-//! that stops receiving hands over exactly the bytes it took and did not read.
+//! holds a bounded amount in user memory (the socket pushes back on its peer), a stream that
+//! stops receiving hands over exactly the bytes it took and did not read, and receives the
+//! kernel ends for want of a provided buffer are counted and lose nothing.
 //!
 //! Each test is skipped, with a line on stderr, on a kernel without capped multishot receives
 //! (before Linux 6.17); there, `tests/` and Autobahn run the readiness path they fall back to.
@@ -242,6 +243,70 @@ fn a_stream_that_stops_receiving_hands_over_what_it_took() {
         assert_eq!(got.len(), expected.len(), "bytes received");
         assert!(got == expected, "the bytes differ from what was sent");
     }
+}
+
+#[test]
+fn a_ring_run_dry_is_counted_and_loses_nothing() {
+    let _serial = one_at_a_time();
+    // The shard's ring holds 2 MiB of provided buffers (64 of 32 KiB). 48 connections get
+    // 64 KiB each (3 MiB) while the shard's thread is blocked: the kernel fills receives
+    // from the ring in the thread's task work, no buffer goes back until the reactor takes
+    // the completions, and the receives that find the ring empty end with ENOBUFS. Each is
+    // armed again when its reader next polls: every byte must still arrive, in order.
+    const CONNECTIONS: usize = 48;
+    const EACH: usize = 64 * 1024;
+    let stream = |i: usize| -> Vec<u8> {
+        (0..EACH)
+            .map(|j| ((j + i * 31) * 7 + j / 251) as u8)
+            .collect()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let conns: Vec<_> = (0..CONNECTIONS)
+            .map_while(|_| listener.accept().ok().map(|(conn, _)| conn))
+            .collect();
+        if go_rx.recv().is_err() {
+            return;
+        }
+        // Connections are accepted in the order the shard opened them (one at a time).
+        for (i, mut conn) in conns.into_iter().enumerate() {
+            conn.write_all(&stream(i)).unwrap();
+        }
+    });
+    let got = on_a_multishot_shard(move || {
+        let go_tx = go_tx.clone();
+        async move {
+            let before = glommio::net::recv_buffer_shortages();
+            let mut readers = Vec::new();
+            for _ in 0..CONNECTIONS {
+                let tcp = TcpStream::connect(addr).await.unwrap();
+                let mut socket = Socket::new(tcp, None);
+                readers.push(glommio::spawn_local(async move {
+                    read_to_end(&mut socket).await
+                }));
+            }
+            // Every reader arms its receive, and the reactor submits them as it parks.
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            go_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            let mut got = Vec::new();
+            for reader in readers {
+                got.push(reader.await);
+            }
+            Some((got, glommio::net::recv_buffer_shortages() - before))
+        }
+    });
+    let Some((got, shortages)) = got else { return };
+    for (i, bytes) in got.iter().enumerate() {
+        assert_eq!(bytes.len(), EACH, "bytes received on connection {i}");
+        assert!(*bytes == stream(i), "connection {i}: the bytes differ");
+    }
+    assert!(
+        shortages > 0,
+        "no receive found the ring empty: the test proves nothing"
+    );
 }
 
 fn set_buffer(fd: i32, option: libc::c_int, bytes: libc::c_int) {

@@ -657,6 +657,7 @@ impl Shard {
     pub fn snapshot(&self) -> Snapshot {
         let gauges = Gauges {
             recv_multishot: io::receives_multishot() as u64,
+            recv_buffer_shortages: glommio::net::recv_buffer_shortages(),
             ..self.http_sessions.gauges()
         };
         let event_store = self.redis.as_ref().map(|client| client.stats());

@@ -802,7 +802,7 @@ impl HttpSessions {
             ring_events: store.event_count() as u64,
             rings: store.ring_count() as u64,
             evictions: store.evictions(),
-            recv_multishot: 0,
+            ..crate::metrics::Gauges::default()
         }
     }
 

@@ -443,6 +443,10 @@ impl Reactor {
         self.sys.can_recv_multishot()
     }
 
+    pub(crate) fn recv_buffer_shortages(&self) -> u64 {
+        self.sys.recv_buffer_shortages()
+    }
+
     /// ringmcp patch: a multishot receive on `fd`, not armed yet.
     pub(crate) fn recv_multishot(&self, fd: RawFd) -> Source {
         self.new_source(fd, SourceType::SockRecvMultishot(Default::default()), None)

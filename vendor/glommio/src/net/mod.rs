@@ -35,6 +35,15 @@ pub fn recv_multishot_available() -> bool {
     crate::executor().reactor().can_recv_multishot()
 }
 
+/// ringmcp patch: how many multishot receives on this executor the kernel ended so far
+/// because its provided-buffer ring had no buffer left (`ENOBUFS`). Each is armed again when
+/// its reader next polls, a turn later: a count that keeps growing says the ring is too
+/// small for the load (its arrivals wait for their readers). Must be called from within an
+/// executor.
+pub fn recv_buffer_shortages() -> u64 {
+    crate::executor().reactor().recv_buffer_shortages()
+}
+
 fn yolo_send(fd: RawFd, buf: &[u8]) -> Option<io::Result<usize>> {
     match sys::send_syscall(fd, buf.as_ptr(), buf.len(), MsgFlags::MSG_DONTWAIT.bits()) {
         Ok(x) => Some(Ok(x)),

@@ -71,6 +71,8 @@ pub(crate) struct ProvidedBuffers {
     tail: u16,
     /// Per buffer, the bytes the kernel filled so far (where the next completion's are).
     filled: Box<[u32]>,
+    /// Multishot receives the kernel ended because the ring had no buffer left (`ENOBUFS`).
+    shortages: u64,
 }
 
 impl std::fmt::Debug for ProvidedBuffers {
@@ -82,6 +84,16 @@ impl std::fmt::Debug for ProvidedBuffers {
 }
 
 impl ProvidedBuffers {
+    /// Counts a multishot receive ended for want of a buffer (its reader arms it again).
+    pub(crate) fn count_shortage(&mut self) {
+        self.shortages += 1;
+    }
+
+    /// Multishot receives ended for want of a buffer so far.
+    pub(crate) fn shortages(&self) -> u64 {
+        self.shortages
+    }
+
     fn ring_layout() -> Layout {
         Layout::from_size_align(ENTRIES as usize * std::mem::size_of::<RingEntry>(), 4096).unwrap()
     }
@@ -124,6 +136,7 @@ impl ProvidedBuffers {
             buffers,
             tail: 0,
             filled: vec![0; ENTRIES as usize].into_boxed_slice(),
+            shortages: 0,
         };
         for bid in 0..ENTRIES {
             provided.put(bid);

@@ -632,6 +632,9 @@ fn take_multishot(
         return None;
     };
     let res = cqe.raw_result();
+    if res == -libc::ENOBUFS {
+        provided.count_shortage();
+    }
     let more = cqe.raw_flags() & provided_buffers::CQE_F_MORE != 0;
     provided.take(cqe.raw_flags(), res.max(0) as usize, |bytes| {
         recv.pending.extend_from_slice(bytes)
@@ -1636,6 +1639,11 @@ impl Reactor {
     /// capped).
     pub(crate) fn can_recv_multishot(&self) -> bool {
         self.main_ring.borrow().provided_buffers.is_some()
+    }
+
+    /// ringmcp patch: multishot receives ended because the provided-buffer ring was empty.
+    pub(crate) fn recv_buffer_shortages(&self) -> u64 {
+        (self.main_ring.borrow().provided_buffers.as_ref()).map_or(0, |p| p.shortages())
     }
 
     /// ringmcp patch: arms the multishot receive `source` (stopped, not in the kernel).
