@@ -168,11 +168,11 @@ impl<C: Connection + Unpin> Future for Driver<C> {
                     continue;
                 }
                 Wake::Timer => {
-                    if this.machine.on_timer(&this.conn.env(), at) == Flow::Drop {
+                    let env = this.conn.env();
+                    if this.machine.on_timer(&env, at) == Flow::Drop {
                         Flow::Drop
                     } else {
-                        this.timer
-                            .reset(this.machine.next_deadline(&this.conn.env()));
+                        this.timer.reset(this.machine.next_deadline(&env));
                         continue;
                     }
                 }
