@@ -13,7 +13,7 @@ runs = sys.argv[1:]
 several = len(runs) > 1
 cols = ["scenario"] + (["server"] if several else []) + [
     "up", "ok", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors",
-    "srv B/conn", "srv cpu", "srv busy", "load cpu", "load busy", "lag p99",
+    "srv B/conn", "heap B/conn", "srv cpu", "srv busy", "load cpu", "load busy", "lag p99",
     "core wait ms", "sse lost/dup/resumes"]
 f = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
 pct = lambda v: "-" if v is None else f"{v:.0f}%"
@@ -36,6 +36,7 @@ for run in runs:
             f"{r['connected']}/{r['attempted']}", str(r["ok"]), f(r["achieved_rate"], 0),
             f(l["p50_ms"], 3), f(l["p99_ms"], 3), f(l["p999_ms"], 3), f(l["max_ms"], 3),
             str(r["error_total"]), f(r["server_bytes_per_connection"], 0),
+            f(r.get("server_heap_bytes_per_connection"), 0),
             pct(r["server_cpu_percent"]), pct(r["server_busy_percent"]), pct(r["load_cpu_percent"]),
             pct(r["load_busy_percent"]), f(r["send_lag"]["p99_ms"], 3),
             f"{f(r['server_core_wait_ms'], 0)}/{f(r['load_core_wait_ms'], 0)}",

@@ -484,9 +484,10 @@ fn summary(report: &Value) -> String {
         (
             "server",
             format!(
-                "busy {}% of a core · {} bytes of RSS per connection",
+                "busy {}% of a core · {} bytes of RSS and {} of heap in use per connection",
                 figure(report, "/server_busy_percent", 1),
-                figure(report, "/server_bytes_per_connection", 0)
+                figure(report, "/server_bytes_per_connection", 0),
+                figure(report, "/server_heap_bytes_per_connection", 0)
             ),
         ),
     ];

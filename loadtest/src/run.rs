@@ -22,7 +22,8 @@ const START_LEAD: Duration = Duration::from_millis(250);
 /// State every shard sees (setup and phase points only, never per request).
 #[derive(Debug, Default)]
 pub struct Shared {
-    /// The server's heap before any connection was read (see [`take_heap_baseline`]).
+    /// Shard 0 has read the server's heap before any connection opened (see
+    /// [`take_heap_baseline`]).
     heap_baseline_taken: AtomicBool,
     /// Shards that finished opening their connections.
     arrived: AtomicUsize,
@@ -242,7 +243,7 @@ pub async fn run_shard(
     result
 }
 
-/// The server's busy seconds from `--server-metrics`, if given and readable.
+/// The server's busy seconds and heap from `--server-metrics`, if given and readable.
 async fn server_gauges(shared: &Shared) -> Option<ServerGauges> {
     net::server_gauges(shared.server_metrics.as_ref()?).await
 }
