@@ -65,6 +65,9 @@ pub struct LoadedStream {
     pub first_seq: u64,
     /// The events kept, oldest first, numbered from `first_seq` without a gap.
     pub events: Vec<Vec<u8>>,
+    /// The stream had an event (the session hash's `e:N`, written with its first): with no
+    /// `events`, they all expired, and how far its numbering went is not known.
+    pub had_events: bool,
 }
 
 impl SharedStore {
@@ -100,6 +103,16 @@ impl SharedStore {
         payload: &[u8],
         done: impl FnOnce(Stored) + 'static,
     ) {
+        if seq == 1 {
+            // The session hash records that the stream had an event, ahead of the event
+            // itself (Redis runs a connection's commands in order, so once the event is
+            // acknowledged the mark is in): when the stream's key later expires whole, a node
+            // adopting the session tells "all expired" from "never any" (`had_events`).
+            let session_key = session_key(session);
+            let field = format!("e:{stream}");
+            self.fire(&[b"HSET", session_key.as_bytes(), field.as_bytes(), b"1"]);
+            self.expire(&session_key, &self.session_ttl_ms);
+        }
         let key = stream_key(session, stream);
         let entry = format!("{seq}-0");
         // MAXLEN without `~`: exactly the ring's count, so what a resume finds is what the
@@ -158,8 +171,9 @@ impl SharedStore {
 
     /// Forgets a POST stream no longer kept for resumption.
     pub fn drop_stream(&self, session: &SessionId, stream: u32) {
-        let field = format!("s:{stream}");
-        self.fire(&[b"HDEL", session_key(session).as_bytes(), field.as_bytes()]);
+        let (field, mark) = (format!("s:{stream}"), format!("e:{stream}"));
+        let key = session_key(session);
+        self.fire(&[b"HDEL", key.as_bytes(), field.as_bytes(), mark.as_bytes()]);
         self.fire(&[b"DEL", stream_key(session, stream).as_bytes()]);
     }
 
@@ -421,6 +435,7 @@ fn read_session(fields: Reply) -> Option<Loaded> {
     let mut loaded = Loaded::default();
     let mut state = None;
     let mut posts = Vec::new();
+    let mut had_events = Vec::new();
     let mut items = items.into_iter();
     while let (Some(Reply::Bulk(Some(field))), Some(Reply::Bulk(Some(value)))) =
         (items.next(), items.next())
@@ -433,6 +448,14 @@ fn read_session(fields: Reply) -> Option<Loaded> {
                     .ok()
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0)
+            }
+            name if name.starts_with(b"e:") => {
+                if let Some(number) = std::str::from_utf8(&name[2..])
+                    .ok()
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
+                    had_events.push(number);
+                }
             }
             name => {
                 let number = name
@@ -458,6 +481,10 @@ fn read_session(fields: Reply) -> Option<Loaded> {
     loaded.next_stream = loaded.next_stream.max(highest.wrapping_add(1)).max(1);
     loaded.streams = std::iter::once(LoadedStream::default())
         .chain(posts)
+        .map(|stream| LoadedStream {
+            had_events: had_events.contains(&stream.number),
+            ..stream
+        })
         .collect();
     Some(loaded)
 }
@@ -547,6 +574,12 @@ mod tests {
             bulk(b"00ff"),
             bulk(b"s:x"),
             bulk(b"[]"),
+            bulk(b"e:9"),
+            bulk(b"1"),
+            bulk(b"e:0"),
+            bulk(b"1"),
+            bulk(b"e:x"),
+            bulk(b"1"),
         ]));
         let loaded = read_session(fields).unwrap();
         assert_eq!(loaded.state, br#"{"version":"2025-11-25"}"#);
@@ -562,6 +595,9 @@ mod tests {
             .map(|id| id.get())
             .collect();
         assert_eq!(ids, ["3", "\"a\""]);
+        // Which streams had an event (their first one marks it).
+        let had: Vec<bool> = loaded.streams.iter().map(|s| s.had_events).collect();
+        assert_eq!(had, [true, false, true]);
     }
 
     #[test]

@@ -892,7 +892,12 @@ impl HttpSessions {
             let mut streams = session.streams.borrow_mut();
             let now = Instant::now();
             for kept in loaded.streams {
-                let ring = store.create_ring_at(kept.first_seq);
+                let next_seq = if kept.events.is_empty() && kept.had_events {
+                    numbering_past_expired_events()
+                } else {
+                    kept.first_seq
+                };
+                let ring = store.create_ring_at(next_seq);
                 for event in &kept.events {
                     store.append(ring, event, now);
                 }
@@ -1205,6 +1210,20 @@ pub enum NotAdopted {
     StoreUnavailable,
     /// This shard holds its maximum number of sessions: 503.
     Full,
+}
+
+/// Where an adopted stream whose events all expired from the shared store numbers its next
+/// event: past any id it may have handed out, which nothing recorded. The Unix time in
+/// microseconds is: the stream would have needed a million events a second since 1970 to
+/// get there, and each later adoption starts further on. An old `Last-Event-ID` is then
+/// answered 410 (its events are gone), not 400 as one never sent, and no id is handed out
+/// twice: restarting at 1, a client resuming with an old id would have been sent the new
+/// events after it and silently missed those before it.
+fn numbering_past_expired_events() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX / 2)
 }
 
 /// What the shared store answered for a session to adopt.

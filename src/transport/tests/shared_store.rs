@@ -74,7 +74,7 @@ impl FakeRedis {
             }
             b"HDEL" => {
                 if let Some(Stored::Hash(fields)) = keys.get_mut(&key) {
-                    fields.retain(|(f, _)| *f != args[2]);
+                    fields.retain(|(f, _)| !args[2..].contains(f));
                 }
                 out.extend_from_slice(b":1\r\n");
             }
@@ -314,6 +314,59 @@ fn a_finished_stream_resumes_on_another_node_with_its_result_and_no_error() {
     assert_eq!(data(&replayed[1])["result"]["content"][0]["text"], "done");
     assert!(resumed.outbound().is_ended());
     assert_eq!(b.shard.metrics.requests_lost.get(), 0);
+}
+
+#[test]
+fn a_stream_whose_events_all_expired_is_410_on_another_node_and_numbers_on_past_them() {
+    let redis = FakeRedis::default();
+    let a = Node::new("a", true);
+    let b = Node::new("b", true);
+    let session = a.shard.initialize();
+    let call = a.shard.call_wait(&session, 3);
+    a.settle(&redis);
+    let mut chunks = ChunkedDecoder::new(1 << 20);
+    assert_eq!(ids(&events(&call, &mut chunks)), ["2-0", "2-1"]);
+    // The stream's key expires whole (no event for the ring's age), its session lives on.
+    let stream_key = format!("ringmcp:{{{session}}}:2").into_bytes();
+    assert!(redis.keys.borrow_mut().remove(&stream_key).is_some());
+    a.kill();
+    // The client held event 2-1: it is gone, and b says so (it said 400, an id never sent).
+    let (next, gone) = b.adopting(&redis, |shard| shard.get(&session, Some("2-1")));
+    assert!(matches!(next, Next::KeepGoing), "no stream");
+    assert_eq!(gone.status, 410, "{gone:?}");
+    // The stream's next event (the answer saying its handler died with a) gets an id past
+    // any a may have sent, never 2-1 again: so it went to the store.
+    b.settle(&redis);
+    let keys = redis.keys.borrow();
+    let Some(Stored::Stream(stored)) = keys.get(&stream_key) else {
+        panic!("nothing stored for the stream")
+    };
+    let seqs: Vec<u64> = stored.iter().map(|(seq, _)| *seq).collect();
+    assert!(
+        seqs.len() == 1 && seqs[0] > 1 << 50,
+        "the stream numbers on from {seqs:?}"
+    );
+}
+
+#[test]
+fn a_stream_that_never_had_an_event_resumes_from_its_priming_id_on_another_node() {
+    let redis = FakeRedis::default();
+    let a = Node::new("a", true);
+    let b = Node::new("b", true);
+    let session = a.shard.initialize();
+    let (next, opened) = a.shard.get(&session, None);
+    assert_eq!(opened.status, 200, "{opened:?}");
+    let Next::Stream(standalone) = next else {
+        panic!("expected a stream")
+    };
+    a.settle(&redis);
+    let mut chunks = ChunkedDecoder::new(1 << 20);
+    let primed = events(&standalone, &mut chunks);
+    assert_eq!(ids(&primed), ["0-0"]);
+    a.kill();
+    // Nothing was ever sent on it, so nothing is missing: no 410.
+    let (_, replayed) = b.resume(&redis, &session, "0-0");
+    assert_eq!(ids(&replayed), ["0-0"]);
 }
 
 #[test]
