@@ -32,7 +32,7 @@ use std::{
 pub(crate) enum SourceType {
     // ringmcp patch: the buffers of the file and one-shot socket operations (48-56 bytes) and
     // a rename's two paths are boxed, so the largest variant is the multishot receive (32
-    // bytes) every stream keeps: a source is then a 160-byte allocation, not 192.
+    // bytes) every stream keeps: a source's allocation one 32-byte class smaller (patch 15).
     Write(PollableStatus, Box<IoBuffer>),
     Read(PollableStatus, Option<Box<IoBuffer>>),
     PollAdd,
