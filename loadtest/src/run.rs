@@ -158,9 +158,11 @@ pub async fn run_shard(
     // Barrier: the measured phase starts when every shard has its connections up.
     shared.arrived.fetch_add(1, Ordering::AcqRel);
     let barrier_deadline = Instant::now() + ctx.timeout() * 4 + Duration::from_secs(30);
-    while shared.arrived.load(Ordering::Acquire) < shards && Instant::now() < barrier_deadline {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
-    }
+    wait_for(
+        || shared.arrived.load(Ordering::Acquire) >= shards,
+        barrier_deadline,
+    )
+    .await;
     let start = *shared.start.get_or_init(|| {
         let start = Instant::now() + START_LEAD;
         if let Ok(mut s) = shared.samples.lock() {
@@ -264,7 +266,17 @@ async fn take_heap_baseline(shared: &Shared, shard: usize) {
         return;
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !shared.heap_baseline_taken.load(Ordering::Acquire) && Instant::now() < deadline {
+    wait_for(
+        || shared.heap_baseline_taken.load(Ordering::Acquire),
+        deadline,
+    )
+    .await;
+}
+
+/// Waits a millisecond at a time until another shard made `done` true, or until `deadline`
+/// (setup points only, where shards wait for each other).
+async fn wait_for(done: impl Fn() -> bool, deadline: Instant) {
+    while !done() && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
 }
