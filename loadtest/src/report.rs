@@ -583,6 +583,9 @@ impl Report {
                     b - fill
                 );
             }
+        } else if let Some(h) = self.server_heap_bytes_per_connection {
+            // No RSS without --server-pid; the heap comes from --server-metrics alone.
+            let _ = writeln!(s, "  per conn     {h:.0} bytes of server heap in use");
         }
         if self.server_cpu_percent.is_some() || self.load_cpu_percent.is_some() {
             let pct = |p: Option<f64>| p.map_or("?".into(), |p| format!("{p:.0}%"));
@@ -731,21 +734,29 @@ mod tests {
 
     #[test]
     fn heap_per_connection_counts_from_the_baseline_to_the_end() {
-        let heap_per_connection = |connected: u64, heap: ServerHeap| {
+        let report = |connected: u64, heap: ServerHeap| {
             let stats = ShardStats::default();
             stats.connected.set(connected);
             let samples = PhaseSamples {
                 server_heap: heap,
                 ..PhaseSamples::default()
             };
-            report_with("idle-hold", &stats, samples).server_heap_bytes_per_connection
+            report_with("idle-hold", &stats, samples)
         };
+        let heap_per_connection =
+            |connected, heap| report(connected, heap).server_heap_bytes_per_connection;
         let mut heap = ServerHeap {
             before: Some(2_000_000),
             connected: Some(2_600_000),
             end: Some(2_700_000),
         };
         assert_eq!(heap_per_connection(1_000, heap.clone()), Some(700.0));
+        // Without --server-pid there is no RSS; the summary still says the heap's figure.
+        let text = report(1_000, heap.clone()).human();
+        assert!(
+            text.contains("  per conn     700 bytes of server heap in use\n"),
+            "{text}"
+        );
         assert_eq!(heap_per_connection(0, heap.clone()), None);
         // Without the end's figure, the one when every connection was up.
         heap.end = None;
