@@ -27,9 +27,10 @@ enum Wake {
 /// resolves to how it ended: [`Flow::Reusable`] when the connection may carry the next HTTP
 /// request ([`Driver::into_parts`] gives it back).
 ///
-/// Written by hand rather than as an `async fn`: the task then holds these fields and nothing
-/// else, where an `async fn` kept references to them, its loop's locals and its `poll_fn`
-/// closure beside them (a WebSocket's task future: 528 B before, 376 B after). Fields drop in
+/// Written by hand rather than as an `async fn`: the shard's table entry (`drive.rs`) then
+/// holds these fields and nothing else, where an `async fn` kept references to them, its
+/// loop's locals and its `poll_fn` closure beside them (a WebSocket's future: 528 B before,
+/// 376 B after, when each was a task of its own). Fields drop in
 /// order: the machine, then the socket, then the guard that frees the connection's slot.
 pub(super) struct Driver<C> {
     machine: C,
@@ -211,8 +212,8 @@ mod tests {
     use crate::transport::ws::WsConnection;
     use std::mem::size_of;
 
-    /// Every open WebSocket and SSE stream holds one driver in its task for as long as it
-    /// lives, so its size is memory per connection (docs/benchmarks.md, "Smaller I/O sources").
+    /// Every open WebSocket and SSE stream holds one driver in its shard's tables for as long
+    /// as it lives, so its size is memory per connection (docs/benchmarks.md, "Smaller I/O sources").
     /// A field added here costs 15,000 connections its size each: grow these bounds only
     /// with a measurement.
     #[test]

@@ -1,8 +1,9 @@
 //! The HTTP/1.1 side of a connection: reads heads and bodies within limits
 //! and timeouts, has the transport answer them in order (pipelining), and
-//! hands upgrades and streams over to tasks of their own.
+//! hands upgrades and streams over to the shard's drivers.
 
 use super::conn::Driver;
+use super::drive::StreamDriver;
 use super::io::{self, Deadline, Handshake, Socket};
 use super::ws;
 use super::{ConnGuard, HandoffParts, Shard};
@@ -115,28 +116,19 @@ async fn request_loop(
                 if flush(&mut stream, &mut out, &shard).await.is_err() {
                     return;
                 }
-                // The WebSocket runs as its own task, so this HTTP task's state (sized for
-                // every request path) is freed instead of living as long as the socket.
+                // The shard drives the WebSocket from here on, so this HTTP task's state (sized
+                // for every request path) is freed instead of living as long as the socket.
                 let websocket = ws::serve(stream, inbuf, conn, kind, deflate, principal);
-                glommio::spawn_local(websocket).detach();
+                shard.drivers.websocket(websocket);
                 return;
             }
             Next::Stream(serve) => {
-                // Like a WebSocket, a stream may stay open for hours: it runs as a small task
-                // of its own, and this task's state is freed. If the connection carries more
-                // requests after the stream, a new request loop takes it over as a task of its
-                // own (awaiting it here, even boxed, kept 48 B more in every stream's task).
+                // Like a WebSocket, a stream may stay open for hours: the shard drives it, and
+                // this task's state is freed. If the connection carries more requests after
+                // the stream, a new request loop takes it over (`stream_ended`).
                 serve.put_first(&mut out);
-                let mut driver = Driver::new(stream, inbuf, conn, serve);
-                let stream_task = async move {
-                    let ended = (&mut driver).await;
-                    let (stream, inbuf, conn) = driver.into_parts();
-                    if ended == Flow::Reusable && keep_alive && !conn.shard.stopping() {
-                        let requests = request_loop(stream, conn, inbuf, Vec::new(), None);
-                        glommio::spawn_local(requests).detach();
-                    }
-                };
-                glommio::spawn_local(stream_task).detach();
+                let driver = Driver::new(stream, inbuf, conn, serve);
+                shard.drivers.stream(StreamDriver { driver, keep_alive });
                 return;
             }
             Next::Introspect(token) => {
@@ -192,6 +184,17 @@ async fn request_loop(
         }
     }
     let _ = flush(&mut stream, &mut out, &shard).await;
+}
+
+/// A stream's connection once its response ended with `flow`: a new request loop serves it
+/// when it may carry the next request, else it closes.
+pub(super) fn stream_ended(stream: StreamDriver, flow: Flow) {
+    let StreamDriver { driver, keep_alive } = stream;
+    let (stream, inbuf, conn) = driver.into_parts();
+    if flow == Flow::Reusable && keep_alive && !conn.shard.stopping() {
+        let requests = request_loop(stream, conn, inbuf, Vec::new(), None);
+        glommio::spawn_local(requests).detach();
+    }
 }
 
 /// Writes `out` within the write timeout (`--slow-reader-timeout-ms` without progress); a

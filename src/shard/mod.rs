@@ -4,6 +4,7 @@
 
 mod auth;
 mod conn;
+mod drive;
 mod fetch;
 mod http;
 pub mod io;
@@ -362,6 +363,7 @@ pub(crate) fn start(config: Config, registry: Arc<Registry>) -> Result<ServerHan
                     "readiness polls and recv"
                 }
             );
+            glommio::spawn_local(drive::drive(Rc::clone(&shard))).detach();
             glommio::spawn_local(receive_handoffs(Rc::clone(&shard), receivers)).detach();
             glommio::spawn_local(expire_sessions(Rc::clone(&shard))).detach();
             if let Some(plan) = &auth_plan {
@@ -489,6 +491,8 @@ pub(crate) struct Shard {
     auth_plan: Option<Arc<AuthPlan>>,
     /// This shard's connection to the Redis event store, when `--event-store` is set.
     pub redis: Option<Rc<RedisClient>>,
+    /// The connections past their HTTP head, driven by the shard's drive task.
+    drivers: drive::Drivers,
 }
 
 struct ConnSlot {
@@ -573,6 +577,7 @@ impl Shard {
             auth: auth_plan.as_ref().map(|plan| plan.authorizer()),
             auth_plan,
             redis,
+            drivers: drive::Drivers::new(),
         }
     }
 
@@ -824,9 +829,14 @@ async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: mpsc::Receiver<()>
         false
     })
     .await;
-    if !requested {
-        return;
+    if requested {
+        drain(&shard).await;
     }
+    shard.drivers.close();
+}
+
+/// Closes WebSockets and streams and lets requests finish, within the shutdown grace.
+async fn drain(shard: &Shard) {
     log::info!(
         "shard {}: draining {} connections",
         shard.index,

@@ -1,5 +1,5 @@
-//! The WebSocket side of a connection: a task of its own that runs the
-//! transport's WebSocket state machine in the shard's driver loop.
+//! The WebSocket side of a connection: the transport's WebSocket state machine in the
+//! shard's driver loop, one entry of the shard's drivers.
 
 use super::conn::Driver;
 use super::io::Socket;
@@ -11,7 +11,7 @@ use crate::transport::ws::{WsConnection, WsKind};
 use std::rc::Rc;
 use std::time::Instant;
 
-/// A WebSocket connection's task, run until it closes. `inbuf` holds any bytes the client
+/// A WebSocket connection's driver, run until it closes. `inbuf` holds any bytes the client
 /// sent right after its handshake; `deflate` is the compression it agreed on.
 pub(super) fn serve(
     stream: Socket,
