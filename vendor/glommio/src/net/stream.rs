@@ -14,7 +14,6 @@ use std::{
     io,
     net::Shutdown,
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
-    rc::{Rc, Weak},
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -247,17 +246,12 @@ impl LazyTimeouts {
         self.of(direction).and_then(Timeout::get)
     }
 
-    fn set(
-        &self,
-        reactor: &Weak<Reactor>,
-        direction: Direction,
-        dur: Option<Duration>,
-    ) -> Result<()> {
+    fn set(&self, direction: Direction, dur: Option<Duration>) -> Result<()> {
         if self.0.get().is_none() {
             if dur.is_none() {
                 return Ok(());
             }
-            let reactor = reactor.upgrade().unwrap();
+            let reactor = crate::executor().reactor();
             let _ = self.0.set(Box::new(Timeouts {
                 read: Timeout::new(reactor.register_timer()),
                 write: Timeout::new(reactor.register_timer()),
@@ -285,8 +279,9 @@ impl LazyTimeouts {
 }
 
 #[derive(Debug)]
+/// ringmcp patch: no `reactor: Weak<Reactor>` field; a stream is `!Send`, so the reactor of the
+/// thread it runs on, `crate::executor().reactor()`, is the one it was made on (8 B per socket).
 pub(crate) struct NonBufferedStream<S> {
-    reactor: Weak<Reactor>,
     stream: S,
     source_tx: Option<Source>,
     source_rx: Option<Source>,
@@ -298,7 +293,7 @@ pub(crate) struct NonBufferedStream<S> {
 
 impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
-        let reactor = self.reactor.upgrade().unwrap();
+        let reactor = crate::executor().reactor();
         let stream_fd = self.stream.as_raw_fd();
         self.source_rx = Some(reactor.poll_read_ready(stream_fd));
     }
@@ -308,7 +303,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     }
 
     pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let source = self.reactor.upgrade().unwrap().recv(
+        let source = crate::executor().reactor().recv(
             self.stream.as_raw_fd(),
             buf.len(),
             MsgFlags::MSG_PEEK,
@@ -329,7 +324,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         cx: &Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let reactor = self.reactor.upgrade().unwrap();
+        let reactor = crate::executor().reactor();
         let reactor = reactor.as_ref();
 
         let no_pending_poll = self
@@ -379,7 +374,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         cx: &Context<'_>,
         buf: &mut Vec<u8>,
     ) -> Poll<io::Result<usize>> {
-        let reactor = self.reactor.upgrade().unwrap();
+        let reactor = crate::executor().reactor();
         if self.multishot_source().is_none() {
             // The readiness poll a new stream starts with (`init`) is dropped, and canceled.
             self.source_rx = Some(reactor.recv_multishot(self.stream.as_raw_fd()));
@@ -443,10 +438,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         let Some(source) = self.multishot_source() else {
             return Vec::new();
         };
-        self.reactor
-            .upgrade()
-            .unwrap()
-            .stop_recv_multishot(source);
+        crate::executor().reactor().stop_recv_multishot(source);
         futures_lite::future::poll_fn(|cx| {
             let mut inner = source.inner.borrow_mut();
             let SourceType::SockRecvMultishot(recv) = &mut inner.source_type else {
@@ -468,14 +460,14 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         // out since the last `poll_write`, but it would not cost much more to
         // give it one last chance in this case.
         if let Some(result) = super::yolo_send(self.stream.as_raw_fd(), buf) {
-            let reactor = self.reactor.upgrade().unwrap();
+            let reactor = crate::executor().reactor();
             self.timeouts
                 .cancel_timer(Direction::Write, reactor.as_ref());
             self.source_tx.take();
             return Poll::Ready(result);
         }
 
-        let reactor = self.reactor.upgrade().unwrap();
+        let reactor = crate::executor().reactor();
         let reactor = reactor.as_ref();
         poll_err!(self.timeouts.check(Direction::Write, reactor));
 
@@ -525,9 +517,7 @@ where
     S: AsRawFd + From<socket2::Socket> + Unpin,
 {
     fn from(socket: socket2::Socket) -> Self {
-        let reactor = crate::executor().reactor();
         let mut stream = NonBufferedStream {
-            reactor: Rc::downgrade(&reactor),
             stream: socket.into(),
             source_tx: None,
             source_rx: None,
@@ -657,13 +647,13 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
     pub(crate) fn set_write_timeout(&self, dur: Option<Duration>) -> Result<()> {
         self.stream
             .timeouts
-            .set(&self.stream.reactor, Direction::Write, dur)
+            .set(Direction::Write, dur)
     }
 
     pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> Result<()> {
         self.stream
             .timeouts
-            .set(&self.stream.reactor, Direction::Read, dur)
+            .set(Direction::Read, dur)
     }
 
     pub(crate) fn write_timeout(&self) -> Option<Duration> {
