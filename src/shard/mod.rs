@@ -37,7 +37,7 @@ use io::Socket;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
@@ -591,7 +591,7 @@ impl Shard {
         if self.stopping() {
             return Poll::Ready(());
         }
-        if let Some(slot) = self.conns.borrow_mut().get_mut(conn.key) {
+        if let Some(slot) = self.conns.borrow_mut().get_mut(conn.key as usize) {
             match &slot.waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => slot.waker = Some(cx.waker().clone()),
@@ -705,17 +705,39 @@ impl Shard {
     }
 }
 
-/// A connection's slot in the shard's slab; freed (and counted closed) on drop.
+/// A connection's slot in the shard's slab; freed (and counted closed) on drop. Every
+/// connection holds one (a WebSocket's or a stream's in its driver): 32 B.
 pub(crate) struct ConnGuard {
     shard: Rc<Shard>,
-    key: usize,
+    /// The slot's key (a shard holds far fewer than 2^32 connections: each is a descriptor).
+    key: u32,
     /// Bytes of a partly received message or body this connection counts against the shard's
-    /// inbound budget. A `u32`, as the WebSocket decoder's limit is: every connection holds
-    /// one, and as a `usize` the guard is 48 B, not 40, and a WebSocket's task a 352 B
-    /// allocator chunk, not 336.
+    /// inbound budget. A `u32`, as the WebSocket decoder's limit is.
     inbound: Cell<u32>,
     /// The client's address, once admitted (and counted) under it.
-    peer: Option<IpAddr>,
+    peer: PeerIp,
+}
+
+/// A client's address, or none, in 16 bytes where `Option<IpAddr>` takes 17 (and the guard
+/// 40 B, not 32): IPv4 as an IPv4-mapped IPv6 address, none as the unspecified address `::`,
+/// which no TCP peer has. Addresses are kept canonical (an IPv4-mapped peer of a dual-stack
+/// socket is its IPv4 address), so what is counted under one is released under the same.
+#[derive(Clone, Copy)]
+struct PeerIp(Ipv6Addr);
+
+impl PeerIp {
+    const NONE: PeerIp = PeerIp(Ipv6Addr::UNSPECIFIED);
+
+    fn new(ip: IpAddr) -> PeerIp {
+        match ip {
+            IpAddr::V4(v4) => PeerIp(v4.to_ipv6_mapped()),
+            IpAddr::V6(v6) => PeerIp(v6),
+        }
+    }
+
+    fn get(self) -> Option<IpAddr> {
+        (!self.0.is_unspecified()).then(|| self.0.to_canonical())
+    }
 }
 
 impl ConnGuard {
@@ -727,9 +749,9 @@ impl ConnGuard {
         shard.metrics.opened(Transport::Http);
         ConnGuard {
             shard: Rc::clone(shard),
-            key,
+            key: key as u32,
             inbound: Cell::new(0),
-            peer: None,
+            peer: PeerIp::NONE,
         }
     }
 
@@ -737,7 +759,7 @@ impl ConnGuard {
     /// or says how to refuse it (counted as a limit hit). A peer whose address cannot be read
     /// has already gone: nothing to count.
     fn admit(&mut self, peer: Option<SocketAddr>) -> Result<(), TransportError> {
-        let Some(ip) = peer.map(|addr| addr.ip()) else {
+        let Some(ip) = peer.map(|addr| addr.ip().to_canonical()) else {
             return Ok(());
         };
         let admitted = self
@@ -749,16 +771,17 @@ impl ConnGuard {
             self.shard.metrics.limit(refusal.limit());
             return Err(refusal.into());
         }
-        self.peer = Some(ip);
+        self.peer = PeerIp::new(ip);
         Ok(())
     }
 
     /// Counts a connection another shard admitted and handed over.
     fn adopt(&mut self, peer: Option<SocketAddr>) {
-        self.peer = peer.map(|addr| addr.ip());
-        if let Some(ip) = self.peer {
-            self.shard.admission.borrow_mut().adopt(ip);
-        }
+        let Some(ip) = peer.map(|addr| addr.ip().to_canonical()) else {
+            return;
+        };
+        self.peer = PeerIp::new(ip);
+        self.shard.admission.borrow_mut().adopt(ip);
     }
 
     /// Records that the connection now holds `bytes` of partly received input; false (and
@@ -779,14 +802,14 @@ impl ConnGuard {
     /// What the transport rules use of the shard, answering this connection's client.
     pub fn env(&self) -> Env<'_> {
         Env {
-            peer: self.peer,
+            peer: self.peer.get(),
             ..self.shard.env()
         }
     }
 
     /// Records that the connection switched transport (after an upgrade).
     pub fn set_transport(&self, transport: Transport) {
-        if let Some(slot) = self.shard.conns.borrow_mut().get_mut(self.key) {
+        if let Some(slot) = self.shard.conns.borrow_mut().get_mut(self.key as usize) {
             self.shard.metrics.closed(slot.transport);
             self.shard.metrics.opened(transport);
             slot.transport = transport;
@@ -808,13 +831,13 @@ fn inbound_after((own, total): (u32, usize), bytes: usize, budget: usize) -> Opt
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.hold_inbound(0);
-        if let Some(ip) = self.peer {
+        if let Some(ip) = self.peer.get() {
             self.shard
                 .admission
                 .borrow_mut()
                 .disconnect(ip, Instant::now());
         }
-        if let Some(slot) = self.shard.conns.borrow_mut().try_remove(self.key) {
+        if let Some(slot) = self.shard.conns.borrow_mut().try_remove(self.key as usize) {
             self.shard.metrics.closed(slot.transport);
         }
     }
@@ -1071,6 +1094,26 @@ mod tests {
             inbound_after((0, 0), past - 1, usize::MAX),
             Some((u32::MAX, past - 1))
         );
+    }
+
+    #[test]
+    fn a_peer_address_keeps_its_canonical_form_in_16_bytes() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        assert_eq!(PeerIp::new(v4).get(), Some(v4));
+        assert_eq!(PeerIp::new(v6).get(), Some(v6));
+        // What admission counted (the canonical form) is what the guard releases.
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(PeerIp::new(mapped.to_canonical()).get(), Some(v4));
+        assert_eq!(PeerIp::NONE.get(), None);
+        assert_eq!(std::mem::size_of::<PeerIp>(), 16);
+    }
+
+    /// Every connection holds a guard (a WebSocket's and a stream's in its driver).
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_connection_guard_is_32_bytes() {
+        assert!(std::mem::size_of::<ConnGuard>() <= 32);
     }
 
     #[test]
