@@ -562,10 +562,6 @@ pub(super) struct Wakers {
     /// Raw result of the operation.
     pub(super) result: Option<io::Result<usize>>,
 
-    /// ringmcp patch: the operation's timestamps, boxed and only for sources that collect
-    /// latencies (inline, they were 48 of every source's bytes).
-    stamps: Option<Box<Stamps>>,
-
     /// ringmcp patch: the task waiting for the next event. A socket's source has one (one
     /// operation owns it, patch 7); a file read shared by several readers keeps the others
     /// in its `SourceExtras` (`InnerSource::add_waiter_many`). An `Option` takes 16 bytes of
@@ -577,28 +573,22 @@ impl Wakers {
     pub(super) fn new() -> Self {
         Wakers {
             result: None,
-            stamps: None,
             waiter: None,
         }
     }
+}
 
-    /// The timestamps to set, for a source that collects latencies.
-    pub(super) fn stamps(&mut self) -> &mut Stamps {
-        self.stamps.get_or_insert_with(Default::default)
-    }
-
-    fn timestamps(&mut self) -> Option<Latencies> {
-        let stamps = self.stamps.as_mut()?;
-        if stamps.queued_at.is_none()
-            || stamps.submitted_at.is_none()
-            || stamps.fulfilled_at.is_none()
+impl Stamps {
+    /// The three timestamps, once all are set (and taken, for the next operation).
+    pub(super) fn take_latencies(&mut self) -> Option<Latencies> {
+        if self.queued_at.is_none() || self.submitted_at.is_none() || self.fulfilled_at.is_none()
         {
             None
         } else {
             Some(Latencies {
-                queued_at: stamps.queued_at.take().unwrap(),
-                submitted_at: stamps.submitted_at.take().unwrap(),
-                fulfilled_at: stamps.fulfilled_at.take().unwrap(),
+                queued_at: self.queued_at.take().unwrap(),
+                submitted_at: self.submitted_at.take().unwrap(),
+                fulfilled_at: self.fulfilled_at.take().unwrap(),
             })
         }
     }

@@ -485,7 +485,7 @@ fn record_stats<Ring: UringCommon>(
     res: &io::Result<usize>,
 ) {
     if src.collects_latency() {
-        src.wakers.stamps().fulfilled_at = Some(Instant::now());
+        src.stamps().fulfilled_at = Some(Instant::now());
     }
     if let Some(fulfilled) = src.stats_collection().and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
@@ -540,7 +540,7 @@ fn extract_one_chain(
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
                     if x.collects_latency() {
-                        x.wakers.stamps().submitted_at = Some(Instant::now());
+                        x.stamps().submitted_at = Some(Instant::now());
                     }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
@@ -2254,7 +2254,7 @@ fn queue_request_into_ring(
     {
         let mut inner = source.inner.borrow_mut();
         if inner.collects_latency() {
-            inner.wakers.stamps().queued_at = Some(Instant::now());
+            inner.stamps().queued_at = Some(Instant::now());
         }
     }
     let q = ring.submission_queue();
