@@ -88,7 +88,8 @@ impl<C: Connection> Driver<C> {
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         let shard = &self.conn.shard;
         let queue = self.machine.outbound();
-        match self.stream.poll_flush(cx, &mut queue.bytes()) {
+        let stream = &mut self.stream;
+        match queue.with_bytes(|bytes| stream.poll_flush(cx, bytes)) {
             Poll::Ready(Ok(n)) => shard.metrics.wrote(n),
             Poll::Ready(Err(_)) => return Poll::Ready(Wake::End(Flow::Drop)),
             Poll::Pending => {}
@@ -131,7 +132,7 @@ impl<C: Connection> Driver<C> {
             return Poll::Ready(Wake::Timer);
         }
         // Nor a write buffer while waiting.
-        io::release_if_empty(&mut queue.bytes());
+        queue.with_bytes(io::release_if_empty);
         queue.register_writer(cx.waker());
         Poll::Pending
     }

@@ -2,9 +2,11 @@
 //! frames and an SSE response's chunks alike.
 
 use crate::wake::WakeSlot;
-use std::cell::{Cell, RefCell, RefMut};
+use std::cell::Cell;
+use std::num::NonZeroU64;
+use std::sync::LazyLock;
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Bytes waiting to be written to one connection, the task that writes them,
 /// and the bound past which the client counts as not reading.
@@ -14,15 +16,40 @@ use std::time::Instant;
 /// WebSocket's Close frame) it takes nothing more: bytes after the end would
 /// be read as the next response or break RFC 6455 §5.5.1 ("the endpoint MUST
 /// NOT send any more data frames").
+///
+/// 56 B: a WebSocket's peer with it is a 96 B allocator chunk, an SSE response's sink 80 B
+/// (the queue's bytes a `Cell`, lent out by [`Outbound::with_bytes`], not a `RefCell` with
+/// its 8 B borrow flag; the stall's start a [`Stamp`], not a 16 B `Option<Instant>`).
 pub struct Outbound {
-    bytes: RefCell<Vec<u8>>,
+    bytes: Cell<Vec<u8>>,
     writer: WakeSlot,
     /// A `u32` (a bound past 4 GiB is held as 4 GiB, as the WebSocket decoder's limit is):
     /// every connection holds a queue, and 8 B fewer take an SSE response's into the next
     /// smaller allocator chunk.
     bound: u32,
     ended: Cell<bool>,
-    stalled_since: Cell<Option<Instant>>,
+    stalled_since: Cell<Option<Stamp>>,
+}
+
+/// Where every [`Stamp`] counts from: made before the first queue, so before any instant a
+/// queue's stall starts at.
+static ORIGIN: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// An instant no earlier than [`ORIGIN`] in 8 bytes: nanoseconds since it, plus one (584
+/// years of range).
+#[derive(Debug, Clone, Copy)]
+struct Stamp(NonZeroU64);
+
+impl Stamp {
+    fn of(at: Instant) -> Stamp {
+        let nanos = at.saturating_duration_since(*ORIGIN).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1);
+        Stamp(NonZeroU64::MIN.saturating_add(nanos))
+    }
+
+    fn instant(self) -> Instant {
+        *ORIGIN + Duration::from_nanos(self.0.get() - 1)
+    }
 }
 
 /// What [`Outbound::watch_stall`] saw.
@@ -39,8 +66,9 @@ pub enum Stall {
 impl Outbound {
     /// An empty queue with `bound` bytes before the reader counts as stalled.
     pub fn new(bound: usize) -> Self {
+        LazyLock::force(&ORIGIN);
         Outbound {
-            bytes: RefCell::new(Vec::new()),
+            bytes: Cell::new(Vec::new()),
             writer: WakeSlot::default(),
             bound: u32::try_from(bound).unwrap_or(u32::MAX),
             ended: Cell::new(false),
@@ -54,7 +82,7 @@ impl Outbound {
         if self.ended.get() {
             return false;
         }
-        write(&mut self.bytes.borrow_mut());
+        self.with_bytes(write);
         self.writer.wake();
         true
     }
@@ -63,7 +91,9 @@ impl Outbound {
     pub fn push_front(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let mut front = Vec::new();
         write(&mut front);
-        self.bytes.borrow_mut().splice(0..0, front);
+        self.with_bytes(|bytes| {
+            bytes.splice(0..0, front);
+        });
         self.writer.wake();
     }
 
@@ -81,17 +111,17 @@ impl Outbound {
 
     /// Whether it was ended and everything was taken.
     pub fn is_done(&self) -> bool {
-        self.ended.get() && self.bytes.borrow().is_empty()
+        self.ended.get() && self.is_empty()
     }
 
     /// Bytes queued.
     pub fn len(&self) -> usize {
-        self.bytes.borrow().len()
+        self.with_bytes(|bytes| bytes.len())
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.bytes.borrow().is_empty()
+        self.len() == 0
     }
 
     /// Whether the queue holds its bound: the client is not reading what it
@@ -116,7 +146,7 @@ impl Outbound {
         match self.stalled_since.get() {
             None if self.is_full() || holding => {
                 let now = now();
-                self.stalled_since.set(Some(now));
+                self.stalled_since.set(Some(Stamp::of(now)));
                 Stall::Started(now)
             }
             None => Stall::Flowing,
@@ -126,18 +156,24 @@ impl Outbound {
                 self.stalled_since.set(None);
                 Stall::Flowing
             }
-            Some(since) => Stall::Since(since),
+            Some(since) => Stall::Since(since.instant()),
         }
     }
 
     /// Since when the reader stalls, if it does.
     pub fn stalled_since(&self) -> Option<Instant> {
-        self.stalled_since.get()
+        self.stalled_since.get().map(Stamp::instant)
     }
 
-    /// The queued bytes, for the connection to write from (and drain).
-    pub fn bytes(&self) -> RefMut<'_, Vec<u8>> {
-        self.bytes.borrow_mut()
+    /// Lends the queued bytes to `f`, for the connection to write from (and drain). Bytes
+    /// queued while they are lent (by `f` itself) go after them, not lost.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let mut bytes = self.bytes.take();
+        let result = f(&mut bytes);
+        let queued_meanwhile = self.bytes.take();
+        bytes.extend_from_slice(&queued_meanwhile);
+        self.bytes.set(bytes);
+        result
     }
 
     /// Remembers the task that writes this queue out, to wake on new bytes.
@@ -157,7 +193,7 @@ mod tests {
     #[test]
     fn an_outbound_queue_stays_small() {
         let size = size_of::<Outbound>();
-        assert!(size <= 72, "Outbound is {size} B");
+        assert!(size <= 56, "Outbound is {size} B");
     }
 
     /// A bound past 4 GiB is held as 4 GiB, not wrapped into a small one (4 GiB + 10 B would
@@ -179,10 +215,29 @@ mod tests {
         queue.end_with(|b| b.extend_from_slice(b"|last"));
         assert!(!queue.push(|b| b.extend_from_slice(b"late")));
         queue.end_with(|b| b.extend_from_slice(b"|again"));
-        assert_eq!(&*queue.bytes(), b"one|last");
+        assert_eq!(queue.with_bytes(|b| b.clone()), b"one|last");
         assert!(!queue.is_done());
-        queue.bytes().clear();
+        queue.with_bytes(Vec::clear);
         assert!(queue.is_done());
+    }
+
+    #[test]
+    fn bytes_queued_while_lent_go_after_them() {
+        let queue = Outbound::new(100);
+        queue.push(|b| b.extend_from_slice(b"first"));
+        let drained = queue.with_bytes(|bytes| {
+            queue.push(|b| b.extend_from_slice(b",second"));
+            bytes.drain(..2).count()
+        });
+        assert_eq!(drained, 2);
+        assert_eq!(queue.with_bytes(|b| b.clone()), b"rst,second");
+    }
+
+    #[test]
+    fn a_stamp_gives_back_the_instant_it_was_made_of() {
+        let _queue = Outbound::new(1);
+        let at = Instant::now() + Duration::from_millis(1234);
+        assert_eq!(Stamp::of(at).instant(), at);
     }
 
     #[test]
@@ -190,7 +245,7 @@ mod tests {
         let queue = Outbound::new(100);
         queue.push(|b| b.extend_from_slice(b"event"));
         queue.push_front(|b| b.extend_from_slice(b"primer,"));
-        assert_eq!(&*queue.bytes(), b"primer,event");
+        assert_eq!(queue.with_bytes(|b| b.clone()), b"primer,event");
     }
 
     #[test]
@@ -202,11 +257,11 @@ mod tests {
         assert!(queue.is_full());
         assert_eq!(queue.watch_stall(false, || t0), Stall::Started(t0));
         // A reader that takes a little keeps the queue above half: still the same stall.
-        queue.bytes().drain(..4);
+        queue.with_bytes(|b| b.drain(..4).count());
         let later = t0 + Duration::from_secs(1);
         assert_eq!(queue.watch_stall(false, || later), Stall::Since(t0));
         assert!(!queue.has_room_again());
-        queue.bytes().drain(..2);
+        queue.with_bytes(|b| b.drain(..2).count());
         assert_eq!(queue.watch_stall(false, || later), Stall::Flowing);
         assert_eq!(queue.stalled_since(), None);
     }
@@ -219,7 +274,7 @@ mod tests {
         assert_eq!(queue.watch_stall(true, || t0), Stall::Started(t0));
         assert_eq!(queue.watch_stall(true, || t0), Stall::Since(t0));
         // Drained below half: the held input goes on, and the clock stops.
-        queue.bytes().drain(..1);
+        queue.with_bytes(|b| b.drain(..1).count());
         assert_eq!(queue.watch_stall(true, || t0), Stall::Flowing);
     }
 }

@@ -308,7 +308,7 @@ impl Shard {
 
 /// The SSE events queued on `stream` so far (taking them out of its queue).
 fn events(stream: &SseStream, chunks: &mut ChunkedDecoder) -> Vec<SseEvent> {
-    let bytes = std::mem::take(&mut *stream.outbound().bytes());
+    let bytes = stream.outbound().with_bytes(std::mem::take);
     let mut body = Vec::new();
     chunks.decode(&bytes, &mut body).expect("chunked framing");
     let mut decoder = SseDecoder::new(1 << 20);
@@ -793,7 +793,7 @@ mod websocket {
 
     /// What the server queued, as the client decodes it: (opcode, payload or close code).
     fn written(ws: &WsConnection) -> Vec<(OpCode, String)> {
-        let mut bytes = std::mem::take(&mut *ws.outbound().bytes());
+        let mut bytes = ws.outbound().with_bytes(std::mem::take);
         // Compressed replies are inflated like the rest (permessage-deflate connections).
         let mut decoder = Decoder::new(Role::Client, 1 << 20).with_deflate();
         let mut seen = Vec::new();
@@ -847,7 +847,7 @@ mod websocket {
         // Over --ws-deflate-min-bytes: echoed compressed (RSV1), and it inflates back.
         let big = "0123456789abcdef".repeat(100);
         ws.on_input(&mut frame(OpCode::Text, big.as_bytes()), &shard.env(), now);
-        let queued = ws.outbound().bytes()[0];
+        let queued = ws.outbound().with_bytes(|bytes| bytes[0]);
         assert_eq!(queued & 0x40, 0x40, "RSV1 set");
         assert_eq!(written(&ws), [(OpCode::Text, big)]);
         // --max-message-bytes zeros and more, compressed to a few KB: 1009 while inflating.
