@@ -219,6 +219,16 @@ impl Node {
     }
 }
 
+/// Where a failover test starts: the store, two nodes connected to it, and a session on the
+/// first.
+fn failover_pair() -> (FakeRedis, Node, Node, String) {
+    let redis = FakeRedis::default();
+    let a = Node::new("a", true);
+    let b = Node::new("b", true);
+    let session = a.shard.initialize();
+    (redis, a, b, session)
+}
+
 impl Node {
     /// Resumes `session`'s stream after `last_event_id` here: the stream, and what it carries
     /// once Redis has answered.
@@ -246,10 +256,7 @@ fn data(event: &SseEvent) -> Value {
 
 #[test]
 fn events_go_out_once_the_store_has_them_and_a_dead_nodes_stream_resumes_on_another() {
-    let redis = FakeRedis::default();
-    let a = Node::new("a", true);
-    let b = Node::new("b", true);
-    let session = a.shard.initialize();
+    let (redis, a, b, session) = failover_pair();
     assert!(session.starts_with("a."), "{session}");
     a.settle(&redis);
     let call = a.shard.call_wait(&session, 7);
@@ -296,10 +303,7 @@ fn events_go_out_once_the_store_has_them_and_a_dead_nodes_stream_resumes_on_anot
 
 #[test]
 fn a_finished_stream_resumes_on_another_node_with_its_result_and_no_error() {
-    let redis = FakeRedis::default();
-    let a = Node::new("a", true);
-    let b = Node::new("b", true);
-    let session = a.shard.initialize();
+    let (redis, a, b, session) = failover_pair();
     let call = a.shard.call_wait(&session, 3);
     a.settle(&redis);
     RELEASED.set(true);
@@ -318,10 +322,7 @@ fn a_finished_stream_resumes_on_another_node_with_its_result_and_no_error() {
 
 #[test]
 fn a_stream_whose_events_all_expired_is_410_on_another_node_and_numbers_on_past_them() {
-    let redis = FakeRedis::default();
-    let a = Node::new("a", true);
-    let b = Node::new("b", true);
-    let session = a.shard.initialize();
+    let (redis, a, b, session) = failover_pair();
     let call = a.shard.call_wait(&session, 3);
     a.settle(&redis);
     let mut chunks = ChunkedDecoder::new(1 << 20);
@@ -350,10 +351,7 @@ fn a_stream_whose_events_all_expired_is_410_on_another_node_and_numbers_on_past_
 
 #[test]
 fn a_stream_that_never_had_an_event_resumes_from_its_priming_id_on_another_node() {
-    let redis = FakeRedis::default();
-    let a = Node::new("a", true);
-    let b = Node::new("b", true);
-    let session = a.shard.initialize();
+    let (redis, a, b, session) = failover_pair();
     let (next, opened) = a.shard.get(&session, None);
     assert_eq!(opened.status, 200, "{opened:?}");
     let Next::Stream(standalone) = next else {
@@ -419,10 +417,7 @@ fn a_session_the_store_does_not_know_is_404_and_an_unreachable_store_is_503() {
 
 #[test]
 fn a_session_two_requests_loaded_at_once_is_adopted_once() {
-    let redis = FakeRedis::default();
-    let a = Node::new("a", true);
-    let b = Node::new("b", true);
-    let session = a.shard.initialize();
+    let (redis, a, b, session) = failover_pair();
     a.settle(&redis);
     a.kill();
     // After the failover the client's GET and POST reach b together: both miss its table
@@ -484,10 +479,7 @@ fn without_the_store_events_go_out_at_once_from_the_local_ring() {
 
 #[test]
 fn a_deleted_session_is_gone_from_the_store_too() {
-    let redis = FakeRedis::default();
-    let a = Node::new("a", true);
-    let b = Node::new("b", true);
-    let session = a.shard.initialize();
+    let (redis, a, b, session) = failover_pair();
     a.settle(&redis);
     let (_, deleted) =
         a.shard
