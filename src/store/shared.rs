@@ -443,25 +443,12 @@ fn read_session(fields: Reply) -> Option<Loaded> {
         match field.as_slice() {
             b"state" => state = Some(value),
             b"principal" => loaded.principal = String::from_utf8(value).ok(),
-            b"next" => {
-                loaded.next_stream = std::str::from_utf8(&value)
-                    .ok()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0)
-            }
-            name if name.starts_with(b"e:") => {
-                if let Some(number) = std::str::from_utf8(&name[2..])
-                    .ok()
-                    .and_then(|n| n.parse::<u32>().ok())
-                {
-                    had_events.push(number);
-                }
-            }
+            b"next" => loaded.next_stream = decimal(&value).unwrap_or(0),
+            name if name.starts_with(b"e:") => had_events.extend(decimal::<u32>(&name[2..])),
             name => {
                 let number = name
                     .strip_prefix(b"s:")
-                    .and_then(|n| std::str::from_utf8(n).ok())
-                    .and_then(|n| n.parse::<u32>().ok())
+                    .and_then(decimal::<u32>)
                     .filter(|n| *n != 0);
                 let ids: Option<Vec<Box<serde_json::value::RawValue>>> =
                     serde_json::from_slice(&value).ok();
@@ -511,6 +498,11 @@ fn read_events(reply: Reply) -> (u64, Vec<Vec<u8>>) {
     (first_seq, events)
 }
 
+/// A number written in decimal text (a hash field's stream number, an entry id's sequence).
+fn decimal<T: std::str::FromStr>(text: &[u8]) -> Option<T> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
 /// One XRANGE entry, `[id, [field, value, …]]`, as its sequence number and `d` field.
 fn read_entry(entry: Reply) -> Option<(u64, Vec<u8>)> {
     let Reply::Array(Some(parts)) = entry else {
@@ -522,11 +514,7 @@ fn read_entry(entry: Reply) -> Option<(u64, Vec<u8>)> {
     else {
         return None;
     };
-    let seq = std::str::from_utf8(&id)
-        .ok()?
-        .strip_suffix("-0")?
-        .parse()
-        .ok()?;
+    let seq = decimal(id.strip_suffix(b"-0")?)?;
     let mut fields = fields.into_iter();
     while let (Some(Reply::Bulk(Some(name))), Some(Reply::Bulk(Some(value)))) =
         (fields.next(), fields.next())
