@@ -107,6 +107,7 @@ impl Drivers {
     /// would.
     fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.ready.set_task(cx.waker());
+        self.ready.take_remote();
         self.ready.driving.set(true);
         let mut polled = 0u32;
         while let Some(token) = self.ready.next() {
@@ -356,9 +357,10 @@ impl Ready {
         unmarked
     }
 
-    /// The next token to poll, for the drive task (taking up those woken from other threads
-    /// first).
-    fn next(&self) -> Option<u32> {
+    /// Queues the tokens woken from other threads since the last look. Once per poll of the
+    /// drive task: a wake from another thread during the poll wakes the task again (glommio
+    /// polls a task woken while it runs once more), which takes it up then.
+    fn take_remote(&self) {
         if self.remote.pending.swap(false, Ordering::Acquire) {
             let woken = std::mem::take(
                 &mut *(self.remote.tokens.lock()).unwrap_or_else(PoisonError::into_inner),
@@ -366,6 +368,10 @@ impl Ready {
             let mut tokens = self.tokens.borrow_mut();
             tokens.extend(woken.into_iter().filter(|&token| self.mark_queued(token)));
         }
+    }
+
+    /// The next token to poll, for the drive task.
+    fn next(&self) -> Option<u32> {
         let token = self.tokens.borrow_mut().pop_front()?;
         if let Some(word) = self.queued.borrow_mut().get_mut(token as usize / 64) {
             *word &= !(1u64 << (token % 64));
@@ -539,6 +545,7 @@ mod tests {
         let waker = entry_waker(drivers.ready.id, 3);
         std::thread::spawn(move || waker.wake()).join().unwrap();
         assert_eq!(task.wakes(), 1);
+        drivers.ready.take_remote();
         assert_eq!(drivers.ready.next(), Some(3));
         assert_eq!(drivers.ready.next(), None);
         // Once the shard has ended, a late wake from elsewhere finds nothing and does nothing.
