@@ -30,8 +30,8 @@ enum Wake {
 /// Written by hand rather than as an `async fn`: the shard's table entry (`drive.rs`) then
 /// holds these fields and nothing else, where an `async fn` kept references to them, its
 /// loop's locals and its `poll_fn` closure beside them (a WebSocket's future: 528 B before,
-/// 376 B after, when each was a task of its own). Fields drop in
-/// order: the machine, then the socket, then the guard that frees the connection's slot.
+/// 376 B after, when each was a task of its own). Fields drop in order: the machine, then the
+/// socket, then the guard that frees the connection's slot.
 pub(super) struct Driver<C> {
     machine: C,
     timer: Deadline,
@@ -214,9 +214,9 @@ mod tests {
     use std::mem::size_of;
 
     /// Every open WebSocket and SSE stream holds one driver in its shard's tables for as long
-    /// as it lives, so its size is memory per connection (docs/benchmarks.md, "Smaller I/O sources").
-    /// A field added here costs 15,000 connections its size each: grow these bounds only
-    /// with a measurement.
+    /// as it lives, so its size is memory per connection (docs/benchmarks.md, "Smaller I/O
+    /// sources"). A field added here costs 15,000 connections its size each: grow these bounds
+    /// only with a measurement.
     #[test]
     fn drivers_stay_small() {
         let websocket = size_of::<Driver<WsConnection>>();
