@@ -13,6 +13,7 @@ use crate::proto::Status;
 use crate::transport::auth::unix_now;
 use crate::transport::http::{self as route, Next};
 use crate::transport::{Flow, TransportError};
+use std::future::Future;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
@@ -82,108 +83,114 @@ pub(super) async fn serve_handed_off(stream: Socket, conn: ConnGuard, first: Han
 }
 
 /// The request loop: read, answer in order, until close, upgrade, stream or handoff.
-async fn request_loop(
+#[allow(clippy::manual_async_fn)] // the async block is the point: see the comment in it
+fn request_loop(
     mut stream: Socket,
     conn: ConnGuard,
     mut inbuf: Vec<u8>,
     mut out: Vec<u8>,
     mut first: Option<(RequestHead, Vec<u8>)>,
-) {
-    let shard = Rc::clone(&conn.shard);
-    // One timer serves every wait on this connection; see `read_more`.
-    let mut timer = Deadline::at(Instant::now() + shard.config.http_idle_timeout());
-    loop {
-        let (head, body) = match first.take() {
-            Some(request) => request,
-            None => {
-                match read_request(&mut stream, &mut inbuf, &conn, &mut out, &mut timer).await {
-                    Some(request) => request,
-                    None => break,
+) -> impl Future<Output = ()> {
+    // An `async` block, not an `async fn`: the function's arguments would be kept twice in
+    // its future (once as passed, once as the body's variables), 240 B more per connection
+    // waiting for a request.
+    async move {
+        let shard = Rc::clone(&conn.shard);
+        // One timer serves every wait on this connection; see `read_more`.
+        let mut timer = Deadline::at(Instant::now() + shard.config.http_idle_timeout());
+        loop {
+            let (head, body) = match first.take() {
+                Some(request) => request,
+                None => {
+                    match read_request(&mut stream, &mut inbuf, &conn, &mut out, &mut timer).await {
+                        Some(request) => request,
+                        None => break,
+                    }
                 }
-            }
-        };
-        let keep_alive = head.keep_alive() && !shard.stopping();
-        let response_start = out.len();
-        let next = route::route(&conn.env(), &head, &body, keep_alive, &mut out);
-        match next {
-            Next::KeepGoing => {
-                http1::omit_content_for_head(head.method(), &mut out, response_start);
-                if !keep_alive {
-                    break;
+            };
+            let keep_alive = head.keep_alive() && !shard.stopping();
+            let response_start = out.len();
+            let next = route::route(&conn.env(), &head, &body, keep_alive, &mut out);
+            match next {
+                Next::KeepGoing => {
+                    http1::omit_content_for_head(head.method(), &mut out, response_start);
+                    if !keep_alive {
+                        break;
+                    }
                 }
-            }
-            Next::Upgrade(kind, deflate, principal) => {
-                if flush(&mut stream, &mut out, &shard).await.is_err() {
+                Next::Upgrade(kind, deflate, principal) => {
+                    if flush(&mut stream, &mut out, &shard).await.is_err() {
+                        return;
+                    }
+                    // The shard drives the WebSocket from here on, so this HTTP task's state (sized
+                    // for every request path) is freed instead of living as long as the socket.
+                    let websocket = ws::serve(stream, inbuf, conn, kind, deflate, principal);
+                    shard.drivers.websocket(websocket);
                     return;
                 }
-                // The shard drives the WebSocket from here on, so this HTTP task's state (sized
-                // for every request path) is freed instead of living as long as the socket.
-                let websocket = ws::serve(stream, inbuf, conn, kind, deflate, principal);
-                shard.drivers.websocket(websocket);
-                return;
-            }
-            Next::Stream(serve) => {
-                // Like a WebSocket, a stream may stay open for hours: the shard drives it, and
-                // this task's state is freed. If the connection carries more requests after
-                // the stream, a new request loop takes it over (`stream_ended`).
-                serve.put_first(&mut out);
-                let driver = Driver::new(stream, inbuf, conn, serve);
-                shard.drivers.stream(StreamDriver { driver, keep_alive });
-                return;
-            }
-            Next::Introspect(token) => {
-                // The answer goes into the authorizer's cache; the request is routed again
-                // and finds it there (an endpoint that failed is remembered briefly too).
-                // Boxed: the exchange's future would otherwise sit in every connection's task.
-                let answer = Box::pin(super::auth::introspect(&shard, &token)).await;
-                if let Some(auth) = &shard.auth {
-                    auth.introspected(&token, answer, unix_now());
-                }
-                first = Some((head, body));
-                continue;
-            }
-            Next::Adopt(id) => {
-                // Boxed, as introspection: the store's round trips would otherwise sit in
-                // every connection's task.
-                let answer = Box::pin(shard.http_sessions.load(id)).await;
-                shard.http_sessions.adopt(id, answer, &shard.env());
-                first = Some((head, body));
-                continue;
-            }
-            Next::Metrics => {
-                let snapshots = shard.scrape().await;
-                let heap = Heap::now();
-                route::write_metrics(&shard.env(), &snapshots, heap, keep_alive, &mut out);
-                http1::omit_content_for_head(head.method(), &mut out, response_start);
-                if !keep_alive {
-                    break;
-                }
-            }
-            Next::Handoff(owner) => {
-                // Answers to earlier pipelined requests go out from here first, in order.
-                if flush(&mut stream, &mut out, &shard).await.is_err() {
+                Next::Stream(serve) => {
+                    // Like a WebSocket, a stream may stay open for hours: the shard drives it, and
+                    // this task's state is freed. If the connection carries more requests after
+                    // the stream, a new request loop takes it over (`stream_ended`).
+                    serve.put_first(&mut out);
+                    let driver = Driver::new(stream, inbuf, conn, serve);
+                    shard.drivers.stream(StreamDriver { driver, keep_alive });
                     return;
                 }
-                shard.hand_off(owner, stream, (head, body, inbuf)).await;
-                return;
+                Next::Introspect(token) => {
+                    // The answer goes into the authorizer's cache; the request is routed again
+                    // and finds it there (an endpoint that failed is remembered briefly too).
+                    // Boxed: the exchange's future would otherwise sit in every connection's task.
+                    let answer = Box::pin(super::auth::introspect(&shard, &token)).await;
+                    if let Some(auth) = &shard.auth {
+                        auth.introspected(&token, answer, unix_now());
+                    }
+                    first = Some((head, body));
+                    continue;
+                }
+                Next::Adopt(id) => {
+                    // Boxed, as introspection: the store's round trips would otherwise sit in
+                    // every connection's task.
+                    let answer = Box::pin(shard.http_sessions.load(id)).await;
+                    shard.http_sessions.adopt(id, answer, &shard.env());
+                    first = Some((head, body));
+                    continue;
+                }
+                Next::Metrics => {
+                    let snapshots = Box::pin(shard.scrape()).await;
+                    let heap = Heap::now();
+                    route::write_metrics(&shard.env(), &snapshots, heap, keep_alive, &mut out);
+                    http1::omit_content_for_head(head.method(), &mut out, response_start);
+                    if !keep_alive {
+                        break;
+                    }
+                }
+                Next::Handoff(owner) => {
+                    // Answers to earlier pipelined requests go out from here first, in order.
+                    if flush(&mut stream, &mut out, &shard).await.is_err() {
+                        return;
+                    }
+                    Box::pin(shard.hand_off(owner, stream, (head, body, inbuf))).await;
+                    return;
+                }
+            }
+            // Answer pipelined requests together: flush when no further head is waiting, or once
+            // the answers queued reach the outbound bound (a client pipelining requests and not
+            // reading their answers makes us buffer no more than that).
+            if out.len() >= shard.config.max_outbound_bytes
+                || !matches!(
+                    RequestHead::parse(&inbuf, &shard.limits),
+                    Ok(Status::Complete(..))
+                )
+            {
+                if let Err(e) = flush(&mut stream, &mut out, &shard).await {
+                    log::debug!("write failed: {e}");
+                    return;
+                }
             }
         }
-        // Answer pipelined requests together: flush when no further head is waiting, or once
-        // the answers queued reach the outbound bound (a client pipelining requests and not
-        // reading their answers makes us buffer no more than that).
-        if out.len() >= shard.config.max_outbound_bytes
-            || !matches!(
-                RequestHead::parse(&inbuf, &shard.limits),
-                Ok(Status::Complete(..))
-            )
-        {
-            if let Err(e) = flush(&mut stream, &mut out, &shard).await {
-                log::debug!("write failed: {e}");
-                return;
-            }
-        }
+        let _ = flush(&mut stream, &mut out, &shard).await;
     }
-    let _ = flush(&mut stream, &mut out, &shard).await;
 }
 
 /// A stream's connection once its response ended with `flow`: a new request loop serves it
@@ -399,4 +406,24 @@ async fn read_more(
     .await;
     conn.shard.metrics.read(inbuf.len() - before);
     waited
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::request_loop;
+    use std::mem::size_of;
+
+    /// The size of what `f` returns.
+    fn returned_size<A, B, C, D, E, R>(_: fn(A, B, C, D, E) -> R) -> usize {
+        size_of::<R>()
+    }
+
+    /// Every connection waiting for a request, and every one in its WebSocket handshake,
+    /// holds a request loop's future (the chunks these leave behind after a burst of
+    /// handshakes are a part of RSS per WebSocket, docs/benchmarks.md).
+    #[test]
+    fn the_request_loop_stays_small() {
+        let size = returned_size(request_loop);
+        assert!(size <= 1144, "a request loop's future is {size} B");
+    }
 }
