@@ -8,6 +8,7 @@ pub mod auth;
 mod error;
 pub mod http;
 pub mod outbound;
+mod stamp;
 mod stateless;
 pub mod streamable;
 pub mod tls;

@@ -1,12 +1,11 @@
 //! The one outbound queue every connection kind writes through: a WebSocket's
 //! frames and an SSE response's chunks alike.
 
+use super::stamp::Stamp;
 use crate::wake::WakeSlot;
 use std::cell::Cell;
-use std::num::NonZeroU64;
-use std::sync::LazyLock;
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Bytes waiting to be written to one connection, the task that writes them,
 /// and the bound past which the client counts as not reading.
@@ -31,27 +30,6 @@ pub struct Outbound {
     stalled_since: Cell<Option<Stamp>>,
 }
 
-/// Where every [`Stamp`] counts from: made before the first queue, so before any instant a
-/// queue's stall starts at.
-static ORIGIN: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-/// An instant no earlier than [`ORIGIN`] in 8 bytes: nanoseconds since it, plus one (584
-/// years of range).
-#[derive(Debug, Clone, Copy)]
-struct Stamp(NonZeroU64);
-
-impl Stamp {
-    fn of(at: Instant) -> Stamp {
-        let nanos = at.saturating_duration_since(*ORIGIN).as_nanos();
-        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1);
-        Stamp(NonZeroU64::MIN.saturating_add(nanos))
-    }
-
-    fn instant(self) -> Instant {
-        *ORIGIN + Duration::from_nanos(self.0.get() - 1)
-    }
-}
-
 /// What [`Outbound::watch_stall`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stall {
@@ -66,7 +44,7 @@ pub enum Stall {
 impl Outbound {
     /// An empty queue with `bound` bytes before the reader counts as stalled.
     pub fn new(bound: usize) -> Self {
-        LazyLock::force(&ORIGIN);
+        Stamp::start();
         Outbound {
             bytes: Cell::new(Vec::new()),
             writer: WakeSlot::default(),
@@ -231,13 +209,6 @@ mod tests {
         });
         assert_eq!(drained, 2);
         assert_eq!(queue.with_bytes(|b| b.clone()), b"rst,second");
-    }
-
-    #[test]
-    fn a_stamp_gives_back_the_instant_it_was_made_of() {
-        let _queue = Outbound::new(1);
-        let at = Instant::now() + Duration::from_millis(1234);
-        assert_eq!(Stamp::of(at).instant(), at);
     }
 
     #[test]
