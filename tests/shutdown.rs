@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use ringmcp::proto::ws::OpCode;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,20 @@ fn sigterm_drains_websockets_sse_and_in_flight_requests() {
         .unwrap();
     let (mut call, _) = SseReader::open(post);
     call.next().unwrap(); // priming event: the call is running
+                          // A keep-alive connection waiting for its next request is closed at once, not at its
+                          // idle timeout or the grace period's end (5 s).
+    let mut idle = connect(addr);
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut answer = [0u8; 512];
+    assert!(idle.read(&mut answer).unwrap() > 0, "healthz answered");
     signal(&child, libc::SIGTERM);
+    idle.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    let closed = idle.read_to_end(&mut Vec::new());
+    assert!(
+        closed.is_ok(),
+        "closed on the stop, not left open: {closed:?}"
+    );
     assert_eq!(read_close_code(&mut ws), Some(1001), "WebSockets get 1001");
     ws.write_all(&client_frame(OpCode::Close, true, &1001u16.to_be_bytes()))
         .unwrap();

@@ -132,7 +132,8 @@ impl<C: Connection> Driver<C> {
                 FlushedFlow::HalfClose | FlushedFlow::Continue => {}
             }
         }
-        if !self.stop_seen && shard.poll_stopping(&self.conn, cx).is_ready() {
+        // The stop wakes the deadline polled below (`Shard::begin_stop`).
+        if !self.stop_seen && shard.stopping() {
             return Poll::Ready(Wake::Stopping);
         }
         let reading =

@@ -392,7 +392,8 @@ async fn read_more(
                 Ok(_) => Waited::Data,
             });
         }
-        if watch_stop && conn.shard.poll_stopping(conn, cx).is_ready() {
+        // The stop wakes the deadline polled below (`Shard::begin_stop`).
+        if watch_stop && conn.shard.stopping() {
             return Poll::Ready(Waited::Stopping);
         }
         while timer.poll_expired(cx).is_ready() {

@@ -41,7 +41,6 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Why the server could not start or stopped with an error.
@@ -477,7 +476,9 @@ pub(crate) struct Shard {
     /// Per-client connection counts and rates (see [`ConnGuard::admit`]).
     admission: RefCell<Admission>,
     mesh: Rc<Senders<MeshMessage>>,
-    conns: RefCell<Slab<ConnSlot>>,
+    /// Every open connection's transport, for the metrics (16 B a slot: the stop reaches the
+    /// connections through their deadlines, see [`Shard::begin_stop`]).
+    conns: RefCell<Slab<Transport>>,
     /// Bytes of partly received input held by all connections (see [`ConnGuard::hold_inbound`]).
     inbound_held: Cell<usize>,
     /// When the shard began to drain for shutdown, once it has.
@@ -493,11 +494,6 @@ pub(crate) struct Shard {
     pub redis: Option<Rc<RedisClient>>,
     /// The connections past their HTTP head, driven by the shard's drive task.
     drivers: drive::Drivers,
-}
-
-struct ConnSlot {
-    transport: Transport,
-    waker: Option<Waker>,
 }
 
 impl Shard {
@@ -584,20 +580,6 @@ impl Shard {
     /// Whether the shard is draining for shutdown.
     pub fn stopping(&self) -> bool {
         self.stopped_at.get().is_some()
-    }
-
-    /// Ready once the shard starts draining; otherwise remembers the task's waker.
-    pub fn poll_stopping(&self, conn: &ConnGuard, cx: &mut Context<'_>) -> Poll<()> {
-        if self.stopping() {
-            return Poll::Ready(());
-        }
-        if let Some(slot) = self.conns.borrow_mut().get_mut(conn.key as usize) {
-            match &slot.waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => slot.waker = Some(cx.waker().clone()),
-            }
-        }
-        Poll::Pending
     }
 
     /// The socket for a connection just accepted: TLS (with the newest certificate a reload
@@ -697,11 +679,9 @@ impl Shard {
     fn begin_stop(&self) {
         self.stopped_at.set(Some(Instant::now()));
         self.dispatcher.end_listen_streams();
-        for (_, slot) in self.conns.borrow_mut().iter_mut() {
-            if let Some(w) = slot.waker.take() {
-                w.wake();
-            }
-        }
+        // Whatever waits for the stop (a driver, a request loop between requests) also waits
+        // on its deadline, polled in the same turn: waking every deadline's waker reaches each.
+        wheel::wake_all();
     }
 }
 
@@ -742,10 +722,7 @@ impl PeerIp {
 
 impl ConnGuard {
     fn open(shard: &Rc<Shard>) -> ConnGuard {
-        let key = shard.conns.borrow_mut().insert(ConnSlot {
-            transport: Transport::Http,
-            waker: None,
-        });
+        let key = shard.conns.borrow_mut().insert(Transport::Http);
         shard.metrics.opened(Transport::Http);
         ConnGuard {
             shard: Rc::clone(shard),
@@ -810,9 +787,9 @@ impl ConnGuard {
     /// Records that the connection switched transport (after an upgrade).
     pub fn set_transport(&self, transport: Transport) {
         if let Some(slot) = self.shard.conns.borrow_mut().get_mut(self.key as usize) {
-            self.shard.metrics.closed(slot.transport);
+            self.shard.metrics.closed(*slot);
             self.shard.metrics.opened(transport);
-            slot.transport = transport;
+            *slot = transport;
         }
     }
 }
@@ -837,8 +814,8 @@ impl Drop for ConnGuard {
                 .borrow_mut()
                 .disconnect(ip, Instant::now());
         }
-        if let Some(slot) = self.shard.conns.borrow_mut().try_remove(self.key as usize) {
-            self.shard.metrics.closed(slot.transport);
+        if let Some(transport) = self.shard.conns.borrow_mut().try_remove(self.key as usize) {
+            self.shard.metrics.closed(transport);
         }
     }
 }

@@ -129,6 +129,13 @@ impl Wheel {
         entry.waker.take()
     }
 
+    /// Clones the waker of every deadline not removed into `wakers` (to wake outside any
+    /// borrow of the wheel).
+    pub fn wakers(&self, wakers: &mut Vec<Waker>) {
+        let held = (self.entries.iter()).filter(|entry| entry.prev != VACANT);
+        wakers.extend(held.filter_map(|entry| entry.waker.clone()));
+    }
+
     /// The tick `key` waits for.
     pub fn tick_of(&self, key: u32) -> Option<u64> {
         self.entries.get(key as usize).map(|e| e.tick)
@@ -412,6 +419,17 @@ impl Drop for Deadline {
     }
 }
 
+/// Wakes every task that polled a deadline of this thread's wheel, due or not, and leaves the
+/// deadlines as they are: the shard's stop, which each connection waiting for it also waits on
+/// its deadline for (so the connection slab needs no waker of its own).
+pub fn wake_all() {
+    let mut wakers = Vec::new();
+    SHARED.with(|shared| shared.borrow().wheel.wakers(&mut wakers));
+    for waker in wakers {
+        waker.wake();
+    }
+}
+
 /// The shard's sweeper: sleeps until the end of the next tick in which a deadline falls,
 /// fires the due ones and wakes their tasks. With no deadline it waits for one; a deadline
 /// filed before its plan wakes it to re-arm. A shard whose deadlines are seconds away thus
@@ -502,6 +520,21 @@ mod tests {
         assert_eq!(woken(&mut wheel, 5), 1);
         assert!(wheel.fired(key));
         assert!(wheel.poll(key, &waker()).0);
+    }
+
+    #[test]
+    fn every_deadline_polled_and_not_removed_gives_its_waker_to_wake_all() {
+        let mut wheel = Wheel::new(0);
+        let polled = wheel.insert(5).unwrap();
+        let removed = wheel.insert(6).unwrap();
+        let _never_polled = wheel.insert(7).unwrap();
+        wheel.poll(polled, &waker());
+        wheel.poll(removed, &waker());
+        wheel.remove(removed);
+        let mut wakers = Vec::new();
+        wheel.wakers(&mut wakers);
+        assert_eq!(wakers.len(), 1);
+        assert!(!wheel.fired(polled), "waking is not firing");
     }
 
     #[test]
