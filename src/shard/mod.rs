@@ -1,5 +1,5 @@
 //! The shard runtime: one glommio executor pinned per core, each with its own
-//! `SO_REUSEPORT` listener, connection slab, metrics and MCP dispatcher.
+//! `SO_REUSEPORT` listener, connection tables, metrics and MCP dispatcher.
 //! This is the only module that touches sockets and timers.
 
 mod auth;
@@ -34,7 +34,6 @@ use glommio::channels::shared_channel;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use io::Socket;
-use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -476,9 +475,8 @@ pub(crate) struct Shard {
     /// Per-client connection counts and rates (see [`ConnGuard::admit`]).
     admission: RefCell<Admission>,
     mesh: Rc<Senders<MeshMessage>>,
-    /// Every open connection's transport, for the metrics (16 B a slot: the stop reaches the
-    /// connections through their deadlines, see [`Shard::begin_stop`]).
-    conns: RefCell<Slab<Transport>>,
+    /// Connections open on this shard (each holds a [`ConnGuard`]).
+    open_connections: Cell<usize>,
     /// Bytes of partly received input held by all connections (see [`ConnGuard::hold_inbound`]).
     inbound_held: Cell<usize>,
     /// When the shard began to drain for shutdown, once it has.
@@ -565,7 +563,7 @@ impl Shard {
             ),
             dispatcher,
             metrics,
-            conns: RefCell::new(Slab::new()),
+            open_connections: Cell::new(0),
             inbound_held: Cell::new(0),
             stopped_at: Cell::new(None),
             tls: RefCell::new(None),
@@ -603,7 +601,7 @@ impl Shard {
 
     /// Number of open connections on this shard.
     pub fn connection_count(&self) -> usize {
-        self.conns.borrow().len()
+        self.open_connections.get()
     }
 
     /// Moves a connection to the shard that owns the session its request named.
@@ -685,12 +683,14 @@ impl Shard {
     }
 }
 
-/// A connection's slot in the shard's slab; freed (and counted closed) on drop. Every
-/// connection holds one (a WebSocket's or a stream's in its driver): 32 B.
+/// A connection's place among its shard's open connections, given up (and counted closed) on
+/// drop. Every connection holds one (a WebSocket's or a stream's in its driver), 32 B, and the
+/// shard keeps nothing per connection beside it: no slab slot (the stop reaches connections
+/// through their deadlines, see [`Shard::begin_stop`]).
 pub(crate) struct ConnGuard {
     shard: Rc<Shard>,
-    /// The slot's key (a shard holds far fewer than 2^32 connections: each is a descriptor).
-    key: u32,
+    /// What the connection carries now, for the metrics of open connections.
+    transport: Cell<Transport>,
     /// Bytes of a partly received message or body this connection counts against the shard's
     /// inbound budget. A `u32`, as the WebSocket decoder's limit is.
     inbound: Cell<u32>,
@@ -722,11 +722,11 @@ impl PeerIp {
 
 impl ConnGuard {
     fn open(shard: &Rc<Shard>) -> ConnGuard {
-        let key = shard.conns.borrow_mut().insert(Transport::Http);
+        shard.open_connections.set(shard.open_connections.get() + 1);
         shard.metrics.opened(Transport::Http);
         ConnGuard {
             shard: Rc::clone(shard),
-            key: key as u32,
+            transport: Cell::new(Transport::Http),
             inbound: Cell::new(0),
             peer: PeerIp::NONE,
         }
@@ -786,11 +786,8 @@ impl ConnGuard {
 
     /// Records that the connection switched transport (after an upgrade).
     pub fn set_transport(&self, transport: Transport) {
-        if let Some(slot) = self.shard.conns.borrow_mut().get_mut(self.key as usize) {
-            self.shard.metrics.closed(*slot);
-            self.shard.metrics.opened(transport);
-            *slot = transport;
-        }
+        self.shard.metrics.closed(self.transport.replace(transport));
+        self.shard.metrics.opened(transport);
     }
 }
 
@@ -814,9 +811,9 @@ impl Drop for ConnGuard {
                 .borrow_mut()
                 .disconnect(ip, Instant::now());
         }
-        if let Some(transport) = self.shard.conns.borrow_mut().try_remove(self.key as usize) {
-            self.shard.metrics.closed(transport);
-        }
+        let open = &self.shard.open_connections;
+        open.set(open.get() - 1);
+        self.shard.metrics.closed(self.transport.get());
     }
 }
 

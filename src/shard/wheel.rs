@@ -421,7 +421,7 @@ impl Drop for Deadline {
 
 /// Wakes every task that polled a deadline of this thread's wheel, due or not, and leaves the
 /// deadlines as they are: the shard's stop, which each connection waiting for it also waits on
-/// its deadline for (so the connection slab needs no waker of its own).
+/// its deadline for (so the shard keeps no waker per connection).
 pub fn wake_all() {
     let mut wakers = Vec::new();
     SHARED.with(|shared| shared.borrow().wheel.wakers(&mut wakers));
