@@ -157,6 +157,8 @@ fn request_loop(
                     continue;
                 }
                 Next::Metrics => {
+                    // Boxed, as introspection: the scrape's future (1,344 B) would otherwise
+                    // sit in every connection's task.
                     let snapshots = Box::pin(shard.scrape()).await;
                     let heap = Heap::now();
                     route::write_metrics(&shard.env(), &snapshots, heap, keep_alive, &mut out);
@@ -170,6 +172,7 @@ fn request_loop(
                     if flush(&mut stream, &mut out, &shard).await.is_err() {
                         return;
                     }
+                    // Boxed too: a handoff is rare, and its future large.
                     Box::pin(shard.hand_off(owner, stream, (head, body, inbuf))).await;
                     return;
                 }
