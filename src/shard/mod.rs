@@ -475,8 +475,6 @@ pub(crate) struct Shard {
     /// Per-client connection counts and rates (see [`ConnGuard::admit`]).
     admission: RefCell<Admission>,
     mesh: Rc<Senders<MeshMessage>>,
-    /// Connections open on this shard (each holds a [`ConnGuard`]).
-    open_connections: Cell<usize>,
     /// Bytes of partly received input held by all connections (see [`ConnGuard::hold_inbound`]).
     inbound_held: Cell<usize>,
     /// When the shard began to drain for shutdown, once it has.
@@ -563,7 +561,6 @@ impl Shard {
             ),
             dispatcher,
             metrics,
-            open_connections: Cell::new(0),
             inbound_held: Cell::new(0),
             stopped_at: Cell::new(None),
             tls: RefCell::new(None),
@@ -599,9 +596,11 @@ impl Shard {
         }
     }
 
-    /// Number of open connections on this shard.
+    /// Number of open connections on this shard: the metrics' count of those open by
+    /// transport, which every connection's guard keeps.
     pub fn connection_count(&self) -> usize {
-        self.open_connections.get()
+        let open: u64 = self.metrics.open.iter().map(Cell::get).sum();
+        open as usize
     }
 
     /// Moves a connection to the shard that owns the session its request named.
@@ -686,7 +685,8 @@ impl Shard {
 /// A connection's place among its shard's open connections, given up (and counted closed) on
 /// drop. Every connection holds one (a WebSocket's or a stream's in its driver), 32 B, and the
 /// shard keeps nothing per connection beside it: no slab slot (the stop reaches connections
-/// through their deadlines, see [`Shard::begin_stop`]).
+/// through their deadlines, see [`Shard::begin_stop`]); it counts open connections in its
+/// metrics.
 pub(crate) struct ConnGuard {
     shard: Rc<Shard>,
     /// What the connection carries now, for the metrics of open connections.
@@ -722,7 +722,6 @@ impl PeerIp {
 
 impl ConnGuard {
     fn open(shard: &Rc<Shard>) -> ConnGuard {
-        shard.open_connections.set(shard.open_connections.get() + 1);
         shard.metrics.opened(Transport::Http);
         ConnGuard {
             shard: Rc::clone(shard),
@@ -811,8 +810,6 @@ impl Drop for ConnGuard {
                 .borrow_mut()
                 .disconnect(ip, Instant::now());
         }
-        let open = &self.shard.open_connections;
-        open.set(open.get() - 1);
         self.shard.metrics.closed(self.transport.get());
     }
 }
