@@ -55,15 +55,17 @@ fn sigterm_drains_websockets_sse_and_in_flight_requests() {
     get.write_all(open.as_bytes()).unwrap();
     let (mut stream, _) = SseReader::open(get);
     stream.next().unwrap(); // priming event
-                            // An in-flight call that needs ~300 ms more; it must finish within the grace period.
+
+    // An in-flight call that needs ~300 ms more; it must finish within the grace period.
     let slow = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"stream","arguments":{"count":3,"interval_ms":100},"_meta":{"progressToken":"t"}}}"#;
     let mut post = connect(addr);
     post.write_all(mcp_post(slow, Some(&id), "").as_bytes())
         .unwrap();
     let (mut call, _) = SseReader::open(post);
     call.next().unwrap(); // priming event: the call is running
-                          // A keep-alive connection waiting for its next request is closed at once, not at its
-                          // idle timeout or the grace period's end (5 s).
+
+    // A keep-alive connection waiting for its next request is closed at once, not at its idle
+    // timeout or the grace period's end (5 s).
     let mut idle = connect(addr);
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
