@@ -109,6 +109,20 @@ pub(crate) fn executor_id() -> Option<usize> {
     }
 }
 
+/// ringmcp patch: the reactor of the executor running on this thread, if one is (inside its
+/// `run`).
+pub(crate) fn running_reactor() -> Option<Rc<reactor::Reactor>> {
+    #[cfg(not(feature = "native-tls"))]
+    {
+        LOCAL_EX.is_set().then(|| LOCAL_EX.with(|ex| ex.get_reactor()))
+    }
+
+    #[cfg(feature = "native-tls")]
+    unsafe {
+        LOCAL_EX.as_ref().map(|ex| ex.get_reactor())
+    }
+}
+
 #[derive(Default, Debug, Copy, Clone, Eq, PartialEq, Hash)]
 /// An opaque handle indicating in which queue a group of tasks will execute.
 /// Tasks in the same group will execute in FIFO order but no guarantee is made

@@ -1,6 +1,6 @@
 use crate::{
     executor::bind_to_cpu_set,
-    sys::{InnerSource, SleepNotifier},
+    sys::{InnerSource, Outcome, SleepNotifier},
     PoolPlacement,
 };
 use ahash::AHashMap;
@@ -252,7 +252,7 @@ impl BlockingThreadPool {
 
             let src = waiters.remove(&id).unwrap();
             let mut inner_source = src.borrow_mut();
-            inner_source.wakers.result.replace(
+            inner_source.wakers.result = Outcome::of(
                 res.try_into()
                     .expect("not a valid blocking operation's result"),
             );

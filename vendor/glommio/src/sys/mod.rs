@@ -206,51 +206,33 @@ impl ReactorGlobalState {
     }
 }
 
-#[derive(Copy, Clone)]
-pub(super) struct OsError(i32);
+/// ringmcp patch: an operation's result in 8 bytes (an `Option<io::Result<usize>>` takes 16
+/// of every source): none yet, a count, or an OS error as its negated number, the way the
+/// kernel reports them. Every result a source holds is one of these: the errors come from
+/// `raw_os_error`, which the result's reader always assumed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) struct Outcome(i64);
 
-#[derive(Debug, Copy, Clone)]
-pub(super) enum OsResult {
-    Ok(usize),
-    Err(OsError),
-}
+impl Outcome {
+    pub(super) const NONE: Outcome = Outcome(i64::MIN);
 
-impl From<io::Result<usize>> for OsResult {
-    fn from(other: io::Result<usize>) -> Self {
-        match other {
-            io::Result::Ok(v) => OsResult::Ok(v),
-            io::Result::Err(err) => OsResult::Err(OsError(err.raw_os_error().unwrap())),
+    pub(super) fn of(result: io::Result<usize>) -> Outcome {
+        match result {
+            // A count is at most `isize::MAX` (the bytes of one buffer, or a file offset).
+            Ok(count) => Outcome(count as i64),
+            Err(error) => {
+                let errno = error.raw_os_error().expect("an operation's error is an OS error");
+                Outcome(-i64::from(errno))
+            }
         }
     }
-}
 
-impl From<&io::Result<usize>> for OsResult {
-    fn from(other: &io::Result<usize>) -> Self {
-        match other {
-            io::Result::Ok(v) => OsResult::Ok(*v),
-            io::Result::Err(err) => OsResult::Err(OsError(err.raw_os_error().unwrap())),
+    pub(super) fn get(self) -> Option<io::Result<usize>> {
+        match self.0 {
+            i64::MIN => None,
+            count @ 0.. => Some(Ok(count as usize)),
+            negated => Some(Err(Error::from_raw_os_error(-negated as i32))),
         }
-    }
-}
-
-impl From<OsResult> for io::Result<usize> {
-    fn from(res: OsResult) -> Self {
-        match res {
-            OsResult::Ok(v) => io::Result::Ok(v),
-            OsResult::Err(err) => io::Result::Err(err.into()),
-        }
-    }
-}
-
-impl From<OsError> for io::Error {
-    fn from(err: OsError) -> Self {
-        Error::from_raw_os_error(err.0)
-    }
-}
-
-impl fmt::Debug for OsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Error::from_raw_os_error(self.0).fmt(f)
     }
 }
 
@@ -560,7 +542,7 @@ pub(super) struct Stamps {
 #[derive(Debug)]
 pub(super) struct Wakers {
     /// Raw result of the operation.
-    pub(super) result: Option<io::Result<usize>>,
+    pub(super) result: Outcome,
 
     /// ringmcp patch: the task waiting for the next event. A socket's source has one (one
     /// operation owns it, patch 7); a file read shared by several readers keeps the others
@@ -572,7 +554,7 @@ pub(super) struct Wakers {
 impl Wakers {
     pub(super) fn new() -> Self {
         Wakers {
-            result: None,
+            result: Outcome::NONE,
             waiter: None,
         }
     }

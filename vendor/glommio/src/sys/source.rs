@@ -6,7 +6,7 @@
 use crate::{
     iou::sqe::SockAddrStorage,
     sys::{
-        DmaBuffer, IoBuffer, OsResult, PollableStatus, ReactorQueue, SourceId, Statx, TimeSpec64,
+        DmaBuffer, IoBuffer, PollableStatus, RingId, SourceId, Statx, TimeSpec64,
         Wakers,
     },
     GlommioError, IoRequirements, ReactorErrorKind, RingIoStats, TaskQueueHandle,
@@ -159,7 +159,7 @@ pub(crate) enum EnqueuedStatus {
 #[derive(Clone)]
 pub struct EnqueuedSource {
     pub(crate) id: SourceId,
-    pub(crate) queue: ReactorQueue,
+    pub(crate) ring: RingId,
     pub(crate) status: EnqueuedStatus,
 }
 
@@ -360,11 +360,7 @@ impl Source {
 
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
-        let ret = inner
-            .wakers
-            .result
-            .as_ref()
-            .map(|x| OsResult::from(x).into());
+        let ret = inner.wakers.result.get();
         if ret.is_none() {
             return ret;
         }
@@ -467,7 +463,7 @@ impl Drop for Source {
         // every pending socket poll, on every executor turn.
         let is_timeout = matches!(inner.source_type, SourceType::Timeout(..));
         let enqueued = inner.enqueued.as_mut();
-        if let Some(EnqueuedSource { id, queue, status }) = enqueued {
+        if let Some(EnqueuedSource { id, ring, status }) = enqueued {
             match status {
                 EnqueuedStatus::Enqueued => {
                     // We never submitted the request, so it's safe to consume
@@ -484,7 +480,14 @@ impl Drop for Source {
                     // now, so we delay `consume_source` until we consume the
                     // corresponding event from the completion queue.
 
-                    queue.borrow_mut().cancel_request(*id, is_timeout);
+                    // ringmcp patch: the queue is found through the running executor. A
+                    // source dropped outside `run` (a task dropped with its executor) skips
+                    // the cancellation: the request stays in the kernel until it completes
+                    // or the ring closes, its source kept by the source map meanwhile.
+                    if let Some(reactor) = crate::executor::running_reactor() {
+                        let queue = reactor.sys.submission_queue(*ring);
+                        queue.borrow_mut().cancel_request(*id, is_timeout);
+                    }
                     *status = EnqueuedStatus::Canceled; // not necessary, but useful for correctness
                 }
                 // ringmcp patch: a multishot receive stopped before it was submitted.

@@ -39,7 +39,7 @@ use crate::{
         dma_buffer::{BufferStorage, DmaBuffer},
         membarrier,
         provided_buffers::{self, ProvidedBuffers},
-        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer, MultishotState,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer, MultishotState, Outcome,
         PollableStatus, Source, SourceType, Statx, TimeSpec64, MULTISHOT_LIMIT_BYTES,
     },
     uring_sys::{self, IoRingOp},
@@ -607,9 +607,9 @@ where
 
         let mut woke = false;
         if try_process(src.borrow()).is_none() {
-            let res = Some(post_process(src.borrow_mut(), transmute_error(result)));
+            let res = post_process(src.borrow_mut(), transmute_error(result));
             let mut inner_source = src.borrow_mut();
-            inner_source.wakers.result = res;
+            inner_source.wakers.result = Outcome::of(res);
             woke = inner_source.wake_waiters();
         }
         return Some(Taken { woke, last: true });
@@ -660,7 +660,7 @@ fn to_user_data(id: SourceId) -> u64 {
 }
 
 impl SourceMap {
-    fn add_source(&mut self, source: &Source, queue: ReactorQueue) -> SourceId {
+    fn add_source(&mut self, source: &Source, ring: RingId) -> SourceId {
         let item = source.inner.clone();
         let id = self.alloc(item);
         let status = EnqueuedStatus::Enqueued;
@@ -668,7 +668,7 @@ impl SourceMap {
             .inner
             .borrow_mut()
             .enqueued
-            .replace(EnqueuedSource { id, queue, status });
+            .replace(EnqueuedSource { id, ring, status });
         id
     }
 
@@ -694,6 +694,26 @@ pub(crate) struct UringQueueState {
 }
 
 pub(crate) type ReactorQueue = Rc<RefCell<UringQueueState>>;
+
+/// ringmcp patch: which of the reactor's three rings a request went to. A queued source keeps
+/// this byte to reach its ring's submission queue again (`Reactor::submission_queue`), where
+/// it kept an `Rc` to that queue: 8 of the 16 bytes of every source's `EnqueuedSource`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RingId {
+    Main,
+    Latency,
+    Poll,
+}
+
+impl RingId {
+    fn name(self) -> &'static str {
+        match self {
+            RingId::Main => "main",
+            RingId::Latency => "latency",
+            RingId::Poll => "poll",
+        }
+    }
+}
 
 impl UringQueueState {
     fn with_capacity(cap: usize) -> ReactorQueue {
@@ -731,6 +751,7 @@ impl UringQueueState {
 
 pub(crate) trait UringCommon {
     fn submission_queue(&mut self) -> ReactorQueue;
+    fn id(&self) -> RingId;
     fn submit_sqes(&mut self) -> io::Result<usize>;
     fn waiting_kernel_submission(&self) -> usize;
     fn in_kernel(&self) -> usize;
@@ -744,7 +765,9 @@ pub(crate) trait UringCommon {
     /// Return `None` if no event is completed, `Some(true)` for a task is woken
     /// up and `Some(false)` for not.
     fn consume_one_event(&mut self) -> Option<bool>;
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.id().name()
+    }
     fn io_stats_mut(&mut self) -> &mut RingIoStats;
     fn io_stats_for_task_queue_mut(&mut self, handle: TaskQueueHandle) -> &mut RingIoStats;
     fn registrar(&self) -> iou::Registrar<'_>;
@@ -883,8 +906,8 @@ impl PollRing {
 }
 
 impl UringCommon for PollRing {
-    fn name(&self) -> &'static str {
-        "poll"
+    fn id(&self) -> RingId {
+        RingId::Poll
     }
 
     fn io_stats_mut(&mut self) -> &mut RingIoStats {
@@ -985,7 +1008,7 @@ struct SleepableRing {
     provided_buffers: Option<ProvidedBuffers>,
     size: usize,
     submission_queue: ReactorQueue,
-    name: &'static str,
+    id: RingId,
     allocator: Rc<UringBufferAllocator>,
     stats: RingIoStats,
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
@@ -996,7 +1019,7 @@ struct SleepableRing {
 impl SleepableRing {
     fn new(
         size: usize,
-        name: &'static str,
+        id: RingId,
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
@@ -1016,7 +1039,7 @@ impl SleepableRing {
             provided_buffers: None,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
-            name,
+            id,
             allocator,
             stats: RingIoStats::default(),
             task_queue_stats: AHashMap::new(),
@@ -1075,7 +1098,7 @@ impl SleepableRing {
                 user_data: to_user_data(
                     self.source_map
                         .borrow_mut()
-                        .add_source(&source, self.submission_queue.clone()),
+                        .add_source(&source, self.id),
                 ),
             });
         source
@@ -1118,7 +1141,7 @@ impl SleepableRing {
             user_data: to_user_data(
                 self.source_map
                     .borrow_mut()
-                    .add_source(&timer_source, queue.clone()),
+                    .add_source(&timer_source, self.id),
             ),
         });
         timer_source
@@ -1134,7 +1157,7 @@ impl SleepableRing {
                 user_data: to_user_data(
                     self.source_map
                         .borrow_mut()
-                        .add_source(eventfd_src, self.submission_queue.clone()),
+                        .add_source(eventfd_src, self.id),
                 ),
                 args: UringOpDescriptor::Read(0, 8),
             };
@@ -1184,7 +1207,7 @@ impl SleepableRing {
                 user_data: to_user_data(
                     self.source_map
                         .borrow_mut()
-                        .add_source(link, self.submission_queue.clone()),
+                        .add_source(link, self.id),
                 ),
                 args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
             };
@@ -1234,8 +1257,8 @@ impl SleepableRing {
 }
 
 impl UringCommon for SleepableRing {
-    fn name(&self) -> &'static str {
-        self.name
+    fn id(&self) -> RingId {
+        self.id
     }
 
     fn io_stats_mut(&mut self) -> &mut RingIoStats {
@@ -1352,6 +1375,9 @@ pub(crate) struct Reactor {
     main_ring: RefCell<SleepableRing>,
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
+    // ringmcp patch: the three rings' submission queues, by `RingId`, reachable without
+    // borrowing a ring: a dropped source cancels its request here.
+    submission_queues: [ReactorQueue; 3],
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
     // ringmcp patch: when `latency_preemption_timeout_src` is a preemption timer (not a
@@ -1442,11 +1468,11 @@ impl Reactor {
         let registry = vec![allocator.as_bytes()];
 
         let mut main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+            SleepableRing::new(ring_depth, RingId::Main, allocator.clone(), source_map.clone())?;
         main_ring.provide_buffers();
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
         let mut latency_ring =
-            SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
+            SleepableRing::new(ring_depth, RingId::Latency, allocator.clone(), source_map.clone())?;
 
         match main_ring.registrar().register_buffers_by_ref(&registry) {
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
@@ -1484,7 +1510,13 @@ impl Reactor {
             latency_ring.install_eventfd(&eventfd_src);
         }
 
+        let submission_queues = [
+            main_ring.submission_queue.clone(),
+            latency_ring.submission_queue.clone(),
+            poll_ring.submission_queue.clone(),
+        ];
         Ok(Reactor {
+            submission_queues,
             main_ring: RefCell::new(main_ring),
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
@@ -1683,9 +1715,10 @@ impl Reactor {
             _ => return,
         }
         match enqueued.status {
-            EnqueuedStatus::Dispatched => {
-                enqueued.queue.borrow_mut().cancel_request(enqueued.id, false)
-            }
+            EnqueuedStatus::Dispatched => self
+                .submission_queue(enqueued.ring)
+                .borrow_mut()
+                .cancel_request(enqueued.id, false),
             // Not submitted yet: it will not be (the submission drops a canceled request), and
             // no completion will come. Arming it again un-cancels it.
             EnqueuedStatus::Enqueued | EnqueuedStatus::Canceled => {
@@ -1697,6 +1730,11 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// ringmcp patch: the submission queue of the ring `ring`.
+    pub(crate) fn submission_queue(&self, ring: RingId) -> &ReactorQueue {
+        &self.submission_queues[ring as usize]
     }
 
     pub(crate) fn recv(&self, source: &Source, len: usize, flags: MsgFlags) {
@@ -2258,7 +2296,7 @@ fn queue_request_into_ring(
         }
     }
     let q = ring.submission_queue();
-    let id = source_map.add_source(source, Rc::clone(&q));
+    let id = source_map.add_source(source, ring.id());
 
     let flags = match &*source.timeout_ref() {
         Some(_) => SubmissionFlags::IO_LINK,
@@ -2414,7 +2452,7 @@ mod tests {
     fn sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(4, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(4, RingId::Main, allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2448,7 +2486,7 @@ mod tests {
     fn unterminated_sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(2, RingId::Main, allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2468,7 +2506,7 @@ mod tests {
     fn sqe_link_chain_overflow() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(2, RingId::Main, allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
