@@ -3,36 +3,14 @@
 //! the shard's stop and one timer, and hands each of those to the
 //! transport's state machine, which decides.
 
-use super::io::{self, Deadline, Socket};
+use super::io::{Deadline, Socket};
 use super::{ConnGuard, Shard};
 use crate::transport::outbound::Stall;
-use crate::transport::{Connection, Env, Flow, FlushedFlow};
+use crate::transport::{Connection, Env, Flow, FlushedFlow, HeldBytes};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
-
-/// Bytes read and not taken by the machine yet, between two polls of a driver: nothing unless
-/// there are some (8 B in every driver, not a `Vec`'s 24; an idle connection keeps no read
-/// buffer, see io.rs). While the driver runs they are a `Vec` of its own.
-#[allow(clippy::box_collection)] // the box is the point: 8 B inline instead of 24
-struct Leftover(Option<Box<Vec<u8>>>);
-
-impl Leftover {
-    fn new(bytes: Vec<u8>) -> Leftover {
-        let mut leftover = Leftover(None);
-        leftover.keep(bytes);
-        leftover
-    }
-
-    fn take(&mut self) -> Vec<u8> {
-        self.0.take().map_or_else(Vec::new, |bytes| *bytes)
-    }
-
-    fn keep(&mut self, bytes: Vec<u8>) {
-        self.0 = (!bytes.is_empty()).then(|| Box::new(bytes));
-    }
-}
 
 /// What woke the driver.
 enum Wake {
@@ -59,7 +37,9 @@ pub(super) struct Driver<C> {
     timer: Deadline,
     stream: Socket,
     /// Bytes read and not yet taken by the machine.
-    inbuf: Leftover,
+    /// Bytes read and not taken by the machine yet, between two polls (an idle connection
+    /// keeps no read buffer, see io.rs).
+    inbuf: HeldBytes,
     conn: ConnGuard,
     /// The machine has taken up the last wake (`on_input`, the deadline) and waits for the next.
     settled: bool,
@@ -75,7 +55,7 @@ impl<C: Connection> Driver<C> {
             machine,
             timer,
             stream,
-            inbuf: Leftover::new(inbuf),
+            inbuf: HeldBytes::new(inbuf),
             conn,
             settled: false,
             half_closed: false,
@@ -149,8 +129,6 @@ impl<C: Connection> Driver<C> {
         if self.timer.poll_expired(cx).is_ready() {
             return Poll::Ready(Wake::Timer);
         }
-        // Nor a write buffer while waiting.
-        queue.with_bytes(io::release_if_empty);
         queue.register_writer(cx.waker());
         Poll::Pending
     }

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod auth;
 mod error;
+mod held;
 pub mod http;
 pub mod outbound;
 mod stamp;
@@ -15,6 +16,7 @@ pub mod tls;
 pub mod ws;
 
 pub use error::TransportError;
+pub(crate) use held::HeldBytes;
 
 use crate::auth::Principal;
 use crate::config::Config;
