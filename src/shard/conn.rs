@@ -36,7 +36,6 @@ pub(super) struct Driver<C> {
     machine: C,
     timer: Deadline,
     stream: Socket,
-    /// Bytes read and not yet taken by the machine.
     /// Bytes read and not taken by the machine yet, between two polls (an idle connection
     /// keeps no read buffer, see io.rs).
     inbuf: HeldBytes,
