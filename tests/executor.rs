@@ -246,12 +246,14 @@ fn a_blocking_call_polled_again_and_again_keeps_one_waker() {
 fn a_stream_is_small_and_its_timeouts_made_on_first_use_still_fire() {
     // Every connection holds a stream. Its read and write timeouts share one box, made when
     // either is first set, and its end-of-stream flag sits beside the descriptor (patch 13);
-    // it reaches its reactor through the executor, not a pointer of its own (patch 18).
+    // it reaches its reactor through the executor, not a pointer of its own (patch 18); the
+    // readiness source of a write that waits shares the timeouts' box (patch 21).
     let size = std::mem::size_of::<TcpStream>();
-    assert!(size <= 32, "a TcpStream is {size} B");
+    assert!(size <= 24, "a TcpStream is {size} B");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    // The peer says nothing until the test is over: only the timeout can end the read.
+    // The peer says nothing and reads nothing until the test is over: only the timeouts can
+    // end the read, and the writes once the socket's buffers are full.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let peer = std::thread::spawn(move || {
         let (_conn, _) = listener.accept().unwrap();
@@ -260,7 +262,7 @@ fn a_stream_is_small_and_its_timeouts_made_on_first_use_still_fire() {
     let handles = ringmcp::shard::pool("executor-test", 1)
         .unwrap()
         .on_all_shards(move || async move {
-            use futures_lite::AsyncReadExt;
+            use futures_lite::{AsyncReadExt, AsyncWriteExt};
             let mut stream = TcpStream::connect(addr).await.unwrap();
             assert_eq!(
                 (stream.read_timeout(), stream.write_timeout()),
@@ -274,11 +276,28 @@ fn a_stream_is_small_and_its_timeouts_made_on_first_use_still_fire() {
                 .unwrap();
             assert_eq!(stream.read_timeout(), Some(Duration::from_millis(50)));
             assert_eq!(stream.write_timeout(), Some(Duration::from_secs(5)));
-            stream.read(&mut [0u8; 8]).await.map_err(|e| e.kind())
+            let read = stream.read(&mut [0u8; 8]).await.map_err(|e| e.kind());
+            stream
+                .set_write_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            // Bounded: loopback buffers take a few MiB at most before a write waits.
+            let mut write = Ok(0);
+            for _ in 0..4096 {
+                write = stream.write(&[0u8; 65536]).await.map_err(|e| e.kind());
+                if write.is_err() {
+                    break;
+                }
+            }
+            (read, write)
         })
         .unwrap();
-    let read = handles.join_all().pop().unwrap().unwrap();
+    let (read, write) = handles.join_all().pop().unwrap().unwrap();
     done_tx.send(()).unwrap();
     peer.join().unwrap();
     assert_eq!(read, Err(std::io::ErrorKind::TimedOut));
+    assert_eq!(
+        write,
+        Err(std::io::ErrorKind::TimedOut),
+        "a write that waits times out"
+    );
 }

@@ -214,11 +214,18 @@ impl Timeout {
     }
 }
 
-/// ringmcp patch: a stream's read and write timeouts, allocated together when either is first
-/// set. Most streams never set one: inline, the two took 80 of a stream's 120 bytes, and a
-/// box each still took 16.
+/// ringmcp patch: what few streams need, boxed together when first needed: the readiness
+/// source of a write that waits (its reader is slower than the writer) and the read and write
+/// timeouts, allocated together when either is first set. Inline, the timeouts took 80 of a
+/// stream's 120 bytes, and the source and the timeouts' box still took 16 of its 32.
 #[derive(Debug, Default)]
-struct LazyTimeouts(OnceCell<Box<Timeouts>>);
+struct Rare(OnceCell<Box<RareParts>>);
+
+#[derive(Debug, Default)]
+struct RareParts {
+    source_tx: Option<Source>,
+    timeouts: OnceCell<Timeouts>,
+}
 
 #[derive(Debug)]
 struct Timeouts {
@@ -233,9 +240,21 @@ enum Direction {
     Write,
 }
 
-impl LazyTimeouts {
+impl Rare {
+    fn parts_mut(&mut self) -> &mut RareParts {
+        if self.0.get().is_none() {
+            let _ = self.0.set(Box::default());
+        }
+        self.0.get_mut().expect("set above")
+    }
+
+    /// The readiness source of the write that waits, if one does.
+    fn source_tx(&mut self) -> Option<&mut Option<Source>> {
+        self.0.get_mut().map(|parts| &mut parts.source_tx)
+    }
+
     fn of(&self, direction: Direction) -> Option<&Timeout> {
-        let timeouts = self.0.get()?;
+        let timeouts = self.0.get()?.timeouts.get()?;
         Some(match direction {
             Direction::Read => &timeouts.read,
             Direction::Write => &timeouts.write,
@@ -247,15 +266,16 @@ impl LazyTimeouts {
     }
 
     fn set(&self, direction: Direction, dur: Option<Duration>) -> Result<()> {
-        if self.0.get().is_none() {
+        if self.of(direction).is_none() {
             if dur.is_none() {
                 return Ok(());
             }
             let reactor = crate::executor().reactor();
-            let _ = self.0.set(Box::new(Timeouts {
+            let parts = self.0.get_or_init(Box::default);
+            let _ = parts.timeouts.set(Timeouts {
                 read: Timeout::new(reactor.register_timer()),
                 write: Timeout::new(reactor.register_timer()),
-            }));
+            });
         }
         self.of(direction).map_or(Ok(()), |timeout| timeout.set(dur))
     }
@@ -283,9 +303,8 @@ impl LazyTimeouts {
 /// thread it runs on, `crate::executor().reactor()`, is the one it was made on (8 B per socket).
 pub(crate) struct NonBufferedStream<S> {
     stream: S,
-    source_tx: Option<Source>,
     source_rx: Option<Source>,
-    timeouts: LazyTimeouts,
+    rare: Rare,
     /// ringmcp patch: the peer ended the stream (a read returned 0). Here rather than in
     /// `GlommioStream`, where it took 8 bytes of its own: beside the descriptor it takes none.
     rx_done: Cell<bool>,
@@ -336,7 +355,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         if no_pending_poll {
             if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
                 self.source_rx.take();
-                self.timeouts.cancel_timer(Direction::Read, reactor);
+                self.rare.cancel_timer(Direction::Read, reactor);
                 let result = poll_err!(result);
                 // Start an early poll if the buffer is not fully filled. So when
                 // the next time `poll_read` is called, it will be known immediately
@@ -351,7 +370,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             }
         }
 
-        poll_err!(self.timeouts.check(Direction::Read, reactor));
+        poll_err!(self.rare.check(Direction::Read, reactor));
 
         if no_pending_poll {
             self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
@@ -360,7 +379,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         let source = self.source_rx.as_ref().unwrap();
         source.add_waiter_single(cx.waker());
-        self.timeouts
+        self.rare
             .maybe_set_timer(Direction::Read, reactor, cx.waker());
         Poll::Pending
     }
@@ -460,36 +479,40 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         // out since the last `poll_write`, but it would not cost much more to
         // give it one last chance in this case.
         if let Some(result) = super::yolo_send(self.stream.as_raw_fd(), buf) {
-            let reactor = crate::executor().reactor();
-            self.timeouts
-                .cancel_timer(Direction::Write, reactor.as_ref());
-            self.source_tx.take();
+            if let Some(source_tx) = self.rare.source_tx() {
+                source_tx.take();
+                let reactor = crate::executor().reactor();
+                self.rare.cancel_timer(Direction::Write, reactor.as_ref());
+            }
             return Poll::Ready(result);
         }
 
         let reactor = crate::executor().reactor();
         let reactor = reactor.as_ref();
-        poll_err!(self.timeouts.check(Direction::Write, reactor));
+        poll_err!(self.rare.check(Direction::Write, reactor));
 
-        let no_pending_poll = self
-            .source_tx
+        let fd = self.stream.as_raw_fd();
+        let source_tx = &mut self.rare.parts_mut().source_tx;
+        let no_pending_poll = source_tx
             .as_ref()
             .map(|src| src.result().is_some())
             .unwrap_or(true);
 
         if no_pending_poll {
-            self.source_tx = Some(reactor.poll_write_ready(self.stream.as_raw_fd()));
+            *source_tx = Some(reactor.poll_write_ready(fd));
         }
 
-        let source = self.source_tx.as_ref().unwrap();
+        let source = source_tx.as_ref().unwrap();
         source.add_waiter_single(cx.waker());
-        self.timeouts
+        self.rare
             .maybe_set_timer(Direction::Write, reactor, cx.waker());
         Poll::Pending
     }
 
     pub(crate) fn poll_close(&mut self, _: &Context<'_>) -> Poll<io::Result<()>> {
-        self.source_tx.take();
+        if let Some(source_tx) = self.rare.source_tx() {
+            source_tx.take();
+        }
         Poll::Ready(sys::shutdown(self.stream.as_raw_fd(), Shutdown::Write))
     }
 
@@ -519,9 +542,8 @@ where
     fn from(socket: socket2::Socket) -> Self {
         let mut stream = NonBufferedStream {
             stream: socket.into(),
-            source_tx: None,
             source_rx: None,
-            timeouts: LazyTimeouts::default(),
+            rare: Rare::default(),
             rx_done: Cell::new(false),
         };
         stream.init();
@@ -645,23 +667,19 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
     }
 
     pub(crate) fn set_write_timeout(&self, dur: Option<Duration>) -> Result<()> {
-        self.stream
-            .timeouts
-            .set(Direction::Write, dur)
+        self.stream.rare.set(Direction::Write, dur)
     }
 
     pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> Result<()> {
-        self.stream
-            .timeouts
-            .set(Direction::Read, dur)
+        self.stream.rare.set(Direction::Read, dur)
     }
 
     pub(crate) fn write_timeout(&self) -> Option<Duration> {
-        self.stream.timeouts.get(Direction::Write)
+        self.stream.rare.get(Direction::Write)
     }
 
     pub(crate) fn read_timeout(&self) -> Option<Duration> {
-        self.stream.timeouts.get(Direction::Read)
+        self.stream.rare.get(Direction::Read)
     }
 
     pub(crate) fn stream(&self) -> &S {
