@@ -195,6 +195,21 @@ mod tests {
         assert_eq!(queue.watch_stall(false, Instant::now), Stall::Flowing);
     }
 
+    /// A connection waiting with everything written holds no write buffer: the queue lets it
+    /// go once emptied (the driver released it before waiting, until `HeldBytes`).
+    #[test]
+    fn an_emptied_queue_keeps_no_buffer() {
+        let queue = Outbound::new(64);
+        queue.push(|bytes| bytes.extend_from_slice(b"frame"));
+        queue.with_bytes(|bytes| bytes.drain(..3).count());
+        assert!(
+            queue.with_bytes(|bytes| bytes.capacity()) >= 2,
+            "bytes left, buffer kept"
+        );
+        queue.with_bytes(|bytes| bytes.drain(..).count());
+        assert_eq!(queue.with_bytes(|bytes| bytes.capacity()), 0);
+    }
+
     #[test]
     fn nothing_is_queued_after_the_end() {
         let queue = Outbound::new(100);
