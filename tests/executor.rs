@@ -1,7 +1,8 @@
 //! The shard executor: the patched glommio (vendor/glommio/PATCHES.md) still preempts, with
 //! its preemption timer now armed across turns instead of re-armed on every one, still sleeps
-//! when idle, runs a woken task on time (it does not park with tasks queued), keeps one waker
-//! per pending I/O source however often it is polled, and the busy time it reports only grows.
+//! when idle, runs a woken task on time (it does not park with tasks queued), completes socket
+//! reads while it never parks, keeps one waker per pending I/O source however often it is
+//! polled, and the busy time it reports only grows.
 
 use glommio::net::TcpStream;
 use ringmcp::shard::io::{Deadline, Socket};
@@ -204,6 +205,68 @@ fn a_timer_woken_task_runs_on_time_beside_socket_reads() {
             worst < Duration::from_millis(250),
             "the timer-woken task ran {worst:?} after its deadline"
         );
+    }
+}
+
+/// Reads complete while the shard never parks: a task that only yields keeps its task queue
+/// runnable, so the executor polls its rings only when the queue is preempted (every 5 ms
+/// here), and the reads' completions must come from those polls' own kernel entries.
+/// Regression guard for patch 22: the main ring defers its completion task work
+/// (`DEFER_TASKRUN`) to an `io_uring_enter` that asks for events; entries that only submitted
+/// left every completion in the kernel until the shard slept, here never (this test then read
+/// nothing after its first echo).
+#[test]
+fn socket_reads_complete_while_the_shard_never_parks() {
+    const ECHOES: usize = 50;
+    // A hang guard, not a timing assertion: each echo waits for a preemption, 5 ms.
+    const GIVE_UP: Duration = Duration::from_secs(10);
+    let addr = echo_server();
+    let handles = ringmcp::shard::pool("executor-test", 1)
+        .unwrap()
+        .preempt_timer(Duration::from_millis(5))
+        .on_all_shards(move || async move {
+            // The server's path: reads are completions of a multishot receive, not readiness
+            // polls followed by a `recv` (which reads without the ring).
+            ringmcp::shard::io::choose_receive(false);
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let mut stream = Socket::new(tcp, None);
+            let fd = stream.as_raw_fd();
+            let done = std::rc::Rc::new(std::cell::Cell::new(false));
+            let spinner = glommio::spawn_local({
+                let done = done.clone();
+                async move {
+                    while !done.get() {
+                        futures_lite::future::yield_now().await;
+                    }
+                }
+            });
+            let give_up = Instant::now() + GIVE_UP;
+            let mut echoed = 0;
+            let mut inbuf = Vec::new();
+            while echoed < ECHOES && Instant::now() < give_up {
+                // SAFETY: `fd` is the open socket `stream` owns; one byte from a live array.
+                let sent = unsafe { libc::send(fd, b"x".as_ptr().cast(), 1, libc::MSG_DONTWAIT) };
+                assert_eq!(sent, 1, "send");
+                let read = futures_lite::future::or(
+                    std::future::poll_fn(|cx| stream.poll_read_into(cx, &mut inbuf)),
+                    async {
+                        glommio::timer::sleep(GIVE_UP).await;
+                        Ok(0)
+                    },
+                );
+                if !matches!(read.await, Ok(1..)) {
+                    break;
+                }
+                echoed = inbuf.len();
+            }
+            done.set(true);
+            spinner.await;
+            echoed
+        })
+        .unwrap();
+    for result in handles.join_all() {
+        assert_eq!(result.unwrap(), ECHOES, "echoes read before giving up");
     }
 }
 

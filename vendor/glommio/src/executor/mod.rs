@@ -73,6 +73,8 @@ pub(crate) const DEFAULT_EXECUTOR_NAME: &str = "unnamed";
 pub(crate) const DEFAULT_PREEMPT_TIMER: Duration = Duration::from_millis(100);
 pub(crate) const DEFAULT_IO_MEMORY: usize = 10 << 20;
 pub(crate) const DEFAULT_RING_SUBMISSION_DEPTH: usize = 128;
+/// ringmcp patch: 64 buffers of 32 KiB, 2 MiB per executor.
+pub(crate) const DEFAULT_RECV_BUFFERS: u16 = 64;
 
 /// Result type alias that removes the need to specify a type parameter
 /// that's only valid in the channel variants of the error. Otherwise, it
@@ -482,6 +484,8 @@ pub struct LocalExecutorBuilder {
     /// concurrency. A higher ring depth allows a shard to submit a
     /// greater number of IO requests to the kernel at once.
     ring_depth: usize,
+    /// ringmcp patch: buffers of the main ring's provided-buffer ring.
+    recv_buffers: u16,
     /// How often to yield to other task queues
     preempt_timer_duration: Duration,
     /// Whether to record the latencies of individual IO requests
@@ -509,6 +513,7 @@ impl LocalExecutorBuilder {
             name: String::from(DEFAULT_EXECUTOR_NAME),
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
+            recv_buffers: DEFAULT_RECV_BUFFERS,
             preempt_timer_duration: DEFAULT_PREEMPT_TIMER,
             record_io_latencies: false,
             blocking_thread_pool_placement: PoolPlacement::from(placement),
@@ -553,6 +558,21 @@ impl LocalExecutorBuilder {
     pub fn ring_depth(mut self, ring_depth: usize) -> LocalExecutorBuilder {
         assert!(ring_depth > 0, "ring depth should be strictly positive");
         self.ring_depth = ring_depth;
+        self
+    }
+
+    /// ringmcp patch: how many 32 KiB buffers the provided-buffer ring of multishot socket
+    /// receives holds (a power of two, 1 to 32768). The receives the kernel runs between two
+    /// of the executor's turns share it; one that finds it empty ends (`ENOBUFS`, counted by
+    /// [`crate::net::recv_buffer_shortages`]) and is armed again a turn later. Defaults to 64
+    /// (2 MiB, touched when the executor starts).
+    #[must_use = "The builder must be built to be useful"]
+    pub fn recv_buffers(mut self, buffers: u16) -> LocalExecutorBuilder {
+        assert!(
+            buffers.is_power_of_two() && buffers <= 1 << 15,
+            "the provided-buffer ring holds a power of two of buffers, at most 32768"
+        );
+        self.recv_buffers = buffers;
         self
     }
 
@@ -633,6 +653,7 @@ impl LocalExecutorBuilder {
             LocalExecutorConfig {
                 io_memory: self.io_memory,
                 ring_depth: self.ring_depth,
+                recv_buffers: self.recv_buffers,
                 preempt_timer: self.preempt_timer_duration,
                 record_io_latencies: self.record_io_latencies,
                 spin_before_park: self.spin_before_park,
@@ -699,6 +720,7 @@ impl LocalExecutorBuilder {
         let mut cpu_set_gen = placement::CpuSetGenerator::one(self.placement)?;
         let io_memory = self.io_memory;
         let ring_depth = self.ring_depth;
+        let recv_buffers = self.recv_buffers;
         let preempt_timer_duration = self.preempt_timer_duration;
         let spin_before_park = self.spin_before_park;
         let detect_stalls = self.detect_stalls;
@@ -714,6 +736,7 @@ impl LocalExecutorBuilder {
                     LocalExecutorConfig {
                         io_memory,
                         ring_depth,
+                        recv_buffers,
                         preempt_timer: preempt_timer_duration,
                         record_io_latencies,
                         spin_before_park,
@@ -773,6 +796,8 @@ pub struct LocalExecutorPoolBuilder {
     /// concurrency. A higher ring depth allows a shard to submit a
     /// greater number of IO requests to the kernel at once.
     ring_depth: usize,
+    /// ringmcp patch: buffers of the main ring's provided-buffer ring.
+    recv_buffers: u16,
     /// How often to yield to other task queues
     preempt_timer_duration: Duration,
     /// Indicates a policy by which [`LocalExecutor`]s are bound to CPUs.
@@ -796,6 +821,7 @@ impl fmt::Debug for LocalExecutorPoolBuilder {
             .field("name", &self.name)
             .field("io_memory", &self.io_memory)
             .field("ring_depth", &self.ring_depth)
+            .field("recv_buffers", &self.recv_buffers)
             .field("preempt_timer_duration", &self.preempt_timer_duration)
             .field("record_io_latencies", &self.record_io_latencies)
             .field(
@@ -818,6 +844,7 @@ impl LocalExecutorPoolBuilder {
             name: String::from(DEFAULT_EXECUTOR_NAME),
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
+            recv_buffers: DEFAULT_RECV_BUFFERS,
             preempt_timer_duration: DEFAULT_PREEMPT_TIMER,
             placement: placement.clone(),
             record_io_latencies: false,
@@ -860,6 +887,18 @@ impl LocalExecutorPoolBuilder {
     pub fn ring_depth(mut self, ring_depth: usize) -> Self {
         assert!(ring_depth > 0, "ring depth should be strictly positive");
         self.ring_depth = ring_depth;
+        self
+    }
+
+    /// ringmcp patch: please see documentation under [`LocalExecutorBuilder::recv_buffers`]
+    /// for details. The setting is applied to all executors in the pool.
+    #[must_use = "The builder must be built to be useful"]
+    pub fn recv_buffers(mut self, buffers: u16) -> Self {
+        assert!(
+            buffers.is_power_of_two() && buffers <= 1 << 15,
+            "the provided-buffer ring holds a power of two of buffers, at most 32768"
+        );
+        self.recv_buffers = buffers;
         self
     }
 
@@ -980,6 +1019,7 @@ impl LocalExecutorPoolBuilder {
         let handle = Builder::new().name(name).spawn({
             let io_memory = self.io_memory;
             let ring_depth = self.ring_depth;
+            let recv_buffers = self.recv_buffers;
             let preempt_timer_duration = self.preempt_timer_duration;
             let spin_before_park = self.spin_before_park;
             let record_io_latencies = self.record_io_latencies;
@@ -997,6 +1037,7 @@ impl LocalExecutorPoolBuilder {
                         LocalExecutorConfig {
                             io_memory,
                             ring_depth,
+                            recv_buffers,
                             preempt_timer: preempt_timer_duration,
                             record_io_latencies,
                             spin_before_park,
@@ -1092,6 +1133,7 @@ pub(crate) fn maybe_activate(tq: Rc<RefCell<TaskQueue>>) {
 pub struct LocalExecutorConfig {
     pub io_memory: usize,
     pub ring_depth: usize,
+    pub recv_buffers: u16,
     pub preempt_timer: Duration,
     pub record_io_latencies: bool,
     pub spin_before_park: Option<Duration>,
@@ -1182,6 +1224,7 @@ impl LocalExecutor {
                 notifier,
                 config.io_memory,
                 config.ring_depth,
+                config.recv_buffers,
                 config.record_io_latencies,
                 blocking_thread,
             )?),

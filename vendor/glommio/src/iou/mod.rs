@@ -80,6 +80,7 @@ pub use registrar::{Personality, Registrar};
 bitflags::bitflags! {
     /// [`IoUring`] initialization flags for advanced use cases.
     ///
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct SetupFlags: u32 {
         /// Poll the IO context instead of defaulting to interrupt.
         const IOPOLL    = 1 << 0;   /* io_context is polled */
@@ -97,6 +98,12 @@ bitflags::bitflags! {
         const COOP_TASKRUN = 1 << 8;
         /// Set IORING_SQ_TASKRUN in the SQ flags while task work is pending (Linux 5.19).
         const TASKRUN_FLAG = 1 << 9;
+        /// Only the thread that made the ring submits to it (Linux 6.0).
+        const SINGLE_ISSUER = 1 << 12;
+        /// Completion task work waits for the submitter's next `io_uring_enter` with
+        /// `IORING_ENTER_GETEVENTS` instead of running at any kernel exit (Linux 6.1; needs
+        /// `SINGLE_ISSUER`).
+        const DEFER_TASKRUN = 1 << 13;
     }
 }
 
@@ -195,6 +202,12 @@ impl IoUring {
     /// Submit all prepared [`SQE`]s to the kernel.
     pub fn submit_sqes(&mut self) -> io::Result<u32> {
         self.sq().submit()
+    }
+
+    /// Submit all prepared [`SQE`]s to the kernel and post the completions its deferred task
+    /// work holds, without waiting (ringmcp patch, for `DEFER_TASKRUN` rings).
+    pub fn submit_sqes_and_get_events(&mut self) -> io::Result<u32> {
+        self.sq().submit_and_get_events()
     }
 
     /// Submit all prepared [`SQE`]s to the kernel and wait until at least

@@ -64,6 +64,28 @@ impl<'ring> SubmissionQueue<'ring> {
         resultify(unsafe { uring_sys::io_uring_submit(self.ring.as_ptr()) })
     }
 
+    /// Submits all events in the queue and has the kernel post the completions its deferred
+    /// task work holds (`IORING_ENTER_GETEVENTS` with no minimum: it does not wait).
+    pub fn submit_and_get_events(&mut self) -> io::Result<u32> {
+        // SAFETY: the ring is alive for 'ring; `__io_uring_flush_sq` moves the prepared SQEs
+        // into the kernel's view and returns how many are there to submit.
+        let entered = unsafe {
+            let ring = self.ring.as_ptr();
+            let submit = uring_sys::__io_uring_flush_sq(ring);
+            uring_sys::syscalls::io_uring_enter(
+                (*ring).ring_fd,
+                submit as _,
+                0,
+                uring_sys::IORING_ENTER_GETEVENTS,
+                std::ptr::null(),
+            )
+        };
+        match entered {
+            -1 => Err(io::Error::last_os_error()),
+            submitted => Ok(submitted as u32),
+        }
+    }
+
     pub fn submit_and_wait(&mut self, wait_for: u32) -> io::Result<u32> {
         resultify(unsafe { uring_sys::io_uring_submit_and_wait(self.ring.as_ptr(), wait_for as _) })
     }

@@ -43,8 +43,6 @@ pub(crate) const CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
 /// `IORING_CQE_BUFFER_SHIFT`.
 const CQE_BUFFER_SHIFT: u32 = 16;
 
-/// Buffers in the ring (a power of two, at most 32768).
-const ENTRIES: u16 = 64;
 /// Bytes per buffer. A completion carries at most what is left of one.
 const BUFFER_BYTES: usize = 32 * 1024;
 
@@ -94,18 +92,24 @@ impl ProvidedBuffers {
         self.shortages
     }
 
-    fn ring_layout() -> Layout {
-        Layout::from_size_align(ENTRIES as usize * std::mem::size_of::<RingEntry>(), 4096).unwrap()
+    /// Buffers in the ring (a power of two, at most 32768).
+    fn entries(&self) -> u16 {
+        self.filled.len() as u16
     }
 
-    fn buffers_layout() -> Layout {
-        Layout::from_size_align(ENTRIES as usize * BUFFER_BYTES, 4096).unwrap()
+    fn ring_layout(entries: u16) -> Layout {
+        Layout::from_size_align(entries as usize * std::mem::size_of::<RingEntry>(), 4096).unwrap()
     }
 
-    /// Registers a ring with the io_uring `ring_fd`, full of buffers; `None` when the kernel
+    fn buffers_layout(entries: u16) -> Layout {
+        Layout::from_size_align(entries as usize * BUFFER_BYTES, 4096).unwrap()
+    }
+
+    /// Registers a ring of `entries` buffers (a power of two, at most 32768) with the
+    /// io_uring `ring_fd`, full of buffers; `None` when the kernel
     /// cannot consume it incrementally (before Linux 6.12; multishot receives need 6.0) or
     /// cannot cap what one multishot receive takes (before 6.17).
-    pub(crate) fn register(ring_fd: RawFd) -> Option<ProvidedBuffers> {
+    pub(crate) fn register(ring_fd: RawFd, entries: u16) -> Option<ProvidedBuffers> {
         // The cap (`MULTISHOT_LIMIT_BYTES`) has no probe: a kernel without it fails the
         // receive itself with EINVAL (it took `optlen` for a file index), so ask the release.
         if !kernel_release_at_least(6, 17) {
@@ -115,8 +119,8 @@ impl ProvidedBuffers {
         // SAFETY: both layouts have a non-zero size.
         let (ring, buffers) = unsafe {
             (
-                alloc_zeroed(Self::ring_layout()) as *mut RingEntry,
-                alloc_zeroed(Self::buffers_layout()),
+                alloc_zeroed(Self::ring_layout(entries)) as *mut RingEntry,
+                alloc_zeroed(Self::buffers_layout(entries)),
             )
         };
         if ring.is_null() || buffers.is_null() {
@@ -127,7 +131,7 @@ impl ProvidedBuffers {
         // with the first connections.
         // SAFETY: `buffers` is a live allocation of exactly this many bytes.
         unsafe {
-            for page in (0..Self::buffers_layout().size()).step_by(4096) {
+            for page in (0..Self::buffers_layout(entries).size()).step_by(4096) {
                 std::ptr::write_volatile(buffers.add(page), 0);
             }
         }
@@ -135,16 +139,16 @@ impl ProvidedBuffers {
             ring,
             buffers,
             tail: 0,
-            filled: vec![0; ENTRIES as usize].into_boxed_slice(),
+            filled: vec![0; entries as usize].into_boxed_slice(),
             shortages: 0,
         };
-        for bid in 0..ENTRIES {
+        for bid in 0..entries {
             provided.put(bid);
         }
         provided.publish();
         let registration = Registration {
             ring_addr: ring as u64,
-            ring_entries: ENTRIES as u32,
+            ring_entries: entries as u32,
             bgid: BUFFER_GROUP,
             flags: PBUF_RING_INC,
             resv: [0; 3],
@@ -178,7 +182,7 @@ impl ProvidedBuffers {
         }
         let bid = (cqe_flags >> CQE_BUFFER_SHIFT) as u16;
         let at = self.filled[bid as usize] as usize;
-        assert!(bid < ENTRIES && at + len <= BUFFER_BYTES, "bad provided buffer");
+        assert!(bid < self.entries() && at + len <= BUFFER_BYTES, "bad provided buffer");
         // SAFETY: in range (checked); the kernel wrote these bytes before posting the
         // completion and writes only past them until the buffer is given back.
         take(unsafe {
@@ -194,8 +198,8 @@ impl ProvidedBuffers {
     }
 
     fn put(&mut self, bid: u16) {
-        let slot = (self.tail & (ENTRIES - 1)) as usize;
-        // SAFETY: slot < ENTRIES; the kernel reads entries only between its head and the
+        let slot = (self.tail & (self.entries() - 1)) as usize;
+        // SAFETY: slot < entries; the kernel reads entries only between its head and the
         // published tail, and this one is past the tail until `publish`.
         unsafe {
             let entry = self.ring.add(slot);
@@ -242,8 +246,8 @@ impl Drop for ProvidedBuffers {
         // closed (and the registration gone) before the memory is freed.
         // SAFETY: both were allocated in `register` with these layouts.
         unsafe {
-            dealloc(self.ring as *mut u8, Self::ring_layout());
-            dealloc(self.buffers, Self::buffers_layout());
+            dealloc(self.ring as *mut u8, Self::ring_layout(self.entries()));
+            dealloc(self.buffers, Self::buffers_layout(self.entries()));
         }
     }
 }

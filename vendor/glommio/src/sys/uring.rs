@@ -1014,6 +1014,8 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    /// ringmcp patch: made with `IORING_SETUP_DEFER_TASKRUN`, so every entry asks for events.
+    defers_task_work: bool,
 }
 
 impl SleepableRing {
@@ -1024,18 +1026,32 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
-        // ringmcp patch: no IPI per completion while this thread is running. Kernels
-        // before 5.19 refuse these flags with EINVAL and get the plain ring.
-        let ring = match iou::IoUring::new_with_flags(
-            size as _,
-            iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
-            iou::SetupFeatures::empty(),
-        ) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
-            ring => ring?,
+        // ringmcp patch: no IPI per completion while this thread is running (Linux 5.19), and
+        // on the main ring, which carries the sockets, completion task work deferred to our
+        // own `io_uring_enter`s (Linux 6.1): it then runs in batches when we ask for events,
+        // not at the exit of every other syscall the thread makes (each `send`). The rings
+        // are made on the executor's thread, the only one that submits to them. A kernel
+        // that refuses flags (EINVAL) gets the next set, down to the plain ring.
+        let coop = iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG;
+        let deferred = iou::SetupFlags::DEFER_TASKRUN
+            | iou::SetupFlags::SINGLE_ISSUER
+            | iou::SetupFlags::TASKRUN_FLAG;
+        let tries = match id {
+            RingId::Main => &[deferred, coop, iou::SetupFlags::empty()][..],
+            _ => &[coop, iou::SetupFlags::empty()][..],
         };
+        let mut made = Err(io::Error::from_raw_os_error(libc::EINVAL));
+        for &flags in tries {
+            made = iou::IoUring::new_with_flags(size as _, flags, iou::SetupFeatures::empty())
+                .map(|ring| (ring, flags));
+            if !matches!(&made, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+                break;
+            }
+        }
+        let (ring, flags) = made?;
         Ok(SleepableRing {
             ring,
+            defers_task_work: flags.contains(iou::SetupFlags::DEFER_TASKRUN),
             provided_buffers: None,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
@@ -1054,8 +1070,8 @@ impl SleepableRing {
 
     /// ringmcp patch: gives this ring a provided-buffer ring for multishot receives, when the
     /// kernel can use one.
-    fn provide_buffers(&mut self) {
-        self.provided_buffers = ProvidedBuffers::register(self.ring_fd());
+    fn provide_buffers(&mut self, buffers: u16) {
+        self.provided_buffers = ProvidedBuffers::register(self.ring_fd(), buffers);
     }
 
     /// Whether the kernel holds completions for us that need a kernel entry to post.
@@ -1280,7 +1296,8 @@ impl UringCommon for SleepableRing {
     fn needs_kernel_enter(&self) -> bool {
         // We need to enter the kernel to submit SQEs, and (ringmcp patch) to run
         // completion task work: with IORING_SETUP_COOP_TASKRUN the kernel posts CQEs
-        // only when this thread next enters it, and flags that with IORING_SQ_TASKRUN.
+        // only when this thread next enters it (with DEFER_TASKRUN, enters asking for
+        // events), and flags that with IORING_SQ_TASKRUN.
         self.waiting_kernel_submission() > 0 || self.task_work_pending()
     }
 
@@ -1307,7 +1324,12 @@ impl UringCommon for SleepableRing {
     }
 
     fn submit_sqes(&mut self) -> io::Result<usize> {
-        let x = self.ring.submit_sqes()? as usize;
+        // ringmcp patch: a deferred ring runs its completion task work only when asked.
+        let x = if self.defers_task_work {
+            self.ring.submit_sqes_and_get_events()?
+        } else {
+            self.ring.submit_sqes()?
+        } as usize;
         self.in_kernel += x;
         Ok(x)
     }
@@ -1449,6 +1471,7 @@ impl Reactor {
         notifier: Arc<sys::SleepNotifier>,
         mut io_memory: usize,
         ring_depth: usize,
+        recv_buffers: u16,
         blocking_thread: BlockingThreadPool,
     ) -> crate::Result<Reactor, ()> {
         const MIN_MEMLOCK_LIMIT: u64 = 512 * 1024;
@@ -1469,7 +1492,7 @@ impl Reactor {
 
         let mut main_ring =
             SleepableRing::new(ring_depth, RingId::Main, allocator.clone(), source_map.clone())?;
-        main_ring.provide_buffers();
+        main_ring.provide_buffers(recv_buffers);
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
         let mut latency_ring =
             SleepableRing::new(ring_depth, RingId::Latency, allocator.clone(), source_map.clone())?;
@@ -2336,7 +2359,7 @@ mod tests {
     fn timeout_smoke_test() {
         let notifier = sys::new_sleep_notifier().unwrap();
         let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
-        let reactor = Reactor::new(notifier, 0, 128, pool).unwrap();
+        let reactor = Reactor::new(notifier, 0, 128, 64, pool).unwrap();
 
         fn timeout_source(millis: u64) -> (Source, UringOpDescriptor) {
             let source = Source::new(

@@ -337,6 +337,9 @@ extern "C" {
 
     pub fn io_uring_submit(ring: *mut io_uring) -> libc::c_int;
 
+    /// Moves the prepared SQEs to the kernel's side of the ring; returns how many wait there.
+    pub fn __io_uring_flush_sq(ring: *mut io_uring) -> libc::c_int;
+
     pub fn io_uring_submit_and_wait(ring: *mut io_uring, wait_nr: libc::c_uint) -> libc::c_int;
 
     pub fn io_uring_get_sqe(ring: *mut io_uring) -> *mut io_uring_sqe;
