@@ -1040,15 +1040,14 @@ impl SleepableRing {
             RingId::Main => &[deferred, coop, iou::SetupFlags::empty()][..],
             _ => &[coop, iou::SetupFlags::empty()][..],
         };
-        let mut made = Err(io::Error::from_raw_os_error(libc::EINVAL));
-        for &flags in tries {
-            made = iou::IoUring::new_with_flags(size as _, flags, iou::SetupFeatures::empty())
-                .map(|ring| (ring, flags));
-            if !matches!(&made, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
-                break;
+        let mut tries = tries.iter();
+        let (ring, flags) = loop {
+            let flags = *tries.next().expect("the plain ring is the last try");
+            match iou::IoUring::new_with_flags(size as _, flags, iou::SetupFeatures::empty()) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && tries.len() > 0 => {}
+                made => break (made?, flags),
             }
-        }
-        let (ring, flags) = made?;
+        };
         Ok(SleepableRing {
             ring,
             defers_task_work: flags.contains(iou::SetupFlags::DEFER_TASKRUN),
