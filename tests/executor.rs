@@ -2,10 +2,12 @@
 //! its preemption timer now armed across turns instead of re-armed on every one, still sleeps
 //! when idle, runs a woken task on time (it does not park with tasks queued), completes socket
 //! reads while it never parks, keeps one waker per pending I/O source however often it is
-//! polled, and the busy time it reports only grows.
+//! polled, and the busy time it reports only grows and counts the work done in the poll that
+//! ended a spin.
 
 use glommio::net::TcpStream;
 use ringmcp::shard::io::{Deadline, Socket};
+use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -118,6 +120,48 @@ fn busy_time_only_grows() {
         let (after_spin, later) = result.unwrap();
         assert!(after_spin >= Duration::from_millis(20), "{after_spin:?}");
         assert!(later >= after_spin, "{later:?} < {after_spin:?}");
+    }
+}
+
+/// A waker whose `wake` busy-waits for its duration: work done inside the reactor's poll, as
+/// the kernel's side of a deferred receive is.
+struct SlowWaker(Duration);
+
+impl std::task::Wake for SlowWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        let until = Instant::now() + self.0;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+#[test]
+fn busy_time_counts_the_spin_poll_that_found_work() {
+    const WAKE_WORK: Duration = Duration::from_millis(100);
+    let handles = ringmcp::shard::pool("executor-test", 1)
+        .unwrap()
+        // Spin through the whole test: the timer below fires in a spin poll, not in a park.
+        .spin_before_park(Duration::from_secs(5))
+        .on_all_shards(|| async {
+            let waker = std::task::Waker::from(std::sync::Arc::new(SlowWaker(WAKE_WORK)));
+            let mut timer = glommio::timer::Timer::new(Duration::from_millis(10));
+            let polled =
+                std::pin::Pin::new(&mut timer).poll(&mut std::task::Context::from_waker(&waker));
+            assert!(polled.is_pending());
+            let before = ringmcp::shard::busy_time();
+            // The shard spins while this task sleeps; the poll that fires the timer runs the
+            // waker's work and must count as busy (upstream dropped every spin poll's time).
+            glommio::timer::sleep(Duration::from_millis(300)).await;
+            ringmcp::shard::busy_time() - before
+        })
+        .unwrap();
+    for result in handles.join_all() {
+        let busy = result.unwrap();
+        assert!(
+            busy >= WAKE_WORK,
+            "busy {busy:?} left out the poll's {WAKE_WORK:?}"
+        );
     }
 }
 

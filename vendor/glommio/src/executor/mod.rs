@@ -252,7 +252,8 @@ pub(crate) fn bind_to_cpu_set(cpus: impl IntoIterator<Item = usize>) -> Result<(
 /// by applications.
 pub struct ExecutorStats {
     executor_runtime: Duration,
-    // total_runtime include poll_io time, exclude spin loop time
+    // total_runtime include poll_io time, exclude spin loop time (but for its last poll when
+    // that found work: ringmcp patch 23)
     total_runtime: Duration,
     scheduler_runs: u64,
     tasks_executed: u64,
@@ -1557,16 +1558,23 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
-                        while !this.reactor.spin_poll_io().unwrap() {
-                            if pre_time.elapsed() > spin_before_park {
+                        // Spin, then park; the spin is not runtime, but (ringmcp patch 23)
+                        // the poll that found work is: with deferred task work its
+                        // `io_uring_enter` runs the kernel's side of the completions (a
+                        // multishot receive's read and copy), work a readiness `recv` does
+                        // inside a task.
+                        pre_time = loop {
+                            let polled_at = Instant::now();
+                            if this.reactor.spin_poll_io().unwrap() {
+                                break polled_at;
+                            }
+                            if polled_at - pre_time > spin_before_park {
                                 this.parker
                                     .park()
                                     .expect("Failed to park! This is actually pretty bad!");
-                                break;
+                                break Instant::now();
                             }
-                        }
-                        // reset the timer for deduct spin loop time
-                        pre_time = Instant::now();
+                        };
                     }
                 }
             }
