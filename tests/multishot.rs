@@ -2,7 +2,8 @@
 //! arrives once and in order across the provided buffers, a connection that stops reading
 //! holds a bounded amount in user memory (the socket pushes back on its peer), a stream that
 //! stops receiving hands over exactly the bytes it took and did not read, and receives the
-//! kernel ends for want of a provided buffer are counted and lose nothing.
+//! kernel ends for want of a provided buffer are counted and lose nothing; a ring size the
+//! kernel cannot take is refused by the executor builders.
 //!
 //! Each test is skipped, with a line on stderr, on a kernel without capped multishot receives
 //! (before Linux 6.17); there, `tests/` and Autobahn run the readiness path they fall back to.
@@ -319,6 +320,29 @@ fn a_ring_run_dry_is_counted_and_loses_nothing() {
         shortages > 0,
         "no receive found the ring empty: the test proves nothing"
     );
+}
+
+#[test]
+fn a_ring_size_the_kernel_cannot_take_is_refused_by_the_builders() {
+    // The kernel's buffer ring holds a power of two of entries, at most 32768.
+    for buffers in [0u16, 3, 48, 1 << 15 | 1] {
+        let refused = std::panic::catch_unwind(|| {
+            let _ = glommio::LocalExecutorBuilder::default().recv_buffers(buffers);
+        });
+        assert!(refused.is_err(), "{buffers} buffers were taken");
+        let refused = std::panic::catch_unwind(|| {
+            let _ = ringmcp::shard::pool("multishot-test", 1)
+                .unwrap()
+                .recv_buffers(buffers);
+        });
+        assert!(refused.is_err(), "{buffers} buffers were taken by a pool");
+    }
+    for buffers in [1u16, 4, 64, 1 << 15] {
+        let _ = glommio::LocalExecutorBuilder::default().recv_buffers(buffers);
+        let _ = ringmcp::shard::pool("multishot-test", 1)
+            .unwrap()
+            .recv_buffers(buffers);
+    }
 }
 
 fn set_buffer(fd: i32, option: libc::c_int, bytes: libc::c_int) {

@@ -76,6 +76,16 @@ pub(crate) const DEFAULT_RING_SUBMISSION_DEPTH: usize = 128;
 /// ringmcp patch: 64 buffers of 32 KiB, 2 MiB per executor.
 pub(crate) const DEFAULT_RECV_BUFFERS: u16 = 64;
 
+/// ringmcp patch: `buffers` if the provided-buffer ring can hold that many (see
+/// [`LocalExecutorBuilder::recv_buffers`]); panics otherwise.
+fn checked_recv_buffers(buffers: u16) -> u16 {
+    assert!(
+        buffers.is_power_of_two() && buffers <= 1 << 15,
+        "the provided-buffer ring holds a power of two of buffers, at most 32768"
+    );
+    buffers
+}
+
 /// Result type alias that removes the need to specify a type parameter
 /// that's only valid in the channel variants of the error. Otherwise, it
 /// might be confused with the error (`E`) that a result usually has in
@@ -569,11 +579,7 @@ impl LocalExecutorBuilder {
     /// (2 MiB, touched when the executor starts).
     #[must_use = "The builder must be built to be useful"]
     pub fn recv_buffers(mut self, buffers: u16) -> LocalExecutorBuilder {
-        assert!(
-            buffers.is_power_of_two() && buffers <= 1 << 15,
-            "the provided-buffer ring holds a power of two of buffers, at most 32768"
-        );
-        self.recv_buffers = buffers;
+        self.recv_buffers = checked_recv_buffers(buffers);
         self
     }
 
@@ -895,11 +901,7 @@ impl LocalExecutorPoolBuilder {
     /// for details. The setting is applied to all executors in the pool.
     #[must_use = "The builder must be built to be useful"]
     pub fn recv_buffers(mut self, buffers: u16) -> Self {
-        assert!(
-            buffers.is_power_of_two() && buffers <= 1 << 15,
-            "the provided-buffer ring holds a power of two of buffers, at most 32768"
-        );
-        self.recv_buffers = buffers;
+        self.recv_buffers = checked_recv_buffers(buffers);
         self
     }
 

@@ -2358,7 +2358,14 @@ mod tests {
     fn timeout_smoke_test() {
         let notifier = sys::new_sleep_notifier().unwrap();
         let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
-        let reactor = Reactor::new(notifier, 0, 128, 64, pool).unwrap();
+        let reactor = Reactor::new(
+            notifier,
+            0,
+            128,
+            crate::executor::DEFAULT_RECV_BUFFERS,
+            pool,
+        )
+        .unwrap();
 
         fn timeout_source(millis: u64) -> (Source, UringOpDescriptor) {
             let source = Source::new(
