@@ -383,18 +383,35 @@ fn a_stream_is_small_and_its_timeouts_made_on_first_use_still_fire() {
                 .unwrap();
             assert_eq!(stream.read_timeout(), Some(Duration::from_millis(50)));
             assert_eq!(stream.write_timeout(), Some(Duration::from_secs(5)));
-            let read = stream.read(&mut [0u8; 8]).await.map_err(|e| e.kind());
+            // A hang guard, not a timing assertion: a timeout that never fires fails the test
+            // with `Other` instead of leaving it waiting on a silent peer.
+            let hang_guard = || async {
+                glommio::timer::sleep(Duration::from_secs(10)).await;
+                Err(std::io::ErrorKind::Other)
+            };
+            let read = futures_lite::future::or(
+                async { stream.read(&mut [0u8; 8]).await.map_err(|e| e.kind()) },
+                hang_guard(),
+            )
+            .await;
             stream
                 .set_write_timeout(Some(Duration::from_millis(50)))
                 .unwrap();
             // Bounded: loopback buffers take a few MiB at most before a write waits.
-            let mut write = Ok(0);
-            for _ in 0..4096 {
-                write = stream.write(&[0u8; 65536]).await.map_err(|e| e.kind());
-                if write.is_err() {
-                    break;
-                }
-            }
+            let write = futures_lite::future::or(
+                async {
+                    let mut write = Ok(0);
+                    for _ in 0..4096 {
+                        write = stream.write(&[0u8; 65536]).await.map_err(|e| e.kind());
+                        if write.is_err() {
+                            break;
+                        }
+                    }
+                    write
+                },
+                hang_guard(),
+            )
+            .await;
             (read, write)
         })
         .unwrap();
