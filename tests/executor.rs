@@ -123,45 +123,50 @@ fn busy_time_only_grows() {
     }
 }
 
-/// A waker whose `wake` busy-waits for its duration: work done inside the reactor's poll, as
-/// the kernel's side of a deferred receive is.
-struct SlowWaker(Duration);
+/// A waker that busy-waits for `work` before it wakes `then`: work done inside the reactor's
+/// poll (as the kernel's side of a deferred receive is) by the poll that wakes a task.
+struct SlowWaker {
+    work: Duration,
+    then: std::task::Waker,
+}
 
 impl std::task::Wake for SlowWaker {
     fn wake(self: std::sync::Arc<Self>) {
-        let until = Instant::now() + self.0;
+        let until = Instant::now() + self.work;
         while Instant::now() < until {
             std::hint::spin_loop();
         }
+        self.then.wake_by_ref();
     }
 }
 
 #[test]
 fn busy_time_counts_the_spin_poll_that_found_work() {
-    const WAKE_WORK: Duration = Duration::from_millis(100);
+    const WORK: Duration = Duration::from_millis(100);
     let handles = ringmcp::shard::pool("executor-test", 1)
         .unwrap()
         // Spin through the whole test: the timer below fires in a spin poll, not in a park.
         .spin_before_park(Duration::from_secs(5))
         .on_all_shards(|| async {
-            let waker = std::task::Waker::from(std::sync::Arc::new(SlowWaker(WAKE_WORK)));
             let mut timer = glommio::timer::Timer::new(Duration::from_millis(10));
-            let polled =
-                std::pin::Pin::new(&mut timer).poll(&mut std::task::Context::from_waker(&waker));
-            assert!(polled.is_pending());
             let before = ringmcp::shard::busy_time();
-            // The shard spins while this task sleeps; the poll that fires the timer runs the
+            // The shard spins while this task waits; the poll that fires the timer does the
             // waker's work and must count as busy (upstream dropped every spin poll's time).
-            glommio::timer::sleep(Duration::from_millis(300)).await;
+            std::future::poll_fn(|cx| {
+                let then = cx.waker().clone();
+                let waker =
+                    std::task::Waker::from(std::sync::Arc::new(SlowWaker { work: WORK, then }));
+                std::pin::Pin::new(&mut timer).poll(&mut std::task::Context::from_waker(&waker))
+            })
+            .await;
+            // That poll's time is added when the turn it began ends: read in a later turn.
+            glommio::timer::sleep(Duration::from_millis(1)).await;
             ringmcp::shard::busy_time() - before
         })
         .unwrap();
     for result in handles.join_all() {
         let busy = result.unwrap();
-        assert!(
-            busy >= WAKE_WORK,
-            "busy {busy:?} left out the poll's {WAKE_WORK:?}"
-        );
+        assert!(busy >= WORK, "busy {busy:?} left out the poll's {WORK:?}");
     }
 }
 
