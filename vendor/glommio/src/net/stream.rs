@@ -242,10 +242,8 @@ enum Direction {
 
 impl Rare {
     fn parts_mut(&mut self) -> &mut RareParts {
-        if self.0.get().is_none() {
-            let _ = self.0.set(Box::default());
-        }
-        self.0.get_mut().expect("set above")
+        self.0.get_or_init(Box::default);
+        self.0.get_mut().expect("initialized above")
     }
 
     /// The readiness source of the write that waits, if one does.
