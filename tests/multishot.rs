@@ -5,8 +5,9 @@
 //! kernel ends for want of a provided buffer are counted and lose nothing; a ring size the
 //! kernel cannot take is refused by the executor builders.
 //!
-//! Each test is skipped, with a line on stderr, on a kernel without capped multishot receives
-//! (before Linux 6.17); there, `tests/` and Autobahn run the readiness path they fall back to.
+//! Each receive test is skipped, with a line on stderr, on a kernel without capped multishot
+//! receives (before Linux 6.17); there, `tests/` and Autobahn run the readiness path they fall
+//! back to. The builders' check needs no kernel and always runs.
 
 use glommio::net::TcpStream;
 use ringmcp::shard::io::{self, Socket};
