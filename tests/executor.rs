@@ -25,6 +25,13 @@ fn spin_until_preempted() -> bool {
     false
 }
 
+/// `value` once `after` has passed on the shard's clock: the losing side of a race that keeps
+/// a test from waiting forever (a hang guard, not a timing assertion).
+async fn given_up_after<T>(after: Duration, value: T) -> T {
+    glommio::timer::sleep(after).await;
+    value
+}
+
 #[test]
 fn a_task_that_never_yields_is_preempted_on_every_slice() {
     let handles = ringmcp::shard::pool("executor-test", 1)
@@ -299,10 +306,7 @@ fn socket_reads_complete_while_the_shard_never_parks() {
                 assert_eq!(sent, 1, "send");
                 let read = futures_lite::future::or(
                     std::future::poll_fn(|cx| stream.poll_read_into(cx, &mut inbuf)),
-                    async {
-                        glommio::timer::sleep(GIVE_UP).await;
-                        Ok(0)
-                    },
+                    given_up_after(GIVE_UP, Ok(0)),
                 );
                 if !matches!(read.await, Ok(1..)) {
                     break;
@@ -388,15 +392,13 @@ fn a_stream_is_small_and_its_timeouts_made_on_first_use_still_fire() {
                 .unwrap();
             assert_eq!(stream.read_timeout(), Some(Duration::from_millis(50)));
             assert_eq!(stream.write_timeout(), Some(Duration::from_secs(5)));
-            // A hang guard, not a timing assertion: a timeout that never fires fails the test
-            // with `Other` instead of leaving it waiting on a silent peer.
-            let hang_guard = || async {
-                glommio::timer::sleep(Duration::from_secs(10)).await;
-                Err(std::io::ErrorKind::Other)
-            };
+            // A timeout that never fires fails the test with `Other` instead of leaving it
+            // waiting on a silent peer.
+            let give_up =
+                || given_up_after(Duration::from_secs(10), Err(std::io::ErrorKind::Other));
             let read = futures_lite::future::or(
                 async { stream.read(&mut [0u8; 8]).await.map_err(|e| e.kind()) },
-                hang_guard(),
+                give_up(),
             )
             .await;
             stream
@@ -414,7 +416,7 @@ fn a_stream_is_small_and_its_timeouts_made_on_first_use_still_fire() {
                     }
                     write
                 },
-                hang_guard(),
+                give_up(),
             )
             .await;
             (read, write)
