@@ -1,5 +1,6 @@
 //! The shard executor: the patched glommio (vendor/glommio/PATCHES.md) still preempts, with
-//! its preemption timer now armed across turns instead of re-armed on every one, still sleeps
+//! its preemption timer now armed across turns instead of re-armed on every one (also in a
+//! turn begun by a spin poll, which skips the reactor's second pass), still sleeps
 //! when idle, runs a woken task on time (it does not park with tasks queued), completes socket
 //! reads while it never parks, keeps one waker per pending I/O source however often it is
 //! polled, and the busy time it reports only grows and counts the work done in the poll that
@@ -32,18 +33,24 @@ async fn given_up_after<T>(after: Duration, value: T) -> T {
     value
 }
 
-#[test]
-fn a_task_that_never_yields_is_preempted_on_every_slice() {
-    let handles = ringmcp::shard::pool("executor-test", 1)
+/// Five times: waits with `wait`, then spins without yielding; whether the executor asked for
+/// the CPU back each time. The shard's slice is 5 ms; its spin before parking the server's
+/// unless `spin_before_park` is given.
+fn preempted_after_each_wait<F: Future<Output = ()> + 'static>(
+    spin_before_park: Option<Duration>,
+    wait: fn() -> F,
+) -> Vec<bool> {
+    let mut pool = ringmcp::shard::pool("executor-test", 1)
         .unwrap()
-        .preempt_timer(Duration::from_millis(5))
-        .on_all_shards(|| async {
+        .preempt_timer(Duration::from_millis(5));
+    if let Some(spin) = spin_before_park {
+        pool = pool.spin_before_park(spin);
+    }
+    let handles = pool
+        .on_all_shards(move || async move {
             let mut preempted = Vec::new();
             for _ in 0..5 {
-                // Many short turns first: each one used to re-arm the timer, now they keep it.
-                for _ in 0..100 {
-                    glommio::timer::sleep(Duration::from_micros(10)).await;
-                }
+                wait().await;
                 preempted.push(spin_until_preempted());
                 // Give the executor the turn it asked for, which consumes the fired timer.
                 glommio::yield_if_needed().await;
@@ -51,9 +58,18 @@ fn a_task_that_never_yields_is_preempted_on_every_slice() {
             preempted
         })
         .unwrap();
-    for result in handles.join_all() {
-        assert_eq!(result.unwrap(), vec![true; 5]);
-    }
+    handles.join_all().pop().unwrap().unwrap()
+}
+
+#[test]
+fn a_task_that_never_yields_is_preempted_on_every_slice() {
+    // Many short turns before each spin: each one used to re-arm the timer, now they keep it.
+    let preempted = preempted_after_each_wait(None, || async {
+        for _ in 0..100 {
+            glommio::timer::sleep(Duration::from_micros(10)).await;
+        }
+    });
+    assert_eq!(preempted, vec![true; 5]);
 }
 
 #[test]
@@ -70,6 +86,18 @@ fn preemption_resumes_after_the_executor_slept() {
     for result in handles.join_all() {
         assert!(result.unwrap());
     }
+}
+
+/// A task woken by a spin poll runs in a turn without the reactor's second pass (patch 24)
+/// only while the preemption timer is still armed. Here the timer fires during every wait (a
+/// 10 ms sleep against a 5 ms slice, spun through), so that turn must arm it again: without
+/// the check the task would never be asked to yield.
+#[test]
+fn a_task_woken_by_a_spin_poll_is_still_preempted() {
+    let preempted = preempted_after_each_wait(Some(Duration::from_secs(5)), || {
+        glommio::timer::sleep(Duration::from_millis(10))
+    });
+    assert_eq!(preempted, vec![true; 5]);
 }
 
 /// CPU time this thread has used so far.

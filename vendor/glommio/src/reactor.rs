@@ -877,6 +877,12 @@ impl Reactor {
         self.sys.rush_dispatch(source, &mut 0)
     }
 
+    /// ringmcp patch 24: whether the preemption timer is armed and has not fired, so task
+    /// queues run now would still be preempted.
+    pub(crate) fn preemption_timer_armed(&self) -> bool {
+        self.sys.pending_preemption_deadline().is_some()
+    }
+
     /// Polls for I/O, but does not change any timer registration.
     ///
     /// This doesn't ever sleep, and does not touch the preemption timer.

@@ -1527,6 +1527,7 @@ impl LocalExecutor {
             pin!(future);
 
             let mut pre_time = Instant::now();
+            let mut spin_found_work = false;
             loop {
                 if let Poll::Ready(t) = future.as_mut().poll(cx) {
                     // can't be canceled, and join handle is None only upon
@@ -1541,9 +1542,18 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
-                this.parker
-                    .poll_io(|| Some(this.preempt_timer_duration()))
-                    .expect("Failed to poll io! This is actually pretty bad!");
+                //
+                // ringmcp patch 24: a spin poll that found work has just done this pass's
+                // I/O, timers and channels (and submitted what was queued); while the
+                // preemption timer it leaves in place is still armed, the tasks it woke run
+                // at once instead of after a second pass that finds nothing new.
+                let spin_poll_was_the_pass = std::mem::take(&mut spin_found_work)
+                    && this.reactor.preemption_timer_armed();
+                if !spin_poll_was_the_pass {
+                    this.parker
+                        .poll_io(|| Some(this.preempt_timer_duration()))
+                        .expect("Failed to poll io! This is actually pretty bad!");
+                }
 
                 // run user code
                 let run = this.run_task_queues();
@@ -1568,6 +1578,7 @@ impl LocalExecutor {
                         pre_time = loop {
                             let polled_at = Instant::now();
                             if this.reactor.spin_poll_io().unwrap() {
+                                spin_found_work = true;
                                 break polled_at;
                             }
                             if polled_at - pre_time > spin_before_park {

@@ -2004,7 +2004,13 @@ impl Reactor {
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
-        self.poll_ring.borrow_mut().poll(woke)?;
+        // ringmcp patch 25: the polling ring (`O_DIRECT` file I/O) only has completions for
+        // requests in the kernel; with none, and nothing queued, it is not looked at.
+        let mut poll_ring = self.poll_ring.borrow_mut();
+        if !poll_ring.can_sleep() {
+            poll_ring.poll(woke)?;
+        }
+        drop(poll_ring);
         self.main_ring.borrow_mut().poll(woke)?;
         self.latency_ring.borrow_mut().poll(woke)?;
         *woke += self.flush_syscall_thread();
@@ -2027,14 +2033,20 @@ impl Reactor {
     /// more than all of it), so a task queue still gets at least half its slice before it
     /// is preempted; it is re-armed about twice per `preempt`.
     fn keep_latency_preemption_timer(&self, preempt: Duration) -> bool {
-        let Some(deadline) = self.latency_preemption_deadline.get() else {
-            return false;
-        };
+        self.pending_preemption_deadline().is_some_and(|deadline| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            left >= preempt / 2 && left <= preempt
+        })
+    }
+
+    /// ringmcp patch 24: when the preemption timer is armed and has not fired yet, the
+    /// instant it fires.
+    pub(crate) fn pending_preemption_deadline(&self) -> Option<Instant> {
+        let deadline = self.latency_preemption_deadline.get()?;
         let timer = self.latency_preemption_timeout_src.take();
         let pending = timer.as_ref().is_some_and(|timer| timer.result().is_none());
         self.latency_preemption_timeout_src.set(timer);
-        let left = deadline.saturating_duration_since(Instant::now());
-        pending && left >= preempt / 2 && left <= preempt
+        pending.then_some(deadline)
     }
 
     /// Removes the latency ring's timer (preemption or sleep), if any.
