@@ -1545,8 +1545,8 @@ impl LocalExecutor {
                 //
                 // ringmcp patch 24: a spin poll that found work has just done this pass's
                 // I/O, timers and channels (and submitted what was queued); while the
-                // preemption timer it leaves in place is still armed, the tasks it woke run
-                // at once instead of after a second pass that finds nothing new.
+                // preemption timer is still armed (the spin does not touch it), the tasks it
+                // woke run at once instead of after a second pass that finds nothing new.
                 let spin_poll_was_the_pass = std::mem::take(&mut spin_found_work)
                     && this.reactor.preemption_timer_armed();
                 if !spin_poll_was_the_pass {

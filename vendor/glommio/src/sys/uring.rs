@@ -2030,8 +2030,10 @@ impl Reactor {
     /// removed and re-armed it on every call: two SQEs, an `io_uring_enter` and a kernel
     /// hrtimer update per executor turn, at about one turn per request under load. It is
     /// kept while it has not fired and leaves at least half of `preempt` from now (and no
-    /// more than all of it), so a task queue still gets at least half its slice before it
-    /// is preempted; it is re-armed about twice per `preempt`.
+    /// more than all of it), so a turn that a pass began still gets at least half a slice
+    /// before it is preempted; it is re-armed about twice per `preempt`. A turn begun by a
+    /// spin poll makes no pass (patch 24) and takes the timer with what is left of it; under
+    /// steady load the timer is then re-armed when it fires.
     fn keep_latency_preemption_timer(&self, preempt: Duration) -> bool {
         self.pending_preemption_deadline().is_some_and(|deadline| {
             let left = deadline.saturating_duration_since(Instant::now());
