@@ -182,6 +182,10 @@ impl<C: Connection + Unpin> Future for Driver<C> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Flow> {
         let this = self.get_mut();
+        // Whatever the machine queues from here on, `turn` writes before this poll waits
+        // (every wake it acts on leads back to `poll_wake`, which writes first): a wake for it
+        // would be one more poll per message that finds nothing to do.
+        this.machine.outbound().writer_running();
         let mut inbuf = this.inbuf.take();
         let polled = this.turn(cx, &mut inbuf);
         this.inbuf.keep(inbuf);

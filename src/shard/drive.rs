@@ -460,24 +460,7 @@ fn entry_waker(id: u32, token: u32) -> Waker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
-
-    /// Counts its wakes, from any thread.
-    #[derive(Default)]
-    struct CountingWaker(AtomicUsize);
-
-    impl Wake for CountingWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    impl CountingWaker {
-        fn wakes(&self) -> usize {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
+    use crate::wake::CountingWaker;
 
     /// This thread's shard tables, with a drive task that counts its wakes.
     fn drivers_with_task() -> (Drivers, Arc<CountingWaker>) {

@@ -167,6 +167,12 @@ impl Outbound {
     pub fn register_writer(&self, waker: &Waker) {
         self.writer.register(waker);
     }
+
+    /// The writer runs now and writes the queue out before it waits again: bytes pushed until
+    /// it registers again do not wake it (that wake would only poll it once more, for nothing).
+    pub fn writer_running(&self) {
+        self.writer.forget();
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +214,22 @@ mod tests {
         );
         queue.with_bytes(|bytes| bytes.drain(..).count());
         assert_eq!(queue.with_bytes(|bytes| bytes.capacity()), 0);
+    }
+
+    /// A WebSocket's reply is pushed while its driver runs, which writes it before it waits:
+    /// waking the driver for it would poll it once more per message, for nothing.
+    #[test]
+    fn a_push_wakes_the_writer_only_while_it_waits() {
+        let queue = Outbound::new(100);
+        let writer = std::sync::Arc::new(crate::wake::CountingWaker::default());
+        let waker = Waker::from(std::sync::Arc::clone(&writer));
+        queue.register_writer(&waker);
+        queue.writer_running();
+        queue.push(|b| b.extend_from_slice(b"reply"));
+        assert_eq!(writer.wakes(), 0, "running");
+        queue.register_writer(&waker);
+        queue.push(|b| b.extend_from_slice(b"notification"));
+        assert_eq!(writer.wakes(), 1, "waiting");
     }
 
     #[test]
