@@ -893,10 +893,10 @@ impl Future for Call {
 mod tests {
     use super::*;
     use crate::proto::testutil::at_every_split;
+    use crate::wake::CountingWaker;
     use proptest::prelude::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::{Wake, Waker};
+    use std::task::Waker;
 
     /// A reply timeout no test waits out by accident.
     const PATIENT: Duration = Duration::from_secs(60);
@@ -1712,39 +1712,30 @@ mod tests {
         // A pending call is woken by the reply.
         client.connected();
         let mut call = client.call(&[b"PING"]);
-        let wakes = Arc::new(Count::default());
+        let wakes = Arc::new(CountingWaker::default());
         let waker = Waker::from(Arc::clone(&wakes));
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut call).poll(&mut cx).is_pending());
         feed(&client, b"+PONG\r\n").unwrap();
-        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        assert_eq!(wakes.wakes(), 1);
         assert!(Pin::new(&mut call).poll(&mut cx).is_ready());
-    }
-
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     #[test]
     fn the_writer_is_woken_when_there_is_output() {
         let client = Client::new(&url("redis://h/1"), 1 << 20, PATIENT);
-        let wakes = Arc::new(Count::default());
+        let wakes = Arc::new(CountingWaker::default());
         let waker = Waker::from(Arc::clone(&wakes));
         let mut cx = Context::from_waker(&waker);
         assert!(client.poll_output(&mut cx).is_pending());
         client.connected();
-        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "SELECT is queued");
+        assert_eq!(wakes.wakes(), 1, "SELECT is queued");
         assert!(client.poll_output(&mut cx).is_ready());
         output(&client);
         assert!(client.poll_output(&mut cx).is_pending());
         feed(&client, b"+OK\r\n").unwrap();
         client.command(&[b"PING"], Box::new(|_| {}));
-        assert_eq!(wakes.0.load(Ordering::Relaxed), 2);
+        assert_eq!(wakes.wakes(), 2);
         let mut out = b"already".to_vec();
         client.take_output(&mut out);
         assert_eq!(out, b"already*1\r\n$4\r\nPING\r\n");
